@@ -1,0 +1,5 @@
+import sys
+
+from ditmos.cli import main
+
+sys.exit(main())
