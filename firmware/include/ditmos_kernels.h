@@ -1,0 +1,256 @@
+/*
+ * ditmos int8 kernels: the public API shared by the reference kernels
+ * (firmware/kernels/ref/) and their Cortex-M7 twins (firmware/kernels/cm7/).
+ *
+ * Every kernel is bit-exact with the TensorFlow Lite Micro reference kernel
+ * of the same op (int8 activations, int8 weights, int32 bias, TFLM's
+ * double-rounding MultiplyByQuantizedMultiplier).  See
+ * firmware/kernels/README.md for layouts and how the generator fills the
+ * parameter structs.
+ *
+ * Conventions
+ *  - Activations are 1-D feature maps stored time-major, [T][C] (NWC with
+ *    N = 1, the layout TFLite uses).  Flat vectors are [N].
+ *  - Offsets follow TFLM: input_offset = -input_zero_point,
+ *    output_offset = +output_zero_point.
+ *  - multiplier/shift pairs are TFLM's QuantizeMultiplier() output:
+ *    multiplier in [2^30, 2^31) (or 0), shift > 0 is a left shift.
+ *  - act_min/act_max are the quantised activation bounds (fused ReLU/ReLU6
+ *    or the full int8 range [-128, 127]).
+ *  - Parameter structs hold only compile-time constants (shapes,
+ *    quantisation, const weights), so the generator can emit them `static
+ *    const` in flash.  Activation pointers are passed as arguments.
+ *  - No kernel allocates memory.  No kernel needs scratch memory; should one
+ *    ever need it, a `<op>_s8_scratch_size()` function is declared beside it.
+ *  - Input and output buffers must not overlap, except for requantize_s8 and
+ *    add_s8, which work in place (output == input is allowed).
+ */
+#ifndef DITMOS_KERNELS_H
+#define DITMOS_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DITMOS_KERNELS_API_VERSION 1
+
+/* Maximum number of channel-concatenated parts a conv1d_s8 input may have. */
+#define DITMOS_CONV_MAX_PARTS 4
+
+/* ------------------------------------------------------------------------ */
+/* conv1d_s8: 1-D convolution (TFLM CONV_2D with H = 1), dilation 1.         */
+/*                                                                          */
+/* The input is the channel-concatenation [part 0 ; part 1 ; ...] of up to  */
+/* DITMOS_CONV_MAX_PARTS feature maps of the same length in_len; the        */
+/* concatenated buffer is never built: each part is read from its own       */
+/* buffer and all parts accumulate into one int32 accumulator per output.   */
+/* A plain convolution is simply num_parts = 1.                             */
+/*                                                                          */
+/* out[t][o] = clamp(MBQM(bias[o] + sum_p sum_k sum_c                        */
+/*                 (in_p[t*stride - pad + k][c] + part[p].input_offset)     */
+/*                 * w[o][p][k][c], multiplier[o], shift[o])                */
+/*                 + output_offset, act_min, act_max)                       */
+/* Taps outside [0, in_len) are skipped (TFLM's zero-point padding).        */
+/*                                                                          */
+/* Weight layout "part-major": [out_channels][part][kernel_size][part.channels] */
+/* For num_parts = 1 this is exactly TFLite's [O][1][K][I] filter tensor;   */
+/* for several parts the generator slices TFLite's [O][K][I_total] along    */
+/* the channel axis and stores each part's [K][C_p] block contiguously.     */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t channels;      /* channels of this part (C_p >= 1) */
+    int32_t input_offset;  /* -zero_point of this part */
+} conv1d_s8_part_t;
+
+typedef struct {
+    int32_t num_parts;     /* 1 .. DITMOS_CONV_MAX_PARTS */
+    conv1d_s8_part_t parts[DITMOS_CONV_MAX_PARTS];
+    int32_t in_len;        /* input time steps (same for every part) */
+    int32_t out_len;       /* output time steps */
+    int32_t out_channels;
+    int32_t kernel_size;
+    int32_t stride;        /* >= 1 */
+    int32_t pad;           /* taps before t = 0 (TFLite's padding.height / width); 0 for VALID */
+    const int8_t *weights; /* part-major, see above */
+    const int32_t *bias;   /* [out_channels], or NULL for no bias */
+    const int32_t *multiplier; /* [out_channels] (per-channel requantisation) */
+    const int32_t *shift;      /* [out_channels] */
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+} conv1d_s8_params_t;
+
+/* inputs[p] points at part p's [in_len][parts[p].channels] buffer;
+ * output is [out_len][out_channels]. */
+void conv1d_s8(const conv1d_s8_params_t *params,
+               const int8_t *const inputs[], int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* depthwise_conv1d_s8: TFLM DEPTHWISE_CONV_2D with H = 1, dilation 1.       */
+/* out channel o = c * depth_multiplier + m reads input channel c.          */
+/* Weights: TFLite's [1][kernel_size][in_channels * depth_multiplier],      */
+/* i.e. [K][C_out].                                                          */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t in_len;
+    int32_t in_channels;
+    int32_t depth_multiplier;  /* out_channels = in_channels * depth_multiplier */
+    int32_t out_len;
+    int32_t kernel_size;
+    int32_t stride;
+    int32_t pad;
+    int32_t input_offset;
+    const int8_t *weights;     /* [kernel_size][out_channels] */
+    const int32_t *bias;       /* [out_channels] or NULL */
+    const int32_t *multiplier; /* [out_channels] */
+    const int32_t *shift;      /* [out_channels] */
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+} depthwise_conv1d_s8_params_t;
+
+void depthwise_conv1d_s8(const depthwise_conv1d_s8_params_t *params,
+                         const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* fully_connected_s8: TFLM FULLY_CONNECTED (int8, weights zero point 0).    */
+/* out[b][o] = clamp(MBQM(bias[o] + sum_i (in[b][i] + input_offset) * w[o][i],*/
+/*                        multiplier[q], shift[q]) + output_offset)          */
+/* with q = o when per_channel, else q = 0.                                  */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t batches;       /* rows of the input (1 for a flat vector) */
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_offset;
+    const int8_t *weights; /* [out_features][in_features] (TFLite layout) */
+    const int32_t *bias;   /* [out_features] or NULL */
+    int32_t per_channel;   /* 0: multiplier[0]/shift[0] for all outputs */
+    const int32_t *multiplier; /* [1] or [out_features] */
+    const int32_t *shift;      /* [1] or [out_features] */
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
+} fully_connected_s8_params_t;
+
+void fully_connected_s8(const fully_connected_s8_params_t *params,
+                        const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* Pooling over time (TFLM MAX_POOL_2D / AVERAGE_POOL_2D with H = 1).        */
+/* Input and output share scale and zero point (TFLite requires it).         */
+/* Windows are clipped to [0, in_len); average divides by the number of      */
+/* valid taps with TFLM's rounding (half away from zero).                    */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t in_len;
+    int32_t channels;
+    int32_t out_len;
+    int32_t pool_size;
+    int32_t stride;
+    int32_t pad;           /* 0 for VALID */
+    int32_t act_min;
+    int32_t act_max;
+} pool1d_s8_params_t;
+
+void max_pool1d_s8(const pool1d_s8_params_t *params,
+                   const int8_t *input, int8_t *output);
+void avg_pool1d_s8(const pool1d_s8_params_t *params,
+                   const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* mean_s8: TFLM MEAN over the time axis of a [T][C] map -> [C].             */
+/* same_quantization = 1 when input and output scale AND zero point are      */
+/* equal: TFLM then divides the raw int32 sum by T (C division, truncating). */
+/* Otherwise multiplier/shift = QuantizeMultiplier(in_scale / out_scale) and */
+/* the kernel folds 1/T in exactly as TFLM's QuantizedMeanOrSum does.         */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t in_len;
+    int32_t channels;
+    int32_t same_quantization;
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t multiplier;
+    int32_t shift;
+} mean_s8_params_t;
+
+void mean_s8(const mean_s8_params_t *params, const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* add_s8: TFLM int8 ADD (same shapes, no broadcast), left_shift = 20.       */
+/* With s_max2 = 2 * max(s1, s2), QuantizeMultiplierSmallerThanOneExp of     */
+/* s1 / s_max2, s2 / s_max2 and s_max2 / (2^left_shift * s_out).             */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t size;            /* elements */
+    int32_t left_shift;      /* 20 for int8 */
+    int32_t input1_offset;
+    int32_t input1_multiplier;
+    int32_t input1_shift;    /* <= 0 */
+    int32_t input2_offset;
+    int32_t input2_multiplier;
+    int32_t input2_shift;    /* <= 0 */
+    int32_t output_offset;
+    int32_t output_multiplier;
+    int32_t output_shift;    /* <= 0 */
+    int32_t act_min;
+    int32_t act_max;
+} add_s8_params_t;
+
+void add_s8(const add_s8_params_t *params, const int8_t *input1,
+            const int8_t *input2, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* requantize_s8: TFLM QUANTIZE int8 -> int8.                                */
+/* out = clamp(MBQM(in - input_zero_point, multiplier, shift)                */
+/*             + output_zero_point, -128, 127),                             */
+/* multiplier/shift = QuantizeMultiplier(in_scale / out_scale).              */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t multiplier;
+    int32_t shift;
+} requantize_s8_params_t;
+
+void requantize_s8(const requantize_s8_params_t *params,
+                   const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* softmax_s8: TFLM int8 -> int8 SOFTMAX over the last axis (gemmlowp        */
+/* fixed-point exp and reciprocal, bit-exact).  The generator computes, as   */
+/* TFLM's PreprocessSoftmaxScaling with kScaledDiffIntegerBits = 5:          */
+/* input_multiplier, input_left_shift and diff_min (= -CalculateInputRadius(5, */
+/* input_left_shift, 31)).  The output is scale 1/256, zero point -128.     */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t rows;
+    int32_t depth;
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+    int32_t diff_min;
+} softmax_s8_params_t;
+
+void softmax_s8(const softmax_s8_params_t *params, const int8_t *input,
+                int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* argmax_s8: TFLM ARG_MAX over the last axis; ties go to the lowest index.  */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t rows;
+    int32_t depth;
+} argmax_s8_params_t;
+
+void argmax_s8(const argmax_s8_params_t *params, const int8_t *input,
+               int32_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DITMOS_KERNELS_H */
