@@ -1,0 +1,218 @@
+"""A protocol client with bounded retries, sequence numbers and reboot detection.
+
+Sequence rule (docs/protocol.md): each new request carries ``last + 1``; a
+retransmission reuses the sequence number of the request it repeats, which
+is always acceptable to the device whether it lost the request (its ``last``
+is one behind) or only its answer was lost (its ``last`` equals ours).
+
+Failure handling, per request, bounded by ``retries``:
+
+* no complete answer within the timeout (bytes dropped, a stall, a device
+  busy rebooting) -> retransmit with the same sequence number;
+* an answer frame with a bad CRC is dropped by the decoder, which then
+  simply times out -> retransmit;
+* an ERROR frame (the device saw a corrupted request, or a header that never
+  completed) -> retransmit; an error that persists over all attempts is
+  reported with its code;
+* answers carrying another sequence number (late duplicates of an earlier
+  request) are ignored.
+
+Reboots: after any request that needed a retransmission, and every
+``probe_every`` requests, the client sends HELLO and compares the boot
+counter.  A changed counter is recorded in ``reboots`` and reported to
+``on_reboot`` (the evaluator re-checks the model hash there).  Since INFER is
+deterministic and stateless, the answer obtained by the retransmission is the
+answer for the sample that was in flight: the run continues from the last
+acknowledged sample without losing or repeating one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ditmos.errors import DitmosError
+from ditmos.harness.protocol import (
+    RESPONSE_OF,
+    SUPPORTED_VERSIONS,
+    DeviceError,
+    DeviceStats,
+    ErrorCode,
+    Frame,
+    FrameDecoder,
+    HelloInfo,
+    InferResult,
+    MsgType,
+    ProtocolError,
+    encode_frame,
+)
+from ditmos.harness.transport import Transport
+
+
+class DeviceTimeout(DitmosError):
+    """The device did not answer after every allowed retransmission."""
+
+
+class DeviceRejected(DitmosError):
+    """The device kept answering a request with an ERROR frame."""
+
+
+@dataclass
+class LinkCounters:
+    requests: int = 0
+    retransmissions: int = 0
+    timeouts: int = 0
+    device_errors: dict = field(default_factory=dict)
+    stale_frames: int = 0
+
+    def as_dict(self, decoder: FrameDecoder | None = None) -> dict:
+        d = {"requests": self.requests, "retransmissions": self.retransmissions,
+             "timeouts": self.timeouts, "device_errors": dict(self.device_errors),
+             "stale_frames": self.stale_frames}
+        if decoder is not None:
+            d["crc_errors"] = decoder.stats.crc_errors
+            d["discarded_bytes"] = decoder.stats.discarded_bytes
+        return d
+
+
+@dataclass(frozen=True)
+class Reboot:
+    before: int
+    after: int
+    request: int  # request counter at the moment it was detected
+
+
+class DeviceClient:
+    """Talks to one device over a :class:`Transport`."""
+
+    def __init__(self, transport: Transport, *, timeout: float = 2.0, retries: int = 8,
+                 probe_every: int = 100,
+                 on_reboot: Callable[[HelloInfo, HelloInfo], None] | None = None) -> None:
+        self.transport = transport
+        self.timeout = timeout
+        self.retries = retries
+        self.probe_every = probe_every
+        self.on_reboot = on_reboot
+        self.decoder = FrameDecoder()
+        self.counters = LinkCounters()
+        self.reboots: list[Reboot] = []
+        self.info: HelloInfo | None = None
+        self._seq = 0
+        self._started = False
+        self._since_probe = 0
+
+    @property
+    def url(self) -> str:
+        return getattr(self.transport, "url", "?")
+
+    # ------------------------------------------------------------- requests
+    def hello(self) -> HelloInfo:
+        frame = self._request(MsgType.HELLO, b"", probe=False)
+        info = HelloInfo.decode(frame.payload)
+        if info.protocol_version not in SUPPORTED_VERSIONS or frame.version not in SUPPORTED_VERSIONS:
+            raise DitmosError(
+                f"device on {self.url} speaks protocol version {info.protocol_version}, this "
+                f"harness knows {', '.join(map(str, SUPPORTED_VERSIONS))}: rebuild the firmware "
+                f"with this ditmos (`ditmos build`) and reflash it, or upgrade ditmos")
+        previous = self.info
+        self.info = info
+        self._since_probe = 0
+        if previous is not None and info.boot_counter != previous.boot_counter:
+            self.reboots.append(Reboot(previous.boot_counter, info.boot_counter,
+                                       self.counters.requests))
+            if self.on_reboot is not None:
+                self.on_reboot(previous, info)
+        return info
+
+    def infer(self, sample: bytes) -> InferResult:
+        frame = self._request(MsgType.INFER, bytes(sample))
+        return InferResult.decode(frame.payload)
+
+    def stats(self) -> DeviceStats:
+        return DeviceStats.decode(self._request(MsgType.STATS, b"").payload)
+
+    def reset(self) -> None:
+        """Ask the device to reset; it answers RESET_OK first, then reboots."""
+        self._request(MsgType.RESET, b"", probe=False)
+
+    # ------------------------------------------------------------ machinery
+    def _next_seq(self) -> int:
+        if not self._started:
+            self._started = True
+        else:
+            self._seq = (self._seq + 1) & 0xFFFF
+        return self._seq
+
+    def _request(self, msg_type: MsgType, payload: bytes, *, probe: bool = True) -> Frame:
+        seq = self._next_seq()
+        raw = encode_frame(msg_type, seq, payload)
+        expected = RESPONSE_OF[msg_type]
+        self.counters.requests += 1
+        last_error: DeviceError | None = None
+        attempt = 0
+        while True:
+            if attempt:
+                self.counters.retransmissions += 1
+            self.transport.write(raw)
+            frame = self._await(seq)
+            if frame is None:
+                self.counters.timeouts += 1
+            elif frame.type == MsgType.ERROR:
+                last_error = DeviceError.decode(frame.payload)
+                name = last_error.name
+                self.counters.device_errors[name] = self.counters.device_errors.get(name, 0) + 1
+                if last_error.code == ErrorCode.BAD_SEQUENCE and frame.seq == seq:
+                    raise DeviceRejected(
+                        f"device on {self.url} rejected sequence number {seq} (BAD_SEQUENCE, "
+                        f"detail {last_error.detail}): the link lost track of requests; "
+                        f"reset the board and run again with --resume")
+                if last_error.code == ErrorCode.INFER_FAILED and frame.seq == seq:
+                    raise DeviceRejected(
+                        f"device on {self.url} failed to run the model (INFER_FAILED, detail "
+                        f"{last_error.detail})")
+            elif frame.type != expected:
+                raise ProtocolError(
+                    f"device on {self.url} answered {MsgType(msg_type).name} (seq {seq}) with "
+                    f"frame type 0x{frame.type:02x}, expected 0x{int(expected):02x}")
+            else:
+                needed_retry = attempt > 0
+                self._since_probe += 1
+                if probe and (needed_retry or self._since_probe >= self.probe_every):
+                    self.hello()
+                return frame
+            attempt += 1
+            if attempt > self.retries:
+                if last_error is not None:
+                    raise DeviceRejected(
+                        f"device on {self.url} answered {MsgType(msg_type).name} with ERROR "
+                        f"{last_error.name} (detail {last_error.detail}) on all "
+                        f"{attempt} attempts")
+                raise DeviceTimeout(
+                    f"device on {self.url} did not answer {MsgType(msg_type).name} (seq {seq}) "
+                    f"within {self.timeout:.2f} s on any of {attempt} attempts; is the firmware "
+                    f"running and the baud rate right?")
+
+    def _await(self, seq: int) -> Frame | None:
+        """The answer to ``seq`` (or an ERROR frame), or None on timeout."""
+        deadline = time.monotonic() + self.timeout
+        pending: list[Frame] = []
+        while True:
+            for frame in pending:
+                if frame.seq == seq and (frame.type & 0x80 or frame.type == MsgType.ERROR):
+                    return frame
+                if frame.type == MsgType.ERROR and frame.payload[:1] in (
+                        bytes([ErrorCode.BAD_CRC]), bytes([ErrorCode.TIMEOUT]),
+                        bytes([ErrorCode.TOO_LONG])):
+                    # the device saw a damaged frame; its sequence number cannot be trusted
+                    return frame
+                self.counters.stale_frames += 1
+            left = deadline - time.monotonic()
+            if left <= 0:
+                # abandon a frame whose tail never came; rescan what is buffered
+                pending = self.decoder.drop_partial() if self.decoder.pending else []
+                for frame in pending:
+                    if frame.seq == seq and frame.type & 0x80:
+                        return frame
+                return None
+            pending = self.decoder.feed(self.transport.read(min(left, 0.05)))

@@ -1,0 +1,343 @@
+"""The ditmos serial protocol, version 1 (see ``docs/protocol.md``).
+
+Frames are ``sync(2) version(1) type(1) seq(u16) length(u16) payload crc(u16)``,
+little-endian, with a CRC-16/CCITT-FALSE over everything after the sync
+marker.  This module is pure: bytes in, typed values out.  It holds both the
+host side (requests, response parsing) and enough of the device side (response
+encoding) for test peers and the fault-injection proxy.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from dataclasses import dataclass, field
+
+from ditmos.errors import DitmosError
+
+SYNC = b"\xA5\x5A"
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+MAX_PAYLOAD = 2048
+HEADER_SIZE = 8
+CRC_SIZE = 2
+_HEADER = struct.Struct("<2sBBHH")
+
+
+class MsgType(enum.IntEnum):
+    HELLO = 0x01
+    INFER = 0x02
+    STATS = 0x03
+    RESET = 0x04
+    HELLO_OK = 0x81
+    INFER_OK = 0x82
+    STATS_OK = 0x83
+    RESET_OK = 0x84
+    ERROR = 0x7F
+
+
+RESPONSE_OF = {
+    MsgType.HELLO: MsgType.HELLO_OK,
+    MsgType.INFER: MsgType.INFER_OK,
+    MsgType.STATS: MsgType.STATS_OK,
+    MsgType.RESET: MsgType.RESET_OK,
+}
+
+
+_KNOWN_TYPES = frozenset(int(t) for t in MsgType)
+
+
+class ErrorCode(enum.IntEnum):
+    BAD_CRC = 1
+    BAD_VERSION = 2
+    BAD_TYPE = 3
+    BAD_LENGTH = 4
+    TOO_LONG = 5
+    BAD_SEQUENCE = 6
+    TIMEOUT = 7
+    INFER_FAILED = 8
+
+
+class CostKind(enum.IntEnum):
+    CYCLES = 0
+    INSTRUCTIONS = 1
+    NONE = 2
+
+
+class ProtocolError(DitmosError):
+    """A frame or payload that does not follow docs/protocol.md."""
+
+
+# --------------------------------------------------------------------------- CRC
+
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        table.append(crc & 0xFFFF)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no xorout."""
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+# ------------------------------------------------------------------------ frames
+
+@dataclass(frozen=True)
+class Frame:
+    type: int
+    seq: int
+    payload: bytes = b""
+    version: int = PROTOCOL_VERSION
+
+    def encode(self) -> bytes:
+        return encode_frame(self.type, self.seq, self.payload, version=self.version)
+
+
+def encode_frame(msg_type: int, seq: int, payload: bytes = b"", *,
+                 version: int = PROTOCOL_VERSION) -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise ProtocolError(
+            f"payload of {len(payload)} bytes exceeds the protocol maximum of {MAX_PAYLOAD}")
+    body = _HEADER.pack(SYNC, version, int(msg_type), seq & 0xFFFF, len(payload))[2:] + payload
+    return SYNC + body + struct.pack("<H", crc16_ccitt_false(body))
+
+
+@dataclass
+class DecoderStats:
+    frames: int = 0
+    crc_errors: int = 0
+    oversize: int = 0
+    discarded_bytes: int = 0
+
+
+class FrameDecoder:
+    """Streaming decoder: feed it bytes, get whole frames back.
+
+    Bytes outside a frame are discarded; a frame with a bad CRC or an
+    impossible length is dropped and the search for the next sync marker
+    restarts one byte after the rejected marker, so a good frame hidden inside
+    garbage is still found.  A header naming an unknown frame type is taken for
+    a false sync marker at once.  ``drop_partial()`` abandons a frame whose tail
+    never arrived (call it after a read timeout).
+    """
+
+    def __init__(self, max_payload: int = MAX_PAYLOAD) -> None:
+        self._buf = bytearray()
+        self.max_payload = max_payload
+        self.stats = DecoderStats()
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self._buf += data
+        frames: list[Frame] = []
+        while True:
+            frame = self._next()
+            if frame is None:
+                return frames
+            frames.append(frame)
+
+    def drop_partial(self) -> list[Frame]:
+        """Skip the sync marker at the head of the buffer and rescan the rest."""
+        if self._buf:
+            del self._buf[:1]
+            self.stats.discarded_bytes += 1
+        return self.feed(b"")
+
+    def _next(self) -> Frame | None:
+        buf = self._buf
+        while True:
+            start = buf.find(SYNC)
+            if start < 0:
+                # keep a trailing first sync byte, it may be the start of a marker
+                keep = 1 if buf[-1:] == SYNC[:1] else 0
+                self.stats.discarded_bytes += len(buf) - keep
+                del buf[: len(buf) - keep]
+                return None
+            if start:
+                self.stats.discarded_bytes += start
+                del buf[:start]
+            if len(buf) < HEADER_SIZE:
+                return None
+            _, version, msg_type, seq, length = _HEADER.unpack_from(buf, 0)
+            if msg_type not in _KNOWN_TYPES:
+                # a false sync marker inside garbage: no such frame type exists
+                self.stats.discarded_bytes += 1
+                del buf[:1]
+                continue
+            if length > self.max_payload:
+                self.stats.oversize += 1
+                self.stats.discarded_bytes += 1
+                del buf[:1]
+                continue
+            total = HEADER_SIZE + length + CRC_SIZE
+            if len(buf) < total:
+                return None
+            (crc,) = struct.unpack_from("<H", buf, HEADER_SIZE + length)
+            if crc != crc16_ccitt_false(bytes(buf[2:HEADER_SIZE + length])):
+                self.stats.crc_errors += 1
+                self.stats.discarded_bytes += 1
+                del buf[:1]
+                continue
+            payload = bytes(buf[HEADER_SIZE:HEADER_SIZE + length])
+            del buf[:total]
+            self.stats.frames += 1
+            return Frame(type=msg_type, seq=seq, payload=payload, version=version)
+
+
+# ---------------------------------------------------------------------- messages
+
+_HELLO_FIXED = struct.Struct("<BBII16sHBHHfiIIIH")
+
+
+@dataclass(frozen=True)
+class HelloInfo:
+    protocol_version: int
+    cost_kind: int
+    core_clock_hz: int
+    boot_counter: int
+    model_hash: str
+    num_classes: int
+    num_classifiers: int
+    input_t: int
+    input_c: int
+    input_scale: float
+    input_zero_point: int
+    flash_used: int
+    ram_used: int
+    arena_size: int
+    profiling_layers: int
+    board_name: str
+
+    @property
+    def input_size(self) -> int:
+        return self.input_t * self.input_c
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "HelloInfo":
+        n = _HELLO_FIXED.size
+        if len(payload) < n + 1:
+            raise ProtocolError(f"HELLO_OK payload of {len(payload)} bytes is shorter than {n + 1}")
+        fields = list(_HELLO_FIXED.unpack_from(payload, 0))
+        name_len = payload[n]
+        if len(payload) != n + 1 + name_len:
+            raise ProtocolError(
+                f"HELLO_OK payload is {len(payload)} bytes, expected {n + 1 + name_len} "
+                f"for a board name of {name_len} bytes")
+        fields[4] = _ascii(fields[4], "model_hash")
+        name = _ascii(payload[n + 1:], "board_name")
+        return cls(*fields, board_name=name)
+
+    def encode(self) -> bytes:
+        name = self.board_name.encode("ascii")
+        h = self.model_hash.encode("ascii")
+        if len(h) != 16:
+            raise ProtocolError(f"model hash must be 16 ASCII bytes, got {len(h)}")
+        return _HELLO_FIXED.pack(
+            self.protocol_version, self.cost_kind, self.core_clock_hz, self.boot_counter, h,
+            self.num_classes, self.num_classifiers, self.input_t, self.input_c,
+            self.input_scale, self.input_zero_point, self.flash_used, self.ram_used,
+            self.arena_size, self.profiling_layers) + bytes([len(name)]) + name
+
+
+def _ascii(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError as err:
+        raise ProtocolError(f"{what} in HELLO_OK is not ASCII: {raw!r}") from err
+
+
+@dataclass(frozen=True)
+class InferResult:
+    predicted: int
+    route: int
+    scores: tuple[int, ...]
+    cost: int
+    layer_cost: tuple[int, ...] = field(default=())
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "InferResult":
+        if len(payload) < 5:
+            raise ProtocolError(f"INFER_OK payload of {len(payload)} bytes is too short")
+        predicted, route, ncls = struct.unpack_from("<HBH", payload, 0)
+        off = 5
+        need = off + ncls + 4 + 2
+        if len(payload) < need:
+            raise ProtocolError(
+                f"INFER_OK payload of {len(payload)} bytes is too short for {ncls} classes")
+        scores = struct.unpack_from(f"<{ncls}b", payload, off)
+        off += ncls
+        cost, nlay = struct.unpack_from("<IH", payload, off)
+        off += 6
+        if len(payload) != off + 4 * nlay:
+            raise ProtocolError(
+                f"INFER_OK payload is {len(payload)} bytes, expected {off + 4 * nlay} "
+                f"for {ncls} classes and {nlay} layers")
+        layers = struct.unpack_from(f"<{nlay}I", payload, off)
+        return cls(predicted, route, tuple(scores), cost, tuple(layers))
+
+    def encode(self) -> bytes:
+        n = len(self.scores)
+        return (struct.pack("<HBH", self.predicted, self.route, n)
+                + struct.pack(f"<{n}b", *self.scores)
+                + struct.pack("<IH", self.cost, len(self.layer_cost))
+                + struct.pack(f"<{len(self.layer_cost)}I", *self.layer_cost))
+
+
+_STATS = struct.Struct("<IIIII")
+
+
+@dataclass(frozen=True)
+class DeviceStats:
+    stack_size: int
+    stack_high_water: int
+    arena_size: int
+    inferences: int
+    errors: int
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "DeviceStats":
+        if len(payload) != _STATS.size:
+            raise ProtocolError(f"STATS_OK payload is {len(payload)} bytes, expected {_STATS.size}")
+        return cls(*_STATS.unpack(payload))
+
+    def encode(self) -> bytes:
+        return _STATS.pack(self.stack_size, self.stack_high_water, self.arena_size,
+                           self.inferences, self.errors)
+
+
+_ERROR = struct.Struct("<BH")
+
+
+@dataclass(frozen=True)
+class DeviceError:
+    code: int
+    detail: int
+
+    @property
+    def name(self) -> str:
+        try:
+            return ErrorCode(self.code).name
+        except ValueError:
+            return f"UNKNOWN_{self.code}"
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "DeviceError":
+        if len(payload) != _ERROR.size:
+            raise ProtocolError(f"ERROR payload is {len(payload)} bytes, expected {_ERROR.size}")
+        return cls(*_ERROR.unpack(payload))
+
+    def encode(self) -> bytes:
+        return _ERROR.pack(self.code, self.detail)
