@@ -391,3 +391,72 @@ def train_baselines(data, *, budget: Budget, config: dict | None = None, seed: i
         _log(quiet, f"baseline {name}: val {out[name]['val_accuracy']:.4f} test "
                     f"{out[name]['test_accuracy']:.4f} ({time.perf_counter() - t0:.1f} s)")
     return out
+
+
+# --------------------------------------------------------------------------- #
+# Baselines that come from a DiTMoS run: the strong model, the K-ensemble
+# --------------------------------------------------------------------------- #
+
+def _load_keras(path: Path):
+    import keras
+
+    if not path.is_file():
+        raise DitmosError(f"run model {path} is missing; train the run first (ditmos train)")
+    return keras.models.load_model(path, compile=False)
+
+
+def _single_output(out):
+    if isinstance(out, dict):
+        return np.asarray(out["logits"])
+    if isinstance(out, (list, tuple)):
+        return np.asarray(out[0])
+    return np.asarray(out)
+
+
+def _run_model(model, x: np.ndarray, batch: int = 1024, feed=None):
+    """Outputs of a run model whose inputs are a dict (``window`` [+ features])."""
+    outs = []
+    for i in range(0, len(x), batch):
+        inputs = {"window": x[i:i + batch]}
+        if feed is not None:
+            inputs.update({k: v[i:i + batch] for k, v in feed.items()})
+        outs.append(model(inputs, training=False))
+    if isinstance(outs[0], dict):
+        return {k: np.concatenate([np.asarray(o[k]) for o in outs]) for k in outs[0]}
+    return np.concatenate([_single_output(o) for o in outs])
+
+
+def classifier_logits(run_dir, x: np.ndarray, K: int) -> np.ndarray:
+    """Logits ``[N, K, classes]`` of every trained DiTMoS classifier of a run
+    (each reading the selector's shared feature maps)."""
+    models = Path(run_dir) / "models"
+    selector = _load_keras(models / "selector.keras")
+    sel = _run_model(selector, x)
+    feed = {f"sel_{k}": v for k, v in sel.items() if k.startswith("feat_")}
+    out = []
+    for k in range(K):
+        clf = _load_keras(models / f"classifier_{k}.keras")
+        spec = clf.input
+        names = set(spec) if isinstance(spec, dict) else {t.name for t in clf.inputs}
+        res = _run_model(clf, x, feed={n: v for n, v in feed.items() if n in names} or None)
+        out.append(_single_output(res))
+    return np.stack(out, axis=1)
+
+
+def run_extras(run_dir, data, budget: Budget) -> dict:
+    """The ``strong`` and ``ensemble`` baselines of a trained DiTMoS run,
+    evaluated on ``data`` (the run's own split)."""
+    run_dir = Path(run_dir)
+    out = {}
+    strong_path = run_dir / "models" / "strong.keras"
+    if strong_path.is_file():
+        strong = _load_keras(strong_path)
+        val = _accuracy(_single_output(_run_model(strong, data.x_val)), data.y_val)
+        test = _accuracy(_single_output(_run_model(strong, data.x_test)), data.y_test)
+        out["strong"] = _result(val, test, count_cost(strong))
+    val_l = classifier_logits(run_dir, data.x_val, budget.K)
+    test_l = classifier_logits(run_dir, data.x_test, budget.K)
+    out["ensemble"] = _result(_accuracy(_softmax(val_l).mean(axis=1), data.y_val),
+                              _accuracy(_softmax(test_l).mean(axis=1), data.y_test),
+                              budget.total, members=budget.K)
+    return out
