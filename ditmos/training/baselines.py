@@ -320,28 +320,32 @@ def _train_early_exit(data, budget: Budget, cfg: dict, seed: int, quiet: bool) -
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     model = build_early_exit(spec, budget.input_shape, budget.num_classes)
-    costs = early_exit_costs(spec, budget.input_shape, budget.num_classes)
-    exit_macs = [c.macs for c in costs]
     # Epoch selection: the mean validation accuracy over the exits.
     info = _fit(model, data, cfg=cfg, seed=seed, n_outputs=spec.depth, quiet=quiet,
                 label="early_exit",
                 score=lambda outs: float(np.mean([_accuracy(o, data.y_val) for o in outs])))
+    return {**evaluate_early_exit(model, spec, data, budget), "backbone_ratio": round(ratio, 4),
+            **info}
+
+
+def evaluate_early_exit(model, spec: ConvNetSpec, data, budget: Budget) -> dict:
+    """Pick the exit threshold on the validation split (:func:`choose_threshold`),
+    then apply it unchanged to the test split."""
+    exit_macs = [c.macs for c in early_exit_costs(spec, budget.input_shape, budget.num_classes)]
     val_outs = _predict(model, data.x_val)
     choice = choose_threshold(val_outs, np.asarray(data.y_val), exit_macs, budget.inference_macs)
     test_outs = _predict(model, data.x_test)
     pred, chosen = apply_threshold(test_outs, choice["threshold"], exit_macs)
     test_acc = float(np.mean(pred == np.asarray(data.y_test)))
     avg_macs = float(np.asarray(exit_macs, dtype=np.float64)[chosen].mean())
-    total = count_cost(model)
     fractions = np.bincount(chosen, minlength=spec.depth) / len(chosen)
-    res = _result(choice["val_accuracy"], test_acc, total,
-                  spec=spec.to_dict(), backbone_ratio=round(ratio, 4),
-                  threshold=choice["threshold"], threshold_within_budget=choice["within_budget"],
+    res = _result(choice["val_accuracy"], test_acc, count_cost(model),
+                  spec=spec.to_dict(), threshold=choice["threshold"],
+                  threshold_within_budget=choice["within_budget"],
                   val_avg_macs=round(choice["val_avg_macs"], 1), avg_macs=round(avg_macs, 1),
                   max_macs=int(exit_macs[-1]), exit_macs=exit_macs,
                   exit_fractions=[round(float(f), 4) for f in fractions],
-                  exit_test_accuracy=[round(_accuracy(o, data.y_test), 6) for o in test_outs],
-                  **info)
+                  exit_test_accuracy=[round(_accuracy(o, data.y_test), 6) for o in test_outs])
     # The comparable per-inference figure of an adaptive network is its average.
     res["macs"] = int(round(avg_macs))
     return res
