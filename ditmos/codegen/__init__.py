@@ -1,1 +1,197 @@
-"""ditmos.codegen"""
+"""ditmos.codegen: int8 TFLite sub-models -> plain C99 for the composed
+DiTMoS inference (selector -> routing -> chosen classifier), no interpreter,
+no malloc, one static memory plan.
+
+Pipeline: :mod:`.ir` reads each ``.tflite`` into a 1-D IR, :mod:`.lowering`
+turns ops into kernel calls with precomputed requantisation tables,
+:mod:`.schedule` lays the composed inference on one timeline (network
+slicing), :mod:`.planner` places the buffers, :mod:`.render` fills the Jinja
+templates.  The generated code calls the kernels of
+``firmware/include/ditmos_kernels.h`` (API version 1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from ditmos import __version__
+from ditmos.errors import DitmosError
+
+KERNEL_SETS = ("ref", "cm7")
+MANIFEST_FORMAT = "ditmos-codegen/1"
+
+__all__ = ["generate", "kernel_sources", "load_int8_dir", "plan_all", "KERNEL_SETS"]
+
+
+def kernel_sources(kernels: str = "ref") -> list[Path]:
+    """The kernel C files to compile for ``kernels`` ("ref" or "cm7"): every
+    ``ref/<op>_s8.c``, with ``cm7/<op>_s8.c`` replacing it where it exists."""
+    from ditmos.paths import firmware_dir
+
+    if kernels not in KERNEL_SETS:
+        raise DitmosError(f"unknown kernel set {kernels!r}; choose 'ref' or 'cm7'")
+    root = firmware_dir() / "kernels"
+    ref = {p.name: p for p in sorted((root / "ref").glob("*.c"))}
+    if not ref:
+        raise DitmosError(f"no reference kernels found in {root / 'ref'}")
+    if kernels == "cm7":
+        for p in sorted((root / "cm7").glob("*.c")):
+            ref[p.name] = p
+    return [ref[n] for n in sorted(ref)]
+
+
+def include_dirs() -> list[Path]:
+    from ditmos.paths import firmware_dir
+
+    return [firmware_dir() / "include"]
+
+
+def load_int8_dir(int8_dir) -> tuple[dict, dict]:
+    """Read ``int8_dir/manifest.json`` and every sub-model into the IR."""
+    from ditmos.codegen.ir import read_tflite
+
+    int8_dir = Path(int8_dir)
+    mpath = int8_dir / "manifest.json"
+    try:
+        manifest = json.loads(mpath.read_text())
+    except FileNotFoundError as err:
+        raise DitmosError(f"{mpath} not found: run `ditmos quantize` first") from err
+    except json.JSONDecodeError as err:
+        raise DitmosError(f"{mpath} is not valid JSON ({err})") from err
+    if manifest.get("format") != "ditmos-int8/1":
+        raise DitmosError(f"{mpath}: format {manifest.get('format')!r} is not 'ditmos-int8/1'")
+    K = int(manifest["K"])
+    names = ["selector"] + [f"classifier_{k}" for k in range(K)]
+    graphs = {}
+    for n in names:
+        sub = manifest["submodels"].get(n)
+        if sub is None:
+            raise DitmosError(f"{mpath} lists no sub-model '{n}' (K = {K})")
+        graphs[n] = read_tflite(int8_dir / sub["file"], n)
+        want = sub.get("sha256")
+        if want and want != graphs[n].sha256:
+            raise DitmosError(f"{int8_dir / sub['file']} does not match the sha256 in "
+                              f"{mpath}; re-run `ditmos quantize`")
+    return manifest, graphs
+
+
+def plan_all(manifest: dict, graphs: dict, *, ram_budget: int | None = None) -> dict:
+    """Arena bytes of every strategy, of each sub-model alone, and the
+    slicing schedule (with recomputation if ``ram_budget`` demands it)."""
+    from ditmos.codegen import schedule
+
+    res = {"peak_bytes": {}, "single_bytes": {}}
+    for strat in schedule.STRATEGIES:
+        res["peak_bytes"][strat] = schedule.build(manifest, graphs, strat).plan.arena_size
+    for name in graphs:
+        res["single_bytes"][name] = schedule.build(manifest, graphs, "slicing",
+                                                   only=name).plan.arena_size
+    res["max_single_bytes"] = max(res["single_bytes"].values())
+    return res
+
+
+def _slicing_schedule(manifest, graphs, ram_budget):
+    """The slicing schedule; under ``ram_budget`` recompute the earliest shared
+    selector features first until the arena fits."""
+    from ditmos.codegen import schedule
+
+    sched = schedule.build(manifest, graphs, "slicing")
+    if ram_budget is None or sched.plan.arena_size <= ram_budget:
+        return sched
+    feats = [o["name"] for o in sorted(manifest["submodels"]["selector"]["outputs"],
+                                       key=lambda o: o["name"]) if o["name"] != "route"]
+    feats = [f for f in feats if any(
+        i["name"] == f"sel_{f}" for n, s in manifest["submodels"].items() if n != "selector"
+        for i in s["inputs"])]
+    best = sched
+    for n in range(1, len(feats) + 1):
+        cand = schedule.build(manifest, graphs, "slicing", recompute=tuple(feats[:n]))
+        if cand.plan.arena_size < best.plan.arena_size:
+            best = cand
+        if cand.plan.arena_size <= ram_budget:
+            return cand
+    raise DitmosError(f"the model needs {best.plan.arena_size} bytes of activations even "
+                      f"with recomputation, more than the RAM budget of {ram_budget} bytes")
+
+
+def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicing",
+             profile: bool = False, ram_budget: int | None = None) -> dict:
+    """Write model.h, model.c, weights.c and manifest.json into ``out_dir``
+    and return the codegen manifest (see docs/artefacts.md §4)."""
+    from ditmos.codegen import render, schedule
+
+    if kernels not in KERNEL_SETS:
+        raise DitmosError(f"unknown kernel set {kernels!r}; choose 'ref' or 'cm7'")
+    if strategy not in schedule.STRATEGIES:
+        raise DitmosError(f"unknown memory strategy {strategy!r}; choose one of "
+                          f"{', '.join(schedule.STRATEGIES)}")
+    if ram_budget is not None and strategy != "slicing":
+        raise DitmosError("a RAM budget needs the 'slicing' strategy")
+    manifest, graphs = load_int8_dir(int8_dir)
+    if strategy == "slicing":
+        sched = _slicing_schedule(manifest, graphs, ram_budget)
+    else:
+        sched = schedule.build(manifest, graphs, strategy)
+    model_hash = str(manifest.get("model_hash") or "")
+    if len(model_hash) < 16:
+        raise DitmosError(f"{Path(int8_dir) / 'manifest.json'} has no model_hash")
+    files = render.render(sched, manifest, kernels=kernels, model_hash=model_hash)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (out_dir / name).write_text(text)
+    summary = plan_all(manifest, graphs)
+    cg = {
+        "format": MANIFEST_FORMAT,
+        "generator": f"ditmos {__version__}",
+        "model_hash": model_hash,
+        "kernels": kernels,
+        "strategy": strategy,
+        "profile": bool(profile),
+        "ram_budget": ram_budget,
+        "recompute": sched.recompute,
+        "arena_bytes": sched.plan.arena_size,
+        "num_layers": sched.num_layers,
+        "input_shape": manifest["input_shape"],
+        "input_quant": manifest["input_quant"],
+        "num_classes": int(manifest["num_classes"]),
+        "K": int(manifest["K"]),
+        "layers": _layers(sched),
+        "tensors": _tensors(sched),
+        "memory": {"plan": sched.plan.to_json(), "table": sched.plan.table(),
+                   **summary},
+        "hashes": {"tflite": {n: g.sha256 for n, g in graphs.items()},
+                   "files": {n: hashlib.sha256(t.encode()).hexdigest()
+                             for n, t in files.items()}},
+        "files": sorted(files) + ["manifest.json"],
+        "kernel_sources": [str(p) for p in kernel_sources(kernels)],
+        "include_dirs": [str(p) for p in include_dirs()],
+        "defines": ["DITMOS_PROFILE"] if profile else [],
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(cg, indent=1))
+    return cg
+
+
+def _layers(sched) -> list[dict]:
+    rows = []
+    for pname, prog in sched.programs.items():
+        for st in prog.steps:
+            if st.kind == "copy":
+                rows.append({"program": pname, "layer_index": st.layer_index,
+                             "kernel": "concat_copy", "layer": st.output, "macs": 0,
+                             "inputs": [v for v, _ in st.parts], "output": st.output})
+            elif st.kind == "call":
+                c = st.call
+                rows.append({"program": pname, "layer_index": st.layer_index,
+                             "kernel": c.kernel, "kind": c.kind, "layer": c.layer,
+                             "macs": c.macs, "inputs": list(c.inputs), "output": c.output,
+                             "recomputed": st.recompute})
+    return rows
+
+
+def _tensors(sched) -> list[dict]:
+    return [{"name": v.name, "bytes": v.size, "group": v.group,
+             "offset": sched.plan.offsets.get(v.name), "first": v.first, "last": v.last}
+            for v in sched.values.values() if v.name != "input"]

@@ -1,0 +1,301 @@
+"""IR ops -> kernel calls: the parameter structs of ``ditmos_kernels.h``.
+
+Everything the kernels need is computed here, once, in Python: TFLM's
+requantisation multipliers/shifts (``ditmos.quantize.qmath``), activation
+bounds, paddings, and the weight layouts the kernels read (the multi-part
+conv's part-major layout for a conv over a never-built concatenation).
+
+A :class:`Call` is what the templates render: the kernel name, its params
+struct type, scalar fields, constant arrays (emitted in ``weights.c``), and
+which activation values it reads and writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ditmos.errors import DitmosError
+from ditmos.quantize import qmath
+
+from ditmos.codegen.ir import Graph, Op, Tensor
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+@dataclass
+class ConstArray:
+    """A constant array for ``weights.c``; ``name`` is filled in by the renderer."""
+
+    ctype: str  # int8_t / int32_t
+    values: np.ndarray
+    role: str   # weights / bias / multiplier / shift
+    name: str = ""
+
+
+@dataclass
+class Call:
+    kernel: str              # C function, e.g. conv1d_s8
+    params_type: str         # C struct type
+    fields: dict             # scalar fields (ints) and nested part lists
+    arrays: dict[str, ConstArray] = field(default_factory=dict)  # field -> array
+    inputs: list[str] = field(default_factory=list)   # value names read
+    output: str = ""                                   # value name written
+    layer: str = ""
+    kind: str = ""
+    macs: int = 0
+    multi_input: bool = False  # conv1d_s8: inputs passed as an array of parts
+
+
+def _f32(x) -> np.float32:
+    return np.float32(x)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    return qmath.quantize_multiplier(real)
+
+
+def activation_range(act: str, out: Tensor) -> tuple[int, int]:
+    """TFLM ``CalculateActivationRangeQuantized`` for int8."""
+    zp = int(out.zero_point)
+    scale = _f32(out.scale)
+
+    def q(f):  # zero_point + (int)TfLiteRound(f / scale), in float32
+        return zp + int(qmath._round_half_away(float(_f32(f) / scale)))
+
+    if act == "none":
+        return INT8_MIN, INT8_MAX
+    if act == "relu":
+        return max(INT8_MIN, q(0.0)), INT8_MAX
+    if act == "relu6":
+        return max(INT8_MIN, q(0.0)), min(INT8_MAX, q(6.0))
+    raise DitmosError(f"unsupported activation {act!r}")
+
+
+def _per_channel(in_scale: float, w_scale: np.ndarray, out_scale: float, n: int):
+    """TFLM PopulateConvolutionQuantizationParams: double(s_in)*double(s_w)/double(s_out)."""
+    ws = np.broadcast_to(np.asarray(w_scale, dtype=np.float32), (n,))
+    mult, shift = [], []
+    for s in ws:
+        m, sh = quantize_multiplier(float(np.float64(_f32(in_scale)) * np.float64(s)
+                                          / np.float64(_f32(out_scale))))
+        mult.append(m)
+        shift.append(sh)
+    return np.array(mult, dtype=np.int64), np.array(shift, dtype=np.int64)
+
+
+def _require_symmetric(g: Graph, op: Op, w_zp) -> None:
+    if w_zp is not None and np.any(np.asarray(w_zp) != 0):
+        raise DitmosError(f"{g.name}: layer '{op.layer}' has non-zero weight zero points; "
+                          f"only symmetric int8 weights are supported")
+
+
+def _bias(op: Op, n: int):
+    b = op.attrs.get("bias")
+    if b is None:
+        return None
+    b = np.asarray(b, dtype=np.int64).reshape(-1)
+    if b.size != n:
+        raise DitmosError(f"layer '{op.layer}': bias has {b.size} values, expected {n}")
+    return ConstArray("int32_t", b, "bias")
+
+
+def lower_conv(g: Graph, op: Op, parts: list[tuple[str, int, int]]) -> Call:
+    """``parts``: (value name, channels, zero point) of each channel slice of the
+    conv input, in concatenation order (one part for a plain conv)."""
+    a = op.attrs
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    w = np.asarray(a["weights"], dtype=np.int8)  # [O][K][I]
+    _require_symmetric(g, op, a.get("w_zero_point"))
+    O, K, I = w.shape
+    if sum(p[1] for p in parts) != I:
+        raise DitmosError(f"layer '{op.layer}': concatenated parts have "
+                          f"{sum(p[1] for p in parts)} channels, the filter expects {I}")
+    if len(parts) > 4:
+        raise DitmosError(f"layer '{op.layer}': a conv over {len(parts)} concatenated "
+                          f"parts exceeds DITMOS_CONV_MAX_PARTS (4)")
+    blocks, lo = [], 0
+    for _, ch, _ in parts:
+        blocks.append(w[:, :, lo:lo + ch].reshape(O, -1))
+        lo += ch
+    w_pm = np.concatenate(blocks, axis=1)
+    mult, shift = _per_channel(x.scale, a["w_scale"], y.scale, O)
+    amin, amax = activation_range(a["act"], y)
+    fields = dict(
+        num_parts=len(parts),
+        parts=[dict(channels=ch, input_offset=-int(zp)) for _, ch, zp in parts],
+        in_len=a["in_len"], out_len=a["out_len"], out_channels=O, kernel_size=K,
+        stride=a["stride"], pad=a["pad"], output_offset=int(y.zero_point),
+        act_min=amin, act_max=amax)
+    arrays = {"weights": ConstArray("int8_t", w_pm, "weights"),
+              "multiplier": ConstArray("int32_t", mult, "multiplier"),
+              "shift": ConstArray("int32_t", shift, "shift")}
+    b = _bias(op, O)
+    if b is not None:
+        arrays["bias"] = b
+    return Call("conv1d_s8", "conv1d_s8_params_t", fields, arrays,
+                [p[0] for p in parts], layer=op.layer, kind="conv1d",
+                macs=int(a["out_len"] * O * K * I), multi_input=True)
+
+
+def lower_dwconv(g: Graph, op: Op, src: str) -> Call:
+    a = op.attrs
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    w = np.asarray(a["weights"], dtype=np.int8)  # [K][C*M]
+    K, CO = w.shape
+    mult, shift = _per_channel(x.scale, a["w_scale"], y.scale, CO)
+    amin, amax = activation_range(a["act"], y)
+    _require_symmetric(g, op, a.get("w_zero_point"))
+    fields = dict(in_len=a["in_len"], in_channels=a["in_ch"],
+                  depth_multiplier=a["depth_multiplier"], out_len=a["out_len"],
+                  kernel_size=K, stride=a["stride"], pad=a["pad"],
+                  input_offset=-int(x.zero_point), output_offset=int(y.zero_point),
+                  act_min=amin, act_max=amax)
+    arrays = {"weights": ConstArray("int8_t", w, "weights"),
+              "multiplier": ConstArray("int32_t", mult, "multiplier"),
+              "shift": ConstArray("int32_t", shift, "shift")}
+    b = _bias(op, CO)
+    if b is not None:
+        arrays["bias"] = b
+    return Call("depthwise_conv1d_s8", "depthwise_conv1d_s8_params_t", fields, arrays,
+                [src], layer=op.layer, kind="dwconv1d",
+                macs=int(a["out_len"] * CO * K))
+
+
+def lower_fc(g: Graph, op: Op, src: str) -> Call:
+    a = op.attrs
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    w = np.asarray(a["weights"], dtype=np.int8)
+    O, I = w.shape
+    _require_symmetric(g, op, a.get("w_zero_point"))
+    ws = np.asarray(a["w_scale"], dtype=np.float32)
+    per_channel = ws.size > 1
+    if per_channel:
+        mult, shift = _per_channel(x.scale, ws, y.scale, O)
+    else:
+        # TFLM GetQuantizedConvolutionMultipler: float product, then double division
+        real = float(np.float64(_f32(x.scale) * _f32(ws[0])) / np.float64(_f32(y.scale)))
+        m, s = quantize_multiplier(real)
+        mult, shift = np.array([m]), np.array([s])
+    amin, amax = activation_range(a["act"], y)
+    fields = dict(batches=1, in_features=I, out_features=O,
+                  input_offset=-int(x.zero_point), per_channel=int(per_channel),
+                  output_offset=int(y.zero_point), act_min=amin, act_max=amax)
+    arrays = {"weights": ConstArray("int8_t", w, "weights"),
+              "multiplier": ConstArray("int32_t", mult, "multiplier"),
+              "shift": ConstArray("int32_t", shift, "shift")}
+    b = _bias(op, O)
+    if b is not None:
+        arrays["bias"] = b
+    return Call("fully_connected_s8", "fully_connected_s8_params_t", fields, arrays,
+                [src], layer=op.layer, kind="fc", macs=int(O * I))
+
+
+def lower_pool(g: Graph, op: Op, src: str) -> Call:
+    a = op.attrs
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    if (_f32(x.scale), int(x.zero_point)) != (_f32(y.scale), int(y.zero_point)):
+        raise DitmosError(f"{g.name}: pooling layer '{op.layer}' changes the quantisation "
+                          f"({x.scale}, {x.zero_point}) -> ({y.scale}, {y.zero_point}); "
+                          f"TFLite pools keep it")
+    amin, amax = activation_range(a["act"], y)
+    fields = dict(in_len=a["in_len"], channels=a["channels"], out_len=a["out_len"],
+                  pool_size=a["kernel"], stride=a["stride"], pad=a["pad"],
+                  act_min=amin, act_max=amax)
+    kernel = "max_pool1d_s8" if op.kind == "maxpool" else "avg_pool1d_s8"
+    return Call(kernel, "pool1d_s8_params_t", fields, {}, [src], layer=op.layer,
+                kind=op.kind)
+
+
+def lower_mean(g: Graph, op: Op, src: str) -> Call:
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    same = (_f32(x.scale), int(x.zero_point)) == (_f32(y.scale), int(y.zero_point))
+    m, s = (0, 0) if same else quantize_multiplier(qmath.effective_scale(x.scale, y.scale))
+    fields = dict(in_len=op.attrs["length"], channels=op.attrs["channels"],
+                  same_quantization=int(same), input_zero_point=int(x.zero_point),
+                  output_zero_point=int(y.zero_point), multiplier=m, shift=s)
+    return Call("mean_s8", "mean_s8_params_t", fields, {}, [src], layer=op.layer,
+                kind="mean")
+
+
+def _qm_smaller_than_one_exp(real: float) -> tuple[int, int]:
+    """TFLM QuantizeMultiplierSmallerThanOneExp: (multiplier, left_shift <= 0)."""
+    if not 0.0 < real < 1.0:
+        raise DitmosError(f"add: rescale factor {real} is not in (0, 1)")
+    m, s = quantize_multiplier(real)
+    if s > 0:
+        raise DitmosError(f"add: rescale factor {real} gives a positive shift")
+    return m, s
+
+
+def lower_add(g: Graph, op: Op, srcs: list[str]) -> Call:
+    x1, x2, y = (g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0]))
+    left_shift = 20
+    s1, s2, so = (np.float64(_f32(x1.scale)), np.float64(_f32(x2.scale)),
+                  np.float64(_f32(y.scale)))
+    twice = 2.0 * max(s1, s2)
+    m1, sh1 = _qm_smaller_than_one_exp(float(s1 / twice))
+    m2, sh2 = _qm_smaller_than_one_exp(float(s2 / twice))
+    mo, sho = _qm_smaller_than_one_exp(float(twice / ((1 << left_shift) * so)))
+    amin, amax = activation_range(op.attrs["act"], y)
+    fields = dict(size=y.size, left_shift=left_shift,
+                  input1_offset=-int(x1.zero_point), input1_multiplier=m1, input1_shift=sh1,
+                  input2_offset=-int(x2.zero_point), input2_multiplier=m2, input2_shift=sh2,
+                  output_offset=int(y.zero_point), output_multiplier=mo, output_shift=sho,
+                  act_min=amin, act_max=amax)
+    return Call("add_s8", "add_s8_params_t", fields, {}, list(srcs), layer=op.layer,
+                kind="add")
+
+
+def requantize_call(size: int, in_scale, in_zp, out_scale, out_zp, src: str,
+                    layer: str) -> Call:
+    m, s = quantize_multiplier(qmath.effective_scale(in_scale, out_scale))
+    fields = dict(size=int(size), input_zero_point=int(in_zp),
+                  output_zero_point=int(out_zp), multiplier=m, shift=s)
+    return Call("requantize_s8", "requantize_s8_params_t", fields, {}, [src],
+                layer=layer, kind="requantize")
+
+
+def lower_quantize(g: Graph, op: Op, src: str) -> Call:
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    return requantize_call(y.size, x.scale, x.zero_point, y.scale, y.zero_point, src,
+                           op.layer)
+
+
+def _preprocess_softmax_scaling(beta: float, in_scale: float, bits: int = 5):
+    """TFLM PreprocessSoftmaxScaling (double)."""
+    max_real = min(float(np.float64(beta) * np.float64(_f32(in_scale)) * (1 << (31 - bits))),
+                   float((1 << 31) - 1))
+    return quantize_multiplier_greater_than_one(max_real)
+
+
+def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
+    m, s = quantize_multiplier(real)
+    return m, s
+
+
+def _calculate_input_radius(bits: int, left_shift: int, total: int = 31) -> int:
+    max_rescaled = (((1 << bits) - 1) * (1 << (total - bits))) / float(1 << left_shift)
+    import math
+    return int(math.floor(max_rescaled))
+
+
+def lower_softmax(g: Graph, op: Op, src: str) -> Call:
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    if (_f32(y.scale), int(y.zero_point)) != (_f32(1.0 / 256), -128):
+        raise DitmosError(f"{g.name}: softmax '{op.layer}' output must have scale 1/256 "
+                          f"and zero point -128, has {y.scale}, {y.zero_point}")
+    m, ls = _preprocess_softmax_scaling(op.attrs["beta"], x.scale)
+    depth = x.shape[-1]
+    fields = dict(rows=x.size // depth, depth=depth, input_multiplier=m,
+                  input_left_shift=ls, diff_min=-_calculate_input_radius(5, ls, 31))
+    return Call("softmax_s8", "softmax_s8_params_t", fields, {}, [src], layer=op.layer,
+                kind="softmax")
+
+
+def lower_argmax(g: Graph, op: Op, src: str) -> Call:
+    x = g.tensor(op.inputs[0])
+    depth = x.shape[-1]
+    return Call("argmax_s8", "argmax_s8_params_t", dict(rows=x.size // depth, depth=depth),
+                {}, [src], layer=op.layer, kind="argmax")

@@ -1,0 +1,191 @@
+"""Render a :class:`~ditmos.codegen.schedule.Schedule` through the Jinja
+templates (``templates/model.h.j2``, ``model.c.j2``, ``weights.c.j2``).
+
+Python computes every value (offsets, struct fields, table contents) and
+names it; the templates own the C layout.  Every generated identifier is
+checked to be a valid C identifier; free text (TFLite layer names) only ever
+lands in comments, sanitised.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+
+from ditmos import __version__
+from ditmos.errors import DitmosError
+
+from ditmos.codegen.schedule import INPUT, Schedule
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_C_KEYWORDS = frozenset(
+    "auto break case char const continue default do double else enum extern float for "
+    "goto if inline int long register restrict return short signed sizeof static struct "
+    "switch typedef union unsigned void volatile while _Bool _Complex _Imaginary".split())
+
+KERNELS_API_VERSION = 1
+
+
+def c_identifier(name: str) -> str:
+    """Return ``name`` if it is a usable C identifier, else raise DitmosError."""
+    if not _IDENT.match(name) or name in _C_KEYWORDS or len(name) > 63:
+        raise DitmosError(f"generated identifier {name!r} is not a valid C identifier")
+    return name
+
+
+def comment(text: str) -> str:
+    """Text safe inside a C block comment."""
+    text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in str(text))
+    return text.replace("*/", "* /").replace("/*", "/ *")
+
+
+def _env():
+    import jinja2
+
+    from ditmos.paths import templates_dir
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+        trim_blocks=False, lstrip_blocks=False, autoescape=False)
+
+
+def _rows(values: np.ndarray, per_row: int = 16) -> list[str]:
+    flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    rows = [", ".join(flat[i:i + per_row]) + "," for i in range(0, len(flat), per_row)]
+    return rows or ["0,"]
+
+
+def _c_int(v: int, ctype: str = "int32_t") -> str:
+    v = int(v)
+    if v == -(1 << 31):
+        return "INT32_MIN"
+    return str(v)
+
+
+def _float_literal(x: float) -> str:
+    s = f"{float(np.float32(x)):.9g}"
+    if "e" not in s and "." not in s:
+        s += ".0"
+    return s + "f"
+
+
+class _Tables:
+    """Constant arrays for weights.c, deduplicated by content (a recomputed
+    selector slice reuses the selector's weights)."""
+
+    def __init__(self):
+        self.arrays: list[dict] = []
+        self._by_key: dict[tuple, str] = {}
+
+    def add(self, name: str, ctype: str, values: np.ndarray, note: str) -> str:
+        npt = np.int8 if ctype == "int8_t" else np.int32
+        data = np.asarray(values).astype(npt)
+        if not np.array_equal(data.astype(np.int64), np.asarray(values).astype(np.int64)):
+            raise DitmosError(f"table {name} has values outside {ctype}")
+        key = (ctype, data.tobytes())
+        if key in self._by_key:
+            return self._by_key[key]
+        c_identifier(name)
+        self._by_key[key] = name
+        self.arrays.append(dict(name=name, ctype=ctype, count=int(data.size),
+                                rows=_rows(data), comment=comment(note)))
+        return name
+
+
+def _ptr(sched: Schedule, value: str) -> str:
+    if value == INPUT:
+        return "input"
+    return f"ARENA({sched.plan.offsets[value]})"
+
+
+def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str) -> dict[str, str]:
+    """Return {file name: text} for model.h, model.c and weights.c."""
+    tables = _Tables()
+    programs = []
+    uses_concat = False
+    for pname, prog in sched.programs.items():
+        c_identifier(pname)
+        steps = []
+        for st in prog.steps:
+            if st.kind == "copy":
+                uses_concat = True
+                pn = c_identifier(f"{pname}_l{st.layer_index}_concat")
+                chans = tables.add(f"{pn}_channels", "int32_t",
+                                   np.array([c for _, c in st.parts]), f"{pname} concat channels")
+                steps.append(dict(
+                    kind="multi", kernel="ditmos_concat_rows",
+                    params_type="ditmos_concat_params_t", params_name=pn,
+                    layer_index=st.layer_index,
+                    comment=comment(f"{pname} materialised concatenation -> {st.output}"),
+                    fields=[dict(name="rows", value=st.rows),
+                            dict(name="num_parts", value=len(st.parts)),
+                            dict(name="channels", value=chans)],
+                    inputs=[_ptr(sched, v) for v, _ in st.parts],
+                    output=_ptr(sched, st.output)))
+                continue
+            if st.kind != "call":
+                continue
+            call = st.call
+            pn = c_identifier(f"{pname}_l{st.layer_index}_{call.kind}")
+            fields = []
+            for fname, val in call.fields.items():
+                if fname == "parts":
+                    inner = ", ".join(
+                        "{ .channels = %d, .input_offset = %d }" % (p["channels"], p["input_offset"])
+                        for p in val)
+                    fields.append(dict(name="parts", value="{ " + inner + " }"))
+                else:
+                    fields.append(dict(name=fname, value=_c_int(val)))
+            for fname, arr in call.arrays.items():
+                nm = tables.add(f"{pn}_{fname}", arr.ctype, arr.values,
+                                f"{pname} layer {st.layer_index} {call.kind} {fname}: "
+                                f"{call.layer}")
+                fields.append(dict(name=fname, value=nm))
+            if call.kernel in ("conv1d_s8", "depthwise_conv1d_s8", "fully_connected_s8") \
+                    and "bias" not in call.arrays:
+                fields.append(dict(name="bias", value="0"))
+            out = _ptr(sched, call.output)
+            if call.kernel == "argmax_s8":
+                out = f"(int32_t *){out}"
+            steps.append(dict(
+                kind="multi" if call.multi_input else "call", kernel=call.kernel,
+                params_type=call.params_type, params_name=pn, layer_index=st.layer_index,
+                comment=comment(f"{call.kind} '{call.layer}'" + (" (recomputed selector slice)"
+                                                                 if st.recompute else "")),
+                fields=fields, inputs=[_ptr(sched, v) for v in call.inputs], output=out))
+        reads_input = any(INPUT in st.reads for st in prog.steps)
+        programs.append(dict(name=pname, steps=steps, reads_input=reads_input))
+
+    K = int(manifest["K"])
+    T, C = (int(v) for v in manifest["input_shape"])
+    iq = manifest["input_quant"]
+    banner = _banner(model_hash, kernels, sched.strategy)
+    ctx = dict(
+        banner=banner, input_t=T, input_c=C, num_classes=int(manifest["num_classes"]),
+        num_classifiers=K, arena_size=max(sched.plan.arena_size, 8),
+        strategy=sched.strategy, num_layers=max(sched.num_layers, 1),
+        model_hash16=model_hash[:16], kernels=kernels, kernels_api=KERNELS_API_VERSION,
+        input_scale=_float_literal(iq["scale"]), input_zero_point=int(iq["zero_point"]),
+        arrays=tables.arrays, programs=programs, uses_concat=uses_concat,
+        route=_ptr(sched, sched.programs["selector"].outputs["route"]),
+        classifiers=[dict(k=k, name=f"classifier_{k}",
+                          logits=_ptr(sched, sched.programs[f"classifier_{k}"].outputs["logits"]))
+                     for k in range(K)])
+    env = _env()
+    return {out: env.get_template(tpl).render(**ctx)
+            for out, tpl in (("model.h", "model.h.j2"), ("model.c", "model.c.j2"),
+                             ("weights.c", "weights.c.j2"))}
+
+
+def _banner(model_hash: str, kernels: str, strategy: str) -> str:
+    return (f"/* Generated by ditmos {__version__} (ditmos.codegen); do not edit.\n"
+            f" * model hash: {model_hash}\n"
+            f" * kernels: {kernels}, memory strategy: {strategy}\n"
+            f" */")
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
