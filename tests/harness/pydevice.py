@@ -123,7 +123,8 @@ class PyDevice:
             self.errors += 1
             return self._send(MsgType.ERROR, f.seq, DeviceError(ErrorCode.BAD_VERSION, 0).encode())
         last = self._last_seq
-        if last is not None and f.seq not in (last, (last + 1) & 0xFFFF):
+        # HELLO is accepted with any sequence number and restarts the sequence
+        if f.type != MsgType.HELLO and last is not None and f.seq not in (last, (last + 1) & 0xFFFF):
             self.errors += 1
             return self._send(MsgType.ERROR, f.seq,
                               DeviceError(ErrorCode.BAD_SEQUENCE, (last + 1) & 0xFFFF).encode())

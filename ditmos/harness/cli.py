@@ -1,0 +1,42 @@
+"""``ditmos evaluate``: on-device accuracy, latency and memory over the serial protocol."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("evaluate")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run directory (with int8/manifest.json from `ditmos quantize`).")
+@click.option("--build", "build_dir", required=True, type=click.Path(file_okay=False),
+              help="Build directory of the firmware on the device (`ditmos build`).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Evaluation directory: samples.jsonl and report.json.")
+@click.option("--port", "ports", multiple=True,
+              help="Serial device or pyserial URL (repeat for several boards in parallel).")
+@click.option("--baud", default=115200, show_default=True, help="Baud rate of real serial ports.")
+@click.option("--emulate", is_flag=True, help="Start QEMU for the build and evaluate there.")
+@click.option("--jobs", default=1, show_default=True, help="QEMU instances with --emulate.")
+@click.option("--resume", is_flag=True, help="Keep the samples already in OUT and measure the rest.")
+@click.option("--limit", type=int, default=None, help="Only the first N test samples.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait for one answer.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def evaluate(run_dir, build_dir, out_dir, ports, baud, emulate, jobs, resume, limit, timeout,
+             quiet):
+    """Stream the test split to the device(s) and compare every answer with the host reference."""
+    from ditmos.harness.evaluate import evaluate as run
+    from ditmos.harness.summary import summary_lines
+
+    state = {"last": -1}
+
+    def progress(done, total):
+        if not quiet and done != state["last"] and (done == total or done % 50 == 0):
+            state["last"] = done
+            click.echo(f"  {done}/{total} samples", err=True)
+
+    report = run(run_dir, build_dir, out_dir, ports=list(ports), baudrate=baud, emulate=emulate,
+                 jobs=jobs, resume=resume, limit=limit, timeout=timeout, progress=progress)
+    for line in summary_lines(report):
+        click.echo(line)
+    if report["mismatches"]:
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,74 @@
+"""Instruction counts in emulation: pairing the TCG plugin's marks with INFER answers.
+
+With ``cost_kind = 1`` the firmware calls ``ditmos_mark(id)`` before (id 0)
+and after (id 1) each inference and after each profiled layer (id 2 + layer
+index); QEMU's plugin appends ``mark <id> <instructions so far>`` to a log.
+The guest sends its INFER_OK only after the closing mark, so when an answer
+arrives its marks are already in the log: the last complete begin..end group
+read so far belongs to it (a retransmitted INFER runs the same deterministic
+code again, so an earlier group for the same sample has the same count).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ditmos.errors import DitmosError
+
+MARK_BEGIN = 0
+MARK_END = 1
+MARK_LAYER_BASE = 2
+
+
+class MarkLog:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._offset = 0
+        self._tail = b""
+        self._group: list[tuple[int, int]] | None = None
+        self._complete: tuple[list[tuple[int, int]]] | None = None
+
+    def _read_new(self) -> None:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                data = f.read()
+        except FileNotFoundError:
+            return
+        self._offset += len(data)
+        lines = (self._tail + data).split(b"\n")
+        self._tail = lines.pop()
+        for line in lines:
+            parts = line.split()
+            if len(parts) != 3 or parts[0] != b"mark":
+                continue
+            mid, count = int(parts[1]), int(parts[2])
+            if mid == MARK_BEGIN:
+                self._group = [(mid, count)]
+            elif self._group is not None:
+                self._group.append((mid, count))
+                if mid == MARK_END:
+                    self._complete = (self._group,)
+                    self._group = None
+
+    def take(self, timeout: float = 2.0) -> tuple[int, list[int]]:
+        """(instructions for the whole inference, per-layer instructions) of the latest inference."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._read_new()
+            if self._complete is not None:
+                group = self._complete[0]
+                self._complete = None
+                begin, end = group[0][1], group[-1][1]
+                layers, prev = [], begin
+                for mid, count in group[1:-1]:
+                    if mid >= MARK_LAYER_BASE:
+                        layers.append(count - prev)
+                        prev = count
+                return end - begin, layers
+            if time.monotonic() > deadline:
+                raise DitmosError(
+                    f"no complete instruction-count marks for an inference in {self.path}: "
+                    f"is QEMU running with the ditmos plugin and the firmware built for it?")
+            time.sleep(0.005)

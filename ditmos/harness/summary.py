@@ -1,0 +1,32 @@
+"""A few lines summarising ``report.json`` for the terminal."""
+
+from __future__ import annotations
+
+
+def _pct(v):
+    return "n/a" if v is None else f"{100 * v:.2f}%"
+
+
+def summary_lines(report: dict) -> list[str]:
+    lines = [
+        f"samples: {report['samples']} of {report['samples_planned']}"
+        + ("" if report["complete"] else " (incomplete)"),
+        f"accuracy on device: {_pct(report['accuracy'])}   int8 reference: "
+        f"{_pct(report['accuracy_int8_reference'])}   float: {_pct(report['accuracy_float'])}",
+        f"mismatches with the host reference: {report['mismatches']}",
+    ]
+    for m in report["mismatch_list"][:20]:
+        lines.append(f"  sample {m['index']}: device {m['device']} (route {m['device_route']}), "
+                     f"reference {m['reference']} (route {m['reference_route']})")
+    if len(report["mismatch_list"]) > 20:
+        lines.append(f"  ... {len(report['mismatch_list']) - 20} more in report.json")
+    lat = report["latency"]
+    if lat.get("unit"):
+        lines.append(f"latency ({lat['unit']}): median {lat['median']:.6g}  p95 {lat['p95']:.6g}  "
+                     f"max {lat['max']:.6g}")
+    mem = report["memory"]
+    if mem:
+        lines.append("memory: " + "  ".join(f"{k} {v}" for k, v in mem.items()
+                                            if isinstance(v, int)))
+    lines.append(f"routing (device): {report['routing']['device']}")
+    return lines
