@@ -169,7 +169,8 @@ class _Worker(threading.Thread):
                 if self.hello.cost_kind == CostKind.CYCLES:
                     cost = res.cost
                 elif marks is not None:
-                    cost, layer_cost = marks.take(timeout=max(self.timeout, 2.0))
+                    cost, layer_cost = marks.take(self.hello.profiling_layers,
+                                                  timeout=max(self.timeout, 2.0))
                 else:
                     cost = None
                 self.results.add(_record(i, res, cost, layer_cost, self.workload, self.spec,
@@ -355,7 +356,10 @@ def build_report(w: Workload, records: dict[int, dict], workers: list[_Worker], 
         width = max(len(lc) for lc in layered)
         per = []
         for j in range(width):
-            vals = [lc[j] for lc in layered if len(lc) > j]
+            # a layer index that did not run for a sample (another classifier) reports 0
+            vals = [lc[j] for lc in layered if len(lc) > j and lc[j] > 0]
+            if not vals:
+                continue
             if kind == CostKind.CYCLES and lat.get("clock_hz"):
                 vals = [v * 1000.0 / lat["clock_hz"] for v in vals]
             per.append({"layer": j, "name": names[j] if j < len(names) else f"layer {j}",

@@ -52,8 +52,10 @@ class MarkLog:
                     self._complete = (self._group,)
                     self._group = None
 
-    def take(self, timeout: float = 2.0) -> tuple[int, list[int]]:
-        """(instructions for the whole inference, per-layer instructions) of the latest inference."""
+    def take(self, num_layers: int = 0, timeout: float = 2.0) -> tuple[int, list[int]]:
+        """(instructions for the whole inference, instructions per layer index) of the
+        latest inference; ``num_layers`` entries (HELLO's profiling_layers), 0 for a
+        layer that did not run, like the firmware's own per-layer array."""
         deadline = time.monotonic() + timeout
         while True:
             self._read_new()
@@ -61,10 +63,12 @@ class MarkLog:
                 group = self._complete[0]
                 self._complete = None
                 begin, end = group[0][1], group[-1][1]
-                layers, prev = [], begin
+                layers, prev = [0] * num_layers, begin
                 for mid, count in group[1:-1]:
                     if mid >= MARK_LAYER_BASE:
-                        layers.append(count - prev)
+                        j = mid - MARK_LAYER_BASE
+                        if j < num_layers:
+                            layers[j] = count - prev
                         prev = count
                 return end - begin, layers
             if time.monotonic() > deadline:
