@@ -1,0 +1,418 @@
+"""Render a self-contained firmware project for a board and compile it.
+
+``build_project`` takes a directory holding a model that implements the
+generated-model C API (docs/artefacts.md section 4: model.h, model.c,
+weights.c) and produces BUILD_DIR (docs/artefacts.md section 5).
+``build_firmware`` is the product entry point: it runs ``ditmos.codegen``
+on an int8 directory first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from ditmos import __version__
+from ditmos.boards.elf import Elf
+from ditmos.boards.registry import COST_KINDS, Board, get_board
+from ditmos.errors import DitmosError
+from ditmos.paths import firmware_dir, templates_dir
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD = 2048
+# Static RAM of the runtime besides the model (frame buffers, receive ring,
+# session): measured ~4.7 KB; the budget keeps room for growth.
+RUNTIME_RAM_BUDGET = 12 * 1024
+# Code besides the model's weights (runtime, kernels, libc pieces).
+CODE_FLASH_BUDGET = 96 * 1024
+WARN_FLAGS = ["-Wall", "-Wextra", "-Werror"]
+COMMON_CFLAGS = ["-std=c99", "-O2", "-g", "-ffunction-sections", "-fdata-sections",
+                 "-fno-common"]
+ARM_LDFLAGS = ["-T", "linker.ld", "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
+               "-Wl,-Map=firmware.map", "-Wl,--no-warn-rwx-segments"]
+MODEL_FILES = ("model.h", "model.c", "weights.c")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The facts ``build`` needs from model.h, read before compiling."""
+
+    input_t: int
+    input_c: int
+    num_classes: int
+    num_classifiers: int
+    arena_size: int
+    num_layers: int
+    model_hash: str
+
+    @property
+    def input_size(self) -> int:
+        return self.input_t * self.input_c
+
+
+_DEFINE = re.compile(r"^\s*#\s*define\s+(DITMOS_[A-Z0-9_]+)\s+(.+?)\s*(?:/\*.*)?$", re.M)
+
+
+def read_model_header(path: Path) -> ModelInfo:
+    """Parse the ``DITMOS_*`` macros of a model.h (integer expressions allowed)."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise DitmosError(f"cannot read the model header {path}: {err.strerror}") from None
+    raw = dict(_DEFINE.findall(text))
+
+    def value(name: str, seen: tuple[str, ...] = ()) -> int:
+        if name not in raw:
+            raise DitmosError(f"{path} does not define {name} (docs/artefacts.md section 4)")
+        expr = re.sub(r"\b(DITMOS_[A-Z0-9_]+)\b",
+                      lambda m: str(value(m.group(1), seen + (name,))), raw[name])
+        expr = re.sub(r"(?<=\d)[uUlL]+\b", "", expr)
+        if name in seen or not re.fullmatch(r"[0-9+\-*/() ]+", expr):
+            raise DitmosError(f"{path}: {name} is not an integer expression: {raw[name]!r}")
+        return int(eval(expr.replace("/", "//"), {"__builtins__": {}}))  # digits and + - * / ()
+
+    hash_def = raw.get("DITMOS_MODEL_HASH", "")
+    m = re.fullmatch(r'"([^"]*)"', hash_def)
+    if not m:
+        raise DitmosError(f"{path} does not define DITMOS_MODEL_HASH as a string")
+    return ModelInfo(input_t=value("DITMOS_INPUT_T"), input_c=value("DITMOS_INPUT_C"),
+                     num_classes=value("DITMOS_NUM_CLASSES"),
+                     num_classifiers=value("DITMOS_NUM_CLASSIFIERS"),
+                     arena_size=value("DITMOS_ARENA_SIZE"),
+                     num_layers=value("DITMOS_NUM_LAYERS"), model_hash=m.group(1))
+
+
+def _toolchain(board: Board) -> tuple[str, str]:
+    if board.is_arm:
+        cc, objcopy = "arm-none-eabi-gcc", "arm-none-eabi-objcopy"
+        if shutil.which(cc) is None:
+            raise DitmosError(
+                f"the cross compiler {cc} is not installed; on Debian/Ubuntu run "
+                "`apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi` "
+                "(or scripts/setup.sh)")
+        return cc, objcopy
+    if shutil.which("gcc") is None:
+        raise DitmosError("the host board needs gcc; install it (`apt-get install gcc`)")
+    return "gcc", ""
+
+
+def _placement(board: Board, info: ModelInfo) -> tuple[str, str]:
+    """(data_region, arena_region): everything in the first RAM region (DTCM on
+    the Nucleo) when it fits, else the arena in the largest other region."""
+    first = board.ram[0]
+    rest = board.stack_size + RUNTIME_RAM_BUDGET
+    if info.arena_size + rest <= first.length:
+        return first.name, first.name
+    others = sorted(board.ram[1:], key=lambda r: -r.length)
+    if rest <= first.length and others and info.arena_size <= others[0].length:
+        return first.name, others[0].name
+    raise DitmosError(
+        f"the model does not fit the RAM of {board.name}: arena {info.arena_size} B + stack "
+        f"{board.stack_size} B + runtime ~{RUNTIME_RAM_BUDGET} B, largest layout holds "
+        f"{max(r.length for r in board.ram)} B per region ({board.ram_total} B in total)")
+
+
+def check_fit(board: Board, info: ModelInfo, weights_bytes: int | None = None) -> None:
+    """Fail with a clear message, before compiling, if the model cannot fit."""
+    if info.input_size > MAX_PAYLOAD:
+        raise DitmosError(
+            f"the model input ({info.input_t}x{info.input_c} = {info.input_size} bytes) exceeds "
+            f"the protocol's {MAX_PAYLOAD}-byte payload limit (docs/protocol.md)")
+    if not board.is_arm:
+        return
+    _placement(board, info)
+    if weights_bytes is not None and weights_bytes + CODE_FLASH_BUDGET > board.flash.length:
+        raise DitmosError(
+            f"the model does not fit the flash of {board.name}: weights {weights_bytes} B + "
+            f"code ~{CODE_FLASH_BUDGET} B > {board.flash.length} B")
+
+
+def _render(name: str, dest: Path, **values) -> None:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             keep_trailing_newline=True)
+    dest.write_text(env.get_template(name).render(version=__version__, **values))
+
+
+def _copy(src: Path, dest_dir: Path) -> Path:
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / src.name
+    shutil.copyfile(src, dest)
+    return dest
+
+
+def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo, *,
+                   kernel_sources=(), profile: bool = False, baud: int | None = None) -> list[str]:
+    """Write src/, include/, linker.ld, Makefile and platformio.ini into out_dir;
+    returns the C sources (relative to out_dir)."""
+    fw = firmware_dir()
+    cc, objcopy = _toolchain(board)
+    for sub in ("src", "include"):
+        if (out_dir / sub).exists():
+            shutil.rmtree(out_dir / sub)
+    sources: list[Path] = []
+    for f in sorted(model_dir.iterdir()):
+        if f.suffix in (".c", ".h"):
+            dest = _copy(f, out_dir / "src" / "model")
+            if f.suffix == ".c":
+                sources.append(dest)
+    for f in sorted((fw / "runtime").glob("*.c")):
+        sources.append(_copy(f, out_dir / "src" / "runtime"))
+    for rel in board.sources:
+        sources.append(_copy(fw / rel, out_dir / "src" / "board"))
+    for f in sorted((fw / "include").glob("*.h")):
+        _copy(f, out_dir / "include")
+    for d in board.include_dirs:
+        for f in sorted((fw / d).glob("*.h")):
+            _copy(f, out_dir / "include")
+    for k in kernel_sources:
+        k = Path(k)
+        if k.suffix == ".c":
+            sources.append(_copy(k, out_dir / "src" / "kernels"))
+        elif k.suffix == ".h":
+            _copy(k, out_dir / "include")
+    names = [s.name for s in sources]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DitmosError(f"two firmware sources share the file name(s) {', '.join(dupes)}; "
+                          "object files would collide")
+
+    defines = [f"-DDITMOS_BOARD_{board.name.upper()}=1",
+               f"-DDITMOS_UART_BAUD={baud or board.uart.get('baud', 115200)}u"]
+    if profile:
+        defines.append("-DDITMOS_PROFILE=1")
+    cflags = [*board.cflags, *COMMON_CFLAGS, *WARN_FLAGS, *defines, "-Iinclude", "-Isrc/model"]
+    ldflags = ARM_LDFLAGS if board.is_arm else []
+    rel_sources = [str(s.relative_to(out_dir)) for s in sources]
+    common = dict(board=board.name, model_hash=info.model_hash, kind=board.kind)
+    _render("Makefile.j2", out_dir / "Makefile", cc=cc, objcopy=objcopy, cflags=cflags,
+            ldflags=ldflags, sources=rel_sources, **common)
+    if board.is_arm:
+        data_region, arena_region = _placement(board, info)
+        _render("linker.ld.j2", out_dir / "linker.ld", flash=board.flash, ram=board.ram,
+                stack_size=board.stack_size, data_region=data_region,
+                arena_region=arena_region, **common)
+    pio = board.extra.get("platformio")
+    if pio:
+        write_platformio_ini(out_dir / "platformio.ini", board, prefix="", info=info,
+                             defines=defines)
+    return rel_sources
+
+
+def write_platformio_ini(dest: Path, board: Board, *, prefix: str, info: ModelInfo | None,
+                         defines: list[str]) -> None:
+    """platformio.ini for a build directory (prefix "") or for the repository's
+    top level (prefix "build/latest/")."""
+    flags = [*WARN_FLAGS, "-std=c99", "-O2", f"-I{prefix}src/model", *defines,
+             "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
+    _render("platformio.ini.j2", dest, board=board.name,
+            model_hash=info.model_hash if info else "the last `ditmos build`",
+            pio=board.extra["platformio"], baud=board.uart.get("baud", 115200),
+            src_dir=f"{prefix}src", include_dir=f"{prefix}include",
+            ldscript=f"{prefix}linker.ld", pio_flags=flags, kind=board.kind)
+
+
+def _make(out_dir: Path, *targets: str) -> None:
+    cmd = ["make", "-C", str(out_dir), "-j2", "--no-print-directory", *targets]
+    if shutil.which("make") is None:
+        raise DitmosError("`make` is not installed; install it (`apt-get install make`)")
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        raise DitmosError(f"compiling the firmware in {out_dir} failed:\n{tail}")
+
+
+def _object_sizes(out_dir: Path, name: str) -> dict[str, int]:
+    path = out_dir / "obj" / name
+    if not path.exists():
+        return {}
+    sizes = {"flash": 0, "ram": 0}
+    for s in Elf(path).sections:
+        if s.alloc and s.size:
+            key = "ram" if s.nobits else "flash"
+            sizes[key] += s.size
+            if s.flags & 0x1 and not s.nobits:  # initialised data: flash copy and RAM
+                sizes["ram"] += s.size
+    return sizes
+
+
+def memory_table(board: Board, elf: Elf, out_dir: Path, info: ModelInfo) -> dict:
+    """Flash and RAM use per part, from the linked ELF (arm) or objects (host)."""
+    if board.is_arm:
+        flash = {
+            "code": elf.size(".isr_vector") + elf.size(".text") + elf.size(".ARM.exidx"),
+            "model_weights": elf.size(".weights"),
+            "constants": elf.size(".rodata"),
+            "data_init": elf.size(".data"),
+        }
+        ram = {
+            "arena": elf.size(".arena"),
+            "stack": elf.size(".stack"),
+            "data_bss": elf.size(".data") + elf.size(".bss") + elf.size(".noinit"),
+        }
+        sections = {s.name: {"address": s.addr, "size": s.size}
+                    for s in elf.sections if s.alloc and s.size}
+        flash_limit, ram_limit = board.flash.length, board.ram_total
+    else:
+        weights = _object_sizes(out_dir, "weights.o").get("flash", 0)
+        flash = {"code": elf.size(".text"), "model_weights": weights,
+                 "constants": max(elf.size(".rodata") - weights, 0),
+                 "data_init": elf.size(".data")}
+        ram = {"arena": info.arena_size, "stack": 0,
+               "data_bss": elf.size(".data") + elf.size(".bss")}
+        sections, flash_limit, ram_limit = {}, None, None
+    return {
+        "flash": {**flash, "total": sum(flash.values()), "limit": flash_limit},
+        "ram": {**ram, "total": sum(ram.values()), "limit": ram_limit},
+        "sections": sections,
+    }
+
+
+def format_memory_table(board_name: str, memory: dict) -> str:
+    """A plain-text table of ``memory_table``'s result."""
+    lines = [f"memory use on {board_name}:", f"  {'part':<16}{'bytes':>10}{'share':>9}"]
+    for region in ("flash", "ram"):
+        m = memory[region]
+        limit = m.get("limit")
+        lines.append(f"  {region.upper()}" + (f" (of {limit} B)" if limit else ""))
+        for key, v in m.items():
+            if key in ("total", "limit"):
+                continue
+            share = f"{100 * v / limit:8.2f}%" if limit else ""
+            lines.append(f"    {key.replace('_', ' '):<14}{v:>10}{share}")
+        share = f"{100 * m['total'] / limit:8.2f}%" if limit else ""
+        lines.append(f"    {'total':<14}{m['total']:>10}{share}")
+    return "\n".join(lines)
+
+
+def _check_objects(board: Board, out_dir: Path, info: ModelInfo) -> None:
+    """Second fit check, on the compiled objects, before linking."""
+    if not board.is_arm:
+        return
+    flash = sum(_object_sizes(out_dir, p.name).get("flash", 0)
+                for p in sorted((out_dir / "obj").glob("*.o")))
+    if flash > board.flash.length:
+        raise DitmosError(
+            f"the firmware does not fit the flash of {board.name}: its objects hold {flash} B "
+            f"of code and constants, the flash has {board.flash.length} B")
+    ram_model = _object_sizes(out_dir, "model.o").get("ram", 0)
+    check_fit(board, ModelInfo(**{**info.__dict__, "arena_size": max(info.arena_size,
+                                                                      ram_model)}))
+
+
+def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path, *,
+                  kernels: str | None = None, kernel_sources=(), profile: bool = False,
+                  baud: int | None = None, weights_bytes: int | None = None,
+                  extra_manifest: dict | None = None) -> Path:
+    """Render and compile the firmware for ``board`` from a model directory.
+
+    Returns ``out_dir``, which then holds firmware.elf (and firmware.bin for
+    arm boards) and manifest.json.  Raises DitmosError before compiling when
+    the model cannot fit the board.
+    """
+    board = get_board(board) if isinstance(board, str) else board
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    for name in MODEL_FILES:
+        if not (model_dir / name).is_file():
+            raise DitmosError(f"the model directory {model_dir} has no {name} "
+                              "(expected generated model.h, model.c, weights.c)")
+    info = read_model_header(model_dir / "model.h")
+    check_fit(board, info, weights_bytes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("firmware.elf", "firmware.bin", "manifest.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+    if (out_dir / "obj").exists():
+        shutil.rmtree(out_dir / "obj")
+    sources = render_project(board, model_dir, out_dir, info, kernel_sources=kernel_sources,
+                             profile=profile, baud=baud)
+    _make(out_dir, *[f"obj/{Path(s).stem}.o" for s in sources])
+    _check_objects(board, out_dir, info)
+    _make(out_dir)
+
+    elf_path = out_dir / "firmware.elf"
+    elf = Elf(elf_path)
+    memory = memory_table(board, elf, out_dir, info)
+    manifest = {
+        "format": "ditmos-build/1",
+        "board": board.name,
+        "model_hash": info.model_hash,
+        "kernels": kernels,
+        "profile": profile,
+        "protocol_version": PROTOCOL_VERSION,
+        "cost_kind": COST_KINDS[board.cost_kind],
+        "core_clock_hz": board.core_clock_hz,
+        "baud": baud or board.uart.get("baud"),
+        "input_shape": [info.input_t, info.input_c],
+        "num_classes": info.num_classes,
+        "num_layers": info.num_layers if profile else 0,
+        "memory": memory,
+        "elf": "firmware.elf",
+        "elf_sha256": hashlib.sha256(elf_path.read_bytes()).hexdigest(),
+        "ditmos_version": __version__,
+    }
+    if "ditmos_mark_sled" in elf.symbols:
+        sled = elf.symbol("ditmos_mark_sled")
+        manifest["marker"] = {"sled": sled.value & ~1, "sled_size": sled.size}
+    if extra_manifest:
+        manifest.update(extra_manifest)
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return out_dir
+
+
+def _kernel_sources(kernels: str) -> list[Path]:
+    from ditmos import codegen
+    if hasattr(codegen, "kernel_sources"):
+        return [Path(p) for p in codegen.kernel_sources(kernels)]
+    kdir = firmware_dir() / "kernels" / kernels
+    return sorted(kdir.glob("*.c")) + sorted(kdir.glob("*.h"))
+
+
+def build_firmware(board: str, int8_dir: str | Path, out_dir: str | Path, *,
+                   kernels: str | None = None, profile: bool = False,
+                   strategy: str = "slicing", baud: int | None = None) -> Path:
+    """Generate C for an int8 directory (ditmos.codegen) and build it for a board."""
+    b = get_board(board)
+    kernels = kernels or b.default_kernels
+    if kernels not in ("ref", "cm7"):
+        raise DitmosError(f"unknown kernels '{kernels}'; choose 'ref' or 'cm7'")
+    if kernels == "cm7" and not b.is_arm:
+        raise DitmosError(f"the cm7 kernels need an Arm board; {board} builds with 'ref'")
+    int8_dir, out_dir = Path(int8_dir), Path(out_dir)
+    if not (int8_dir / "manifest.json").is_file():
+        raise DitmosError(f"{int8_dir} is not an int8 directory (no manifest.json); "
+                          "run `ditmos quantize RUN_DIR` first")
+    from ditmos import codegen
+    if not hasattr(codegen, "generate"):
+        raise DitmosError("the code generator (ditmos.codegen.generate) is not available in "
+                          "this version of ditmos; the build stage cannot run")
+    model_dir = out_dir / "model"
+    if model_dir.exists():
+        shutil.rmtree(model_dir)
+    gen_manifest = codegen.generate(int8_dir, model_dir, kernels=kernels, strategy=strategy,
+                                    profile=profile)
+    weights_bytes = _weights_bytes(gen_manifest)
+    return build_project(b, model_dir, out_dir, kernels=kernels,
+                         kernel_sources=_kernel_sources(kernels), profile=profile, baud=baud,
+                         weights_bytes=weights_bytes,
+                         extra_manifest={"int8_dir": str(int8_dir.resolve()),
+                                         "strategy": strategy})
+
+
+def _weights_bytes(gen_manifest) -> int | None:
+    """The weight bytes from the codegen manifest, when it states them."""
+    if not isinstance(gen_manifest, dict):
+        return None
+    for path in (("memory", "weights_bytes"), ("memory", "flash_weights"), ("weights_bytes",)):
+        d = gen_manifest
+        for key in path:
+            d = d.get(key) if isinstance(d, dict) else None
+        if isinstance(d, int):
+            return d
+    return None

@@ -1,0 +1,39 @@
+/* The protocol runtime: request handling and the device main loop. */
+#ifndef DITMOS_RUNTIME_H
+#define DITMOS_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ditmos_protocol.h"
+
+/* Largest response payload: HELLO_OK with a 255-byte board name. */
+#define DITMOS_MAX_RESPONSE DITMOS_MAX_FRAME
+
+typedef struct {
+    uint8_t have_last; /* 0 right after boot: any sequence number is accepted */
+    uint16_t last_seq;
+    uint32_t inferences;
+    uint32_t errors;
+} ditmos_session_t;
+
+void ditmos_session_init(ditmos_session_t *s);
+
+/* Handle one valid frame; writes the complete response frame into out and
+ * returns its length.  *reset_after is set when the device must reset once
+ * the response has been sent. */
+size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *frame,
+                           uint8_t *out, size_t cap, int *reset_after);
+
+/* Build an ERROR frame (and count it); returns its length. */
+size_t ditmos_error_frame(ditmos_session_t *s, const ditmos_error_t *error,
+                          uint8_t *out, size_t cap);
+
+/* The device main loop: never returns on a microcontroller; returns when the
+ * host board's link closes. */
+void ditmos_runtime_run(void);
+
+/* Called by generated code built with -DDITMOS_PROFILE after each layer. */
+void ditmos_profile_layer(uint16_t layer_index);
+
+#endif /* DITMOS_RUNTIME_H */
