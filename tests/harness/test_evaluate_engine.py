@@ -24,7 +24,7 @@ def _workload(n=40, size=12, num_classes=4, hash_="0123456789abcdef" + "0" * 48)
 
 def test_two_devices_share_the_samples_and_match_the_reference(tmp_path):
     w = _workload()
-    with PyDevice() as d1, PyDevice() as d2:
+    with PyDevice(delay=0.005) as d1, PyDevice(delay=0.005) as d2:
         rep = run_evaluation(w, [DeviceSpec(d1.path), DeviceSpec(d2.path)], tmp_path, timeout=0.5)
     assert rep["complete"] and rep["samples"] == 40 and rep["mismatches"] == 0
     assert rep["score_mismatches"] == 0 and rep["route_mismatches"] == 0

@@ -20,4 +20,4 @@ def test_latest_complete_group_with_layers_by_index(tmp_path):
     assert m.take(timeout=0.1) == (100, [])
     with open(log, "a") as f:
         f.write("77\n")
-    assert m.take(timeout=0.1) == (377, [])
+    assert m.take(timeout=0.1) == (77, [])
