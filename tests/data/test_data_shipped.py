@@ -1,0 +1,129 @@
+"""The shipped real datasets: hapt (UCI HAPT) and fsdd (FSDD MFCC)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from ditmos.data import Normalizer, list_datasets, load_dataset, make_splits
+from ditmos.paths import datasets_dir
+
+
+@pytest.fixture(scope="module")
+def hapt():
+    return load_dataset("hapt")
+
+
+@pytest.fixture(scope="module")
+def fsdd():
+    return load_dataset("fsdd")
+
+
+def test_hapt_counts_and_shapes(hapt):
+    assert hapt.X.shape == (10411, 128, 6) and hapt.X.dtype == np.float32
+    assert hapt.class_names == ["walking", "walking_upstairs", "walking_downstairs", "sitting",
+                                "standing", "laying"]
+    assert np.bincount(hapt.y).tolist() == [1722, 1544, 1407, 1801, 1979, 1958]
+    assert np.unique(hapt.groups).tolist() == list(range(1, 31))
+    assert hapt.split is None
+    info = hapt.info
+    assert info["licence"] == "CC BY 4.0" and info["sampling_rate_hz"] == 50
+    assert info["windows_made"] == 10411
+    dropped = info["samples_dropped"]
+    assert dropped["unlabelled (label -1)"] == 307158
+    assert dropped["postural transitions (labels 7-12)"] == 67208
+    # every source sample is either windowed (at least once) or dropped for a stated reason
+    covered = info["source_samples"] - sum(dropped.values())
+    assert covered == 1122772 - 307158 - 67208 - 27318
+
+
+def test_hapt_physical_units(hapt):
+    acc = hapt.X[:, :, :3]
+    g = np.linalg.norm(acc.mean(axis=1), axis=1)          # gravity: ~1 g while still
+    still = np.isin(hapt.y, [3, 4, 5])
+    assert 0.9 < np.median(g[still]) < 1.1
+    assert np.abs(hapt.X[:, :, 3:]).max() < 10.1          # rad/s
+    # laying: gravity leaves the phone's x axis (vertical when upright)
+    assert np.median(acc[hapt.y == 5, :, 0]) < 0.4 < np.median(acc[hapt.y == 4, :, 0])
+
+
+def test_hapt_windows_overlap_by_half(hapt):
+    # consecutive windows of one segment share 64 samples
+    same = np.flatnonzero(np.all(hapt.X[:-1, 64:] == hapt.X[1:, :64], axis=(1, 2)))
+    assert len(same) > 9000
+
+
+def test_hapt_splits_subject_disjoint_and_deterministic(hapt):
+    s = make_splits(hapt, 0)
+    assert s.sizes() == {"train": 6634, "val": 1779, "test": 1998}
+    subj = [set(hapt.groups[idx].tolist()) for idx in (s.train, s.val, s.test)]
+    assert [len(x) for x in subj] == [19, 5, 6]
+    assert not (subj[0] & subj[1] or subj[0] & subj[2] or subj[1] & subj[2])
+    assert np.array_equal(make_splits(hapt, 0).test, s.test)
+    assert not np.array_equal(make_splits(hapt, 1).test, s.test)
+
+
+def test_normalisation_from_train_only(hapt):
+    s = make_splits(hapt, 0)
+    norm = Normalizer.fit(hapt.X[s.train])
+    full = Normalizer.fit(hapt.X)
+    assert not np.allclose(norm.mean, full.mean, rtol=0, atol=1e-6)
+    z = norm.apply(hapt.X[s.train]).reshape(-1, 6)
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-4)
+    np.testing.assert_allclose(z.std(axis=0), 1, atol=1e-3)
+
+
+def test_hapt_loads_fast():
+    t = time.perf_counter()
+    load_dataset("hapt")
+    assert time.perf_counter() - t < 2.0
+
+
+def test_fsdd_counts_and_shapes(fsdd):
+    assert fsdd.X.shape == (3000, 32, 13) and fsdd.X.dtype == np.float32
+    assert fsdd.class_names == [str(d) for d in range(10)]
+    assert np.bincount(fsdd.y).tolist() == [300] * 10
+    assert fsdd.groups is None and fsdd.split is None
+    assert fsdd.info["utterances_cropped"] == 61 and fsdd.info["utterances_padded"] == 2929
+    assert "CC BY-SA 4.0" in fsdd.info["licence"]
+
+
+def test_fsdd_pad_and_crop_match_the_source(fsdd):
+    from ditmos.data.fsdd import fit_frames
+
+    raw = np.load(datasets_dir() / "fsdd" / "fsdd.npz")
+    frames, lengths = raw["X"], raw["lengths"]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    long_i = int(np.argmax(lengths))                      # 92 frames -> centre crop
+    s, n = starts[long_i], lengths[long_i]
+    assert np.array_equal(fsdd.X[long_i], frames[s + (n - 32) // 2: s + (n - 32) // 2 + 32])
+    short_i = int(np.argmin(lengths))                     # 6 frames -> 13 copies of the first before
+    s, n = starts[short_i], lengths[short_i]
+    assert np.array_equal(fsdd.X[short_i, 13:19], frames[s:s + n])
+    assert np.all(fsdd.X[short_i, :13] == frames[s]) and np.all(fsdd.X[short_i, 19:] == frames[s + n - 1])
+    assert fit_frames(np.arange(10.0)[:, None], 4)[:, 0].tolist() == [3, 4, 5, 6]
+
+
+def test_fsdd_stratified_split(fsdd):
+    s = make_splits(fsdd, 0)
+    assert s.sizes() == {"train": 1950, "val": 450, "test": 600}
+    assert np.bincount(fsdd.y[s.test]).tolist() == [60] * 10
+    assert np.array_equal(make_splits(fsdd, 0).train, s.train)
+
+
+def test_shipped_data_budget():
+    total = sum(f.stat().st_size for f in datasets_dir().rglob("*") if f.is_file())
+    assert total <= 25 * 2**20
+
+
+def test_registry_lists_every_documented_spec():
+    names = [e.name for e in list_datasets()]
+    assert names == ["hapt", "fsdd", "unimib", "unimib-adl", "unimib-fall", "speech_commands",
+                     "speech_commands35", "wesad", "npz", "csv"]
+    for e in list_datasets():
+        assert (datasets_dir() / e.name).is_dir() == (not e.takes_path)
+        if not e.takes_path:
+            assert (datasets_dir() / e.name / "README.md").is_file()
+            assert (datasets_dir() / e.name / "prepare.py").is_file()
