@@ -28,6 +28,7 @@
 #ifndef DITMOS_KERNELS_H
 #define DITMOS_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -162,15 +163,13 @@ void avg_pool1d_s8(const pool1d_s8_params_t *params,
 
 /* ------------------------------------------------------------------------ */
 /* mean_s8: TFLM MEAN over the time axis of a [T][C] map -> [C].             */
-/* same_quantization = 1 when input and output scale AND zero point are      */
-/* equal: TFLM then divides the raw int32 sum by T (C division, truncating). */
-/* Otherwise multiplier/shift = QuantizeMultiplier(in_scale / out_scale) and */
-/* the kernel folds 1/T in exactly as TFLM's QuantizedMeanOrSum does.         */
+/* multiplier/shift = QuantizeMultiplier(in_scale / out_scale), also when    */
+/* the scales are equal; the kernel folds 1/T in exactly as TFLM's           */
+/* QuantizedMeanOrSum does (the int8 path the pinned TFLM always takes).     */
 /* ------------------------------------------------------------------------ */
 typedef struct {
     int32_t in_len;
     int32_t channels;
-    int32_t same_quantization;
     int32_t input_zero_point;
     int32_t output_zero_point;
     int32_t multiplier;

@@ -1,0 +1,29 @@
+/* avg_pool1d_s8 (reference): TFLM int8 AVERAGE_POOL_2D with H = 1; the
+ * divisor is the number of taps inside the input, rounded half away from 0. */
+#include "ditmos_kernels.h"
+#include "ditmos_kernel_requant.h"
+
+void avg_pool1d_s8(const pool1d_s8_params_t *params,
+                   const int8_t *input, int8_t *output)
+{
+    const int32_t C = params->channels;
+    for (int32_t t = 0; t < params->out_len; ++t) {
+        const int32_t origin = t * params->stride - params->pad;
+        const int32_t k_start = origin < 0 ? -origin : 0;
+        int32_t k_end = params->in_len - origin;
+        if (k_end > params->pool_size) {
+            k_end = params->pool_size;
+        }
+        const int32_t count = k_end - k_start;
+        for (int32_t c = 0; c < C; ++c) {
+            int32_t acc = 0;
+            for (int32_t k = k_start; k < k_end; ++k) {
+                acc += input[(origin + k) * C + c];
+            }
+            if (count > 0) {
+                acc = acc > 0 ? (acc + count / 2) / count : (acc - count / 2) / count;
+            }
+            output[t * C + c] = (int8_t)ditmos_clamp(acc, params->act_min, params->act_max);
+        }
+    }
+}

@@ -1,0 +1,240 @@
+"""Host builds of the int8 kernel sets and ctypes bindings mirroring ditmos_kernels.h.
+
+A kernel *set* is the list of C files a build compiles: every
+``firmware/kernels/ref/<op>_s8.c``, with ``firmware/kernels/cm7/<op>_s8.c``
+taking its place in the cm7 set when it exists (firmware/kernels/README.md).
+"""
+
+from __future__ import annotations
+
+import ctypes as C
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+FIRMWARE = REPO / "firmware"
+INCLUDE = FIRMWARE / "include"
+KERNELS = FIRMWARE / "kernels"
+CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"]
+KERNEL_SETS = ("ref", "cm7")
+MAX_PARTS = 4
+
+
+def kernel_sources(kernel_set: str) -> list[Path]:
+    """The C files of one kernel set, ref files replaced by their cm7 twins."""
+    if kernel_set not in KERNEL_SETS:
+        raise ValueError(f"unknown kernel set {kernel_set!r}")
+    sources = {p.name: p for p in sorted((KERNELS / "ref").glob("*_s8.c"))}
+    if kernel_set == "cm7":
+        for p in sorted((KERNELS / "cm7").glob("*_s8.c")):
+            sources[p.name] = p
+    return [sources[name] for name in sorted(sources)]
+
+
+def build_shared(kernel_set: str, out_dir: Path) -> Path:
+    out = Path(out_dir) / f"libditmos_kernels_{kernel_set}.so"
+    cmd = ["gcc", *CFLAGS, "-fPIC", "-shared", f"-I{INCLUDE}",
+           f"-I{KERNELS / kernel_set}", *map(str, kernel_sources(kernel_set)), "-o", str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return out
+
+
+I8P = C.POINTER(C.c_int8)
+I32P = C.POINTER(C.c_int32)
+
+
+class ConvPart(C.Structure):
+    _fields_ = [("channels", C.c_int32), ("input_offset", C.c_int32)]
+
+
+class ConvParams(C.Structure):
+    _fields_ = [("num_parts", C.c_int32), ("parts", ConvPart * MAX_PARTS),
+                ("in_len", C.c_int32), ("out_len", C.c_int32), ("out_channels", C.c_int32),
+                ("kernel_size", C.c_int32), ("stride", C.c_int32), ("pad", C.c_int32),
+                ("weights", I8P), ("bias", I32P), ("multiplier", I32P), ("shift", I32P),
+                ("output_offset", C.c_int32), ("act_min", C.c_int32), ("act_max", C.c_int32)]
+
+
+class DepthwiseParams(C.Structure):
+    _fields_ = [("in_len", C.c_int32), ("in_channels", C.c_int32),
+                ("depth_multiplier", C.c_int32), ("out_len", C.c_int32),
+                ("kernel_size", C.c_int32), ("stride", C.c_int32), ("pad", C.c_int32),
+                ("input_offset", C.c_int32), ("weights", I8P), ("bias", I32P),
+                ("multiplier", I32P), ("shift", I32P), ("output_offset", C.c_int32),
+                ("act_min", C.c_int32), ("act_max", C.c_int32)]
+
+
+class FcParams(C.Structure):
+    _fields_ = [("batches", C.c_int32), ("in_features", C.c_int32),
+                ("out_features", C.c_int32), ("input_offset", C.c_int32), ("weights", I8P),
+                ("bias", I32P), ("per_channel", C.c_int32), ("multiplier", I32P),
+                ("shift", I32P), ("output_offset", C.c_int32), ("act_min", C.c_int32),
+                ("act_max", C.c_int32)]
+
+
+class PoolParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("in_len", "channels", "out_len", "pool_size",
+                                          "stride", "pad", "act_min", "act_max")]
+
+
+class MeanParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("in_len", "channels",
+                                          "input_zero_point", "output_zero_point",
+                                          "multiplier", "shift")]
+
+
+class AddParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in (
+        "size", "left_shift", "input1_offset", "input1_multiplier", "input1_shift",
+        "input2_offset", "input2_multiplier", "input2_shift", "output_offset",
+        "output_multiplier", "output_shift", "act_min", "act_max")]
+
+
+class RequantizeParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("size", "input_zero_point", "output_zero_point",
+                                          "multiplier", "shift")]
+
+
+class SoftmaxParams(C.Structure):
+    _fields_ = [(n, C.c_int32) for n in ("rows", "depth", "input_multiplier",
+                                          "input_left_shift", "diff_min")]
+
+
+class ArgmaxParams(C.Structure):
+    _fields_ = [("rows", C.c_int32), ("depth", C.c_int32)]
+
+
+def _i8(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.int8))
+
+
+def _i32(a) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(a, dtype=np.int32))
+
+
+def _p8(a: np.ndarray):
+    return a.ctypes.data_as(I8P)
+
+
+def _p32(a: np.ndarray | None):
+    return a.ctypes.data_as(I32P) if a is not None else None
+
+
+class Kernels:
+    """Python calls into one compiled kernel set; arrays in, int8 arrays out."""
+
+    def __init__(self, so_path: Path):
+        self.lib = C.CDLL(str(so_path))
+        sigs = {
+            "conv1d_s8": [C.POINTER(ConvParams), C.POINTER(I8P), I8P],
+            "depthwise_conv1d_s8": [C.POINTER(DepthwiseParams), I8P, I8P],
+            "fully_connected_s8": [C.POINTER(FcParams), I8P, I8P],
+            "max_pool1d_s8": [C.POINTER(PoolParams), I8P, I8P],
+            "avg_pool1d_s8": [C.POINTER(PoolParams), I8P, I8P],
+            "mean_s8": [C.POINTER(MeanParams), I8P, I8P],
+            "add_s8": [C.POINTER(AddParams), I8P, I8P, I8P],
+            "requantize_s8": [C.POINTER(RequantizeParams), I8P, I8P],
+            "softmax_s8": [C.POINTER(SoftmaxParams), I8P, I8P],
+            "argmax_s8": [C.POINTER(ArgmaxParams), I8P, I32P],
+        }
+        for name, args in sigs.items():
+            fn = getattr(self.lib, name)
+            fn.argtypes = args
+            fn.restype = None
+
+    def conv1d(self, parts, weights, bias, multiplier, shift, *, kernel_size, stride,
+               pad, out_len, output_offset, act_min=-128, act_max=127):
+        """parts: list of (x [T][C_p] int8, input_offset); weights part-major [O][sum K*C_p]."""
+        xs = [_i8(x) for x, _ in parts]
+        in_len = xs[0].shape[0]
+        w = _i8(weights)
+        out_ch = w.shape[0]
+        b = _i32(bias) if bias is not None else None
+        m, s = _i32(multiplier), _i32(shift)
+        p = ConvParams(num_parts=len(xs), in_len=in_len, out_len=out_len,
+                       out_channels=out_ch, kernel_size=kernel_size, stride=stride, pad=pad,
+                       weights=_p8(w), bias=_p32(b), multiplier=_p32(m), shift=_p32(s),
+                       output_offset=output_offset, act_min=act_min, act_max=act_max)
+        for i, (x, (_, off)) in enumerate(zip(xs, parts)):
+            p.parts[i] = ConvPart(x.shape[1], off)
+        ptrs = (I8P * len(xs))(*[_p8(x) for x in xs])
+        out = np.zeros((out_len, out_ch), dtype=np.int8)
+        self.lib.conv1d_s8(C.byref(p), ptrs, _p8(out))
+        return out
+
+    def depthwise_conv1d(self, x, weights, bias, multiplier, shift, *, depth_multiplier,
+                         kernel_size, stride, pad, out_len, input_offset, output_offset,
+                         act_min=-128, act_max=127):
+        x, w = _i8(x), _i8(weights)
+        b = _i32(bias) if bias is not None else None
+        m, s = _i32(multiplier), _i32(shift)
+        p = DepthwiseParams(in_len=x.shape[0], in_channels=x.shape[1],
+                            depth_multiplier=depth_multiplier, out_len=out_len,
+                            kernel_size=kernel_size, stride=stride, pad=pad,
+                            input_offset=input_offset, weights=_p8(w), bias=_p32(b),
+                            multiplier=_p32(m), shift=_p32(s), output_offset=output_offset,
+                            act_min=act_min, act_max=act_max)
+        out = np.zeros((out_len, x.shape[1] * depth_multiplier), dtype=np.int8)
+        self.lib.depthwise_conv1d_s8(C.byref(p), _p8(x), _p8(out))
+        return out
+
+    def fully_connected(self, x, weights, bias, multiplier, shift, *, input_offset,
+                        output_offset, act_min=-128, act_max=127):
+        x, w = _i8(np.atleast_2d(x)), _i8(weights)
+        b = _i32(bias) if bias is not None else None
+        m, s = _i32(np.atleast_1d(multiplier)), _i32(np.atleast_1d(shift))
+        p = FcParams(batches=x.shape[0], in_features=x.shape[1], out_features=w.shape[0],
+                     input_offset=input_offset, weights=_p8(w), bias=_p32(b),
+                     per_channel=int(m.size > 1), multiplier=_p32(m), shift=_p32(s),
+                     output_offset=output_offset, act_min=act_min, act_max=act_max)
+        out = np.zeros((x.shape[0], w.shape[0]), dtype=np.int8)
+        self.lib.fully_connected_s8(C.byref(p), _p8(x), _p8(out))
+        return out
+
+    def pool1d(self, kind, x, *, pool_size, stride, pad, out_len, act_min=-128, act_max=127):
+        x = _i8(x)
+        p = PoolParams(in_len=x.shape[0], channels=x.shape[1], out_len=out_len,
+                       pool_size=pool_size, stride=stride, pad=pad, act_min=act_min,
+                       act_max=act_max)
+        out = np.zeros((out_len, x.shape[1]), dtype=np.int8)
+        getattr(self.lib, f"{kind}_pool1d_s8")(C.byref(p), _p8(x), _p8(out))
+        return out
+
+    def mean(self, x, *, input_zero_point, output_zero_point, multiplier, shift):
+        x = _i8(x)
+        p = MeanParams(in_len=x.shape[0], channels=x.shape[1],
+                       input_zero_point=input_zero_point, output_zero_point=output_zero_point,
+                       multiplier=multiplier, shift=shift)
+        out = np.zeros(x.shape[1], dtype=np.int8)
+        self.lib.mean_s8(C.byref(p), _p8(x), _p8(out))
+        return out
+
+    def add(self, a, b, **params):
+        a, b = _i8(a), _i8(b)
+        p = AddParams(size=a.size, **params)
+        out = np.zeros_like(a)
+        self.lib.add_s8(C.byref(p), _p8(a), _p8(b), _p8(out))
+        return out
+
+    def requantize(self, x, **params):
+        x = _i8(x)
+        p = RequantizeParams(size=x.size, **params)
+        out = np.zeros_like(x)
+        self.lib.requantize_s8(C.byref(p), _p8(x), _p8(out))
+        return out
+
+    def softmax(self, x, **params):
+        x = _i8(np.atleast_2d(x))
+        p = SoftmaxParams(rows=x.shape[0], depth=x.shape[1], **params)
+        out = np.zeros_like(x)
+        self.lib.softmax_s8(C.byref(p), _p8(x), _p8(out))
+        return out
+
+    def argmax(self, x):
+        x = _i8(np.atleast_2d(x))
+        p = ArgmaxParams(rows=x.shape[0], depth=x.shape[1])
+        out = np.zeros(x.shape[0], dtype=np.int32)
+        self.lib.argmax_s8(C.byref(p), _p8(x), out.ctypes.data_as(I32P))
+        return out
