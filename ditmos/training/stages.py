@@ -1,0 +1,525 @@
+"""The DiTMoS training stages, each a resumable function over a :class:`Trainer`.
+
+Order (``STAGES``): strong model -> diverse split (KMeans on the strong
+model's last conv features) -> classifier pre-training on the clusters ->
+selector pre-training -> adversarial alternation -> model selection on the
+validation split.  After every epoch the whole state is checkpointed
+atomically (``checkpoints/latest.npz``), and after every stage a copy is kept
+(``checkpoints/<stage>.npz``); :meth:`Trainer.resume` continues from the last
+finished epoch.  Shuffles are drawn from ``(seed, stage, epoch)`` so a resumed
+run repeats the uninterrupted one exactly (with op determinism on).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from ditmos.errors import DitmosError
+from ditmos.models.arch import Architecture
+from ditmos.models.bank import Bank
+from ditmos.training import losses
+from ditmos.training.checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
+from ditmos.training.optim import Optimizer, lr_at
+from ditmos.training.progress import Reporter
+
+STAGES = ("strong", "split", "classifier_pretrain", "selector_pretrain", "adversarial", "select")
+_STAGE_CODE = {s: i + 1 for i, s in enumerate(STAGES)}
+
+
+class Trainer:
+    """Holds the networks, data, optimisers and progress of one run."""
+
+    def __init__(self, cfg: dict, arch: Architecture, data: dict, run_dir: Path,
+                 reporter: Reporter):
+        self.cfg, self.arch, self.rep = cfg, arch, reporter
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.x_train, self.y_train = data["x_train"], data["y_train"]
+        self.x_val, self.y_val = data["x_val"], data["y_val"]
+        self.num_classes = int(data["num_classes"])
+        _, self.T, self.C = self.x_train.shape
+        seed = int(cfg["seed"])
+        self.seed = seed
+        mom = float(cfg["bn_momentum"])
+        eps = arch.bn_epsilon
+        self.strong = Bank(arch.strong, self.C, self.num_classes, 1, seed=seed * 1000 + 1,
+                           bn_epsilon=eps, bn_momentum=mom, name="strong").build(self.T)
+        self.selector = Bank(arch.selector, self.C, arch.K, 1, seed=seed * 1000 + 2,
+                             bn_epsilon=eps, bn_momentum=mom, name="selector").build(self.T)
+        side = {b: arch.selector.blocks[b - 1].filters for b in arch.shared_blocks}
+        self.classifiers = Bank(arch.classifier, self.C, self.num_classes, arch.K,
+                                seed=seed * 1000 + 3, side_channels=side, bn_epsilon=eps,
+                                bn_momentum=mom, name="classifiers").build(self.T)
+        self.opts: dict[str, Optimizer] = {}
+        self.progress = {"stage": STAGES[0], "epoch": 0, "done": [], "history": [],
+                         "best": None, "cluster_info": None}
+        self.clusters: np.ndarray | None = None
+        self.best_state: dict[str, np.ndarray] | None = None
+        self._build_functions()
+
+    # ---------------------------------------------------------------- graphs
+    def _side(self, blocks):
+        return {b: blocks[b - 1] for b in self.arch.shared_blocks}
+
+    def _build_functions(self):
+        T, C, K = self.T, self.C, self.arch.K
+        x_sig = tf.TensorSpec([None, T, C], tf.float32)
+        y_sig = tf.TensorSpec([None], tf.int64)
+        lr_sig = tf.TensorSpec([], tf.float32)
+        w = {k: float(v) for k, v in self.cfg["loss_weights"].items()}
+        sel, cls, strong = self.selector, self.classifiers, self.strong
+
+        @tf.function(input_signature=[x_sig])
+        def evaluate(x):
+            r, sb = sel(x, training=False, return_blocks=True)
+            lg = cls(x, training=False, side=self._side(sb))
+            return r[:, 0, :], lg
+
+        @tf.function(input_signature=[x_sig])
+        def strong_eval(x):
+            lg, blocks = strong(x, training=False, return_blocks=True)
+            return lg[:, 0, :], blocks[-1]
+
+        self._evaluate, self._strong_eval = evaluate, strong_eval
+        self._w = w
+        self._x_sig, self._y_sig, self._lr_sig = x_sig, y_sig, lr_sig
+        self._steps = {}
+
+    def _strong_step(self, opt: Optimizer):
+        @tf.function(input_signature=[self._x_sig, self._y_sig, self._lr_sig])
+        def step(x, y, lr):
+            with tf.GradientTape() as tape:
+                lg = self.strong(x, training=True)[:, 0, :]
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=y, logits=lg))
+            opt.apply(tape.gradient(loss, opt.variables), lr)
+            return loss
+        return step
+
+    def _cls_pretrain_step(self, opt: Optimizer):
+        K, T, C = self.arch.K, self.T, self.C
+        xs = tf.TensorSpec([None, T, K, C], tf.float32)
+        ys = tf.TensorSpec([None, K], tf.int64)
+
+        @tf.function(input_signature=[xs, ys, self._lr_sig])
+        def step(x, y, lr):
+            # x: [B, T, K, C], member k's own batch from its cluster
+            B = tf.shape(x)[0]
+            flat = tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [B * K, T, C])
+            _, sb = self.selector(flat, training=False, return_blocks=True)
+            side = {}
+            for b in self.arch.shared_blocks:
+                f = sb[b - 1]
+                f = tf.reshape(f, [B, K, tf.shape(f)[1], f.shape[-1]])
+                side[b] = tf.transpose(f, [0, 2, 1, 3])
+            with tf.GradientTape() as tape:
+                lg = self.classifiers(x, training=True, side=side)
+                ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=tf.cast(y, tf.int32), logits=lg)
+                loss = tf.reduce_sum(tf.reduce_mean(ce, axis=0))
+            opt.apply(tape.gradient(loss, opt.variables), lr)
+            return loss / K
+        return step
+
+    def _selector_step(self, opt: Optimizer):
+        @tf.function(input_signature=[self._x_sig, self._y_sig, self._lr_sig])
+        def step(x, y, lr):
+            with tf.GradientTape() as tape:
+                r, sb = self.selector(x, training=True, return_blocks=True)
+                side = {b: tf.stop_gradient(v) for b, v in self._side(sb).items()}
+                lg = self.classifiers(x, training=False, side=side)
+                target = losses.selector_target(lg, y)
+                loss = losses.selector_loss(r[:, 0, :], target)
+            opt.apply(tape.gradient(loss, opt.variables), lr)
+            return loss
+        return step
+
+    def _adv_classifier_step(self, opt: Optimizer):
+        w = self._w
+
+        @tf.function(input_signature=[self._x_sig, self._y_sig, self._lr_sig])
+        def step(x, y, lr):
+            r, sb = self.selector(x, training=False, return_blocks=True)
+            route = tf.argmax(r[:, 0, :], axis=-1, output_type=tf.int32)
+            with tf.GradientTape() as tape:
+                lg = self.classifiers(x, training=True, side=self._side(sb))
+                loss, _ = losses.adversarial_classifier_loss(lg, y, route, w)
+            opt.apply(tape.gradient(loss, opt.variables), lr)
+            return loss
+        return step
+
+    # ---------------------------------------------------------------- helpers
+    def rng(self, stage: str, epoch: int, extra: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.seed, _STAGE_CODE[stage], epoch, extra])
+
+    def batches(self, n: int, batch: int, rng: np.random.Generator):
+        perm = rng.permutation(n)
+        for i in range(0, n, batch):
+            idx = perm[i:i + batch]
+            if len(idx) >= 2:  # batch-norm statistics need at least 2 samples
+                yield idx
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Selector logits ``[N, K]`` and classifier logits ``[N, K, classes]``."""
+        bs = int(self.cfg["eval_batch_size"])
+        rs, ls = [], []
+        for i in range(0, len(x), bs):
+            r, lg = self._evaluate(tf.constant(x[i:i + bs]))
+            rs.append(r.numpy())
+            ls.append(lg.numpy())
+        return np.concatenate(rs), np.concatenate(ls)
+
+    def strong_predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        bs = int(self.cfg["eval_batch_size"])
+        ls, fs = [], []
+        for i in range(0, len(x), bs):
+            lg, f = self._strong_eval(tf.constant(x[i:i + bs]))
+            ls.append(lg.numpy())
+            fs.append(f.numpy().reshape(len(f), -1))
+        return np.concatenate(ls), np.concatenate(fs)
+
+    def val_accuracy(self) -> dict:
+        r, lg = self.predict(self.x_val)
+        return summarize(r, lg, self.y_val)
+
+    # ---------------------------------------------------------------- state
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        a = {}
+        a.update(prefixed("strong", self.strong.get_state()))
+        a.update(prefixed("selector", self.selector.get_state()))
+        a.update(prefixed("classifiers", self.classifiers.get_state()))
+        for name, opt in self.opts.items():
+            a.update(prefixed(f"opt.{name}", opt.get_state()))
+        if self.clusters is not None:
+            a["clusters"] = self.clusters
+        if self.best_state is not None:
+            a.update(prefixed("best", self.best_state))
+        return a
+
+    def save(self, stage_done: str | None = None) -> None:
+        path = self.ckpt_dir / "latest.npz"
+        save_checkpoint(path, self.state_arrays(), self.progress)
+        if stage_done is not None:
+            shutil.copyfile(path, self.ckpt_dir / f"{stage_done}.npz")
+
+    def resume(self) -> bool:
+        path = self.ckpt_dir / "latest.npz"
+        if not path.exists():
+            return False
+        arrays, progress = load_checkpoint(path)
+        self.progress = progress
+        self.strong.set_state(unprefixed("strong", arrays))
+        self.selector.set_state(unprefixed("selector", arrays))
+        self.classifiers.set_state(unprefixed("classifiers", arrays))
+        self._arrays = arrays
+        self.clusters = arrays.get("clusters")
+        best = unprefixed("best", arrays)
+        self.best_state = best or None
+        return True
+
+    def optimizer(self, name: str, kind: str, variables) -> Optimizer:
+        """Create (or restore from the resumed checkpoint) the optimiser ``name``."""
+        opt = Optimizer(kind, variables, name)
+        arrays = getattr(self, "_arrays", None)
+        if arrays is not None:
+            st = unprefixed(f"opt.{name}", arrays)
+            if st:
+                opt.set_state(st)
+        self.opts[name] = opt
+        return opt
+
+    def begin(self, stage: str) -> int:
+        """Epochs of ``stage`` already done (0 unless resuming inside it)."""
+        if self.progress["stage"] != stage:
+            self.progress["stage"], self.progress["epoch"] = stage, 0
+        return int(self.progress["epoch"])
+
+    def finish(self, stage: str) -> None:
+        self.progress["done"].append(stage)
+        idx = STAGES.index(stage)
+        self.progress["stage"] = STAGES[idx + 1] if idx + 1 < len(STAGES) else "finished"
+        self.progress["epoch"] = 0
+        # optimiser state of a finished stage is not needed any more
+        for name in [n for n in self.opts if n.startswith(stage)]:
+            del self.opts[name]
+        self._arrays = None
+        self.save(stage_done=stage)
+
+    def epoch_done(self, stage: str, epoch: int, record: dict | None = None) -> None:
+        self.progress["epoch"] = epoch + 1
+        if record is not None:
+            self.progress["history"].append(record)
+        self.save()
+
+    def done(self, stage: str) -> bool:
+        return stage in self.progress["done"]
+
+
+# -------------------------------------------------------------------- metrics
+
+def summarize(route_logits: np.ndarray, cls_logits: np.ndarray, y: np.ndarray) -> dict:
+    route = route_logits.argmax(1)
+    preds = cls_logits.argmax(2)  # [N, K]
+    right = preds == y[:, None]
+    chosen = preds[np.arange(len(y)), route]
+    return {"ditmos": float((chosen == y).mean()), "union": float(right.any(1).mean()),
+            "classifiers": [float(v) for v in right.mean(0)],
+            "routing_to_best": float(right[np.arange(len(y)), route].mean())}
+
+
+# -------------------------------------------------------------------- stages
+
+def _lr(cfg_stage: dict, epoch: int) -> tf.Tensor:
+    return tf.constant(lr_at(cfg_stage["lr"], epoch, cfg_stage["lr_halve_every"]), tf.float32)
+
+
+def train_strong(tr: Trainer) -> None:
+    """Stage 1: the strong model, trained on all training data with cross-entropy."""
+    stage = "strong"
+    if tr.done(stage):
+        return
+    s = tr.cfg[stage]
+    start = tr.begin(stage)
+    opt = tr.optimizer(stage, s["optimizer"], tr.strong.trainable)
+    step = tr._strong_step(opt)
+    tr.rep.start_stage(stage, s["epochs"], start)
+    for ep in range(start, s["epochs"]):
+        lr = _lr(s, ep)
+        tot, n = 0.0, 0
+        for idx in tr.batches(len(tr.x_train), s["batch_size"], tr.rng(stage, ep)):
+            tot += float(step(tr.x_train[idx], tr.y_train[idx], lr))
+            n += 1
+        lg, _ = tr.strong_predict(tr.x_val)
+        acc = float((lg.argmax(1) == tr.y_val).mean())
+        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1),
+                                  "val_acc": acc})
+        tr.rep.advance(f"loss {tot / max(n, 1):.3f} val {acc:.3f}")
+    tr.rep.end_stage()
+    tr.finish(stage)
+
+
+def cluster_purity(clusters: np.ndarray, y: np.ndarray, K: int, num_classes: int) -> dict:
+    per, sizes, majority = [], [], []
+    total_major = 0
+    for k in range(K):
+        yk = y[clusters == k]
+        sizes.append(int(len(yk)))
+        if len(yk) == 0:
+            per.append(0.0)
+            majority.append(None)
+            continue
+        counts = np.bincount(yk, minlength=num_classes)
+        per.append(float(counts.max() / len(yk)))
+        majority.append(int(counts.argmax()))
+        total_major += int(counts.max())
+    return {"purity": float(total_major / max(len(y), 1)), "per_cluster": per,
+            "sizes": sizes, "majority_class": majority}
+
+
+def _kmeans(feats: np.ndarray, K: int, n_init: int, max_iter: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=K, n_init=n_init, max_iter=max_iter, random_state=seed)
+    return km.fit_predict(feats.astype(np.float64)).astype(np.int64)
+
+
+def diverse_split(tr: Trainer) -> None:
+    """Stage 2: assign every training sample to one of K clusters.
+
+    ``kmeans`` (the method): KMeans on the strong model's last conv block
+    output.  ``class_kmeans``: KMeans into K sub-clusters inside each class,
+    sub-cluster ranks (by their mean on the features' first principal axis)
+    joined across classes, so every cluster holds every class.  ``random``:
+    an ablation.
+    """
+    stage = "split"
+    if tr.done(stage):
+        return
+    sp = tr.cfg["split"]
+    K = tr.arch.K
+    tr.rep.start_stage(stage, 1)
+    if sp["method"] == "random":
+        rng = tr.rng(stage, 0)
+        clusters = np.empty(len(tr.y_train), np.int64)
+        clusters[rng.permutation(len(tr.y_train))] = np.arange(len(tr.y_train)) % K
+    else:
+        _, feats = tr.strong_predict(tr.x_train)
+        if sp["method"] == "kmeans":
+            clusters = _kmeans(feats, K, sp["n_init"], sp["max_iter"], tr.seed)
+        else:
+            clusters = np.empty(len(tr.y_train), np.int64)
+            centred = feats - feats.mean(0)
+            _, _, vt = np.linalg.svd(centred[:: max(1, len(feats) // 4000)], full_matrices=False)
+            axis = vt[0]
+            for c in range(tr.num_classes):
+                idx = np.flatnonzero(tr.y_train == c)
+                kc = min(K, len(idx))
+                sub = _kmeans(feats[idx], kc, sp["n_init"], sp["max_iter"], tr.seed + c)
+                pos = np.array([(centred[idx][sub == j] @ axis).mean() for j in range(kc)])
+                rank = np.empty(kc, np.int64)
+                rank[np.argsort(pos)] = np.arange(kc)
+                clusters[idx] = rank[sub]
+    counts = np.bincount(clusters, minlength=K)
+    if (counts < 2).any():
+        raise DitmosError(
+            f"the {sp['method']} split left cluster(s) {np.flatnonzero(counts < 2).tolist()} "
+            f"with fewer than 2 samples (sizes {counts.tolist()}); lower architecture.K")
+    tr.clusters = clusters
+    tr.progress["cluster_info"] = cluster_purity(clusters, tr.y_train, K, tr.num_classes)
+    info = tr.progress["cluster_info"]
+    tr.rep.advance()
+    tr.rep.end_stage(f"purity {info['purity']:.3f} sizes {info['sizes']}")
+    tr.finish(stage)
+
+
+def pretrain_classifiers(tr: Trainer) -> None:
+    """Stage 3: classifier k trained only on cluster k, all K in one step.
+
+    Every step feeds each classifier a batch from its own cluster; an epoch
+    is as many steps as the largest cluster needs (smaller clusters cycle).
+    The selector is frozen here (its BN statistics are first calibrated on
+    training data so its random-init features are well scaled).
+    """
+    stage = "classifier_pretrain"
+    if tr.done(stage):
+        return
+    s = tr.cfg[stage]
+    K, B = tr.arch.K, s["batch_size"]
+    start = tr.begin(stage)
+    if start == 0:
+        _calibrate_bn(tr.selector, tr.x_train, tr.rng(stage, 0, 99))
+    opt = tr.optimizer(stage, s["optimizer"], tr.classifiers.trainable)
+    step = tr._cls_pretrain_step(opt)
+    members = [np.flatnonzero(tr.clusters == k) for k in range(K)]
+    steps = int(np.ceil(max(len(m) for m in members) / B))
+    tr.rep.start_stage(stage, s["epochs"], start)
+    for ep in range(start, s["epochs"]):
+        rng = tr.rng(stage, ep)
+        streams = []
+        for m in members:
+            reps = int(np.ceil(steps * B / len(m)))
+            streams.append(np.concatenate([rng.permutation(m) for _ in range(reps)])[:steps * B])
+        idx = np.stack(streams, axis=1).reshape(steps, B, K)
+        lr = _lr(s, ep)
+        tot = 0.0
+        for i in range(steps):
+            xb = tr.x_train[idx[i]].transpose(0, 2, 1, 3)  # [B, T, K, C]
+            tot += float(step(xb, tr.y_train[idx[i]], lr))
+        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / steps})
+        tr.rep.advance(f"loss {tot / steps:.3f}")
+    tr.rep.end_stage()
+    tr.finish(stage)
+
+
+def _calibrate_bn(bank: Bank, x: np.ndarray, rng: np.random.Generator, n: int = 2048) -> None:
+    """Set BN moving statistics to those of a large training batch (one pass)."""
+    idx = np.sort(rng.permutation(len(x))[:n])
+    mom = bank.momentum
+    bank.momentum = 0.0
+    try:
+        bank(tf.constant(x[idx]), training=True)
+    finally:
+        bank.momentum = mom
+
+
+def pretrain_selector(tr: Trainer) -> None:
+    """Stage 4: selector towards the per-sample best classifier, classifiers frozen."""
+    stage = "selector_pretrain"
+    if tr.done(stage):
+        return
+    s = tr.cfg[stage]
+    start = tr.begin(stage)
+    opt = tr.optimizer(stage, s["optimizer"], tr.selector.trainable)
+    step = tr._selector_step(opt)
+    tr.rep.start_stage(stage, s["epochs"], start)
+    for ep in range(start, s["epochs"]):
+        lr = _lr(s, ep)
+        tot, n = 0.0, 0
+        for idx in tr.batches(len(tr.x_train), s["batch_size"], tr.rng(stage, ep)):
+            tot += float(step(tr.x_train[idx], tr.y_train[idx], lr))
+            n += 1
+        v = tr.val_accuracy()
+        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1),
+                                  "val": v})
+        tr.rep.advance(f"val ditmos {v['ditmos']:.3f} union {v['union']:.3f}")
+    v = tr.val_accuracy()
+    _consider_best(tr, v, "selector_pretrain")
+    tr.rep.end_stage(f"val ditmos {v['ditmos']:.3f}")
+    tr.finish(stage)
+
+
+def _consider_best(tr: Trainer, v: dict, where: str) -> None:
+    best = tr.progress["best"]
+    if best is None or v["ditmos"] > best["val_ditmos"]:
+        tr.progress["best"] = {"val_ditmos": v["ditmos"], "at": where, "val": v}
+        st = {}
+        st.update(prefixed("selector", tr.selector.get_state()))
+        st.update(prefixed("classifiers", tr.classifiers.get_state()))
+        tr.best_state = st
+
+
+def adversarial(tr: Trainer) -> None:
+    """Stage 5: rounds of selector epochs then classifier epochs.
+
+    Progress counts epochs over all rounds (selector and classifier epochs
+    alike); each model's learning rate halves every ``lr_halve_every`` of
+    its own epochs.  Validation accuracy of the composed model is measured
+    after every epoch; the best state is kept for :func:`select_model`.
+    """
+    stage = "adversarial"
+    if tr.done(stage):
+        return
+    a = tr.cfg[stage]
+    se, ce = a["selector_epochs"], a["classifier_epochs"]
+    per_round = se + ce
+    total = a["rounds"] * per_round
+    start = tr.begin(stage)
+    sel_opt = tr.optimizer(f"{stage}.selector", a["optimizer"], tr.selector.trainable)
+    cls_opt = tr.optimizer(f"{stage}.classifiers", a["optimizer"], tr.classifiers.trainable)
+    sel_step = tr._selector_step(sel_opt)
+    cls_step = tr._adv_classifier_step(cls_opt)
+    tr.rep.start_stage(stage, total, start)
+    for ep in range(start, total):
+        rnd, within = divmod(ep, per_round)
+        is_sel = within < se
+        own_epoch = rnd * (se if is_sel else ce) + (within if is_sel else within - se)
+        lr = _lr(a, own_epoch)
+        step = sel_step if is_sel else cls_step
+        tot, n = 0.0, 0
+        for idx in tr.batches(len(tr.x_train), a["batch_size"], tr.rng(stage, ep)):
+            tot += float(step(tr.x_train[idx], tr.y_train[idx], lr))
+            n += 1
+        v = tr.val_accuracy()
+        who = "selector" if is_sel else "classifiers"
+        _consider_best(tr, v, f"round {rnd + 1} {who} epoch {own_epoch + 1}")
+        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "round": rnd, "trains": who,
+                                  "loss": tot / max(n, 1), "val": v})
+        tr.rep.advance(f"r{rnd + 1} {who[:3]} val {v['ditmos']:.3f} union {v['union']:.3f}")
+    tr.rep.end_stage()
+    tr.finish(stage)
+
+
+def select_model(tr: Trainer) -> None:
+    """Stage 6: restore the state with the best VALIDATION accuracy (never test)."""
+    stage = "select"
+    if tr.done(stage):
+        return
+    tr.rep.start_stage(stage, 1)
+    if tr.best_state is not None:
+        tr.selector.set_state(unprefixed("selector", tr.best_state))
+        tr.classifiers.set_state(unprefixed("classifiers", tr.best_state))
+    v = tr.val_accuracy()
+    tr.rep.advance()
+    best = tr.progress["best"]
+    tr.rep.end_stage(f"picked {best['at'] if best else 'final'} (val ditmos {v['ditmos']:.3f})")
+    tr.finish(stage)
+
+
+STAGE_FUNCTIONS = {"strong": train_strong, "split": diverse_split,
+                   "classifier_pretrain": pretrain_classifiers,
+                   "selector_pretrain": pretrain_selector, "adversarial": adversarial,
+                   "select": select_model}
