@@ -29,10 +29,14 @@ _KNOWN = {"X", "y", "class_names", "groups", "split", "channel_names"}
 
 def load(path: Path) -> Dataset:
     path = require_file(Path(path), ".npz dataset")
+    with open(path, "rb") as fh:
+        magic = fh.read(6)
+    if magic == b"\x93NUMPY":
+        raise DitmosError(f"{path}: is a single .npy array, expected an .npz with X and y")
+    if not magic.startswith(b"PK"):
+        raise DitmosError(f"{path}: not a readable .npz file (no zip header)")
     try:
         with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise DitmosError(f"{path}: is a single .npy array, expected an .npz with X and y")
             arrays = {}
             for key in f.files:
                 if key in _KNOWN:
