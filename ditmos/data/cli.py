@@ -44,7 +44,9 @@ def info_cmd(spec: str, as_json: bool, seed: int) -> None:
     click.echo(f"channels: {', '.join(d['channel_names'])}")
     click.echo("classes:  " + ", ".join(f"{c} ({n})" for c, n in d["class_counts"].items()))
     click.echo(f"splits (seed {seed}, {d['split_rule']}):")
-    for name in SPLIT_NAMES:
+    if "error" in d["splits"]:
+        click.echo(f"  impossible: {d['splits']['error']}")
+    for name in SPLIT_NAMES if "error" not in d["splits"] else ():
         s = d["splits"][name]
         subj = f", subjects {s['subjects']}" if "subjects" in s else ""
         click.echo(f"  {name:<5} {s['samples']:>7} windows{subj}")

@@ -5,13 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from ditmos.data.core import SPLIT_NAMES, Dataset, make_splits
+from ditmos.errors import DitmosError
 
 
 def describe(ds: Dataset, seed: int = 0) -> dict:
-    """Classes, shapes, per-split counts (for ``make_splits(ds, seed)``), subjects, provenance."""
-    splits = make_splits(ds, seed)
-    per_split = {}
-    for name in SPLIT_NAMES:
+    """Classes, shapes, per-split counts (for ``make_splits(ds, seed)``), subjects, provenance.
+
+    When no split is possible (too few subjects or samples) ``splits`` holds
+    ``{"error": message}`` instead of the counts.
+    """
+    per_split: dict = {}
+    try:
+        splits = make_splits(ds, seed)
+    except DitmosError as err:
+        splits, per_split = None, {"error": str(err)}
+    for name in SPLIT_NAMES if splits is not None else ():
         idx = getattr(splits, name)
         entry = {
             "samples": int(idx.size),

@@ -78,6 +78,15 @@ def parse_spec(spec: str) -> tuple[DatasetEntry, str | None]:
     return entry, (path if sep else None)
 
 
+def canonical_spec(spec: str) -> str:
+    """The spec with its path made absolute (``npz:data/x.npz`` -> ``npz:/home/me/data/x.npz``),
+    so that a run directory can reload the dataset from any working directory."""
+    entry, path = parse_spec(spec)
+    if path is None:
+        return entry.name
+    return f"{entry.name}:{Path(path).expanduser().resolve()}"
+
+
 def load_dataset(spec: str) -> Dataset:
     """Load a dataset by spec (see module doc); raises DitmosError for bad input."""
     entry, path = parse_spec(spec)

@@ -74,3 +74,12 @@ def test_errors_are_one_line(capsys, tmp_path):
         code, out, err = run(capsys, *args)
         assert code == 2 and out == ""
         assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_info_reports_an_impossible_split(capsys, tmp_path):
+    p = tmp_path / "two.npz"
+    np.savez(p, X=np.zeros((8, 4, 1)), y=np.arange(8) % 2, groups=np.arange(8) % 2)
+    code, out, _ = run(capsys, "data", "info", f"npz:{p}")
+    assert code == 0 and "impossible: " in out and "2 subject(s) are too few" in out
+    code, out, _ = run(capsys, "data", "info", f"npz:{p}", "--json")
+    assert "too few" in json.loads(out)["splits"]["error"]

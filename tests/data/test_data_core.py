@@ -162,3 +162,13 @@ def test_normalizer_errors(tmp_path):
     p.write_text("{not json")
     with pytest.raises(DitmosError, match="normalization.json: not valid JSON"):
         Normalizer.load(p)
+
+
+def test_canonical_spec(tmp_path, monkeypatch):
+    from ditmos.data import canonical_spec
+
+    monkeypatch.chdir(tmp_path)
+    assert canonical_spec("hapt") == "hapt"
+    assert canonical_spec("npz:data/x.npz") == f"npz:{tmp_path / 'data' / 'x.npz'}"
+    with pytest.raises(DitmosError, match="unknown dataset 'hapz'"):
+        canonical_spec("hapz")
