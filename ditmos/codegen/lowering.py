@@ -209,12 +209,13 @@ def lower_pool(g: Graph, op: Op, src: str) -> Call:
 
 
 def lower_mean(g: Graph, op: Op, src: str) -> Call:
+    """TFLM MEAN over time: QuantizedMeanOrSum with QuantizeMultiplier(s_in / s_out),
+    also when the scales are equal (the path the pinned TFLM always takes)."""
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
-    same = (_f32(x.scale), int(x.zero_point)) == (_f32(y.scale), int(y.zero_point))
-    m, s = (0, 0) if same else quantize_multiplier(qmath.effective_scale(x.scale, y.scale))
+    m, s = quantize_multiplier(qmath.effective_scale(x.scale, y.scale))
     fields = dict(in_len=op.attrs["length"], channels=op.attrs["channels"],
-                  same_quantization=int(same), input_zero_point=int(x.zero_point),
-                  output_zero_point=int(y.zero_point), multiplier=m, shift=s)
+                  input_zero_point=int(x.zero_point), output_zero_point=int(y.zero_point),
+                  multiplier=m, shift=s)
     return Call("mean_s8", "mean_s8_params_t", fields, {}, [src], layer=op.layer,
                 kind="mean")
 

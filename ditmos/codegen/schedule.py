@@ -236,7 +236,10 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
         outs = {name: b.single(env[t], sel, t, f"selector_out_{name}")
                 for name, t in sel_out.items()}
         sel_feats = {n: v for n, v in outs.items() if n != "route"}
-        b.steps.append(Step("route", "selector", reads=[outs["route"]]))
+        # Run alone, every output is a result that must survive to the end;
+        # composed, the features live until the classifier reads them.
+        reads = list(outs.values()) if only == "selector" else [outs["route"]]
+        b.steps.append(Step("route", "selector", reads=reads))
         programs["selector"] = Program("selector", b.steps, outs)
 
     for k in range(K):

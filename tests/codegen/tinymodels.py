@@ -38,7 +38,7 @@ def build_models(T=32, C=3, K=2, num_classes=4, seed=0, shared=(1,)):
 
     win = keras.Input((T, C), batch_size=1, name="window")
     f1 = block(win, 8, 5)
-    f2 = block(f1, 6, 3, padding="valid")
+    f2 = block(f1, 24, 3, padding="valid")  # wide: keeping feat_1 alive costs memory
     h = L.Flatten()(f2)
     h = L.Dense(16, activation="relu")(h)
     route = L.Dense(K, name="route")(h)

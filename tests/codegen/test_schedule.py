@@ -1,0 +1,73 @@
+"""The composed schedule and its memory plan per strategy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ditmos.codegen import load_int8_dir, plan_all, schedule
+from ditmos.errors import DitmosError
+
+
+@pytest.fixture(scope="module")
+def model(cg_int8):
+    return load_int8_dir(cg_int8)
+
+
+def _concat_steps(s):
+    return [st for p in s.programs.values() for st in p.steps if st.kind == "copy"]
+
+
+def test_slicing_never_materialises_a_concatenation(model):
+    manifest, graphs = model
+    s = schedule.build(manifest, graphs, "slicing")
+    assert not _concat_steps(s)
+    multi = [st.call for p in s.programs.values() for st in p.steps
+             if st.kind == "call" and st.call.kernel == "conv1d_s8"
+             and st.call.fields["num_parts"] == 2]
+    assert len(multi) == manifest["K"]  # one multi-part conv per classifier
+    for call in multi:
+        # the second part is the selector's feature map itself
+        assert call.inputs[1] == s.programs["selector"].outputs["feat_1"]
+    s.plan.check()
+
+
+def test_greedy_materialises_concat_and_every_plan_is_consistent(model):
+    manifest, graphs = model
+    sizes = {}
+    for strat in schedule.STRATEGIES:
+        s = schedule.build(manifest, graphs, strat)
+        s.plan.check()
+        sizes[strat] = s.plan.arena_size
+        if strat != "slicing":
+            assert len(_concat_steps(s)) == manifest["K"]
+        # only selector values and the selector features outlive the selector
+        sel_end = len(s.programs["selector"].steps) - 1
+        long_lived = {v.name for v in s.values.values()
+                      if v.group is None and v.name != "input" and v.last > sel_end}
+        assert long_lived == {s.programs["selector"].outputs["feat_1"]}
+    assert sizes["slicing"] <= sizes["greedy"] <= sizes["none"]
+
+
+def test_slicing_peak_close_to_largest_single_submodel(model):
+    manifest, graphs = model
+    res = plan_all(*model)
+    assert res["peak_bytes"]["slicing"] <= 1.05 * res["max_single_bytes"]
+    json.dumps(res)
+
+
+def test_recompute_frees_selector_features(model):
+    manifest, graphs = model
+    s = schedule.build(manifest, graphs, "slicing", recompute=("feat_1",))
+    s.plan.check()
+    feat = s.programs["selector"].outputs["feat_1"]
+    sel_end = len(s.programs["selector"].steps) - 1
+    assert s.values[feat].last <= sel_end  # no longer kept for the classifiers
+    re_steps = [st for p in s.programs.values() for st in p.steps if st.recompute]
+    assert len(re_steps) >= 2 * manifest["K"]  # conv + pool per classifier
+
+
+def test_unknown_strategy(model):
+    with pytest.raises(DitmosError, match="unknown memory strategy 'best'"):
+        schedule.build(*model, strategy="best")
