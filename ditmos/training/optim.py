@@ -28,22 +28,23 @@ class Optimizer:
                 raise ValueError(f"unknown optimizer {kind}")
 
     def apply(self, grads, lr) -> None:
+        """One update with learning rate ``lr``; one fused kernel per variable."""
         self.step.assign_add(1)
         if self.kind == "sgd_nesterov":
-            mu = 0.9
+            # accum = 0.9*accum - lr*g ; var += 0.9*accum - lr*g  (Nesterov momentum 0.9)
             for i, (v, g) in enumerate(zip(self.variables, grads)):
-                m = self.slots[f"m{i}"]
-                m.assign(mu * m + g)
-                v.assign_sub(lr * (g + mu * m))
+                tf.raw_ops.ResourceApplyKerasMomentum(
+                    var=v.handle, accum=self.slots[f"m{i}"].handle, lr=lr, grad=g,
+                    momentum=tf.constant(0.9, tf.float32), use_nesterov=True)
         else:
-            b1, b2, eps = 0.9, 0.999, 1e-7
             t = tf.cast(self.step, tf.float32)
-            lr_t = lr * tf.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
+            b1p, b2p = tf.pow(0.9, t), tf.pow(0.999, t)
             for i, (v, g) in enumerate(zip(self.variables, grads)):
-                m, s = self.slots[f"m{i}"], self.slots[f"v{i}"]
-                m.assign(b1 * m + (1.0 - b1) * g)
-                s.assign(b2 * s + (1.0 - b2) * tf.square(g))
-                v.assign_sub(lr_t * m / (tf.sqrt(s) + eps))
+                tf.raw_ops.ResourceApplyAdam(
+                    var=v.handle, m=self.slots[f"m{i}"].handle, v=self.slots[f"v{i}"].handle,
+                    beta1_power=b1p, beta2_power=b2p, lr=lr,
+                    beta1=tf.constant(0.9, tf.float32), beta2=tf.constant(0.999, tf.float32),
+                    epsilon=tf.constant(1e-7, tf.float32), grad=g, use_nesterov=False)
 
     def get_state(self) -> dict[str, np.ndarray]:
         st = {k: v.numpy() for k, v in self.slots.items()}

@@ -1,0 +1,46 @@
+"""``ditmos bench train``: wall time of every training stage on this machine."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--dataset", default="hapt", show_default=True)
+@click.option("--preset", type=click.Choice(["quick", "full"]), default="quick",
+              show_default=True)
+@click.option("--width", type=float, default=1.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--keep", type=click.Path(file_okay=False), default=None,
+              help="Keep the run directory here instead of a temporary one.")
+@click.option("--json", "as_json", is_flag=True, help="Print the timings as JSON.")
+def command(dataset, preset, width, seed, keep, as_json):
+    """Train once and print wall time per stage (on a shared machine, times are noisy)."""
+    from ditmos.training import train_run
+
+    with tempfile.TemporaryDirectory(prefix="ditmos-bench-") as tmp:
+        run_dir = Path(keep) if keep else Path(tmp) / "run"
+        t0 = time.monotonic()
+        train_run(dataset, preset, run_dir, width=width, seed=seed, quiet=True)
+        wall = time.monotonic() - t0
+        m = json.loads((run_dir / "metrics.json").read_text())
+    stages = m["timing"]["stage_seconds_this_process"]
+    other = wall - sum(stages.values())
+    if as_json:
+        click.echo(json.dumps({"dataset": dataset, "preset": preset, "width": width,
+                               "stages": stages, "other_seconds": other,
+                               "wall_seconds": wall,
+                               "test_ditmos": m["test"]["float"]["ditmos"]}, indent=2))
+        return
+    click.echo(f"ditmos bench train: {dataset}, preset {preset}, width {width}")
+    for name, sec in stages.items():
+        click.echo(f"  {name:<22} {sec:8.1f} s")
+    click.echo(f"  {'data/metrics/other':<22} {other:8.1f} s")
+    click.echo(f"  {'total (wall)':<22} {wall:8.1f} s")
+    click.echo(f"  test accuracy: DiTMoS {m['test']['float']['ditmos']:.4f}, "
+               f"strong {m['test']['float']['baselines']['strong']:.4f}")

@@ -1,0 +1,79 @@
+"""Reading a run directory back (docs/artefacts.md section 2)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ditmos.errors import DitmosError
+
+
+@dataclass
+class RunData:
+    """A run's normalised data splits plus its config and export info."""
+
+    run_dir: Path
+    config: dict
+    class_names: list[str]
+    export: dict
+    normalization: dict
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    metrics: dict | None = field(default=None)
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DitmosError(f"{path} not found: is {path.parent} a finished 'ditmos train' "
+                          f"run directory?") from None
+    except json.JSONDecodeError as e:
+        raise DitmosError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})") from None
+
+
+def load_run_data(run_dir) -> RunData:
+    """Reload the dataset named in ``config.json``, apply ``splits.npz`` and the saved normalisation."""
+    from ditmos.data import Normalizer, Splits, load_dataset
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise DitmosError(f"run directory {run_dir} does not exist")
+    cfg = _read_json(run_dir / "config.json")
+    export = _read_json(run_dir / "export" / "export.json")
+    norm = Normalizer.load(run_dir / "normalization.json")
+    splits = Splits.load(run_dir / "splits.npz")
+    ds = load_dataset(cfg["dataset"])
+    n = len(ds.y)
+    for name in ("train", "val", "test"):
+        idx = getattr(splits, name)
+        if len(idx) and (idx.min() < 0 or idx.max() >= n):
+            raise DitmosError(f"{run_dir / 'splits.npz'}: '{name}' indices do not fit dataset "
+                              f"'{cfg['dataset']}' ({n} windows); was it trained on other data?")
+    if list(ds.X.shape[1:]) != list(export["input_shape"]):
+        raise DitmosError(f"dataset '{cfg['dataset']}' now has windows {list(ds.X.shape[1:])} "
+                          f"but {run_dir} was trained on {export['input_shape']}")
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    arrays = {}
+    for name in ("train", "val", "test"):
+        idx = getattr(splits, name)
+        arrays[f"x_{name}"] = norm.apply(ds.X[idx])
+        arrays[f"y_{name}"] = ds.y[idx].astype(np.int64)
+    return RunData(run_dir=run_dir, config=cfg, class_names=list(ds.class_names), export=export,
+                   normalization=norm.to_dict(), metrics=metrics, **arrays)
