@@ -13,6 +13,9 @@ DIR is the extracted archive as published::
   pieces of each background-noise file; the first 80 % of a file's pieces go
   to train, the next 10 % to val, the rest to test (so no noise is shared
   between splits); their group id is ``-1 - file index``.
+  ``_unknown_`` keeps every clip of the other words (nothing is subsampled),
+  so it is by far the largest class in v2; weight or subsample it in training
+  if you want the balanced benchmark mix.
 * ``speech_commands35``: every word folder found (35 in v2), sorted; the
   background noise is not used.
 

@@ -1,6 +1,7 @@
 """``unimib:DIR``: UniMiB-SHAR accelerometer windows, in the published layout.
 
-DIR is the dataset's ``data`` folder (or its parent ``UniMiB-SHAR``) holding
+DIR is the dataset's ``data`` folder (or its parent ``UniMiB-SHAR``, or the
+folder the archive was extracted into) holding
 ``<part>_data.mat``, ``<part>_labels.mat`` and ``<part>_names.mat`` for
 ``part`` = ``acc`` (all 17 classes, spec ``unimib``), ``adl`` (9 activities
 of daily living, ``unimib-adl``) or ``fall`` (8 falls, ``unimib-fall``):
@@ -38,7 +39,7 @@ SPEC_NAMES = {"acc": "unimib", "adl": "unimib-adl", "fall": "unimib-fall"}
 
 def _data_dir(path: Path, part: str) -> Path:
     require_dir(path, "UniMiB-SHAR")
-    for candidate in (path, path / "data"):
+    for candidate in (path, path / "data", path / "UniMiB-SHAR" / "data"):
         if (candidate / f"{part}_data.mat").exists():
             return candidate
     raise DitmosError(f"{path}: no {part}_data.mat here or in {path / 'data'} "

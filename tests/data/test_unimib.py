@@ -27,9 +27,9 @@ def test_acc_full_set(unimib_dir):
     assert not set(ds.groups[s.test]) & set(ds.groups[s.train])
 
 
-def test_data_folder_itself_is_accepted(unimib_dir):
-    ds = load_dataset(f"unimib:{unimib_dir / 'data'}")
-    assert len(ds) == 204
+def test_data_folder_and_extraction_folder_are_accepted(unimib_dir):
+    assert len(load_dataset(f"unimib:{unimib_dir / 'data'}")) == 204
+    assert len(load_dataset(f"unimib:{unimib_dir.parent}")) == 204
 
 
 @pytest.mark.parametrize("spec, n_classes, names", [("unimib-adl", 9, UNIMIB_SHORT[:9]),
