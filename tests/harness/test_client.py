@@ -8,7 +8,7 @@ from ditmos.harness.faults import FaultPlan, FaultProxy
 from ditmos.harness.protocol import MsgType
 from ditmos.harness.transport import SerialTransport
 
-from pydevice import PyDevice, toy_model
+from tests.harness.pydevice import PyDevice, toy_model
 
 
 def _samples(n, size=12):

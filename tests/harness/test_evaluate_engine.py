@@ -8,7 +8,7 @@ import pytest
 from ditmos.errors import DitmosError
 from ditmos.harness.evaluate import DeviceSpec, Workload, read_samples, run_evaluation
 
-from pydevice import PyDevice, toy_model
+from tests.harness.pydevice import PyDevice, toy_model
 
 
 def _workload(n=40, size=12, num_classes=4, hash_="0123456789abcdef" + "0" * 48):

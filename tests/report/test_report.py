@@ -4,7 +4,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,7 @@ from ditmos.report.cli import report as report_cmd
 from ditmos.report.collect import collect
 from ditmos.report.render import write_report
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "harness"))
-from pydevice import PyDevice, toy_model  # noqa: E402
+from tests.harness.pydevice import PyDevice, toy_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
