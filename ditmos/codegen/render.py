@@ -35,6 +35,12 @@ def c_identifier(name: str) -> str:
     return name
 
 
+def short_layer(name: str, limit: int = 72) -> str:
+    """A TFLite tensor name made readable: its first ';'-separated part, capped."""
+    name = str(name).split(";")[0]
+    return name if len(name) <= limit else name[:limit - 3] + "..."
+
+
 def comment(text: str) -> str:
     """Text safe inside a C block comment."""
     text = "".join(ch if 32 <= ord(ch) < 127 else "?" for ch in str(text))
@@ -142,7 +148,7 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str) ->
             for fname, arr in call.arrays.items():
                 nm = tables.add(f"{pn}_{fname}", arr.ctype, arr.values,
                                 f"{pname} layer {st.layer_index} {call.kind} {fname}: "
-                                f"{call.layer}")
+                                f"{short_layer(call.layer)}")
                 fields.append(dict(name=fname, value=nm))
             if call.kernel in ("conv1d_s8", "depthwise_conv1d_s8", "fully_connected_s8") \
                     and "bias" not in call.arrays:
@@ -153,7 +159,7 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str) ->
             steps.append(dict(
                 kind="multi" if call.multi_input else "call", kernel=call.kernel,
                 params_type=call.params_type, params_name=pn, layer_index=st.layer_index,
-                comment=comment(f"{call.kind} '{call.layer}'" + (" (recomputed selector slice)"
+                comment=comment(f"{call.kind} '{short_layer(call.layer)}'" + (" (recomputed selector slice)"
                                                                  if st.recompute else "")),
                 fields=fields, inputs=[_ptr(sched, v) for v in call.inputs], output=out))
         reads_input = any(INPUT in st.reads for st in prog.steps)

@@ -19,7 +19,8 @@ def _keras():
     return tf, tf.keras
 
 
-def build_models(T=32, C=3, K=2, num_classes=4, seed=0, shared=(1,)):
+def build_models(T=32, C=3, K=2, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 24),
+                 dense=16):
     """Selector + K classifiers shaped like the export contract.
 
     The selector has two conv blocks; block b's pooled output is ``feat_<b>``.
@@ -37,10 +38,10 @@ def build_models(T=32, C=3, K=2, num_classes=4, seed=0, shared=(1,)):
         return L.MaxPool1D(2)(x)
 
     win = keras.Input((T, C), batch_size=1, name="window")
-    f1 = block(win, 8, 5)
-    f2 = block(f1, 24, 3, padding="valid")  # wide: keeping feat_1 alive costs memory
+    f1 = block(win, sel_ch[0], 5)
+    f2 = block(f1, sel_ch[1], 3, padding="valid")  # wide: keeping feat_1 alive costs memory
     h = L.Flatten()(f2)
-    h = L.Dense(16, activation="relu")(h)
+    h = L.Dense(dense, activation="relu")(h)
     route = L.Dense(K, name="route")(h)
     outs = [route]
     feats = {1: f1, 2: f2}
@@ -63,7 +64,7 @@ def build_models(T=32, C=3, K=2, num_classes=4, seed=0, shared=(1,)):
         else:  # residual add and global average pooling (MEAN)
             x = L.Add()([x, y])
             x = L.GlobalAveragePooling1D()(x)
-        x = L.Dense(12, activation="relu")(x)
+        x = L.Dense(dense - 4, activation="relu")(x)
         logits = L.Dense(num_classes, name="logits")(x)
         inputs = [win_k] + [sel_in[b] for b in shared]
         classifiers.append(keras.Model(inputs, logits,
@@ -82,13 +83,13 @@ def build_models(T=32, C=3, K=2, num_classes=4, seed=0, shared=(1,)):
 
 
 def make_int8_dir(out: Path, *, T=32, C=3, K=2, num_classes=4, seed=0,
-                  n_calib=32, n_test=24) -> Path:
+                  n_calib=32, n_test=24, **arch) -> Path:
     """Quantise the models with ``ditmos.quantize`` into the int8 directory
     ``out`` and save ``out/../test_x.npy`` (float windows for the tests)."""
     from ditmos.quantize.run import ExportModels, quantize_models
 
     out = Path(out)
-    selector, classifiers = build_models(T, C, K, num_classes, seed)
+    selector, classifiers = build_models(T, C, K, num_classes, seed, **arch)
     rng = np.random.default_rng(seed + 1)
     xs = rng.normal(0, 1, (n_calib + n_test, T, C)).astype("float32")
     xs[:, :, 0] += np.sin(np.linspace(0, 6, T))[None, :] * 2
