@@ -4,8 +4,8 @@ One sub-model at a time: the model is exported with a ``serve`` signature
 whose inputs and outputs carry the Keras names (so the flatbuffer's own,
 different, tensor order can be mapped back by name), then converted with
 post-training full-integer quantisation: int8 inputs and outputs,
-``TFLITE_BUILTINS_INT8`` only, per-channel weights, BatchNorm folded by the
-converter.  The representative dataset is a dict keyed by input name
+``TFLITE_BUILTINS_INT8`` only, per-channel convolution weights (per-tensor
+for dense layers, see :func:`convert_int8`), BatchNorm folded by the converter.  The representative dataset is a dict keyed by input name
 (a positional list once mis-ordered the inputs of a multi-input model).
 """
 
@@ -52,7 +52,26 @@ def input_names(model) -> list[str]:
 
 
 def output_names(model) -> list[str]:
+    """Names of ``model.outputs``, in that order."""
     return list(model.output_names)
+
+
+def call_model(model, inputs_by_name: dict, *, training: bool = False) -> list:
+    """Call a functional model whose inputs may be a dict, a list or one tensor;
+    returns its outputs as a list in :func:`output_names` order."""
+    struct = model.input
+    if isinstance(struct, dict):
+        args = {k: inputs_by_name[k] for k in struct}
+    elif isinstance(struct, (list, tuple)):
+        args = [inputs_by_name[t.name] for t in struct]
+    else:
+        args = inputs_by_name[struct.name]
+    result = model(args, training=training)
+    if isinstance(result, dict):
+        return [result[n] for n in output_names(model)]
+    if isinstance(result, (list, tuple)):
+        return list(result)
+    return [result]
 
 
 @contextlib.contextmanager
@@ -118,11 +137,7 @@ def convert_int8(model, calibration: dict[str, np.ndarray], *, what: str) -> byt
         specs[n] = tf.TensorSpec(shape, tf.float32, name=n)
 
     def serve(inputs):
-        args = [inputs[n] for n in names]
-        result = model(args if len(args) > 1 else args[0], training=False)
-        if not isinstance(result, (list, tuple)):
-            result = [result]
-        return {n: r for n, r in zip(outs, result)}
+        return dict(zip(outs, call_model(model, inputs)))
 
     def representative():
         for i in range(n_samples):
@@ -140,6 +155,11 @@ def convert_int8(model, calibration: dict[str, np.ndarray], *, what: str) -> byt
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
+            # Convolutions keep per-channel weights.  Dense layers get one weight
+            # scale: LiteRT's reference per-channel FULLY_CONNECTED rounds
+            # differently from TFLM's (+-1 LSB, measured), and LiteRT-REF is the
+            # independent check that must agree with TFLM bit for bit.
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
             data = converter.convert()
         except DitmosError:
             raise
@@ -177,18 +197,14 @@ def float_outputs(model, inputs: dict[str, np.ndarray], *, batch_size: int = 256
     n = len(inputs[names[0]])
     twin = batch_model(model)
 
-    def run_model(m, args):
-        result = m(args if len(args) > 1 else args[0], training=False)
-        return result if isinstance(result, (list, tuple)) else [result]
-
     chunks: list[list[np.ndarray]] = []
     for start in range(0, n, batch_size):
-        args = [tf.constant(inputs[k][start:start + batch_size], tf.float32) for k in names]
-        chunks.append([np.asarray(r) for r in run_model(twin, args)])
+        args = {k: tf.constant(inputs[k][start:start + batch_size], tf.float32) for k in names}
+        chunks.append([np.asarray(r) for r in call_model(twin, args)])
     result = [np.concatenate([c[j] for c in chunks]) for j in range(len(chunks[0]))]
     # The twin must equal the real batch-1 model (guards against layers that
     # bake the batch size in).
-    probe = run_model(model, [tf.constant(inputs[k][:1], tf.float32) for k in names])
+    probe = call_model(model, {k: tf.constant(inputs[k][:1], tf.float32) for k in names})
     for j, p in enumerate(probe):
         if not np.allclose(np.asarray(p), result[j][:1], rtol=1e-4, atol=1e-4):
             raise DitmosError(f"model {model.name!r}: its batch-agnostic twin disagrees "

@@ -10,7 +10,10 @@ The default backend is the TensorFlow Lite Micro interpreter
 (``tflite_micro.runtime``).  ``backend="litert-ref"`` runs the same models
 in LiteRT with the BUILTIN_REF op resolver, an independent second check that
 must agree bit for bit; LiteRT's default (XNNPACK) path is not bit-exact and
-is never used here.
+is never used here.  LiteRT-REF's int8 FULLY_CONNECTED rounds in double
+precision instead of TFLite's fixed point, so it runs each model's
+``conv_twin`` (FULLY_CONNECTED as the equivalent 1x1 CONV_2D; see
+:mod:`ditmos.quantize.litert_twin`).
 """
 
 from __future__ import annotations
@@ -60,13 +63,20 @@ class _TFLMRunner:
 
 
 class _LiteRTRefRunner:
-    """LiteRT with the reference (BUILTIN_REF) kernels, never XNNPACK."""
+    """LiteRT with the reference (BUILTIN_REF) kernels, never XNNPACK.
+
+    Runs the model's :func:`~ditmos.quantize.litert_twin.conv_twin` (its
+    FULLY_CONNECTED ops as equivalent 1x1 CONV_2D): LiteRT's reference int8
+    FULLY_CONNECTED rounds in floating point, unlike TFLM.
+    """
 
     def __init__(self, data: bytes, what: str):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+        from ditmos.quantize.litert_twin import conv_twin
+
         try:
-            self._it = Interpreter(model_content=data,
+            self._it = Interpreter(model_content=conv_twin(data),
                                    experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
             self._it.allocate_tensors()
         except (RuntimeError, ValueError) as err:
