@@ -12,6 +12,7 @@ into the same files.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -502,18 +503,25 @@ def evaluate(run_dir, build_dir, out_dir, *, ports: list[str] = (), baudrate: in
         t = timeout or max(2.0, 3 * workload.inputs[0].size * 10 / baudrate + 1.0)
         return run_evaluation(workload, devices, out, resume=resume, limit=None, timeout=t,
                               meta=meta, progress=progress)
+    with qemu_devices(Path(build_dir), jobs, out) as devices:
+        return run_evaluation(workload, devices, out, resume=resume, limit=None,
+                              timeout=timeout or 10.0, meta=meta, progress=progress)
+
+
+@contextlib.contextmanager
+def qemu_devices(build_dir: Path, jobs: int, workdir: Path):
+    """``jobs`` QEMU instances of an mps2_an500 build as devices (UART on a loopback
+    socket, instruction counts from the plugin log in ``workdir/qemu<j>/``)."""
     from ditmos.boards.qemu import QemuTarget
 
     targets = []
     try:
         for j in range(jobs):
-            tgt = QemuTarget(Path(build_dir), workdir=out / f"qemu{j}")
-            tgt.start()
+            tgt = QemuTarget(build_dir, workdir=Path(workdir) / f"qemu{j}")
             targets.append(tgt)
-        devices = [DeviceSpec(url=t.url, marks=t.plugin_log, name=f"qemu{j}")
-                   for j, t in enumerate(targets)]
-        return run_evaluation(workload, devices, out, resume=resume, limit=None,
-                              timeout=timeout or 10.0, meta=meta, progress=progress)
+            tgt.start()
+        yield [DeviceSpec(url=t.url, marks=t.plugin_log, name=f"qemu{j}")
+               for j, t in enumerate(targets)]
     finally:
         for tgt in targets:
             tgt.stop()
