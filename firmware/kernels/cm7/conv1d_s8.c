@@ -1,0 +1,105 @@
+/* conv1d_s8 (Cortex-M7): same contract and bytes as ref/conv1d_s8.c.
+ *
+ * Outputs whose window lies inside the input (no padding taps) are computed
+ * two output channels x two time steps at a time: per part, the window
+ * in_p[t*stride - pad .. +K][0..C_p) is one contiguous run of K*C_p bytes and
+ * so is the part's weight block (part-major layout), so each output is a
+ * plain dot product (ditmos_cm7_dot.h).  Edge outputs (windows reaching into
+ * the padding) clip the window, which stays contiguous, and use a 1x2 core. */
+#include "ditmos_kernels.h"
+#include "ditmos_cm7_dot.h"
+
+/* Both output channels of an edge output: per part, only the taps inside
+ * [0, in_len) -- still one contiguous run of input and of weights. */
+static void edge_acc(const conv1d_s8_params_t *p, const int8_t *const inputs[], int32_t t,
+                     const int8_t *w0, const int8_t *w1, int32_t acc[2])
+{
+    const int32_t origin = t * p->stride - p->pad;
+    const int32_t k_lo = origin < 0 ? -origin : 0;
+    int32_t k_hi = p->in_len - origin;
+    if (k_hi > p->kernel_size) {
+        k_hi = p->kernel_size;
+    }
+    for (int32_t q = 0; q < p->num_parts; ++q) {
+        const int32_t C = p->parts[q].channels;
+        if (k_hi > k_lo) {
+            cm7_dot_1x2(inputs[q] + (origin + k_lo) * C, w0 + k_lo * C, w1 + k_lo * C,
+                        (k_hi - k_lo) * C, p->parts[q].input_offset, acc);
+        }
+        w0 += p->kernel_size * C;
+        w1 += p->kernel_size * C;
+    }
+}
+
+void conv1d_s8(const conv1d_s8_params_t *params,
+               const int8_t *const inputs[], int8_t *output)
+{
+    const conv1d_s8_params_t *p = params;
+    const int32_t K = p->kernel_size, S = p->stride, O = p->out_channels;
+    int32_t cin = 0;
+    for (int32_t q = 0; q < p->num_parts; ++q) {
+        cin += p->parts[q].channels;
+    }
+    const int32_t row = K * cin;
+    const int32_t out_off = p->output_offset, act_min = p->act_min, act_max = p->act_max;
+    /* fast range [t_lo, t_hi): t*S - pad >= 0 and t*S - pad + K <= in_len */
+    int32_t t_lo = (p->pad + S - 1) / S;
+    int32_t t_hi = p->in_len - K + p->pad >= 0 ? (p->in_len - K + p->pad) / S + 1 : 0;
+    if (t_hi > p->out_len) {
+        t_hi = p->out_len;
+    }
+    if (t_lo > t_hi) {
+        t_lo = t_hi;
+    }
+    for (int32_t o = 0; o < O; o += 2) {
+        const int32_t o1 = o + 1 < O ? o + 1 : o; /* odd count: last pair computes o twice */
+        const int8_t *w0 = p->weights + o * row, *w1 = p->weights + o1 * row;
+        const int32_t b0 = p->bias ? p->bias[o] : 0, b1 = p->bias ? p->bias[o1] : 0;
+        /* interior outputs: sum (x + off) * w = sum x * w + off * sum w */
+        int32_t c0 = b0, c1 = b1;
+        if (t_hi > t_lo) {
+            const int8_t *wp0 = w0, *wp1 = w1;
+            for (int32_t q = 0; q < p->num_parts; ++q) {
+                const int32_t L = K * p->parts[q].channels;
+                c0 += p->parts[q].input_offset * cm7_sum_s8(wp0, L);
+                c1 += p->parts[q].input_offset * cm7_sum_s8(wp1, L);
+                wp0 += L;
+                wp1 += L;
+            }
+        }
+        const cm7_rq_t q0 = cm7_rq_make(p->multiplier[o], p->shift[o]);
+        const cm7_rq_t q1 = cm7_rq_make(p->multiplier[o1], p->shift[o1]);
+        for (int32_t t = 0; t < p->out_len; ++t) {
+            if (t == t_lo) {
+                for (; t + 1 < t_hi; t += 2) {
+                    int32_t acc[4] = {c0, c1, c0, c1};
+                    const int8_t *wp0 = w0, *wp1 = w1;
+                    for (int32_t q = 0; q < p->num_parts; ++q) {
+                        const int32_t C = p->parts[q].channels;
+                        const int8_t *x0 = inputs[q] + (t * S - p->pad) * C;
+                        cm7_dot_2x2_raw(x0, x0 + S * C, wp0, wp1, K * C, acc);
+                        wp0 += K * C;
+                        wp1 += K * C;
+                    }
+                    int8_t *y = output + t * O + o;
+                    y[0] = cm7_requant_out(acc[0], &q0, out_off, act_min, act_max);
+                    y[O] = cm7_requant_out(acc[2], &q0, out_off, act_min, act_max);
+                    if (o1 != o) {
+                        y[1] = cm7_requant_out(acc[1], &q1, out_off, act_min, act_max);
+                        y[O + 1] = cm7_requant_out(acc[3], &q1, out_off, act_min, act_max);
+                    }
+                }
+                if (t >= p->out_len) {
+                    break;
+                }
+            }
+            int32_t acc[2] = {b0, b1};
+            edge_acc(p, inputs, t, w0, w1, acc);
+            int8_t *y = output + t * O + o;
+            y[0] = cm7_requant_out(acc[0], &q0, out_off, act_min, act_max);
+            if (o1 != o) {
+                y[1] = cm7_requant_out(acc[1], &q1, out_off, act_min, act_max);
+            }
+        }
+    }
+}
