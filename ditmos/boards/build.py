@@ -172,12 +172,15 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
     for d in board.include_dirs:
         for f in sorted((fw / d).glob("*.h")):
             _copy(f, out_dir / "include")
+    header_dirs = set()
     for k in kernel_sources:
         k = Path(k)
+        header_dirs.add(k.parent)
         if k.suffix == ".c":
             sources.append(_copy(k, out_dir / "src" / "kernels"))
-        elif k.suffix == ".h":
-            _copy(k, out_dir / "include")
+    for d in sorted(header_dirs):  # private kernel headers live beside the kernels
+        for f in sorted(d.glob("*.h")):
+            _copy(f, out_dir / "include")
     names = [s.name for s in sources]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -225,7 +228,9 @@ def _make(out_dir: Path, *targets: str) -> None:
         raise DitmosError("`make` is not installed; install it (`apt-get install make`)")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
+        lines = [ln for ln in (proc.stdout + proc.stderr).strip().splitlines()
+                 if not ln.startswith(("arm-none-eabi-gcc ", "gcc ", "mkdir "))]
+        tail = "\n".join(lines[-25:])
         raise DitmosError(f"compiling the firmware in {out_dir} failed:\n{tail}")
 
 

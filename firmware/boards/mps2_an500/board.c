@@ -40,8 +40,11 @@
 
 static void UART0_RX_IRQHandler(void)
 {
-    while (UART_STATE & UART_STATE_RX_FULL) cortex_rx_push((uint8_t)UART_DATA);
+    /* Clear first, then drain: a byte that lands after the drain raises the
+     * interrupt again.  (Draining first loses that byte's interrupt, and the
+     * UART then holds it forever with no interrupt pending.) */
     UART_INTCLEAR = UART_INT_RX;
+    while (UART_STATE & UART_STATE_RX_FULL) cortex_rx_push((uint8_t)UART_DATA);
 }
 
 void board_init(void)

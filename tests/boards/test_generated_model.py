@@ -1,0 +1,66 @@
+"""The product path: a real trained, quantised run -> ditmos.codegen ->
+firmware for mps2_an500 (cm7 kernels) and the host board (ref kernels);
+INFER answers on test windows must equal the TFLM host reference exactly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from ditmos.boards import build_firmware
+from ditmos.boards.host import HostDevice
+from ditmos.boards.qemu import QemuTarget
+from firmware.frames import HELLO, INFER, Link, parse_hello, parse_infer
+
+pytestmark = pytest.mark.slow
+N_SAMPLES = 24
+
+
+@pytest.fixture(scope="module")
+def test_windows(tiny_run, tiny_int8):
+    from ditmos.quantize import ComposedReference
+    from ditmos.training.rundir import load_run_data
+
+    ref = ComposedReference(tiny_int8)
+    data = load_run_data(tiny_run)
+    x_q = ref.quantize_input(data.x_test[:N_SAMPLES])
+    return x_q, [ref.predict_one(x) for x in x_q]
+
+
+def _exchange(link, x_q, expected):
+    manifest_hello = parse_hello(link.request(HELLO, 0).payload)
+    assert (manifest_hello["input_t"], manifest_hello["input_c"]) == x_q.shape[1:]
+    for i, (x, (pred, route, logits)) in enumerate(zip(x_q, expected)):
+        f = link.request(INFER, i + 1, np.ascontiguousarray(x, np.int8).tobytes())
+        assert f.type == 0x82, f
+        r = parse_infer(f.payload)
+        assert (r["predicted"], r["route"]) == (pred, route), i
+        assert r["scores"] == np.asarray(logits, np.int8).ravel().tolist(), i
+    return manifest_hello
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="no qemu-system-arm")
+def test_generated_model_in_qemu_equals_reference(tiny_int8, test_windows, tmp_path):
+    out = build_firmware("mps2_an500", tiny_int8, tmp_path / "build", kernels="cm7")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kernels"] == "cm7" and manifest["memory"]["flash"]["model_weights"] > 0
+    x_q, expected = test_windows
+    with QemuTarget(out, workdir=tmp_path / "qemu") as target:
+        link = Link(address=target.address)
+        hello = _exchange(link, x_q, expected)
+        assert hello["model_hash"] == manifest["model_hash"]
+        marks = [ln.split() for ln in target.plugin_log.read_text().splitlines()]
+        assert [m[1] for m in marks[:2]] == ["0", "1"]
+        link.close()
+
+
+def test_generated_model_on_host_board_equals_reference(tiny_int8, test_windows, tmp_path):
+    out = build_firmware("host", tiny_int8, tmp_path / "build")
+    x_q, expected = test_windows
+    with HostDevice(out, workdir=tmp_path / "dev") as dev:
+        link = Link(path=dev.port)
+        _exchange(link, x_q, expected)
+        link.close()
