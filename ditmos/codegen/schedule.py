@@ -90,6 +90,13 @@ class Schedule:
                 for v in self.values.values() if v.name != INPUT]
 
 
+@dataclass
+class _Lazy:
+    """A classifier input produced on first use (a recomputed selector slice)."""
+
+    make: object
+
+
 class _Builder:
     def __init__(self, program: str, group: str | None, slicing: bool, values: dict):
         self.program, self.group, self.slicing = program, group, slicing
@@ -122,6 +129,9 @@ class _Builder:
             if producers_needed is not None and n not in producers_needed:
                 continue
             tag = f"{prefix}_t{op.outputs[0]}"
+            for i in op.inputs:
+                if isinstance(env.get(i), _Lazy):
+                    env[i] = env[i].make()
             if op.kind == "reshape":
                 ref = env[op.inputs[0]]
                 y = T[op.outputs[0]]
@@ -254,6 +264,7 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
                               f"'logits' (manifest has {sorted(c_in)} -> {sorted(c_out)})")
         b = _Builder(name, name if only is None else None, slicing, values)
         env = {c_in["window"]: INPUT}
+        re_state = {"env": {sel_in["window"]: INPUT}, "done": set()}
         for in_name, t in c_in.items():
             if in_name == "window":
                 continue
@@ -270,10 +281,6 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
             if only is not None:  # run alone: the feature is an input buffer
                 env[t] = b.new_value(f"{name}_in_{in_name}", g.tensor(t).nbytes)
                 continue
-            if feat in recompute:
-                src = _recompute(b, sel, sel_in, sel_out[feat], name, feat)
-            else:
-                src = sel_feats[feat]
             sel_row = next(o for o in subs["selector"]["outputs"] if o["name"] == feat)
             row = next(i for i in subs[name]["inputs"] if i["name"] == in_name)
             frm_q = (link or {}).get("from_quant") or sel_row
@@ -281,13 +288,30 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
             requant = bool(link["requantize"]) if link and "requantize" in link else (
                 (np.float32(frm_q["scale"]), int(frm_q["zero_point"]))
                 != (np.float32(to_q["scale"]), int(to_q["zero_point"])))
-            if requant:
-                call = L.requantize_call(g.tensor(t).size, frm_q["scale"], frm_q["zero_point"],
-                                         to_q["scale"], to_q["zero_point"], src,
+
+            def source(b=b, feat=feat, t=t, in_name=in_name, requant=requant,
+                       frm_q=frm_q, to_q=to_q, name=name, g=g, re_state=re_state):
+                if feat in recompute:
+                    src = _recompute(b, sel, sel_in, sel_out[feat], name, re_state)
+                else:
+                    src = sel_feats[feat]
+                if not requant:
+                    return src
+                # In place (requantize_s8 allows it) on the selector's buffer: the
+                # selector has finished.  A recomputed slice may still feed later
+                # recomputation, so it gets a buffer of its own.
+                dst = src if feat not in recompute else b.new_value(
+                    f"{name}_rq_{in_name}", g.tensor(t).nbytes)
+                call = L.requantize_call(g.tensor(t).size, frm_q["scale"],
+                                         frm_q["zero_point"], to_q["scale"],
+                                         to_q["zero_point"], src,
                                          f"{name}/requantize_{in_name}")
-                call.output = src
-                b.steps.append(Step("call", name, call=call, output=src, reads=[src]))
-            env[t] = src
+                call.output = dst
+                b.steps.append(Step("call", name, call=call, output=dst, reads=[src],
+                                    recompute=feat in recompute))
+                return dst
+
+            env[t] = _Lazy(source) if feat in recompute else source()
         env = b.run(g, env, name)
         outs = {n: b.single(env[t], g, t, f"{name}_out_{n}") for n, t in c_out.items()}
         b.steps.append(Step("result", name, reads=[outs["logits"]]))
@@ -303,10 +327,13 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
 
 
 def _recompute(b: _Builder, sel: Graph, sel_in: dict, feat_tensor: int, prog: str,
-               feat: str) -> str:
-    needed = _ancestors(sel, feat_tensor)
-    env = b.run(sel, {sel_in["window"]: INPUT}, f"{prog}_re", only=needed, recompute=True)
-    return b.single(env[feat_tensor], sel, feat_tensor, f"{prog}_re_{feat}")
+               state: dict) -> str:
+    """Re-run the selector ops that produce ``feat_tensor`` (those not already
+    recomputed for this classifier) and return the feature's value."""
+    needed = _ancestors(sel, feat_tensor) - state["done"]
+    state["done"] |= needed
+    env = b.run(sel, state["env"], f"{prog}_re", only=needed, recompute=True)
+    return b.single(env[feat_tensor], sel, feat_tensor, f"{prog}_re_t{feat_tensor}")
 
 
 def _links(manifest: dict) -> list[dict]:
