@@ -6,6 +6,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -140,7 +141,7 @@ def flash(board, build_dir):
     tools = b.extra.get("flash_tools", {})
     alternatives = "; ".join(f"{name}: `{cmd.format(elf=elf, bin=binary)}`"
                              for name, cmd in tools.items())
-    pio = shutil.which("pio") or shutil.which("platformio")
+    pio = _find_pio()
     if pio is None:
         raise DitmosError(f"PlatformIO (`pio`) is not installed (pip install 'ditmos[flash]'); "
                           f"flash {elf} another way, e.g. {alternatives}")
@@ -200,6 +201,14 @@ def emulate(board, build_dir, port, workdir):
         target.stop()
         signal.signal(signal.SIGTERM, old)
     click.echo("QEMU stopped", err=True)
+
+
+def _find_pio() -> str | None:
+    """PlatformIO from this Python's environment first, then from PATH."""
+    beside = Path(sys.executable).with_name("pio")
+    if beside.is_file():
+        return str(beside)
+    return shutil.which("pio") or shutil.which("platformio")
 
 
 def _read_build(build_dir: Path, board: str) -> dict:
