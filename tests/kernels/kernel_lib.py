@@ -22,6 +22,12 @@ KERNEL_SETS = ("ref", "cm7")
 MAX_PARTS = 4
 
 
+def _run(cmd: list[str]) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}\n{r.stdout}{r.stderr}")
+
+
 def kernel_sources(kernel_set: str) -> list[Path]:
     """The C files of one kernel set, ref files replaced by their cm7 twins."""
     if kernel_set not in KERNEL_SETS:
@@ -37,7 +43,7 @@ def build_shared(kernel_set: str, out_dir: Path) -> Path:
     out = Path(out_dir) / f"libditmos_kernels_{kernel_set}.so"
     cmd = ["gcc", *CFLAGS, "-fPIC", "-shared", f"-I{INCLUDE}",
            f"-I{KERNELS / kernel_set}", *map(str, kernel_sources(kernel_set)), "-o", str(out)]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    _run(cmd)
     return out
 
 
@@ -238,3 +244,83 @@ class Kernels:
         out = np.zeros(x.shape[0], dtype=np.int32)
         self.lib.argmax_s8(C.byref(p), _p8(x), out.ctypes.data_as(I32P))
         return out
+
+
+# ---------------------------------------------------------------- self-test binaries
+
+M7_DIR = Path(__file__).resolve().parent / "m7"
+M7_ARCH = ["-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"]
+
+
+def _op_names() -> list[str]:
+    return [p.stem for p in sorted((KERNELS / "ref").glob("*_s8.c"))]
+
+
+def build_selftest(target: str, out_dir: Path, *, bench: bool = False, rounds: int = 300) -> Path:
+    """Build tests/kernels/m7/kernel_selftest.c with both kernel sets in one binary.
+
+    The reference set keeps its names; the cm7 set (cm7 twins, ref files where
+    no twin exists) is compiled with every kernel renamed ``cm7_<op>``.
+    ``target`` is "host" (gcc) or "m7" (arm-none-eabi-gcc for QEMU mps2-an500).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cc, arch = ("gcc", []) if target == "host" else ("arm-none-eabi-gcc", M7_ARCH)
+    base = [cc, *CFLAGS, *arch, f"-I{INCLUDE}", f"-I{M7_DIR}"]
+    rename = [f"-D{op}=cm7_{op}" for op in _op_names()]
+    objs = []
+
+    def compile_(src: Path, obj: str, extra=()):
+        out = out_dir / obj
+        _run([*base, *extra, "-c", str(src), "-o", str(out)])
+        objs.append(str(out))
+
+    for src in kernel_sources("ref"):
+        compile_(src, f"ref_{src.stem}.o")
+    for src in kernel_sources("cm7"):
+        compile_(src, f"cm7_{src.stem}.o", rename)
+    defs = [f"-DSELFTEST_ROUNDS={rounds}"] + (["-DDITMOS_BENCH"] if bench else [])
+    compile_(M7_DIR / "kernel_selftest.c", "main.o", defs)
+    exe = out_dir / ("selftest" if target == "host" else "selftest.elf")
+    if target == "host":
+        link = ["gcc", *objs, "-o", str(exe)]
+    else:
+        compile_(M7_DIR / "startup.c", "startup.o")
+        link = [cc, *arch, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
+                "-T", str(M7_DIR / "mps2_an500.ld"), *objs, "-o", str(exe)]
+    _run(link)
+    return exe
+
+
+def build_count_plugin(out_dir: Path) -> Path:
+    out = Path(out_dir) / "insn_count_plugin.so"
+    _run(["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+          str(M7_DIR / "insn_count_plugin.c"), "-o", str(out)])
+    return out
+
+
+def symbol_address(elf: Path, name: str) -> int:
+    nm = subprocess.run(["arm-none-eabi-nm", str(elf)], check=True, capture_output=True,
+                        text=True).stdout
+    for line in nm.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2] == name:
+            return int(parts[0], 16) & ~1
+    raise KeyError(name)
+
+
+def run_qemu_m7(elf: Path, plugin: Path | None = None, counts: Path | None = None,
+                timeout: float = 120) -> tuple[int, str, list[int]]:
+    """Run a semihosting test binary on QEMU mps2-an500; (exit code, output, marks)."""
+    cmd = ["qemu-system-arm", "-M", "mps2-an500", "-nographic", "-monitor", "none",
+           "-serial", "none", "-semihosting-config", "enable=on,target=native",
+           "-kernel", str(elf)]
+    if plugin is not None:
+        mark = symbol_address(elf, "bench_mark")
+        cmd += ["-plugin", f"{plugin},mark={mark:#x},out={counts}"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    marks = []
+    if counts is not None and Path(counts).exists():
+        marks = [int(ln.split()[1]) for ln in Path(counts).read_text().splitlines()
+                 if ln.startswith("mark ")]
+    return r.returncode, r.stdout + r.stderr, marks
