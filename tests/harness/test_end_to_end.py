@@ -1,0 +1,52 @@
+"""End to end, as in CI: quick preset on hapt -> quantise -> build mps2_an500 ->
+`ditmos evaluate --emulate` -> every on-device prediction equals the host TFLM
+reference over the whole test split; then `ditmos report` draws the page."""
+
+import json
+import time
+
+import pytest
+
+from ditmos.cli import main
+
+
+@pytest.mark.slow
+def test_hapt_quick_on_qemu_equals_the_host_reference(tmp_path):
+    from ditmos.boards.build import build_firmware
+    from ditmos.quantize import quantize_run
+    from ditmos.training import train_run
+    from ditmos.training.rundir import load_run_data
+
+    times = {}
+    t = time.monotonic()
+    run = train_run("hapt", "quick", tmp_path / "run", quiet=True)
+    times["train"] = time.monotonic() - t
+    t = time.monotonic()
+    int8 = quantize_run(run, quiet=True)
+    times["quantize"] = time.monotonic() - t
+    t = time.monotonic()
+    build = build_firmware("mps2_an500", int8, tmp_path / "build")
+    times["build"] = time.monotonic() - t
+    t = time.monotonic()
+    ev = tmp_path / "eval"
+    rc = main(["evaluate", "--run", str(run), "--build", str(build), "--out", str(ev),
+               "--emulate", "--jobs", "2", "--quiet"])
+    times["evaluate"] = time.monotonic() - t
+    rep = json.loads((ev / "report.json").read_text())
+    n_test = len(load_run_data(run).y_test)
+    assert rep["complete"] and rep["samples"] == n_test
+    assert rep["mismatches"] == 0, rep["mismatch_list"][:20]
+    assert rep["route_mismatches"] == 0 and rep["score_mismatches"] == 0
+    assert rc == 0
+    assert rep["latency"]["unit"] == "instructions" and rep["latency"]["median"] > 0
+    assert rep["memory"]["flash"] > 0 and rep["memory"]["stack_high_water"] > 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    if metrics.get("test", {}).get("int8", {}).get("ditmos") is not None:
+        assert rep["accuracy"] == pytest.approx(metrics["test"]["int8"]["ditmos"])
+    t = time.monotonic()
+    rc = main(["report", str(run), "--eval", str(ev), "--out", str(tmp_path / "report")])
+    times["report"] = time.monotonic() - t
+    assert rc == 0
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4
+    print("end-to-end stage seconds:", {k: round(v, 1) for k, v in times.items()})

@@ -1,0 +1,59 @@
+"""`ditmos evaluate` on real artefacts (the shared tiny hapt run, quantised) with the
+host-board firmware as the device: the whole path from RUN_DIR/BUILD_DIR to report.json."""
+
+import json
+
+import pytest
+
+from ditmos.cli import main
+
+
+@pytest.fixture(scope="module")
+def host_model_build(tiny_int8, tmp_path_factory):
+    from ditmos.boards.build import build_firmware
+
+    return build_firmware("host", tiny_int8, tmp_path_factory.mktemp("tiny_host"))
+
+
+def test_evaluate_cli_on_the_host_board_then_resume(tiny_run, host_model_build, tmp_path,
+                                                    capsys):
+    from ditmos.boards.host import HostDevice
+    from ditmos.quantize.reference import ComposedReference
+    from ditmos.training.rundir import load_run_data
+
+    out = tmp_path / "eval"
+    with HostDevice(host_model_build) as dev:
+        args = ["evaluate", "--run", str(tiny_run), "--build", str(host_model_build),
+                "--out", str(out), "--port", dev.url, "--quiet"]
+        assert main(args + ["--limit", "25"]) == 0
+        first = json.loads((out / "report.json").read_text())
+        assert first["samples"] == 25 and first["mismatches"] == 0
+        assert main(args) == 2  # samples already there: refuses without --resume
+        assert "--resume" in capsys.readouterr().err
+        assert main(args + ["--resume", "--limit", "60"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["complete"] and rep["samples"] == 60
+    assert rep["devices"][0]["stats"]["inferences"] == 60  # 25 + 35: nothing measured twice
+    assert rep["mismatches"] == 0 and rep["score_mismatches"] == 0
+    # the answers are the host TFLM reference's, computed independently here
+    data = load_run_data(tiny_run)
+    ref = ComposedReference(tiny_run / "int8")
+    pred, route, _ = ref.predict(ref.quantize_input(data.x_test[:60]))
+    lines = [json.loads(s) for s in (out / "samples.jsonl").read_text().splitlines()]
+    by_index = {r["index"]: r for r in lines}
+    assert [by_index[i]["predicted"] for i in range(60)] == pred.tolist()
+    assert [by_index[i]["route"] for i in range(60)] == route.tolist()
+    assert rep["accuracy"] == pytest.approx(float((pred == data.y_test[:60]).mean()))
+    assert rep["accuracy_float"] == json.loads((tiny_run / "metrics.json").read_text())[
+        "test"]["float"]["ditmos"]
+
+
+def test_a_build_for_another_model_is_refused_before_talking(tiny_run, tmp_path, capsys):
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "manifest.json").write_text(json.dumps({"board": "host", "model_hash": "0" * 16,
+                                                     "protocol_version": 1}))
+    rc = main(["evaluate", "--run", str(tiny_run), "--build", str(build), "--out",
+               str(tmp_path / "e"), "--port", "/dev/null"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "was built for model 0000000000000000" in err and "ditmos build --run" in err
