@@ -107,6 +107,7 @@ class Bank(tf.Module):
         ``[B, T_b, M*C_b]`` before any concatenation if ``return_blocks``).
         """
         M = self.M
+        x = tf.convert_to_tensor(x, tf.float32)
         if x.shape.rank == 3:
             # every member reads the same input: one ordinary conv with M*F
             # output channels is exactly the M member convs side by side
@@ -142,6 +143,7 @@ class Bank(tf.Module):
         M = self.M
         s = tf.shape(own)
         own4 = tf.reshape(own, [s[0], s[1], M, F])
+        sel = tf.convert_to_tensor(sel, tf.float32)
         if sel.shape.rank == 3:
             sel4 = tf.tile(sel[:, :, None, :], [1, 1, M, 1])
         else:

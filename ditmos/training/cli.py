@@ -59,4 +59,6 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
     if compare:
         from ditmos.training.compare import run_compare
 
-        run_compare(run_dir, widths=ws, quiet=quiet)
+        kwargs = {"widths": ws} if ws is not None else {}
+        out = run_compare(run_dir, quiet=quiet, **kwargs)
+        click.echo(f"comparison written to {out}")

@@ -40,7 +40,6 @@ def split_metrics(route_logits, cls_logits, strong_logits, y, num_classes: int) 
         "baselines": {
             "strong": float((strong_logits.argmax(1) == y).mean()),
             "ensemble_average": float((ens == y).mean()),
-            "best_single_classifier": float(right.mean(0).max()),
         },
         # of the samples routed to k, the share classifier k gets right
         "classifier_accuracy_on_routed": [

@@ -327,42 +327,53 @@ def _kmeans(feats: np.ndarray, K: int, n_init: int, max_iter: int, seed: int) ->
     return km.fit_predict(feats.astype(np.float64)).astype(np.int64)
 
 
-def diverse_split(tr: Trainer) -> None:
-    """Stage 2: assign every training sample to one of K clusters.
+def split_clusters(method: str, y: np.ndarray, K: int, *, feats: np.ndarray | None = None,
+                   n_init: int = 10, max_iter: int = 300, seed: int = 0) -> np.ndarray:
+    """Cluster index (0..K-1) of every training sample.
 
     ``kmeans`` (the method): KMeans on the strong model's last conv block
-    output.  ``class_kmeans``: KMeans into K sub-clusters inside each class,
-    sub-cluster ranks (by their mean on the features' first principal axis)
-    joined across classes, so every cluster holds every class.  ``random``:
-    an ablation.
+    output.  ``class_kmeans``: KMeans into K sub-clusters inside each class;
+    sub-clusters are ranked by their mean on the features' first principal
+    axis and rank j of every class joins cluster j, so every cluster holds
+    every class (with at least K samples per class).  ``random``: equal
+    random parts (an ablation).
     """
+    n = len(y)
+    if method == "random":
+        rng = np.random.default_rng([seed, 4242])
+        clusters = np.empty(n, np.int64)
+        clusters[rng.permutation(n)] = np.arange(n) % K
+        return clusters
+    if method == "kmeans":
+        return _kmeans(feats, K, n_init, max_iter, seed)
+    if method != "class_kmeans":
+        raise DitmosError(f"unknown split method '{method}'")
+    clusters = np.empty(n, np.int64)
+    centred = feats - feats.mean(0)
+    _, _, vt = np.linalg.svd(centred[:: max(1, n // 4000)], full_matrices=False)
+    axis = vt[0]
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        kc = min(K, len(idx))
+        sub = _kmeans(feats[idx], kc, n_init, max_iter, seed + int(c))
+        pos = np.array([(centred[idx][sub == j] @ axis).mean() for j in range(kc)])
+        rank = np.empty(kc, np.int64)
+        rank[np.argsort(pos)] = np.arange(kc)
+        clusters[idx] = rank[sub]
+    return clusters
+
+
+def diverse_split(tr: Trainer) -> None:
+    """Stage 2: assign every training sample to one of K clusters (:func:`split_clusters`)."""
     stage = "split"
     if tr.done(stage):
         return
     sp = tr.cfg["split"]
     K = tr.arch.K
     tr.rep.start_stage(stage, 1)
-    if sp["method"] == "random":
-        rng = tr.rng(stage, 0)
-        clusters = np.empty(len(tr.y_train), np.int64)
-        clusters[rng.permutation(len(tr.y_train))] = np.arange(len(tr.y_train)) % K
-    else:
-        _, feats = tr.strong_predict(tr.x_train)
-        if sp["method"] == "kmeans":
-            clusters = _kmeans(feats, K, sp["n_init"], sp["max_iter"], tr.seed)
-        else:
-            clusters = np.empty(len(tr.y_train), np.int64)
-            centred = feats - feats.mean(0)
-            _, _, vt = np.linalg.svd(centred[:: max(1, len(feats) // 4000)], full_matrices=False)
-            axis = vt[0]
-            for c in range(tr.num_classes):
-                idx = np.flatnonzero(tr.y_train == c)
-                kc = min(K, len(idx))
-                sub = _kmeans(feats[idx], kc, sp["n_init"], sp["max_iter"], tr.seed + c)
-                pos = np.array([(centred[idx][sub == j] @ axis).mean() for j in range(kc)])
-                rank = np.empty(kc, np.int64)
-                rank[np.argsort(pos)] = np.arange(kc)
-                clusters[idx] = rank[sub]
+    feats = None if sp["method"] == "random" else tr.strong_predict(tr.x_train)[1]
+    clusters = split_clusters(sp["method"], tr.y_train, K, feats=feats, n_init=sp["n_init"],
+                              max_iter=sp["max_iter"], seed=tr.seed)
     counts = np.bincount(clusters, minlength=K)
     if (counts < 2).any():
         raise DitmosError(
