@@ -202,6 +202,10 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
         _render("linker.ld.j2", out_dir / "linker.ld", flash=board.flash, ram=board.ram,
                 stack_size=board.stack_size, data_region=data_region,
                 arena_region=arena_region, **common)
+    if board.extra.get("renode"):
+        _render("renode.resc.j2", out_dir / "renode.resc", resc_name="renode.resc",
+                elf=str((out_dir / "firmware.elf").resolve()),
+                port=board.extra["renode"].get("uart_port", 3456), **common)
     pio = board.extra.get("platformio")
     if pio:
         write_platformio_ini(out_dir / "platformio.ini", board, prefix="", info=info,
