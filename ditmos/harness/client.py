@@ -15,7 +15,9 @@ Failure handling, per request, bounded by ``retries``:
   completed) -> retransmit; an error that persists over all attempts is
   reported with its code;
 * answers carrying another sequence number (late duplicates of an earlier
-  request) are ignored.
+  request) are ignored;
+* BAD_SEQUENCE (the device lost track of our sequence) -> HELLO, which
+  restarts the sequence on the device, then the request again as a new one.
 
 Reboots: after any request that needed a retransmission, and every
 ``probe_every`` requests, the client sends HELLO and compares the boot
@@ -65,11 +67,12 @@ class LinkCounters:
     timeouts: int = 0
     device_errors: dict = field(default_factory=dict)
     stale_frames: int = 0
+    resyncs: int = 0
 
     def as_dict(self, decoder: FrameDecoder | None = None) -> dict:
         d = {"requests": self.requests, "retransmissions": self.retransmissions,
              "timeouts": self.timeouts, "device_errors": dict(self.device_errors),
-             "stale_frames": self.stale_frames}
+             "stale_frames": self.stale_frames, "resyncs": self.resyncs}
         if decoder is not None:
             d["crc_errors"] = decoder.stats.crc_errors
             d["discarded_bytes"] = decoder.stats.discarded_bytes
@@ -163,10 +166,17 @@ class DeviceClient:
                 name = last_error.name
                 self.counters.device_errors[name] = self.counters.device_errors.get(name, 0) + 1
                 if last_error.code == ErrorCode.BAD_SEQUENCE and frame.seq == seq:
-                    raise DeviceRejected(
-                        f"device on {self.url} rejected sequence number {seq} (BAD_SEQUENCE, "
-                        f"detail {last_error.detail}): the link lost track of requests; "
-                        f"reset the board and run again with --resume")
+                    # the device and we disagree on the sequence: HELLO restarts it
+                    # (docs/protocol.md), then the request goes again as a new one
+                    if msg_type == MsgType.HELLO or attempt >= self.retries:
+                        raise DeviceRejected(
+                            f"device on {self.url} rejected sequence number {seq} (BAD_SEQUENCE, "
+                            f"expected {last_error.detail}) even after a HELLO; reset the board "
+                            f"and run again with --resume")
+                    self.counters.resyncs += 1
+                    self.hello()
+                    seq = self._next_seq()
+                    raw = encode_frame(msg_type, seq, payload)
                 if last_error.code == ErrorCode.INFER_FAILED and frame.seq == seq:
                     raise DeviceRejected(
                         f"device on {self.url} failed to run the model (INFER_FAILED, detail "

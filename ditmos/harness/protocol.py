@@ -236,15 +236,15 @@ class HelloInfo:
             raise ProtocolError(
                 f"HELLO_OK payload is {len(payload)} bytes, expected {n + 1 + name_len} "
                 f"for a board name of {name_len} bytes")
-        fields[4] = _ascii(fields[4], "model_hash")
+        fields[4] = _ascii(fields[4].rstrip(b"\0"), "model_hash")  # NUL-padded if shorter
         name = _ascii(payload[n + 1:], "board_name")
         return cls(*fields, board_name=name)
 
     def encode(self) -> bytes:
         name = self.board_name.encode("ascii")
         h = self.model_hash.encode("ascii")
-        if len(h) != 16:
-            raise ProtocolError(f"model hash must be 16 ASCII bytes, got {len(h)}")
+        if len(h) > 16:
+            raise ProtocolError(f"model hash must be at most 16 ASCII bytes, got {len(h)}")
         return _HELLO_FIXED.pack(
             self.protocol_version, self.cost_kind, self.core_clock_hz, self.boot_counter, h,
             self.num_classes, self.num_classifiers, self.input_t, self.input_c,

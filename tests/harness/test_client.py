@@ -92,3 +92,23 @@ def test_faults_on_the_link_lose_and_duplicate_nothing():
     assert inj["dropped"] > 0 and inj["flipped"] > 0 and inj["stalls"] > 0 and inj["reboots"] == 2
     assert len(c.reboots) == 2
     assert c.counters.retransmissions > 0
+
+
+def test_bad_sequence_is_recovered_with_a_hello():
+    with PyDevice() as dev, SerialTransport(dev.path).open() as tr:
+        c = DeviceClient(tr, timeout=0.3)
+        c.hello()
+        s = _samples(2)
+        assert c.infer(s[0]) == toy_model(s[0])
+        dev._last_seq = 500  # the device's idea of the sequence is now far off
+        assert c.infer(s[1]) == toy_model(s[1])
+        assert c.counters.resyncs == 1 and c.reboots == []
+
+
+def test_nul_padded_model_hash():
+    from ditmos.harness.protocol import HelloInfo
+
+    h = HelloInfo(1, 2, 0, 1, "abc", 2, 2, 2, 2, 1.0, 0, 0, 0, 0, 0, "x")
+    raw = h.encode()
+    assert raw[10:26] == b"abc" + b"\0" * 13
+    assert HelloInfo.decode(raw).model_hash == "abc"
