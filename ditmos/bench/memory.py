@@ -67,6 +67,7 @@ def measure(int8_dir) -> dict:
     int8_dir = Path(int8_dir)
     manifest, graphs = load_int8_dir(int8_dir)
     res = plan_all(manifest, graphs)
+    res.pop("plans")  # full tables live in the codegen manifest
     res["tflm_arena_bytes"], res["tflm_head_bytes"] = {}, {}
     for name, sub in manifest["submodels"].items():
         ins = sorted(sub["inputs"], key=lambda r: r["index"])

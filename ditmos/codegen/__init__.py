@@ -82,9 +82,11 @@ def plan_all(manifest: dict, graphs: dict, *, ram_budget: int | None = None) -> 
     slicing schedule (with recomputation if ``ram_budget`` demands it)."""
     from ditmos.codegen import schedule
 
-    res = {"peak_bytes": {}, "single_bytes": {}}
+    res = {"peak_bytes": {}, "single_bytes": {}, "plans": {}}
     for strat in schedule.STRATEGIES:
-        res["peak_bytes"][strat] = schedule.build(manifest, graphs, strat).plan.arena_size
+        plan = schedule.build(manifest, graphs, strat).plan
+        res["peak_bytes"][strat] = plan.arena_size
+        res["plans"][strat] = plan.to_json()
     for name in graphs:
         res["single_bytes"][name] = schedule.build(manifest, graphs, "slicing",
                                                    only=name).plan.arena_size

@@ -71,3 +71,38 @@ def test_recompute_frees_selector_features(model):
 def test_unknown_strategy(model):
     with pytest.raises(DitmosError, match="unknown memory strategy 'best'"):
         schedule.build(*model, strategy="best")
+
+
+def test_bench_memory_json(cg_int8):
+    from click.testing import CliRunner
+
+    from ditmos.bench.memory import command
+
+    res = CliRunner().invoke(command, ["--run", str(cg_int8.parent), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert set(data["peak_bytes"]) == {"slicing", "greedy", "none"}
+    assert set(data["tflm_arena_bytes"]) == {"selector", "classifier_0", "classifier_1"}
+    assert data["max_single_bytes"] == max(data["single_bytes"].values())
+    assert data["targets"]["slicing_peak_le_1.05_max_single"]
+    assert data["targets"]["each_single_le_tflm_arena"]
+
+
+def test_bench_memory_without_int8_dir(tmp_path):
+    from click.testing import CliRunner
+
+    from ditmos.bench.memory import command
+
+    res = CliRunner().invoke(command, ["--run", str(tmp_path)])
+    assert res.exit_code != 0
+    assert "run `ditmos quantize" in str(res.exception)
+
+
+def test_generated_identifiers_are_validated():
+    from ditmos.codegen.render import c_identifier, comment
+
+    assert c_identifier("selector_l0_conv1d") == "selector_l0_conv1d"
+    for bad in ("0abc", "a-b", "int", "x" * 64, "a b"):
+        with pytest.raises(DitmosError, match="not a valid C identifier"):
+            c_identifier(bad)
+    assert "*/" not in comment("evil */ name")
