@@ -23,6 +23,17 @@ static inline uint32_t cm7_read4(const int8_t *p)
     return v;
 }
 
+static inline void cm7_write4(int8_t *p, uint32_t v)
+{
+    memcpy(p, &v, sizeof v);
+}
+
+/* All four int8 lanes set to v. */
+static inline uint32_t cm7_dup8(int32_t v)
+{
+    return (uint32_t)(uint8_t)v * 0x01010101u;
+}
+
 #if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
 
 /* bytes 0 and 2 sign-extended to halves */
@@ -71,7 +82,42 @@ static inline int64_t cm7_smull(int32_t a, int32_t b)
     return (int64_t)a * (int64_t)b; /* GCC emits SMULL */
 }
 
+/* per-byte signed max / min of four int8 lanes (SSUB8 sets GE, SEL picks) */
+static inline uint32_t cm7_max4(uint32_t a, uint32_t b)
+{
+    uint32_t r, t;
+    __asm__("ssub8 %1, %2, %3\n\tsel %0, %2, %3" : "=r"(r), "=&r"(t) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+
+static inline uint32_t cm7_min4(uint32_t a, uint32_t b)
+{
+    uint32_t r, t;
+    __asm__("ssub8 %1, %2, %3\n\tsel %0, %3, %2" : "=r"(r), "=&r"(t) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+
 #else /* portable equivalents */
+
+static inline uint32_t cm7_max4(uint32_t a, uint32_t b)
+{
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) {
+        const int8_t x = (int8_t)(uint8_t)(a >> (8 * i)), y = (int8_t)(uint8_t)(b >> (8 * i));
+        r |= (uint32_t)(uint8_t)(x >= y ? x : y) << (8 * i);
+    }
+    return r;
+}
+
+static inline uint32_t cm7_min4(uint32_t a, uint32_t b)
+{
+    uint32_t r = 0;
+    for (int i = 0; i < 4; ++i) {
+        const int8_t x = (int8_t)(uint8_t)(a >> (8 * i)), y = (int8_t)(uint8_t)(b >> (8 * i));
+        r |= (uint32_t)(uint8_t)(x >= y ? y : x) << (8 * i);
+    }
+    return r;
+}
 
 static inline uint32_t cm7_halves(int32_t lo, int32_t hi)
 {
