@@ -139,7 +139,8 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
     model_hash = str(manifest.get("model_hash") or "")
     if len(model_hash) < 16:
         raise DitmosError(f"{Path(int8_dir) / 'manifest.json'} has no model_hash")
-    files = render.render(sched, manifest, kernels=kernels, model_hash=model_hash)
+    files = render.render(sched, manifest, kernels=kernels, model_hash=model_hash,
+                          profile=profile)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -161,6 +162,7 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
         "num_classes": int(manifest["num_classes"]),
         "K": int(manifest["K"]),
         "layers": _layers(sched),
+        "macs": _macs(sched),
         "tensors": _tensors(sched),
         "memory": {"plan": sched.plan.to_json(), "table": sched.plan.table(),
                    **summary},
@@ -191,6 +193,14 @@ def _layers(sched) -> list[dict]:
                              "macs": c.macs, "inputs": list(c.inputs), "output": c.output,
                              "recomputed": st.recompute})
     return rows
+
+
+def _macs(sched) -> dict:
+    """Multiply-accumulates per program and for the composed worst case."""
+    per = {name: sum(st.call.macs for st in prog.steps if st.kind == "call")
+           for name, prog in sched.programs.items()}
+    clf = [v for n, v in per.items() if n != "selector"]
+    return {**per, "composed_max": per.get("selector", 0) + max(clf, default=0)}
 
 
 def _tensors(sched) -> list[dict]:

@@ -107,7 +107,8 @@ def _ptr(sched: Schedule, value: str) -> str:
     return f"ARENA({sched.plan.offsets[value]})"
 
 
-def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str) -> dict[str, str]:
+def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
+           profile: bool = False) -> dict[str, str]:
     """Return {file name: text} for model.h, model.c and weights.c."""
     tables = _Tables()
     programs = []
@@ -170,7 +171,7 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str) ->
     iq = manifest["input_quant"]
     banner = _banner(model_hash, kernels, sched.strategy)
     ctx = dict(
-        banner=banner, input_t=T, input_c=C, num_classes=int(manifest["num_classes"]),
+        banner=banner, profile=bool(profile), input_t=T, input_c=C, num_classes=int(manifest["num_classes"]),
         num_classifiers=K, arena_size=max(sched.plan.arena_size, 8),
         strategy=sched.strategy, num_layers=max(sched.num_layers, 1),
         model_hash16=model_hash[:16], kernels=kernels, kernels_api=KERNELS_API_VERSION,

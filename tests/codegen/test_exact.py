@@ -74,13 +74,14 @@ def test_profile_hook_called_once_per_layer(cg_int8, cg_test_x, tmp_path):
     import ctypes
 
     man = generate(cg_int8, tmp_path, profile=True)
+    assert "#define DITMOS_PROFILE 1" in (tmp_path / "model.h").read_text()
     hook = tmp_path / "hook.c"
     hook.write_text(
         "#include <stdint.h>\n"
         "uint16_t seen[256]; int n_seen = 0;\n"
         "void ditmos_profile_layer(uint16_t i);\n"
         "void ditmos_profile_layer(uint16_t i) { if (n_seen < 256) seen[n_seen++] = i; }\n")
-    lib = host.compile_model(tmp_path, "ref", extra_flags=["-DDITMOS_PROFILE", str(hook)])
+    lib = host.compile_model(tmp_path, "ref", extra_flags=[str(hook)])
     hm = host.HostModel(lib, input_size=cg_test_x[0].size, num_classes=man["num_classes"],
                         K=man["K"])
     ref = ComposedReference(cg_int8)

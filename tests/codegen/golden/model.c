@@ -20,8 +20,12 @@
 const float DITMOS_INPUT_SCALE = 0.034082599f;
 const int32_t DITMOS_INPUT_ZERO_POINT = 10;
 
-/* One static arena for every activation (memory strategy "slicing"). */
-static union {
+/* One static arena for every activation (memory strategy "slicing").
+ * Define DITMOS_ARENA_ATTR (e.g. a section attribute) to place it. */
+#ifndef DITMOS_ARENA_ATTR
+#define DITMOS_ARENA_ATTR
+#endif
+static DITMOS_ARENA_ATTR union {
     int64_t align;
     int8_t bytes[DITMOS_ARENA_SIZE];
 } ditmos_arena;
