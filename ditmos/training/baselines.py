@@ -14,7 +14,7 @@ Baselines (names are the keys of ``metrics["test"]["float"]["baselines"]``):
     (selector + K classifiers) (±10 %).
 ``strong``
     the strong model the run trained for data splitting (from the run).
-``ensemble``
+``ensemble_average``
     the K trained DiTMoS classifiers, softmax-averaged (all K run).
 ``soft_moe``
     a soft-gated mixture of experts: a selector-shaped gating network and K
@@ -30,6 +30,7 @@ Baselines (names are the keys of ``metrics["test"]["float"]["baselines"]``):
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from ditmos.models.baselines import (
     ConvNetSpec, Cost, build_convnet, build_early_exit, build_moe, count_cost,
     early_exit_costs, search_budget_spec, spec_cost, spec_from_net)
 
-BASELINE_NAMES = ("weak_equal_macs", "equal_params", "strong", "ensemble", "soft_moe",
+BASELINE_NAMES = ("weak_equal_macs", "equal_params", "strong", "ensemble_average", "soft_moe",
                   "early_exit")
 TRAINED = ("weak_equal_macs", "equal_params", "soft_moe", "early_exit")
 
@@ -358,8 +359,8 @@ def train_baselines(data, *, budget: Budget, config: dict | None = None, seed: i
 
     ``config`` is a baseline config (see :func:`baseline_config`; missing keys
     take the quick defaults).  ``run_extras`` carries what only a DiTMoS run
-    has: ``{"strong": {...result...}, "ensemble": {...result...}}`` as made by
-    :func:`run_baselines_from_run`; those entries are copied into the result.
+    has: ``{"strong": {...}, "ensemble_average": {...}}`` as made by
+    :func:`run_extras`; those entries are copied into the result.
 
     Returns ``{name: {"val_accuracy", "test_accuracy", "params", "macs",
     "flash_bytes", ...}}`` in :data:`BASELINE_NAMES` order."""
@@ -448,19 +449,43 @@ def classifier_logits(run_dir, x: np.ndarray, K: int) -> np.ndarray:
 
 
 def run_extras(run_dir, data, budget: Budget) -> dict:
-    """The ``strong`` and ``ensemble`` baselines of a trained DiTMoS run,
-    evaluated on ``data`` (the run's own split)."""
+    """The ``strong`` and ``ensemble_average`` baselines of a trained DiTMoS
+    run on the run's own split.  The accuracies the run already wrote into
+    ``metrics.json`` (``[split]["float"]["baselines"]``) are reused; otherwise
+    the saved Keras models are evaluated on ``data``."""
     run_dir = Path(run_dir)
+    metrics = getattr(data, "metrics", None)
+    if metrics is None and (run_dir / "metrics.json").is_file():
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+
+    def stored(name):
+        try:
+            return (float(metrics["val"]["float"]["baselines"][name]),
+                    float(metrics["test"]["float"]["baselines"][name]))
+        except (KeyError, TypeError):
+            return None
+
     out = {}
     strong_path = run_dir / "models" / "strong.keras"
-    if strong_path.is_file():
-        strong = _load_keras(strong_path)
-        val = _accuracy(_single_output(_run_model(strong, data.x_val)), data.y_val)
-        test = _accuracy(_single_output(_run_model(strong, data.x_test)), data.y_test)
-        out["strong"] = _result(val, test, count_cost(strong))
-    val_l = classifier_logits(run_dir, data.x_val, budget.K)
-    test_l = classifier_logits(run_dir, data.x_test, budget.K)
-    out["ensemble"] = _result(_accuracy(_softmax(val_l).mean(axis=1), data.y_val),
-                              _accuracy(_softmax(test_l).mean(axis=1), data.y_test),
-                              budget.total, members=budget.K)
+    accs = stored("strong")
+    if accs is not None or strong_path.is_file():
+        strong = _load_keras(strong_path) if strong_path.is_file() else None
+        if accs is None:
+            accs = (_accuracy(_single_output(_run_model(strong, data.x_val)), data.y_val),
+                    _accuracy(_single_output(_run_model(strong, data.x_test)), data.y_test))
+        if strong is not None:
+            cost = count_cost(strong)
+        else:
+            from ditmos.training.config import architecture
+
+            arch = architecture(json.loads((run_dir / "config.json").read_text()))
+            cost = spec_cost(spec_from_net(arch.strong), budget.input_shape, budget.num_classes)
+        out["strong"] = _result(*accs, cost, source="run")
+    accs = stored("ensemble_average")
+    if accs is None:
+        val_l = classifier_logits(run_dir, data.x_val, budget.K)
+        test_l = classifier_logits(run_dir, data.x_test, budget.K)
+        accs = (_accuracy(_softmax(val_l).mean(axis=1), data.y_val),
+                _accuracy(_softmax(test_l).mean(axis=1), data.y_test))
+    out["ensemble_average"] = _result(*accs, budget.total, members=budget.K, source="run")
     return out

@@ -45,7 +45,7 @@ _LABELS = {
     "weak_equal_macs": "single CNN, equal MACs",
     "equal_params": "single CNN, equal params",
     "strong": "strong model",
-    "ensemble": "ensemble of the K classifiers",
+    "ensemble_average": "ensemble of the K classifiers (softmax mean)",
     "soft_moe": "soft-gated MoE",
     "early_exit": "early-exit CNN (avg MACs)",
 }
@@ -183,20 +183,57 @@ def _baselines_for(run_dir: Path, width_dir: Path, data, budget: Budget, cfg: di
     return results
 
 
-def run_compare(dataset: str, preset: str, out_dir, *, widths: Sequence[float] = (0.25, 0.5, 1.0),
-                seed: int = 0, quiet: bool = False, config_file=None,
-                ablations: str = "largest", baseline_overrides: dict | None = None) -> Path:
+def _from_run_dir(run_dir: Path) -> tuple[str, str, int, float, Path]:
+    """dataset, preset, seed, width and a config file reproducing ``run_dir``'s
+    resolved config (written into ``run_dir/compare/``)."""
+    cfg = _read_json(run_dir / "config.json")
+    base = {k: v for k, v in cfg.items() if k not in ("dataset", "preset", "seed", "width")}
+    out = run_dir / "compare"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "base_config.json"
+    _write_json_atomic(path, base)
+    return cfg["dataset"], cfg["preset"], int(cfg["seed"]), float(cfg["width"]), path
+
+
+def run_compare(dataset, preset: str | None = None, out_dir=None, *,
+                widths: Sequence[float] | None = (0.25, 0.5, 1.0), seed: int = 0,
+                quiet: bool = False, config_file=None, ablations: str = "largest",
+                ablation_names: Sequence[str] = ABLATIONS,
+                baseline_overrides: dict | None = None) -> Path:
     """Train DiTMoS at every width plus ablations and baselines, write
-    ``compare.md``/``compare.json`` into ``out_dir`` and return its path.
+    ``compare.md``/``compare.json`` into ``out_dir`` and return ``out_dir``.
+
+    Two forms:
+
+    * ``run_compare("hapt", "quick", OUT_DIR, widths=..., seed=..., config_file=...)``
+    * ``run_compare(RUN_DIR, widths=...)``: compare around a finished run; its
+      dataset, preset, seed and resolved config are reused, the run itself
+      stands for its own width and the rest goes to ``RUN_DIR/compare``.
 
     ``ablations``: ``"largest"`` (at the largest width, 1 by default),
     ``"all"`` (every width) or ``"none"``.  Finished runs and baselines are
-    reused, so an interrupted comparison continues where it stopped."""
+    reused, so an interrupted comparison continues where it stopped.
+    ``ablation_names`` restricts which ablations run; ``baseline_overrides``
+    changes the baselines' schedule (see ``baseline_config``)."""
     from ditmos.training.rundir import load_run_data
 
+    existing: dict[float, Path] = {}
+    if preset is None and out_dir is None:
+        run_dir0 = Path(dataset)
+        if not (run_dir0 / "config.json").is_file():
+            raise DitmosError(f"{run_dir0} is not a run directory (no config.json); give "
+                              f"dataset, preset and out_dir instead")
+        dataset, preset, seed, width0, config_file = _from_run_dir(run_dir0)
+        existing[width0] = run_dir0
+        out_dir = run_dir0 / "compare"
+    elif preset is None or out_dir is None:
+        raise DitmosError("run_compare needs dataset, preset and out_dir (or just a run directory)")
     if ablations not in ("largest", "all", "none"):
         raise DitmosError(f"ablations must be 'largest', 'all' or 'none', got {ablations!r}")
-    widths = tuple(float(w) for w in widths)
+    unknown = sorted(set(ablation_names) - set(ABLATIONS))
+    if unknown:
+        raise DitmosError(f"unknown ablation(s) {unknown}; choose from {list(ABLATIONS)}")
+    widths = tuple(float(w) for w in (widths if widths is not None else (0.25, 0.5, 1.0)))
     if not widths or len(set(widths)) != len(widths) or min(widths) <= 0:
         raise DitmosError(f"compare widths must be distinct positive numbers, got {widths}")
     bcfg = baseline_config(preset if preset in ("quick", "full") else "quick",
@@ -210,16 +247,24 @@ def run_compare(dataset: str, preset: str, out_dir, *, widths: Sequence[float] =
                             "int32 biases",
               "results": {}}
     t_start = time.perf_counter()
+    first_run = None
     for w in widths:
         tag = _width_tag(w)
         wdir = out_dir / f"width_{tag}"
-        run_dir = _train(dataset, preset, wdir / "ditmos", config_file=config_file, width=w,
-                         seed=seed, quiet=quiet)
+        if w in existing:
+            run_dir = existing[w]
+        else:
+            run_dir = _train(dataset, preset, wdir / "ditmos", config_file=config_file, width=w,
+                             seed=seed, quiet=quiet)
+        first_run = first_run or run_dir
+        if not _same_split(first_run, run_dir):
+            raise DitmosError(f"run {run_dir} used a different split than {first_run}; "
+                              f"delete it and compare again")
         data = load_run_data(run_dir)
         budget = run_budget(run_dir, data)
         methods = {"ditmos": _ditmos_row(run_dir, budget)}
         if ablations == "all" or (ablations == "largest" and w == max(widths)):
-            for name in ABLATIONS:
+            for name in ablation_names:
                 ab_dir = wdir / f"ablation_{name}"
                 if not (ab_dir / "metrics.json").is_file():
                     run_ablation(name, dataset, preset, ab_dir, config_file=config_file,
@@ -227,12 +272,12 @@ def run_compare(dataset: str, preset: str, out_dir, *, widths: Sequence[float] =
                 if not _same_split(run_dir, ab_dir):
                     raise DitmosError(f"ablation run {ab_dir} used a different split than "
                                       f"{run_dir}; delete it and compare again")
-                ab_data_budget = run_budget(ab_dir, data)
-                methods[f"ablation_{name}"] = _ditmos_row(ab_dir, ab_data_budget)
+                methods[f"ablation_{name}"] = _ditmos_row(ab_dir, run_budget(ab_dir, data))
+        wdir.mkdir(parents=True, exist_ok=True)
         baselines = _baselines_for(run_dir, wdir, data, budget, bcfg, seed, quiet)
         store_baselines_in_metrics(run_dir, baselines)
         methods.update(baselines)
-        report["results"][tag] = {"width": w, "run_dir": str(run_dir.relative_to(out_dir)),
+        report["results"][tag] = {"width": w, "run_dir": os.path.relpath(run_dir, out_dir),
                                   "budget": budget.to_dict(), "methods": methods}
         report["summary"] = summarize(report)
         _write_json_atomic(out_dir / "compare.json", report)
@@ -240,6 +285,11 @@ def run_compare(dataset: str, preset: str, out_dir, *, widths: Sequence[float] =
     report["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     _write_json_atomic(out_dir / "compare.json", report)
     _write_text_atomic(out_dir / "compare.md", render_markdown(report))
+    if not quiet:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"comparison written to {out_dir / 'compare.md'}",
+                                   highlight=False)
     return out_dir
 
 
@@ -311,7 +361,7 @@ def render_markdown(report: dict) -> str:
                              f"exits {r['exit_fractions']}")
             if name == "ditmos" and r.get("union_test_accuracy") is not None:
                 notes.append(f"union {_pct(r['union_test_accuracy'])}")
-            if name in ("soft_moe", "ensemble"):
+            if name in ("soft_moe", "ensemble_average"):
                 notes.append("all K members run")
             if name.startswith("ablation_") and r.get("union_test_accuracy") is not None:
                 notes.append(f"union {_pct(r['union_test_accuracy'])}")

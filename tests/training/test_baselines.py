@@ -48,6 +48,8 @@ def test_ditmos_budget_agrees_with_training_cost_model(family, width):
     ref = costs(arch, shape, nc)
     assert budget.inference_macs == ref["ditmos"]["macs"]
     assert budget.selector_cost.macs == ref["selector"]["macs"]
+    assert budget.total.params == ref["ditmos"]["params"]
+    assert budget.total.flash_bytes == ref["ditmos"]["flash_bytes"]
 
 
 @pytest.mark.parametrize("family", sorted(SHAPES))

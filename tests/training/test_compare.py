@@ -13,15 +13,19 @@ from ditmos.errors import DitmosError
 from ditmos.training.ablations import ABLATIONS, ablation_overrides
 from ditmos.training.compare import parse_widths, store_baselines_in_metrics
 
-# A real but very short schedule on a hapt subset: every stage runs.
-TINY = {
-    "subset": 900,
-    "strong": {"epochs": 1},
-    "split": {"n_init": 1, "max_iter": 20},
-    "classifier_pretrain": {"epochs": 1},
-    "selector_pretrain": {"epochs": 1},
-    "adversarial": {"rounds": 1, "selector_epochs": 1, "classifier_epochs": 1},
-}
+
+def _tiny_config() -> dict:
+    """The shared tiny run's config (hapt subset, K = 3, small strong model)
+    with one epoch per stage: every stage still runs."""
+    from ditmos.training.testing import tiny_config
+
+    cfg = tiny_config()
+    for stage in ("strong", "classifier_pretrain", "selector_pretrain"):
+        cfg[stage] = dict(cfg[stage], epochs=1)
+    cfg["adversarial"] = dict(cfg["adversarial"], rounds=1, selector_epochs=1,
+                              classifier_epochs=1)
+    cfg["split"] = dict(cfg["split"], n_init=1)
+    return cfg
 
 
 def test_parse_widths():
@@ -60,22 +64,49 @@ def test_store_baselines_keeps_other_keys(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp files left
 
 
+def test_every_ablation_config_is_accepted_by_training(tmp_path):
+    from ditmos.training.ablations import write_ablation_config
+    from ditmos.training.config import architecture, resolve_config
+
+    user = tmp_path / "user.json"
+    user.write_text(json.dumps(_tiny_config()))
+    ref = resolve_config("hapt", "quick", config_file=user, width=0.5)
+    for name in ABLATIONS:
+        path = write_ablation_config(name, "hapt", "quick", tmp_path / f"{name}.json",
+                                     config_file=user)
+        cfg = resolve_config("hapt", "quick", config_file=path, width=0.5)
+        changed = {k for k in cfg if cfg[k] != ref[k]}
+        assert len(changed) == 1, (name, changed)  # exactly one setting differs
+        assert cfg["subset"] == ref["subset"] == 600  # the user's own settings stay
+        if name == "no_aggregation":
+            assert architecture(cfg).shared_blocks == ()
+            assert architecture(cfg).selector == architecture(ref).selector
+
+
 @pytest.mark.slow
-def test_compare_on_tiny_subset_writes_tables(tmp_path):
+def test_compare_on_tiny_subset_writes_tables(tiny_run, tmp_path):
+    """The CLI's form: compare around a finished (tiny) run; one more width
+    and one ablation are trained, cheap baselines only."""
+    import shutil
+
     from ditmos.training.compare import run_compare
 
-    cfg = tmp_path / "tiny.json"
-    cfg.write_text(json.dumps(TINY))
-    out = run_compare("hapt", "quick", tmp_path / "cmp", widths=(0.5, 1.0), seed=0, quiet=True,
-                      config_file=cfg, baseline_overrides={"epochs": 1, "depths": [2]})
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    run_width = json.loads((run / "config.json").read_text())["width"]
+    assert run_width == 1.0
+    out = run_compare(run, widths=(0.5, 1.0), quiet=True, ablation_names=("no_aggregation",),
+                      baseline_overrides={"epochs": 1, "depths": [2], "only": [
+                          "weak_equal_macs", "equal_params", "strong", "ensemble_average"]})
+    assert out == run / "compare"
     report = json.loads((out / "compare.json").read_text())
     assert report["format"] == "ditmos-compare/1" and report["widths"] == [0.5, 1.0]
     assert list(report["results"]) == ["0.5", "1"]
-    expected = {"ditmos", "weak_equal_macs", "equal_params", "strong", "ensemble", "soft_moe",
-                "early_exit"}
+    assert report["results"]["1"]["run_dir"] == ".."  # the given run stands for width 1
+    expected = {"ditmos", "weak_equal_macs", "equal_params", "strong", "ensemble_average"}
     for tag, res in report["results"].items():
         methods = res["methods"]
-        want = expected | ({f"ablation_{a}" for a in ABLATIONS} if tag == "1" else set())
+        want = expected | ({"ablation_no_aggregation"} if tag == "1" else set())
         assert set(methods) == want, tag
         for name, r in methods.items():
             for key in ("test_accuracy", "val_accuracy"):
@@ -85,25 +116,23 @@ def test_compare_on_tiny_subset_writes_tables(tmp_path):
         b = res["budget"]
         assert abs(methods["weak_equal_macs"]["macs"] / b["inference_macs"] - 1) <= 0.10
         assert abs(methods["equal_params"]["params"] / b["total_params"] - 1) <= 0.10
-        assert methods["ditmos"]["macs"] == b["inference_macs"]
-        # baselines stored in the DiTMoS run's metrics.json
+        # DiTMoS's own costs are the training stage's figures
         metrics = json.loads((out / res["run_dir"] / "metrics.json").read_text())
+        assert methods["ditmos"]["macs"] == b["inference_macs"] == metrics["model"]["macs"]
+        assert methods["ditmos"]["params"] == metrics["model"]["params"]
+        assert methods["ditmos"]["test_accuracy"] == metrics["test"]["float"]["ditmos"]
+        # baselines stored in the DiTMoS run's metrics.json
         stored = metrics["test"]["float"]["baselines"]
-        assert set(stored) == expected - {"ditmos"}
-        for name, acc in stored.items():
-            assert acc == methods[name]["test_accuracy"]
-    # ablations: same split as the reference run, one changed setting each
-    w1 = out / "width_1"
-    ref = np.load(w1 / "ditmos" / "splits.npz")
-    for a in ABLATIONS:
-        split = np.load(w1 / f"ablation_{a}" / "splits.npz")
-        assert all(np.array_equal(ref[k], split[k]) for k in ("train", "val", "test"))
-    cfg_noagg = json.loads((w1 / "ablation_no_aggregation" / "config.json").read_text())
-    assert cfg_noagg["architecture"]["shared_blocks"] == []
-    assert json.loads((w1 / "ablation_no_adversarial" / "config.json").read_text())[
-        "adversarial"]["rounds"] == 0
-    assert json.loads((w1 / "ablation_random_split" / "config.json").read_text())[
-        "split"]["method"] == "random"
+        assert expected - {"ditmos"} <= set(stored)
+        for name in expected - {"ditmos"}:
+            assert stored[name] == methods[name]["test_accuracy"]
+    # the ablation: same split as the reference run, no aggregation, fewer MACs
+    ab = out / "width_1" / "ablation_no_aggregation"
+    ref, split = np.load(run / "splits.npz"), np.load(ab / "splits.npz")
+    assert all(np.array_equal(ref[k], split[k]) for k in ("train", "val", "test"))
+    assert json.loads((ab / "config.json").read_text())["architecture"]["shared_blocks"] == []
+    m1 = report["results"]["1"]["methods"]
+    assert m1["ablation_no_aggregation"]["macs"] < m1["ditmos"]["macs"]
     # the Markdown: a summary row per width, then one table per width with a
     # row per method, every row with the same number of cells as its header
     md = (out / "compare.md").read_text()
