@@ -1,0 +1,188 @@
+"""``ditmos bench latency``: retired instructions per inference on QEMU
+``mps2-an500`` (Cortex-M7), reference kernels vs Cortex-M7 optimised kernels.
+
+For a quantised run (``RUN_DIR/int8``) the same generated model is built twice
+for the ``mps2_an500`` board with profiling (``kernels=ref`` and
+``kernels=cm7``), and the first ``--samples`` windows of the test split are
+run through each build in QEMU with the project's instruction-count plugin
+(``ditmos.harness.evaluate`` with emulation).  Counts are exact and repeatable,
+so a handful of samples suffices; both builds must answer exactly like the
+host TFLM reference (``mismatches``).
+
+Result (``--json``; stable keys):
+
+- ``reference_instructions`` / ``optimized_instructions``: mean retired
+  instructions per composed inference (selector -> routed classifier);
+- ``macs``: mean multiply-accumulates per inference (selector + the routed
+  classifier), ``ratio`` = reference / optimized, ``*_per_mac``;
+- ``layers``: one row per profiled layer that ran (program, layer index,
+  kernel, MACs, mean instructions with each kernel set, samples that ran it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import click
+
+from ditmos.errors import DitmosError
+
+BOARD = "mps2_an500"
+KERNEL_SETS = ("ref", "cm7")
+
+
+def _short(name: str) -> str:
+    first = str(name).split(";")[0]
+    return first if len(first) <= 60 else first[:57] + "..."
+
+
+def _rows_by_program(codegen: dict) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = {}
+    for row in codegen.get("layers") or []:
+        if isinstance(row.get("layer_index"), int) and row["layer_index"] >= 0:
+            rows.setdefault(str(row.get("program", "?")), []).append(row)
+    if "selector" not in rows:
+        raise DitmosError("the codegen manifest lists no profiled selector layers; "
+                          "this build cannot be benchmarked per layer")
+    return rows
+
+
+def _programs_run(rows: dict[str, list[dict]], route: int) -> list[str]:
+    """The programs one inference runs: everything that is not a classifier, plus
+    the routed classifier."""
+    progs = [p for p in rows if not re.fullmatch(r"classifier_\d+", p)]
+    k = f"classifier_{route}"
+    if k not in rows:
+        raise DitmosError(f"an inference was routed to {k}, which the codegen manifest "
+                          f"does not list")
+    return progs + [k]
+
+
+def _measure_set(run_dir: Path, int8_dir: Path, work: Path, kernels: str, samples: int,
+                 strategy: str) -> dict:
+    from ditmos.boards import build_firmware
+    from ditmos.harness.evaluate import SAMPLES_FILE, evaluate, read_samples
+    from ditmos.report.collect import find_codegen_manifest
+
+    build_dir = build_firmware(BOARD, int8_dir, work / f"build_{kernels}", kernels=kernels,
+                               profile=True, strategy=strategy)
+    eval_dir = work / f"eval_{kernels}"
+    report = evaluate(run_dir, build_dir, eval_dir, emulate=True, limit=samples)
+    records = read_samples(eval_dir / SAMPLES_FILE)
+    found = find_codegen_manifest(Path(build_dir))
+    if found is None:
+        raise DitmosError(f"{build_dir} has no codegen manifest; cannot attribute layers")
+    recs = [records[i] for i in sorted(records)]
+    if not recs or any(r.get("cost") in (None, 0) for r in recs):
+        raise DitmosError(f"the {kernels} build reported no instruction counts "
+                          f"(is the QEMU plugin working?); see {eval_dir}")
+    return {"records": recs, "codegen": found[1],
+            "mismatches": int(report.get("mismatches", 0) or 0)
+            + int(report.get("score_mismatches", 0) or 0)}
+
+
+def measure_latency(run_dir: str | Path, *, samples: int = 8, work_dir: str | Path | None = None,
+                    strategy: str = "slicing") -> dict:
+    """Build and run both kernel sets; return the benchmark dictionary."""
+    run_dir = Path(run_dir)
+    int8_dir = run_dir / "int8"
+    if not (int8_dir / "manifest.json").is_file():
+        raise DitmosError(f"{int8_dir / 'manifest.json'} does not exist: run "
+                          f"`ditmos quantize {run_dir}` first")
+    if samples < 1:
+        raise DitmosError(f"--samples must be at least 1, got {samples}")
+    with tempfile.TemporaryDirectory(prefix="ditmos_latency_") as tmp:
+        work = Path(work_dir) if work_dir is not None else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        sets = {k: _measure_set(run_dir, int8_dir, work, k, samples, strategy)
+                for k in KERNEL_SETS}
+    ref, opt = sets["ref"], sets["cm7"]
+    rows = _rows_by_program(opt["codegen"])
+    by_index = {i: r for i, r in enumerate(ref["records"])}
+    if [r["index"] for r in ref["records"]] != [r["index"] for r in opt["records"]]:
+        raise DitmosError("the two builds measured different samples")
+
+    layers: dict[tuple[str, int], dict] = {}
+    macs_total = 0
+    for i, r_opt in enumerate(opt["records"]):
+        r_ref = by_index[i]
+        progs = _programs_run(rows, int(r_opt["route"]))
+        lc_ref, lc_opt = r_ref.get("layer_cost") or [], r_opt.get("layer_cost") or []
+        for prog in progs:
+            for row in rows[prog]:
+                j = row["layer_index"]
+                macs_total += int(row.get("macs", 0) or 0)
+                if j >= len(lc_ref) or j >= len(lc_opt):
+                    continue
+                entry = layers.setdefault((prog, j), {
+                    "program": prog, "layer_index": j, "kernel": row.get("kernel"),
+                    "layer": _short(row.get("layer", "")), "macs": int(row.get("macs", 0) or 0),
+                    "samples": 0, "_ref": 0, "_opt": 0})
+                entry["samples"] += 1
+                entry["_ref"] += int(lc_ref[j])
+                entry["_opt"] += int(lc_opt[j])
+    n = len(opt["records"])
+    ref_mean = sum(int(r["cost"]) for r in ref["records"]) / n
+    opt_mean = sum(int(r["cost"]) for r in opt["records"]) / n
+    macs = macs_total / n
+    out_layers = []
+    for key in sorted(layers, key=lambda k: (k[0] != "selector", k[0], k[1])):
+        e = layers[key]
+        rr, oo = e.pop("_ref") / e["samples"], e.pop("_opt") / e["samples"]
+        e.update({"reference_instructions": rr, "optimized_instructions": oo,
+                  "ratio": rr / oo if oo else None,
+                  "optimized_per_mac": oo / e["macs"] if e["macs"] else None})
+        out_layers.append(e)
+    return {
+        "board": BOARD, "strategy": strategy, "samples": n,
+        "unit": "retired instructions (QEMU TCG plugin)",
+        "reference_instructions": ref_mean,
+        "optimized_instructions": opt_mean,
+        "macs": macs,
+        "ratio": ref_mean / opt_mean if opt_mean else None,
+        "reference_per_mac": ref_mean / macs if macs else None,
+        "optimized_per_mac": opt_mean / macs if macs else None,
+        "mismatches": {"ref": ref["mismatches"], "cm7": opt["mismatches"]},
+        "layers": out_layers,
+    }
+
+
+def format_latency(res: dict) -> str:
+    lines = [f"{'program':<14}{'#':>3} {'kernel':<20}{'MACs':>8}{'ref':>11}{'cm7':>10}"
+             f"{'ratio':>7}{'cm7/MAC':>9}"]
+    for e in res["layers"]:
+        per = f"{e['optimized_per_mac']:.2f}" if e["optimized_per_mac"] else "-"
+        lines.append(f"{e['program']:<14}{e['layer_index']:>3} {str(e['kernel']):<20}"
+                     f"{e['macs']:>8}{e['reference_instructions']:>11.0f}"
+                     f"{e['optimized_instructions']:>10.0f}{e['ratio']:>7.2f}{per:>9}")
+    lines.append(
+        f"whole inference ({res['samples']} samples, {res['board']}): "
+        f"ref {res['reference_instructions']:.0f}, cm7 {res['optimized_instructions']:.0f} "
+        f"instructions, {res['macs']:.0f} MACs -> ratio {res['ratio']:.2f}, "
+        f"{res['reference_per_mac']:.2f} vs {res['optimized_per_mac']:.2f} instructions/MAC")
+    mm = res["mismatches"]
+    if mm["ref"] or mm["cm7"]:
+        lines.append(f"WARNING: answers differ from the TFLM reference (ref {mm['ref']}, "
+                     f"cm7 {mm['cm7']})")
+    return "\n".join(lines)
+
+
+@click.command("latency")
+@click.option("--run", "run_dir", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A run directory with a quantised int8/ subdirectory.")
+@click.option("--samples", default=8, show_default=True, type=int,
+              help="Test windows to run per kernel set (counts are exact; few suffice).")
+@click.option("--strategy", default="slicing", show_default=True,
+              type=click.Choice(["slicing", "greedy", "none"]), help="Memory plan to build.")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Keep the builds and evaluation directories here (default: temporary).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def command(run_dir: Path, samples: int, strategy: str, work_dir: Path | None,
+            as_json: bool) -> None:
+    """Instructions per inference in QEMU (Cortex-M7): reference vs optimised kernels."""
+    res = measure_latency(run_dir, samples=samples, work_dir=work_dir, strategy=strategy)
+    click.echo(json.dumps(res, indent=2) if as_json else format_latency(res))
