@@ -387,6 +387,13 @@ def _lower_one(graph: Graph, opname, ins, outs, opts, layer) -> Op:
             raise ValueError(f"concatenation on axis {axis} (only channels are supported)")
         if _act(opts, opname, layer) != "none":
             raise ValueError("fused activation on a concatenation")
+        out = T[outs[0]]
+        for i in ins:  # TFLM's int8 CONCATENATION requires this too (it copies bytes)
+            if (np.float32(T[i].scale), T[i].zero_point) != (np.float32(out.scale),
+                                                             out.zero_point):
+                raise ValueError(f"input '{T[i].name}' is quantised ({T[i].scale}, "
+                                 f"{T[i].zero_point}), the output ({out.scale}, "
+                                 f"{out.zero_point}); int8 concatenation needs equal ones")
         return Op("concat", list(ins), [outs[0]], {})
     if opname == "QUANTIZE":
         if x.dtype != "int8" or T[outs[0]].dtype != "int8":
