@@ -80,3 +80,15 @@ def test_emulate_serves_frames_and_stops_on_ctrl_c(mps2_build, tmp_path):
             proc.kill()
             proc.wait()
     assert os.path.exists(tmp_path / "marks.log")
+
+
+def test_nucleo_build_updates_build_latest_for_the_top_level_project(fixture_model_dir, tmp_path,
+                                                                      monkeypatch, capsys):
+    (tmp_path / "platformio.ini").write_text("; checkout stand-in\n")
+    (tmp_path / "firmware").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "--model-dir", str(fixture_model_dir), "--out", "mine"]) == 0
+    latest = tmp_path / "build" / "latest"
+    assert latest.is_symlink() and latest.resolve() == (tmp_path / "mine").resolve()
+    assert (latest / "linker.ld").is_file() and (latest / "src" / "model" / "model.c").is_file()
+    capsys.readouterr()

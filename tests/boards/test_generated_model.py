@@ -64,3 +64,17 @@ def test_generated_model_on_host_board_equals_reference(tiny_int8, test_windows,
         link = Link(path=dev.port)
         _exchange(link, x_q, expected)
         link.close()
+
+
+def test_generated_model_builds_for_the_nucleo(tiny_int8, tmp_path):
+    from ditmos.boards.elf import Elf
+
+    out = build_firmware("nucleo_f767zi", tiny_int8, tmp_path / "build", profile=True)
+    elf = Elf(out / "firmware.elf")
+    weights = elf.section(".weights")
+    assert weights.size > 1000 and 0x08000000 <= weights.addr < 0x08200000
+    assert 0x20000000 <= elf.section(".arena").addr < 0x20020000  # DTCM
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kernels"] == "cm7" and manifest["profile"] is True
+    assert manifest["memory"]["flash"]["model_weights"] == weights.size
+    assert (out / "model" / "manifest.json").is_file()  # the codegen manifest beside it
