@@ -40,8 +40,8 @@ _FULL = {
 
 # Demo/CI schedule: large batches, few epochs, same stages and losses.
 _QUICK = {
-    "strong": {"epochs": 6, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
-               "lr_halve_every": 3},
+    "strong": {"epochs": 3, "batch_size": 128, "optimizer": "adam", "lr": 0.004,
+               "lr_halve_every": 2},
     "split": {"method": "kmeans", "n_init": 4, "max_iter": 100},
     "classifier_pretrain": {"epochs": 8, "batch_size": 32, "optimizer": "adam",
                             "lr": 0.003, "lr_halve_every": 4},

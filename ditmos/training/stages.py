@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from ditmos.errors import DitmosError
-from ditmos.models.arch import Architecture
+from ditmos.models.arch import Architecture, block_lengths
 from ditmos.models.bank import Bank
 from ditmos.training import losses
 from ditmos.training.checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
@@ -84,7 +84,17 @@ class Trainer:
             lg, blocks = strong(x, training=False, return_blocks=True)
             return lg[:, 0, :], blocks[-1]
 
+        @tf.function(input_signature=[x_sig])
+        def selector_eval(x):
+            r, sb = sel(x, training=False, return_blocks=True)
+            return (tf.argmax(r[:, 0, :], axis=-1, output_type=tf.int32),
+                    [sb[b - 1] for b in self.arch.shared_blocks])
+
         self._evaluate, self._strong_eval = evaluate, strong_eval
+        self._selector_eval = selector_eval
+        lens = block_lengths(self.arch.selector, T)
+        self._feat_shape = {b: (lens[b - 1], self.arch.selector.blocks[b - 1].filters)
+                            for b in self.arch.shared_blocks}
         self._w = w
         self._x_sig, self._y_sig, self._lr_sig = x_sig, y_sig, lr_sig
         self._steps = {}
@@ -100,22 +110,22 @@ class Trainer:
             return loss
         return step
 
+    def _feat_specs(self, per_member: bool):
+        lens = [self._feat_shape[b] for b in self.arch.shared_blocks]
+        K = self.arch.K
+        return [tf.TensorSpec([None, t, K, f] if per_member else [None, t, f], tf.float32)
+                for t, f in lens]
+
     def _cls_pretrain_step(self, opt: Optimizer):
+        """Pre-training step; selector features are precomputed (the selector is frozen)."""
         K, T, C = self.arch.K, self.T, self.C
         xs = tf.TensorSpec([None, T, K, C], tf.float32)
         ys = tf.TensorSpec([None, K], tf.int64)
 
-        @tf.function(input_signature=[xs, ys, self._lr_sig])
-        def step(x, y, lr):
-            # x: [B, T, K, C], member k's own batch from its cluster
-            B = tf.shape(x)[0]
-            flat = tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [B * K, T, C])
-            _, sb = self.selector(flat, training=False, return_blocks=True)
-            side = {}
-            for b in self.arch.shared_blocks:
-                f = sb[b - 1]
-                f = tf.reshape(f, [B, K, tf.shape(f)[1], f.shape[-1]])
-                side[b] = tf.transpose(f, [0, 2, 1, 3])
+        @tf.function(input_signature=[xs, ys, self._feat_specs(True), self._lr_sig])
+        def step(x, y, feats, lr):
+            # x: [B, T, K, C], member k's own batch from its cluster; feats [B, T_b, K, F]
+            side = dict(zip(self.arch.shared_blocks, feats))
             with tf.GradientTape() as tape:
                 lg = self.classifiers(x, training=True, side=side)
                 ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
@@ -139,18 +149,31 @@ class Trainer:
         return step
 
     def _adv_classifier_step(self, opt: Optimizer):
+        """Adversarial classifier step; the frozen selector's routes/features are inputs."""
         w = self._w
+        r_sig = tf.TensorSpec([None], tf.int32)
 
-        @tf.function(input_signature=[self._x_sig, self._y_sig, self._lr_sig])
-        def step(x, y, lr):
-            r, sb = self.selector(x, training=False, return_blocks=True)
-            route = tf.argmax(r[:, 0, :], axis=-1, output_type=tf.int32)
+        @tf.function(input_signature=[self._x_sig, self._y_sig, r_sig, self._feat_specs(False),
+                                      self._lr_sig])
+        def step(x, y, route, feats, lr):
             with tf.GradientTape() as tape:
-                lg = self.classifiers(x, training=True, side=self._side(sb))
+                lg = self.classifiers(x, training=True,
+                                      side=dict(zip(self.arch.shared_blocks, feats)))
                 loss, _ = losses.adversarial_classifier_loss(lg, y, route, w)
             opt.apply(tape.gradient(loss, opt.variables), lr)
             return loss
         return step
+
+    def selector_outputs(self, x: np.ndarray):
+        """Frozen selector on ``x``: routes ``[N]`` and shared-block features (inference mode)."""
+        bs = int(self.cfg["eval_batch_size"])
+        routes, feats = [], [[] for _ in self.arch.shared_blocks]
+        for i in range(0, len(x), bs):
+            r, fs = self._selector_eval(tf.constant(x[i:i + bs]))
+            routes.append(r.numpy())
+            for j, f in enumerate(fs):
+                feats[j].append(f.numpy())
+        return np.concatenate(routes), [np.concatenate(f) for f in feats]
 
     # ---------------------------------------------------------------- helpers
     def rng(self, stage: str, epoch: int, extra: int = 0) -> np.random.Generator:
@@ -407,6 +430,7 @@ def pretrain_classifiers(tr: Trainer) -> None:
     step = tr._cls_pretrain_step(opt)
     members = [np.flatnonzero(tr.clusters == k) for k in range(K)]
     steps = int(np.ceil(max(len(m) for m in members) / B))
+    _, feats = tr.selector_outputs(tr.x_train)  # the selector is frozen in this stage
     tr.rep.start_stage(stage, s["epochs"], start)
     for ep in range(start, s["epochs"]):
         rng = tr.rng(stage, ep)
@@ -419,7 +443,8 @@ def pretrain_classifiers(tr: Trainer) -> None:
         tot = 0.0
         for i in range(steps):
             xb = tr.x_train[idx[i]].transpose(0, 2, 1, 3)  # [B, T, K, C]
-            tot += float(step(xb, tr.y_train[idx[i]], lr))
+            fb = [f[idx[i]].transpose(0, 2, 1, 3) for f in feats]  # [B, T_b, K, F]
+            tot += float(step(xb, tr.y_train[idx[i]], fb, lr))
         tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / steps})
         tr.rep.advance(f"loss {tot / steps:.3f}")
     tr.rep.end_stage()
@@ -499,10 +524,16 @@ def adversarial(tr: Trainer) -> None:
         is_sel = within < se
         own_epoch = rnd * (se if is_sel else ce) + (within if is_sel else within - se)
         lr = _lr(a, own_epoch)
-        step = sel_step if is_sel else cls_step
         tot, n = 0.0, 0
+        if not is_sel:  # the selector is frozen for the whole epoch: run it once
+            routes, feats = tr.selector_outputs(tr.x_train)
         for idx in tr.batches(len(tr.x_train), a["batch_size"], tr.rng(stage, ep)):
-            tot += float(step(tr.x_train[idx], tr.y_train[idx], lr))
+            if is_sel:
+                loss = sel_step(tr.x_train[idx], tr.y_train[idx], lr)
+            else:
+                loss = cls_step(tr.x_train[idx], tr.y_train[idx], routes[idx],
+                                [f[idx] for f in feats], lr)
+            tot += float(loss)
             n += 1
         v = tr.val_accuracy()
         who = "selector" if is_sel else "classifiers"
