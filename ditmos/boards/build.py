@@ -89,6 +89,24 @@ def read_model_header(path: Path) -> ModelInfo:
                      num_layers=value("DITMOS_NUM_LAYERS"), model_hash=m.group(1))
 
 
+_C_SIZES = {"int8_t": 1, "uint8_t": 1, "char": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4,
+            "uint32_t": 4, "float": 4, "int64_t": 8, "uint64_t": 8, "double": 8}
+_ARRAY_DEF = re.compile(
+    r"\b(u?int(?:8|16|32|64)_t|char|float|double)\s+\w+\s*((?:\[\s*\d+\s*\]\s*)+)=")
+
+
+def weights_bytes_of(weights_c: Path) -> int:
+    """Bytes of the constant arrays defined in a weights.c, counted from their
+    declarations (``const int8_t name[N][M] = ...``), before compiling."""
+    total = 0
+    for ctype, dims in _ARRAY_DEF.findall(weights_c.read_text()):
+        n = 1
+        for d in re.findall(r"\d+", dims):
+            n *= int(d)
+        total += n * _C_SIZES[ctype]
+    return total
+
+
 def _toolchain(board: Board) -> tuple[str, str]:
     if board.is_arm:
         cc, objcopy = "arm-none-eabi-gcc", "arm-none-eabi-objcopy"
@@ -333,6 +351,8 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
             raise DitmosError(f"the model directory {model_dir} has no {name} "
                               "(expected generated model.h, model.c, weights.c)")
     info = read_model_header(model_dir / "model.h")
+    if weights_bytes is None:
+        weights_bytes = weights_bytes_of(model_dir / "weights.c")
     check_fit(board, info, weights_bytes)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("firmware.elf", "firmware.bin", "manifest.json"):

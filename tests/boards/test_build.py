@@ -111,6 +111,23 @@ def test_weights_too_big_for_flash_fail_before_compiling(fixture_model_dir, tmp_
     assert not (tmp_path / "b").exists()
 
 
+def test_weights_counted_before_compiling_match_the_elf(fixture_model_dir, nucleo_build):
+    from ditmos.boards.build import weights_bytes_of
+
+    assert weights_bytes_of(fixture_model_dir / "weights.c") == \
+        Elf(nucleo_build / "firmware.elf").size(".weights") == 280
+
+
+def test_oversized_weights_c_fails_before_compiling(fixture_model_dir, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(fixture_model_dir, model)
+    w = model / "weights.c"
+    w.write_text(w.read_text() + "const int32_t huge_table[600000] = {0};\n")
+    with pytest.raises(DitmosError, match="does not fit the flash of nucleo_f767zi"):
+        build_project("nucleo_f767zi", model, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
 def test_input_larger_than_a_frame_is_refused(fixture_model_dir, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(fixture_model_dir, model)

@@ -78,3 +78,5 @@ def test_generated_model_builds_for_the_nucleo(tiny_int8, tmp_path):
     assert manifest["kernels"] == "cm7" and manifest["profile"] is True
     assert manifest["memory"]["flash"]["model_weights"] == weights.size
     assert (out / "model" / "manifest.json").is_file()  # the codegen manifest beside it
+    from ditmos.boards.build import weights_bytes_of
+    assert weights_bytes_of(out / "model" / "weights.c") == weights.size
