@@ -33,6 +33,7 @@ from ditmos.harness.transport import SerialTransport
 SAMPLES_FILE = "samples.jsonl"
 REPORT_FILE = "report.json"
 SESSION_FILE = "session.json"
+STATS_FILE = "stats.jsonl"  # one line per device and session: STATS at its end
 
 
 @dataclass
@@ -247,6 +248,9 @@ def run_evaluation(workload: Workload, devices: list[DeviceSpec], out_dir: str |
             raise DitmosError(
                 f"{samples_path} was measured for model {str(old.get('model_hash'))[:16]}, this "
                 f"run's model is {workload.hash16}: --resume needs the same model; use another --out")
+    stats_path = out / STATS_FILE
+    if not resume:
+        stats_path.unlink(missing_ok=True)
     records = read_samples(samples_path) if resume else {}
     records = {i: r for i, r in records.items() if i < n_total}
     write_json_atomic(session_path, session)
@@ -276,7 +280,20 @@ def run_evaluation(workload: Workload, devices: list[DeviceSpec], out_dir: str |
     finally:
         results.close()
     errors = [w.error for w in workers if w.error is not None]
-    report = build_report(workload, results.records, workers, n_total, meta or {})
+    with open(stats_path, "a", encoding="utf-8") as f:
+        for w in workers:
+            if w.stats is not None:
+                f.write(json.dumps({"device": w.spec.name or w.spec.url,
+                                    "boot": w.hello.boot_counter if w.hello else None,
+                                    "measured": w.measured, **vars(w.stats)}) + "\n")
+    earlier = []
+    for line in stats_path.read_text().splitlines() if stats_path.exists() else []:
+        try:
+            earlier.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    report = build_report(workload, results.records, workers, n_total, meta or {},
+                          session_stats=earlier)
     write_json_atomic(out / REPORT_FILE, report)
     if interrupted:
         raise KeyboardInterrupt
@@ -298,7 +315,7 @@ def _dist(values: list[float]) -> dict:
 
 
 def build_report(w: Workload, records: dict[int, dict], workers: list[_Worker], n_total: int,
-                 meta: dict) -> dict:
+                 meta: dict, session_stats: list[dict] = ()) -> dict:
     recs = [records[i] for i in sorted(records)]
     n = len(recs)
     hellos = [x.hello for x in workers if x.hello is not None]
@@ -350,22 +367,30 @@ def build_report(w: Workload, records: dict[int, dict], workers: list[_Worker], 
     else:
         lat.update({"unit": None, "note": "the firmware measures no cost on this target"})
     report["latency"] = lat
-    # per-layer latency (profiling builds)
-    layered = [r["layer_cost"] for r in recs if r.get("layer_cost")]
-    if layered:
-        names = w.extra.get("layer_names") or []
-        width = max(len(lc) for lc in layered)
-        per = []
-        for j in range(width):
-            # a layer index that did not run for a sample (another classifier) reports 0
-            vals = [lc[j] for lc in layered if len(lc) > j and lc[j] > 0]
-            if not vals:
+    # per-layer latency (profiling builds): by (program, layer index); a classifier
+    # layer is attributed to the classifier the sample was routed to
+    lmap = {int(j): v for j, v in (w.extra.get("layer_map") or {}).items()}
+    per_key: dict[tuple, list[float]] = {}
+    for r in recs:
+        for j, v in enumerate(r.get("layer_cost") or []):
+            if v <= 0:  # this layer index did not run for this sample
                 continue
+            progs = lmap.get(j, {})
+            prog = f"classifier_{r['route']}" if f"classifier_{r['route']}" in progs else (
+                next(iter(progs)) if len(progs) == 1 else None)
             if kind == CostKind.CYCLES and lat.get("clock_hz"):
-                vals = [v * 1000.0 / lat["clock_hz"] for v in vals]
-            per.append({"layer": j, "name": names[j] if j < len(names) else f"layer {j}",
-                        "count": len(vals), **_dist(vals)})
-        report["per_layer_latency"] = {"unit": lat.get("unit"), "layers": per}
+                v = v * 1000.0 / lat["clock_hz"]
+            per_key.setdefault((prog, j), []).append(v)
+    if per_key:
+        def order(key):
+            prog, j = key
+            return (0 if prog == "selector" else 1, prog or "", j)
+
+        report["per_layer_latency"] = {"unit": lat.get("unit"), "layers": [
+            {"program": prog, "layer": j,
+             "name": f"{prog}/{lmap[j][prog]}" if prog in lmap.get(j, {}) else f"layer {j}",
+             "count": len(vals), **_dist(vals)}
+            for (prog, j), vals in sorted(per_key.items(), key=lambda kv: order(kv[0]))]}
     else:
         report["per_layer_latency"] = None
     # memory
@@ -373,10 +398,12 @@ def build_report(w: Workload, records: dict[int, dict], workers: list[_Worker], 
     if hellos:
         h = hellos[0]
         mem.update({"flash": h.flash_used, "ram": h.ram_used, "arena": h.arena_size})
-    stats = [x.stats for x in workers if x.stats is not None]
+    # stack high-water over every device and session (a resumed run may talk to a
+    # freshly booted device whose painting saw only part of the samples)
+    stats = [vars(x.stats) for x in workers if x.stats is not None] + list(session_stats)
     if stats:
-        mem["stack_size"] = max(s.stack_size for s in stats)
-        mem["stack_high_water"] = max(s.stack_high_water for s in stats)
+        mem["stack_size"] = max(s["stack_size"] for s in stats)
+        mem["stack_high_water"] = max(s["stack_high_water"] for s in stats)
     if w.extra.get("build_memory") is not None:
         mem["build"] = w.extra["build_memory"]
     report["memory"] = mem
@@ -421,6 +448,24 @@ def _read_json(path: Path, what: str) -> dict:
         raise DitmosError(f"{path}: not valid JSON ({err})") from err
 
 
+def _short_layer(name: str) -> str:
+    parts = str(name).split(";")[0].split("/")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def layer_map(codegen: dict) -> dict[int, dict[str, str]]:
+    """``{layer_index: {program: "short name (kernel)"}}`` from a codegen manifest's
+    ``layers``.  Each classifier program numbers its own layers after the
+    selector's, so one index can name different layers in different classifiers."""
+    out: dict[int, dict[str, str]] = {}
+    for row in codegen.get("layers") or []:
+        j = row.get("layer_index")
+        if isinstance(j, int) and j >= 0:
+            out.setdefault(j, {})[str(row.get("program", "?"))] = (
+                f"{_short_layer(row.get('layer', '?'))} ({row.get('kernel', '?')})")
+    return out
+
+
 def load_workload(run_dir: str | Path, build_dir: str | Path | None, *,
                   limit: int | None = None, cache_dir: str | Path | None = None) -> Workload:
     """The test split quantised with the int8 manifest's parameters, plus the host
@@ -447,9 +492,13 @@ def load_workload(run_dir: str | Path, build_dir: str | Path | None, *,
                 f"or rebuild the firmware with this version")
         extra["build_memory"] = build.get("memory")
         extra["board"] = build.get("board")
-        names = build.get("layer_names") or (build.get("codegen") or {}).get("layer_names")
-        if names:
-            extra["layer_names"] = list(names)
+        from ditmos.report.collect import find_codegen_manifest
+
+        found = find_codegen_manifest(Path(build_dir))
+        if found is not None:
+            layers = layer_map(found[1])
+            if layers:
+                extra["layer_map"] = layers
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
         m = json.loads(metrics_path.read_text())

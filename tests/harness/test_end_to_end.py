@@ -1,4 +1,4 @@
-"""End to end, as in CI: quick preset on hapt -> quantise -> build mps2_an500 ->
+"""End to end, as in CI: quick preset on hapt -> quantise -> build mps2_an500 (profiling) ->
 `ditmos evaluate --emulate` -> every on-device prediction equals the host TFLM
 reference over the whole test split; then `ditmos report` draws the page."""
 
@@ -25,7 +25,7 @@ def test_hapt_quick_on_qemu_equals_the_host_reference(tmp_path):
     int8 = quantize_run(run, quiet=True)
     times["quantize"] = time.monotonic() - t
     t = time.monotonic()
-    build = build_firmware("mps2_an500", int8, tmp_path / "build")
+    build = build_firmware("mps2_an500", int8, tmp_path / "build", profile=True)
     times["build"] = time.monotonic() - t
     t = time.monotonic()
     ev = tmp_path / "eval"
@@ -40,6 +40,14 @@ def test_hapt_quick_on_qemu_equals_the_host_reference(tmp_path):
     assert rc == 0
     assert rep["latency"]["unit"] == "instructions" and rep["latency"]["median"] > 0
     assert rep["memory"]["flash"] > 0 and rep["memory"]["stack_high_water"] > 0
+    layers = rep["per_layer_latency"]["layers"]
+    progs = {lay["program"] for lay in layers}
+    assert "selector" in progs and any(p.startswith("classifier_") for p in progs)
+    assert all(lay["median"] > 0 and "(" in lay["name"] for lay in layers)
+    # each sample's layers add up to (almost all of) its whole-inference count
+    recs = [json.loads(s) for s in (ev / "samples.jsonl").read_text().splitlines()]
+    for r in recs[:50]:
+        assert 0.9 * r["cost"] <= sum(r["layer_cost"]) <= r["cost"]
     metrics = json.loads((run / "metrics.json").read_text())
     if metrics.get("test", {}).get("int8", {}).get("ditmos") is not None:
         assert rep["accuracy"] == pytest.approx(metrics["test"]["int8"]["ditmos"])
@@ -48,5 +56,5 @@ def test_hapt_quick_on_qemu_equals_the_host_reference(tmp_path):
     times["report"] = time.monotonic() - t
     assert rc == 0
     html = (tmp_path / "report" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 4
+    assert html.count("data:image/png;base64,") >= 5
     print("end-to-end stage seconds:", {k: round(v, 1) for k, v in times.items()})
