@@ -17,8 +17,11 @@ counts what was actually done, so a test can prove the faults happened.
 
 Example::
 
-    with FaultProxy(device_url, FaultPlan(seed=1, drop_rate=1e-3, reboot_at=(40,))) as proxy:
-        evaluate_samples(..., ports=[proxy.url])
+    with HostDevice(build_dir) as dev, \
+            FaultProxy(dev.url, FaultPlan(seed=1, drop_rate=1e-3, reboot_at=(40,))) as proxy:
+        run_evaluation(workload, [DeviceSpec(proxy.url)], out_dir)
+
+or from the command line, ``ditmos evaluate ... --port socket://127.0.0.1:PORT``.
 """
 
 from __future__ import annotations

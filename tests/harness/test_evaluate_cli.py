@@ -57,3 +57,10 @@ def test_a_build_for_another_model_is_refused_before_talking(tiny_run, tmp_path,
                str(tmp_path / "e"), "--port", "/dev/null"])
     err = capsys.readouterr().err
     assert rc == 2 and "was built for model 0000000000000000" in err and "ditmos build --run" in err
+
+
+def test_port_or_emulate_is_required(tmp_path, capsys):
+    args = ["evaluate", "--run", str(tmp_path), "--build", str(tmp_path), "--out", str(tmp_path)]
+    assert main(args) == 2
+    assert main(args + ["--port", "/dev/null", "--emulate"]) == 2
+    assert capsys.readouterr().err.count("give either --port (one or more) or --emulate") == 2
