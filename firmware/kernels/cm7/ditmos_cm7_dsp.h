@@ -82,6 +82,14 @@ static inline int64_t cm7_smull(int32_t a, int32_t b)
     return (int64_t)a * (int64_t)b; /* GCC emits SMULL */
 }
 
+/* saturate to [-128, 127] */
+static inline int32_t cm7_ssat8(int32_t v)
+{
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(v));
+    return r;
+}
+
 /* per-byte signed max / min of four int8 lanes (SSUB8 sets GE, SEL picks) */
 static inline uint32_t cm7_max4(uint32_t a, uint32_t b)
 {
@@ -164,6 +172,11 @@ static inline int32_t cm7_smlad(uint32_t x, uint32_t y, int32_t acc)
 static inline int64_t cm7_smull(int32_t a, int32_t b)
 {
     return (int64_t)a * (int64_t)b;
+}
+
+static inline int32_t cm7_ssat8(int32_t v)
+{
+    return v < INT8_MIN ? INT8_MIN : (v > INT8_MAX ? INT8_MAX : v);
 }
 
 #endif
