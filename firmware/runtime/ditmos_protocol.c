@@ -12,6 +12,9 @@
 #if DITMOS_INPUT_SIZE > DITMOS_MAX_PAYLOAD
 #error "the model input does not fit in one protocol frame (DITMOS_MAX_PAYLOAD)"
 #endif
+#if defined(DITMOS_PROFILE) && (11 + DITMOS_NUM_CLASSES + 4 * DITMOS_NUM_LAYERS) > DITMOS_MAX_PAYLOAD
+#error "INFER_OK with per-layer costs does not fit in one protocol frame"
+#endif
 
 #ifdef DITMOS_PROFILE
 #define PROFILE_LAYERS DITMOS_NUM_LAYERS

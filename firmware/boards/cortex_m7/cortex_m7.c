@@ -5,13 +5,12 @@
  * The memory layout comes from the linker script that `ditmos build` renders
  * (templates/linker.ld.j2) from ditmos/boards/boards.json.
  */
-#include <string.h>
-
 #include "armv7m.h"
 #include "ditmos_board.h"
 
 extern uint32_t _sidata[], _sdata[], _edata[], _sbss[], _ebss[], _sarena[], _earena[];
 extern uint32_t _sstack[], _estack[];
+extern const uint32_t __isr_vector[]; /* start of .isr_vector (linker script) */
 extern uint8_t __ditmos_flash_used[], __ditmos_ram_used[]; /* absolute symbols */
 
 int main(void);
@@ -36,6 +35,9 @@ void Reset_Handler(void)
 {
     uint32_t *src, *dst, *sp;
 
+    /* The STM32F7 boots through its ITCM alias of the flash (VTOR = the boot
+     * address); point VTOR at the table's own address. */
+    SCB_VTOR = (uint32_t)(uintptr_t)__isr_vector;
     SCB_CPACR |= SCB_CPACR_CP10_CP11_FULL; /* FPU on before any FP instruction */
     dsb();
     isb();
