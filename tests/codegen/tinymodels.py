@@ -19,7 +19,7 @@ def _keras():
     return tf, tf.keras
 
 
-def build_models(T=32, C=3, K=2, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 24),
+def build_models(T=32, C=3, K=3, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 24),
                  dense=16):
     """Selector + K classifiers shaped like the export contract.
 
@@ -56,16 +56,27 @@ def build_models(T=32, C=3, K=2, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 
                                  name=f"sel_feat_{b}") for b in shared}
         x = block(win_k, 8, 5)
         x = L.Concatenate()([x, sel_in[1]]) if 1 in shared else x
-        x = block(x, 6 + k, 3, stride=1, padding="same")
-        y = L.DepthwiseConv1D(3, padding="same", activation="relu6")(x)
-        if k % 2 == 0:
+        if k % 3 == 2:
+            # the concatenation feeds a pool, not a conv: it must be materialised;
+            # then a strided conv with odd lengths and a SAME max pool
+            x = L.MaxPool1D(3, strides=2, padding="same")(x)
+            x = L.Conv1D(5, 3, strides=2, padding="same", activation="relu")(x)
+            x = L.Flatten()(x)
+        else:
+            x = block(x, 6 + k, 3, stride=1, padding="same")
+            y = L.DepthwiseConv1D(3, padding="same", activation="relu6")(x)
+        if k % 3 == 2:
+            pass
+        elif k % 2 == 0:
             x = L.AveragePooling1D(2)(y)
             x = L.Flatten()(x)
         else:  # residual add and global average pooling (MEAN)
             x = L.Add()([x, y])
             x = L.GlobalAveragePooling1D()(x)
         x = L.Dense(dense - 4, activation="relu")(x)
-        logits = L.Dense(num_classes, name="logits")(x)
+        # odd classifiers end in a softmax (SOFTMAX op, int8 output scale 1/256)
+        logits = L.Dense(num_classes, activation="softmax" if k % 2 else None,
+                         name="logits")(x)
         inputs = [win_k] + [sel_in[b] for b in shared]
         classifiers.append(keras.Model(inputs, logits,
                                        name=f"classifier_{k}"))
@@ -82,7 +93,7 @@ def build_models(T=32, C=3, K=2, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 
     return selector, classifiers
 
 
-def make_int8_dir(out: Path, *, T=32, C=3, K=2, num_classes=4, seed=0,
+def make_int8_dir(out: Path, *, T=32, C=3, K=3, num_classes=4, seed=0,
                   n_calib=32, n_test=24, **arch) -> Path:
     """Quantise the models with ``ditmos.quantize`` into the int8 directory
     ``out`` and save ``out/../test_x.npy`` (float windows for the tests)."""
