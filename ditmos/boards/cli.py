@@ -54,11 +54,17 @@ def _pipeline(board: str, quiet: bool) -> Path:
         raise DitmosError(f"the default pipeline needs {' and '.join(stages)}, which this "
                           "version of ditmos lacks; pass --run RUN_DIR with a quantised run")
     run_dir = DEFAULT_RUN_DIR
-    click.echo(f"[1/3] training the '{DEFAULT_PRESET}' preset on '{DEFAULT_DATASET}' "
-               f"into {run_dir}", err=True)
-    train_run(DEFAULT_DATASET, DEFAULT_PRESET, run_dir, resume=run_dir.exists(), quiet=quiet)
-    click.echo(f"[2/3] quantising {run_dir} to int8", err=True)
-    int8 = quantize_run(run_dir, quiet=quiet)
+    if (run_dir / "metrics.json").is_file() and (run_dir / "int8" / "manifest.json").is_file():
+        click.echo(f"[1-2/3] reusing the trained and quantised run {run_dir} (delete it to "
+                   "train again)", err=True)
+        int8 = run_dir / "int8"
+    else:
+        click.echo(f"[1/3] training the '{DEFAULT_PRESET}' preset on '{DEFAULT_DATASET}' "
+                   f"into {run_dir}", err=True)
+        train_run(DEFAULT_DATASET, DEFAULT_PRESET, run_dir,
+                  resume=(run_dir / "config.json").is_file(), quiet=quiet)
+        click.echo(f"[2/3] quantising {run_dir} to int8", err=True)
+        int8 = quantize_run(run_dir, quiet=quiet)
     click.echo(f"[3/3] generating C and building for {board}", err=True)
     return Path(int8)
 
