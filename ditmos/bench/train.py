@@ -16,17 +16,20 @@ import click
               show_default=True)
 @click.option("--width", type=float, default=1.0, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="Config overrides, as for 'ditmos train --config'.")
 @click.option("--keep", type=click.Path(file_okay=False), default=None,
               help="Keep the run directory here instead of a temporary one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the timings as JSON.")
-def command(dataset, preset, width, seed, keep, as_json):
+def command(dataset, preset, width, seed, config_file, keep, as_json):
     """Train once and print wall time per stage (on a shared machine, times are noisy)."""
     from ditmos.training import train_run
 
     with tempfile.TemporaryDirectory(prefix="ditmos-bench-") as tmp:
         run_dir = Path(keep) if keep else Path(tmp) / "run"
         t0 = time.monotonic()
-        train_run(dataset, preset, run_dir, width=width, seed=seed, quiet=True)
+        train_run(dataset, preset, run_dir, width=width, seed=seed, quiet=True,
+                  config_file=config_file)
         wall = time.monotonic() - t0
         m = json.loads((run_dir / "metrics.json").read_text())
     stages = m["timing"]["stage_seconds_this_process"]

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +61,7 @@ def load_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
             arrays = {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise DitmosError(f"{path}: checkpoint not found") from None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DitmosError(f"{path}: unreadable checkpoint ({e})") from None
     if "__progress__" not in arrays:
         raise DitmosError(f"{path}: not a ditmos checkpoint (no progress record)")

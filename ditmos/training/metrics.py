@@ -21,6 +21,33 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(-1, keepdims=True)
 
 
+def route_constants(cls_logits_train: np.ndarray, num_classes: int) -> list[int]:
+    """The class each classifier predicts most often on the training split."""
+    preds = cls_logits_train.argmax(2)
+    return [int(np.bincount(preds[:, k], minlength=num_classes).argmax())
+            for k in range(preds.shape[1])]
+
+
+def collapse_diagnostics(route_logits, cls_logits, y, constants: list[int],
+                         num_classes: int) -> dict:
+    """How much the classifiers add beyond the selector's routing.
+
+    ``route_constant_accuracy``: accuracy when classifier k is replaced by the
+    constant class it predicts most often on the training split.  When it is
+    close to the DiTMoS accuracy the selector is doing all the classifying
+    (the collapse: class-pure clusters, constant classifiers, union ~100%).
+    ``classifier_top_class_share``: per classifier, the share of its
+    predictions that go to its most frequent class (1.0 = constant).
+    """
+    route = route_logits.argmax(1)
+    preds = cls_logits.argmax(2)
+    const = np.asarray(constants)[route]
+    share = [float(np.bincount(preds[:, k], minlength=num_classes).max() / len(preds))
+             for k in range(preds.shape[1])]
+    return {"route_constant_accuracy": float((const == y).mean()),
+            "classifier_top_class_share": share}
+
+
 def split_metrics(route_logits, cls_logits, strong_logits, y, num_classes: int) -> dict:
     K = cls_logits.shape[1]
     route = route_logits.argmax(1)
@@ -56,11 +83,14 @@ def compute_metrics(tr, data: dict, input_shape, keras_params: dict) -> dict:
     ncls = data["num_classes"]
     out = {"format": "ditmos-metrics/1", "dataset": tr.cfg["dataset"],
            "class_names": data["class_names"]}
+    train_r, train_lg = tr.predict(data["x_train"])
+    constants = route_constants(train_lg, ncls)
     for split in ("val", "test"):
         x, y = data[f"x_{split}"], data[f"y_{split}"]
         r, lg = tr.predict(x)
         s_lg, _ = tr.strong_predict(x)
         out[split] = {"float": split_metrics(r, lg, s_lg, y, ncls)}
+        out[split]["float"]["collapse"] = collapse_diagnostics(r, lg, y, constants, ncls)
     c = costs(tr.arch, input_shape, ncls)
     hist = np.asarray(out["test"]["float"]["routing_histogram"], np.float64)
     cls_macs = np.full(tr.arch.K, c["classifier"]["macs"], np.float64)  # same shape for all k
@@ -80,7 +110,6 @@ def compute_metrics(tr, data: dict, input_shape, keras_params: dict) -> dict:
     }
     out["clusters"] = tr.progress.get("cluster_info")
     out["clusters"]["method"] = tr.cfg["split"]["method"]
-    train_r, train_lg = tr.predict(data["x_train"])
     right = train_lg.argmax(2) == data["y_train"][:, None]
     out["train"] = {"float": {"ditmos": float((train_lg.argmax(2)[
         np.arange(len(right)), train_r.argmax(1)] == data["y_train"]).mean()),

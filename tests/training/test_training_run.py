@@ -42,6 +42,8 @@ def test_metrics_have_the_stable_keys(tiny_run):
         conf = np.array(f["confusion_matrix"])
         assert conf.shape == (6, 6) and conf.sum() == f["samples"]
         assert np.trace(conf) / conf.sum() == pytest.approx(f["ditmos"])
+        assert 0 <= f["collapse"]["route_constant_accuracy"] <= 1
+        assert len(f["collapse"]["classifier_top_class_share"]) == 3
     assert m["test"]["float"]["ditmos"] > 0.5  # 6 classes: chance is ~0.17
     assert isinstance(m["model"]["params"], int) and isinstance(m["model"]["macs"], int)
     assert m["model"]["macs"] == (m["model"]["per_model"]["selector"]["macs"]
