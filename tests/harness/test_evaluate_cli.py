@@ -64,3 +64,37 @@ def test_port_or_emulate_is_required(tmp_path, capsys):
     assert main(args) == 2
     assert main(args + ["--port", "/dev/null", "--emulate"]) == 2
     assert capsys.readouterr().err.count("give either --port (one or more) or --emulate") == 2
+
+
+def test_ctrl_c_leaves_a_valid_partial_result(tiny_run, host_model_build, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ditmos.boards.host import HostDevice
+    from ditmos.harness.faults import FaultPlan, FaultProxy
+
+    out = tmp_path / "eval"
+    samples = out / "samples.jsonl"
+    slow = FaultPlan(stall_rate=1.0, stall_seconds=0.02)  # every frame held 20 ms
+    with HostDevice(host_model_build) as dev, FaultProxy(dev.url, slow) as proxy:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ditmos", "evaluate", "--run", str(tiny_run), "--build",
+             str(host_model_build), "--out", str(out), "--port", proxy.url, "--quiet"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if samples.exists() and len(samples.read_text().splitlines()) >= 20:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    rep = json.loads((out / "report.json").read_text())
+    lines = samples.read_text().splitlines()
+    assert not rep["complete"] and rep["samples"] == len(lines) >= 20
+    assert sorted(json.loads(s)["index"] for s in lines) == sorted(
+        {json.loads(s)["index"] for s in lines})
+    assert rep["mismatches"] == 0
