@@ -104,7 +104,7 @@ def command(run_dir: str, as_json: bool) -> None:
     click.echo(f"composed DiTMoS inference, activation arena (input window of "
                f"{res['input_bytes']} B read in place):")
     for strat, v in res["peak_bytes"].items():
-        click.echo(f"  {strat:<8} {v:>8} B")
+        click.echo(f"  {strat:<8} {v:>8} B   (live lower bound {res['live_bytes'][strat]} B)")
     click.echo(f"  slicing / largest single sub-model = {res['slicing_vs_max_single']:.3f}")
     click.echo("sub-model alone     plan B   TFLM arena B   (TFLM planned head B)")
     for n, v in res["single_bytes"].items():

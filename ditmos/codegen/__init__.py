@@ -22,7 +22,8 @@ from ditmos.errors import DitmosError
 KERNEL_SETS = ("ref", "cm7")
 MANIFEST_FORMAT = "ditmos-codegen/1"
 
-__all__ = ["generate", "kernel_sources", "load_int8_dir", "plan_all", "KERNEL_SETS"]
+__all__ = ["generate", "kernel_sources", "include_dirs", "load_int8_dir", "plan_all",
+           "KERNEL_SETS"]
 
 
 def kernel_sources(kernels: str = "ref") -> list[Path]:
@@ -42,10 +43,15 @@ def kernel_sources(kernels: str = "ref") -> list[Path]:
     return [ref[n] for n in sorted(ref)]
 
 
-def include_dirs() -> list[Path]:
+def include_dirs(kernels: str = "ref") -> list[Path]:
+    """Include directories for the kernels: the public headers, plus the
+    kernel set's own folder (private headers such as cm7/ditmos_cm7_dsp.h)."""
     from ditmos.paths import firmware_dir
 
-    return [firmware_dir() / "include"]
+    dirs = [firmware_dir() / "include"]
+    if kernels == "cm7":
+        dirs.append(firmware_dir() / "kernels" / "cm7")
+    return dirs
 
 
 def load_int8_dir(int8_dir) -> tuple[dict, dict]:
@@ -86,6 +92,7 @@ def plan_all(manifest: dict, graphs: dict, *, ram_budget: int | None = None) -> 
     for strat in schedule.STRATEGIES:
         plan = schedule.build(manifest, graphs, strat).plan
         res["peak_bytes"][strat] = plan.arena_size
+        res.setdefault("live_bytes", {})[strat] = plan.live_peak()
         res["plans"][strat] = plan.to_json()
     for name in graphs:
         res["single_bytes"][name] = schedule.build(manifest, graphs, "slicing",
@@ -171,7 +178,7 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
                              for n, t in files.items()}},
         "files": sorted(files) + ["manifest.json"],
         "kernel_sources": [str(p) for p in kernel_sources(kernels)],
-        "include_dirs": [str(p) for p in include_dirs()],
+        "include_dirs": [str(p) for p in include_dirs(kernels)],
         "defines": ["DITMOS_PROFILE"] if profile else [],
     }
     (out_dir / "manifest.json").write_text(json.dumps(cg, indent=1))

@@ -34,7 +34,7 @@ def compile_model(gen_dir, kernels: str = "ref", *, out: Path | None = None,
     out = out or gen_dir / f"libditmos_model_{kernels}.so"
     srcs = [gen_dir / "model.c", gen_dir / "weights.c", *kernel_sources(kernels)]
     cmd = [cc, *WARNINGS, "-O2", "-fPIC", "-shared", "-o", str(out), *map(str, srcs),
-           f"-I{gen_dir}", *[f"-I{p}" for p in include_dirs()], *(extra_flags or [])]
+           f"-I{gen_dir}", *[f"-I{p}" for p in include_dirs(kernels)], *(extra_flags or [])]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise DitmosError(f"compiling the generated model failed:\n{proc.stderr.strip()}")

@@ -55,6 +55,19 @@ class Plan:
         end = max((self.offsets[b.name] + b.size for b in self.buffers), default=0)
         return _align(end, self.alignment)
 
+    def live_peak(self) -> int:
+        """Lower bound for any placement: the most (aligned) bytes live at one
+        step of one group's run."""
+        groups = {b.group for b in self.buffers if b.group is not None} or {None}
+        steps = {b.first for b in self.buffers}  # the sum only grows at a first use
+        best = 0
+        for g in groups:
+            for s in steps:
+                best = max(best, sum(_align(b.size, self.alignment) for b in self.buffers
+                                     if b.first <= s <= b.last
+                                     and (b.group is None or b.group == g)))
+        return best
+
     def peak_at(self, step: int, group: str | None = None) -> int:
         """Highest byte in use at ``step`` (for one group's run)."""
         ends = [self.offsets[b.name] + b.size for b in self.buffers
@@ -83,7 +96,7 @@ class Plan:
                          f"{b.first}..{b.last}"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [f"memory plan: strategy={self.strategy} alignment={self.alignment} "
-                 f"arena={self.arena_size} bytes"]
+                 f"arena={self.arena_size} bytes (live lower bound {self.live_peak()})"]
         for n, r in enumerate(rows):
             lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                                    for i, (c, w) in enumerate(zip(r, widths))))

@@ -104,3 +104,14 @@ def test_bad_requests():
         place([], "best", 4)
     with pytest.raises(ValueError, match="unique"):
         place([Buffer("a", 1, 0, 0), Buffer("a", 1, 0, 0)], "none", 4)
+
+
+def test_live_peak_is_a_lower_bound_and_greedy_often_meets_it():
+    rng = np.random.default_rng(11)
+    met = 0
+    for _ in range(60):
+        bufs = _random_buffers(rng, int(rng.integers(1, 15)), groups=2)
+        plan = place(bufs, "greedy", 8)
+        assert plan.live_peak() <= plan.arena_size
+        met += plan.live_peak() == plan.arena_size
+    assert met >= 20
