@@ -1,0 +1,54 @@
+"""``ditmos bench latency`` on the session's tiny quantised run: both kernel
+sets built for mps2-an500 and run in QEMU with the instruction-count plugin."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from ditmos.cli import main
+from ditmos.errors import DitmosError
+
+needs_arm = pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+    reason="arm-none-eabi-gcc and qemu-system-arm are installed by scripts/setup.sh")
+
+
+@needs_arm
+def test_latency_bench_counts_both_kernel_sets(tiny_run, tiny_int8, tmp_path, capsys):
+    assert main(["bench", "latency", "--run", str(tiny_run), "--samples", "2",
+                 "--work-dir", str(tmp_path / "work"), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["samples"] == 2
+    assert res["mismatches"] == {"ref": 0, "cm7": 0}
+    ref, opt, macs = res["reference_instructions"], res["optimized_instructions"], res["macs"]
+    assert macs > 0 and 0 < opt < ref
+    assert res["ratio"] == pytest.approx(ref / opt)
+    assert res["optimized_per_mac"] == pytest.approx(opt / macs)
+    layers = res["layers"]
+    assert {e["program"] for e in layers} >= {"selector"}
+    assert any(e["program"].startswith("classifier_") for e in layers)
+    for e in layers:
+        assert e["samples"] >= 1 and e["reference_instructions"] > 0
+        assert e["optimized_instructions"] > 0
+    # each sample runs the selector and its routed classifier: the MACs add up
+    assert sum(e["macs"] * e["samples"] for e in layers) / res["samples"] == pytest.approx(macs)
+    assert all(e["samples"] == res["samples"] for e in layers if e["program"] == "selector")
+    # the layers account for nearly all of an inference (the rest is routing and marks)
+    per_sample = sum(e["optimized_instructions"] * e["samples"] for e in layers) / res["samples"]
+    assert 0.9 * opt <= per_sample <= opt
+    conv = [e for e in layers if e["kernel"] == "conv1d_s8"]
+    assert conv and all(e["ratio"] > 2 for e in conv)
+
+
+def test_latency_bench_needs_a_quantised_run(tmp_path):
+    from ditmos.bench.latency import measure_latency
+
+    with pytest.raises(DitmosError, match="ditmos quantize"):
+        measure_latency(tmp_path)
+    with pytest.raises(DitmosError, match="--samples"):
+        (tmp_path / "int8").mkdir()
+        (tmp_path / "int8" / "manifest.json").write_text("{}")
+        measure_latency(tmp_path, samples=0)
