@@ -146,7 +146,7 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
     model_hash = str(manifest.get("model_hash") or "")
     if len(model_hash) < 16:
         raise DitmosError(f"{Path(int8_dir) / 'manifest.json'} has no model_hash")
-    files = render.render(sched, manifest, kernels=kernels, model_hash=model_hash,
+    files, stats = render.render(sched, manifest, kernels=kernels, model_hash=model_hash,
                           profile=profile)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -171,7 +171,10 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
         "layers": _layers(sched),
         "macs": _macs(sched),
         "tensors": _tensors(sched),
-        "memory": {"plan": sched.plan.to_json(), "table": sched.plan.table(),
+        "weights_bytes": stats["weights_bytes"],
+        "memory": {"arena_bytes": sched.plan.arena_size,
+                   "weights_bytes": stats["weights_bytes"],
+                   "plan": sched.plan.to_json(), "table": sched.plan.table(),
                    **summary},
         "hashes": {"tflite": {n: g.sha256 for n, g in graphs.items()},
                    "files": {n: hashlib.sha256(t.encode()).hexdigest()

@@ -108,8 +108,9 @@ def _ptr(sched: Schedule, value: str) -> str:
 
 
 def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
-           profile: bool = False) -> dict[str, str]:
-    """Return {file name: text} for model.h, model.c and weights.c."""
+           profile: bool = False) -> tuple[dict[str, str], dict]:
+    """Return ({file name: text} for model.h, model.c and weights.c, stats)
+    where stats has ``weights_bytes`` (all constant tables in weights.c)."""
     tables = _Tables()
     programs = []
     uses_concat = False
@@ -183,9 +184,12 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
                           logits=_ptr(sched, sched.programs[f"classifier_{k}"].outputs["logits"]))
                      for k in range(K)])
     env = _env()
-    return {out: env.get_template(tpl).render(**ctx)
-            for out, tpl in (("model.h", "model.h.j2"), ("model.c", "model.c.j2"),
-                             ("weights.c", "weights.c.j2"))}
+    files = {out: env.get_template(tpl).render(**ctx)
+             for out, tpl in (("model.h", "model.h.j2"), ("model.c", "model.c.j2"),
+                              ("weights.c", "weights.c.j2"))}
+    weights_bytes = sum(a["count"] * (1 if a["ctype"] == "int8_t" else 4)
+                        for a in tables.arrays)
+    return files, {"weights_bytes": int(weights_bytes), "tables": len(tables.arrays)}
 
 
 def _banner(model_hash: str, kernels: str, strategy: str,
