@@ -80,3 +80,19 @@ def test_generated_model_builds_for_the_nucleo(tiny_int8, tmp_path):
     assert (out / "model" / "manifest.json").is_file()  # the codegen manifest beside it
     from ditmos.boards.build import weights_bytes_of
     assert weights_bytes_of(out / "model" / "weights.c") == weights.size
+
+
+def test_default_pipeline_reuses_a_finished_run(tiny_run, tiny_int8, tmp_path, monkeypatch,
+                                                capsys):
+    """`ditmos build` without --run: with runs/default already trained and
+    quantised it goes straight to code generation and the build."""
+    from ditmos.cli import main
+
+    shutil.copytree(tiny_run, tmp_path / "runs" / "default")
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "--board", "host", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "reusing the trained and quantised run" in captured.err
+    manifest = json.loads((tmp_path / "build" / "host" / "manifest.json").read_text())
+    int8 = json.loads((tiny_int8 / "manifest.json").read_text())
+    assert manifest["model_hash"] == int8["model_hash"][:16]
