@@ -8,6 +8,8 @@ void fully_connected_s8(const fully_connected_s8_params_t *params,
 {
     const fully_connected_s8_params_t *p = params;
     const int32_t N = p->in_features, O = p->out_features;
+    const int32_t out_off = p->output_offset, act_min = p->act_min, act_max = p->act_max;
+    const cm7_rq_t q_tensor = cm7_rq_make(p->multiplier[0], p->shift[0]);
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *x = input + b * N;
         int8_t *y = output + b * O;
@@ -21,10 +23,15 @@ void fully_connected_s8(const fully_connected_s8_params_t *params,
                 acc[3] = p->bias[o + 3];
             }
             cm7_dot_1x4(x, p->weights + o * N, N, N, p->input_offset, acc);
-            for (int32_t j = 0; j < 4; ++j) {
-                const int32_t q = p->per_channel ? o + j : 0;
-                const cm7_rq_t rq = cm7_rq_make(p->multiplier[q], p->shift[q]);
-                y[o + j] = cm7_requant_out(acc[j], &rq, p->output_offset, p->act_min, p->act_max);
+            if (p->per_channel) {
+                for (int32_t j = 0; j < 4; ++j) {
+                    const cm7_rq_t rq = cm7_rq_make(p->multiplier[o + j], p->shift[o + j]);
+                    y[o + j] = cm7_requant_out(acc[j], &rq, out_off, act_min, act_max);
+                }
+            } else {
+                for (int32_t j = 0; j < 4; ++j) {
+                    y[o + j] = cm7_requant_out(acc[j], &q_tensor, out_off, act_min, act_max);
+                }
             }
         }
         for (; o < O; o += 2) {
@@ -35,7 +42,7 @@ void fully_connected_s8(const fully_connected_s8_params_t *params,
             for (int32_t j = 0; j < 2 && o + j < O; ++j) {
                 const int32_t q = p->per_channel ? o + j : 0;
                 const cm7_rq_t rq = cm7_rq_make(p->multiplier[q], p->shift[q]);
-                y[o + j] = cm7_requant_out(acc[j], &rq, p->output_offset, p->act_min, p->act_max);
+                y[o + j] = cm7_requant_out(acc[j], &rq, out_off, act_min, act_max);
             }
         }
     }
