@@ -91,7 +91,7 @@ static void out_u32(const char *label, uint32_t v, int hex)
 
 /* ---------------------------------------------------------------- buffers */
 
-static int8_t in_a[4 * 1024], in_b[4 * 1024], in_c[4 * 1024];
+static int8_t in_a[4 * 1024], in_b[4 * 1024], in_c[4 * 1024], in_d[4 * 1024];
 static int8_t wts[20 * 1024];
 static int32_t bias[256], mult[256], shft[256];
 static int8_t out_ref[8 * 1024], out_cm7[8 * 1024];
@@ -117,9 +117,9 @@ static void test_conv(void)
 {
     conv1d_s8_params_t p;
     memset(&p, 0, sizeof p);
-    p.num_parts = rint_in(1, 3);
-    int8_t *bufs[3] = {in_a, in_b, in_c};
-    const int8_t *ins[3];
+    p.num_parts = rint_in(1, DITMOS_CONV_MAX_PARTS);
+    int8_t *bufs[DITMOS_CONV_MAX_PARTS] = {in_a, in_b, in_c, in_d};
+    const int8_t *ins[DITMOS_CONV_MAX_PARTS];
     int32_t cin = 0;
     p.in_len = rint_in(1, 40);
     for (int32_t q = 0; q < p.num_parts; ++q) {
