@@ -4,8 +4,8 @@ One sub-model at a time: the model is exported with a ``serve`` signature
 whose inputs and outputs carry the Keras names (so the flatbuffer's own,
 different, tensor order can be mapped back by name), then converted with
 post-training full-integer quantisation: int8 inputs and outputs,
-``TFLITE_BUILTINS_INT8`` only, per-channel convolution weights (per-tensor
-for dense layers, see :func:`convert_int8`), BatchNorm folded by the converter.  The representative dataset is a dict keyed by input name
+``TFLITE_BUILTINS_INT8`` only, per-channel weights (convolutions and dense
+layers), BatchNorm folded by the converter.  The representative dataset is a dict keyed by input name
 (a positional list once mis-ordered the inputs of a multi-input model).
 """
 
@@ -155,11 +155,6 @@ def convert_int8(model, calibration: dict[str, np.ndarray], *, what: str) -> byt
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
-            # Convolutions keep per-channel weights.  Dense layers get one weight
-            # scale: LiteRT's reference per-channel FULLY_CONNECTED rounds
-            # differently from TFLM's (+-1 LSB, measured), and LiteRT-REF is the
-            # independent check that must agree with TFLM bit for bit.
-            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
             data = converter.convert()
         except DitmosError:
             raise

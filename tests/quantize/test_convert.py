@@ -92,8 +92,9 @@ def test_batchnorm_folded_and_weights_per_channel(toy):
     fcs = [op for op in sg.operators
            if codes[op.opcodeIndex] == schema.BuiltinOperator.FULLY_CONNECTED]
     assert len(fcs) == 2
-    for op in fcs:   # per-tensor: LiteRT-REF's per-channel FC disagrees with TFLM
-        assert len(sg.tensors[op.inputs[1]].quantization.scale) == 1
+    for op in fcs:
+        w = sg.tensors[op.inputs[1]]
+        assert len(w.quantization.scale) == w.shape[0] > 1
 
 
 def test_outputs_are_mapped_by_name_not_position(toy, manifest):
@@ -229,3 +230,30 @@ def test_evaluate_reports_float_and_int8(toy):
     assert r["int8"]["routing"] == np.bincount(route, minlength=K).tolist()
     assert len(r["float"]["classifiers"]) == len(r["int8"]["classifiers"]) == K
     assert 0.0 <= r["route_agreement"] <= 1.0 and r["samples"] == len(toy["y_test"])
+
+
+def test_conv_twin_is_the_same_integer_computation_in_tflm(toy, manifest):
+    """LiteRT-REF checks the FC->1x1-conv twin; in TFLM the twin must give the
+    very same bytes as the deployed model, on every output."""
+    from ditmos.quantize.litert_twin import conv_twin
+    from ditmos.quantize.reference import _TFLMRunner
+    from ditmos.quantize.tflite_model import read_tflite
+
+    ref = ComposedReference(toy["int8"])
+    x_q = ref.quantize_input(toy["x_test"][:25])
+    for name in ("selector", "classifier_0"):
+        data = (toy["int8"] / f"{name}.tflite").read_bytes()
+        twin = conv_twin(data)
+        ops = [op.name for op in read_tflite(twin).ops]
+        assert "FULLY_CONNECTED" not in ops and ops.count("CONV_2D") == 3 + 2
+        a, b = _TFLMRunner(data, name), _TFLMRunner(twin, name)
+        sub = manifest["submodels"][name]
+        a.set_output_count(len(sub["outputs"]))
+        b.set_output_count(len(sub["outputs"]))
+        for i in range(len(x_q)):
+            _, feats = ref.run_selector(x_q[i])
+            named = {"window": x_q[i]} if name == "selector" else ref.classifier_inputs(0, x_q[i], feats)
+            inputs = [np.ascontiguousarray(named[t["name"]].reshape(t["shape"]))
+                      for t in sorted(sub["inputs"], key=lambda t: t["index"])]
+            for u, v in zip(a.run(inputs), b.run(inputs)):
+                assert np.array_equal(u, v)
