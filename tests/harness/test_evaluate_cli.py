@@ -98,3 +98,18 @@ def test_ctrl_c_leaves_a_valid_partial_result(tiny_run, host_model_build, tmp_pa
     assert sorted(json.loads(s)["index"] for s in lines) == sorted(
         {json.loads(s)["index"] for s in lines})
     assert rep["mismatches"] == 0
+
+
+def test_two_ports_split_the_samples_and_merge(tiny_run, host_model_build, tmp_path):
+    from ditmos.boards.host import HostDevice
+
+    out = tmp_path / "eval"
+    with HostDevice(host_model_build) as a, HostDevice(host_model_build) as b:
+        assert main(["evaluate", "--run", str(tiny_run), "--build", str(host_model_build),
+                     "--out", str(out), "--port", a.url, "--port", b.url, "--limit", "80",
+                     "--quiet"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["complete"] and rep["samples"] == 80 and rep["mismatches"] == 0
+    measured = [d["measured"] for d in rep["devices"]]
+    assert len(measured) == 2 and sum(measured) == 80
+    assert [d["stats"]["inferences"] for d in rep["devices"]] == measured
