@@ -31,17 +31,28 @@ static void edge_acc(const conv1d_s8_params_t *p, const int8_t *const inputs[], 
     }
 }
 
+static void edge_output(const conv1d_s8_params_t *p, const int8_t *const inputs[], int32_t t,
+                        int32_t o, int32_t o1, const int8_t *w0, const int8_t *w1, int32_t b0,
+                        int32_t b1, const cm7_rq_t *q0, const cm7_rq_t *q1, int8_t *output)
+{
+    int32_t acc[2] = {b0, b1};
+    edge_acc(p, inputs, t, w0, w1, acc);
+    int8_t *y = output + t * p->out_channels + o;
+    y[0] = cm7_requant_out(acc[0], q0, p->output_offset, p->act_min, p->act_max);
+    if (o1 != o) {
+        y[1] = cm7_requant_out(acc[1], q1, p->output_offset, p->act_min, p->act_max);
+    }
+}
+
 void conv1d_s8(const conv1d_s8_params_t *params,
                const int8_t *const inputs[], int8_t *output)
 {
     const conv1d_s8_params_t *p = params;
     const int32_t K = p->kernel_size, S = p->stride, O = p->out_channels;
-    int32_t cin = 0;
-    for (int32_t q = 0; q < p->num_parts; ++q) {
-        cin += p->parts[q].channels;
-    }
-    const int32_t row = K * cin;
-    const int32_t out_off = p->output_offset, act_min = p->act_min, act_max = p->act_max;
+    const int32_t np = p->num_parts;
+    int32_t len[DITMOS_CONV_MAX_PARTS], step[DITMOS_CONV_MAX_PARTS];
+    const int8_t *x_first[DITMOS_CONV_MAX_PARTS];
+    int32_t row = 0;
     /* fast range [t_lo, t_hi): t*S - pad >= 0 and t*S - pad + K <= in_len */
     int32_t t_lo = (p->pad + S - 1) / S;
     int32_t t_hi = p->in_len - K + p->pad >= 0 ? (p->in_len - K + p->pad) / S + 1 : 0;
@@ -51,55 +62,55 @@ void conv1d_s8(const conv1d_s8_params_t *params,
     if (t_lo > t_hi) {
         t_lo = t_hi;
     }
+    for (int32_t q = 0; q < np; ++q) {
+        const int32_t C = p->parts[q].channels;
+        len[q] = K * C;
+        step[q] = S * C;
+        x_first[q] = inputs[q] + (t_lo * S - p->pad) * C; /* window of t_lo */
+        row += K * C;
+    }
+    const int32_t out_off = p->output_offset, act_min = p->act_min, act_max = p->act_max;
+    const int32_t n_pairs = (t_hi - t_lo) / 2;
     for (int32_t o = 0; o < O; o += 2) {
         const int32_t o1 = o + 1 < O ? o + 1 : o; /* odd count: last pair computes o twice */
         const int8_t *w0 = p->weights + o * row, *w1 = p->weights + o1 * row;
         const int32_t b0 = p->bias ? p->bias[o] : 0, b1 = p->bias ? p->bias[o1] : 0;
-        /* interior outputs: sum (x + off) * w = sum x * w + off * sum w */
-        int32_t c0 = b0, c1 = b1;
-        if (t_hi > t_lo) {
-            const int8_t *wp0 = w0, *wp1 = w1;
-            for (int32_t q = 0; q < p->num_parts; ++q) {
-                const int32_t L = K * p->parts[q].channels;
-                c0 += p->parts[q].input_offset * cm7_sum_s8(wp0, L);
-                c1 += p->parts[q].input_offset * cm7_sum_s8(wp1, L);
-                wp0 += L;
-                wp1 += L;
-            }
-        }
         const cm7_rq_t q0 = cm7_rq_make(p->multiplier[o], p->shift[o]);
         const cm7_rq_t q1 = cm7_rq_make(p->multiplier[o1], p->shift[o1]);
-        for (int32_t t = 0; t < p->out_len; ++t) {
-            if (t == t_lo) {
-                for (; t + 1 < t_hi; t += 2) {
-                    int32_t acc[4] = {c0, c1, c0, c1};
-                    const int8_t *wp0 = w0, *wp1 = w1;
-                    for (int32_t q = 0; q < p->num_parts; ++q) {
-                        const int32_t C = p->parts[q].channels;
-                        const int8_t *x0 = inputs[q] + (t * S - p->pad) * C;
-                        cm7_dot_2x2_raw(x0, x0 + S * C, wp0, wp1, K * C, acc);
-                        wp0 += K * C;
-                        wp1 += K * C;
-                    }
-                    int8_t *y = output + t * O + o;
-                    y[0] = cm7_requant_out(acc[0], &q0, out_off, act_min, act_max);
-                    y[O] = cm7_requant_out(acc[2], &q0, out_off, act_min, act_max);
-                    if (o1 != o) {
-                        y[1] = cm7_requant_out(acc[1], &q1, out_off, act_min, act_max);
-                        y[O + 1] = cm7_requant_out(acc[3], &q1, out_off, act_min, act_max);
-                    }
-                }
-                if (t >= p->out_len) {
-                    break;
-                }
+        for (int32_t t = 0; t < t_lo; ++t) {
+            edge_output(p, inputs, t, o, o1, w0, w1, b0, b1, &q0, &q1, output);
+        }
+        /* interior outputs: sum (x + off) * w = sum x * w + off * sum w */
+        int32_t c0 = b0, c1 = b1;
+        if (n_pairs > 0) {
+            const int8_t *wp0 = w0, *wp1 = w1;
+            for (int32_t q = 0; q < np; ++q) {
+                c0 += p->parts[q].input_offset * cm7_sum_s8(wp0, len[q]);
+                c1 += p->parts[q].input_offset * cm7_sum_s8(wp1, len[q]);
+                wp0 += len[q];
+                wp1 += len[q];
             }
-            int32_t acc[2] = {b0, b1};
-            edge_acc(p, inputs, t, w0, w1, acc);
-            int8_t *y = output + t * O + o;
+        }
+        int8_t *y = output + t_lo * O + o;
+        for (int32_t i = 0; i < n_pairs; ++i) {
+            int32_t acc[4] = {c0, c1, c0, c1};
+            const int8_t *wp0 = w0, *wp1 = w1;
+            for (int32_t q = 0; q < np; ++q) {
+                const int8_t *x0 = x_first[q] + 2 * i * step[q];
+                cm7_dot_2x2_raw(x0, x0 + step[q], wp0, wp1, len[q], acc);
+                wp0 += len[q];
+                wp1 += len[q];
+            }
             y[0] = cm7_requant_out(acc[0], &q0, out_off, act_min, act_max);
+            y[O] = cm7_requant_out(acc[2], &q0, out_off, act_min, act_max);
             if (o1 != o) {
                 y[1] = cm7_requant_out(acc[1], &q1, out_off, act_min, act_max);
+                y[O + 1] = cm7_requant_out(acc[3], &q1, out_off, act_min, act_max);
             }
+            y += 2 * O;
+        }
+        for (int32_t t = t_lo + 2 * n_pairs; t < p->out_len; ++t) {
+            edge_output(p, inputs, t, o, o1, w0, w1, b0, b1, &q0, &q1, output);
         }
     }
 }
