@@ -194,7 +194,8 @@ def _layers(sched) -> list[dict]:
         for st in prog.steps:
             if st.kind == "copy":
                 rows.append({"program": pname, "layer_index": st.layer_index,
-                             "kernel": "concat_copy", "layer": st.output, "macs": 0,
+                             "kernel": "ditmos_concat_rows", "kind": "concat",
+                             "layer": st.output, "macs": 0,
                              "inputs": [v for v, _ in st.parts], "output": st.output})
             elif st.kind == "call":
                 c = st.call

@@ -105,17 +105,6 @@ class Graph:
     def tensor(self, i: int) -> Tensor:
         return self.tensors[i]
 
-    def producers(self) -> dict[int, Op]:
-        return {o: op for op in self.ops for o in op.outputs}
-
-    def consumers(self) -> dict[int, list[Op]]:
-        res: dict[int, list[Op]] = {}
-        for op in self.ops:
-            for i in op.inputs:
-                if i >= 0:
-                    res.setdefault(i, []).append(op)
-        return res
-
 
 # ----------------------------------------------------------------------------
 # flatbuffer reading

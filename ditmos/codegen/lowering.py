@@ -12,6 +12,7 @@ which activation values it reads and writes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -265,20 +266,20 @@ def lower_quantize(g: Graph, op: Op, src: str) -> Call:
 
 
 def _preprocess_softmax_scaling(beta: float, in_scale: float, bits: int = 5):
-    """TFLM PreprocessSoftmaxScaling (double)."""
-    max_real = min(float(np.float64(beta) * np.float64(_f32(in_scale)) * (1 << (31 - bits))),
-                   float((1 << 31) - 1))
-    return quantize_multiplier_greater_than_one(max_real)
-
-
-def quantize_multiplier_greater_than_one(real: float) -> tuple[int, int]:
-    m, s = quantize_multiplier(real)
-    return m, s
+    """TFLM PreprocessSoftmaxScaling (double): QuantizeMultiplierGreaterThanOne of
+    min(beta * s_in * 2^(31 - bits), 2^31 - 1)."""
+    real = min(float(np.float64(beta) * np.float64(_f32(in_scale)) * (1 << (31 - bits))),
+               float((1 << 31) - 1))
+    m, shift = quantize_multiplier(real)
+    if shift < 0:
+        raise DitmosError(f"softmax input scale {in_scale} (beta {beta}) is too small for "
+                          f"TFLM's int8 softmax")
+    return m, shift
 
 
 def _calculate_input_radius(bits: int, left_shift: int, total: int = 31) -> int:
+    """TFLM CalculateInputRadius."""
     max_rescaled = (((1 << bits) - 1) * (1 << (total - bits))) / float(1 << left_shift)
-    import math
     return int(math.floor(max_rescaled))
 
 

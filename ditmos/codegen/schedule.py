@@ -124,9 +124,8 @@ class _Builder:
             recompute: bool = False) -> dict:
         """Emit steps for ``graph``'s ops (or the subset ``only``)."""
         T = graph.tensors
-        producers_needed = only
         for n, op in enumerate(graph.ops):
-            if producers_needed is not None and n not in producers_needed:
+            if only is not None and n not in only:
                 continue
             tag = f"{prefix}_t{op.outputs[0]}"
             for i in op.inputs:
@@ -264,6 +263,17 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
                               f"'logits' (manifest has {sorted(c_in)} -> {sorted(c_out)})")
         b = _Builder(name, name if only is None else None, slicing, values)
         env = {c_in["window"]: INPUT}
+        win_link = _link_for(links, name, "window")
+        if win_link and win_link.get("requantize"):
+            # the classifier quantises its window differently from the selector
+            rq = b.new_value(f"{name}_window_rq", g.tensor(c_in["window"]).nbytes)
+            fq, tq = win_link["from_quant"], win_link["to_quant"]
+            call = L.requantize_call(g.tensor(c_in["window"]).size, fq["scale"],
+                                     fq["zero_point"], tq["scale"], tq["zero_point"], INPUT,
+                                     f"{name}/requantize_window")
+            call.output = rq
+            b.steps.append(Step("call", name, call=call, output=rq, reads=[INPUT]))
+            env[c_in["window"]] = rq
         re_state = {"env": {sel_in["window"]: INPUT}, "done": set()}
         for in_name, t in c_in.items():
             if in_name == "window":

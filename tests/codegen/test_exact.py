@@ -105,3 +105,25 @@ def test_trained_tiny_run_is_bit_exact_on_the_test_split(tiny_int8, tiny_run, tm
     for kernels in ("ref", "cm7"):
         generate(tiny_int8, tmp_path / kernels, kernels=kernels)
         _assert_exact(host.load(tmp_path / kernels, kernels), xq, rows, f"tiny run/{kernels}")
+
+
+def test_requantised_links_match_the_reference(cg_int8, cg_test_x, tmp_path):
+    """Links that say ``requantize`` (window and selector feature) are
+    requantised with TFLM's arithmetic exactly as the host reference does."""
+    import json
+    import shutil
+
+    int8 = tmp_path / "int8"
+    shutil.copytree(cg_int8, int8)
+    man = json.loads((int8 / "manifest.json").read_text())
+    for link in man["links"]:
+        if link["to"] in ("classifier_0:window", "classifier_1:sel_feat_1"):
+            fq = link["from_quant"]
+            link["requantize"] = True
+            link["to_quant"] = {"scale": fq["scale"] * 1.37, "zero_point": fq["zero_point"] + 3}
+    (int8 / "manifest.json").write_text(json.dumps(man))
+    ref, xq, rows = _reference_outputs(int8, cg_test_x)
+    gen = generate(int8, tmp_path / "gen", kernels="cm7")
+    kinds = [(row["program"], row["kind"]) for row in gen["layers"]]
+    assert ("classifier_0", "requantize") in kinds and ("classifier_1", "requantize") in kinds
+    _assert_exact(host.load(tmp_path / "gen", "cm7"), xq, rows, "requantised links")
