@@ -71,6 +71,7 @@ void conv1d_s8(const conv1d_s8_params_t *params,
     }
     const int32_t out_off = p->output_offset, act_min = p->act_min, act_max = p->act_max;
     const int32_t n_pairs = (t_hi - t_lo) / 2;
+    const int full_range = act_min == INT8_MIN && act_max == INT8_MAX;
     for (int32_t o = 0; o < O; o += 2) {
         const int32_t o1 = o + 1 < O ? o + 1 : o; /* odd count: last pair computes o twice */
         const int8_t *w0 = p->weights + o * row, *w1 = p->weights + o1 * row;
@@ -101,11 +102,20 @@ void conv1d_s8(const conv1d_s8_params_t *params,
                 wp0 += len[q];
                 wp1 += len[q];
             }
-            y[0] = cm7_requant_out(acc[0], &q0, out_off, act_min, act_max);
-            y[O] = cm7_requant_out(acc[2], &q0, out_off, act_min, act_max);
-            if (o1 != o) {
-                y[1] = cm7_requant_out(acc[1], &q1, out_off, act_min, act_max);
-                y[O + 1] = cm7_requant_out(acc[3], &q1, out_off, act_min, act_max);
+            if (full_range) {
+                y[0] = cm7_requant_out_r(acc[0], &q0, out_off, act_min, act_max, 1);
+                y[O] = cm7_requant_out_r(acc[2], &q0, out_off, act_min, act_max, 1);
+                if (o1 != o) {
+                    y[1] = cm7_requant_out_r(acc[1], &q1, out_off, act_min, act_max, 1);
+                    y[O + 1] = cm7_requant_out_r(acc[3], &q1, out_off, act_min, act_max, 1);
+                }
+            } else {
+                y[0] = cm7_requant_out(acc[0], &q0, out_off, act_min, act_max);
+                y[O] = cm7_requant_out(acc[2], &q0, out_off, act_min, act_max);
+                if (o1 != o) {
+                    y[1] = cm7_requant_out(acc[1], &q1, out_off, act_min, act_max);
+                    y[O + 1] = cm7_requant_out(acc[3], &q1, out_off, act_min, act_max);
+                }
             }
             y += 2 * O;
         }
