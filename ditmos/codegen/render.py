@@ -59,7 +59,7 @@ def _env():
 
 
 def _rows(values: np.ndarray, per_row: int = 16) -> list[str]:
-    flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
+    flat = [_c_int(v) for v in np.asarray(values).reshape(-1)]
     rows = [", ".join(flat[i:i + per_row]) + "," for i in range(0, len(flat), per_row)]
     return rows or ["0,"]
 
@@ -67,7 +67,7 @@ def _rows(values: np.ndarray, per_row: int = 16) -> list[str]:
 def _c_int(v: int, ctype: str = "int32_t") -> str:
     v = int(v)
     if v == -(1 << 31):
-        return "INT32_MIN"
+        return "(-2147483647 - 1)"
     return str(v)
 
 
@@ -168,6 +168,9 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
         programs.append(dict(name=pname, steps=steps, reads_input=reads_input))
 
     K = int(manifest["K"])
+    if not 1 <= K <= 255 or not 1 <= int(manifest["num_classes"]) <= 65535:
+        raise DitmosError(f"K = {K} and num_classes = {manifest['num_classes']} must fit "
+                          f"ditmos_result_t (K <= 255, classes <= 65535)")
     T, C = (int(v) for v in manifest["input_shape"])
     iq = manifest["input_quant"]
     banner = _banner(model_hash, kernels, sched.strategy,

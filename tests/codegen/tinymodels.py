@@ -61,6 +61,7 @@ def build_models(T=32, C=3, K=3, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 
             # then a strided conv with odd lengths and a SAME max pool
             x = L.MaxPool1D(3, strides=2, padding="same")(x)
             x = L.Conv1D(5, 3, strides=2, padding="same", activation="relu")(x)
+            x = L.DepthwiseConv1D(3, depth_multiplier=2, padding="valid")(x)
             x = L.Flatten()(x)
         else:
             x = block(x, 6 + k, 3, stride=1, padding="same")
