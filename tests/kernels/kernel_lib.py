@@ -256,7 +256,8 @@ def _op_names() -> list[str]:
     return [p.stem for p in sorted((KERNELS / "ref").glob("*_s8.c"))]
 
 
-def build_selftest(target: str, out_dir: Path, *, bench: bool = False, rounds: int = 300) -> Path:
+def build_selftest(target: str, out_dir: Path, *, bench: bool = False, rounds: int = 300,
+                   extra_cflags: tuple[str, ...] = ()) -> Path:
     """Build tests/kernels/m7/kernel_selftest.c with both kernel sets in one binary.
 
     The reference set keeps its names; the cm7 set (cm7 twins, ref files where
@@ -266,7 +267,7 @@ def build_selftest(target: str, out_dir: Path, *, bench: bool = False, rounds: i
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cc, arch = ("gcc", []) if target == "host" else ("arm-none-eabi-gcc", M7_ARCH)
-    base = [cc, *CFLAGS, *arch, f"-I{INCLUDE}", f"-I{M7_DIR}"]
+    base = [cc, *CFLAGS, *extra_cflags, *arch, f"-I{INCLUDE}", f"-I{M7_DIR}"]
     rename = [f"-D{op}=cm7_{op}" for op in _op_names()]
     objs = []
 
@@ -290,6 +291,13 @@ def build_selftest(target: str, out_dir: Path, *, bench: bool = False, rounds: i
                 "-T", str(M7_DIR / "mps2_an500.ld"), *objs, "-o", str(exe)]
     _run(link)
     return exe
+
+
+def compile_only(kernel_set: str, flags: list[str], out_dir: Path) -> None:
+    """Compile every file of a kernel set for the M7 with extra flags (no link)."""
+    for src in kernel_sources(kernel_set):
+        _run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *flags, *M7_ARCH,
+              f"-I{INCLUDE}", "-c", str(src), "-o", str(Path(out_dir) / f"{src.stem}.o")])
 
 
 def build_count_plugin(out_dir: Path) -> Path:

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from kernel_lib import build_count_plugin, build_selftest, run_qemu_m7
+from kernel_lib import build_count_plugin, build_selftest, compile_only, run_qemu_m7
 
 SELFTEST_RE = re.compile(r"selftest cases=(\d+) mismatches=(\d+) hash=([0-9a-f]+)")
 
@@ -69,3 +69,21 @@ def test_cm7_instruction_budget(m7_bench):
         macs += int(n)
     assert cm7 * 4 <= ref, (ref, cm7)
     assert cm7 <= 2 * macs, (cm7, macs, cm7 / macs)
+
+
+@needs_arm
+def test_cm7_without_assembly_loops_equals_ref_on_cortex_m7(tmp_path, host_result):
+    """DITMOS_CM7_NO_ASM (and -O0 builds) use the C loops over the DSP intrinsics."""
+    elf = build_selftest("m7", tmp_path, rounds=100, extra_cflags=("-DDITMOS_CM7_NO_ASM",))
+    code, text, _ = run_qemu_m7(elf)
+    m = SELFTEST_RE.search(text)
+    assert m and int(m.group(2)) == 0 and code == 0, text
+
+
+@needs_arm
+@pytest.mark.parametrize("flags", [["-O0"], ["-Og"], ["-Os"], ["-O3"],
+                                   ["-O2", "-fno-omit-frame-pointer"]],
+                         ids=lambda f: " ".join(f))
+def test_cm7_kernels_build_with_common_flags(tmp_path, flags):
+    """The 13-14-register assembly loops must not break debug or -O3 builds."""
+    compile_only("cm7", flags, tmp_path)

@@ -6,6 +6,10 @@
  * so is the part's weight block (part-major layout), so each output is a
  * plain dot product (ditmos_cm7_dot.h).  Edge outputs (windows reaching into
  * the padding) clip the window, which stays contiguous, and use a 1x2 core. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__ARM_FEATURE_DSP)
+/* the assembly loops need every general register: never reserve r7 */
+#pragma GCC optimize("omit-frame-pointer")
+#endif
 #include "ditmos_kernels.h"
 #include "ditmos_cm7_dot.h"
 

@@ -8,6 +8,17 @@
 
 #include "ditmos_cm7_dsp.h"
 
+/* The hand-scheduled loops need an optimising build (at -O0 GCC cannot give
+ * an asm statement 13-14 registers); the 2x2 conv loop uses 14 registers, so
+ * files using it omit the frame pointer (see the pragma in conv1d_s8.c).
+ * Define DITMOS_CM7_NO_ASM to use the C versions (same bytes, slower). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP && defined(__OPTIMIZE__) && \
+    !defined(DITMOS_CM7_NO_ASM)
+#define CM7_USE_ASM 1
+#else
+#define CM7_USE_ASM 0
+#endif
+
 /*
  * 2x2 core without input offset: acc {x0.w0, x0.w1, x1.w0, x1.w1} += raw
  * int8 dot products of length len (the caller adds offset * sum(w)).
@@ -16,7 +27,7 @@
  * registers in use (the loop end lives in memory); then one 8-value step,
  * one 4-value step and at most 3 scalar values.
  */
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if CM7_USE_ASM
 #define CM7_ASM_STEP4                                                           \
     "ldr %[t0], [%[w0]], #4\n\t"                                               \
     "ldr %[t2], [%[w1]], #4\n\t"                                               \
@@ -49,7 +60,7 @@ static inline void cm7_dot_2x2_raw(const int8_t *x0, const int8_t *x1, const int
                                    const int8_t *w1, int32_t len, int32_t acc[4])
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#if CM7_USE_ASM
     uint32_t t0, t1, t2, t3, t4, t5;
     if (len >= 16) {
         const int8_t *x0_end = x0 + (len & ~15);
@@ -142,83 +153,6 @@ static inline void cm7_dot_1x2(const int8_t *x, const int8_t *w0, const int8_t *
     }
     acc[0] = a0;
     acc[1] = a1;
-}
-
-/* acc[j] += sum_n (x[n] + off) * w_j[n], w_j = w + j * w_stride, j < 4.
- * On the M7 the main loop (8 values per iteration) is hand-scheduled
- * assembly using all 14 general registers; the loop end lives in memory. */
-static inline void cm7_dot_1x4(const int8_t *x, const int8_t *w, int32_t w_stride, int32_t len,
-                               int32_t off, int32_t acc[4])
-{
-    const uint32_t off2 = cm7_dup16(off);
-    const int8_t *w0 = w, *w1 = w + w_stride, *w2 = w + 2 * w_stride, *w3 = w + 3 * w_stride;
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    const int32_t n8 = len >> 3;
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
-    if (n8 > 0) {
-        const int8_t *x_end = x + 8 * n8;
-        uint32_t t0, t1, t2, t3;
-#define CM7_ASM_ROW(W, A)                                                        \
-        "ldr %[t2], [%[" W "]], #4\n\t"                                          \
-        "sxtb16 %[t3], %[t2]\n\t"                                               \
-        "sxtb16 %[t2], %[t2], ror #8\n\t"                                       \
-        "smlad %[" A "], %[t0], %[t3], %[" A "]\n\t"                             \
-        "smlad %[" A "], %[t1], %[t2], %[" A "]\n\t"
-#define CM7_ASM_STEP                                                            \
-        "ldr %[t1], [%[x]], #4\n\t"                                             \
-        "sxtab16 %[t0], %[off2], %[t1]\n\t"                                     \
-        "sxtab16 %[t1], %[off2], %[t1], ror #8\n\t"                             \
-        CM7_ASM_ROW("w0", "a0") CM7_ASM_ROW("w1", "a1")                          \
-        CM7_ASM_ROW("w2", "a2") CM7_ASM_ROW("w3", "a3")
-        __asm__ volatile(
-            "1:\n\t"
-            CM7_ASM_STEP
-            CM7_ASM_STEP
-            "ldr %[t0], %[end]\n\t"
-            "cmp %[x], %[t0]\n\t"
-            "bne 1b\n\t"
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x),
-              [w0] "+r"(w0), [w1] "+r"(w1), [w2] "+r"(w2), [w3] "+r"(w3),
-              [t0] "=&r"(t0), [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
-            : [end] "m"(x_end), [off2] "r"(off2)
-            : "cc", "memory");
-#undef CM7_ASM_STEP
-#undef CM7_ASM_ROW
-    }
-#else
-    for (int32_t n = 2 * n8; n > 0; --n) {
-        const uint32_t xv = cm7_read4(x);
-        const uint32_t x_l = cm7_sxtab16(off2, xv), x_h = cm7_sxtab16_ror8(off2, xv);
-        uint32_t wv = cm7_read4(w0);
-        a0 = cm7_smlad(x_l, cm7_sxtb16(wv), a0);
-        a0 = cm7_smlad(x_h, cm7_sxtb16_ror8(wv), a0);
-        wv = cm7_read4(w1);
-        a1 = cm7_smlad(x_l, cm7_sxtb16(wv), a1);
-        a1 = cm7_smlad(x_h, cm7_sxtb16_ror8(wv), a1);
-        wv = cm7_read4(w2);
-        a2 = cm7_smlad(x_l, cm7_sxtb16(wv), a2);
-        a2 = cm7_smlad(x_h, cm7_sxtb16_ror8(wv), a2);
-        wv = cm7_read4(w3);
-        a3 = cm7_smlad(x_l, cm7_sxtb16(wv), a3);
-        a3 = cm7_smlad(x_h, cm7_sxtb16_ror8(wv), a3);
-        x += 4;
-        w0 += 4;
-        w1 += 4;
-        w2 += 4;
-        w3 += 4;
-    }
-#endif
-    for (int32_t n = len & 7; n > 0; --n) {
-        const int32_t v = *x++ + off;
-        a0 += v * *w0++;
-        a1 += v * *w1++;
-        a2 += v * *w2++;
-        a3 += v * *w3++;
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
 }
 
 /* Requantise one accumulator and clamp to the activation range; with
