@@ -55,3 +55,33 @@ def test_not_a_flatbuffer(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(DitmosError, match="cannot read TFLite model"):
         read_tflite(tmp_path / "nope.tflite")
+
+
+def test_expand_dims_and_flatten_shape_ops_are_collapsed(tmp_path):
+    """A plain SavedModel conversion (open batch dimension) emits EXPAND_DIMS
+    around the 2-D ops and SHAPE/STRIDED_SLICE/PACK for Flatten: the IR keeps
+    only true 1-D ops and aliases."""
+    import keras
+    import tensorflow as tf
+
+    win = keras.Input((20, 3), name="window")
+    h = keras.layers.Conv1D(4, 5, strides=2, padding="same", activation="relu")(win)
+    h = keras.layers.MaxPool1D(2)(h)
+    out = keras.layers.Dense(3, name="route")(keras.layers.Flatten()(h))
+    model = keras.Model(win, out)
+    model.export(str(tmp_path / "sm"), format="tf_saved_model", verbose=False)
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm"))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    xs = np.random.default_rng(0).normal(size=(8, 1, 20, 3)).astype("float32")
+    conv.representative_dataset = lambda: ([x] for x in xs)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    path = tmp_path / "m.tflite"
+    path.write_bytes(conv.convert())
+    g = read_tflite(path)
+    tflite_ops = {op.tflite_op for op in g.ops}
+    assert "EXPAND_DIMS" in tflite_ops  # the 2-D wrapping really is there
+    assert "SHAPE" not in tflite_ops and "PACK" not in tflite_ops
+    assert [op.kind for op in g.ops if op.kind != "reshape"] == ["conv1d", "maxpool", "fc"]
+    conv1d = next(op for op in g.ops if op.kind == "conv1d")
+    assert (conv1d.attrs["stride"], conv1d.attrs["out_len"], conv1d.attrs["pad"]) == (2, 10, 1)
