@@ -112,12 +112,15 @@ class DeviceClient:
     # ------------------------------------------------------------- requests
     def hello(self) -> HelloInfo:
         frame = self._request(MsgType.HELLO, b"", probe=False)
-        info = HelloInfo.decode(frame.payload)
-        if info.protocol_version not in SUPPORTED_VERSIONS or frame.version not in SUPPORTED_VERSIONS:
+        # the version decides the payload layout: check it before decoding the rest
+        version = frame.version if frame.version not in SUPPORTED_VERSIONS else (
+            frame.payload[0] if frame.payload else frame.version)
+        if version not in SUPPORTED_VERSIONS:
             raise DitmosError(
-                f"device on {self.url} speaks protocol version {info.protocol_version}, this "
+                f"device on {self.url} speaks protocol version {version}, this "
                 f"harness knows {', '.join(map(str, SUPPORTED_VERSIONS))}: rebuild the firmware "
                 f"with this ditmos (`ditmos build`) and reflash it, or upgrade ditmos")
+        info = HelloInfo.decode(frame.payload)
         previous = self.info
         self.info = info
         self._since_probe = 0

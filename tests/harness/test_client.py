@@ -112,3 +112,33 @@ def test_nul_padded_model_hash():
     raw = h.encode()
     assert raw[10:26] == b"abc" + b"\0" * 13
     assert HelloInfo.decode(raw).model_hash == "abc"
+
+
+def test_a_frame_of_another_protocol_version_is_refused_before_decoding():
+    import os
+    import threading
+
+    from ditmos.harness.protocol import FrameDecoder, encode_frame
+
+    master, slave = os.openpty()
+    import tty
+
+    tty.setraw(slave)
+
+    def device():  # answers HELLO with a version-2 frame whose payload layout is unknown
+        dec = FrameDecoder()
+        while True:
+            for f in dec.feed(os.read(master, 4096)):
+                os.write(master, encode_frame(MsgType.HELLO_OK, f.seq, b"\x02\x00", version=2))
+                return
+
+    t = threading.Thread(target=device, daemon=True)
+    t.start()
+    try:
+        with SerialTransport(os.ttyname(slave)).open() as tr:
+            with pytest.raises(DitmosError, match="protocol version 2.*rebuild the firmware"):
+                DeviceClient(tr, timeout=0.5).hello()
+    finally:
+        t.join(2)
+        os.close(master)
+        os.close(slave)
