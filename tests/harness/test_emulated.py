@@ -5,7 +5,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from ditmos.harness.evaluate import Workload, qemu_devices, read_samples, run_evaluation
 
