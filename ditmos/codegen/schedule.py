@@ -162,8 +162,10 @@ class _Builder:
                 out = self.new_value(tag, y.nbytes)
                 call = L.lower_conv(graph, op, [(v, c, int(x.zero_point)) for v, c in parts])
             else:
-                srcs = [self.single(env[i], graph, i, f"{tag}_in{j}")
-                        for j, i in enumerate(op.inputs)]
+                srcs = []
+                for j, i in enumerate(op.inputs):
+                    env[i] = self.single(env[i], graph, i, f"{tag}_in{j}")  # build once
+                    srcs.append(env[i])
                 out = self.new_value(tag, y.nbytes)
                 if op.kind == "dwconv1d":
                     call = L.lower_dwconv(graph, op, srcs[0])
@@ -275,6 +277,7 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
             b.steps.append(Step("call", name, call=call, output=rq, reads=[INPUT]))
             env[c_in["window"]] = rq
         re_state = {"env": {sel_in["window"]: INPUT}, "done": set()}
+        requantized: set[str] = set()  # selector buffers already requantised in place
         for in_name, t in c_in.items():
             if in_name == "window":
                 continue
@@ -300,7 +303,8 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
                 != (np.float32(to_q["scale"]), int(to_q["zero_point"])))
 
             def source(b=b, feat=feat, t=t, in_name=in_name, requant=requant,
-                       frm_q=frm_q, to_q=to_q, name=name, g=g, re_state=re_state):
+                       frm_q=frm_q, to_q=to_q, name=name, g=g, re_state=re_state,
+                       requantized=requantized):
                 if feat in recompute:
                     src = _recompute(b, sel, sel_in, sel_out[feat], name, re_state)
                 else:
@@ -309,9 +313,12 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
                     return src
                 # In place (requantize_s8 allows it) on the selector's buffer: the
                 # selector has finished.  A recomputed slice may still feed later
-                # recomputation, so it gets a buffer of its own.
-                dst = src if feat not in recompute else b.new_value(
-                    f"{name}_rq_{in_name}", g.tensor(t).nbytes)
+                # recomputation, and a feature read twice must not be requantised
+                # twice: those get a buffer of their own.
+                in_place = feat not in recompute and src not in requantized
+                dst = src if in_place else b.new_value(f"{name}_rq_{in_name}",
+                                                       g.tensor(t).nbytes)
+                requantized.add(src)
                 call = L.requantize_call(g.tensor(t).size, frm_q["scale"],
                                          frm_q["zero_point"], to_q["scale"],
                                          to_q["zero_point"], src,
