@@ -62,6 +62,21 @@ def _like(sg, src: int, name: str, shape) -> int:
     return len(sg.tensors) - 1
 
 
+def _zero_bias(model, sg, x: int, w: int) -> int:
+    units = int(sg.tensors[w].shape[0])
+    t = _const_int32(model, sg, f"{sg.tensors[w].name}_zero_bias", [0] * units)
+    in_scale = float(sg.tensors[x].quantization.scale[0])
+    w_scales = list(sg.tensors[w].quantization.scale)
+    if len(w_scales) == 1:
+        w_scales = w_scales * units
+    q = schema.QuantizationParametersT()
+    q.scale = [in_scale * float(s) for s in w_scales]
+    q.zeroPoint = [0] * units
+    q.quantizedDimension = 0
+    sg.tensors[t].quantization = q
+    return t
+
+
 def _reshape(model, sg, x: int, y: int, shape) -> schema.OperatorT:
     op = schema.OperatorT()
     op.opcodeIndex = _opcode_index(model, _OP.RESHAPE, 1)
@@ -88,6 +103,8 @@ def conv_twin(data: bytes) -> bytes:
             changed = True
             x, w = op.inputs[0], op.inputs[1]
             bias = op.inputs[2] if len(op.inputs) > 2 else -1
+            if bias < 0:  # LiteRT's CONV_2D wants a bias: zeros change nothing
+                bias = _zero_bias(model, sg, x, w)
             y = op.outputs[0]
             depth = int(sg.tensors[w].shape[1])
             units = int(sg.tensors[w].shape[0])

@@ -160,6 +160,10 @@ class ComposedReference:
         if tuple(x.shape[-2:]) != self.input_shape:
             raise DitmosError(f"input windows have shape {tuple(x.shape[-2:])}, "
                               f"the model expects {self.input_shape}")
+        if not np.all(np.isfinite(x)):
+            bad = int(np.sum(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))) if x.ndim == 3 else 1
+            raise DitmosError(f"input windows contain NaN or infinity ({bad} window(s)); "
+                              "they cannot be quantised")
         return qmath.quantize(x, self.input_scale, self.input_zero_point)
 
     def _run(self, name: str, named_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-
 import numpy as np
 import pytest
 from ai_edge_litert import schema_py_generated as schema
@@ -112,17 +110,3 @@ def test_reference_needs_a_manifest(tmp_path):
     with pytest.raises(DitmosError, match="no manifest.json"):
         ComposedReference(tmp_path)
 
-
-def test_existing_int8_dir_is_replaced_atomically(tmp_path):
-    from ditmos.quantize.run import load_export, quantize_models
-
-    export = write_export(tmp_path / "export", K=1, fit=False)
-    out = tmp_path / "int8"
-    out.mkdir()
-    (out / "stale.tflite").write_bytes(b"old")
-    x, _ = make_data(20)
-    quantize_models(load_export(export), out, x, {"mean": [0] * 3, "std": [1] * 3})
-    assert sorted(p.name for p in out.iterdir()) == ["classifier_0.tflite", "manifest.json",
-                                                     "selector.tflite"]
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    shutil.rmtree(out)

@@ -25,7 +25,10 @@ def toy(tmp_path_factory):
     models = load_export(export)
     x, y = make_data(160, T, C, NUM_CLASSES, seed=1)
     norm = {"mean": [0.5, -0.25, 0.0], "std": [1.0, 2.0, 0.5]}
+    (root / "int8").mkdir()
+    (root / "int8" / "stale.tflite").write_bytes(b"old")   # replaced as a whole
     int8 = quantize_models(models, root / "int8", x[:100], norm)
+    assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
     return {"root": root, "models": models, "int8": int8, "x_test": x[100:], "y_test": y[100:],
             "x_calib": x[:100], "norm": norm}
 
@@ -257,3 +260,35 @@ def test_conv_twin_is_the_same_integer_computation_in_tflm(toy, manifest):
                       for t in sorted(sub["inputs"], key=lambda t: t["index"])]
             for u, v in zip(a.run(inputs), b.run(inputs)):
                 assert np.array_equal(u, v)
+
+
+def test_every_firmware_op_agrees_between_tflm_and_litert_ref():
+    """Ops the toy does not use (depthwise conv, ADD, average pool, MEAN,
+    bias-less dense, SOFTMAX) in one model: TFLM and LiteRT-REF agree bit for bit."""
+    import keras
+
+    from ditmos.quantize.convert import convert_int8
+    from ditmos.quantize.reference import _LiteRTRefRunner, _TFLMRunner
+    from ditmos.quantize.tflite_model import check_firmware_ops, read_tflite
+
+    L = keras.layers
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((T, C), batch_size=1, name="window")
+    x = L.Conv1D(8, 3, padding="same", activation="relu")(inp)
+    y = L.DepthwiseConv1D(3, padding="same", activation="relu6")(x)
+    z = L.AveragePooling1D(2)(L.Add()([x, y]))
+    h = L.Dense(NUM_CLASSES, use_bias=False)(L.GlobalAveragePooling1D()(z))
+    model = keras.Model(inp, L.Softmax(name="logits")(h))
+    xs, _ = make_data(120, T, C, NUM_CLASSES, seed=5)
+    data = convert_int8(model, {"window": xs[:60]}, what="ops")
+    info = read_tflite(data)
+    check_firmware_ops(info, what="ops")
+    assert {"DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "MEAN", "FULLY_CONNECTED",
+            "SOFTMAX"} <= {op.name for op in info.ops}
+    a, b = _TFLMRunner(data, "ops"), _LiteRTRefRunner(data, "ops")
+    a.set_output_count(1)
+    b.set_output_count(1)
+    q = qmath.quantize(xs[60:], info.inputs[0].scale, info.inputs[0].zero_point)
+    outs = [(a.run([q[i:i + 1]])[0], b.run([q[i:i + 1]])[0]) for i in range(len(q))]
+    assert all(np.array_equal(u, v) for u, v in outs)
+    assert len({u.tobytes() for u, _ in outs}) > 10   # not a constant output
