@@ -60,3 +60,13 @@ def test_shapes_that_do_not_fit_are_rejected():
     with pytest.raises(DitmosError, match="shared blocks need equal lengths"):
         check_fits(architecture_from_dict(d), (128, 6))
     check_fits(architecture_from_dict(default_architecture_dict("mfcc")), (32, 13))
+
+
+@pytest.mark.parametrize("spec, shape", [("hapt", (128, 6)), ("unimib:/data", (151, 3)),
+                                         ("fsdd", (32, 13)), ("speech_commands:/d", (49, 13))])
+def test_presets_fit_their_dataset_families(spec, shape):
+    from ditmos.training.config import architecture, resolve_config
+
+    for preset in ("quick", "full"):
+        for width in (0.25, 0.5, 1.0):
+            check_fits(architecture(resolve_config(spec, preset, width=width)), shape)
