@@ -29,4 +29,10 @@ def summary_lines(report: dict) -> list[str]:
         lines.append("memory: " + "  ".join(f"{k} {v}" for k, v in mem.items()
                                             if isinstance(v, int)))
     lines.append(f"routing (device): {report['routing']['device']}")
+    for d in report.get("devices", []):
+        link = d.get("link") or {}
+        if link.get("retransmissions") or d.get("reboots"):
+            lines.append(f"link {d['url']}: {link.get('retransmissions', 0)} retransmissions, "
+                         f"{link.get('crc_errors', 0)} bad frames, {len(d.get('reboots') or [])} "
+                         f"reboots detected")
     return lines
