@@ -125,7 +125,7 @@ class QemuTarget:
                "-nographic", "-monitor", "none", "-nodefaults",
                "-semihosting-config", "enable=on,target=native",
                "-kernel", str(self.elf),
-               "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=off"]
+               "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=off,nodelay=on"]
         if self.icount:
             cmd += ["-icount", "shift=0"]
         if self.plugin:
