@@ -96,6 +96,7 @@ void fully_connected_s8(const fully_connected_s8_params_t *params,
     const int32_t N = p->in_features, O = p->out_features;
     const int32_t out_off = p->output_offset, act_min = p->act_min, act_max = p->act_max;
     const cm7_rq_t q_tensor = cm7_rq_make(p->multiplier[0], p->shift[0]);
+    const int full_range = act_min == INT8_MIN && act_max == INT8_MAX;
     for (int32_t b = 0; b < p->batches; ++b) {
         const int8_t *x = input + b * N;
         int8_t *y = output + b * O;
@@ -109,15 +110,15 @@ void fully_connected_s8(const fully_connected_s8_params_t *params,
                 acc[3] = p->bias[o + 3];
             }
             cm7_dot_1x4(x, p->weights + o * N, N, N, p->input_offset, acc);
-            if (p->per_channel) {
-                for (int32_t j = 0; j < 4; ++j) {
-                    const cm7_rq_t rq = cm7_rq_make(p->multiplier[o + j], p->shift[o + j]);
-                    y[o + j] = cm7_requant_out(acc[j], &rq, out_off, act_min, act_max);
+            for (int32_t j = 0; j < 4; ++j) {
+                cm7_rq_t q_row;
+                const cm7_rq_t *rq = &q_tensor;
+                if (p->per_channel) {
+                    q_row = cm7_rq_make(p->multiplier[o + j], p->shift[o + j]);
+                    rq = &q_row;
                 }
-            } else {
-                for (int32_t j = 0; j < 4; ++j) {
-                    y[o + j] = cm7_requant_out(acc[j], &q_tensor, out_off, act_min, act_max);
-                }
+                y[o + j] = full_range ? cm7_requant_out_r(acc[j], rq, out_off, act_min, act_max, 1)
+                                      : cm7_requant_out(acc[j], rq, out_off, act_min, act_max);
             }
         }
         for (; o < O; o += 2) {
