@@ -83,30 +83,30 @@ def load_int8_dir(int8_dir) -> tuple[dict, dict]:
     return manifest, graphs
 
 
-def plan_all(manifest: dict, graphs: dict, *, ram_budget: int | None = None) -> dict:
+def plan_all(manifest: dict, graphs: dict, *, alignment: int = 8) -> dict:
     """Arena bytes of every strategy, of each sub-model alone, and the
     slicing schedule (with recomputation if ``ram_budget`` demands it)."""
     from ditmos.codegen import schedule
 
     res = {"peak_bytes": {}, "single_bytes": {}, "plans": {}}
     for strat in schedule.STRATEGIES:
-        plan = schedule.build(manifest, graphs, strat).plan
+        plan = schedule.build(manifest, graphs, strat, alignment=alignment).plan
         res["peak_bytes"][strat] = plan.arena_size
         res.setdefault("live_bytes", {})[strat] = plan.live_peak()
         res["plans"][strat] = plan.to_json()
     for name in graphs:
-        res["single_bytes"][name] = schedule.build(manifest, graphs, "slicing",
-                                                   only=name).plan.arena_size
+        res["single_bytes"][name] = schedule.build(manifest, graphs, "slicing", only=name,
+                                                   alignment=alignment).plan.arena_size
     res["max_single_bytes"] = max(res["single_bytes"].values())
     return res
 
 
-def _slicing_schedule(manifest, graphs, ram_budget):
+def _slicing_schedule(manifest, graphs, ram_budget, alignment):
     """The slicing schedule; under ``ram_budget`` recompute the earliest shared
     selector features first until the arena fits."""
     from ditmos.codegen import schedule
 
-    sched = schedule.build(manifest, graphs, "slicing")
+    sched = schedule.build(manifest, graphs, "slicing", alignment=alignment)
     if ram_budget is None or sched.plan.arena_size <= ram_budget:
         return sched
     feats = [o["name"] for o in sorted(manifest["submodels"]["selector"]["outputs"],
@@ -116,7 +116,8 @@ def _slicing_schedule(manifest, graphs, ram_budget):
         for i in s["inputs"])]
     best = sched
     for n in range(1, len(feats) + 1):
-        cand = schedule.build(manifest, graphs, "slicing", recompute=tuple(feats[:n]))
+        cand = schedule.build(manifest, graphs, "slicing", recompute=tuple(feats[:n]),
+                              alignment=alignment)
         if cand.plan.arena_size < best.plan.arena_size:
             best = cand
         if cand.plan.arena_size <= ram_budget:
@@ -126,9 +127,13 @@ def _slicing_schedule(manifest, graphs, ram_budget):
 
 
 def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicing",
-             profile: bool = False, ram_budget: int | None = None) -> dict:
+             profile: bool = False, ram_budget: int | None = None,
+             alignment: int = 8) -> dict:
     """Write model.h, model.c, weights.c and manifest.json into ``out_dir``
-    and return the codegen manifest (see docs/artefacts.md §4)."""
+    and return the codegen manifest (see docs/artefacts.md §4).
+
+    ``ram_budget`` (bytes, slicing only): recompute early selector slices
+    until the arena fits, or raise.  ``alignment``: 4 or 8 bytes per buffer."""
     from ditmos.codegen import render, schedule
 
     if kernels not in KERNEL_SETS:
@@ -136,13 +141,15 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
     if strategy not in schedule.STRATEGIES:
         raise DitmosError(f"unknown memory strategy {strategy!r}; choose one of "
                           f"{', '.join(schedule.STRATEGIES)}")
+    if alignment not in (4, 8):
+        raise DitmosError(f"alignment must be 4 or 8 bytes, got {alignment}")
     if ram_budget is not None and strategy != "slicing":
         raise DitmosError("a RAM budget needs the 'slicing' strategy")
     manifest, graphs = load_int8_dir(int8_dir)
     if strategy == "slicing":
-        sched = _slicing_schedule(manifest, graphs, ram_budget)
+        sched = _slicing_schedule(manifest, graphs, ram_budget, alignment)
     else:
-        sched = schedule.build(manifest, graphs, strategy)
+        sched = schedule.build(manifest, graphs, strategy, alignment=alignment)
     model_hash = str(manifest.get("model_hash") or "")
     if len(model_hash) < 16:
         raise DitmosError(f"{Path(int8_dir) / 'manifest.json'} has no model_hash")
@@ -152,7 +159,7 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (out_dir / name).write_text(text)
-    summary = plan_all(manifest, graphs)
+    summary = plan_all(manifest, graphs, alignment=alignment)
     cg = {
         "format": MANIFEST_FORMAT,
         "generator": f"ditmos {__version__}",

@@ -127,3 +127,12 @@ def test_requantised_links_match_the_reference(cg_int8, cg_test_x, tmp_path):
     kinds = [(row["program"], row["kind"]) for row in gen["layers"]]
     assert ("classifier_0", "requantize") in kinds and ("classifier_1", "requantize") in kinds
     _assert_exact(host.load(tmp_path / "gen", "cm7"), xq, rows, "requantised links")
+
+
+def test_four_byte_alignment_is_exact_and_no_larger(cg_int8, reference, tmp_path):
+    ref, xq, rows = reference
+    a8 = generate(cg_int8, tmp_path / "a8")
+    a4 = generate(cg_int8, tmp_path / "a4", alignment=4)
+    assert a4["arena_bytes"] <= a8["arena_bytes"]
+    assert all(b["offset"] % 4 == 0 for b in a4["memory"]["plan"]["buffers"])
+    _assert_exact(host.load(tmp_path / "a4", "ref"), xq, rows, "alignment 4")
