@@ -168,6 +168,8 @@ def test_int8_tracks_the_float_models(toy, manifest):
     x_q = ref.quantize_input(x)
     every = ref.run_all(x_q)
     feats = selector_features(toy["models"], x)
+    # the int8 route is relu(logits - route_floor), see floored_route_selector
+    feats["route"] = np.maximum(feats["route"] - manifest["route_floor"], 0)
     for t in manifest["submodels"]["selector"]["outputs"]:
         deq = qmath.dequantize(every[t["name"]], t["scale"], t["zero_point"])
         lo, hi = t["scale"] * (-128 - t["zero_point"]), t["scale"] * (127 - t["zero_point"])
@@ -292,3 +294,23 @@ def test_every_firmware_op_agrees_between_tflm_and_litert_ref():
     outs = [(a.run([q[i:i + 1]])[0], b.run([q[i:i + 1]])[0]) for i in range(len(q))]
     assert all(np.array_equal(u, v) for u, v in outs)
     assert len({u.tobytes() for u, _ in outs}) > 10   # not a constant output
+
+
+def test_floored_route_keeps_the_float_argmax(toy, manifest):
+    """The route output is floored (finer int8 step); the float argmax is
+    unchanged on every calibration window, the features are untouched."""
+    from ditmos.quantize.convert import float_outputs, output_names
+    from ditmos.quantize.run import floored_route_selector, selector_features
+
+    x = toy["x_calib"]
+    plain = selector_features(toy["models"], x)
+    floored, floor = floored_route_selector(toy["models"].selector, plain["route"])
+    assert floor == manifest["route_floor"] and floor < plain["route"].max(axis=1).min()
+    out = dict(zip(output_names(floored), float_outputs(floored, {"window": x})))
+    assert np.array_equal(np.argmax(out["route"], axis=1), np.argmax(plain["route"], axis=1))
+    assert np.allclose(out["route"], np.maximum(plain["route"] - floor, 0), atol=1e-5)
+    for name in ("feat_1", "feat_2"):
+        assert np.array_equal(out[name], plain[name])
+    route = manifest["submodels"]["selector"]["outputs"][0]
+    span = route["scale"] * 255
+    assert span < 1.5 * (plain["route"].max() - floor) + 1e-6   # range starts at the floor
