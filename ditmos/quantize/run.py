@@ -137,42 +137,44 @@ def selector_features(models: ExportModels, x: np.ndarray) -> dict[str, np.ndarr
     return dict(zip(output_names(models.selector), outs))
 
 
-def floored_route_selector(selector, route_calib: np.ndarray):
-    """The selector with its routing logits floored: ``route = relu(logits - floor)``.
+def floored_output(model, name: str, calib: np.ndarray):
+    """``model`` with its output ``name`` floored: ``relu(logits - floor)``.
 
-    Only the argmax of the route matters.  Calibrated as plain logits, the
-    int8 route output spends its 256 steps on the whole logit range, most of
-    it far below any sample's maximum; near-equal top logits then collapse to
-    the same int8 value and the tie goes to the lower index (measured on a
-    width-0.25 hapt run: 65 of 77 float/int8 routing disagreements were such
-    ties, route scale 0.24 for logits in [-47, 12]).  Folding
-    ``relu(. - floor)`` into the final dense layer (bias - floor, fused RELU)
-    keeps the argmax wherever the top logit exceeds ``floor`` -- chosen below
-    every calibration window's top logit -- and gives the int8 output a
-    several times finer step.  Returns ``(model, floor)``; ``(selector, None)``
-    when the route does not come from a linear Dense layer.
+    Used for the selector's route, of which only the argmax matters.  Calibrated as plain logits, the int8 output spends its 256
+    steps on the whole logit range, most of it far below any sample's
+    maximum; near-equal top logits then collapse to one int8 value and the
+    tie goes to the lower index (measured on a width-0.25 hapt run: 65 of 77
+    float/int8 routing disagreements were such ties, route scale 0.24 for
+    logits in [-47, 12]).  Folding ``relu(. - floor)`` into the final dense
+    layer (bias - floor, fused RELU) keeps the argmax wherever the top logit
+    exceeds ``floor`` -- chosen below every calibration window's top logit --
+    and gives the int8 output a several times finer step.  (Doing the same to
+    the classifiers' logits did not change the composed accuracy measurably
+    on that run, so their logits stay plain.)  Returns
+    ``(model, floor)``; ``(model, None)`` when the output does not come from a
+    linear Dense layer.
     """
     import keras
 
     from ditmos.quantize.convert import output_names
 
     try:
-        layer = selector.get_layer("route")
+        layer = model.get_layer(name)
     except ValueError:
-        return selector, None
+        return model, None
     if not isinstance(layer, keras.layers.Dense) or layer.get_config().get("activation") != "linear":
-        return selector, None
-    top = np.max(route_calib, axis=1)
+        return model, None
+    weights = layer.get_weights()
+    if len(weights) != 2 or name not in output_names(model):
+        return model, None
+    top = np.max(calib, axis=1)
     spread = float(top.max() - top.min())
     floor = float(top.min() - max(0.1 * spread, 1e-3))
-    weights = layer.get_weights()
-    if len(weights) != 2:
-        return selector, None
-    dense = keras.layers.Dense(layer.units, activation="relu", name="route")
-    outputs = dict(zip(output_names(selector), selector.outputs))
-    outputs["route"] = dense(layer.input)
+    dense = keras.layers.Dense(layer.units, activation="relu", name=name)
+    outputs = dict(zip(output_names(model), model.outputs))
+    outputs[name] = dense(layer.input)
     dense.set_weights([weights[0], weights[1] - np.float32(floor)])
-    return keras.Model(selector.input, outputs, name=f"{selector.name}_floored"), floor
+    return keras.Model(model.input, outputs, name=f"{model.name}_floored"), floor
 
 
 def calibration_indices(n_train: int, samples: int) -> np.ndarray:
@@ -206,7 +208,7 @@ def quantize_models(models: ExportModels, out_dir: str | Path, x_calib: np.ndarr
 
     blobs: dict[str, bytes] = {}
     log("converting selector")
-    selector, route_floor = floored_route_selector(models.selector, feats["route"])
+    selector, route_floor = floored_output(models.selector, "route", feats["route"])
     blobs["selector"] = convert_int8(selector, {"window": x_calib}, what="selector")
     for k, clf in enumerate(models.classifiers):
         log(f"converting classifier_{k}")

@@ -168,7 +168,7 @@ def test_int8_tracks_the_float_models(toy, manifest):
     x_q = ref.quantize_input(x)
     every = ref.run_all(x_q)
     feats = selector_features(toy["models"], x)
-    # the int8 route is relu(logits - route_floor), see floored_route_selector
+    # the int8 route is relu(logits - route_floor), see floored_output
     feats["route"] = np.maximum(feats["route"] - manifest["route_floor"], 0)
     for t in manifest["submodels"]["selector"]["outputs"]:
         deq = qmath.dequantize(every[t["name"]], t["scale"], t["zero_point"])
@@ -300,11 +300,11 @@ def test_floored_route_keeps_the_float_argmax(toy, manifest):
     """The route output is floored (finer int8 step); the float argmax is
     unchanged on every calibration window, the features are untouched."""
     from ditmos.quantize.convert import float_outputs, output_names
-    from ditmos.quantize.run import floored_route_selector, selector_features
+    from ditmos.quantize.run import floored_output, selector_features
 
     x = toy["x_calib"]
     plain = selector_features(toy["models"], x)
-    floored, floor = floored_route_selector(toy["models"].selector, plain["route"])
+    floored, floor = floored_output(toy["models"].selector, "route", plain["route"])
     assert floor == manifest["route_floor"] and floor < plain["route"].max(axis=1).min()
     out = dict(zip(output_names(floored), float_outputs(floored, {"window": x})))
     assert np.array_equal(np.argmax(out["route"], axis=1), np.argmax(plain["route"], axis=1))
