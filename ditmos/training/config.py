@@ -38,6 +38,9 @@ _FULL = {
     "loss_weights": {"union": 0.1, "overlap": 0.03, "single": 0.1, "selection": 1.0},
     "bn_momentum": 0.9,
     "eval_batch_size": 1024,
+    # batch 8 makes every op tiny: one intra-op thread halves the CPU time per
+    # step (thread-pool hand-offs dominate otherwise); 0 = TensorFlow's default
+    "threads": 1,
 }
 
 # Demo/CI schedule: large batches, few epochs, same stages and losses.
@@ -55,6 +58,7 @@ _QUICK = {
     "loss_weights": {"union": 0.1, "overlap": 0.03, "single": 0.1, "selection": 1.0},
     "bn_momentum": 0.9,
     "eval_batch_size": 1024,
+    "threads": 0,
 }
 
 _SCHEDULES = {"quick": _QUICK, "full": _FULL}
@@ -72,6 +76,7 @@ _ALLOWED = {
     "loss_weights": {"union", "overlap", "single", "selection"},
     "bn_momentum": None,
     "eval_batch_size": None,
+    "threads": None,
 }
 
 
@@ -163,6 +168,7 @@ def validate_schedule(cfg: dict) -> None:
         _num(v, f"loss_weights.{k}", 0.0, 1000.0)
     _num(cfg["bn_momentum"], "bn_momentum", 0.0, 0.9999)
     _num(cfg["eval_batch_size"], "eval_batch_size", 1, 1 << 20, True)
+    _num(cfg.get("threads", 0), "threads", 0, 1024, True)
     _num(cfg["seed"], "seed", 0, 2**31 - 1, True)
     _num(cfg["width"], "width", 1e-3, 16.0)
     if cfg.get("subset") is not None:

@@ -93,6 +93,15 @@ def train_run(dataset: str, preset: str, out_dir, *, config_file=None, width: fl
 
     import tensorflow as tf
 
+    threads = int(cfg.get("threads", 0))
+    thread_note = None
+    if threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        except RuntimeError:  # TensorFlow already running in this process
+            if tf.config.threading.get_intra_op_parallelism_threads() != threads:
+                thread_note = (f"threads={threads} not applied: TensorFlow was already "
+                               f"initialised in this process")
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(int(cfg["seed"]))
 
@@ -117,6 +126,8 @@ def train_run(dataset: str, preset: str, out_dir, *, config_file=None, width: fl
     rep.log(f"run {run_dir}: dataset {cfg['dataset']} {input_shape} x {len(ds.class_names)} "
             f"classes, preset {preset}, K={arch.K}, width {cfg['width']}, seed {cfg['seed']}; "
             f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}")
+    if thread_note:
+        rep.log(thread_note)
     tr = Trainer(cfg, arch, data, run_dir, rep)
     if resume and tr.resume():
         rep.log(f"resuming at stage {tr.progress['stage']} epoch {tr.progress['epoch']}")
