@@ -420,6 +420,7 @@ def quantize_run(run_dir: str | Path, *, calibration_samples: int = 500,
     """Quantise a trained run; returns ``RUN_DIR/int8`` (see the module docstring)."""
     from ditmos.quantize.console import Console
 
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
     run_dir = Path(run_dir)
     console = Console(quiet=quiet)
     normalization = check_run_dir(run_dir)
