@@ -59,6 +59,7 @@ class Trainer:
                          "best": None, "cluster_info": None}
         self.clusters: np.ndarray | None = None
         self.best_state: dict[str, np.ndarray] | None = None
+        self._arrays: dict[str, np.ndarray] | None = None  # a resumed checkpoint's arrays
         self._build_functions()
 
     # ---------------------------------------------------------------- graphs
@@ -247,7 +248,7 @@ class Trainer:
     def optimizer(self, name: str, kind: str, variables) -> Optimizer:
         """Create (or restore from the resumed checkpoint) the optimiser ``name``."""
         opt = Optimizer(kind, variables, name)
-        arrays = getattr(self, "_arrays", None)
+        arrays = self._arrays
         if arrays is not None:
             st = unprefixed(f"opt.{name}", arrays)
             if st:
