@@ -20,9 +20,12 @@ from ditmos.training.baselines import (
 SHAPES = {"har": ((128, 6), 6), "mfcc": ((32, 13), 10)}
 
 
-def _budget(family: str, width: float):
+def _budget(family: str, width: float, K: int | None = None):
     shape, nc = SHAPES[family]
-    arch = architecture_from_dict(default_architecture_dict(family), width=width)
+    d = default_architecture_dict(family)
+    if K is not None:
+        d["K"] = K
+    arch = architecture_from_dict(d, width=width)
     return arch, budget_from_architecture(arch, shape, nc)
 
 
@@ -166,7 +169,7 @@ def small_har():
     sp = make_splits(ds, 0)
     rng = np.random.default_rng(0)
     pick = {k: np.sort(rng.choice(getattr(sp, k), n, replace=False))
-            for k, n in (("train", 900), ("val", 300), ("test", 300))}
+            for k, n in (("train", 600), ("val", 300), ("test", 300))}
     norm = Normalizer.fit(ds.X[pick["train"]])
     return SimpleNamespace(**{f"x_{k}": norm.apply(ds.X[v]) for k, v in pick.items()},
                            **{f"y_{k}": ds.y[v] for k, v in pick.items()},
@@ -198,7 +201,7 @@ def test_early_exit_threshold_ignores_the_test_split(small_har):
 
 
 def test_train_baselines_on_real_subset(small_har):
-    _, budget = _budget("har", 0.25)
+    _, budget = _budget("har", 0.25, K=3)
     res = train_baselines(small_har, budget=budget, seed=0, quiet=True,
                           config={"epochs": 2, "depths": [2],
                                   "only": ["weak_equal_macs", "equal_params", "soft_moe",
