@@ -23,7 +23,7 @@ budget search never has to build a model and the tests can check both agree.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Sequence
 
 from ditmos.errors import DitmosError
