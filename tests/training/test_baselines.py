@@ -92,7 +92,7 @@ def test_moe_and_early_exit_costs():
 
 def _convert_int8(model, input_shape):
     import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     rng = np.random.default_rng(0)
 
@@ -106,7 +106,10 @@ def _convert_int8(model, input_shape):
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
-    interp = Interpreter(model_content=conv.convert())
+    # Reference kernels, no XNNPACK delegate: the delegate refuses to prepare
+    # once another test has switched on TensorFlow op determinism.
+    interp = Interpreter(model_content=conv.convert(),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     interp.allocate_tensors()
     ops = {d["op_name"] for d in interp._get_ops_details()}
     outs = [d for d in interp.get_output_details()]
