@@ -31,3 +31,19 @@ def tiny_int8(tiny_run) -> Path:
     from ditmos.quantize import quantize_run
 
     return Path(quantize_run(tiny_run, calibration_samples=200, quiet=True))
+
+
+@pytest.fixture(scope="session")
+def tiny_run_fsdd(tmp_path_factory) -> Path:
+    """The same tiny DiTMoS run on an fsdd subset (MFCC frames, ``mfcc`` family)."""
+    from ditmos.training.testing import tiny_run as make_tiny_run
+
+    return Path(make_tiny_run(tmp_path_factory.mktemp("tiny_run_fsdd"), dataset="fsdd"))
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_fsdd(tiny_run_fsdd) -> Path:
+    """The tiny fsdd run quantised to full int8 (``RUN_DIR/int8``)."""
+    from ditmos.quantize import quantize_run
+
+    return Path(quantize_run(tiny_run_fsdd, calibration_samples=200, quiet=True))

@@ -95,16 +95,35 @@ def test_profile_hook_called_once_per_layer(cg_int8, cg_test_x, tmp_path):
     assert max(seen) < man["num_layers"]
 
 
-@pytest.mark.slow
-def test_trained_tiny_run_is_bit_exact_on_the_test_split(tiny_int8, tiny_run, tmp_path):
-    """A real trained DiTMoS run: every sample of its test split."""
+def _assert_run_exact(int8_dir, run_dir, tmp_path, what):
+    """Every test-split sample of a trained run, with both kernel sets."""
     from ditmos.training.rundir import load_run_data
 
-    data = load_run_data(tiny_run)
-    ref, xq, rows = _reference_outputs(tiny_int8, data.x_test)
+    data = load_run_data(run_dir)
+    assert len(data.x_test) > 0, f"{what}: empty test split"
+    ref, xq, rows = _reference_outputs(int8_dir, data.x_test)
     for kernels in ("ref", "cm7"):
-        generate(tiny_int8, tmp_path / kernels, kernels=kernels)
-        _assert_exact(host.load(tmp_path / kernels, kernels), xq, rows, f"tiny run/{kernels}")
+        generate(int8_dir, tmp_path / kernels, kernels=kernels)
+        _assert_exact(host.load(tmp_path / kernels, kernels), xq, rows, f"{what}/{kernels}")
+    return len(xq)
+
+
+@pytest.mark.slow
+def test_trained_tiny_run_is_bit_exact_on_the_test_split(tiny_int8, tiny_run, tmp_path):
+    """A real trained DiTMoS run (hapt): every sample of its test split."""
+    _assert_run_exact(tiny_int8, tiny_run, tmp_path, "tiny run")
+
+
+@pytest.mark.slow
+def test_trained_tiny_fsdd_run_is_bit_exact_on_the_test_split(tiny_int8_fsdd, tiny_run_fsdd,
+                                                              tmp_path):
+    """A real trained DiTMoS run on fsdd MFCC frames (32x13, 10 classes, the
+    ``mfcc`` architecture family): every sample of its test split."""
+    import json
+
+    man = json.loads((tiny_int8_fsdd / "manifest.json").read_text())
+    assert man["num_classes"] == 10 and man["K"] == 3 and man["input_shape"] == [32, 13]
+    _assert_run_exact(tiny_int8_fsdd, tiny_run_fsdd, tmp_path, "tiny fsdd run")
 
 
 def test_requantised_links_match_the_reference(cg_int8, cg_test_x, tmp_path):
