@@ -114,7 +114,6 @@ def test_trained_tiny_run_is_bit_exact_on_the_test_split(tiny_int8, tiny_run, tm
     _assert_run_exact(tiny_int8, tiny_run, tmp_path, "tiny run")
 
 
-@pytest.mark.slow
 def test_trained_tiny_fsdd_run_is_bit_exact_on_the_test_split(tiny_int8_fsdd, tiny_run_fsdd,
                                                               tmp_path):
     """A real trained DiTMoS run on fsdd MFCC frames (32x13, 10 classes, the
