@@ -301,15 +301,18 @@ def _lr(cfg_stage: dict, epoch: int) -> tf.Tensor:
     return tf.constant(lr_at(cfg_stage["lr"], epoch, cfg_stage["lr_halve_every"]), tf.float32)
 
 
-def train_strong(tr: Trainer) -> None:
-    """Stage 1: the strong model, trained on all training data with cross-entropy."""
-    stage = "strong"
-    if tr.done(stage):
-        return
+def _supervised_epochs(tr: Trainer, stage: str, trainable, make_step, validate) -> None:
+    """The epoch loop of the supervised stages (strong model, selector pre-training).
+
+    ``make_step(optimizer)`` returns the compiled step ``(x, y, lr) -> loss``;
+    ``validate(mean_loss)`` returns the epoch record's extra fields and the
+    progress text.  Each epoch is checkpointed, so a resumed stage continues
+    at its next epoch.
+    """
     s = tr.cfg[stage]
     start = tr.begin(stage)
-    opt = tr.optimizer(stage, s["optimizer"], tr.strong.trainable)
-    step = tr._strong_step(opt)
+    opt = tr.optimizer(stage, s["optimizer"], trainable)
+    step = make_step(opt)
     tr.rep.start_stage(stage, s["epochs"], start)
     for ep in range(start, s["epochs"]):
         lr = _lr(s, ep)
@@ -317,11 +320,23 @@ def train_strong(tr: Trainer) -> None:
         for idx in tr.batches(len(tr.x_train), s["batch_size"], tr.rng(stage, ep)):
             tot += float(step(tr.x_train[idx], tr.y_train[idx], lr))
             n += 1
+        extra, text = validate(tot / max(n, 1))
+        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1), **extra})
+        tr.rep.advance(text)
+
+
+def train_strong(tr: Trainer) -> None:
+    """Stage 1: the strong model, trained on all training data with cross-entropy."""
+    stage = "strong"
+    if tr.done(stage):
+        return
+
+    def validate(loss: float) -> tuple[dict, str]:
         lg, _ = tr.strong_predict(tr.x_val)
         acc = float((lg.argmax(1) == tr.y_val).mean())
-        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1),
-                                  "val_acc": acc})
-        tr.rep.advance(f"loss {tot / max(n, 1):.3f} val {acc:.3f}")
+        return {"val_acc": acc}, f"loss {loss:.3f} val {acc:.3f}"
+
+    _supervised_epochs(tr, stage, tr.strong.trainable, tr._strong_step, validate)
     tr.rep.end_stage()
     tr.finish(stage)
 
@@ -468,21 +483,12 @@ def pretrain_selector(tr: Trainer) -> None:
     stage = "selector_pretrain"
     if tr.done(stage):
         return
-    s = tr.cfg[stage]
-    start = tr.begin(stage)
-    opt = tr.optimizer(stage, s["optimizer"], tr.selector.trainable)
-    step = tr._selector_step(opt)
-    tr.rep.start_stage(stage, s["epochs"], start)
-    for ep in range(start, s["epochs"]):
-        lr = _lr(s, ep)
-        tot, n = 0.0, 0
-        for idx in tr.batches(len(tr.x_train), s["batch_size"], tr.rng(stage, ep)):
-            tot += float(step(tr.x_train[idx], tr.y_train[idx], lr))
-            n += 1
+
+    def validate(loss: float) -> tuple[dict, str]:
         v = tr.val_accuracy()
-        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1),
-                                  "val": v})
-        tr.rep.advance(f"val ditmos {v['ditmos']:.3f} union {v['union']:.3f}")
+        return {"val": v}, f"val ditmos {v['ditmos']:.3f} union {v['union']:.3f}"
+
+    _supervised_epochs(tr, stage, tr.selector.trainable, tr._selector_step, validate)
     v = tr.val_accuracy()
     _consider_best(tr, v, "selector_pretrain")
     tr.rep.end_stage(f"val ditmos {v['ditmos']:.3f}")
