@@ -2,7 +2,9 @@
 
 Each stage owns its command in ``ditmos/<stage>/cli.py``; this module only
 assembles them and turns :class:`~ditmos.errors.DitmosError` into a one-line
-message on stderr (exit 2).  ``--debug`` shows the traceback instead.
+message on stderr (exit 2).  Any other exception also becomes one line (exit
+1) that names the failed command and asks for a report; ``--debug`` (or
+``DITMOS_DEBUG=1``) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -82,11 +84,52 @@ def cli(ctx: click.Context, debug: bool) -> None:
         os.environ["DITMOS_DEBUG"] = "1"
 
 
+REPORT_HINT = ("please report it on the ditmos issue tracker with the output of "
+               "`ditmos --debug ...` and `ditmos --version`")
+
+
+def _command_words(argv: list[str]) -> str:
+    """``ditmos build`` for messages: the command words before the first option."""
+    words = []
+    for arg in argv:
+        if arg.startswith("-"):
+            if words:
+                break
+            continue
+        words.append(arg)
+        if len(words) == 2:
+            break
+    return " ".join(["ditmos", *words])
+
+
+def _unexpected(err: BaseException, argv: list[str]) -> int:
+    """One line for an exception no stage turned into a DitmosError."""
+    what = _command_words(argv)
+    if isinstance(err, OSError) and err.strerror:
+        where = f" ({err.filename})" if err.filename else ""
+        click.echo(f"ditmos: error: `{what}` failed: {err.strerror}{where}; "
+                   "`ditmos --debug ...` shows the traceback", err=True)
+        return 1
+    text = str(err).strip().splitlines()
+    detail = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+    click.echo(f"ditmos: internal error: `{what}` failed ({detail}); `ditmos --debug ...` "
+               f"shows the traceback; {REPORT_HINT}", err=True)
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
-        os.environ.get("DITMOS_DEBUG"))
+    """Run the CLI; returns the exit code.
+
+    0 success, 2 a user error (DitmosError, bad usage), 1 an unexpected error
+    (one line, the traceback only with ``--debug``), 130 interrupted.  Stage
+    outputs are written to a temporary name and renamed into place, so an
+    error or Ctrl-C never leaves a half-written output that claims to be
+    complete.
+    """
+    args = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in args or bool(os.environ.get("DITMOS_DEBUG"))
     try:
-        cli.main(args=argv, prog_name="ditmos", standalone_mode=False)
+        cli.main(args=args, prog_name="ditmos", standalone_mode=False)
     except DitmosError as err:
         if debug:
             raise
@@ -103,6 +146,17 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
+    except BrokenPipeError:
+        # `ditmos ... | head`: the reader went away; stay quiet.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
+    except Exception as err:  # noqa: BLE001 - the one place that catches everything
+        if debug:
+            raise
+        return _unexpected(err, args)
     return 0
 
 
