@@ -89,17 +89,20 @@ REPORT_HINT = ("please report it on the ditmos issue tracker with the output of 
 
 
 def _command_words(argv: list[str]) -> str:
-    """``ditmos build`` for messages: the command words before the first option."""
-    words = []
-    for arg in argv:
-        if arg.startswith("-"):
-            if words:
-                break
-            continue
-        words.append(arg)
-        if len(words) == 2:
-            break
-    return " ".join(["ditmos", *words])
+    """``ditmos build`` / ``ditmos data info`` for messages (options and
+    arguments left out)."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words:
+        return "ditmos"
+    try:
+        cmd = cli.get_command(None, words[0])
+    except Exception:  # noqa: BLE001 - only for a message
+        cmd = None
+    if cmd is None:
+        return "ditmos"
+    if isinstance(cmd, click.Group) and len(words) > 1 and words[1] in cmd.commands:
+        return f"ditmos {words[0]} {words[1]}"
+    return f"ditmos {words[0]}"
 
 
 def _unexpected(err: BaseException, argv: list[str]) -> int:
