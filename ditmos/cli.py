@@ -20,6 +20,7 @@ from ditmos.errors import DitmosError
 # (command name, module, attribute) in pipeline order.  Modules are imported
 # lazily so that `ditmos --help` does not pay for TensorFlow.
 _COMMANDS = [
+    ("doctor", "ditmos.doctor", "doctor"),
     ("data", "ditmos.data.cli", "data"),
     ("train", "ditmos.training.cli", "train"),
     ("quantize", "ditmos.quantize.cli", "quantize"),
@@ -32,6 +33,7 @@ _COMMANDS = [
 ]
 
 _SHORT_HELP = {
+    "doctor": "Check the system tools (cross compiler, QEMU, make); print the apt command.",
     "data": "List and describe datasets.",
     "train": "Train a DiTMoS model (selector + K classifiers) and baselines.",
     "quantize": "Convert a trained run to full-int8 TFLite and check it in TFLM.",
@@ -72,6 +74,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     \b
     Typical pipeline:
+      ditmos doctor
       ditmos data info hapt
       ditmos train --dataset hapt --preset quick --out runs/hapt
       ditmos quantize runs/hapt
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args or bool(os.environ.get("DITMOS_DEBUG"))
     try:
-        cli.main(args=args, prog_name="ditmos", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="ditmos", standalone_mode=False)
     except DitmosError as err:
         if debug:
             raise
@@ -160,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         return _unexpected(err, args)
+    # With standalone_mode=False click returns the code of `raise Exit(n)` /
+    # `ctx.exit(n)` instead of raising it (commands themselves return None).
+    if isinstance(rv, int) and not isinstance(rv, bool):
+        return rv
     return 0
 
 

@@ -87,3 +87,9 @@ def test_unexpected_error_with_debug_shows_traceback():
     proc = _run_crashing("{}['missing']", "--debug", "crash")
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "KeyError: 'missing'" in proc.stderr
+
+
+def test_exit_code_raised_by_a_command_is_returned():
+    proc = _run_crashing("raise click.exceptions.Exit(3)", "crash")
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr == ""
