@@ -239,7 +239,7 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     _run([ditmos, "evaluate", "--run", "runs/tiny", "--build", "build/mps2", "--emulate",
           "--limit", "40", "--out", "eval", "--quiet"], cwd=work, env=env)
     report = json.loads((work / "eval" / "report.json").read_text())
-    assert report["mismatches"] == 0, report
+    assert report["samples"] == 40 and report["mismatches"] == 0, report
     _run([ditmos, "build", "--board", "nucleo_f767zi", "--run", "runs/tiny", "--out",
           "build/nucleo", "--quiet"], cwd=work, env=env)
     assert (work / "build/nucleo/firmware.elf").stat().st_size > 0
