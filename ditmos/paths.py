@@ -21,6 +21,7 @@ current directory or at the location of a checkout.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from ditmos.errors import DitmosError
 ASSET_DIRS = ("templates", "firmware", "datasets")
 
 
+@lru_cache(maxsize=1)
 def package_root() -> Path:
     """The installed (or checked-out) ``ditmos`` package folder."""
     root = files("ditmos")
