@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import click
 
@@ -123,6 +124,18 @@ def _unexpected(err: BaseException, argv: list[str]) -> int:
     return 1
 
 
+def _thread_error(hook, argv: list[str]) -> None:
+    """A background thread died: one line instead of Python's traceback."""
+    if hook.exc_type is SystemExit:
+        return
+    text = str(hook.exc_value or "").strip().splitlines()
+    detail = hook.exc_type.__name__ + (f": {text[0]}" if text else "")
+    name = hook.thread.name if hook.thread is not None else "?"
+    click.echo(f"ditmos: internal error: a background thread ({name}) of "
+               f"`{_command_words(argv)}` failed ({detail}); `ditmos --debug ...` shows the "
+               f"traceback; {REPORT_HINT}", err=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code.
 
@@ -134,6 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args or bool(os.environ.get("DITMOS_DEBUG"))
+    previous_hook = threading.excepthook
+    if not debug:
+        threading.excepthook = lambda hook: _thread_error(hook, args)
+    try:
+        return _main(args, debug)
+    finally:
+        threading.excepthook = previous_hook
+
+
+def _main(args: list[str], debug: bool) -> int:
     try:
         rv = cli.main(args=args, prog_name="ditmos", standalone_mode=False)
     except DitmosError as err:

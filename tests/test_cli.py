@@ -93,3 +93,16 @@ def test_exit_code_raised_by_a_command_is_returned():
     proc = _run_crashing("raise click.exceptions.Exit(3)", "crash")
     assert proc.returncode == 3, proc.stderr
     assert proc.stderr == ""
+
+
+def test_background_thread_error_is_one_line():
+    body = ("import threading; t = threading.Thread(target=lambda: 1 / 0, name='worker'); "
+            "t.start(); t.join()")
+    proc = _run_crashing(body, "crash")
+    assert proc.returncode == 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert lines[0].startswith("ditmos: internal error: a background thread (worker) of "
+                               "`ditmos crash` failed (ZeroDivisionError: division by zero)")
+    debug = _run_crashing(body, "--debug", "crash")
+    assert "Traceback" in debug.stderr
