@@ -8,7 +8,7 @@ missing): ``make`` and ``gcc`` (host builds, the QEMU plugin),
 ``qemu-system-arm`` with the ``mps2-an500`` machine (``evaluate --emulate``).
 Optional: PlatformIO, OpenOCD and st-flash (flashing a Nucleo).  It also
 checks that the package's own data files (board facts, templates, firmware,
-datasets) are installed.
+datasets) and its declared Python dependencies are installed.
 """
 
 from __future__ import annotations
@@ -109,9 +109,37 @@ def _package_data() -> Check:
                  hint="reinstall ditmos (pip install --force-reinstall ditmos)")
 
 
+def _python_deps() -> Check:
+    """The Python packages ditmos declares (without extras) are installed."""
+    import re
+    from importlib.metadata import PackageNotFoundError, requires, version
+
+    name, needed_for = "Python dependencies", "every command"
+    try:
+        reqs = requires("ditmos") or []
+    except PackageNotFoundError:
+        return Check(name, False, True, "not checked: ditmos runs from a source tree "
+                     "without being installed", needed_for, None)
+    missing, n = [], 0
+    for req in reqs:
+        if "extra ==" in req:
+            continue
+        dist = re.match(r"[A-Za-z0-9._-]+", req).group(0)
+        n += 1
+        try:
+            version(dist)
+        except PackageNotFoundError:
+            missing.append(dist)
+    if missing:
+        return Check(name, True, False, f"not installed: {', '.join(missing)}", needed_for,
+                     None, hint="pip install ditmos (without --no-deps)")
+    return Check(name, True, True, f"{n} packages installed", needed_for, None)
+
+
 def run_checks() -> list[Check]:
     return [
         _package_data(),
+        _python_deps(),
         _tool("make", required=True, needed_for="ditmos build", apt="make"),
         _tool("gcc", required=True, needed_for="host board, QEMU instruction-count plugin",
               apt="gcc"),

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REQUIRED = ["ditmos data files", "make", "gcc", "arm-none-eabi-gcc", "arm-none-eabi-objcopy",
+REQUIRED = ["ditmos data files", "Python dependencies", "make", "gcc", "arm-none-eabi-gcc", "arm-none-eabi-objcopy",
             "newlib (arm-none-eabi libc)", "qemu-system-arm"]
 
 

@@ -185,7 +185,8 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                capture_output=True, text=True, check=True).stdout.strip())
     shared = os.path.realpath(sysconfig.get_path("purelib"))
-    (site / "_shared_deps.pth").write_text(shared + "\n")
+    shared_plat = os.path.realpath(sysconfig.get_path("platlib"))
+    (site / "_shared_deps.pth").write_text("\n".join(dict.fromkeys([shared, shared_plat])) + "\n")
     (site / "_ditmos_guard.py").write_text(_GUARD)
     (site / "_ditmos_guard.pth").write_text("import _ditmos_guard\n")
 
@@ -193,7 +194,7 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     work.mkdir()
     guard_log = tmp_path / "checkout_reads.log"
     forbid = {str(CHECKOUT), os.path.realpath(CHECKOUT), str(src), *_editable_location()}
-    allow = {shared, os.path.realpath(sys.prefix), os.path.realpath(venv)}
+    allow = {shared, shared_plat, os.path.realpath(sys.prefix), os.path.realpath(venv)}
     env = dict(base_env)
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{base_env.get('PATH', '')}"
     env["DITMOS_GUARD_LOG"] = str(guard_log)
