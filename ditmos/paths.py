@@ -6,12 +6,10 @@ licences) is a *package resource* of ``ditmos``, found with
 :mod:`importlib.resources`, so a checkout, an editable install and an
 installed wheel take the same code path:
 
-========================  =================================================
-``ditmos/boards/boards.json``  board facts (a plain package data file)
-``ditmos/_assets/templates``   Jinja2 templates (``templates/`` of the source tree)
-``ditmos/_assets/firmware``    C runtime, kernels, board files, QEMU plugin
-``ditmos/_assets/datasets``    shipped datasets, READMEs, LICENSE notices
-========================  =================================================
+- ``ditmos/boards/boards.json``: board facts (a plain package data file)
+- ``ditmos/_assets/templates``: Jinja2 templates (``templates/`` of the source tree)
+- ``ditmos/_assets/firmware``: C runtime, kernels, board files, QEMU plugin source
+- ``ditmos/_assets/datasets``: shipped datasets with README and LICENSE each
 
 In the source tree ``ditmos/_assets/<name>`` are symbolic links to the
 top-level folders; the wheel and the sdist carry real copies (setuptools
