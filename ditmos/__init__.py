@@ -1,15 +1,16 @@
 """ditmos: DiTMoS (Diverse Tiny-Model Selection) from training to firmware."""
 
-__version__ = "0.1.0"
-
 import os as _os
 
-# The K-classifier bank trains as one grouped convolution. TensorFlow's own CPU
-# kernels have no gradient for grouped convolutions; its oneDNN kernels do.
-# oneDNN is on by default only on some x86 CPUs (e.g. those with AVX-512), so
-# turn it on explicitly, before TensorFlow is first imported.
+__version__ = "0.1.0"
+
+# The classifier bank trains K members as one grouped convolution.  TensorFlow's
+# own CPU kernels have no gradient for grouped convolutions; its oneDNN kernels
+# do.  TensorFlow switches oneDNN on by itself only on CPUs with AVX-512 class
+# features, so ask for it explicitly (before TensorFlow is imported; a value
+# the user set wins).
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-from ditmos.errors import DitmosError
+from ditmos.errors import DitmosError  # noqa: E402
 
 __all__ = ["DitmosError", "__version__"]

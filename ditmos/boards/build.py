@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -391,7 +392,9 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
         manifest["marker"] = {"sled": sled.value & ~1, "sled_size": sled.size}
     if extra_manifest:
         manifest.update(extra_manifest)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp = out_dir / ".manifest.json.tmp"  # written last and renamed: marks the build complete
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out_dir / "manifest.json")
     return out_dir
 
 
