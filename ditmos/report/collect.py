@@ -153,10 +153,13 @@ def accuracy_stats(row: dict, key: str = "test") -> tuple[float | None, float | 
     return _number(row.get(f"{key}_accuracy")), None, 1
 
 
+def _by_width(results: dict) -> list[dict]:
+    return sorted(results.values(), key=lambda r: _number(r.get("width")) or 0.0)
+
+
 def _methods_of_comparison(comp: dict) -> list[Method]:
     out = []
-    results = sorted((comp.get("results") or {}).values(),
-                     key=lambda r: float(r.get("width") or 0))
+    results = _by_width(comp["results"])
     for res in results:
         w = _number(res.get("width"))
         for name, r in (res.get("methods") or {}).items():
@@ -174,7 +177,7 @@ def _methods_of_comparison(comp: dict) -> list[Method]:
 
 def _result_run_dir(cpath: Path, res: dict) -> Path | None:
     rd = res.get("run_dir")
-    return (cpath.parent / rd).resolve() if rd else None
+    return (cpath.parent / rd).resolve() if isinstance(rd, str) and rd else None
 
 
 def find_comparison(path: Path) -> tuple[Path, dict] | None:
@@ -187,15 +190,27 @@ def find_comparison(path: Path) -> tuple[Path, dict] | None:
     path = Path(path)
     for cand in (path / "compare.json", path / "compare" / "compare.json"):
         if cand.is_file():
-            return cand, _load(cand)
+            return cand, _load_comparison(cand)
     me = path.resolve()
     for cand in (path.parent / "compare.json", path.parent.parent / "compare.json"):
         if not cand.is_file():
             continue
-        comp = _load(cand)
-        if any(_result_run_dir(cand, res) == me for res in (comp.get("results") or {}).values()):
+        comp = _load_comparison(cand)
+        if any(_result_run_dir(cand, res) == me for res in comp["results"].values()):
             return cand, comp
     return None
+
+
+def _load_comparison(path: Path) -> dict:
+    comp = _load(path)
+    ok = (isinstance(comp, dict) and str(comp.get("format", "")).startswith("ditmos-compare/")
+          and isinstance(comp.get("results"), dict)
+          and all(isinstance(r, dict) and isinstance(r.get("methods", {}), dict)
+                  for r in comp["results"].values()))
+    if not ok:
+        raise DitmosError(f"{path}: not a comparison written by `ditmos train --compare` "
+                          "(expected format ditmos-compare/1 with results per width)")
+    return comp
 
 
 def find_codegen_manifest(build_dir: Path) -> tuple[Path, dict] | None:
@@ -221,8 +236,7 @@ def _resolve_run(path: Path, found: tuple[Path, dict] | None) -> Path:
     comparison directory, its run at the largest width."""
     if (path / "metrics.json").is_file() or found is None or found[0].parent != path:
         return path
-    results = list((found[1].get("results") or {}).values())
-    for res in sorted(results, key=lambda r: -float(r.get("width") or 0)):
+    for res in reversed(_by_width(found[1]["results"])):
         rd = _result_run_dir(found[0], res)
         if rd is not None and (rd / "metrics.json").is_file():
             return rd

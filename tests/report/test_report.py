@@ -237,14 +237,17 @@ def test_report_says_what_is_missing(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_compare(tiny_run, tmp_path_factory):
-    """`ditmos train --out RUN --compare --widths 0.5,1` on the tiny run: one
-    more DiTMoS width, the cheapest ablation, every baseline for one epoch."""
+    """What `ditmos train --out RUN --compare --widths 0.5,1` makes, kept small
+    for CI: the session's tiny run, one more DiTMoS width, the cheapest
+    ablation, and of the trained baselines only the equal-MACs CNN (one
+    epoch, one depth); the strong model and the ensemble come with the run."""
     from ditmos.training.compare import run_compare
 
     run = tmp_path_factory.mktemp("cmp") / "run"
     shutil.copytree(tiny_run, run)
     run_compare(run, widths=(0.5, 1.0), quiet=True, ablation_names=("no_adversarial",),
-                baseline_overrides={"epochs": 1, "depths": [2]})
+                baseline_overrides={"epochs": 1, "depths": [2], "only": [
+                    "weak_equal_macs", "strong", "ensemble_average"]})
     return run
 
 
@@ -345,3 +348,13 @@ def test_page_renders_in_headless_chromium(tiny_compare, device_artefacts, tmp_p
 
     pix = mpimg.imread(shot)
     assert pix.std() > 0.05  # not a blank page
+
+
+def test_a_broken_compare_json_is_a_clear_error(run_with_compare, capsys):
+    from ditmos.cli import main
+
+    (run_with_compare / "compare" / "compare.json").write_text('{"results": [1, 2]}')
+    assert main(["report", str(run_with_compare)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ditmos: error: ")
+    assert "not a comparison written by `ditmos train --compare`" in err[0]
