@@ -235,6 +235,8 @@ def device_accuracy_vs_latency(data: ReportData):
     if not measured:
         return _skip("no evaluation given (--eval)" if not data.evals
                       else "the evaluations measured no latency")
+    if len(measured) < 2:
+        return Drawn(None)  # one point: the on-device table says it all
     unit = measured[0][1]["latency"]["unit"]
     fig, ax = plt.subplots(figsize=(7.2, 4.0))
     for path, r in measured:
@@ -367,7 +369,8 @@ FIGURES = [
     ("accuracy_vs_macs", "Accuracy vs compute (every method at every width)", accuracy_vs_macs),
     ("accuracy_vs_flash", "Accuracy vs flash (every method at every width)", accuracy_vs_flash),
     ("accuracy", "Accuracy", accuracy_bars),
-    ("device", "On the device: accuracy vs latency", device_accuracy_vs_latency),
+    ("device", "On the device: accuracy vs latency (every evaluation)",
+     device_accuracy_vs_latency),
     ("per_layer_latency", "Per-layer latency", per_layer_latency),
     ("memory_plan", "Memory plan over time (arena offsets per tensor)", memory_plan),
     ("routing", "Routing histogram", routing_histogram),

@@ -195,8 +195,9 @@ def test_report_has_every_figure_when_everything_exists(run_with_compare, device
                                                         tmp_path):
     ev, _ = device_artefacts
     res = write_report(collect(run_with_compare, [ev]), tmp_path)
-    assert set(res["figures"]) == {"accuracy_vs_macs", "accuracy_vs_flash", "device",
-                                   "memory_plan", "routing", "confusion"}
+    assert set(res["figures"]) == {"accuracy_vs_macs", "accuracy_vs_flash", "memory_plan",
+                                   "routing", "confusion"}
+    assert "device" not in res["not_shown"]  # one evaluation: the table shows it
     assert "profiling" in res["not_shown"]["per_layer_latency"]  # no profiling in this firmware
     assert res["legend_overlaps"] == {}  # every legend sits outside its axes
     html = (tmp_path / "report.html").read_text()
@@ -327,7 +328,7 @@ def test_page_renders_in_headless_chromium(tiny_compare, device_artefacts, tmp_p
 
     probe_out = json.loads(html_mod.unescape(m.group(1)))
     imgs = probe_out["images"]
-    assert len(imgs) == 6, imgs  # macs, flash, device, memory plan, routing, confusion
+    assert len(imgs) == 5, imgs  # macs, flash, memory plan, routing, confusion
     assert all(c and w > 300 and h > 200 for c, w, h in imgs), imgs
     table = probe_out["table"]
     assert {(mth, w) for mth, w, _ in table} - {("union", w) for _, w in want} == want
@@ -358,3 +359,15 @@ def test_a_broken_compare_json_is_a_clear_error(run_with_compare, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ditmos: error: ")
     assert "not a comparison written by `ditmos train --compare`" in err[0]
+
+
+def test_device_figure_needs_two_evaluations(run_with_compare, device_artefacts):
+    from ditmos.report.plots import device_accuracy_vs_latency
+
+    ev, _ = device_artefacts
+    one = device_accuracy_vs_latency(collect(run_with_compare, [ev]))
+    assert one.png is None and one.why is None  # left out: the table shows the one point
+    two = device_accuracy_vs_latency(collect(run_with_compare, [ev, ev]))
+    assert two.png[:8] == b"\x89PNG\r\n\x1a\n" and two.legend_overlaps == []
+    none = device_accuracy_vs_latency(collect(run_with_compare))
+    assert none.png is None and "--eval" in none.why
