@@ -148,7 +148,8 @@ def accuracy_stats(row: dict, key: str = "test") -> tuple[float | None, float | 
     mean = _number(row.get(f"{key}_acc_mean"))
     if mean is not None:
         seeds = row.get("seeds")
-        n = len(seeds) if isinstance(seeds, (list, tuple)) else int(seeds or 1)
+        n = (len(seeds) if isinstance(seeds, (list, tuple, dict))
+             else int(seeds) if _number(seeds) is not None else 1)
         return mean, _number(row.get(f"{key}_acc_std")), max(n, 1)
     return _number(row.get(f"{key}_accuracy")), None, 1
 

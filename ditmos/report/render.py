@@ -40,7 +40,7 @@ details { margin: 0.3em 0 1.5em; }
 {% endfor %}
 {% for f in figures %}<h2>{{ f.title }}</h2>
 {% if f.b64 %}<img id="fig-{{ f.key }}" alt="{{ f.title }}" src="data:image/png;base64,{{ f.b64 }}">
-{% if f.points %}<details id="points-{{ f.key }}"><summary>The {{ f.points|length }} plotted points{% if f.front %}; Pareto front: {{ f.front }}{% endif %}</summary>
+{% if f.points %}<details id="points-{{ f.key }}"><summary>The {{ f.points|length }} plotted points{% if f.front %}. Pareto front, cheapest first: {{ f.front }}{% endif %}</summary>
 <table><thead><tr><th>method</th><th>width</th><th>{{ f.cost_label }}</th><th>test accuracy (%)</th><th>on the Pareto front</th></tr></thead>
 <tbody>{% for p in f.points %}<tr class="point" data-method="{{ p.method }}" data-width="{{ p.width_attr }}"><td>{{ p.label }}</td><td>{{ p.width_text }}</td><td>{{ p.x_text }}</td><td>{{ p.acc_text }}</td><td>{{ "yes" if p.pareto else "" }}</td></tr>
 {% endfor %}</tbody></table></details>{% endif %}
@@ -179,8 +179,10 @@ def _points_view(points: list[dict]) -> tuple[list[dict], str]:
         view.append({**p, "width_text": width_tag(p["width"]) or "—",
                      "width_attr": width_tag(p["width"]), "x_text": _num(p["x"]),
                      "acc_text": acc})
-    front = ", ".join(f"{p['label']} (w {p['width_text']})" if p["width_text"] != "—"
-                      else p["label"] for p in view if p["pareto"])
+    front = "; ".join(f"{p['label']} (w {p['width_text']})" if p["width_text"] != "—"
+                      else p["label"]
+                      for p in sorted(view, key=lambda p: (p["x"], -p["accuracy"]))
+                      if p["pareto"])
     return view, front
 
 
@@ -224,7 +226,7 @@ def write_report(data: ReportData, out_dir: str | Path) -> dict:
         md += [f"## {f['title']}", ""]
         md += [f"![{f['title']}]({f['file']})" if f["file"] else f"Not shown: {f['why']}.", ""]
         if f["front"]:
-            md += [f"Pareto front: {f['front']}.", ""]
+            md += [f"Pareto front, cheapest first: {f['front']}.", ""]
     if data.missing:
         md += ["## Missing", ""] + [f"- {m}" for m in data.missing] + [""]
     md += [f"Run directory: `{data.run_dir}`"
