@@ -34,7 +34,7 @@ _SHORT_HELP = {
     "train": "Train a DiTMoS model (selector + K classifiers) and baselines.",
     "quantize": "Convert a trained run to full-int8 TFLite and check it in TFLM.",
     "build": "Generate C for a run and compile firmware for a board.",
-    "flash": "Flash a built firmware onto a board (PlatformIO).",
+    "flash": "Program the measured firmware onto a board (sha256-checked).",
     "emulate": "Run a built firmware in QEMU with its serial port on TCP.",
     "evaluate": "Measure on-device accuracy, latency and memory over serial.",
     "report": "Write a Markdown/HTML report with plots for a run.",

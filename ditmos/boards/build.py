@@ -220,28 +220,54 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
         _render("linker.ld.j2", out_dir / "linker.ld", flash=board.flash, ram=board.ram,
                 stack_size=board.stack_size, data_region=data_region,
                 arena_region=arena_region, **common)
-    if board.extra.get("renode"):
-        _render("renode.resc.j2", out_dir / "renode.resc", resc_name="renode.resc",
-                elf=str((out_dir / "firmware.elf").resolve()),
-                port=board.extra["renode"].get("uart_port", 3456), **common)
     pio = board.extra.get("platformio")
     if pio:
-        write_platformio_ini(out_dir / "platformio.ini", board, prefix="", info=info,
-                             defines=defines)
+        write_platformio_project(out_dir, board, info=info, defines=defines)
     return rel_sources
 
 
-def write_platformio_ini(dest: Path, board: Board, *, prefix: str, info: ModelInfo | None,
-                         defines: list[str]) -> None:
-    """platformio.ini for a build directory (prefix "") or for the repository's
-    top level (prefix "build/latest/")."""
-    flags = [*WARN_FLAGS, "-std=c99", "-O2", f"-I{prefix}src/model", *defines,
-             "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
-    _render("platformio.ini.j2", dest, board=board.name,
-            model_hash=info.model_hash if info else "the last `ditmos build`",
-            pio=board.extra["platformio"], baud=board.uart.get("baud", 115200),
-            src_dir=f"{prefix}src", include_dir=f"{prefix}include",
-            ldscript=f"{prefix}linker.ld", pio_flags=flags, kind=board.kind)
+# Sections of templates/linker.ld.j2 by where they live (flash image, RAM).
+FLASH_SECTIONS = (".isr_vector", ".text", ".weights", ".rodata", ".ARM.exidx", ".data")
+RAM_SECTIONS = (".stack", ".arena", ".data", ".bss", ".noinit")
+# Makefile flags the PlatformIO project leaves out, and why:
+#  -Werror: PlatformIO's default toolchain is another GCC (7.2.1) than the one
+#           we test with; a warning only it emits must not break a user's build;
+#  -Wl,--no-warn-rwx-segments: binutils >= 2.39 only (silences a warning);
+#  -Wl,-Map=firmware.map: a by-product of the Makefile build, no effect on the ELF.
+PIO_OMITTED_FLAGS = ("-Werror", "-Wl,--no-warn-rwx-segments", "-Wl,-Map=firmware.map")
+PIO_PRE_SCRIPT = "ditmos_flags.py"
+PIO_POST_SCRIPT = "ditmos_link.py"
+
+
+def _size_regexp(sections) -> str:
+    names = "|".join(re.escape(s) for s in sections)
+    return rf"^(?:{names})\s+(\d+).*"
+
+
+def write_platformio_project(out_dir: Path, board: Board, *, info: ModelInfo,
+                             defines: list[str]) -> None:
+    """platformio.ini and its two extra scripts, building the Makefile's firmware.
+
+    Compile-only flags (language, optimisation, warnings, defines, includes) go
+    to build_flags, which PlatformIO applies after its platform's own -Os;
+    target flags (-mcpu, -mthumb, -mfpu, -mfloat-abi) go to compile, assemble
+    and link through the pre-script, and the link-only flags (no start files,
+    newlib-nano, section garbage collection) to the link.
+    """
+    target = list(board.cflags)
+    compile_flags = [f for f in [*COMMON_CFLAGS, *WARN_FLAGS, *defines, "-Isrc/model"]
+                     if f not in PIO_OMITTED_FLAGS]
+    link_flags = [f for f in ARM_LDFLAGS
+                  if f not in PIO_OMITTED_FLAGS and f not in ("-T", "linker.ld")]
+    common = dict(board=board.name, model_hash=info.model_hash)
+    _render("platformio.ini.j2", out_dir / "platformio.ini", pio=board.extra["platformio"],
+            baud=board.uart.get("baud", 115200), compile_flags=compile_flags,
+            pre_script=PIO_PRE_SCRIPT, post_script=PIO_POST_SCRIPT, **common)
+    _render("platformio_flags.py.j2", out_dir / PIO_PRE_SCRIPT, target_flags=repr(target),
+            link_flags=repr(link_flags), **common)
+    _render("platformio_post.py.j2", out_dir / PIO_POST_SCRIPT,
+            flash_regexp=_size_regexp(FLASH_SECTIONS), ram_regexp=_size_regexp(RAM_SECTIONS),
+            **common)
 
 
 def _make(out_dir: Path, *targets: str) -> None:
@@ -384,6 +410,8 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
         "memory": memory,
         "elf": "firmware.elf",
         "elf_sha256": hashlib.sha256(elf_path.read_bytes()).hexdigest(),
+        **({"bin_sha256": hashlib.sha256((out_dir / "firmware.bin").read_bytes()).hexdigest()}
+           if board.is_arm else {}),
         "ditmos_version": __version__,
     }
     if "ditmos_mark_sled" in elf.symbols:
