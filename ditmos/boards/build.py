@@ -167,7 +167,8 @@ def _copy(src: Path, dest_dir: Path) -> Path:
 
 
 def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo, *,
-                   kernel_sources=(), profile: bool = False, baud: int | None = None) -> list[str]:
+                   kernel_sources=(), profile: bool = False, baud: int | None = None,
+                   extra_defines=()) -> list[str]:
     """Write src/, include/, linker.ld, Makefile and platformio.ini into out_dir;
     returns the C sources (relative to out_dir)."""
     fw = firmware_dir()
@@ -209,6 +210,11 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
                f"-DDITMOS_UART_BAUD={baud or board.uart.get('baud', 115200)}u"]
     if profile:
         defines.append("-DDITMOS_PROFILE=1")
+    for name, value in dict(extra_defines).items():
+        if not re.fullmatch(r"DITMOS_[A-Z0-9_]+", name) or not re.fullmatch(r"[0-9A-Za-z_]+",
+                                                                             str(value)):
+            raise DitmosError(f"bad firmware define {name}={value!r}")
+        defines.append(f"-D{name}={value}")
     cflags = [*board.cflags, *COMMON_CFLAGS, *WARN_FLAGS, *defines, "-Iinclude", "-Isrc/model"]
     ldflags = ARM_LDFLAGS if board.is_arm else []
     rel_sources = [str(s.relative_to(out_dir)) for s in sources]
@@ -363,11 +369,13 @@ def _check_objects(board: Board, out_dir: Path, info: ModelInfo) -> None:
 def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path, *,
                   kernels: str | None = None, kernel_sources=(), profile: bool = False,
                   baud: int | None = None, weights_bytes: int | None = None,
-                  extra_manifest: dict | None = None) -> Path:
+                  extra_manifest: dict | None = None, extra_defines=()) -> Path:
     """Render and compile the firmware for ``board`` from a model directory.
 
     Returns ``out_dir``, which then holds firmware.elf (and firmware.bin for
-    arm boards) and manifest.json.  Raises DitmosError before compiling when
+    arm boards) and manifest.json.  ``extra_defines`` ({"DITMOS_NAME": value})
+    sets firmware build switches such as DITMOS_CLOCK_FORCE_TIMEOUT (Nucleo) or
+    the host board's DITMOS_HOST_CLOCK_HZ.  Raises DitmosError before compiling when
     the model cannot fit the board.
     """
     board = get_board(board) if isinstance(board, str) else board
@@ -386,7 +394,7 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
     if (out_dir / "obj").exists():
         shutil.rmtree(out_dir / "obj")
     sources = render_project(board, model_dir, out_dir, info, kernel_sources=kernel_sources,
-                             profile=profile, baud=baud)
+                             profile=profile, baud=baud, extra_defines=extra_defines)
     _make(out_dir, *[f"obj/{Path(s).stem}.o" for s in sources])
     _check_objects(board, out_dir, info)
     _make(out_dir)
