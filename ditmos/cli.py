@@ -23,6 +23,7 @@ _COMMANDS = [
     ("quantize", "ditmos.quantize.cli", "quantize"),
     ("build", "ditmos.boards.cli", "build"),
     ("flash", "ditmos.boards.cli", "flash"),
+    ("selftest", "ditmos.boards.cli", "selftest"),
     ("emulate", "ditmos.boards.cli", "emulate"),
     ("evaluate", "ditmos.harness.cli", "evaluate"),
     ("report", "ditmos.report.cli", "report"),
@@ -35,6 +36,7 @@ _SHORT_HELP = {
     "quantize": "Convert a trained run to full-int8 TFLite and check it in TFLM.",
     "build": "Generate C for a run and compile firmware for a board.",
     "flash": "Program the measured firmware onto a board (sha256-checked).",
+    "selftest": "Check an attached board: link, clock, known answer, stack, timing.",
     "emulate": "Run a built firmware in QEMU with its serial port on TCP.",
     "evaluate": "Measure on-device accuracy, latency and memory over serial.",
     "report": "Write a Markdown/HTML report with plots for a run.",
@@ -86,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("DITMOS_DEBUG"))
     try:
-        cli.main(args=argv, prog_name="ditmos", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="ditmos", standalone_mode=False)
+        if isinstance(rv, int) and rv:  # a command's click.exceptions.Exit(code)
+            return rv
     except DitmosError as err:
         if debug:
             raise

@@ -366,6 +366,42 @@ def _check_objects(board: Board, out_dir: Path, info: ModelInfo) -> None:
                                                                       ram_model)}))
 
 
+KNOWN_ANSWER_SEED = 0x5E1F7E57
+
+
+def known_answer(model_dir: Path, info: ModelInfo, kernel_sources, work_dir: Path) -> dict | None:
+    """One input and the model's answer to it, computed on the host with the
+    reference kernels (firmware/tools/ditmos_known_answer.c); None without a
+    host C compiler.  `ditmos selftest` checks that the device agrees."""
+    import numpy as np
+
+    if shutil.which("gcc") is None:
+        return None
+    from ditmos.codegen import kernel_sources as ref_sources
+
+    kernels = ref_sources("ref") if kernel_sources else []
+    exe = work_dir / "known_answer"
+    cmd = ["gcc", "-std=c99", "-O1", "-o", str(exe), str(firmware_dir() / "tools" /
+                                                          "ditmos_known_answer.c"),
+           str(model_dir / "model.c"), str(model_dir / "weights.c"), *map(str, kernels),
+           f"-I{model_dir}", f"-I{firmware_dir() / 'include'}", "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DitmosError(f"compiling the model for the host (known answer) failed:\n"
+                          f"{proc.stderr.strip()[-2000:]}")
+    x = np.random.default_rng(KNOWN_ANSWER_SEED).integers(-128, 128, info.input_size,
+                                                            dtype=np.int8)
+    run = subprocess.run([str(exe), x.tobytes().hex()], capture_output=True, text=True,
+                         timeout=60)
+    exe.unlink(missing_ok=True)
+    if run.returncode != 0:
+        raise DitmosError(f"the host build of the model failed on the known input "
+                          f"(exit {run.returncode})")
+    values = [int(v) for v in run.stdout.split()]
+    return {"input": x.tobytes().hex(), "predicted": values[0], "route": values[1],
+            "scores": values[2:]}
+
+
 def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path, *,
                   kernels: str | None = None, kernel_sources=(), profile: bool = False,
                   baud: int | None = None, weights_bytes: int | None = None,
@@ -425,6 +461,7 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
     if "ditmos_mark_sled" in elf.symbols:
         sled = elf.symbol("ditmos_mark_sled")
         manifest["marker"] = {"sled": sled.value & ~1, "sled_size": sled.size}
+    manifest["known_answer"] = known_answer(model_dir, info, kernel_sources, out_dir)
     if extra_manifest:
         manifest.update(extra_manifest)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

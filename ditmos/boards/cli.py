@@ -139,6 +139,40 @@ def flash(board, build_dir, tool):
                f"`ditmos selftest --port PORT --build {build_dir}`")
 
 
+@click.command("selftest")
+@click.option("--port", required=True,
+              help="Serial port of the board (e.g. /dev/ttyACM0) or a pyserial URL.")
+@click.option("--build", "build_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Build directory of the flashed firmware [default: build/nucleo_f767zi].")
+@click.option("--baud", type=click.IntRange(min=1200), help="Baud rate [the build's].")
+@click.option("--seconds", type=click.FloatRange(0.2, 60), default=2.0, show_default=True,
+              help="Length of the timing check (cycle counter against the host clock).")
+@click.option("--timeout", type=click.FloatRange(0.1, 60), default=2.0, show_default=True,
+              help="Seconds to wait for each answer.")
+def selftest(port, build_dir, baud, seconds, timeout):
+    """Check an attached board in one command: HELLO, clock bring-up, a known
+    input with a known answer, stack, and the cycle counter against the host's
+    clock (within 5 %).
+
+    Prints PASS/FAIL/SKIP per check and what to fix; exits 1 if any check failed.
+    """
+    from ditmos.boards.selftest import selftest as run
+
+    build_dir = build_dir or _default_out("nucleo_f767zi")
+    if not (build_dir / "manifest.json").is_file():
+        raise DitmosError(f"{build_dir} has no manifest.json; give the build directory of the "
+                          "firmware on the board (`--build`)")
+    click.echo(f"selftest of {port} against {build_dir}")
+    checks = run(port, build_dir, baudrate=baud, seconds=seconds, timeout=timeout,
+                 echo=click.echo)
+    failed = [c.name for c in checks if c.verdict == "FAIL"]
+    passed = sum(c.verdict == "PASS" for c in checks)
+    click.echo(f"selftest: {passed} passed, {len(failed)} failed"
+               + (f" ({', '.join(failed)})" if failed else ""))
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
 @click.command("emulate")
 @click.option("--board", type=click.Choice(["mps2_an500"]), default="mps2_an500",
               show_default=True)
@@ -195,4 +229,4 @@ def _read_build(build_dir: Path, board: str) -> dict:
     return manifest
 
 
-__all__ = ["build", "flash", "emulate"]
+__all__ = ["build", "flash", "selftest", "emulate"]
