@@ -7,8 +7,8 @@ writes).  Nothing is rebuilt: a changed file is refused.
 Programmers, in this order with ``tool="auto"``:
 
 1. ``platformio``: OpenOCD from PlatformIO's ``tool-openocd`` package
-   (``pio pkg exec -p tool-openocd -- openocd ...``), installed by PlatformIO
-   on first use;
+   (``pio pkg exec -p tool-openocd -- openocd -s SCRIPTS ...``), installed by
+   PlatformIO on first use;
 2. ``openocd``: the system's OpenOCD;
 3. ``st-flash``: the system's stlink-tools, writing firmware.bin.
 
@@ -32,6 +32,10 @@ from ditmos.errors import DitmosError
 TOOLS = ("auto", "platformio", "openocd", "st-flash")
 PIO_OPENOCD = "tool-openocd"
 PIO_OPENOCD_SPEC = "platformio/tool-openocd"
+# PlatformIO's OpenOCD package keeps its scripts in PACKAGE_DIR/openocd/scripts
+# (PlatformIO itself passes `-s` with that path); `pio pkg exec` puts
+# PACKAGE_DIR/bin first on PATH, so the directory is found from the binary.
+PIO_OPENOCD_SHELL = 'exec openocd -s "$(dirname "$(command -v openocd)")/../openocd/scripts" "$@"'
 INSTALL_HINT = ("install one: `pip install platformio` (it fetches OpenOCD itself), or "
                 "`apt-get install openocd` / `apt-get install stlink-tools`")
 
@@ -108,8 +112,8 @@ def flash_firmware(board: Board, build_dir: Path, manifest: dict, *, tool: str =
         if pio is not None:
             if _pio_openocd(pio, echo):
                 echo(f"flashing {elf} (model {model}) with PlatformIO's OpenOCD")
-                _run([pio, "pkg", "exec", "-p", PIO_OPENOCD, "--", "openocd",
-                      *openocd_args(board, elf)], "OpenOCD (PlatformIO)")
+                _run([pio, "pkg", "exec", "-p", PIO_OPENOCD, "--", "sh", "-c", PIO_OPENOCD_SHELL,
+                      "openocd", *openocd_args(board, elf)], "OpenOCD (PlatformIO)")
                 return "platformio"
             if tool == "platformio":
                 raise DitmosError(f"PlatformIO could not install {PIO_OPENOCD_SPEC} (no "

@@ -15,11 +15,17 @@ from ditmos.boards import flash as flash_mod
 from ditmos.cli import main
 
 FAKE = """#!{python}
-import json, os, sys
+import json, os, subprocess, sys
 with open(os.environ["FAKE_LOG"], "a") as f:
     f.write(json.dumps([os.path.basename(sys.argv[0])] + sys.argv[1:]) + "\\n")
+    if os.path.basename(sys.argv[0]) == "openocd":
+        f.write(json.dumps(["openocd_at", os.path.dirname(sys.argv[0])]) + "\\n")
 args = sys.argv[1:]
 if os.path.basename(sys.argv[0]) == "pio":
+    if args[:2] == ["pkg", "exec"]:  # as PlatformIO does: package bin/ first on PATH
+        pkg = os.environ["FAKE_PIO_PKG"]
+        env = dict(os.environ, PATH=os.path.join(pkg, "bin") + os.pathsep + os.environ["PATH"])
+        sys.exit(subprocess.call(args[args.index("--") + 1:], env=env))
     if args[:2] == ["pkg", "list"]:
         print(open(os.environ["FAKE_PIO_TOOLS"]).read() if os.path.exists(
             os.environ["FAKE_PIO_TOOLS"]) else "")
@@ -48,13 +54,24 @@ def fakes(tmp_path, monkeypatch):
     log = tmp_path / "calls.jsonl"
     monkeypatch.setenv("FAKE_LOG", str(log))
     monkeypatch.setenv("FAKE_PIO_TOOLS", str(tmp_path / "pio_tools"))
-    monkeypatch.setenv("PATH", str(bindir))
 
-    def install(*names):
+    pkg = tmp_path / "packages" / "tool-openocd"
+    (pkg / "bin").mkdir(parents=True)
+    monkeypatch.setenv("FAKE_PIO_PKG", str(pkg))
+
+    def install(*names, where=bindir):
         for name in names:
-            p = bindir / name
+            p = where / name
             p.write_text(FAKE.format(python=python))
             p.chmod(p.stat().st_mode | stat.S_IEXEC)
+
+    install("openocd", where=pkg / "bin")  # PlatformIO's package
+    # PATH: the fakes, plus only the two programs the PlatformIO shell line needs
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for name in ("sh", "dirname"):
+        (tools / name).symlink_to(shutil.which(name))
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{tools}")
 
     def calls():
         return [json.loads(ln) for ln in log.read_text().splitlines()] if log.exists() else []
@@ -72,17 +89,24 @@ def test_platformio_installs_openocd_on_first_use_then_programs_the_elf(build, f
     install, calls = fakes
     install("pio", "openocd", "st-flash")
     assert main(["flash", "--build", str(build)]) == 0
-    assert calls() == [
-        ["pio", "pkg", "list", "-g", "--only-tools"],
-        ["pio", "pkg", "install", "-g", "-t", "platformio/tool-openocd"],
-        ["pio", "pkg", "exec", "-p", "tool-openocd", "--", "openocd",
-         *program_command(build / "firmware.elf")],
-    ]
+    c = calls()
+    assert c[:3] == [["pio", "pkg", "list", "-g", "--only-tools"],
+                     ["pio", "pkg", "install", "-g", "-t", "platformio/tool-openocd"],
+                     ["pio", "pkg", "exec", "-p", "tool-openocd", "--", "sh", "-c",
+                      flash_mod.PIO_OPENOCD_SHELL, "openocd",
+                      *program_command(build / "firmware.elf")]]
+    # The package's openocd ran, with the package's scripts directory.
+    pkg = os.environ["FAKE_PIO_PKG"]
+    assert c[3:] == [["openocd", "-s", f"{pkg}/bin/../openocd/scripts",
+                      *program_command(build / "firmware.elf")],
+                     ["openocd_at", f"{pkg}/bin"]]
     out = capsys.readouterr()
     assert "with platformio" in out.out and "installing platformio/tool-openocd" in out.err
     # Second time: already installed, nothing fetched.
     assert main(["flash", "--build", str(build)]) == 0
-    assert [c[:3] for c in calls()[3:]] == [["pio", "pkg", "list"], ["pio", "pkg", "exec"]]
+    assert [c[:3] for c in calls()[5:]] == [["pio", "pkg", "list"], ["pio", "pkg", "exec"],
+                                            ["openocd", "-s", f"{pkg}/bin/../openocd/scripts"],
+                                            ["openocd_at", f"{pkg}/bin"]]
 
 
 def test_offline_platformio_falls_back_to_system_openocd_with_a_hint(build, fakes, monkeypatch,
@@ -91,7 +115,8 @@ def test_offline_platformio_falls_back_to_system_openocd_with_a_hint(build, fake
     install("pio", "openocd")
     monkeypatch.setenv("FAKE_PIO_OFFLINE", "1")
     assert main(["flash", "--build", str(build)]) == 0
-    assert calls()[-1] == ["openocd", *program_command(build / "firmware.elf")]
+    assert calls()[-2:] == [["openocd", *program_command(build / "firmware.elf")],
+                            ["openocd_at", str(build.parent / "bin")]]
     hints = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("hint:")]
     assert len(hints) == 1 and "system's openocd" in hints[0]
 
