@@ -228,7 +228,8 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
                 arena_region=arena_region, **common)
     pio = board.extra.get("platformio")
     if pio:
-        write_platformio_project(out_dir, board, info=info, defines=defines)
+        write_platformio_project(out_dir, board, info=info, defines=defines,
+                                 baud=baud or board.uart.get("baud", 115200))
     return rel_sources
 
 
@@ -251,7 +252,7 @@ def _size_regexp(sections) -> str:
 
 
 def write_platformio_project(out_dir: Path, board: Board, *, info: ModelInfo,
-                             defines: list[str]) -> None:
+                             defines: list[str], baud: int) -> None:
     """platformio.ini and its two extra scripts, building the Makefile's firmware.
 
     Compile-only flags (language, optimisation, warnings, defines, includes) go
@@ -267,7 +268,7 @@ def write_platformio_project(out_dir: Path, board: Board, *, info: ModelInfo,
                   if f not in PIO_OMITTED_FLAGS and f not in ("-T", "linker.ld")]
     common = dict(board=board.name, model_hash=info.model_hash)
     _render("platformio.ini.j2", out_dir / "platformio.ini", pio=board.extra["platformio"],
-            baud=board.uart.get("baud", 115200), compile_flags=compile_flags,
+            baud=baud, compile_flags=compile_flags,
             pre_script=PIO_PRE_SCRIPT, post_script=PIO_POST_SCRIPT, **common)
     _render("platformio_flags.py.j2", out_dir / PIO_PRE_SCRIPT, target_flags=repr(target),
             link_flags=repr(link_flags), **common)

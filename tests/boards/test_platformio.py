@@ -34,7 +34,11 @@ import pytest
 from ditmos.boards.build import PIO_OMITTED_FLAGS
 from ditmos.boards.elf import Elf
 
-SCons = pytest.importorskip("SCons.Environment", reason="SCons is part of the test extra")
+try:
+    import SCons.Environment  # noqa: F401 (PlatformIO's build engine, in the test extra)
+except ImportError:  # pragma: no cover
+    pytest.fail("SCons is missing: install the test extra (pip install -e '.[test]')",
+                pytrace=False)
 
 # platform-ststm32 builder/frameworks/_bare.py (framework-less builds), with
 # nucleo_f767zi.json's build.cpu = cortex-m7, f_cpu = 216000000L, variant = NUCLEO_F767ZI.
