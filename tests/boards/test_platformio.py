@@ -5,15 +5,16 @@ symbols and float ABI.
 
 PlatformIO's ststm32 platform cannot be downloaded here, so this test replays
 what `pio run` does with the flags, in PlatformIO's order, on a real SCons
-environment (SCons' own flag parser decides where each build_flags entry
-goes):
+environment with PlatformIO's own flag functions (ProcessFlags,
+ProcessUnFlags from the installed platformio package; SCons' parser decides
+where each build_flags entry goes):
 
 1. the `pre:` extra scripts;
 2. the platform's framework-less build script (platform-ststm32,
    builder/frameworks/_bare.py) and the board's build.extra_flags
    (boards/nucleo_f767zi.json), copied below as data;
-3. build_flags (PlatformIO's ProcessFlags: ``env.Append(**env.ParseFlags(f))``);
-4. build_unflags (removed from the compile flags);
+3. build_flags (ProcessFlags);
+4. build_unflags (ProcessUnFlags);
 5. the linker script (``-T``, prepended to the link flags) and the project's
    include and source directories;
 6. the `post:` extra scripts.
@@ -74,6 +75,7 @@ def _run_script(path: Path, env) -> None:
 
 def replay_platformio(project: Path) -> dict:
     """The compile, assemble and link flags `pio run` would use for ``project``."""
+    from platformio.builder.tools import piobuild
     from SCons.Environment import Environment
 
     config = _project_config(project)
@@ -81,19 +83,17 @@ def replay_platformio(project: Path) -> dict:
     assert opts["platform"] == "ststm32" and opts["board"] == "nucleo_f767zi"
     env = Environment(tools=[], CCFLAGS=[], CFLAGS=[], ASFLAGS=[], LINKFLAGS=[],
                       CPPDEFINES=[], CPPPATH=[], LIBS=[])
+    for method in (piobuild.ParseFlagsExtended, piobuild.ProcessFlags, piobuild.ProcessUnFlags):
+        env.AddMethod(method)  # PlatformIO's own flag handling, on a real SCons environment
     scripts = opts.get("extra_scripts", [])
     for s in scripts:                                                  # 1
         if s.startswith("pre:"):
             _run_script(project / s[4:], env)
     env.Append(**{k: list(v) for k, v in PLATFORM_BARE.items()})        # 2
     env.Append(ASFLAGS=list(env["CCFLAGS"]))
-    env.Append(**env.ParseFlags(BOARD_EXTRA_FLAGS))
-    for flag in opts.get("build_flags", []):                           # 3
-        env.Append(**env.ParseFlags(flag))
-    for unflag in opts.get("build_unflags", []):                       # 4
-        for key in env.ParseFlags(unflag):  # PlatformIO: from the scopes the flag parses to
-            if env.ParseFlags(unflag)[key] and key in env:
-                env[key] = [f for f in env[key] if f not in env.ParseFlags(unflag)[key]]
+    env.ProcessFlags(BOARD_EXTRA_FLAGS)
+    env.ProcessFlags(opts.get("build_flags", []))                      # 3
+    env.ProcessUnFlags(opts.get("build_unflags", []))                  # 4
     env.Prepend(LINKFLAGS=["-T", opts["board_build.ldscript"]])         # 5
     env.Append(CPPPATH=[config["platformio"]["include_dir"], config["platformio"]["src_dir"]])
     for s in scripts:                                                  # 6
