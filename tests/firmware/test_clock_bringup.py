@@ -1,6 +1,9 @@
 """The Nucleo's clock bring-up never hangs and always ends in a known clock:
 the real firmware code (stm32f767_clock.c) compiled for the host against a
-register model in which any ready flag can be made to never come."""
+register model in which any ready flag can be made to never come, and which
+stops with an error when the code breaks one of RM0410's sequencing rules
+(HSEBYP only with HSE off, PLL configured only while off, no clock source
+turned off while it clocks the system)."""
 
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ def assert_on_hsi(r: dict, status: int) -> None:
     assert r["brr"] == brr(16_000_000) == 139
     assert r["cfgr"] & 0xF == 0 and (r["cfgr"] >> 4) & 0x3FF == 0  # SW = SWS = HSI, /1
     assert not r["cr"] & (1 << 24) and not r["pwr_cr1"] & (3 << 16)  # PLL, over-drive off
+    assert not r["cr"] & ((1 << 16) | (1 << 18))  # HSE and its bypass off
 
 
 def test_everything_works_216_mhz_from_hse(model):

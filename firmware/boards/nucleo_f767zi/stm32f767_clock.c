@@ -59,6 +59,13 @@ f7_clocks_t f7_clock_read(void)
     return c;
 }
 
+/* HSEBYP may only change while HSE is off (RM0410 5.3.1): two writes. */
+static void hse_off(void)
+{
+    RCC_CR &= ~RCC_CR_HSEON;
+    RCC_CR &= ~RCC_CR_HSEBYP;
+}
+
 /* Back to the reset clock: HSI, no prescalers, PLL/over-drive/HSE off.  The
  * flash wait states stay (more than 16 MHz needs is always safe). */
 static void run_from_hsi(void)
@@ -69,8 +76,12 @@ static void run_from_hsi(void)
     (void)wait_for(&RCC_CFGR, RCC_CFGR_SWS_MASK, RCC_CFGR_SWS_HSI, 0u);
     RCC_CFGR = RCC_CFGR_SW_HSI | RCC_CFGR_HPRE_DIV1 | RCC_CFGR_PPRE1_DIV1 | RCC_CFGR_PPRE2_DIV1;
     RCC_CR &= ~RCC_CR_PLLON;
-    PWR_CR1 &= ~(PWR_CR1_ODSWEN | PWR_CR1_ODEN);
-    RCC_CR &= ~(RCC_CR_HSEON | RCC_CR_HSEBYP);
+    /* Over-drive off in the reverse order of turning it on (switch, then regulator). */
+    PWR_CR1 &= ~PWR_CR1_ODSWEN;
+    (void)wait_for(&PWR_CSR1, PWR_CSR1_ODSWRDY, 0u, 0u);
+    PWR_CR1 &= ~PWR_CR1_ODEN;
+    (void)wait_for(&PWR_CSR1, PWR_CSR1_ODRDY, 0u, 0u);
+    hse_off();
 }
 
 f7_clocks_t f7_clock_init(void)
@@ -86,7 +97,7 @@ f7_clocks_t f7_clock_init(void)
     RCC_CR |= RCC_CR_HSEBYP;
     RCC_CR |= RCC_CR_HSEON;
     if (!wait_for(&RCC_CR, RCC_CR_HSERDY, RCC_CR_HSERDY, F7_CLOCK_HSE_TIMEOUT)) {
-        RCC_CR &= ~(RCC_CR_HSEON | RCC_CR_HSEBYP); /* no ST-LINK clock: PLL from HSI */
+        hse_off(); /* no ST-LINK clock: PLL from HSI */
         status |= F7_CLOCK_HSE_TIMEOUT;
         source = 0u;
         pllm = HSI_HZ / VCO_IN_HZ;

@@ -26,9 +26,34 @@ static uint32_t sws;              /* the switch status the chip reports */
 static int works[6];              /* hse, pll, od, odsw, flash, switch */
 static unsigned long accesses;
 
+static uint32_t prev_cr, prev_pllcfgr = 0x24003010u;
+
+/* RM0410 sequencing rules, checked on every access against the state at the
+ * previous access (so a single write that breaks one is caught). */
+static void check_rules(void)
+{
+    const char *broken = NULL;
+    uint32_t cr = regs[CR];
+    if ((prev_cr & RCC_CR_HSEON) && ((prev_cr ^ cr) & RCC_CR_HSEBYP))
+        broken = "HSEBYP changed while HSE was on (5.3.1)";
+    if ((prev_cr & RCC_CR_PLLON) && regs[PLLCFGR] != prev_pllcfgr)
+        broken = "PLLCFGR written while the PLL was on (5.3.2)";
+    if ((prev_cr & RCC_CR_PLLON) && !(cr & RCC_CR_PLLON) && sws == 2u)
+        broken = "PLL turned off while it clocked the system (5.3.1)";
+    if ((prev_cr & RCC_CR_HSEON) && !(cr & RCC_CR_HSEON) && sws == 1u)
+        broken = "HSE turned off while it clocked the system (5.3.1)";
+    if (broken) {
+        printf("{\"error\": \"%s\"}\n", broken);
+        exit(2);
+    }
+    prev_cr = cr;
+    prev_pllcfgr = regs[PLLCFGR];
+}
+
 static volatile uint32_t *model_reg(uint32_t addr)
 {
     int r = -1;
+    check_rules();
     for (int i = 0; i < NREGS; ++i) {
         if (addrs[i] == addr) r = i;
     }
@@ -59,7 +84,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < 6; ++i) works[i] = atoi(argv[i + 1]);
     regs[CR] = RCC_CR_HSION | RCC_CR_HSIRDY; /* reset values (RM0410 5.3) */
     regs[PLLCFGR] = 0x24003010u;
+    prev_cr = regs[CR];
     f7_clocks_t c = f7_clock_init();
+    check_rules(); /* the last write too */
     unsigned long init_accesses = accesses;
     f7_clocks_t now = f7_clock_read();
     printf("{\"core_hz\": %u, \"apb1_hz\": %u, \"status\": %u, \"brr\": %u, "
