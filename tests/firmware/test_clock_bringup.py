@@ -3,7 +3,8 @@ the real firmware code (stm32f767_clock.c) compiled for the host against a
 register model in which any ready flag can be made to never come, and which
 stops with an error when the code breaks one of RM0410's sequencing rules
 (HSEBYP only with HSE off, PLL configured only while off, no clock source
-turned off while it clocks the system)."""
+turned off while it clocks the system, 216 MHz only with 7 flash wait states,
+voltage scale 1, over-drive on and APB1/APB2 within 54/108 MHz)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ static uint32_t sws;              /* the switch status the chip reports */
 static int works[6];              /* hse, pll, od, odsw, flash, switch */
 static unsigned long accesses;
 
-static uint32_t prev_cr, prev_pllcfgr = 0x24003010u;
+static uint32_t prev_cr, prev_pllcfgr = 0x24003010u, prev_pwr;
 
 /* RM0410 sequencing rules, checked on every access against the state at the
  * previous access (so a single write that breaks one is caught). */
@@ -73,7 +73,27 @@ static volatile uint32_t *model_reg(uint32_t addr)
     regs[PWRCSR1] = csr;
     if (!works[4]) regs[ACR] &= ~FLASH_ACR_LATENCY_MASK; /* the write does not stick */
     uint32_t sw = regs[CFGR] & RCC_CFGR_SW_MASK;
-    if (sw == 0u || (works[5] && sw == 2u && (cr & RCC_CR_PLLRDY))) sws = sw;
+    if (sw == 0u || (works[5] && sw == 2u && (cr & RCC_CR_PLLRDY))) {
+        if (sw == 2u && sws != 2u) { /* entering 216 MHz: RM0410 3.3.2, 4.1.4, 5.2 */
+            const char *broken = NULL;
+            uint32_t cfgr = regs[CFGR];
+            if ((regs[ACR] & FLASH_ACR_LATENCY_MASK) < 7u) broken = "fewer than 7 wait states";
+            if ((pwr & PWR_CR1_VOS_SCALE1) != PWR_CR1_VOS_SCALE1) broken = "not voltage scale 1";
+            if (!(csr & PWR_CSR1_ODSWRDY)) broken = "over-drive not active";
+            if (((cfgr >> 10) & 7u) < 5u) broken = "APB1 above 54 MHz";
+            if (((cfgr >> 13) & 7u) < 4u) broken = "APB2 above 108 MHz";
+            if (broken) {
+                printf("{\"error\": \"switched to 216 MHz with %s\"}\n", broken);
+                exit(2);
+            }
+        }
+        sws = sw;
+    }
+    if (sws == 2u && !(pwr & PWR_CR1_ODSWEN) && (prev_pwr & PWR_CR1_ODSWEN)) {
+        printf("{\"error\": \"over-drive switched off while at 216 MHz\"}\n");
+        exit(2);
+    }
+    prev_pwr = pwr;
     regs[CFGR] = (regs[CFGR] & ~RCC_CFGR_SWS_MASK) | (sws << 2);
     return &regs[r];
 }
