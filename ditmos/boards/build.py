@@ -384,7 +384,7 @@ def known_answer(model_dir: Path, info: ModelInfo, kernel_sources, work_dir: Pat
     exe = work_dir / "known_answer"
     cmd = ["gcc", "-std=c99", "-O1", "-o", str(exe), str(firmware_dir() / "tools" /
                                                           "ditmos_known_answer.c"),
-           str(model_dir / "model.c"), str(model_dir / "weights.c"), *map(str, kernels),
+           *map(str, sorted(model_dir.glob("*.c"))), *map(str, kernels),
            f"-I{model_dir}", f"-I{firmware_dir() / 'include'}", "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
