@@ -368,12 +368,15 @@ def _check_objects(board: Board, out_dir: Path, info: ModelInfo) -> None:
 
 
 KNOWN_ANSWER_SEED = 0x5E1F7E57
+KNOWN_ANSWERS = 8
 
 
-def known_answer(model_dir: Path, info: ModelInfo, kernel_sources, work_dir: Path) -> dict | None:
-    """One input and the model's answer to it, computed on the host with the
-    reference kernels (firmware/tools/ditmos_known_answer.c); None without a
-    host C compiler.  `ditmos selftest` checks that the device agrees."""
+def known_answers(model_dir: Path, info: ModelInfo, kernel_sources,
+                  work_dir: Path) -> list[dict] | None:
+    """A few fixed pseudo-random inputs and the model's answers to them,
+    computed on the host with the reference kernels
+    (firmware/tools/ditmos_known_answer.c); None without a host C compiler.
+    `ditmos selftest` checks that the device gives the same answers."""
     import numpy as np
 
     if shutil.which("gcc") is None:
@@ -388,19 +391,23 @@ def known_answer(model_dir: Path, info: ModelInfo, kernel_sources, work_dir: Pat
            f"-I{model_dir}", f"-I{firmware_dir() / 'include'}", "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise DitmosError(f"compiling the model for the host (known answer) failed:\n"
+        raise DitmosError(f"compiling the model for the host (known answers) failed:\n"
                           f"{proc.stderr.strip()[-2000:]}")
-    x = np.random.default_rng(KNOWN_ANSWER_SEED).integers(-128, 128, info.input_size,
-                                                            dtype=np.int8)
-    run = subprocess.run([str(exe), x.tobytes().hex()], capture_output=True, text=True,
-                         timeout=60)
+    rng = np.random.default_rng(KNOWN_ANSWER_SEED)
+    inputs = [rng.integers(-128, 128, info.input_size, dtype=np.int8).tobytes().hex()
+              for _ in range(KNOWN_ANSWERS)]
+    run = subprocess.run([str(exe), *inputs], capture_output=True, text=True, timeout=60)
     exe.unlink(missing_ok=True)
-    if run.returncode != 0:
-        raise DitmosError(f"the host build of the model failed on the known input "
+    lines = run.stdout.splitlines()
+    if run.returncode != 0 or len(lines) != len(inputs):
+        raise DitmosError(f"the host build of the model failed on the known inputs "
                           f"(exit {run.returncode})")
-    values = [int(v) for v in run.stdout.split()]
-    return {"input": x.tobytes().hex(), "predicted": values[0], "route": values[1],
-            "scores": values[2:]}
+    answers = []
+    for x, line in zip(inputs, lines):
+        values = [int(v) for v in line.split()]
+        answers.append({"input": x, "predicted": values[0], "route": values[1],
+                        "scores": values[2:]})
+    return answers
 
 
 def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path, *,
@@ -462,7 +469,7 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
     if "ditmos_mark_sled" in elf.symbols:
         sled = elf.symbol("ditmos_mark_sled")
         manifest["marker"] = {"sled": sled.value & ~1, "sled_size": sled.size}
-    manifest["known_answer"] = known_answer(model_dir, info, kernel_sources, out_dir)
+    manifest["known_answers"] = known_answers(model_dir, info, kernel_sources, out_dir)
     if extra_manifest:
         manifest.update(extra_manifest)
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

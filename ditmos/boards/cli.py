@@ -153,9 +153,9 @@ def flash(board, build_dir, tool):
 @click.option("--timeout", type=click.FloatRange(0.1, 60), default=2.0, show_default=True,
               help="Seconds to wait for each answer.")
 def selftest(port, build_dir, baud, seconds, timeout):
-    """Check an attached board in one command: HELLO, clock bring-up, a known
-    input with a known answer, stack, and the cycle counter against the host's
-    clock (within 5 %).
+    """Check an attached board in one command: HELLO, clock bring-up, known
+    inputs with known answers (computed at build time), stack, and the cycle
+    counter against the host's clock (within 5 %).
 
     Prints PASS/FAIL/SKIP per check and what to fix; exits 1 if any check failed.
     """
