@@ -105,6 +105,7 @@ def flash_firmware(board: Board, build_dir: Path, manifest: dict, *, tool: str =
     elf = check_image(build_dir, manifest)
     model = manifest.get("model_hash", "?")
 
+    pio_offline = False
     if tool in ("auto", "platformio"):
         pio = find_pio()
         if pio is None and tool == "platformio":
@@ -120,6 +121,7 @@ def flash_firmware(board: Board, build_dir: Path, manifest: dict, *, tool: str =
                                   "network?); try `--tool openocd` or `--tool st-flash`")
             echo(f"hint: PlatformIO could not install {PIO_OPENOCD_SPEC}; trying the "
                  "system's openocd / st-flash")
+            pio_offline = True
 
     if tool in ("auto", "openocd"):
         if shutil.which("openocd"):
@@ -137,6 +139,10 @@ def flash_firmware(board: Board, build_dir: Path, manifest: dict, *, tool: str =
         return "st-flash"
     if tool == "st-flash":
         raise DitmosError("st-flash is not installed (`apt-get install stlink-tools`)")
+    if pio_offline:
+        raise DitmosError(f"no programmer found for {board.name}: PlatformIO could not download "
+                          "OpenOCD (no network?) and neither openocd nor st-flash is installed; "
+                          "`apt-get install openocd` (or stlink-tools), or connect to the network")
     raise DitmosError(f"no programmer found for {board.name}; {INSTALL_HINT}")
 
 

@@ -129,6 +129,16 @@ def test_st_flash_writes_the_checked_binary(build, fakes, capsys):
                         "0x08000000"]]
 
 
+def test_offline_platformio_and_no_system_programmer_say_so(build, fakes, monkeypatch, capsys):
+    install, calls = fakes
+    install("pio")
+    monkeypatch.setenv("FAKE_PIO_OFFLINE", "1")
+    assert main(["flash", "--build", str(build)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("ditmos: error: no programmer found") and "no network" in err[-1]
+    assert [c[:3] for c in calls()] == [["pio", "pkg", "list"], ["pio", "pkg", "install"]]
+
+
 def test_a_changed_elf_is_refused_before_any_programmer_runs(build, fakes, capsys):
     install, calls = fakes
     install("pio", "openocd", "st-flash")
