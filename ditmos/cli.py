@@ -25,6 +25,7 @@ _COMMANDS = [
     ("flash", "ditmos.boards.cli", "flash"),
     ("emulate", "ditmos.boards.cli", "emulate"),
     ("evaluate", "ditmos.harness.cli", "evaluate"),
+    ("robust", "ditmos.robust.cli", "robust"),
     ("report", "ditmos.report.cli", "report"),
     ("bench", "ditmos.bench.cli", "bench"),
 ]
@@ -37,6 +38,7 @@ _SHORT_HELP = {
     "flash": "Flash a built firmware onto a board (PlatformIO).",
     "emulate": "Run a built firmware in QEMU with its serial port on TCP.",
     "evaluate": "Measure on-device accuracy, latency and memory over serial.",
+    "robust": "Adversarial robustness: l_inf/l_2/l_1 attacks, union accuracy.",
     "report": "Write a Markdown/HTML report with plots for a run.",
     "bench": "Benchmarks: training time, memory plans, instruction counts.",
 }
