@@ -105,3 +105,37 @@ def test_eps_parsing_errors_are_clear():
                      ("l1=-1", ">= 0")]:
         with pytest.raises(DitmosError, match=msg):
             parse_eps(bad, (128, 6))
+
+
+@pytest.mark.slow
+def test_robust_attack_cli_on_a_trained_run(tiny_run, tiny_int8, tmp_path):
+    """The command attacks a real DiTMoS run (float and int8) and writes its artefacts."""
+    import json
+    import shutil
+
+    from ditmos.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    rc = main(["robust", "attack", str(run), "--samples", "16", "--steps", "2",
+               "--restarts", "1", "--queries", "5", "--quiet"])
+    assert rc == 0
+    out = json.loads((run / "robust" / "attack.json").read_text())
+    f = out["float"]
+    assert f["n"] == 16 and f["union"] <= min(f["robust"].values()) <= f["clean"]
+    t = out["int8"]["transfer"]
+    assert t["union"] <= min(t["robust"].values()) <= t["clean"]
+    adv = np.load(run / "robust" / "adversarial.npz")
+    assert set(adv.files) >= {"linf", "l2", "l1", "y", "clean"}
+    assert np.all(perturbation_norm(adv["linf"], adv["clean"], "linf") <= f["radii"]["linf"] + 1e-5)
+
+
+def test_robust_attack_without_int8_says_what_to_do(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from ditmos.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("int8"))
+    assert main(["robust", "attack", str(run), "--samples", "4"]) == 2
+    assert "ditmos quantize" in capsys.readouterr().err
