@@ -110,15 +110,21 @@ def _step(grad: np.ndarray, norm: str, alpha: float, l1_sparsity: float) -> np.n
 
 
 def _loss_and_grad(target, view: str, x: np.ndarray, y: np.ndarray):
+    """Per-sample cross-entropy and its input gradient (one compiled graph per
+    target and view, reused across batches of any size)."""
     tf = _tf()
-    xt = tf.constant(x, tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(xt)
-        logits = target.logits(xt, view)
-        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.constant(y), logits=logits)
-    g = tape.gradient(loss, xt)
-    if g is None:
-        g = tf.zeros_like(xt)
+    cache = target.__dict__.setdefault("_grad_fns", {})
+    fn = cache.get(view)
+    if fn is None:
+        @tf.function(reduce_retracing=True)
+        def fn(xt, yt):
+            with tf.GradientTape() as tape:
+                tape.watch(xt)
+                logits = target.logits(xt, view)
+                loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=yt, logits=logits)
+            return loss, tape.gradient(loss, xt)
+        cache[view] = fn
+    loss, g = fn(tf.constant(x, tf.float32), tf.constant(y, tf.int64))
     return np.asarray(loss), np.asarray(g)
 
 

@@ -32,6 +32,19 @@ def _tf():
     return tf
 
 
+def _compiled_predict(target, x: np.ndarray, view: str, batch: int) -> np.ndarray:
+    """Class predictions through one compiled graph per target."""
+    tf = _tf()
+    fn = target.__dict__.get("_predict_fn")
+    if fn is None:
+        fn = tf.function(lambda v: tf.argmax(target.logits(v, view), axis=1),
+                         reduce_retracing=True)
+        target.__dict__["_predict_fn"] = fn
+    outs = [np.asarray(fn(tf.constant(x[i:i + batch], tf.float32)))
+            for i in range(0, len(x), batch)]
+    return np.concatenate(outs).astype(np.int64) if outs else np.zeros(0, np.int64)
+
+
 class KerasTarget:
     """A single-output Keras classifier (window -> logits)."""
 
@@ -49,9 +62,7 @@ class KerasTarget:
         return out
 
     def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
-        outs = [np.asarray(self.logits(_tf().constant(x[i:i + batch])))
-                for i in range(0, len(x), batch)]
-        return np.concatenate(outs).argmax(axis=1) if outs else np.zeros(0, np.int64)
+        return _compiled_predict(self, x, "plain", batch)
 
 
 class DitmosTarget:
@@ -107,8 +118,4 @@ class DitmosTarget:
         raise ValueError(f"unknown view {view!r}")
 
     def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
-        tf = _tf()
-        outs = []
-        for i in range(0, len(x), batch):
-            outs.append(np.asarray(self.logits(tf.constant(x[i:i + batch]), "held")))
-        return np.concatenate(outs).argmax(axis=1) if outs else np.zeros(0, np.int64)
+        return _compiled_predict(self, x, "held", batch)
