@@ -30,6 +30,7 @@ _COMMANDS = [
     ("selftest", "ditmos.boards.cli", "selftest"),
     ("emulate", "ditmos.boards.cli", "emulate"),
     ("evaluate", "ditmos.harness.cli", "evaluate"),
+    ("robust", "ditmos.robust.cli", "robust"),
     ("report", "ditmos.report.cli", "report"),
     ("bench", "ditmos.bench.cli", "bench"),
 ]
@@ -44,6 +45,7 @@ _SHORT_HELP = {
     "selftest": "Check an attached board: link, clock, known answer, stack, timing.",
     "emulate": "Run a built firmware in QEMU with its serial port on TCP.",
     "evaluate": "Measure on-device accuracy, latency and memory over serial.",
+    "robust": "Adversarial robustness: l_inf/l_2/l_1 attacks, union accuracy.",
     "report": "Write a Markdown/HTML report with plots for a run.",
     "bench": "Benchmarks: training time, memory plans, instruction counts.",
 }
