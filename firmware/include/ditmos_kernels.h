@@ -89,6 +89,56 @@ void conv1d_s8(const conv1d_s8_params_t *params,
                const int8_t *const inputs[], int8_t *output);
 
 /* ------------------------------------------------------------------------ */
+/* conv1d_packed_s8: the same operation as conv1d_s8 (and, with in_len =    */
+/* out_len = batches, kernel_size = 1, as fully_connected_s8), reading      */
+/* weights and requantisation constants re-laid out offline by the          */
+/* generator (ditmos/codegen/variants.py).  Cortex-M7 set only: the         */
+/* generator emits it for kernels = cm7 when the layer qualifies.           */
+/*                                                                          */
+/* Output channels go in groups of 4 (the last group padded with zero       */
+/* channels that are computed but never stored).  Per part, a window of     */
+/* D_p = kernel_size * C_p bytes (D_p >= 4) is read as n_p = ceil(D_p / 4)  */
+/* little-endian words: a head word at byte 0, then words at bytes          */
+/* head_p + 4i (head_p = D_p - 4 (n_p - 1), 1..4); the head word's weights  */
+/* are zero where it overlaps the next word, so no byte is counted twice    */
+/* and nothing outside the window is read.                                  */
+/* weights: int32 words, [group][part][word][2][4]: for each word, first    */
+/* the four channels' (w[d], w[d+2]) pairs, then their (w[d+1], w[d+3])     */
+/* pairs, as int16 halves (lane 0 = low half) -- SMLAD-ready against        */
+/* SXTB16 / SXTB16 ROR 8 of the input word.                                 */
+/* bias: [groups * 4], bias + sum_p input_offset_p * sum(w over part p).    */
+/* requant: [groups * 4][4] = {pre_lo, pre_hi, multiplier, e - 1} with      */
+/* e = -shift >= 1 and multiplier > 2^30: out = (acc * multiplier + pre     */
+/* - 2^31 [acc < 0]) >> (31 + e) (64-bit), where pre = 2^30 +               */
+/* 2^31 (2^(e-1) + output_offset 2^e) -- exactly TFLM's MBQM + offset.      */
+/* Windows reaching into SAME padding are copied to a stack buffer          */
+/* (DITMOS_PACKED_EDGE_BYTES) filled with each part's zero point.           */
+/* ------------------------------------------------------------------------ */
+#define DITMOS_PACKED_GROUP 4
+#define DITMOS_PACKED_EDGE_BYTES 256
+
+typedef struct {
+    int32_t num_parts;                            /* 1 .. DITMOS_CONV_MAX_PARTS */
+    int32_t channels[DITMOS_CONV_MAX_PARTS];      /* C_p */
+    int32_t head[DITMOS_CONV_MAX_PARTS];          /* head_p, 1..4 */
+    int32_t zero_point[DITMOS_CONV_MAX_PARTS];    /* padding value of part p */
+    int32_t in_len;
+    int32_t out_len;
+    int32_t out_channels;
+    int32_t kernel_size;
+    int32_t stride;
+    int32_t pad;
+    int32_t act_min;
+    int32_t act_max;
+    const int32_t *weights;
+    const int32_t *bias;
+    const int32_t *requant;
+} conv1d_packed_s8_params_t;
+
+void conv1d_packed_s8(const conv1d_packed_s8_params_t *params,
+                      const int8_t *const inputs[], int8_t *output);
+
+/* ------------------------------------------------------------------------ */
 /* depthwise_conv1d_s8: TFLM DEPTHWISE_CONV_2D with H = 1, dilation 1.       */
 /* out channel o = c * depth_multiplier + m reads input channel c.          */
 /* Weights: TFLite's [1][kernel_size][in_channels * depth_multiplier],      */
