@@ -11,14 +11,15 @@ kernel lowering chose.  :func:`apply` is the one entry point (called by
 :func:`ditmos.codegen.generate`); it returns one decision row per layer,
 with the reason, for the codegen manifest and ``ditmos build --show-plan``.
 
-Exactness of the packed requantisation (m = multiplier, e = -shift):
-TFLM computes h = SaturatingRoundingDoublingHighMul(acc, m) =
-floor((acc m + 2^30) / 2^31) (m >= 0) and then RoundingDivideByPOT(h, e) =
-floor((h + 2^(e-1) - [h < 0]) / 2^e); adding the output offset z gives
-floor((acc m + 2^30 + 2^31 (2^(e-1) + z 2^e - [h < 0])) / 2^(31+e)) by the
-nested-floor identity.  For m > 2^30, h < 0 exactly when acc < 0, so the
-kernel evaluates it with one SMLAL from the constant pre = 2^30 +
-2^31 (2^(e-1) + z 2^e), a sign correction and an arithmetic shift.
+Exactness of the packed requantisation (m = multiplier, e = -shift, z =
+output offset): TFLM computes h = SaturatingRoundingDoublingHighMul(acc, m) =
+floor((acc m + 2^30) / 2^31) (m >= 0), then RoundingDivideByPOT(h, e) + z =
+floor((h + 2^(e-1) - [h < 0]) / 2^e) + z = (h + hb - [h < 0]) >> e with
+hb = 2^(e-1) + z 2^e.  The kernel accumulates 2 acc (weights and bias are
+doubled; |acc| < 2^30 is checked here from the weights and the bias), so
+SMMLAR(2 acc, m, hb) = floor((2 acc m + 2^31) / 2^32) + hb = h + hb; for
+m > 2^30, h < 0 exactly when acc < 0 (the kernel's sign fix), and e <= 22
+keeps h + hb inside int32.
 """
 
 from __future__ import annotations
@@ -53,38 +54,72 @@ def window_words(depth: int) -> tuple[int, int]:
     return n, depth - 4 * (n - 1)
 
 
-def pack_weights(w_parts: list[np.ndarray]) -> np.ndarray:
-    """Weights [O][D_p] (int8) of each part -> the packed int32 stream
-    [group][part][word][2][4] (see ditmos_kernels.h)."""
+def pack_words(w_parts: list[np.ndarray], scale: int = 2) -> list[np.ndarray]:
+    """Weights [O][D_p] (int8) of each part -> per group, the [words][2][4]
+    int32 block of SMLAD-ready (scale * w) pairs (see ditmos_kernels.h)."""
     O = w_parts[0].shape[0]
     groups = -(-O // GROUP)
-    streams = []
+    blocks = []
     for w in w_parts:
         D = w.shape[1]
         n, head = window_words(D)
         starts = np.array([0] + [head + 4 * i for i in range(n - 1)], dtype=np.int64)
-        vals = np.asarray(w, dtype=np.int64)[:, starts[:, None] + np.arange(4)]  # [O][n][4]
+        vals = scale * np.asarray(w, dtype=np.int64)[:, starts[:, None] + np.arange(4)]
         vals[:, 0, head:] = 0  # the head word's overlap with the next word counts once
         lo, hi = _pairs(vals[..., 0], vals[..., 2]), _pairs(vals[..., 1], vals[..., 3])
         both = np.stack([lo, hi], axis=-1)                                      # [O][n][2]
         padded = np.zeros((groups * GROUP, n, 2), dtype=np.int64)
         padded[:O] = both
-        streams.append(padded.reshape(groups, GROUP, n, 2).transpose(0, 2, 3, 1))
-    return np.concatenate(streams, axis=1).reshape(-1)
+        blocks.append(padded.reshape(groups, GROUP, n, 2).transpose(0, 2, 3, 1))
+    return [np.concatenate([b[g] for b in blocks], axis=0) for g in range(groups)]
 
 
-def requant_table(multiplier, shift, output_offset: int, out_channels: int) -> np.ndarray:
-    """[groups * 4][4] = {pre_lo, pre_hi, multiplier, e - 1} (padded channels inert)."""
+def requant_rows(multiplier, shift, output_offset: int, out_channels: int) -> np.ndarray:
+    """[groups * 4][3] = {hb, multiplier, e} (padded channels inert)."""
     groups = -(-out_channels // GROUP)
-    tab = np.zeros((groups * GROUP, 4), dtype=np.int64)
-    tab[:, 2] = (1 << 30) + 1
-    m = np.broadcast_to(np.asarray(multiplier, dtype=np.int64), (out_channels,))
-    s = np.broadcast_to(np.asarray(shift, dtype=np.int64), (out_channels,))
+    tab = np.zeros((groups * GROUP, 3), dtype=np.int64)
+    tab[:, 1] = (1 << 30) + 1
+    tab[:, 2] = 1
+    m = np.broadcast_to(np.asarray(multiplier, dtype=np.int64).reshape(-1), (out_channels,))
+    s = np.broadcast_to(np.asarray(shift, dtype=np.int64).reshape(-1), (out_channels,))
     for o in range(out_channels):
         e = int(-s[o])
-        pre = (1 << 30) + (1 << 31) * ((1 << (e - 1)) + int(output_offset) * (1 << e))
-        tab[o] = [_wrap32(pre & 0xFFFFFFFF), pre >> 32, int(m[o]), e - 1]
-    return tab.reshape(-1)
+        tab[o] = [(1 << (e - 1)) + int(output_offset) * (1 << e), int(m[o]), e]
+    return tab
+
+
+def pack_stream(w_parts, bias, multiplier, shift, output_offset: int) -> np.ndarray:
+    """The whole constant stream: per group {2 bias[4], words, requant[4][3]}."""
+    O = w_parts[0].shape[0]
+    groups = -(-O // GROUP)
+    b = np.zeros(groups * GROUP, dtype=np.int64)
+    b[:O] = 2 * np.asarray(bias, dtype=np.int64)
+    rq = requant_rows(multiplier, shift, output_offset, O)
+    words = pack_words(w_parts)
+    out = []
+    for g in range(groups):
+        out += [b[g * GROUP:(g + 1) * GROUP], words[g].reshape(-1),
+                rq[g * GROUP:(g + 1) * GROUP].reshape(-1)]
+    return _wrap32(np.concatenate(out))
+
+
+def _folded_bias(call: Call, g: dict, w_parts) -> np.ndarray:
+    """bias + sum_p input_offset_p * sum(w of part p), exact (Python ints)."""
+    bias = np.zeros(g["O"], dtype=np.int64)
+    if "bias" in call.arrays:
+        bias += np.asarray(call.arrays["bias"].values, dtype=np.int64).reshape(-1)
+    for (_, off), wp in zip(g["parts"], w_parts):
+        bias += int(off) * wp.sum(axis=1)
+    return bias
+
+
+def _weight_parts(call: Call, g: dict) -> list[np.ndarray]:
+    w = np.asarray(call.arrays["weights"].values, dtype=np.int64).reshape(g["O"], -1)
+    parts, lo = [], 0
+    for c, _ in g["parts"]:
+        parts.append(w[:, lo:lo + g["K"] * c])
+        lo += g["K"] * c
+    return parts
 
 
 def _geometry(call: Call) -> dict | None:
@@ -118,9 +153,13 @@ def _why_not(call: Call, g: dict) -> str | None:
         return "a requantisation shift outside [-31, -1]"
     if np.any(m <= (1 << 30)) or np.any(m >= (1 << 31)):
         return "a multiplier not in (2^30, 2^31)"
-    pre = (1 << 31) * ((1 << (int(-s.min()) - 1)) + 128 * (1 << int(-s.min())))
-    if pre >= (1 << 62):
-        return "a requantisation constant beyond 2^62"
+    if np.any(s < -22):
+        return "a requantisation shift below -22"
+    w_parts = _weight_parts(call, g)
+    bound = np.abs(_folded_bias(call, g, w_parts)) + 128 * sum(
+        np.abs(wp).sum(axis=1) for wp in w_parts)
+    if np.any(bound >= (1 << 30)):
+        return "accumulators that may reach 2^30"
     last = (g["out_len"] - 1) * g["stride"] - g["pad"]
     edges = g["pad"] > 0 or last + K > g["in_len"]
     if edges and sum(depths) > EDGE_BYTES:
@@ -132,39 +171,23 @@ def pack_call(call: Call) -> Call:
     """The conv1d_packed_s8 twin of a qualifying conv1d_s8 / fully_connected_s8 call."""
     g = _geometry(call)
     K, O = g["K"], g["O"]
-    w = np.asarray(call.arrays["weights"].values, dtype=np.int64).reshape(O, -1)
-    w_parts, lo = [], 0
-    for c, _ in g["parts"]:
-        w_parts.append(w[:, lo:lo + K * c])
-        lo += K * c
-    bias = np.zeros(O, dtype=np.int64)
-    if "bias" in call.arrays:
-        bias += np.asarray(call.arrays["bias"].values, dtype=np.int64).reshape(-1)
-    for (_, off), wp in zip(g["parts"], w_parts):
-        bias += int(off) * wp.sum(axis=1)
-    groups = -(-O // GROUP)
-    bias_pad = np.zeros(groups * GROUP, dtype=np.int64)
-    bias_pad[:O] = _wrap32(bias)
-    np_ = len(g["parts"])
+    w_parts = _weight_parts(call, g)
+    stream = pack_stream(w_parts, _folded_bias(call, g, w_parts),
+                         call.arrays["multiplier"].values, call.arrays["shift"].values,
+                         g["output_offset"])
+    n_parts = len(g["parts"])
 
     def per_part(values):
-        return list(values) + [0] * (MAX_PARTS - np_)
+        return list(values) + [0] * (MAX_PARTS - n_parts)
 
     fields = dict(
-        num_parts=np_,
+        num_parts=n_parts,
         channels=per_part(c for c, _ in g["parts"]),
         head=per_part(window_words(K * c)[1] for c, _ in g["parts"]),
         zero_point=per_part(-int(off) for _, off in g["parts"]),
         in_len=g["in_len"], out_len=g["out_len"], out_channels=O, kernel_size=K,
         stride=g["stride"], pad=g["pad"], act_min=g["act_min"], act_max=g["act_max"])
-    arrays = {
-        "weights": ConstArray("int32_t", pack_weights(w_parts), "weights"),
-        "bias": ConstArray("int32_t", bias_pad, "bias"),
-        "requant": ConstArray("int32_t",
-                              requant_table(call.arrays["multiplier"].values,
-                                            call.arrays["shift"].values,
-                                            g["output_offset"], O), "requant"),
-    }
+    arrays = {"stream": ConstArray("int32_t", stream, "weights")}
     return Call(PACKED, PACKED_TYPE, fields, arrays, list(call.inputs), call.output,
                 layer=call.layer, kind=call.kind, macs=call.macs, multi_input=True)
 

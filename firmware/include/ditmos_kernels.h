@@ -90,10 +90,10 @@ void conv1d_s8(const conv1d_s8_params_t *params,
 
 /* ------------------------------------------------------------------------ */
 /* conv1d_packed_s8: the same operation as conv1d_s8 (and, with in_len =    */
-/* out_len = batches, kernel_size = 1, as fully_connected_s8), reading      */
-/* weights and requantisation constants re-laid out offline by the          */
-/* generator (ditmos/codegen/variants.py).  Cortex-M7 set only: the         */
-/* generator emits it for kernels = cm7 when the layer qualifies.           */
+/* out_len = batches, kernel_size = 1, as fully_connected_s8), reading one  */
+/* constant stream re-laid out offline by the generator                     */
+/* (ditmos/codegen/variants.py).  Cortex-M7 set only: the generator emits   */
+/* it for kernels = cm7 when the layer qualifies.                           */
 /*                                                                          */
 /* Output channels go in groups of 4 (the last group padded with zero       */
 /* channels that are computed but never stored).  Per part, a window of     */
@@ -102,17 +102,18 @@ void conv1d_s8(const conv1d_s8_params_t *params,
 /* head_p + 4i (head_p = D_p - 4 (n_p - 1), 1..4); the head word's weights  */
 /* are zero where it overlaps the next word, so no byte is counted twice    */
 /* and nothing outside the window is read.                                  */
-/* weights: int32 words, [group][part][word][2][4]: for each word, first    */
-/* the four channels' (w[d], w[d+2]) pairs, then their (w[d+1], w[d+3])     */
-/* pairs, as int16 halves (lane 0 = low half) -- SMLAD-ready against        */
-/* SXTB16 / SXTB16 ROR 8 of the input word.                                 */
-/* bias: [groups * 4], bias + sum_p input_offset_p * sum(w over part p).    */
-/* requant: [groups * 4][4] = {pre_lo, pre_hi, multiplier, e - 1} with      */
-/* e = -shift >= 1 and multiplier > 2^30: out = (acc * multiplier + pre     */
-/* - 2^31 [acc < 0]) >> (31 + e) (64-bit), where pre = 2^30 +               */
-/* 2^31 (2^(e-1) + output_offset 2^e) -- exactly TFLM's MBQM + offset.      */
-/* Windows reaching into SAME padding are copied to a stack buffer          */
-/* (DITMOS_PACKED_EDGE_BYTES) filled with each part's zero point.           */
+/* stream: int32 words, per group of 4 output channels:                     */
+/*   bias2[4]   2 (bias + sum_p input_offset_p * sum(w of part p))          */
+/*   per part, per word: the four channels' (2w[d], 2w[d+2]) pairs, then   */
+/*              their (2w[d+1], 2w[d+3]) pairs, int16 halves (lane 0 low):  */
+/*              SMLAD-ready against SXTB16 / SXTB16 ROR 8 of the input word */
+/*   rq[4][3]   {hb, multiplier, e} with e = -shift >= 1, multiplier in     */
+/*              (2^30, 2^31), hb = 2^(e-1) + output_offset * 2^e.           */
+/* The accumulator is 2 acc (the generator proves |acc| < 2^30), so         */
+/* SMMLAR(2 acc, multiplier, hb) = SaturatingRoundingDoublingHighMul + hb,  */
+/* and out = (that - [acc < 0]) >> e is TFLM's RoundingDivideByPOT plus the */
+/* output offset, exactly.  Windows reaching into SAME padding are copied   */
+/* to a stack buffer (DITMOS_PACKED_EDGE_BYTES) filled with the zero point. */
 /* ------------------------------------------------------------------------ */
 #define DITMOS_PACKED_GROUP 4
 #define DITMOS_PACKED_EDGE_BYTES 256
@@ -130,9 +131,7 @@ typedef struct {
     int32_t pad;
     int32_t act_min;
     int32_t act_max;
-    const int32_t *weights;
-    const int32_t *bias;
-    const int32_t *requant;
+    const int32_t *stream;
 } conv1d_packed_s8_params_t;
 
 void conv1d_packed_s8(const conv1d_packed_s8_params_t *params,

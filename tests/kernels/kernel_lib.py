@@ -68,7 +68,7 @@ class PackedParams(C.Structure):
                 ("head", C.c_int32 * MAX_PARTS), ("zero_point", C.c_int32 * MAX_PARTS),
                 *[(n, C.c_int32) for n in ("in_len", "out_len", "out_channels", "kernel_size",
                                            "stride", "pad", "act_min", "act_max")],
-                ("weights", I32P), ("bias", I32P), ("requant", I32P)]
+                ("stream", I32P)]
 
 
 class DepthwiseParams(C.Structure):
@@ -170,8 +170,7 @@ class Kernels:
         p = PackedParams(num_parts=f["num_parts"], in_len=f["in_len"], out_len=f["out_len"],
                          out_channels=f["out_channels"], kernel_size=f["kernel_size"],
                          stride=f["stride"], pad=f["pad"], act_min=f["act_min"],
-                         act_max=f["act_max"], weights=_p32(arr["weights"]),
-                         bias=_p32(arr["bias"]), requant=_p32(arr["requant"]))
+                         act_max=f["act_max"], stream=_p32(arr["stream"]))
         for i in range(MAX_PARTS):
             p.channels[i], p.head[i], p.zero_point[i] = (f["channels"][i], f["head"][i],
                                                          f["zero_point"][i])

@@ -1,23 +1,38 @@
-/* conv1d_packed_s8 (Cortex-M7): conv1d_s8 / fully_connected_s8 over weights
- * and constants re-laid out offline (layout in ditmos_kernels.h, packer in
+/* conv1d_packed_s8 (Cortex-M7): conv1d_s8 / fully_connected_s8 over one
+ * constant stream re-laid out offline (layout in ditmos_kernels.h, packer in
  * ditmos/codegen/variants.py).  Same bytes as the reference kernels.
  *
  * Register blocking: four output channels x one time step per tile.  Each
  * input word is loaded once and sign-extended once (SXTB16, SXTB16 ROR 8)
  * and feeds eight SMLADs; the eight int16 weight pairs it meets arrive
- * ready-made with two LDMs.  Per 16 MACs: 1 LDR + 2 SXTB16 + 2 LDM + 8 SMLAD.
- * Input offsets live in the bias, output offset and both roundings of TFLM's
- * requantisation in one 64-bit constant per channel (SMLAL + a shift).
- * Uneven window lengths overlap their first word (zero weights there), so
- * every word goes through the same loop; windows reaching into SAME padding
- * are copied into a small buffer filled with the zero point. */
+ * ready-made with two LDMs: 13 instructions per 16 MACs.  Bias (input
+ * offsets folded in) and the requantisation constants sit in the same stream
+ * around each group's weights, so a tile is one pass over one pointer; the
+ * requantisation is SMMLAR + sign fix + shift + SSAT per output.  Uneven
+ * window lengths overlap their first word (zero weights there), so every
+ * word goes through the same unrolled loop; windows reaching into SAME
+ * padding are copied into a small buffer filled with the zero point. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__ARM_FEATURE_DSP)
+/* the tile uses every general register: never reserve r7 */
+#pragma GCC optimize("omit-frame-pointer")
+#endif
 #include <string.h>
 
 #include "ditmos_kernels.h"
 #include "ditmos_cm7_dot.h"
 
-/* acc[0..3] += the packed dot products of one part's window (D >= 4 bytes at
- * x, head = D - 4 (ceil(D / 4) - 1)); *w advances past the part's words. */
+#define PK_UNROLL 16
+
+/* Words of one group in the stream: 2 bias[4], the parts' words, requant[4][3]. */
+static int32_t pk_group_words(const conv1d_packed_s8_params_t *p)
+{
+    int32_t words = 0;
+    for (int32_t q = 0; q < p->num_parts; ++q) {
+        words += (p->kernel_size * p->channels[q] + 3) / 4;
+    }
+    return 4 + 8 * words + 12;
+}
+
 #if CM7_USE_ASM
 #define PK_WORD                                                                  \
     "ldr r5, [r6], #4\n\t"                                                      \
@@ -33,22 +48,35 @@
     "smlad r1, r5, r9, r1\n\t"                                                  \
     "smlad r2, r5, r10, r2\n\t"                                                 \
     "smlad r3, r5, r11, r3\n\t"
+#define PK_REQUANT(A)                                                            \
+    "ldm r12!, {r4, r5, r8}\n\t"                                                \
+    "smmlar r4, " A ", r5, r4\n\t"                                              \
+    "add r4, r4, " A ", asr #31\n\t"                                            \
+    "asr r4, r4, r8\n\t"                                                        \
+    "ssat r4, #8, r4\n\t"                                                       \
+    "strb r4, [r6], #1\n\t"
+#define PK_E(n) "(2" #n "f-3b)/2"
+#define PK_F(n) "(4" #n "f-3b)/2"
 
-static inline void pk_part(const int8_t *x, int32_t len, int32_t head, const int32_t **w,
-                           int32_t acc[4])
+/*
+ * `steps` time steps x `groups` groups of 4 channels, all in assembly.
+ * run[] (32-bit words): per part {head step, window, window end, entry
+ * block}, then the final record f0..f7 = {0, output, groups left, bytes
+ * from f3 back to run[0], groups, steps left, output skip per step, stream},
+ * then the per-step window advance of each part.  Registers: r0-r3
+ * accumulators, r4/r5 input halves, r6 input, r7 run record, r8-r11
+ * weights, r12 stream, lr window end.
+ */
+static void pk_run_asm(uint32_t *run, const int32_t *stream)
 {
-    /* r0-r3 accumulators, r4/r5 input halves, r6 input, r8-r11 weights,
-     * r12 weights pointer, lr end of the input window; r7 stays free */
-    register int32_t a0 __asm__("r0") = acc[0];
-    register int32_t a1 __asm__("r1") = acc[1];
-    register int32_t a2 __asm__("r2") = acc[2];
-    register int32_t a3 __asm__("r3") = acc[3];
-    register int32_t step __asm__("r4") = head;
-    register const int8_t *px __asm__("r6") = x;
-    register const int32_t *pw __asm__("r12") = *w;
-    register const int8_t *end __asm__("lr") = x + len;
+    register uint32_t *d __asm__("r7") = run;
+    register const int32_t *s __asm__("r12") = stream;
     __asm__ volatile(
-        /* head word at byte 0, then the pointer moves to byte `head` */
+        "0:\n\t"
+        "ldm r12!, {r0, r1, r2, r3}\n\t"   /* 2 * bias */
+        "ldm r7!, {r4, r6, lr}\n\t"        /* first part: step, window, end */
+        "1:\n\t"
+        /* head word at byte 0; the next word starts at byte `step` */
         "ldr r5, [r6]\n\t"
         "add r6, r6, r4\n\t"
         "sxtb16 r4, r5\n\t"
@@ -63,33 +91,96 @@ static inline void pk_part(const int8_t *x, int32_t len, int32_t head, const int
         "smlad r1, r5, r9, r1\n\t"
         "smlad r2, r5, r10, r2\n\t"
         "smlad r3, r5, r11, r3\n\t"
-        /* the remaining words, four per iteration; enter so that the
-         * count works out (words mod 4 = 1, 2, 3 -> blocks 4, 3, 2) */
-        "subs r4, lr, r6\n\t"
-        "beq 9f\n\t"
-        "ubfx r5, r4, #2, #2\n\t"
-        "cmp r5, #2\n\t"
-        "beq 2f\n\t"
-        "bhi 1f\n\t"
-        "cmp r5, #1\n\t"
-        "beq 3f\n\t"
-        "0:\n\t" PK_WORD
-        "1:\n\t" PK_WORD
-        "2:\n\t" PK_WORD
-        "3:\n\t" PK_WORD
+        /* the other words, PK_UNROLL per iteration, entered so that the
+         * count works out (entry PK_UNROLL: no other words) */
+        "ldr r4, [r7], #4\n\t"
+        "tbh [pc, r4, lsl #1]\n\t"
+        "3:\n\t"
+        ".hword " PK_E(0) "," PK_E(1) "," PK_E(2) "," PK_E(3) "\n\t"
+        ".hword " PK_E(4) "," PK_E(5) "," PK_E(6) "," PK_E(7) "\n\t"
+        ".hword " PK_F(0) "," PK_F(1) "," PK_F(2) "," PK_F(3) "\n\t"
+        ".hword " PK_F(4) "," PK_F(5) "," PK_F(6) "," PK_F(7) ", (49f-3b)/2\n\t"
+        "20:\n\t" PK_WORD "21:\n\t" PK_WORD "22:\n\t" PK_WORD "23:\n\t" PK_WORD
+        "24:\n\t" PK_WORD "25:\n\t" PK_WORD "26:\n\t" PK_WORD "27:\n\t" PK_WORD
+        "40:\n\t" PK_WORD "41:\n\t" PK_WORD "42:\n\t" PK_WORD "43:\n\t" PK_WORD
+        "44:\n\t" PK_WORD "45:\n\t" PK_WORD "46:\n\t" PK_WORD "47:\n\t" PK_WORD
         "cmp r6, lr\n\t"
-        "bne 0b\n\t"
+        "bne 20b\n\t"
+        "49:\n\t"
+        "ldm r7!, {r4, r6, lr}\n\t"        /* next part, or the final record */
+        "cmp r4, #0\n\t"
+        "bne 1b\n\t"
+        /* final record: r6 = output, lr = groups left; requant constants follow */
+        PK_REQUANT("r0") PK_REQUANT("r1") PK_REQUANT("r2") PK_REQUANT("r3")
+        "subs lr, lr, #1\n\t"
+        "beq 8f\n\t"
+        "stmdb r7, {r6, lr}\n\t"           /* f1, f2 */
+        "ldr r4, [r7]\n\t"
+        "sub r7, r7, r4\n\t"               /* back to part 0 */
+        "b 0b\n\t"
+        "8:\n\t"                           /* time step done; r7 = &f3 */
+        "ldr r4, [r7, #8]\n\t"
+        "subs r4, r4, #1\n\t"
+        "beq 9f\n\t"
+        "str r4, [r7, #8]\n\t"             /* steps left */
+        "ldr r4, [r7, #12]\n\t"
+        "add r6, r6, r4\n\t"               /* next output row */
+        "ldr lr, [r7, #4]\n\t"
+        "stmdb r7, {r6, lr}\n\t"           /* f1 = output, f2 = groups */
+        "ldr r12, [r7, #16]\n\t"           /* stream from the start */
+        "add r5, r7, #20\n\t"              /* window advances */
+        "ldr r4, [r7]\n\t"
+        "sub r7, r7, r4\n\t"
+        "mov r8, r7\n\t"
+        "7:\n\t"
+        "ldr r4, [r5], #4\n\t"
+        "ldrd r9, r10, [r8, #4]\n\t"
+        "add r9, r9, r4\n\t"
+        "add r10, r10, r4\n\t"
+        "strd r9, r10, [r8, #4]\n\t"
+        "ldr r4, [r8, #16]!\n\t"
+        "cmp r4, #0\n\t"
+        "bne 7b\n\t"
+        "b 0b\n\t"
         "9:\n\t"
-        : "+r"(a0), "+r"(a1), "+r"(a2), "+r"(a3), "+r"(step), "+r"(px), "+r"(pw)
-        : "r"(end)
-        : "r5", "r8", "r9", "r10", "r11", "cc", "memory");
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-    *w = pw;
+        : "+r"(d), "+r"(s)
+        :
+        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "lr", "cc",
+          "memory");
 }
 #undef PK_WORD
+#undef PK_REQUANT
+#undef PK_E
+#undef PK_F
+
+/* steps x groups tiles from windows win[] (advancing adv[] per step). */
+static void pk_run(const conv1d_packed_s8_params_t *p, const int8_t *const win[],
+                   const int32_t adv[], int8_t *y, int32_t steps, int32_t groups,
+                   int32_t y_skip, const int32_t *stream)
+{
+    uint32_t run[5 * DITMOS_CONV_MAX_PARTS + 8];
+    const int32_t np = p->num_parts;
+    uint32_t *r = run;
+    for (int32_t q = 0; q < np; ++q, r += 4) {
+        const int32_t more = (p->kernel_size * p->channels[q] - p->head[q]) / 4;
+        r[0] = (uint32_t)p->head[q];
+        r[1] = (uint32_t)(uintptr_t)win[q];
+        r[2] = (uint32_t)(uintptr_t)(win[q] + p->kernel_size * p->channels[q]);
+        r[3] = (uint32_t)(more == 0 ? PK_UNROLL : (PK_UNROLL - more % PK_UNROLL) % PK_UNROLL);
+    }
+    r[0] = 0;
+    r[1] = (uint32_t)(uintptr_t)y;
+    r[2] = (uint32_t)groups;
+    r[3] = (uint32_t)(4 * (4 * np + 3));
+    r[4] = (uint32_t)groups;
+    r[5] = (uint32_t)steps;
+    r[6] = (uint32_t)y_skip;
+    r[7] = (uint32_t)(uintptr_t)stream;
+    for (int32_t q = 0; q < np; ++q) {
+        r[8 + q] = (uint32_t)adv[q];
+    }
+    pk_run_asm(run, stream);
+}
 #else
 static inline void pk_word(uint32_t xv, const int32_t *w, int32_t acc[4])
 {
@@ -100,57 +191,66 @@ static inline void pk_word(uint32_t xv, const int32_t *w, int32_t acc[4])
     }
 }
 
-static inline void pk_part(const int8_t *x, int32_t len, int32_t head, const int32_t **w,
-                           int32_t acc[4])
+/* SMMLAR: a + (x * m + 2^31) >> 32 */
+static inline int32_t pk_smmlar(int32_t x, int32_t m, int32_t a)
 {
-    const int32_t *pw = *w;
-    pk_word(cm7_read4(x), pw, acc);
-    pw += 8;
-    for (int32_t i = head; i < len; i += 4) {
-        pk_word(cm7_read4(x + i), pw, acc);
-        pw += 8;
+    const int64_t v = (int64_t)((uint64_t)(uint32_t)a << 32) + (int64_t)x * m +
+                      (INT64_C(1) << 31);
+    return (int32_t)(v >> 32);
+}
+
+static void pk_run(const conv1d_packed_s8_params_t *p, const int8_t *const win[],
+                   const int32_t adv[], int8_t *y, int32_t steps, int32_t groups,
+                   int32_t y_skip, const int32_t *stream)
+{
+    const int32_t np = p->num_parts;
+    for (int32_t t = 0; t < steps; ++t, y += y_skip) {
+        const int32_t *s = stream;
+        for (int32_t g = 0; g < groups; ++g) {
+            int32_t acc[4] = {s[0], s[1], s[2], s[3]};
+            s += 4;
+            for (int32_t q = 0; q < np; ++q) {
+                const int8_t *x = win[q] + t * adv[q];
+                const int8_t *end = x + p->kernel_size * p->channels[q];
+                pk_word(cm7_read4(x), s, acc);
+                s += 8;
+                for (x += p->head[q]; x < end; x += 4) {
+                    pk_word(cm7_read4(x), s, acc);
+                    s += 8;
+                }
+            }
+            for (int j = 0; j < 4; ++j, s += 3) {
+                const int32_t v =
+                    (pk_smmlar(acc[j], s[1], s[0]) + (acc[j] < 0 ? -1 : 0)) >> s[2];
+                *y++ = (int8_t)cm7_ssat8(v);
+            }
+        }
     }
-    *w = pw;
 }
 #endif
 
-/* TFLM MBQM + output offset: q = {pre_lo, pre_hi, multiplier, e - 1}. */
-static inline int32_t pk_requant(int32_t acc, const int32_t *q)
+/* Clamp bytes already saturated to [-128, 127] to [act_min, act_max]. */
+static void pk_clamp(const conv1d_packed_s8_params_t *p, int8_t *y, int32_t n)
 {
-    int64_t v = (int64_t)(((uint64_t)(uint32_t)q[1] << 32) | (uint32_t)q[0]);
-    v += (int64_t)acc * q[2];
-    v -= (int64_t)((uint32_t)acc >> 31) << 31;
-    return (int32_t)(v >> 32) >> q[3];
+    for (int32_t j = 0; j < n; ++j) {
+        const int32_t v = y[j] < p->act_min ? p->act_min : y[j];
+        y[j] = (int8_t)(v > p->act_max ? p->act_max : v);
+    }
 }
 
-/* All output channels of one time step whose part windows start at win[]. */
-static inline void pk_step(const conv1d_packed_s8_params_t *p, const int8_t *const win[],
-                           const int32_t len[], int8_t *y)
+/* One time step without writing past its output row (the padded last
+ * group goes through a small buffer). */
+static void pk_step(const conv1d_packed_s8_params_t *p, const int8_t *const win[],
+                    const int32_t adv[], int8_t *y)
 {
-    const int32_t O = p->out_channels, np = p->num_parts;
-    const int32_t act_min = p->act_min, act_max = p->act_max;
-    const int32_t *w = p->weights, *b = p->bias, *rq = p->requant;
-    for (int32_t o = 0; o < O; o += DITMOS_PACKED_GROUP) {
-        int32_t acc[4] = {b[0], b[1], b[2], b[3]};
-        for (int32_t q = 0; q < np; ++q) {
-            pk_part(win[q], len[q], p->head[q], &w, acc);
-        }
-        const int32_t n = O - o < 4 ? O - o : 4;
-        if (n == 4 && act_min == INT8_MIN && act_max == INT8_MAX) {
-            y[0] = (int8_t)cm7_ssat8(pk_requant(acc[0], rq));
-            y[1] = (int8_t)cm7_ssat8(pk_requant(acc[1], rq + 4));
-            y[2] = (int8_t)cm7_ssat8(pk_requant(acc[2], rq + 8));
-            y[3] = (int8_t)cm7_ssat8(pk_requant(acc[3], rq + 12));
-        } else {
-            for (int32_t j = 0; j < n; ++j) {
-                int32_t v = pk_requant(acc[j], rq + 4 * j);
-                v = v < act_min ? act_min : v;
-                y[j] = (int8_t)(v > act_max ? act_max : v);
-            }
-        }
-        y += n;
-        b += 4;
-        rq += 16;
+    const int32_t O = p->out_channels, full = O / DITMOS_PACKED_GROUP;
+    if (full > 0) {
+        pk_run(p, win, adv, y, 1, full, 0, p->stream);
+    }
+    if (O % DITMOS_PACKED_GROUP != 0) {
+        int8_t tail[DITMOS_PACKED_GROUP];
+        pk_run(p, win, adv, tail, 1, 1, 0, p->stream + full * pk_group_words(p));
+        memcpy(y + full * DITMOS_PACKED_GROUP, tail, (size_t)(O % DITMOS_PACKED_GROUP));
     }
 }
 
@@ -161,7 +261,7 @@ static inline void pk_step(const conv1d_packed_s8_params_t *p, const int8_t *con
 __attribute__((noinline))
 #endif
 static void pk_edge_step(const conv1d_packed_s8_params_t *p, const int8_t *const inputs[],
-                         int32_t origin, const int32_t len[], int8_t *y)
+                         const int32_t adv[], int32_t origin, int8_t *y)
 {
     int8_t buf[DITMOS_PACKED_EDGE_BYTES];
     const int8_t *win[DITMOS_CONV_MAX_PARTS];
@@ -178,29 +278,50 @@ static void pk_edge_step(const conv1d_packed_s8_params_t *p, const int8_t *const
             }
         }
     }
-    pk_step(p, win, len, y);
+    pk_step(p, win, adv, y);
 }
 
 void conv1d_packed_s8(const conv1d_packed_s8_params_t *params,
                       const int8_t *const inputs[], int8_t *output)
 {
     const conv1d_packed_s8_params_t *p = params;
-    const int32_t K = p->kernel_size, np = p->num_parts;
-    int32_t len[DITMOS_CONV_MAX_PARTS];
+    const int32_t K = p->kernel_size, S = p->stride, O = p->out_channels, np = p->num_parts;
+    const int32_t groups = (O + DITMOS_PACKED_GROUP - 1) / DITMOS_PACKED_GROUP;
+    int32_t adv[DITMOS_CONV_MAX_PARTS];
+    const int8_t *win[DITMOS_CONV_MAX_PARTS];
     for (int32_t q = 0; q < np; ++q) {
-        len[q] = K * p->channels[q];
+        adv[q] = S * p->channels[q];
     }
+    /* interior steps [t_lo, t_hi): t*S - pad >= 0 and t*S - pad + K <= in_len */
+    int32_t t_lo = (p->pad + S - 1) / S;
+    int32_t t_hi = p->in_len - K + p->pad >= 0 ? (p->in_len - K + p->pad) / S + 1 : 0;
+    t_hi = t_hi > p->out_len ? p->out_len : t_hi;
+    t_lo = t_lo > t_hi ? t_hi : t_lo;
+    /* a padded last group spills 4 * groups - O bytes into the next rows,
+     * which are computed (rewritten) later: one pass runs every interior
+     * step whose spill stays inside the output */
+    const int32_t spill_rows = (groups * DITMOS_PACKED_GROUP - O + O - 1) / O;
+    const int32_t run_hi = t_hi < p->out_len - spill_rows ? t_hi : p->out_len - spill_rows;
     for (int32_t t = 0; t < p->out_len; ++t) {
-        const int32_t origin = t * p->stride - p->pad;
-        int8_t *y = output + t * p->out_channels;
-        if (origin >= 0 && origin + K <= p->in_len) {
-            const int8_t *win[DITMOS_CONV_MAX_PARTS];
+        const int32_t origin = t * S - p->pad;
+        int8_t *y = output + t * O;
+        if (t == t_lo && run_hi > t_lo) {
             for (int32_t q = 0; q < np; ++q) {
                 win[q] = inputs[q] + origin * p->channels[q];
             }
-            pk_step(p, win, len, y);
+            pk_run(p, win, adv, y, run_hi - t_lo, groups,
+                   O - groups * DITMOS_PACKED_GROUP, p->stream);
+            t = run_hi - 1;
+        } else if (t >= t_lo && t < t_hi) {
+            for (int32_t q = 0; q < np; ++q) {
+                win[q] = inputs[q] + origin * p->channels[q];
+            }
+            pk_step(p, win, adv, y);
         } else {
-            pk_edge_step(p, inputs, origin, len, y);
+            pk_edge_step(p, inputs, adv, origin, y);
         }
+    }
+    if (p->act_min > INT8_MIN || p->act_max < INT8_MAX) { /* SSAT gave [-128, 127] */
+        pk_clamp(p, output, p->out_len * O);
     }
 }
