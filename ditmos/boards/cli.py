@@ -93,13 +93,17 @@ def _int8_dir(run_dir: Path) -> Path:
               default="slicing", show_default=True, help="Activation memory strategy.")
 @click.option("--profile", is_flag=True, help="Per-layer cycle/instruction profiling.")
 @click.option("--baud", type=click.IntRange(min=1200), help="UART baud rate [board default].")
-@click.option("--show-plan", is_flag=True, help="Print the activation memory plan.")
+@click.option("--show-plan", is_flag=True,
+              help="Print the activation memory plan and each layer's kernel variant.")
+@click.option("--stack-size", type=int, default=None,
+              help="Stack reservation in bytes (Arm boards) [board default, see boards.json "
+                   "stack_note].")
 @click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Build an existing C model directory (model.h, model.c, weights.c) "
                    "instead of generating one.")
 @click.option("--quiet", is_flag=True, help="Less progress output.")
-def build(board, run_dir, out_dir, kernels, strategy, profile, baud, show_plan, model_dir,
-          quiet):
+def build(board, run_dir, out_dir, kernels, strategy, profile, baud, show_plan, stack_size,
+          model_dir, quiet):
     """Generate C for a run and compile the firmware for a board.
 
     Writes BUILD_DIR/firmware.elf, firmware.bin, manifest.json and a
@@ -113,11 +117,11 @@ def build(board, run_dir, out_dir, kernels, strategy, profile, baud, show_plan, 
         if run_dir is not None:
             raise DitmosError("give either --run or --model-dir, not both")
         result = build_project(board, model_dir, out, kernels=kernels, profile=profile,
-                               baud=baud)
+                               baud=baud, stack_size=stack_size)
     else:
         int8 = _int8_dir(run_dir) if run_dir is not None else _pipeline(board, quiet)
         result = build_firmware(board, int8, out, kernels=kernels, profile=profile,
-                                strategy=strategy, baud=baud)
+                                strategy=strategy, baud=baud, stack_size=stack_size)
     manifest = json.loads((result / "manifest.json").read_text())
     if show_plan:
         cg = result / "model" / "manifest.json"
