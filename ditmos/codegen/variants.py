@@ -6,7 +6,8 @@ that qualify are switched to ``conv1d_packed_s8`` (register-blocked, see
 ``firmware/include/ditmos_kernels.h``): their weights become SMLAD-ready
 int16 pairs in the order the inner loop consumes them, input offsets move
 into the bias, and each channel's requantisation (TFLM's two roundings plus
-the output offset) becomes one 64-bit constant.  Everything else keeps the
+the output offset) becomes per-channel constants; requantize layers become a
+256-byte lookup table (``requantize_lut_s8``).  Everything else keeps the
 kernel lowering chose.  :func:`apply` is the one entry point (called by
 :func:`ditmos.codegen.generate`); it returns one decision row per layer,
 with the reason, for the codegen manifest and ``ditmos build --show-plan``.
@@ -192,8 +193,39 @@ def pack_call(call: Call) -> Call:
                 layer=call.layer, kind=call.kind, macs=call.macs, multi_input=True)
 
 
+LUT = "requantize_lut_s8"
+
+
+def requantize_table(input_zero_point: int, output_zero_point: int, multiplier: int,
+                     shift: int) -> np.ndarray:
+    """requantize_s8 for every input byte (index = the byte as unsigned), with
+    TFLM's arithmetic as the C kernel evaluates it (x << left wraps in int32)."""
+    from ditmos.quantize import qmath
+
+    x = np.arange(256, dtype=np.int64)
+    x = np.where(x >= 128, x - 256, x) - int(input_zero_point)
+    left, right = max(int(shift), 0), max(-int(shift), 0)
+    a = _wrap32(x << left)
+    y = qmath.rounding_divide_by_pot(qmath.saturating_rounding_doubling_high_mul(
+        a, int(multiplier)), right)
+    return np.clip(y + int(output_zero_point), -128, 127).astype(np.int64)
+
+
+def lut_call(call: Call) -> Call:
+    f = call.fields
+    table = requantize_table(f["input_zero_point"], f["output_zero_point"], f["multiplier"],
+                             f["shift"])
+    return Call(LUT, "requantize_lut_s8_params_t", {"size": f["size"]},
+                {"table": ConstArray("int8_t", table, "table")}, list(call.inputs),
+                call.output, layer=call.layer, kind=call.kind, macs=call.macs)
+
+
 def choose(call: Call, kernels: str) -> tuple[Call, str]:
     """(the call to emit, why) for one lowered call."""
+    if call.kernel == "requantize_s8":
+        if kernels != "cm7":
+            return call, f"{kernels} kernel set"
+        return lut_call(call), "256-byte table computed offline"
     g = _geometry(call)
     if g is None:
         return call, "no variants for this op"
@@ -211,12 +243,14 @@ def choose(call: Call, kernels: str) -> tuple[Call, str]:
 
 
 def apply(sched, kernels: str) -> list[dict]:
-    """Replace the conv / fully-connected calls of ``sched`` by their variant for
-    ``kernels``; return one row per such call (program, layer index, kernel, reason)."""
+    """Replace the conv / fully-connected / requantize calls of ``sched`` by their
+    variant for ``kernels``; return one row per such call (program, layer index,
+    kernel, reason)."""
     rows = []
     for pname, prog in sched.programs.items():
         for st in prog.steps:
-            if st.kind != "call" or _geometry(st.call) is None:
+            if st.kind != "call" or (_geometry(st.call) is None
+                                     and st.call.kernel != "requantize_s8"):
                 continue
             new, why = choose(st.call, kernels)
             st.call = new

@@ -269,6 +269,19 @@ void requantize_s8(const requantize_s8_params_t *params,
                    const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------------ */
+/* requantize_lut_s8: requantize_s8 through a 256-byte table computed by the */
+/* generator (ditmos/codegen/variants.py): out = table[(uint8_t)in].        */
+/* Cortex-M7 set only; output == input is allowed.                          */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t size;
+    const int8_t *table;   /* [256], indexed by the input byte as unsigned */
+} requantize_lut_s8_params_t;
+
+void requantize_lut_s8(const requantize_lut_s8_params_t *params,
+                       const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
 /* softmax_s8: TFLM int8 -> int8 SOFTMAX over the last axis (gemmlowp        */
 /* fixed-point exp and reciprocal, bit-exact).  The generator computes, as   */
 /* TFLM's PreprocessSoftmaxScaling with kScaledDiffIntegerBits = 5:          */

@@ -71,6 +71,10 @@ class PackedParams(C.Structure):
                 ("stream", I32P)]
 
 
+class LutParams(C.Structure):
+    _fields_ = [("size", C.c_int32), ("table", I8P)]
+
+
 class DepthwiseParams(C.Structure):
     _fields_ = [("in_len", C.c_int32), ("in_channels", C.c_int32),
                 ("depth_multiplier", C.c_int32), ("out_len", C.c_int32),
@@ -159,9 +163,19 @@ class Kernels:
             fn.restype = None
         # the register-blocked variant exists in the cm7 set only
         self.has_packed = hasattr(self.lib, "conv1d_packed_s8")
+        if hasattr(self.lib, "requantize_lut_s8"):
+            self.lib.requantize_lut_s8.argtypes = [C.POINTER(LutParams), I8P, I8P]
+            self.lib.requantize_lut_s8.restype = None
         if self.has_packed:
             self.lib.conv1d_packed_s8.argtypes = [C.POINTER(PackedParams), C.POINTER(I8P), I8P]
             self.lib.conv1d_packed_s8.restype = None
+
+    def requantize_lut(self, x, table):
+        x, t = _i8(x), _i8(table)
+        p = LutParams(size=x.size, table=_p8(t))
+        out = np.zeros_like(x)
+        self.lib.requantize_lut_s8(C.byref(p), _p8(x), _p8(out))
+        return out
 
     def packed(self, call, xs):
         """Run a conv1d_packed_s8 Call (ditmos.codegen.variants) on inputs xs."""

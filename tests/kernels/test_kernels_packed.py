@@ -281,3 +281,24 @@ def test_packed_variant_exact_and_within_budget_on_cortex_m7(program):
         if name in ("sel_conv1", "sel_conv2", "cls_conv2"):
             assert packed <= BUDGET_CONV8 * macs, report
     assert total * 5 <= total_ref, report
+
+
+def test_requantize_table_variant_equals_the_kernel_for_every_byte(tmp_path):
+    """requantize_lut_s8 over the generator's table == requantize_s8, all 256
+    inputs, random scales both ways (left shifts whose x << s wraps included)."""
+    from ditmos.codegen import variants
+
+    ref, cm7 = Kernels(build_shared("ref", tmp_path)), Kernels(build_shared("cm7", tmp_path))
+    x = np.arange(-128, 128, dtype=np.int8)
+    rng = np.random.default_rng(5)
+    for i in range(200):
+        params = dict(input_zero_point=int(rng.integers(-128, 128)),
+                      output_zero_point=int(rng.integers(-128, 128)),
+                      multiplier=int(rng.integers(1 << 30, 1 << 31)),
+                      shift=int(rng.integers(-12, 8) if i % 10 else rng.integers(20, 31)))
+        table = variants.requantize_table(**params)
+        want = ref.requantize(x, **params)
+        np.testing.assert_array_equal(cm7.requantize_lut(x, table), want, err_msg=str(params))
+        # a length that is not a multiple of 4
+        y = x[:203].copy()
+        np.testing.assert_array_equal(cm7.requantize_lut(y, table), want[:203])
