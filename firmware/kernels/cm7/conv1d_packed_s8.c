@@ -48,13 +48,20 @@ static int32_t pk_group_words(const conv1d_packed_s8_params_t *p)
     "smlad r1, r5, r9, r1\n\t"                                                  \
     "smlad r2, r5, r10, r2\n\t"                                                 \
     "smlad r3, r5, r11, r3\n\t"
-#define PK_REQUANT(A)                                                            \
-    "ldm r12!, {r4, r5, r8}\n\t"                                                \
+/* two outputs: accumulators A, B; constants {hb, multiplier, e} of both
+ * channels in one LDM */
+#define PK_REQUANT2(A, B)                                                        \
+    "ldm r12!, {r4, r5, r8, r9, r10, r11}\n\t"                                  \
     "smmlar r4, " A ", r5, r4\n\t"                                              \
+    "smmlar r9, " B ", r10, r9\n\t"                                             \
     "add r4, r4, " A ", asr #31\n\t"                                            \
+    "add r9, r9, " B ", asr #31\n\t"                                            \
     "asr r4, r4, r8\n\t"                                                        \
+    "asr r9, r9, r11\n\t"                                                       \
     "ssat r4, #8, r4\n\t"                                                       \
-    "strb r4, [r6], #1\n\t"
+    "ssat r9, #8, r9\n\t"                                                       \
+    "strb r4, [r6], #1\n\t"                                                     \
+    "strb r9, [r6], #1\n\t"
 #define PK_E(n) "(2" #n "f-3b)/2"
 #define PK_F(n) "(4" #n "f-3b)/2"
 
@@ -111,7 +118,7 @@ static void pk_run_asm(uint32_t *run, const int32_t *stream)
         "cmp r4, #0\n\t"
         "bne 1b\n\t"
         /* final record: r6 = output, lr = groups left; requant constants follow */
-        PK_REQUANT("r0") PK_REQUANT("r1") PK_REQUANT("r2") PK_REQUANT("r3")
+        PK_REQUANT2("r0", "r1") PK_REQUANT2("r2", "r3")
         "subs lr, lr, #1\n\t"
         "beq 8f\n\t"
         "stmdb r7, {r6, lr}\n\t"           /* f1, f2 */
@@ -149,7 +156,7 @@ static void pk_run_asm(uint32_t *run, const int32_t *stream)
           "memory");
 }
 #undef PK_WORD
-#undef PK_REQUANT
+#undef PK_REQUANT2
 #undef PK_E
 #undef PK_F
 
