@@ -38,10 +38,10 @@ BENCH = [
 ]
 
 # instructions per MAC of the packed variant on the shapes above (QEMU, -O2),
-# measured 0.977 for the whole set and 0.996 for the worst conv layer with 8
-# output channels (sel_conv2; sel_conv1 0.974, cls_conv2 0.929)
-BUDGET_TOTAL = 0.99
-BUDGET_CONV8 = 1.0
+# measured 0.971 for the whole set and 0.989 for the worst conv layer with 8
+# output channels (sel_conv2; sel_conv1 0.969, cls_conv2 0.926)
+BUDGET_TOTAL = 0.98
+BUDGET_CONV8 = 0.99
 
 
 def _call(parts, w_pm, bias, mult, shift, *, K, stride, pad, in_len, out_len, out_off,
