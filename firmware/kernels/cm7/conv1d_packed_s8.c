@@ -62,8 +62,8 @@ static int32_t pk_group_words(const conv1d_packed_s8_params_t *p)
     "ssat r9, #8, r9\n\t"                                                       \
     "strb r4, [r6], #1\n\t"                                                     \
     "strb r9, [r6], #1\n\t"
-#define PK_E(n) "(2" #n "f-3b)/2"
-#define PK_F(n) "(4" #n "f-3b)/2"
+#define PK_E(n) "2" #n "f+1"
+#define PK_F(n) "4" #n "f+1"
 
 /*
  * `steps` time steps x `groups` groups of 4 channels, all in assembly.
@@ -79,6 +79,28 @@ static void pk_run_asm(uint32_t *run, const int32_t *stream)
     register uint32_t *d __asm__("r7") = run;
     register const int32_t *s __asm__("r12") = stream;
     __asm__ volatile(
+        /* prologue: each part's entry block index -> its address (Thumb bit) */
+        "mov r5, r7\n\t"
+        "adr r6, 3f\n\t"
+        "60:\n\t"
+        "ldr r4, [r5]\n\t"
+        "cbz r4, 0f\n\t"
+        "ldr r4, [r5, #12]\n\t"
+        "ldr r4, [r6, r4, lsl #2]\n\t"
+        "str r4, [r5, #12]\n\t"
+        "adds r5, r5, #16\n\t"
+        "b 60b\n\t"
+        ".p2align 2\n\t"
+        "3:\n\t"
+        ".word " PK_E(0) "," PK_E(1) "," PK_E(2) "," PK_E(3) "\n\t"
+        ".word " PK_E(4) "," PK_E(5) "," PK_E(6) "," PK_E(7) "\n\t"
+        ".word " PK_F(0) "," PK_F(1) "," PK_F(2) "," PK_F(3) "\n\t"
+        ".word " PK_F(4) "," PK_F(5) "," PK_F(6) "," PK_F(7) ", 49f+1\n\t"
+        /* next group of the same time step */
+        "5:\n\t"
+        "stmdb r7, {r6, lr}\n\t"           /* f1 = output, f2 = groups left */
+        "ldr r4, [r7]\n\t"
+        "sub r7, r7, r4\n\t"               /* back to part 0 */
         "0:\n\t"
         "ldm r12!, {r0, r1, r2, r3}\n\t"   /* 2 * bias */
         "ldm r7!, {r4, r6, lr}\n\t"        /* first part: step, window, end */
@@ -100,13 +122,7 @@ static void pk_run_asm(uint32_t *run, const int32_t *stream)
         "smlad r3, r5, r11, r3\n\t"
         /* the other words, PK_UNROLL per iteration, entered so that the
          * count works out (entry PK_UNROLL: no other words) */
-        "ldr r4, [r7], #4\n\t"
-        "tbh [pc, r4, lsl #1]\n\t"
-        "3:\n\t"
-        ".hword " PK_E(0) "," PK_E(1) "," PK_E(2) "," PK_E(3) "\n\t"
-        ".hword " PK_E(4) "," PK_E(5) "," PK_E(6) "," PK_E(7) "\n\t"
-        ".hword " PK_F(0) "," PK_F(1) "," PK_F(2) "," PK_F(3) "\n\t"
-        ".hword " PK_F(4) "," PK_F(5) "," PK_F(6) "," PK_F(7) ", (49f-3b)/2\n\t"
+        "ldr pc, [r7], #4\n\t"            /* entry address (see the prologue) */
         "20:\n\t" PK_WORD "21:\n\t" PK_WORD "22:\n\t" PK_WORD "23:\n\t" PK_WORD
         "24:\n\t" PK_WORD "25:\n\t" PK_WORD "26:\n\t" PK_WORD "27:\n\t" PK_WORD
         "40:\n\t" PK_WORD "41:\n\t" PK_WORD "42:\n\t" PK_WORD "43:\n\t" PK_WORD
@@ -120,12 +136,8 @@ static void pk_run_asm(uint32_t *run, const int32_t *stream)
         /* final record: r6 = output, lr = groups left; requant constants follow */
         PK_REQUANT2("r0", "r1") PK_REQUANT2("r2", "r3")
         "subs lr, lr, #1\n\t"
-        "beq 8f\n\t"
-        "stmdb r7, {r6, lr}\n\t"           /* f1, f2 */
-        "ldr r4, [r7]\n\t"
-        "sub r7, r7, r4\n\t"               /* back to part 0 */
-        "b 0b\n\t"
-        "8:\n\t"                           /* time step done; r7 = &f3 */
+        "bne 5b\n\t"
+        /* time step done; r7 = &f3 */
         "ldr r4, [r7, #8]\n\t"
         "subs r4, r4, #1\n\t"
         "beq 9f\n\t"
