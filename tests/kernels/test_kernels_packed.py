@@ -232,11 +232,11 @@ def program(tmp_path_factory):
     return out, src
 
 
-def _build(out, src, target: str):
+def _build(out, src, target: str, extra=(), name=None):
     cc, arch = ("gcc", []) if target == "host" else ("arm-none-eabi-gcc", M7_ARCH)
     kernels = [KERNELS / "ref" / "conv1d_s8.c", KERNELS / "cm7" / "conv1d_packed_s8.c"]
-    exe = out / ("packed_host" if target == "host" else "packed.elf")
-    cmd = [cc, *CFLAGS, *arch, f"-I{INCLUDE}", f"-I{KERNELS / 'cm7'}", f"-I{M7_DIR}",
+    exe = out / (name or ("packed_host" if target == "host" else "packed.elf"))
+    cmd = [cc, *CFLAGS, *extra, *arch, f"-I{INCLUDE}", f"-I{KERNELS / 'cm7'}", f"-I{M7_DIR}",
            str(src), *map(str, kernels), "-o", str(exe)]
     if target != "host":
         cmd[-2:-2] = [str(M7_DIR / "startup.c"), "-nostartfiles", "--specs=nano.specs",
@@ -252,6 +252,17 @@ def test_packed_variant_exact_on_host(program):
     m = RESULT_RE.search(r.stdout)
     assert m and int(m.group(1)) == 80 + len(BENCH), r.stdout + r.stderr
     assert int(m.group(2)) == 0 and r.returncode == 0, r.stdout
+
+
+@needs_arm
+@pytest.mark.parametrize("flags", [["-DDITMOS_CM7_NO_ASM"], ["-O0"]], ids=["no-asm", "O0"])
+def test_packed_variant_c_path_exact_on_cortex_m7(program, flags):
+    """The C path over the DSP intrinsics (no assembly pass, or -O0 builds)."""
+    out, src = program
+    elf = _build(out, src, "m7", flags, name="packed_" + flags[0].lstrip("-D").lower() + ".elf")
+    code, text, _ = run_qemu_m7(elf)
+    m = RESULT_RE.search(text)
+    assert m and int(m.group(1)) == 80 + len(BENCH) and int(m.group(2)) == 0 and code == 0, text
 
 
 @needs_arm
