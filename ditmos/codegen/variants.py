@@ -237,7 +237,7 @@ def choose(call: Call, kernels: str) -> tuple[Call, str]:
     if reason is not None:
         return call, f"generic: {reason}"
     tiles = -(-g["O"] // GROUP)
-    return pack_call(call), (f"4x1 register tiles: {tiles} channel group(s) x "
+    return pack_call(call), (f"register tiles of 4 channels x 1 step: {tiles} group(s) x "
                              f"{g['out_len']} step(s), windows "
                              + "+".join(str(g["K"] * c) for c, _ in g["parts"]) + " B")
 
