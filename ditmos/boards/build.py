@@ -9,6 +9,7 @@ on an int8 directory first.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -414,16 +415,18 @@ def known_answers(model_dir: Path, info: ModelInfo, kernel_sources,
 def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path, *,
                   kernels: str | None = None, kernel_sources=(), profile: bool = False,
                   baud: int | None = None, weights_bytes: int | None = None,
-                  extra_manifest: dict | None = None, extra_defines=()) -> Path:
+                  extra_manifest: dict | None = None, extra_defines=(),
+                  stack_size: int | None = None) -> Path:
     """Render and compile the firmware for ``board`` from a model directory.
 
     Returns ``out_dir``, which then holds firmware.elf (and firmware.bin for
     arm boards) and manifest.json.  ``extra_defines`` ({"DITMOS_NAME": value})
     sets firmware build switches such as DITMOS_CLOCK_FORCE_TIMEOUT (Nucleo) or
-    the host board's DITMOS_HOST_CLOCK_HZ.  Raises DitmosError before compiling when
-    the model cannot fit the board.
+    the host board's DITMOS_HOST_CLOCK_HZ.  ``stack_size`` (bytes) overrides the
+    board's stack reservation (boards.json ``stack_size``).  Raises DitmosError
+    before compiling when the model cannot fit the board.
     """
-    board = get_board(board) if isinstance(board, str) else board
+    board = with_stack_size(get_board(board) if isinstance(board, str) else board, stack_size)
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     for name in MODEL_FILES:
         if not (model_dir / name).is_file():
@@ -487,11 +490,25 @@ def _kernel_sources(kernels: str) -> list[Path]:
     return sorted(kdir.glob("*.c")) + sorted(kdir.glob("*.h"))
 
 
+def with_stack_size(board: Board, stack_size: int | None) -> Board:
+    """``board`` with its stack reservation replaced (arm boards; multiple of 8)."""
+    if stack_size is None:
+        return board
+    if not board.is_arm:
+        raise DitmosError(f"--stack-size applies to Arm boards; {board.name} runs on the "
+                          f"host's own stack")
+    if stack_size < 256 or stack_size % 8:
+        raise DitmosError(f"the stack size must be a multiple of 8 bytes and at least 256, "
+                          f"got {stack_size}")
+    return dataclasses.replace(board, stack_size=int(stack_size))
+
+
 def build_firmware(board: str, int8_dir: str | Path, out_dir: str | Path, *,
                    kernels: str | None = None, profile: bool = False,
-                   strategy: str = "slicing", baud: int | None = None) -> Path:
+                   strategy: str = "slicing", baud: int | None = None,
+                   stack_size: int | None = None) -> Path:
     """Generate C for an int8 directory (ditmos.codegen) and build it for a board."""
-    b = get_board(board)
+    b = with_stack_size(get_board(board), stack_size)
     kernels = kernels or b.default_kernels
     if kernels not in ("ref", "cm7"):
         raise DitmosError(f"unknown kernels '{kernels}'; choose 'ref' or 'cm7'")

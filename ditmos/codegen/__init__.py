@@ -134,7 +134,7 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
 
     ``ram_budget`` (bytes, slicing only): recompute early selector slices
     until the arena fits, or raise.  ``alignment``: 4 or 8 bytes per buffer."""
-    from ditmos.codegen import render, schedule
+    from ditmos.codegen import render, schedule, variants
 
     if kernels not in KERNEL_SETS:
         raise DitmosError(f"unknown kernel set {kernels!r}; choose 'ref' or 'cm7'")
@@ -153,6 +153,7 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
     model_hash = str(manifest.get("model_hash") or "")
     if len(model_hash) < 16:
         raise DitmosError(f"{Path(int8_dir) / 'manifest.json'} has no model_hash")
+    variant_rows = variants.apply(sched, kernels)  # per-layer kernel variant + weight layout
     files, stats = render.render(sched, manifest, kernels=kernels, model_hash=model_hash,
                           profile=profile)
     out_dir = Path(out_dir)
@@ -176,6 +177,7 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
         "num_classes": int(manifest["num_classes"]),
         "K": int(manifest["K"]),
         "layers": _layers(sched),
+        "variants": variant_rows,
         "macs": _macs(sched),
         "tensors": _tensors(sched),
         "weights_bytes": stats["weights_bytes"],

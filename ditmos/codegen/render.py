@@ -145,6 +145,9 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
                         "{ .channels = %d, .input_offset = %d }" % (p["channels"], p["input_offset"])
                         for p in val)
                     fields.append(dict(name="parts", value="{ " + inner + " }"))
+                elif isinstance(val, (list, tuple)):  # a fixed-size int32 array member
+                    fields.append(dict(name=fname, value="{ " + ", ".join(
+                        _c_int(v) for v in val) + " }"))
                 else:
                     fields.append(dict(name=fname, value=_c_int(val)))
             for fname, arr in call.arrays.items():

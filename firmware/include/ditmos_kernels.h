@@ -89,6 +89,55 @@ void conv1d_s8(const conv1d_s8_params_t *params,
                const int8_t *const inputs[], int8_t *output);
 
 /* ------------------------------------------------------------------------ */
+/* conv1d_packed_s8: the same operation as conv1d_s8 (and, with in_len =    */
+/* out_len = batches, kernel_size = 1, as fully_connected_s8), reading one  */
+/* constant stream re-laid out offline by the generator                     */
+/* (ditmos/codegen/variants.py).  Cortex-M7 set only: the generator emits   */
+/* it for kernels = cm7 when the layer qualifies.                           */
+/*                                                                          */
+/* Output channels go in groups of 4 (the last group padded with zero       */
+/* channels that are computed but never stored).  Per part, a window of     */
+/* D_p = kernel_size * C_p bytes (D_p >= 4) is read as n_p = ceil(D_p / 4)  */
+/* little-endian words: a head word at byte 0, then words at bytes          */
+/* head_p + 4i (head_p = D_p - 4 (n_p - 1), 1..4); the head word's weights  */
+/* are zero where it overlaps the next word, so no byte is counted twice    */
+/* and nothing outside the window is read.                                  */
+/* stream: int32 words, per group of 4 output channels:                     */
+/*   bias2[4]   2 (bias + sum_p input_offset_p * sum(w of part p))          */
+/*   per part, per word: the four channels' (2w[d], 2w[d+2]) pairs, then   */
+/*              their (2w[d+1], 2w[d+3]) pairs, int16 halves (lane 0 low):  */
+/*              SMLAD-ready against SXTB16 / SXTB16 ROR 8 of the input word */
+/*   rq[4][3]   {hb, multiplier, e} with e = -shift >= 1, multiplier in     */
+/*              (2^30, 2^31), hb = 2^(e-1) + output_offset * 2^e.           */
+/* The accumulator is 2 acc (the generator proves |acc| < 2^30), so         */
+/* SMMLAR(2 acc, multiplier, hb) = SaturatingRoundingDoublingHighMul + hb,  */
+/* and out = (that - [acc < 0]) >> e is TFLM's RoundingDivideByPOT plus the */
+/* output offset, exactly.  Windows reaching into SAME padding are copied   */
+/* to a stack buffer (DITMOS_PACKED_EDGE_BYTES) filled with the zero point. */
+/* ------------------------------------------------------------------------ */
+#define DITMOS_PACKED_GROUP 4
+#define DITMOS_PACKED_EDGE_BYTES 256
+
+typedef struct {
+    int32_t num_parts;                            /* 1 .. DITMOS_CONV_MAX_PARTS */
+    int32_t channels[DITMOS_CONV_MAX_PARTS];      /* C_p */
+    int32_t head[DITMOS_CONV_MAX_PARTS];          /* head_p, 1..4 */
+    int32_t zero_point[DITMOS_CONV_MAX_PARTS];    /* padding value of part p */
+    int32_t in_len;
+    int32_t out_len;
+    int32_t out_channels;
+    int32_t kernel_size;
+    int32_t stride;
+    int32_t pad;
+    int32_t act_min;
+    int32_t act_max;
+    const int32_t *stream;
+} conv1d_packed_s8_params_t;
+
+void conv1d_packed_s8(const conv1d_packed_s8_params_t *params,
+                      const int8_t *const inputs[], int8_t *output);
+
+/* ------------------------------------------------------------------------ */
 /* depthwise_conv1d_s8: TFLM DEPTHWISE_CONV_2D with H = 1, dilation 1.       */
 /* out channel o = c * depth_multiplier + m reads input channel c.          */
 /* Weights: TFLite's [1][kernel_size][in_channels * depth_multiplier],      */
@@ -218,6 +267,19 @@ typedef struct {
 
 void requantize_s8(const requantize_s8_params_t *params,
                    const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* requantize_lut_s8: requantize_s8 through a 256-byte table computed by the */
+/* generator (ditmos/codegen/variants.py): out = table[(uint8_t)in].        */
+/* Cortex-M7 set only; output == input is allowed.                          */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t size;
+    const int8_t *table;   /* [256], indexed by the input byte as unsigned */
+} requantize_lut_s8_params_t;
+
+void requantize_lut_s8(const requantize_lut_s8_params_t *params,
+                       const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------------ */
 /* softmax_s8: TFLM int8 -> int8 SOFTMAX over the last axis (gemmlowp        */

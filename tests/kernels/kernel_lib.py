@@ -63,6 +63,18 @@ class ConvParams(C.Structure):
                 ("output_offset", C.c_int32), ("act_min", C.c_int32), ("act_max", C.c_int32)]
 
 
+class PackedParams(C.Structure):
+    _fields_ = [("num_parts", C.c_int32), ("channels", C.c_int32 * MAX_PARTS),
+                ("head", C.c_int32 * MAX_PARTS), ("zero_point", C.c_int32 * MAX_PARTS),
+                *[(n, C.c_int32) for n in ("in_len", "out_len", "out_channels", "kernel_size",
+                                           "stride", "pad", "act_min", "act_max")],
+                ("stream", I32P)]
+
+
+class LutParams(C.Structure):
+    _fields_ = [("size", C.c_int32), ("table", I8P)]
+
+
 class DepthwiseParams(C.Structure):
     _fields_ = [("in_len", C.c_int32), ("in_channels", C.c_int32),
                 ("depth_multiplier", C.c_int32), ("out_len", C.c_int32),
@@ -149,6 +161,38 @@ class Kernels:
             fn = getattr(self.lib, name)
             fn.argtypes = args
             fn.restype = None
+        # the register-blocked variant exists in the cm7 set only
+        self.has_packed = hasattr(self.lib, "conv1d_packed_s8")
+        if hasattr(self.lib, "requantize_lut_s8"):
+            self.lib.requantize_lut_s8.argtypes = [C.POINTER(LutParams), I8P, I8P]
+            self.lib.requantize_lut_s8.restype = None
+        if self.has_packed:
+            self.lib.conv1d_packed_s8.argtypes = [C.POINTER(PackedParams), C.POINTER(I8P), I8P]
+            self.lib.conv1d_packed_s8.restype = None
+
+    def requantize_lut(self, x, table):
+        x, t = _i8(x), _i8(table)
+        p = LutParams(size=x.size, table=_p8(t))
+        out = np.zeros_like(x)
+        self.lib.requantize_lut_s8(C.byref(p), _p8(x), _p8(out))
+        return out
+
+    def packed(self, call, xs):
+        """Run a conv1d_packed_s8 Call (ditmos.codegen.variants) on inputs xs."""
+        f = call.fields
+        arr = {k: _i32(a.values) for k, a in call.arrays.items()}
+        p = PackedParams(num_parts=f["num_parts"], in_len=f["in_len"], out_len=f["out_len"],
+                         out_channels=f["out_channels"], kernel_size=f["kernel_size"],
+                         stride=f["stride"], pad=f["pad"], act_min=f["act_min"],
+                         act_max=f["act_max"], stream=_p32(arr["stream"]))
+        for i in range(MAX_PARTS):
+            p.channels[i], p.head[i], p.zero_point[i] = (f["channels"][i], f["head"][i],
+                                                         f["zero_point"][i])
+        xs = [_i8(x) for x in xs]
+        ptrs = (I8P * len(xs))(*[_p8(x) for x in xs])
+        out = np.zeros((f["out_len"], f["out_channels"]), dtype=np.int8)
+        self.lib.conv1d_packed_s8(C.byref(p), ptrs, _p8(out))
+        return out
 
     def conv1d(self, parts, weights, bias, multiplier, shift, *, kernel_size, stride,
                pad, out_len, output_offset, act_min=-128, act_max=127):
