@@ -8,9 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from ditmos.errors import DitmosError
+from ditmos.harness.protocol import CostKind
 
 _BOARDS_JSON = Path(__file__).with_name("boards.json")
-COST_KINDS = {"cycles": 0, "instructions": 1, "none": 2}
+COST_KINDS = {k.name.lower(): int(k) for k in CostKind}  # HELLO_OK cost_kind values
 
 
 @dataclass(frozen=True)

@@ -14,32 +14,13 @@ Sources (each optional except the run directory):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ditmos.codegen import find_codegen_manifest
 from ditmos.errors import DitmosError
-
-_LABELS = {
-    "ditmos": "DiTMoS",
-    "union": "union (oracle)",
-    "ablation_random_split": "abl.: random split",
-    "ablation_no_adversarial": "abl.: no adversarial",
-    "ablation_no_aggregation": "abl.: no aggregation",
-    "weak_equal_macs": "CNN, equal MACs",
-    "equal_params": "CNN, equal params",
-    "strong": "strong model",
-    "ensemble": "ensemble of K",
-    "ensemble_average": "ensemble of K",
-    "best_single_classifier": "best single classifier",
-    "soft_moe": "soft-gated MoE",
-    "early_exit": "early-exit CNN",
-}
-
-
-def label(name: str) -> str:
-    return _LABELS.get(name, name.replace("_", " "))
-
+from ditmos.jsonio import read_json
+from ditmos.methods import label
 
 def kind_of(name: str) -> str:
     if name == "ditmos":
@@ -82,41 +63,16 @@ class ReportData:
     missing: list[str] = field(default_factory=list)
 
 
-def _load(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise DitmosError(f"{path}: cannot read it as JSON ({err})") from err
-
-
 def _find_compare(run_dir: Path) -> tuple[Path, dict] | None:
     for cand in (run_dir / "compare.json", run_dir.parent / "compare.json",
                  run_dir.parent.parent / "compare.json"):
         if not cand.is_file():
             continue
-        comp = _load(cand)
+        comp = read_json(cand)
         for res in (comp.get("results") or {}).values():
             rd = res.get("run_dir")
             if rd and (cand.parent / rd).resolve() == run_dir.resolve():
                 return cand, res
-    return None
-
-
-def find_codegen_manifest(build_dir: Path) -> tuple[Path, dict] | None:
-    """The codegen manifest (``format: ditmos-codegen/1``) of a build directory."""
-    if not build_dir.is_dir():
-        return None
-    top = build_dir / "manifest.json"
-    if top.is_file():
-        m = _load(top)
-        if str(m.get("format", "")).startswith("ditmos-codegen"):
-            return top, m
-        if isinstance(m.get("codegen"), dict) and m["codegen"].get("tensors"):
-            return top, m["codegen"]
-    for cand in sorted(build_dir.glob("*/manifest.json")) + sorted(build_dir.glob("*/*/manifest.json")):
-        m = _load(cand)
-        if str(m.get("format", "")).startswith("ditmos-codegen"):
-            return cand, m
     return None
 
 
@@ -128,7 +84,7 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (),
     data = ReportData(run_dir=run_dir, title=run_dir.resolve().name)
     mpath = run_dir / "metrics.json"
     if mpath.is_file():
-        data.metrics = _load(mpath)
+        data.metrics = read_json(mpath)
         data.class_names = list(data.metrics.get("class_names") or [])
         data.title = f"{data.metrics.get('dataset', '')} run {run_dir.resolve().name}".strip()
     else:
@@ -165,7 +121,7 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (),
         rp = e / "report.json"
         if not rp.is_file():
             raise DitmosError(f"{rp}: missing; run `ditmos evaluate --out {e}` first")
-        data.evals.append((e, _load(rp)))
+        data.evals.append((e, read_json(rp)))
     if not data.evals:
         data.missing.append("on-device results: pass --eval EVAL_DIR (from `ditmos evaluate`)")
 

@@ -39,7 +39,7 @@ def test_latency_bench_counts_both_kernel_sets(tiny_run, tiny_int8, tmp_path, ca
     # the layers account for nearly all of an inference (the rest is routing and marks)
     per_sample = sum(e["optimized_instructions"] * e["samples"] for e in layers) / res["samples"]
     assert 0.9 * opt <= per_sample <= opt
-    conv = [e for e in layers if e["kernel"] == "conv1d_s8"]
+    conv = [e for e in layers if e["kernel"] == "dtm_conv1d_s8"]
     assert conv and all(e["ratio"] > 2 for e in conv)
 
 

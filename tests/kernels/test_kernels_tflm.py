@@ -210,7 +210,6 @@ def test_fully_connected_matches_tflm(kernels, case):
     model = _fc_model(case)
     op = model.find("FULLY_CONNECTED")
     w = model.buffer(op.inputs[1], np.int8)
-    O = w.shape[0]
     _, zp_w = model.quant(op.inputs[1])
     assert not zp_w.any()
     bias = model.buffer(op.inputs[2], np.int32) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
@@ -396,7 +395,7 @@ def test_requantize_matches_tflm(kernels):
         s_out, zp_out = model.scale_zp(model.sg.outputs[0])
         m, s = quantize_multiplier(float(s_in) / float(s_out))
 
-        def compute(k, xs):
+        def compute(k, xs, zp_in=zp_in, zp_out=zp_out, m=m, s=s):
             return k.requantize(xs[0].ravel(), input_zero_point=zp_in,
                                 output_zero_point=zp_out, multiplier=m, shift=s)
 
