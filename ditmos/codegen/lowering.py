@@ -156,6 +156,18 @@ def _bias(op: Op, n: int):
     return ConstArray("int32_t", b, "bias")
 
 
+def _weight_arrays(op: Op, w: np.ndarray, mult, shift, n: int) -> dict[str, ConstArray]:
+    """The constant tables of a conv / depthwise / dense call: weights, per-channel
+    requantisation and (if the layer has one) the bias of its ``n`` outputs."""
+    arrays = {"weights": ConstArray("int8_t", w, "weights"),
+              "multiplier": ConstArray("int32_t", mult, "multiplier"),
+              "shift": ConstArray("int32_t", shift, "shift")}
+    b = _bias(op, n)
+    if b is not None:
+        arrays["bias"] = b
+    return arrays
+
+
 def lower_conv(g: Graph, op: Op, parts: list[tuple[str, int, int]]) -> Call:
     """``parts``: (value name, channels, zero point) of each channel slice of the
     conv input, in concatenation order (one part for a plain conv)."""
@@ -183,12 +195,7 @@ def lower_conv(g: Graph, op: Op, parts: list[tuple[str, int, int]]) -> Call:
         in_len=a["in_len"], out_len=a["out_len"], out_channels=O, kernel_size=K,
         stride=a["stride"], pad=a["pad"], output_offset=int(y.zero_point),
         act_min=amin, act_max=amax)
-    arrays = {"weights": ConstArray("int8_t", w_pm, "weights"),
-              "multiplier": ConstArray("int32_t", mult, "multiplier"),
-              "shift": ConstArray("int32_t", shift, "shift")}
-    b = _bias(op, O)
-    if b is not None:
-        arrays["bias"] = b
+    arrays = _weight_arrays(op, w_pm, mult, shift, O)
     return _call("dtm_conv1d_s8", fields, arrays, [p[0] for p in parts], op.layer, "conv1d")
 
 
@@ -205,12 +212,7 @@ def lower_dwconv(g: Graph, op: Op, srcs: list[str]) -> Call:
                   kernel_size=K, stride=a["stride"], pad=a["pad"],
                   input_offset=-int(x.zero_point), output_offset=int(y.zero_point),
                   act_min=amin, act_max=amax)
-    arrays = {"weights": ConstArray("int8_t", w, "weights"),
-              "multiplier": ConstArray("int32_t", mult, "multiplier"),
-              "shift": ConstArray("int32_t", shift, "shift")}
-    b = _bias(op, CO)
-    if b is not None:
-        arrays["bias"] = b
+    arrays = _weight_arrays(op, w, mult, shift, CO)
     return _call("dtm_depthwise_conv1d_s8", fields, arrays, srcs, op.layer, "dwconv1d")
 
 
@@ -233,12 +235,7 @@ def lower_fc(g: Graph, op: Op, srcs: list[str]) -> Call:
     fields = dict(batches=1, in_features=I, out_features=O,
                   input_offset=-int(x.zero_point), per_channel=int(per_channel),
                   output_offset=int(y.zero_point), act_min=amin, act_max=amax)
-    arrays = {"weights": ConstArray("int8_t", w, "weights"),
-              "multiplier": ConstArray("int32_t", mult, "multiplier"),
-              "shift": ConstArray("int32_t", shift, "shift")}
-    b = _bias(op, O)
-    if b is not None:
-        arrays["bias"] = b
+    arrays = _weight_arrays(op, w, mult, shift, O)
     return _call("dtm_fully_connected_s8", fields, arrays, srcs, op.layer, "fc")
 
 
