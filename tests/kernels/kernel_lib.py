@@ -207,7 +207,7 @@ class Kernels:
                        pool_size=pool_size, stride=stride, pad=pad, act_min=act_min,
                        act_max=act_max)
         out = np.zeros((out_len, x.shape[1]), dtype=np.int8)
-        getattr(self.lib, f"{kind}_pool1d_s8")(C.byref(p), _p8(x), _p8(out))
+        getattr(self.lib, f"dtm_{kind}_pool1d_s8")(C.byref(p), _p8(x), _p8(out))
         return out
 
     def mean(self, x, *, input_zero_point, output_zero_point, multiplier, shift):
