@@ -57,9 +57,9 @@ def artefacts(tmp_path_factory):
     (run / "metrics.json").write_text(json.dumps(_metrics()))
     (root / "cmp" / "compare.json").write_text(json.dumps(_compare("width_1/ditmos")))
     build = root / "build"
-    (build / "src").mkdir(parents=True)
+    (build / "model").mkdir(parents=True)  # BUILD_DIR/model/manifest.json (docs/artefacts.md)
     (build / "manifest.json").write_text(json.dumps({"board": "pydevice", "model_hash": "0" * 64}))
-    (build / "src" / "manifest.json").write_text(json.dumps(_codegen()))
+    (build / "model" / "manifest.json").write_text(json.dumps(_codegen()))
     # a real evaluation through the protocol (peer device) to feed the page
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, size=(30, 4, 3), dtype=np.int8)
