@@ -71,7 +71,7 @@ def _measure_set(run_dir: Path, int8_dir: Path, work: Path, kernels: str, sample
                  strategy: str) -> dict:
     from ditmos.boards import build_firmware
     from ditmos.harness.evaluate import SAMPLES_FILE, evaluate, read_samples
-    from ditmos.report.collect import find_codegen_manifest
+    from ditmos.codegen import find_codegen_manifest
 
     build_dir = build_firmware(BOARD, int8_dir, work / f"build_{kernels}", kernels=kernels,
                                profile=True, strategy=strategy)

@@ -2,12 +2,12 @@
 weight layouts the faster variants read.
 
 For the Cortex-M7 set (``kernels="cm7"``), conv1d and fully-connected layers
-that qualify are switched to ``conv1d_packed_s8`` (register-blocked, see
+that qualify are switched to ``dtm_conv1d_packed_s8`` (register-blocked, see
 ``firmware/include/ditmos_kernels.h``): their weights become SMLAD-ready
 int16 pairs in the order the inner loop consumes them, input offsets move
 into the bias, and each channel's requantisation (TFLM's two roundings plus
 the output offset) becomes per-channel constants; requantize layers become a
-256-byte lookup table (``requantize_lut_s8``).  Everything else keeps the
+256-byte lookup table (``dtm_requantize_lut_s8``).  Everything else keeps the
 kernel lowering chose.  :func:`apply` is the one entry point (called by
 :func:`ditmos.codegen.generate`); it returns one decision row per layer,
 with the reason, for the codegen manifest and ``ditmos build --show-plan``.
@@ -29,8 +29,8 @@ import numpy as np
 
 from ditmos.codegen.lowering import Call, ConstArray
 
-PACKED = "conv1d_packed_s8"
-PACKED_TYPE = "conv1d_packed_s8_params_t"
+PACKED = "dtm_conv1d_packed_s8"
+PACKED_TYPE = "dtm_conv1d_packed_s8_params_t"
 GROUP = 4            # output channels per register tile (DITMOS_PACKED_GROUP)
 EDGE_BYTES = 256     # DITMOS_PACKED_EDGE_BYTES: padded windows are copied here
 MAX_PARTS = 4
@@ -124,15 +124,15 @@ def _weight_parts(call: Call, g: dict) -> list[np.ndarray]:
 
 
 def _geometry(call: Call) -> dict | None:
-    """The conv view of a conv1d_s8 / fully_connected_s8 call, or None."""
+    """The conv view of a dtm_conv1d_s8 / dtm_fully_connected_s8 call, or None."""
     f = call.fields
-    if call.kernel == "conv1d_s8":
+    if call.kernel == "dtm_conv1d_s8":
         return dict(parts=[(p["channels"], p["input_offset"]) for p in f["parts"]],
                     in_len=f["in_len"], out_len=f["out_len"], O=f["out_channels"],
                     K=f["kernel_size"], stride=f["stride"], pad=f["pad"],
                     output_offset=f["output_offset"], act_min=f["act_min"],
                     act_max=f["act_max"])
-    if call.kernel == "fully_connected_s8":
+    if call.kernel == "dtm_fully_connected_s8":
         b = int(f.get("batches", 1))
         return dict(parts=[(f["in_features"], f["input_offset"])], in_len=b, out_len=b,
                     O=f["out_features"], K=1, stride=1, pad=0,
@@ -169,7 +169,7 @@ def _why_not(call: Call, g: dict) -> str | None:
 
 
 def pack_call(call: Call) -> Call:
-    """The conv1d_packed_s8 twin of a qualifying conv1d_s8 / fully_connected_s8 call."""
+    """The dtm_conv1d_packed_s8 twin of a qualifying dtm_conv1d_s8 / dtm_fully_connected_s8 call."""
     g = _geometry(call)
     K, O = g["K"], g["O"]
     w_parts = _weight_parts(call, g)
@@ -193,12 +193,12 @@ def pack_call(call: Call) -> Call:
                 layer=call.layer, kind=call.kind, macs=call.macs, multi_input=True)
 
 
-LUT = "requantize_lut_s8"
+LUT = "dtm_requantize_lut_s8"
 
 
 def requantize_table(input_zero_point: int, output_zero_point: int, multiplier: int,
                      shift: int) -> np.ndarray:
-    """requantize_s8 for every input byte (index = the byte as unsigned), with
+    """dtm_requantize_s8 for every input byte (index = the byte as unsigned), with
     TFLM's arithmetic as the C kernel evaluates it (x << left wraps in int32)."""
     from ditmos.quantize import qmath
 
@@ -215,14 +215,14 @@ def lut_call(call: Call) -> Call:
     f = call.fields
     table = requantize_table(f["input_zero_point"], f["output_zero_point"], f["multiplier"],
                              f["shift"])
-    return Call(LUT, "requantize_lut_s8_params_t", {"size": f["size"]},
+    return Call(LUT, "dtm_requantize_lut_s8_params_t", {"size": f["size"]},
                 {"table": ConstArray("int8_t", table, "table")}, list(call.inputs),
                 call.output, layer=call.layer, kind=call.kind, macs=call.macs)
 
 
 def choose(call: Call, kernels: str) -> tuple[Call, str]:
     """(the call to emit, why) for one lowered call."""
-    if call.kernel == "requantize_s8":
+    if call.kernel == "dtm_requantize_s8":
         if kernels != "cm7":
             return call, f"{kernels} kernel set"
         return lut_call(call), "256-byte table computed offline"
@@ -231,7 +231,7 @@ def choose(call: Call, kernels: str) -> tuple[Call, str]:
         return call, "no variants for this op"
     if kernels != "cm7":
         return call, f"{kernels} kernel set"
-    if call.kernel == "fully_connected_s8" and call.fields.get("per_channel") not in (0, 1):
+    if call.kernel == "dtm_fully_connected_s8" and call.fields.get("per_channel") not in (0, 1):
         return call, "unexpected per_channel field"
     reason = _why_not(call, g)
     if reason is not None:
@@ -250,7 +250,7 @@ def apply(sched, kernels: str) -> list[dict]:
     for pname, prog in sched.programs.items():
         for st in prog.steps:
             if st.kind != "call" or (_geometry(st.call) is None
-                                     and st.call.kernel != "requantize_s8"):
+                                     and st.call.kernel != "dtm_requantize_s8"):
                 continue
             new, why = choose(st.call, kernels)
             st.call = new

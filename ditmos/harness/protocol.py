@@ -15,12 +15,21 @@ from dataclasses import dataclass, field
 
 from ditmos.errors import DitmosError
 
+# The constants below are the C header's (firmware/include/ditmos_protocol.h);
+# tests/firmware/test_protocol_constants.py keeps the two in step.
 SYNC = b"\xA5\x5A"
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_PAYLOAD = 2048
 HEADER_SIZE = 8
 CRC_SIZE = 2
+# Inter-byte timeout of the device's parser (ms): a partial frame older than
+# this since its last byte is dropped.
+INTERBYTE_TIMEOUT_MS = 200
+# HELLO_OK carries the first MODEL_HASH_BYTES hex digits of the model hash.
+MODEL_HASH_BYTES = 16
+RESPONSE_FLAG = 0x80  # a response's type is its request's type | RESPONSE_FLAG
+CRC16_INIT = 0xFFFF
 _HEADER = struct.Struct("<2sBBHH")
 
 
@@ -64,6 +73,12 @@ class CostKind(enum.IntEnum):
     NONE = 2
 
 
+def device_model_hash(model_hash: str) -> str:
+    """What a device built for ``model_hash`` (the 64 hex digits of every
+    manifest) reports in HELLO_OK: its first MODEL_HASH_BYTES digits."""
+    return str(model_hash)[:MODEL_HASH_BYTES]
+
+
 class ProtocolError(DitmosError):
     """A frame or payload that does not follow docs/protocol.md."""
 
@@ -83,7 +98,7 @@ def _crc_table() -> list[int]:
 _CRC_TABLE = _crc_table()
 
 
-def crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:
+def crc16_ccitt_false(data: bytes, crc: int = CRC16_INIT) -> int:
     """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no xorout."""
     for b in data:
         crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
@@ -279,8 +294,9 @@ class HelloInfo:
     def encode(self) -> bytes:
         name = self.board_name.encode("ascii")
         h = self.model_hash.encode("ascii")
-        if len(h) > 16:
-            raise ProtocolError(f"model hash must be at most 16 ASCII bytes, got {len(h)}")
+        if len(h) > MODEL_HASH_BYTES:
+            raise ProtocolError(f"model hash must be at most {MODEL_HASH_BYTES} ASCII bytes, "
+                                f"got {len(h)}")
         return _HELLO_FIXED.pack(
             self.protocol_version, self.cost_kind, self.core_clock_hz, self.boot_counter, h,
             self.num_classes, self.num_classifiers, self.input_t, self.input_c,

@@ -63,7 +63,7 @@ static size_t reply_error(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t 
 static uint8_t *put_hello(uint8_t *p)
 {
     uint32_t flash_used, ram_used;
-    char hash[16];
+    char hash[DITMOS_MODEL_HASH_BYTES];
     const char *name = board_name();
     size_t name_len = strlen(name);
     if (name_len > 255u) name_len = 255u;

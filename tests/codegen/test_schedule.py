@@ -25,7 +25,7 @@ def test_slicing_builds_a_concatenation_only_where_a_non_conv_reads_it(model):
     # classifier_2's concatenation feeds a max pool: the only one built
     assert [st.program for st in _concat_steps(s)] == ["classifier_2"]
     multi = [st.call for p in s.programs.values() for st in p.steps
-             if st.kind == "call" and st.call.kernel == "conv1d_s8"
+             if st.kind == "call" and st.call.kernel == "dtm_conv1d_s8"
              and st.call.fields["num_parts"] == 2]
     assert len(multi) == 2  # classifiers 0 and 1: a two-part conv over [own ; selector]
     for call in multi:

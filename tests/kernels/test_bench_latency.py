@@ -41,9 +41,9 @@ def test_latency_bench_counts_both_kernel_sets(tiny_run, tiny_int8, tmp_path, ca
     assert 0.9 * opt <= per_sample <= opt
     conv = [e for e in layers if e["kind"] == "conv1d"]
     assert conv and all(e["ratio"] > 2 for e in conv)
-    assert all(e["reference_kernel"] == "conv1d_s8" for e in conv)
+    assert all(e["reference_kernel"] == "dtm_conv1d_s8" for e in conv)
     # the cm7 build picks the register-blocked variant where the layer qualifies
-    assert any(e["kernel"] == "conv1d_packed_s8" for e in conv)
+    assert any(e["kernel"] == "dtm_conv1d_packed_s8" for e in conv)
     assert res["floor_per_mac"] == 0.5
     assert res["optimized_vs_floor"] == pytest.approx(res["optimized_per_mac"] / 0.5)
 

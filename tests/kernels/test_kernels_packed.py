@@ -1,4 +1,4 @@
-"""conv1d_packed_s8 (the cm7 register-blocked variant) on the Cortex-M7 ISA.
+"""dtm_conv1d_packed_s8 (the cm7 register-blocked variant) on the Cortex-M7 ISA.
 
 Random conv / fully-connected layers -- several parts, strides, SAME padding
 (edge windows), odd channel counts, every window length mod 4, shifts down
@@ -59,7 +59,7 @@ def _call(parts, w_pm, bias, mult, shift, *, K, stride, pad, in_len, out_len, ou
               "shift": ConstArray("int32_t", np.asarray(shift), "shift")}
     if bias is not None:
         arrays["bias"] = ConstArray("int32_t", np.asarray(bias), "bias")
-    new, why = variants.choose(Call("conv1d_s8", "", fields, arrays, ["x"], "y"), "cm7")
+    new, why = variants.choose(Call("dtm_conv1d_s8", "", fields, arrays, ["x"], "y"), "cm7")
     assert new.kernel == variants.PACKED, why
     return new
 
@@ -119,7 +119,7 @@ def _emit_case(i: int, xs, call, want, generic, bench_name=None) -> tuple[str, s
     d += _c_array("int32_t", f"c{i}_stream", call.arrays["stream"].values)
     d += _c_array("int8_t", f"c{i}_want", want)
     lst = lambda v: "{ " + ", ".join(str(int(x)) for x in v) + " }"  # noqa: E731
-    d += (f"static const conv1d_packed_s8_params_t c{i}_p = {{ {f['num_parts']}, "
+    d += (f"static const dtm_conv1d_packed_s8_params_t c{i}_p = {{ {f['num_parts']}, "
           f"{lst(f['channels'])}, {lst(f['head'])}, {lst(f['zero_point'])}, {f['in_len']}, "
           f"{f['out_len']}, {f['out_channels']}, {f['kernel_size']}, {f['stride']}, "
           f"{f['pad']}, {f['act_min']}, {f['act_max']}, c{i}_stream }};\n")
@@ -134,7 +134,7 @@ def _emit_case(i: int, xs, call, want, generic, bench_name=None) -> tuple[str, s
         d += _c_array("int32_t", f"c{i}_m32", g["mult"])
         d += _c_array("int32_t", f"c{i}_s32", g["shift"])
         parts = ", ".join(f"{{ {c}, {off} }}" for c, off in g["parts"])
-        d += (f"static const conv1d_s8_params_t c{i}_g = {{ {len(g['parts'])}, {{ {parts} }}, "
+        d += (f"static const dtm_conv1d_s8_params_t c{i}_g = {{ {len(g['parts'])}, {{ {parts} }}, "
               f"{g['in_len']}, {g['out_len']}, {g['O']}, {g['K']}, {g['stride']}, {g['pad']}, "
               f"c{i}_w8, c{i}_b32, c{i}_m32, c{i}_s32, {g['out_off']}, {g['act'][0]}, "
               f"{g['act'][1]} }};\n")
@@ -150,11 +150,11 @@ static unsigned cases, mismatches;
 
 __attribute__((noinline)) void bench_mark(void) { __asm__ volatile("" ::: "memory"); }
 
-static void run_packed(const conv1d_packed_s8_params_t *p, const int8_t *const *in,
+static void run_packed(const dtm_conv1d_packed_s8_params_t *p, const int8_t *const *in,
                        const int8_t *want, int n)
 {
     memset(out, 0x55, sizeof out);
-    conv1d_packed_s8(p, in, out);
+    dtm_conv1d_packed_s8(p, in, out);
     ++cases;
     /* exact bytes, and nothing written past the output */
     if (memcmp(out, want, (size_t)n) != 0 || out[n] != 0x55) {
@@ -163,8 +163,8 @@ static void run_packed(const conv1d_packed_s8_params_t *p, const int8_t *const *
     }
 }
 
-static void bench_layer(const char *name, unsigned macs, const conv1d_s8_params_t *g,
-                        const conv1d_packed_s8_params_t *p, const int8_t *const *in,
+static void bench_layer(const char *name, unsigned macs, const dtm_conv1d_s8_params_t *g,
+                        const dtm_conv1d_packed_s8_params_t *p, const int8_t *const *in,
                         const int8_t *want, int n)
 {
     OUT("bench ");
@@ -172,9 +172,9 @@ static void bench_layer(const char *name, unsigned macs, const conv1d_s8_params_
     out_u32(" ", macs);
     OUT("\n");
     bench_mark();
-    conv1d_s8(g, in, out);
+    dtm_conv1d_s8(g, in, out);
     bench_mark();
-    conv1d_packed_s8(p, in, out);
+    dtm_conv1d_packed_s8(p, in, out);
     bench_mark();
     ++cases;
     if (memcmp(out, want, (size_t)n) != 0) {
@@ -295,7 +295,7 @@ def test_packed_variant_exact_and_within_budget_on_cortex_m7(program):
 
 
 def test_requantize_table_variant_equals_the_kernel_for_every_byte(tmp_path):
-    """requantize_lut_s8 over the generator's table == requantize_s8, all 256
+    """dtm_requantize_lut_s8 over the generator's table == dtm_requantize_s8, all 256
     inputs, random scales both ways (left shifts whose x << s wraps included)."""
     from ditmos.codegen import variants
 

@@ -77,7 +77,7 @@ def device_artefacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("dev")
     build = root / "build"
     _write(build / "manifest.json", {"board": "pydevice", "model_hash": "0" * 64})
-    _write(build / "src" / "manifest.json", _codegen())
+    _write(build / "model" / "manifest.json", _codegen())
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, size=(30, 4, 3), dtype=np.int8)
     res = [toy_model(x[i].tobytes()) for i in range(30)]

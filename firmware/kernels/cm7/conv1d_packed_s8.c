@@ -1,4 +1,4 @@
-/* conv1d_packed_s8 (Cortex-M7): conv1d_s8 / fully_connected_s8 over one
+/* dtm_conv1d_packed_s8 (Cortex-M7): dtm_conv1d_s8 / dtm_fully_connected_s8 over one
  * constant stream re-laid out offline (layout in ditmos_kernels.h, packer in
  * ditmos/codegen/variants.py).  Same bytes as the reference kernels.
  *
@@ -24,7 +24,7 @@
 #define PK_UNROLL 16
 
 /* Words of one group in the stream: 2 bias[4], the parts' words, requant[4][3]. */
-static int32_t pk_group_words(const conv1d_packed_s8_params_t *p)
+static int32_t pk_group_words(const dtm_conv1d_packed_s8_params_t *p)
 {
     int32_t words = 0;
     for (int32_t q = 0; q < p->num_parts; ++q) {
@@ -173,7 +173,7 @@ static void pk_run_asm(uint32_t *run, const int32_t *stream)
 #undef PK_F
 
 /* steps x groups tiles from windows win[] (advancing adv[] per step). */
-static void pk_run(const conv1d_packed_s8_params_t *p, const int8_t *const win[],
+static void pk_run(const dtm_conv1d_packed_s8_params_t *p, const int8_t *const win[],
                    const int32_t adv[], int8_t *y, int32_t steps, int32_t groups,
                    int32_t y_skip, const int32_t *stream)
 {
@@ -218,7 +218,7 @@ static inline int32_t pk_smmlar(int32_t x, int32_t m, int32_t a)
     return (int32_t)(v >> 32);
 }
 
-static void pk_run(const conv1d_packed_s8_params_t *p, const int8_t *const win[],
+static void pk_run(const dtm_conv1d_packed_s8_params_t *p, const int8_t *const win[],
                    const int32_t adv[], int8_t *y, int32_t steps, int32_t groups,
                    int32_t y_skip, const int32_t *stream)
 {
@@ -249,7 +249,7 @@ static void pk_run(const conv1d_packed_s8_params_t *p, const int8_t *const win[]
 #endif
 
 /* Clamp bytes already saturated to [-128, 127] to [act_min, act_max]. */
-static void pk_clamp(const conv1d_packed_s8_params_t *p, int8_t *y, int32_t n)
+static void pk_clamp(const dtm_conv1d_packed_s8_params_t *p, int8_t *y, int32_t n)
 {
     for (int32_t j = 0; j < n; ++j) {
         const int32_t v = y[j] < p->act_min ? p->act_min : y[j];
@@ -259,7 +259,7 @@ static void pk_clamp(const conv1d_packed_s8_params_t *p, int8_t *y, int32_t n)
 
 /* One time step without writing past its output row (the padded last
  * group goes through a small buffer). */
-static void pk_step(const conv1d_packed_s8_params_t *p, const int8_t *const win[],
+static void pk_step(const dtm_conv1d_packed_s8_params_t *p, const int8_t *const win[],
                     const int32_t adv[], int8_t *y)
 {
     const int32_t O = p->out_channels, full = O / DITMOS_PACKED_GROUP;
@@ -279,7 +279,7 @@ static void pk_step(const conv1d_packed_s8_params_t *p, const int8_t *const win[
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
-static void pk_edge_step(const conv1d_packed_s8_params_t *p, const int8_t *const inputs[],
+static void pk_edge_step(const dtm_conv1d_packed_s8_params_t *p, const int8_t *const inputs[],
                          const int32_t adv[], int32_t origin, int8_t *y)
 {
     int8_t buf[DITMOS_PACKED_EDGE_BYTES];
@@ -300,10 +300,10 @@ static void pk_edge_step(const conv1d_packed_s8_params_t *p, const int8_t *const
     pk_step(p, win, adv, y);
 }
 
-void conv1d_packed_s8(const conv1d_packed_s8_params_t *params,
+void dtm_conv1d_packed_s8(const dtm_conv1d_packed_s8_params_t *params,
                       const int8_t *const inputs[], int8_t *output)
 {
-    const conv1d_packed_s8_params_t *p = params;
+    const dtm_conv1d_packed_s8_params_t *p = params;
     const int32_t K = p->kernel_size, S = p->stride, O = p->out_channels, np = p->num_parts;
     const int32_t groups = (O + DITMOS_PACKED_GROUP - 1) / DITMOS_PACKED_GROUP;
     int32_t adv[DITMOS_CONV_MAX_PARTS];

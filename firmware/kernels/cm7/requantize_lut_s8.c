@@ -1,10 +1,10 @@
-/* requantize_lut_s8 (Cortex-M7): int8 -> int8 requantisation as one table
+/* dtm_requantize_lut_s8 (Cortex-M7): int8 -> int8 requantisation as one table
  * lookup per byte (the generator evaluates TFLM's arithmetic for all 256
  * inputs offline), four bytes per word load and store. */
 #include "ditmos_kernels.h"
 #include "ditmos_cm7_dsp.h"
 
-void requantize_lut_s8(const requantize_lut_s8_params_t *params,
+void dtm_requantize_lut_s8(const dtm_requantize_lut_s8_params_t *params,
                        const int8_t *input, int8_t *output)
 {
     const uint8_t *lut = (const uint8_t *)params->table;
