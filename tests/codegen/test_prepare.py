@@ -158,3 +158,43 @@ def test_halfway_values_round_away_from_zero(int8_dir, tmp_path):
     x = np.ascontiguousarray(halves.reshape(1, T, Ch), np.float32)
     got = _prepare(lib, "ditmos_prepare_window", x, C.c_float)
     assert np.array_equal(got, qmath.quantize(x, 0.25, 3))
+
+
+def test_example_application_builds_and_classifies_a_stream(built, int8_dir, tmp_path):
+    """The example (main.c + Makefile -> libditmos_model.a) in a build-directory
+    layout: fed hapt samples on stdin, it prints the stream's classifications."""
+    import shutil
+    import subprocess
+
+    from ditmos.codegen import include_dirs, kernel_sources
+    from ditmos.codegen.example import write_example
+
+    lib, man, lib_path = built
+    T, Ch = man["input_shape"]
+    root = tmp_path / "build"
+    generate(int8_dir, root / "src" / "model")
+    (root / "src" / "kernels").mkdir(parents=True)
+    for k in kernel_sources("ref"):
+        shutil.copy(k, root / "src" / "kernels")
+    shutil.copytree(include_dirs("ref")[0], root / "include")
+    ex = write_example(root / "example", root / "src" / "model", hop=50)
+    r = subprocess.run(["make", "-s", "CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror"], cwd=ex,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (ex / "libditmos_model.a").is_file()
+
+    with np.load(datasets_dir() / "hapt" / "hapt.npz") as f:
+        signals, scale = f["signals"][:T + 170], f["scale"].astype(np.float32)
+    x = signals.astype(np.float32) * scale
+    text = "\n".join(" ".join(f"{v:.9g}" for v in row) for row in x) + "\n"
+    r = subprocess.run([str(ex / "example")], input=text, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    hm = host.HostModel(lib_path, input_size=T * Ch, num_classes=man["num_classes"], K=man["K"])
+    names = json.loads((int8_dir / "manifest.json").read_text())["class_names"]
+    ends = list(range(T, len(x) + 1, 50))
+    assert len(lines) == len(ends)
+    for line, n in zip(lines, ends):
+        q = _prepare(lib, "ditmos_prepare_window", np.ascontiguousarray(x[None, n - T:n]), C.c_float)[0]
+        pred, route, _ = hm.infer(q)
+        assert line == f"sample {n}: class {pred} {names[pred]} (route {route})"
