@@ -10,6 +10,12 @@ becomes ``float32(count) * float32(scale[c])`` first, as the shipped
 ``hapt`` loader does.  ``<prefix>_stream_*`` keep a ring of the last ``T``
 quantised samples in a caller-owned struct and classify every ``hop``
 samples.
+
+For a model trained on features of an on-device front end (a dataset whose
+loader module defines ``FRONTEND``, e.g. ``fsdd_audio``: the fixed-point MFCC
+of :mod:`ditmos.data.mfcc_fixed`), ``<prefix>_prepare_audio()`` runs the front
+end on a raw int16 clip and quantises its features, and the front end's C
+files are copied next to the model.
 """
 
 from __future__ import annotations
@@ -20,6 +26,33 @@ from ditmos import __version__
 from ditmos.errors import DitmosError
 
 FILES = ("prepare.h", "prepare.c")
+FRONTEND_FILES = ("ditmos_mfcc.c", "ditmos_mfcc.h")
+
+
+def run_frontend(int8_dir):
+    """The front end of the run that ``int8_dir`` (``RUN/int8``) belongs to, or None:
+    its dataset's ``FRONTEND`` (read from ``RUN/config.json``)."""
+    import importlib
+    import json
+    from pathlib import Path
+
+    cfg_path = Path(int8_dir).parent / "config.json"
+    try:
+        spec = json.loads(cfg_path.read_text()).get("dataset")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(spec, str):
+        return None
+    from ditmos.data.registry import parse_spec
+
+    try:
+        entry, _ = parse_spec(spec)
+    except DitmosError:
+        return None
+    if entry.extra:  # variants (e.g. the float front end) have no on-device front end
+        return None
+    module = importlib.import_module(entry.loader.split(":")[0])
+    return getattr(module, "FRONTEND", None)
 
 
 def _c_string(text: str) -> str:
@@ -29,8 +62,9 @@ def _c_string(text: str) -> str:
 
 
 def render_prepare(manifest: dict, *, prefix: str = "ditmos",
-                   raw_scale: list[float] | None = None) -> dict[str, str]:
-    """``{"prepare.h": text, "prepare.c": text}`` for an int8 manifest."""
+                   raw_scale: list[float] | None = None, frontend=None) -> dict[str, str]:
+    """``{"prepare.h": text, "prepare.c": text}`` for an int8 manifest (plus the
+    front end's C files when ``frontend``, a FixedMfccConfig, is given)."""
     from ditmos.codegen.render import _env, _float_literal, c_identifier, comment
 
     c_identifier(f"{prefix}_prepare_window")
@@ -56,5 +90,20 @@ def render_prepare(manifest: dict, *, prefix: str = "ditmos",
         raw_scale=[_float_literal(v) for v in raw_scale] if raw_scale else None,
         raw_scale_text=comment(", ".join(f"{v:.9g}" for v in raw_scale)) if raw_scale else "",
         input_scale=_float_literal(iq["scale"]), input_zero_point=int(iq["zero_point"]))
+    ctx["audio"] = None
+    extra = {}
+    if frontend is not None:
+        from ditmos.data.mfcc_fixed import c_tables
+        from ditmos.paths import firmware_dir
+
+        if (frontend.num_frames, frontend.n_coeffs) != (T, C):
+            raise DitmosError(f"the front end makes {frontend.num_frames}x{frontend.n_coeffs} features, "
+                              f"the model takes {T}x{C}")
+        ctx["audio"] = dict(samples=frontend.clip_samples, hop=frontend.hop_length,
+                            n_fft=frontend.n_fft, n_mels=frontend.n_mels,
+                            tables=c_tables(frontend, f"{prefix}_frontend"))
+        for name in FRONTEND_FILES:
+            extra[name] = (firmware_dir() / "frontend" / name).read_text()
     env = _env()
-    return {name: env.get_template(f"{name}.j2").render(**ctx) for name in FILES}
+    files = {name: env.get_template(f"{name}.j2").render(**ctx) for name in FILES}
+    return {**files, **extra}

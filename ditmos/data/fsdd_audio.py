@@ -25,6 +25,8 @@ from ditmos.data.shipped import open_shipped
 
 CONFIG = FixedMfccConfig()
 CLASS_NAMES = [str(d) for d in range(10)]
+# The on-device front end of models trained on `fsdd_audio` (read by ditmos.codegen.prepare).
+FRONTEND = CONFIG
 _BATCH = 250
 
 
