@@ -7,6 +7,7 @@ to the float MFCC it approximates."""
 from __future__ import annotations
 
 import ctypes as C
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -125,3 +126,45 @@ def test_bad_input_is_refused():
         mfcc_fixed(np.zeros(100, dtype=np.int16))
     with pytest.raises(ValueError, match="power of two"):
         FixedMfccConfig(n_fft=250)
+
+
+def _fnv(data: bytes) -> str:
+    h = 2166136261
+    for b in data:
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="arm-none-eabi-gcc and qemu-system-arm are installed by scripts/setup.sh")
+def test_cortex_m7_equals_python_and_counts_instructions(recordings, tmp_path):
+    """The same C on the M7 ISA (QEMU mps2-an500): identical bytes for 8 clips;
+    prints the instructions of one 1 s window (49 frames) with the plugin."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "kernels"))
+    from kernel_lib import M7_ARCH, M7_DIR, build_count_plugin, run_qemu_m7
+
+    clips = recordings[::375][:8]
+    (tmp_path / "clips.c").write_text(
+        "#include <stdint.h>\n#include \"ditmos_mfcc.h\"\n" + c_tables(CONFIG, "test")
+        + f"const int32_t test_num_clips = {len(clips)}, test_clip_samples = {CONFIG.clip_samples}, "
+        f"test_num_frames = {CONFIG.num_frames};\n"
+        + "const int16_t test_clips[] = {" + ",".join(map(str, clips.reshape(-1))) + "};\n")
+    elf = tmp_path / "mfcc.elf"
+    cmd = ["arm-none-eabi-gcc", *CFLAGS, *M7_ARCH, f"-I{FRONTEND}", f"-I{M7_DIR}",
+           str(FRONTEND / "ditmos_mfcc.c"), str(tmp_path / "clips.c"), str(REPO / "tests" / "frontend" / "m7_mfcc.c"),
+           str(M7_DIR / "startup.c"), "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
+           "-T", str(M7_DIR / "mps2_an500.ld"), "-o", str(elf)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    plugin = build_count_plugin(tmp_path)
+    code, text, marks = run_qemu_m7(elf, plugin, tmp_path / "counts.txt")
+    assert code == 0, text
+    assert f"mfcc hash={_fnv(mfcc_fixed(clips, CONFIG).tobytes())}" in text, text
+    assert len(marks) == 2
+    insns = marks[1] - marks[0]
+    print(f"\nMFCC front end on Cortex-M7: {insns} instructions per {CONFIG.num_frames}-frame window "
+          f"({insns // CONFIG.num_frames} per frame)")
+    assert 0 < insns < 20_000_000
