@@ -29,30 +29,34 @@ FILES = ("prepare.h", "prepare.c")
 FRONTEND_FILES = ("ditmos_mfcc.c", "ditmos_mfcc.h")
 
 
-def run_frontend(int8_dir):
-    """The front end of the run that ``int8_dir`` (``RUN/int8``) belongs to, or None:
-    its dataset's ``FRONTEND`` (read from ``RUN/config.json``)."""
+def _run_dataset_module(int8_dir):
+    """The loader module of the dataset of the run that ``int8_dir`` (``RUN/int8``)
+    belongs to (from ``RUN/config.json``), or None; variants (``extra``) give None."""
     import importlib
     import json
     from pathlib import Path
 
-    cfg_path = Path(int8_dir).parent / "config.json"
-    try:
-        spec = json.loads(cfg_path.read_text()).get("dataset")
-    except (OSError, ValueError):
-        return None
-    if not isinstance(spec, str):
-        return None
     from ditmos.data.registry import parse_spec
 
     try:
+        spec = json.loads((Path(int8_dir).parent / "config.json").read_text()).get("dataset")
         entry, _ = parse_spec(spec)
-    except DitmosError:
+    except (OSError, ValueError, AttributeError, DitmosError):
         return None
-    if entry.extra:  # variants (e.g. the float front end) have no on-device front end
+    if entry.extra:  # e.g. fsdd_audio_float: no on-device front end
         return None
-    module = importlib.import_module(entry.loader.split(":")[0])
-    return getattr(module, "FRONTEND", None)
+    return importlib.import_module(entry.loader.split(":")[0])
+
+
+def run_frontend(int8_dir):
+    """The run's on-device front end (its dataset module's ``FRONTEND``) or None."""
+    return getattr(_run_dataset_module(int8_dir), "FRONTEND", None)
+
+
+def run_raw_scale(int8_dir) -> list[float] | None:
+    """The run's int16 count scale (its dataset module's ``raw_scale()``) or None."""
+    fn = getattr(_run_dataset_module(int8_dir), "raw_scale", None)
+    return fn() if fn is not None else None
 
 
 def _c_string(text: str) -> str:

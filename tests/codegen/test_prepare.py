@@ -198,3 +198,14 @@ def test_example_application_builds_and_classifies_a_stream(built, int8_dir, tmp
         q = _prepare(lib, "ditmos_prepare_window", np.ascontiguousarray(x[None, n - T:n]), C.c_float)[0]
         pred, route, _ = hm.infer(q)
         assert line == f"sample {n}: class {pred} {names[pred]} (route {route})"
+
+
+def test_int16_input_scale_comes_from_the_runs_dataset(int8_dir, hapt_scale, tmp_path):
+    """A hapt run's build gets the int16 functions with hapt's count scale by itself."""
+    cg = generate(int8_dir, tmp_path / "auto")
+    assert "prepare.h" in cg["files"] and "ditmos_mfcc.c" not in cg["files"]
+    text = (tmp_path / "auto" / "prepare.c").read_text()
+    assert "ditmos_prepare_window_i16" in text
+    assert f"{float(hapt_scale[0]):.9g}" in text
+    cg = generate(int8_dir, tmp_path / "none", raw_scale=None)
+    assert "_i16" not in (tmp_path / "none" / "prepare.c").read_text()
