@@ -32,7 +32,8 @@ def write_example(dest, model_dir, *, prefix: str = "ditmos", hop: int | None = 
         raise DitmosError(f"the example's hop must be at least 1, got {hop}")
     ctx = dict(version=__version__, model_hash=man["model_hash"][:16], T=T, C=C, hop=hop,
                prefix=prefix, PREFIX=prefix.upper(), num_classes=int(man["num_classes"]),
-               raw_i16="HAS_RAW_I16" in (model_dir / "prepare.h").read_text())
+               raw_i16="HAS_RAW_I16" in (model_dir / "prepare.h").read_text(),
+               audio="_AUDIO_SAMPLES" in (model_dir / "prepare.h").read_text())
     env = _env()
     dest.mkdir(parents=True, exist_ok=True)
     for name in FILES:

@@ -61,3 +61,37 @@ def test_front_end_must_fit_the_model(audio_model, tmp_path):
     d = audio_model[0]
     with pytest.raises(DitmosError, match="front end makes 24x13"):
         generate(d, tmp_path, frontend=FixedMfccConfig(clip_samples=4000))
+
+
+@pytest.mark.slow
+def test_audio_example_application(audio_model, tmp_path):
+    """The example main.c for an audio model: int16 clips on stdin -> the same
+    predictions as the host int8 reference on the training features."""
+    import shutil
+    import subprocess
+
+    from ditmos.codegen import include_dirs, kernel_sources
+    from ditmos.codegen.example import write_example
+
+    d, ds, split, norm = audio_model
+    root = tmp_path / "build"
+    generate(d, root / "src" / "model", frontend=CONFIG)
+    (root / "src" / "kernels").mkdir(parents=True)
+    for k in kernel_sources("ref"):
+        shutil.copy(k, root / "src" / "kernels")
+    shutil.copytree(include_dirs("ref")[0], root / "include")
+    ex = write_example(root / "example", root / "src" / "model")
+    r = subprocess.run(["make", "-s", "CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror"], cwd=ex,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    pick = split.test[:6]
+    _, a = load_clips()
+    clips = fit_clips(a["audio"], a["lengths"], CONFIG.clip_samples)[pick]
+    r = subprocess.run([str(ex / "example")], input="\n".join(" ".join(map(str, c)) for c in clips),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    ref = ComposedReference(d)
+    pred, route, _ = ref.predict(ref.quantize_input(norm.apply(ds.X[pick])))
+    want = [f"clip {i + 1}: class {p} {ref.class_names[p]} (route {q})"
+            for i, (p, q) in enumerate(zip(pred, route))]
+    assert r.stdout.strip().splitlines() == want
