@@ -82,7 +82,7 @@ def load(kind: str = "fixed") -> Dataset:
                          "max": int(lengths.max())},
         "clips_cut": int(np.sum(lengths > CONFIG.clip_samples)),
         "clips_padded": int(np.sum(lengths < CONFIG.clip_samples)),
-        "windows_made": int(len(lengths)),
+        "windows_made": len(lengths),
         "windows_dropped": {},
     }
     name = "fsdd_audio" if kind == "fixed" else "fsdd_audio_float"

@@ -179,7 +179,7 @@ def test_example_application_builds_and_classifies_a_stream(built, int8_dir, tmp
     shutil.copytree(include_dirs("ref")[0], root / "include")
     ex = write_example(root / "example", root / "src" / "model", hop=50)
     r = subprocess.run(["make", "-s", "CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror"], cwd=ex,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (ex / "libditmos_model.a").is_file()
 
@@ -187,7 +187,7 @@ def test_example_application_builds_and_classifies_a_stream(built, int8_dir, tmp
         signals, scale = f["signals"][:T + 170], f["scale"].astype(np.float32)
     x = signals.astype(np.float32) * scale
     text = "\n".join(" ".join(f"{v:.9g}" for v in row) for row in x) + "\n"
-    r = subprocess.run([str(ex / "example")], input=text, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([str(ex / "example")], input=text, capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.strip().splitlines()
     hm = host.HostModel(lib_path, input_size=T * Ch, num_classes=man["num_classes"], K=man["K"])
