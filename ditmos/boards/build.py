@@ -147,8 +147,8 @@ def _copy(src: Path, dest_dir: Path) -> Path:
 def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo, *,
                    kernel_sources=(), profile: bool = False, baud: int | None = None,
                    extra_defines=()) -> list[str]:
-    """Write src/, include/, linker.ld, Makefile and platformio.ini into out_dir;
-    returns the C sources (relative to out_dir)."""
+    """Write src/, include/, linker.ld, Makefile, platformio.ini and the example
+    application (example/) into out_dir; returns the C sources (relative to out_dir)."""
     fw = firmware_dir()
     cc, objcopy = _toolchain(board)
     for sub in ("src", "include"):
@@ -178,6 +178,9 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
     for d in sorted(header_dirs):  # private kernel headers live beside the kernels
         for f in sorted(d.glob("*.h")):
             _copy(f, out_dir / "include")
+    if (model_dir / "prepare.h").is_file():  # the user's starting point: example/main.c
+        from ditmos.codegen.example import write_example
+        write_example(out_dir / "example", model_dir)
     names = [s.name for s in sources]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -142,14 +142,21 @@ def _slicing_schedule(manifest, graphs, ram_budget, alignment):
 
 def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicing",
              profile: bool = False, ram_budget: int | None = None,
-             alignment: int = 8, prefix: str = "ditmos_") -> dict:
+             alignment: int = 8, prefix: str = "ditmos_", raw_scale="auto",
+             frontend="auto") -> dict:
     """Write model.h, model.c, weights.c and manifest.json into ``out_dir``
     and return the codegen manifest (see docs/artefacts.md §4).
 
     ``ram_budget`` (bytes, slicing only): recompute early selector slices
     until the arena fits, or raise.  ``alignment``: 4 or 8 bytes per buffer.
     ``prefix``: the model's symbol prefix (``ditmos_infer``, ``DITMOS_INPUT_T``,
-    ...); give each model linked into one program its own."""
+    ...); give each model linked into one program its own.
+    Also writes the input pipeline prepare.h / prepare.c (when the manifest
+    carries the training normalisation)
+    (:mod:`ditmos.codegen.prepare`); ``raw_scale`` (one float per channel,
+    None, or "auto": the run's dataset's, e.g. hapt's) adds its int16-count
+    variants; ``frontend`` (a FixedMfccConfig, None, or "auto": the run's
+    dataset's) adds the on-device audio front end."""
     from ditmos.codegen import render, schedule, variants
 
     render.check_prefix(prefix)
@@ -174,6 +181,14 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
     variant_rows = variants.apply(sched, kernels)  # per-layer kernel variant + weight layout
     files, stats = render.render(sched, manifest, kernels=kernels, model_hash=model_hash,
                                  profile=profile, prefix=prefix)
+    from ditmos.codegen.prepare import render_prepare, run_frontend, run_raw_scale
+    if manifest.get("normalization"):  # int8 dirs made by `ditmos quantize` always have it
+        if isinstance(frontend, str) and frontend == "auto":
+            frontend = run_frontend(int8_dir)
+        if isinstance(raw_scale, str) and raw_scale == "auto":
+            raw_scale = run_raw_scale(int8_dir)
+        files.update(render_prepare(manifest, raw_scale=raw_scale, frontend=frontend,
+                                     prefix=prefix.rstrip("_")))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():

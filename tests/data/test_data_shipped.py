@@ -120,13 +120,13 @@ def test_shipped_data_budget():
 
 def test_registry_lists_every_documented_spec():
     names = [e.name for e in list_datasets()]
-    assert names == ["hapt", "fsdd", "unimib", "unimib-adl", "unimib-fall", "speech_commands",
-                     "speech_commands35", "wesad", "npz", "csv"]
+    assert names == ["hapt", "fsdd", "fsdd_audio", "fsdd_audio_float", "unimib", "unimib-adl",
+                     "unimib-fall", "speech_commands", "speech_commands35", "wesad", "npz", "csv"]
     for e in list_datasets():
-        assert (datasets_dir() / e.name).is_dir() == (not e.takes_path)
+        assert (datasets_dir() / e.shipped_folder).is_dir() == (not e.takes_path)
         if not e.takes_path:
-            assert (datasets_dir() / e.name / "README.md").is_file()
-            assert (datasets_dir() / e.name / "prepare.py").is_file()
+            assert (datasets_dir() / e.shipped_folder / "README.md").is_file()
+            assert (datasets_dir() / e.shipped_folder / "prepare.py").is_file()
 
 
 def test_fsdd_prepare_rebuilds_the_shipped_file(tmp_path):
