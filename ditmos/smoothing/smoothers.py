@@ -84,14 +84,14 @@ class FloatSmoother:
 def _runtime_source() -> Path:
     from ditmos.paths import firmware_dir
 
-    return firmware_dir() / "runtime" / "ditmos_smooth_run.c"
+    return firmware_dir() / "smoothing" / "ditmos_smooth_run.c"
 
 
 class IntSmoother:
     """Integer-only smoothing of the run's int8 model.
 
     The generated C model (reference kernels) and the vote loop of
-    ``firmware/runtime/ditmos_smooth_run.c`` are compiled on the host into
+    ``firmware/smoothing/ditmos_smooth_run.c`` are compiled on the host into
     one shared library, so the host runs exactly the code the device runs.
     ``sigma`` is in normalised input units; the noise table uses
     ``sigma / input_scale`` input steps.
