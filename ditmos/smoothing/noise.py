@@ -1,7 +1,7 @@
 """Integer-only Gaussian noise for smoothing int8 networks.
 
 Everything the device computes is defined here in numpy, bit for bit; the C
-kernel ``firmware/kernels/ref/smooth_s8.c`` must reproduce it exactly.
+code ``firmware/runtime/ditmos_smooth.c`` must reproduce it exactly.
 
 Uniform bits: a counter-based generator with 32-bit operations only.  Draw
 number ``c`` (a 32-bit counter) under key ``seed`` is::

@@ -81,17 +81,18 @@ class FloatSmoother:
         return c
 
 
-def _runtime_source() -> Path:
+def _runtime_sources() -> list[str]:
     from ditmos.paths import firmware_dir
 
-    return firmware_dir() / "smoothing" / "ditmos_smooth_run.c"
+    rt = firmware_dir() / "runtime"
+    return [str(rt / "ditmos_smooth.c"), str(rt / "ditmos_smooth_model.c")]
 
 
 class IntSmoother:
     """Integer-only smoothing of the run's int8 model.
 
-    The generated C model (reference kernels) and the vote loop of
-    ``firmware/smoothing/ditmos_smooth_run.c`` are compiled on the host into
+    The generated C model (reference kernels) and the noise and vote loop of
+    ``firmware/runtime/ditmos_smooth{,_model}.c`` are compiled on the host into
     one shared library, so the host runs exactly the code the device runs.
     ``sigma`` is in normalised input units; the noise table uses
     ``sigma / input_scale`` input steps.
@@ -120,7 +121,7 @@ class IntSmoother:
         gen = Path(work_dir) / "gen"
         generate(self.int8_dir, gen, kernels="ref")
         lib = compile_model(gen, "ref", out=gen / "libditmos_smooth.so",
-                            extra_flags=[str(_runtime_source())])
+                            extra_flags=_runtime_sources())
         self._lib = ctypes.CDLL(str(lib))
         f = self._lib.ditmos_smooth_counts
         f.argtypes = [ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_uint32),

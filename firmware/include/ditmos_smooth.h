@@ -39,6 +39,13 @@ int ditmos_smooth_vote_s8(const ditmos_noise_table_t *table, uint32_t seed, uint
                           ditmos_classify_fn classify, void *ctx, uint32_t *counts,
                           int32_t num_classes);
 
+/* The generated model smoothed (firmware/runtime/ditmos_smooth_model.c):
+ * counts[DITMOS_NUM_CLASSES] of inferences first .. first + n - 1 on input.
+ * Returns 0, -2 for a malformed table, or the model's error. */
+int ditmos_smooth_counts(const int8_t *input, const uint32_t *thresholds, int32_t table_size,
+                         int32_t offset, uint32_t seed, uint32_t first, uint32_t n,
+                         uint32_t *counts);
+
 #ifdef __cplusplus
 }
 #endif

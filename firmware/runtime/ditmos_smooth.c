@@ -1,6 +1,6 @@
-/* smooth_s8 (reference): integer noise and the vote loop of randomized
- * smoothing; see ditmos_smooth.h.  No Cortex-M7 twin: the loop is
- * dominated by the network inferences it calls. */
+/* Integer noise and the vote loop of randomized smoothing (ditmos_smooth.h).
+ * Part of the runtime rather than a kernel set: one version serves every
+ * board (no Cortex-M7 twin), as the loop's cost is the inferences it calls. */
 #include "ditmos_smooth.h"
 
 uint32_t ditmos_mix32(uint32_t x)

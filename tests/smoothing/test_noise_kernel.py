@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ditmos.smoothing import noise as N
-from tests.kernels.kernel_lib import CFLAGS, INCLUDE, KERNELS
+from tests.kernels.kernel_lib import CFLAGS, FIRMWARE, INCLUDE
 
 U32P = C.POINTER(C.c_uint32)
 I8P = C.POINTER(C.c_int8)
@@ -26,7 +26,7 @@ CLASSIFY = C.CFUNCTYPE(C.c_int, C.c_void_p, I8P, C.POINTER(C.c_uint16))
 def lib(tmp_path_factory):
     out = tmp_path_factory.mktemp("smooth") / "libsmooth.so"
     subprocess.run(["gcc", *CFLAGS, "-fPIC", "-shared", f"-I{INCLUDE}",
-                    str(KERNELS / "ref" / "smooth_s8.c"), "-o", str(out)], check=True)
+                    str(FIRMWARE / "runtime" / "ditmos_smooth.c"), "-o", str(out)], check=True)
     lib = C.CDLL(str(out))
     lib.ditmos_mix32.argtypes = [C.c_uint32]
     lib.ditmos_mix32.restype = C.c_uint32
