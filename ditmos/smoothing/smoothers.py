@@ -41,7 +41,7 @@ class FloatModel:
 
         @tf.function(reduce_retracing=True)
         def _classes(x):
-            sel = self.selector(x, training=False)
+            sel = self.selector({"window": x}, training=False)
             feeds = {f"sel_feat_{b}": sel[f"feat_{b}"] for b in self.shared}
             per = []
             for clf in self.classifiers:
