@@ -76,6 +76,7 @@ class ReportData:
     methods: list[Method] = field(default_factory=list)
     methods_source: str = ""
     evals: list[tuple[Path, dict]] = field(default_factory=list)
+    certify: list[tuple[Path, dict]] = field(default_factory=list)
     codegen: dict | None = None
     codegen_path: Path | None = None
     class_names: list[str] = field(default_factory=list)
@@ -133,6 +134,11 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (),
         data.title = f"{data.metrics.get('dataset', '')} run {run_dir.resolve().name}".strip()
     else:
         data.missing.append(f"{mpath} (float accuracies, baselines): train the run first")
+
+    for cpath in sorted((run_dir / "certify").glob("*.json")):
+        res = _load(cpath)
+        if res.get("format") == "ditmos-certify/1" and isinstance(res.get("summary"), dict):
+            data.certify.append((cpath, res))
 
     comp = _find_compare(run_dir)
     if comp is not None:

@@ -53,6 +53,20 @@ def tables(data: ReportData) -> list[dict]:
                     "header": ["method", "accuracy", "MACs / inference", "flash bytes", "params"],
                     "rows": [[m.label, _pct(m.accuracy), _num(m.macs), _num(m.flash_bytes),
                               _num(m.params)] for m in data.methods]})
+    if data.certify:
+        rows = []
+        for path, r in data.certify:
+            s = r["summary"]
+            curve = ", ".join(f"{k}: {100 * v:.1f}%"
+                              for k, v in (s.get("certified_accuracy") or {}).items())
+            rows.append([path.name, r.get("kind"), _num(r.get("sigma")), _num(r.get("n")),
+                         _num(s.get("samples")), curve, f"{s.get('acr', 0):.3f}",
+                         _pct(s.get("abstain_rate"))])
+        out.append({"title": "Certified l2 robustness by randomized smoothing (test windows; "
+                             "`ditmos certify`, docs/smoothing.md)",
+                    "header": ["file", "smoothing", "sigma", "n", "windows",
+                               "certified accuracy at radius", "ACR", "abstain"],
+                    "rows": rows})
     if data.evals:
         rows = []
         for path, r in data.evals:
