@@ -24,8 +24,13 @@ import click
 @click.option("--samples", type=int, default=100, show_default=True,
               help="Test windows to certify, evenly spread over the test split (0 = all).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--tabulate", is_flag=True,
+              help="Certify nothing: tabulate the existing RUN_DIR/certify files of this sigma.")
+@click.option("--markdown", type=click.Path(dir_okay=False),
+              help="Also write the table (with its parameters) to this Markdown file.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def certify(run_dir, sigma, n0, n, alpha, int8, no_float, samples, seed, quiet):
+def certify(run_dir, sigma, n0, n, alpha, int8, no_float, samples, seed, tabulate, markdown,
+            quiet):
     """Certify RUN_DIR's DiTMoS with randomized smoothing on test windows.
 
     Float smoothing adds Gaussian noise to the float model's input.  With
@@ -37,9 +42,22 @@ def certify(run_dir, sigma, n0, n, alpha, int8, no_float, samples, seed, quiet):
     RUN_DIR/certify/{float,int8}_sigma<S>.json.  See docs/smoothing.md for
     what each certificate covers.
     """
-    from ditmos.errors import DitmosError
-    from ditmos.smoothing.run import certify_run, format_table
+    from pathlib import Path
 
+    from ditmos.errors import DitmosError
+    from ditmos.smoothing.run import certify_run, format_table, write_markdown
+
+    if tabulate:
+        files = {k: Path(run_dir) / "certify" / f"{k}_sigma{sigma:g}.json"
+                 for k in ("float", "int8")}
+        results = {k: json.loads(p.read_text()) for k, p in files.items() if p.is_file()}
+        if not results:
+            raise DitmosError(f"no certification files for sigma {sigma:g} in "
+                              f"{Path(run_dir) / 'certify'}; run 'ditmos certify' first")
+        click.echo(format_table(results))
+        if markdown:
+            write_markdown(results, markdown)
+        return
     if no_float and not int8:
         raise DitmosError("--no-float leaves nothing to certify; add --int8")
 
@@ -51,6 +69,8 @@ def certify(run_dir, sigma, n0, n, alpha, int8, no_float, samples, seed, quiet):
                         float_=not no_float, samples=samples, seed=seed, progress=progress)
     results = {k: json.loads(p.read_text()) for k, p in files.items()}
     click.echo(format_table(results))
+    if markdown:
+        write_markdown(results, markdown)
     for p in files.values():
         click.echo(f"wrote {p}", err=True)
     sys.stdout.flush()

@@ -149,3 +149,28 @@ def format_table(results: dict[str, dict]) -> str:
                                 + [f"{s['acr']:.3f}", f"{100 * s['abstain_rate']:.1f}%",
                                    f"{res['seconds_per_sample']:.2f}"]))
     return "\n".join(lines)
+
+
+def write_markdown(results: dict[str, dict], path) -> None:
+    """The table and the parameters it was measured with, as a Markdown file."""
+    first = next(iter(results.values()))
+    lines = [f"# Randomized smoothing certification: {first['run']}", "",
+             "Written by `ditmos certify RUN --sigma S ... --markdown FILE` "
+             "(docs/smoothing.md).  Certified accuracy in % at each l2 radius "
+             "(normalised input units), ACR, abstain rate, seconds per window.", ""]
+    for kind, r in results.items():
+        lines.append(f"- {kind}: sigma {r['sigma']:g}, n0 {r['n0']}, n {r['n']}, "
+                     f"alpha {r['alpha']:g}, {r['summary']['samples']} test windows, "
+                     f"seed {r['seed']}" + (f", sigma {r['sigma_steps']:.3f} input steps, "
+                                             f"slack {r['slack']:.2e}, certified accuracy "
+                                             f"around the float window (radius minus "
+                                             f"quantisation gap, mean gap "
+                                             f"{r['quantization_gap_mean']:.3f}) at r=0: "
+                                             f"{100 * r['summary_float_input']['certified_accuracy']['0']:.1f}%"
+                                             if kind == "int8" else ""))
+    lines += ["", format_table(results), ""]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)
