@@ -85,3 +85,18 @@ def test_bad_sigma():
         N.make_table(0.0)
     with pytest.raises(DitmosError, match="at most"):
         N.make_table(1000.0)
+
+
+def test_quantising_a_noisy_grid_point_is_adding_rounded_noise():
+    """The identity the integer certificate rests on (docs/smoothing.md):
+    Q(x~ + e) = clamp(q + round(e / s)) for x~ = s (q - z) on the grid."""
+    from ditmos.quantize import qmath
+
+    rng = np.random.default_rng(0)
+    s, z, sigma = np.float32(0.0625), -3, 0.4
+    q = rng.integers(-128, 128, 20000).astype(np.int32)
+    e = rng.standard_normal(q.size) * sigma
+    x = ((q - z) * float(s) + e).astype(np.float32)
+    lhs = qmath.quantize(x, s, z).astype(np.int32)
+    rhs = np.clip(q + np.round(e / float(s)), -128, 127)  # ties have probability 0
+    assert np.mean(lhs != rhs) < 1e-3  # only float32 rounding next to a half step
