@@ -70,6 +70,25 @@ def test_host_device_counts_equal_simulation(host_build, tmp_path):
             link.close()
 
 
+def test_client_certify_on_host_device(host_build, tmp_path):
+    from ditmos.harness.client import DeviceClient
+    from ditmos.harness.transport import open_transport
+
+    table = N.make_table(5.0)
+    window = pc.samples(4, seed=9)[3]
+    with HostDevice(host_build, workdir=tmp_path) as dev:
+        tr = open_transport(dev.port)
+        try:
+            c = DeviceClient(tr, timeout=5.0)
+            c.hello()
+            res = c.certify(window, table.thresholds, table.offset, 77, 3, 25, timeout=30.0)
+            assert list(res.counts) == simulate(window, table, 77, 3, 25) and res.cost == 0
+            assert c.timeout == 5.0
+            assert c.stats().inferences == 25
+        finally:
+            tr.close()
+
+
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None,
                     reason="qemu-system-arm is not installed")
 def test_qemu_counts_equal_simulation(mps2_build, tmp_path):
