@@ -19,7 +19,14 @@ typedef struct {
     const uint32_t *thresholds; /* non-decreasing, last entry 2^31 */
     int32_t size;               /* number of thresholds, a power of two */
     int32_t offset;             /* noise values lie in [-offset, offset] */
+    const uint16_t *guide;      /* NULL, or DITMOS_NOISE_GUIDE entries from
+                                   ditmos_noise_guide(): a faster search, same values */
 } ditmos_noise_table_t;
+
+#define DITMOS_NOISE_GUIDE 256
+
+/* guide[b] = #{j : thresholds[j] <= b * 2^23} for b < DITMOS_NOISE_GUIDE. */
+void ditmos_noise_guide(const uint32_t *thresholds, int32_t size, uint16_t *guide);
 
 /* The 32-bit mixer. */
 uint32_t ditmos_mix32(uint32_t x);

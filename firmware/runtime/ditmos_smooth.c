@@ -13,6 +13,18 @@ uint32_t ditmos_mix32(uint32_t x)
     return x;
 }
 
+void ditmos_noise_guide(const uint32_t *thresholds, int32_t size, uint16_t *guide)
+{
+    int32_t i = 0;
+    for (int32_t b = 0; b < DITMOS_NOISE_GUIDE; ++b) {
+        const uint32_t v = (uint32_t)b << 23;
+        while (i < size && thresholds[i] <= v) {
+            ++i;
+        }
+        guide[b] = (uint16_t)i;
+    }
+}
+
 void ditmos_noise_s8(const ditmos_noise_table_t *table, uint32_t seed, uint32_t counter0,
                      const int8_t *in, int8_t *out, int32_t size)
 {
@@ -21,11 +33,19 @@ void ditmos_noise_s8(const ditmos_noise_table_t *table, uint32_t seed, uint32_t 
     const uint32_t *t = table->thresholds;
     for (int32_t e = 0; e < size; ++e) {
         const uint32_t u = ditmos_mix32(ditmos_mix32((counter0 + (uint32_t)e) ^ k1) + k2) >> 1;
-        /* #{j : t[j] <= u}: branch-free binary search; t[size-1] = 2^31 > u. */
+        /* #{j : t[j] <= u}; t[size-1] = 2^31 > u ends both searches. */
         int32_t i = 0;
-        for (int32_t step = table->size >> 1; step > 0; step >>= 1) {
-            if (t[i + step - 1] <= u) {
-                i += step;
+        if (table->guide != 0) {
+            /* every t[j] with j < guide[u >> 23] is <= (u >> 23) << 23 <= u */
+            i = table->guide[u >> 23];
+            while (t[i] <= u) {
+                ++i;
+            }
+        } else {
+            for (int32_t step = table->size >> 1; step > 0; step >>= 1) {
+                if (t[i + step - 1] <= u) {
+                    i += step;
+                }
             }
         }
         int32_t v = (int32_t)in[e] + i - table->offset;

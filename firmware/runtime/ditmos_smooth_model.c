@@ -30,7 +30,9 @@ int ditmos_smooth_counts(const int8_t *input, const uint32_t *thresholds, int32_
     for (int32_t c = 0; c < DITMOS_NUM_CLASSES; ++c) {
         counts[c] = 0u;
     }
-    const ditmos_noise_table_t table = {thresholds, table_size, offset};
+    static uint16_t guide[DITMOS_NOISE_GUIDE];
+    ditmos_noise_guide(thresholds, table_size, guide);
+    const ditmos_noise_table_t table = {thresholds, table_size, offset, guide};
     return ditmos_smooth_vote_s8(&table, seed, first, n, input, scratch, DITMOS_INPUT_SIZE,
                                  classify_model, 0, counts, DITMOS_NUM_CLASSES);
 }

@@ -15,8 +15,12 @@ U32P = C.POINTER(C.c_uint32)
 I8P = C.POINTER(C.c_int8)
 
 
+U16P = C.POINTER(C.c_uint16)
+
+
 class Table(C.Structure):
-    _fields_ = [("thresholds", U32P), ("size", C.c_int32), ("offset", C.c_int32)]
+    _fields_ = [("thresholds", U32P), ("size", C.c_int32), ("offset", C.c_int32),
+                ("guide", U16P)]
 
 
 CLASSIFY = C.CFUNCTYPE(C.c_int, C.c_void_p, I8P, C.POINTER(C.c_uint16))
@@ -30,6 +34,7 @@ def lib(tmp_path_factory):
     lib = C.CDLL(str(out))
     lib.ditmos_mix32.argtypes = [C.c_uint32]
     lib.ditmos_mix32.restype = C.c_uint32
+    lib.ditmos_noise_guide.argtypes = [U32P, C.c_int32, C.POINTER(C.c_uint16)]
     lib.ditmos_noise_s8.argtypes = [C.POINTER(Table), C.c_uint32, C.c_uint32, I8P, I8P, C.c_int32]
     lib.ditmos_smooth_vote_s8.argtypes = [C.POINTER(Table), C.c_uint32, C.c_uint32, C.c_uint32,
                                           I8P, I8P, C.c_int32, CLASSIFY, C.c_void_p, U32P,
@@ -37,9 +42,17 @@ def lib(tmp_path_factory):
     return lib
 
 
-def _ctable(t: N.NoiseTable):
+def _ctable(t: N.NoiseTable, lib=None):
+    """The C table; with ``lib``, also the guide for the fast search."""
     thr = np.ascontiguousarray(t.thresholds)
-    return Table(thr.ctypes.data_as(U32P), t.size, t.offset), thr
+    guide = np.zeros(256, np.uint16)
+    if lib is None:
+        return Table(thr.ctypes.data_as(U32P), t.size, t.offset, None), (thr, guide)
+    lib.ditmos_noise_guide(thr.ctypes.data_as(U32P), t.size, guide.ctypes.data_as(U16P))
+    want = np.searchsorted(t.thresholds, np.arange(256, dtype=np.uint64) << 23, side="right")
+    np.testing.assert_array_equal(guide, want)
+    return Table(thr.ctypes.data_as(U32P), t.size, t.offset,
+                 guide.ctypes.data_as(U16P)), (thr, guide)
 
 
 def test_mix32_matches(lib):
@@ -48,12 +61,13 @@ def test_mix32_matches(lib):
     assert list(N.mix32(np.array(xs, np.uint32))) == [N.mix32(x) for x in xs]
 
 
+@pytest.mark.parametrize("guided", [False, True])
 @pytest.mark.parametrize("sigma_q,seed,counter0", [
     (0.3, 0, 0), (6.3, 1, 17), (20.0, 0xDEADBEEF, 0xFFFFFF00),  # counters wrap mod 2^32
     (63.0, 7, 1000)])
-def test_noise_bit_exact(lib, sigma_q, seed, counter0):
+def test_noise_bit_exact(lib, sigma_q, seed, counter0, guided):
     t = N.make_table(sigma_q)
-    ct, _keep = _ctable(t)
+    ct, _keep = _ctable(t, lib if guided else None)
     d = 768
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, d).astype(np.int8)
@@ -74,7 +88,7 @@ def test_noise_bit_exact(lib, sigma_q, seed, counter0):
 def test_vote_loop_bit_exact(lib):
     """Counts of a C-callable toy classifier (sum of the window mod 5)."""
     t = N.make_table(4.0)
-    ct, _keep = _ctable(t)
+    ct, _keep = _ctable(t, lib)
     d, n, first, seed, classes = 96, 50, 3, 99, 5
     x = np.random.default_rng(1).integers(-100, 100, d).astype(np.int8)
 
