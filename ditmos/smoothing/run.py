@@ -154,7 +154,7 @@ def format_table(results: dict[str, dict]) -> str:
 def write_markdown(results: dict[str, dict], path) -> None:
     """The table and the parameters it was measured with, as a Markdown file."""
     first = next(iter(results.values()))
-    lines = [f"# Randomized smoothing certification: {first['run']}", "",
+    lines = [f"# Randomized smoothing certification: run `{Path(first['run']).name}`", "",
              "Written by `ditmos certify RUN --sigma S ... --markdown FILE` "
              "(docs/smoothing.md).  Certified accuracy in % at each l2 radius "
              "(normalised input units), ACR, abstain rate, seconds per window.", ""]

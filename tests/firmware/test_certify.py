@@ -89,6 +89,7 @@ def test_client_certify_on_host_device(host_build, tmp_path):
             tr.close()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None,
                     reason="qemu-system-arm is not installed")
 def test_qemu_counts_equal_simulation(mps2_build, tmp_path):

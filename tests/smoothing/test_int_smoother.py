@@ -11,6 +11,7 @@ from ditmos.quantize.reference import ComposedReference
 from ditmos.smoothing.smoothers import IntSmoother, reference_counts
 
 
+@pytest.mark.slow
 def test_counts_equal_tflm_reference(cg_int8, cg_test_x, tmp_path):
     sm = IntSmoother(cg_int8, sigma=0.3, work_dir=tmp_path)
     ref = ComposedReference(cg_int8)
