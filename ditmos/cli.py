@@ -28,8 +28,10 @@ _COMMANDS = [
     ("certify", "ditmos.smoothing.cli", "certify"),
     ("build", "ditmos.boards.cli", "build"),
     ("flash", "ditmos.boards.cli", "flash"),
+    ("selftest", "ditmos.boards.cli", "selftest"),
     ("emulate", "ditmos.boards.cli", "emulate"),
     ("evaluate", "ditmos.harness.cli", "evaluate"),
+    ("robust", "ditmos.robust.cli", "robust"),
     ("report", "ditmos.report.cli", "report"),
     ("bench", "ditmos.bench.cli", "bench"),
 ]
@@ -41,9 +43,11 @@ _SHORT_HELP = {
     "quantize": "Convert a trained run to full-int8 TFLite and check it in TFLM.",
     "certify": "Certified l2 robustness by randomized smoothing (float and integer-only).",
     "build": "Generate C for a run and compile firmware for a board.",
-    "flash": "Flash a built firmware onto a board (PlatformIO).",
+    "flash": "Program the measured firmware onto a board (sha256-checked).",
+    "selftest": "Check an attached board: link, clock, known answer, stack, timing.",
     "emulate": "Run a built firmware in QEMU with its serial port on TCP.",
     "evaluate": "Measure on-device accuracy, latency and memory over serial.",
+    "robust": "Adversarial robustness: l_inf/l_2/l_1 attacks, union accuracy.",
     "report": "Write a Markdown/HTML report with plots for a run.",
     "bench": "Benchmarks: training time, memory plans, instruction counts.",
 }

@@ -9,6 +9,7 @@ on an int8 directory first.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,11 +24,12 @@ import jinja2
 from ditmos import __version__
 from ditmos.boards.elf import Elf
 from ditmos.boards.registry import COST_KINDS, Board, get_board
+from ditmos.codegen import MANIFEST_FORMAT as CODEGEN_FORMAT
 from ditmos.errors import DitmosError
+from ditmos.harness.protocol import MAX_PAYLOAD, PROTOCOL_VERSION
+from ditmos.jsonio import read_json
 from ditmos.paths import firmware_dir, templates_dir
 
-PROTOCOL_VERSION = 1
-MAX_PAYLOAD = 2048
 # Static RAM of the runtime besides the model (frame buffers, receive ring,
 # session): measured ~4.7 KB; the budget keeps room for growth.
 RUNTIME_RAM_BUDGET = 12 * 1024
@@ -38,12 +40,13 @@ COMMON_CFLAGS = ["-std=c99", "-O2", "-g", "-ffunction-sections", "-fdata-section
                  "-fno-common"]
 ARM_LDFLAGS = ["-T", "linker.ld", "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
                "-Wl,-Map=firmware.map", "-Wl,--no-warn-rwx-segments"]
-MODEL_FILES = ("model.h", "model.c", "weights.c")
+MODEL_FILES = ("model.h", "model.c", "weights.c", "manifest.json")
+FIRMWARE_PREFIX = "ditmos_"  # the runtime (firmware/runtime) calls ditmos_infer()
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The facts ``build`` needs from model.h, read before compiling."""
+    """The facts ``build`` needs about a model, from its codegen manifest."""
 
     input_t: int
     input_c: int
@@ -51,61 +54,35 @@ class ModelInfo:
     num_classifiers: int
     arena_size: int
     num_layers: int
-    model_hash: str
+    model_hash: str       # the int8 manifest's model_hash (64 hex digits)
+    weights_bytes: int    # bytes of the constant tables in weights.c
 
     @property
     def input_size(self) -> int:
         return self.input_t * self.input_c
 
 
-_DEFINE = re.compile(r"^\s*#\s*define\s+(DITMOS_[A-Z0-9_]+)\s+(.+?)\s*(?:/\*.*)?$", re.M)
-
-
-def read_model_header(path: Path) -> ModelInfo:
-    """Parse the ``DITMOS_*`` macros of a model.h (integer expressions allowed)."""
+def read_model_manifest(model_dir: Path) -> ModelInfo:
+    """Read ``model_dir/manifest.json``, the code generator's manifest
+    (docs/artefacts.md section 4): the only thing ``build`` reads about a model
+    before compiling it."""
+    path = Path(model_dir) / "manifest.json"
+    m = read_json(path, "run `ditmos build --run RUN_DIR` to generate the model")
+    if m.get("format") != CODEGEN_FORMAT:
+        raise DitmosError(f"{path}: format {m.get('format')!r} is not {CODEGEN_FORMAT!r}")
+    if m.get("prefix", FIRMWARE_PREFIX) != FIRMWARE_PREFIX:
+        raise DitmosError(f"{path}: the model was generated with the symbol prefix "
+                          f"{m['prefix']!r}; the firmware runtime calls the default "
+                          f"{FIRMWARE_PREFIX!r} (ditmos_infer)")
     try:
-        text = path.read_text()
-    except OSError as err:
-        raise DitmosError(f"cannot read the model header {path}: {err.strerror}") from None
-    raw = dict(_DEFINE.findall(text))
-
-    def value(name: str, seen: tuple[str, ...] = ()) -> int:
-        if name not in raw:
-            raise DitmosError(f"{path} does not define {name} (docs/artefacts.md section 4)")
-        expr = re.sub(r"\b(DITMOS_[A-Z0-9_]+)\b",
-                      lambda m: str(value(m.group(1), seen + (name,))), raw[name])
-        expr = re.sub(r"(?<=\d)[uUlL]+\b", "", expr)
-        if name in seen or not re.fullmatch(r"[0-9+\-*/() ]+", expr):
-            raise DitmosError(f"{path}: {name} is not an integer expression: {raw[name]!r}")
-        return int(eval(expr.replace("/", "//"), {"__builtins__": {}}))  # digits and + - * / ()
-
-    hash_def = raw.get("DITMOS_MODEL_HASH", "")
-    m = re.fullmatch(r'"([^"]*)"', hash_def)
-    if not m:
-        raise DitmosError(f"{path} does not define DITMOS_MODEL_HASH as a string")
-    return ModelInfo(input_t=value("DITMOS_INPUT_T"), input_c=value("DITMOS_INPUT_C"),
-                     num_classes=value("DITMOS_NUM_CLASSES"),
-                     num_classifiers=value("DITMOS_NUM_CLASSIFIERS"),
-                     arena_size=value("DITMOS_ARENA_SIZE"),
-                     num_layers=value("DITMOS_NUM_LAYERS"), model_hash=m.group(1))
-
-
-_C_SIZES = {"int8_t": 1, "uint8_t": 1, "char": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4,
-            "uint32_t": 4, "float": 4, "int64_t": 8, "uint64_t": 8, "double": 8}
-_ARRAY_DEF = re.compile(
-    r"\b(u?int(?:8|16|32|64)_t|char|float|double)\s+\w+\s*((?:\[\s*\d+\s*\]\s*)+)=")
-
-
-def weights_bytes_of(weights_c: Path) -> int:
-    """Bytes of the constant arrays defined in a weights.c, counted from their
-    declarations (``const int8_t name[N][M] = ...``), before compiling."""
-    total = 0
-    for ctype, dims in _ARRAY_DEF.findall(weights_c.read_text()):
-        n = 1
-        for d in re.findall(r"\d+", dims):
-            n *= int(d)
-        total += n * _C_SIZES[ctype]
-    return total
+        T, C = (int(v) for v in m["input_shape"])
+        return ModelInfo(input_t=T, input_c=C, num_classes=int(m["num_classes"]),
+                         num_classifiers=int(m["K"]), arena_size=int(m["arena_bytes"]),
+                         num_layers=int(m["num_layers"]), model_hash=str(m["model_hash"]),
+                         weights_bytes=int(m["weights_bytes"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise DitmosError(f"{path} lacks or garbles the key {err} (docs/artefacts.md "
+                          "section 4)") from None
 
 
 def _toolchain(board: Board) -> tuple[str, str]:
@@ -168,7 +145,8 @@ def _copy(src: Path, dest_dir: Path) -> Path:
 
 
 def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo, *,
-                   kernel_sources=(), profile: bool = False, baud: int | None = None) -> list[str]:
+                   kernel_sources=(), profile: bool = False, baud: int | None = None,
+                   extra_defines=()) -> list[str]:
     """Write src/, include/, linker.ld, Makefile and platformio.ini into out_dir;
     returns the C sources (relative to out_dir)."""
     fw = firmware_dir()
@@ -210,6 +188,11 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
                f"-DDITMOS_UART_BAUD={baud or board.uart.get('baud', 115200)}u"]
     if profile:
         defines.append("-DDITMOS_PROFILE=1")
+    for name, value in dict(extra_defines).items():
+        if not re.fullmatch(r"DITMOS_[A-Z0-9_]+", name) or not re.fullmatch(r"[0-9A-Za-z_]+",
+                                                                             str(value)):
+            raise DitmosError(f"bad firmware define {name}={value!r}")
+        defines.append(f"-D{name}={value}")
     cflags = [*board.cflags, *COMMON_CFLAGS, *WARN_FLAGS, *defines, "-Iinclude", "-Isrc/model"]
     ldflags = ARM_LDFLAGS if board.is_arm else []
     rel_sources = [str(s.relative_to(out_dir)) for s in sources]
@@ -221,28 +204,55 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
         _render("linker.ld.j2", out_dir / "linker.ld", flash=board.flash, ram=board.ram,
                 stack_size=board.stack_size, data_region=data_region,
                 arena_region=arena_region, **common)
-    if board.extra.get("renode"):
-        _render("renode.resc.j2", out_dir / "renode.resc", resc_name="renode.resc",
-                elf=str((out_dir / "firmware.elf").resolve()),
-                port=board.extra["renode"].get("uart_port", 3456), **common)
     pio = board.extra.get("platformio")
     if pio:
-        write_platformio_ini(out_dir / "platformio.ini", board, prefix="", info=info,
-                             defines=defines)
+        write_platformio_project(out_dir, board, info=info, defines=defines,
+                                 baud=baud or board.uart.get("baud", 115200))
     return rel_sources
 
 
-def write_platformio_ini(dest: Path, board: Board, *, prefix: str, info: ModelInfo | None,
-                         defines: list[str]) -> None:
-    """platformio.ini for a build directory (prefix "") or for the repository's
-    top level (prefix "build/latest/")."""
-    flags = [*WARN_FLAGS, "-std=c99", "-O2", f"-I{prefix}src/model", *defines,
-             "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
-    _render("platformio.ini.j2", dest, board=board.name,
-            model_hash=info.model_hash if info else "the last `ditmos build`",
-            pio=board.extra["platformio"], baud=board.uart.get("baud", 115200),
-            src_dir=f"{prefix}src", include_dir=f"{prefix}include",
-            ldscript=f"{prefix}linker.ld", pio_flags=flags, kind=board.kind)
+# Sections of templates/linker.ld.j2 by where they live (flash image, RAM).
+FLASH_SECTIONS = (".isr_vector", ".text", ".weights", ".rodata", ".ARM.exidx", ".data")
+RAM_SECTIONS = (".stack", ".arena", ".data", ".bss", ".noinit")
+# Makefile flags the PlatformIO project leaves out, and why:
+#  -Werror: PlatformIO's default toolchain is another GCC (7.2.1) than the one
+#           we test with; a warning only it emits must not break a user's build;
+#  -Wl,--no-warn-rwx-segments: binutils >= 2.39 only (silences a warning);
+#  -Wl,-Map=firmware.map: a by-product of the Makefile build, no effect on the ELF.
+PIO_OMITTED_FLAGS = ("-Werror", "-Wl,--no-warn-rwx-segments", "-Wl,-Map=firmware.map")
+PIO_PRE_SCRIPT = "ditmos_flags.py"
+PIO_POST_SCRIPT = "ditmos_link.py"
+
+
+def _size_regexp(sections) -> str:
+    names = "|".join(re.escape(s) for s in sections)
+    return rf"^(?:{names})\s+(\d+).*"
+
+
+def write_platformio_project(out_dir: Path, board: Board, *, info: ModelInfo,
+                             defines: list[str], baud: int) -> None:
+    """platformio.ini and its two extra scripts, building the Makefile's firmware.
+
+    Compile-only flags (language, optimisation, warnings, defines, includes) go
+    to build_flags, which PlatformIO applies after its platform's own -Os;
+    target flags (-mcpu, -mthumb, -mfpu, -mfloat-abi) go to compile, assemble
+    and link through the pre-script, and the link-only flags (no start files,
+    newlib-nano, section garbage collection) to the link.
+    """
+    target = list(board.cflags)
+    compile_flags = [f for f in [*COMMON_CFLAGS, *WARN_FLAGS, *defines, "-Isrc/model"]
+                     if f not in PIO_OMITTED_FLAGS]
+    link_flags = [f for f in ARM_LDFLAGS
+                  if f not in PIO_OMITTED_FLAGS and f not in ("-T", "linker.ld")]
+    common = dict(board=board.name, model_hash=info.model_hash)
+    _render("platformio.ini.j2", out_dir / "platformio.ini", pio=board.extra["platformio"],
+            baud=baud, compile_flags=compile_flags,
+            pre_script=PIO_PRE_SCRIPT, post_script=PIO_POST_SCRIPT, **common)
+    _render("platformio_flags.py.j2", out_dir / PIO_PRE_SCRIPT, target_flags=repr(target),
+            link_flags=repr(link_flags), **common)
+    _render("platformio_post.py.j2", out_dir / PIO_POST_SCRIPT,
+            flash_regexp=_size_regexp(FLASH_SECTIONS), ram_regexp=_size_regexp(RAM_SECTIONS),
+            **common)
 
 
 def _make(out_dir: Path, *targets: str) -> None:
@@ -335,33 +345,78 @@ def _check_objects(board: Board, out_dir: Path, info: ModelInfo) -> None:
                                                                       ram_model)}))
 
 
+KNOWN_ANSWER_SEED = 0x5E1F7E57
+KNOWN_ANSWERS = 8
+
+
+def known_answers(model_dir: Path, info: ModelInfo, kernel_sources,
+                  work_dir: Path) -> list[dict] | None:
+    """A few fixed pseudo-random inputs and the model's answers to them,
+    computed on the host with the reference kernels
+    (firmware/tools/ditmos_known_answer.c); None without a host C compiler.
+    `ditmos selftest` checks that the device gives the same answers."""
+    import numpy as np
+
+    if shutil.which("gcc") is None:
+        return None
+    from ditmos.codegen import kernel_sources as ref_sources
+
+    kernels = ref_sources("ref") if kernel_sources else []
+    exe = work_dir / "known_answer"
+    cmd = ["gcc", "-std=c99", "-O1", "-o", str(exe), str(firmware_dir() / "tools" /
+                                                          "ditmos_known_answer.c"),
+           *map(str, sorted(model_dir.glob("*.c"))), *map(str, kernels),
+           f"-I{model_dir}", f"-I{firmware_dir() / 'include'}", "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DitmosError(f"compiling the model for the host (known answers) failed:\n"
+                          f"{proc.stderr.strip()[-2000:]}")
+    rng = np.random.default_rng(KNOWN_ANSWER_SEED)
+    inputs = [rng.integers(-128, 128, info.input_size, dtype=np.int8).tobytes().hex()
+              for _ in range(KNOWN_ANSWERS)]
+    run = subprocess.run([str(exe), *inputs], capture_output=True, text=True, timeout=60)
+    exe.unlink(missing_ok=True)
+    lines = run.stdout.splitlines()
+    if run.returncode != 0 or len(lines) != len(inputs):
+        raise DitmosError(f"the host build of the model failed on the known inputs "
+                          f"(exit {run.returncode})")
+    answers = []
+    for x, line in zip(inputs, lines):
+        values = [int(v) for v in line.split()]
+        answers.append({"input": x, "predicted": values[0], "route": values[1],
+                        "scores": values[2:]})
+    return answers
+
+
 def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path, *,
                   kernels: str | None = None, kernel_sources=(), profile: bool = False,
                   baud: int | None = None, weights_bytes: int | None = None,
-                  extra_manifest: dict | None = None) -> Path:
+                  extra_manifest: dict | None = None, extra_defines=(),
+                  stack_size: int | None = None) -> Path:
     """Render and compile the firmware for ``board`` from a model directory.
 
     Returns ``out_dir``, which then holds firmware.elf (and firmware.bin for
-    arm boards) and manifest.json.  Raises DitmosError before compiling when
-    the model cannot fit the board.
+    arm boards) and manifest.json.  ``extra_defines`` ({"DITMOS_NAME": value})
+    sets firmware build switches such as DITMOS_CLOCK_FORCE_TIMEOUT (Nucleo) or
+    the host board's DITMOS_HOST_CLOCK_HZ.  ``stack_size`` (bytes) overrides the
+    board's stack reservation (boards.json ``stack_size``).  Raises DitmosError
+    before compiling when the model cannot fit the board.
     """
-    board = get_board(board) if isinstance(board, str) else board
+    board = with_stack_size(get_board(board) if isinstance(board, str) else board, stack_size)
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     for name in MODEL_FILES:
         if not (model_dir / name).is_file():
             raise DitmosError(f"the model directory {model_dir} has no {name} "
-                              "(expected generated model.h, model.c, weights.c)")
-    info = read_model_header(model_dir / "model.h")
-    if weights_bytes is None:
-        weights_bytes = weights_bytes_of(model_dir / "weights.c")
-    check_fit(board, info, weights_bytes)
+                              "(expected generated model.h, model.c, weights.c, manifest.json)")
+    info = read_model_manifest(model_dir)
+    check_fit(board, info, info.weights_bytes if weights_bytes is None else weights_bytes)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("firmware.elf", "firmware.bin", "manifest.json"):
         (out_dir / stale).unlink(missing_ok=True)
     if (out_dir / "obj").exists():
         shutil.rmtree(out_dir / "obj")
     sources = render_project(board, model_dir, out_dir, info, kernel_sources=kernel_sources,
-                             profile=profile, baud=baud)
+                             profile=profile, baud=baud, extra_defines=extra_defines)
     _make(out_dir, *[f"obj/{Path(s).stem}.o" for s in sources])
     _check_objects(board, out_dir, info)
     _make(out_dir)
@@ -385,11 +440,14 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
         "memory": memory,
         "elf": "firmware.elf",
         "elf_sha256": hashlib.sha256(elf_path.read_bytes()).hexdigest(),
+        **({"bin_sha256": hashlib.sha256((out_dir / "firmware.bin").read_bytes()).hexdigest()}
+           if board.is_arm else {}),
         "ditmos_version": __version__,
     }
     if "ditmos_mark_sled" in elf.symbols:
         sled = elf.symbol("ditmos_mark_sled")
         manifest["marker"] = {"sled": sled.value & ~1, "sled_size": sled.size}
+    manifest["known_answers"] = known_answers(model_dir, info, kernel_sources, out_dir)
     if extra_manifest:
         manifest.update(extra_manifest)
     tmp = out_dir / ".manifest.json.tmp"  # written last and renamed: marks the build complete
@@ -398,21 +456,29 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
     return out_dir
 
 
-def _kernel_sources(kernels: str) -> list[Path]:
-    from ditmos import codegen
-    if hasattr(codegen, "kernel_sources"):
-        return [Path(p) for p in codegen.kernel_sources(kernels)]
-    kdir = firmware_dir() / "kernels" / kernels
-    return sorted(kdir.glob("*.c")) + sorted(kdir.glob("*.h"))
+def with_stack_size(board: Board, stack_size: int | None) -> Board:
+    """``board`` with its stack reservation replaced (arm boards; multiple of 8)."""
+    if stack_size is None:
+        return board
+    if not board.is_arm:
+        raise DitmosError(f"--stack-size applies to Arm boards; {board.name} runs on the "
+                          f"host's own stack")
+    if stack_size < 256 or stack_size % 8:
+        raise DitmosError(f"the stack size must be a multiple of 8 bytes and at least 256, "
+                          f"got {stack_size}")
+    return dataclasses.replace(board, stack_size=int(stack_size))
 
 
 def build_firmware(board: str, int8_dir: str | Path, out_dir: str | Path, *,
                    kernels: str | None = None, profile: bool = False,
-                   strategy: str = "slicing", baud: int | None = None) -> Path:
+                   strategy: str = "slicing", baud: int | None = None,
+                   stack_size: int | None = None) -> Path:
     """Generate C for an int8 directory (ditmos.codegen) and build it for a board."""
-    b = get_board(board)
+    from ditmos import codegen
+
+    b = with_stack_size(get_board(board), stack_size)
     kernels = kernels or b.default_kernels
-    if kernels not in ("ref", "cm7"):
+    if kernels not in codegen.KERNEL_SETS:
         raise DitmosError(f"unknown kernels '{kernels}'; choose 'ref' or 'cm7'")
     if kernels == "cm7" and not b.is_arm:
         raise DitmosError(f"the cm7 kernels need an Arm board; {board} builds with 'ref'")
@@ -420,31 +486,12 @@ def build_firmware(board: str, int8_dir: str | Path, out_dir: str | Path, *,
     if not (int8_dir / "manifest.json").is_file():
         raise DitmosError(f"{int8_dir} is not an int8 directory (no manifest.json); "
                           "run `ditmos quantize RUN_DIR` first")
-    from ditmos import codegen
-    if not hasattr(codegen, "generate"):
-        raise DitmosError("the code generator (ditmos.codegen.generate) is not available in "
-                          "this version of ditmos; the build stage cannot run")
     model_dir = out_dir / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
-    gen_manifest = codegen.generate(int8_dir, model_dir, kernels=kernels, strategy=strategy,
-                                    profile=profile)
-    weights_bytes = _weights_bytes(gen_manifest)
+    codegen.generate(int8_dir, model_dir, kernels=kernels, strategy=strategy, profile=profile)
     return build_project(b, model_dir, out_dir, kernels=kernels,
-                         kernel_sources=_kernel_sources(kernels), profile=profile, baud=baud,
-                         weights_bytes=weights_bytes,
+                         kernel_sources=codegen.kernel_sources(kernels), profile=profile,
+                         baud=baud,
                          extra_manifest={"int8_dir": str(int8_dir.resolve()),
                                          "strategy": strategy})
-
-
-def _weights_bytes(gen_manifest) -> int | None:
-    """The weight bytes from the codegen manifest, when it states them."""
-    if not isinstance(gen_manifest, dict):
-        return None
-    for path in (("memory", "weights_bytes"), ("memory", "flash_weights"), ("weights_bytes",)):
-        d = gen_manifest
-        for key in path:
-            d = d.get(key) if isinstance(d, dict) else None
-        if isinstance(d, int):
-            return d
-    return None

@@ -25,9 +25,10 @@ from typing import Callable
 import numpy as np
 
 from ditmos.errors import DitmosError
+from ditmos.jsonio import read_json
 from ditmos.harness.client import DeviceClient
 from ditmos.harness.marks import MarkLog
-from ditmos.harness.protocol import CostKind, DeviceStats, HelloInfo
+from ditmos.harness.protocol import CostKind, DeviceStats, HelloInfo, device_model_hash
 from ditmos.harness.transport import SerialTransport
 
 SAMPLES_FILE = "samples.jsonl"
@@ -52,8 +53,9 @@ class Workload:
     extra: dict = field(default_factory=dict)  # float / int8 accuracies, memory, layer names ...
 
     @property
-    def hash16(self) -> str:
-        return self.model_hash[:16]
+    def device_hash(self) -> str:
+        """What a device running this model reports in HELLO_OK."""
+        return device_model_hash(self.model_hash)
 
 
 @dataclass
@@ -209,10 +211,10 @@ def _record(i, res, cost, layer_cost, w: Workload, spec: DeviceSpec, info: Hello
 
 
 def check_device(info: HelloInfo, w: Workload, url: str) -> None:
-    if info.model_hash != w.hash16:
+    if info.model_hash != w.device_hash:
         raise DitmosError(
             f"device on {url} ({info.board_name}) runs model {info.model_hash} but the run's "
-            f"int8/manifest.json has {w.hash16}: rebuild the firmware for this run "
+            f"int8/manifest.json has {w.device_hash}: rebuild the firmware for this run "
             f"(`ditmos build --run RUN_DIR`) and reflash it (`ditmos flash`) or pass the "
             f"matching --build directory")
     if info.input_size != int(np.prod(w.inputs.shape[1:])):
@@ -246,8 +248,8 @@ def run_evaluation(workload: Workload, devices: list[DeviceSpec], out_dir: str |
         old = json.loads(session_path.read_text()) if session_path.exists() else {}
         if old.get("model_hash") != workload.model_hash:
             raise DitmosError(
-                f"{samples_path} was measured for model {str(old.get('model_hash'))[:16]}, this "
-                f"run's model is {workload.hash16}: --resume needs the same model; use another --out")
+                f"{samples_path} was measured for model {old.get('model_hash')}, this "
+                f"run's model is {workload.device_hash}: --resume needs the same model; use another --out")
     stats_path = out / STATS_FILE
     if not resume:
         stats_path.unlink(missing_ok=True)
@@ -425,6 +427,7 @@ def build_report(w: Workload, records: dict[int, dict], workers: list[_Worker], 
         "board": x.hello.board_name if x.hello else None,
         "protocol_version": x.hello.protocol_version if x.hello else None,
         "core_clock_hz": x.hello.core_clock_hz if x.hello else None,
+        "clock_status": x.hello.clock_status if x.hello else None,
         "boot_counter": x.hello.boot_counter if x.hello else None,
         "reboots": [{"from": r.before, "to": r.after} for r in (x.client.reboots if x.client else [])],
         "measured": x.measured,
@@ -438,15 +441,6 @@ def build_report(w: Workload, records: dict[int, dict], workers: list[_Worker], 
 
 
 # ------------------------------------------------------- artefacts -> workload
-
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise DitmosError(f"{path}: missing ({what})")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise DitmosError(f"{path}: not valid JSON ({err})") from err
-
 
 def _short_layer(name: str) -> str:
     parts = str(name).split(";")[0].split("/")
@@ -476,15 +470,15 @@ def load_workload(run_dir: str | Path, build_dir: str | Path | None, *,
 
     run_dir = Path(run_dir)
     int8_dir = run_dir / "int8"
-    manifest = _read_json(int8_dir / "manifest.json", "run `ditmos quantize RUN_DIR` first")
+    manifest = read_json(int8_dir / "manifest.json", "run `ditmos quantize RUN_DIR` first")
     extra: dict = {}
     if build_dir is not None:
-        build = _read_json(Path(build_dir) / "manifest.json", "run `ditmos build` first")
-        if build.get("model_hash") and str(build["model_hash"])[:16] != manifest["model_hash"][:16]:
+        build = read_json(Path(build_dir) / "manifest.json", "run `ditmos build` first")
+        if build.get("model_hash") and build["model_hash"] != manifest["model_hash"]:
             raise DitmosError(
                 f"{Path(build_dir) / 'manifest.json'} was built for model "
-                f"{str(build['model_hash'])[:16]}, the run's int8/manifest.json has "
-                f"{manifest['model_hash'][:16]}: rebuild with `ditmos build --run {run_dir}`")
+                f"{build['model_hash']}, the run's int8/manifest.json has "
+                f"{manifest['model_hash']}: rebuild with `ditmos build --run {run_dir}`")
         if build.get("protocol_version", 1) != 1:
             raise DitmosError(
                 f"{Path(build_dir) / 'manifest.json'} speaks protocol version "
@@ -492,7 +486,7 @@ def load_workload(run_dir: str | Path, build_dir: str | Path | None, *,
                 f"or rebuild the firmware with this version")
         extra["build_memory"] = build.get("memory")
         extra["board"] = build.get("board")
-        from ditmos.report.collect import find_codegen_manifest
+        from ditmos.codegen import find_codegen_manifest
 
         found = find_codegen_manifest(Path(build_dir))
         if found is not None:

@@ -15,12 +15,21 @@ from dataclasses import dataclass, field
 
 from ditmos.errors import DitmosError
 
+# The constants below are the C header's (firmware/include/ditmos_protocol.h);
+# tests/firmware/test_protocol_constants.py keeps the two in step.
 SYNC = b"\xA5\x5A"
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_PAYLOAD = 2048
 HEADER_SIZE = 8
 CRC_SIZE = 2
+# Inter-byte timeout of the device's parser (ms): a partial frame older than
+# this since its last byte is dropped.
+INTERBYTE_TIMEOUT_MS = 200
+# HELLO_OK carries the first MODEL_HASH_BYTES hex digits of the model hash.
+MODEL_HASH_BYTES = 16
+RESPONSE_FLAG = 0x80  # a response's type is its request's type | RESPONSE_FLAG
+CRC16_INIT = 0xFFFF
 _HEADER = struct.Struct("<2sBBHH")
 
 
@@ -67,6 +76,12 @@ class CostKind(enum.IntEnum):
     NONE = 2
 
 
+def device_model_hash(model_hash: str) -> str:
+    """What a device built for ``model_hash`` (the 64 hex digits of every
+    manifest) reports in HELLO_OK: its first MODEL_HASH_BYTES digits."""
+    return str(model_hash)[:MODEL_HASH_BYTES]
+
+
 class ProtocolError(DitmosError):
     """A frame or payload that does not follow docs/protocol.md."""
 
@@ -86,7 +101,7 @@ def _crc_table() -> list[int]:
 _CRC_TABLE = _crc_table()
 
 
-def crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:
+def crc16_ccitt_false(data: bytes, crc: int = CRC16_INIT) -> int:
     """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no xorout."""
     for b in data:
         crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
@@ -203,6 +218,31 @@ class FrameDecoder:
 # ---------------------------------------------------------------------- messages
 
 _HELLO_FIXED = struct.Struct("<BBII16sHBHHfiIIIH")
+_HELLO_TAIL = struct.Struct("<BI")  # clock_status, cycles_now (after board_name)
+
+# clock_status bits of the Nucleo-F767ZI (firmware/boards/nucleo_f767zi/stm32f767_clock.h);
+# bit 7 means the same on every board: running from a fallback clock.
+CLOCK_STATUS_BITS = {
+    0x01: "no 8 MHz clock from the ST-LINK (HSE): PLL fed by the internal 16 MHz RC, +-1 %",
+    0x02: "the PLL never locked",
+    0x04: "voltage over-drive never became ready",
+    0x08: "the flash wait states did not read back",
+    0x10: "the system clock never switched to the PLL",
+    0x80: "running from the internal 16 MHz oscillator (HSI) instead",
+}
+
+
+def clock_status_text(status: int | None) -> str:
+    """A clock bring-up status in words ('ok', or what went wrong)."""
+    if status is None:
+        return "status not reported (firmware older than this harness)"
+    if status == 0:
+        return "ok"
+    parts = [text for bit, text in CLOCK_STATUS_BITS.items() if status & bit]
+    unknown = status & ~sum(CLOCK_STATUS_BITS)
+    if unknown:
+        parts.append(f"unknown bits 0x{unknown:02x}")
+    return f"FAILED (0x{status:02x}): " + "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -223,10 +263,19 @@ class HelloInfo:
     arena_size: int
     profiling_layers: int
     board_name: str
+    # Appended fields (docs/protocol.md); None from firmware that predates them.
+    clock_status: int | None = None
+    cycles_now: int | None = None
 
     @property
     def input_size(self) -> int:
         return self.input_t * self.input_c
+
+    @property
+    def clock_text(self) -> str:
+        """The core clock and the bring-up status, in words."""
+        mhz = f"{self.core_clock_hz / 1e6:g} MHz" if self.core_clock_hz else "no clock reported"
+        return f"core clock {mhz}, bring-up {clock_status_text(self.clock_status)}"
 
     @classmethod
     def decode(cls, payload: bytes) -> "HelloInfo":
@@ -235,24 +284,29 @@ class HelloInfo:
             raise ProtocolError(f"HELLO_OK payload of {len(payload)} bytes is shorter than {n + 1}")
         fields = list(_HELLO_FIXED.unpack_from(payload, 0))
         name_len = payload[n]
-        if len(payload) != n + 1 + name_len:
+        end = n + 1 + name_len
+        if len(payload) not in (end, end + _HELLO_TAIL.size):
             raise ProtocolError(
-                f"HELLO_OK payload is {len(payload)} bytes, expected {n + 1 + name_len} "
-                f"for a board name of {name_len} bytes")
+                f"HELLO_OK payload is {len(payload)} bytes, expected {end} or "
+                f"{end + _HELLO_TAIL.size} for a board name of {name_len} bytes")
         fields[4] = _ascii(fields[4].rstrip(b"\0"), "model_hash")  # NUL-padded if shorter
-        name = _ascii(payload[n + 1:], "board_name")
-        return cls(*fields, board_name=name)
+        name = _ascii(payload[n + 1:end], "board_name")
+        tail = _HELLO_TAIL.unpack_from(payload, end) if len(payload) > end else (None, None)
+        return cls(*fields, board_name=name, clock_status=tail[0], cycles_now=tail[1])
 
     def encode(self) -> bytes:
         name = self.board_name.encode("ascii")
         h = self.model_hash.encode("ascii")
-        if len(h) > 16:
-            raise ProtocolError(f"model hash must be at most 16 ASCII bytes, got {len(h)}")
+        if len(h) > MODEL_HASH_BYTES:
+            raise ProtocolError(f"model hash must be at most {MODEL_HASH_BYTES} ASCII bytes, "
+                                f"got {len(h)}")
         return _HELLO_FIXED.pack(
             self.protocol_version, self.cost_kind, self.core_clock_hz, self.boot_counter, h,
             self.num_classes, self.num_classifiers, self.input_t, self.input_c,
             self.input_scale, self.input_zero_point, self.flash_used, self.ram_used,
-            self.arena_size, self.profiling_layers) + bytes([len(name)]) + name
+            self.arena_size, self.profiling_layers) + bytes([len(name)]) + name + (
+            b"" if self.clock_status is None else
+            _HELLO_TAIL.pack(self.clock_status, self.cycles_now or 0))
 
 
 def _ascii(raw: bytes, what: str) -> str:

@@ -1,4 +1,4 @@
-"""Ablations of DiTMoS (issue 3): each one is a full DiTMoS run with one part of
+"""Ablations of DiTMoS (docs/method.md): each one is a full DiTMoS run with one part of
 the method switched off through a config override, on the same data, split
 and seed as the reference run.
 

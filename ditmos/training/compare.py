@@ -29,27 +29,14 @@ from typing import Sequence
 import numpy as np
 
 from ditmos.errors import DitmosError
+from ditmos.methods import label
+from ditmos.jsonio import read_json
 from ditmos.training.ablations import ABLATIONS, run_ablation
 from ditmos.training.baselines import (
     Budget, baseline_config, budget_from_architecture, run_extras,
     train_baselines)
 
 FORMAT = "ditmos-compare/1"
-
-_LABELS = {
-    "ditmos": "DiTMoS (selector + 1 of K)",
-    "union": "union / oracle (upper bound)",
-    "ablation_random_split": "ablation: random split",
-    "ablation_no_adversarial": "ablation: no adversarial",
-    "ablation_no_aggregation": "ablation: no aggregation",
-    "weak_equal_macs": "single CNN, equal MACs",
-    "equal_params": "single CNN, equal params",
-    "strong": "strong model",
-    "ensemble_average": "ensemble of the K classifiers (softmax mean)",
-    "soft_moe": "soft-gated MoE",
-    "early_exit": "early-exit CNN (avg MACs)",
-}
-
 
 def _write_json_atomic(path: Path, obj) -> None:
     path = Path(path)
@@ -94,20 +81,11 @@ def parse_widths(text: str) -> tuple[float, ...]:
 # Reading a run
 # --------------------------------------------------------------------------- #
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DitmosError(f"{path} is missing; the run did not finish") from None
-    except json.JSONDecodeError as e:
-        raise DitmosError(f"{path} is not valid JSON (line {e.lineno}: {e.msg})") from None
-
-
 def run_budget(run_dir: Path, data) -> Budget:
     """The DiTMoS budget (costs) of a trained run, from its resolved config."""
     from ditmos.training.config import architecture
 
-    cfg = _read_json(Path(run_dir) / "config.json")
+    cfg = read_json(Path(run_dir) / "config.json", "the run did not finish")
     num_classes = len(data.class_names) if getattr(data, "class_names", None) else \
         int(np.max(data.y_train)) + 1
     return budget_from_architecture(architecture(cfg), data.x_train.shape[1:], num_classes)
@@ -124,7 +102,7 @@ def _acc(metrics: dict, split: str, key: str):
 
 
 def _ditmos_row(run_dir: Path, budget: Budget) -> dict:
-    metrics = _read_json(Path(run_dir) / "metrics.json")
+    metrics = read_json(Path(run_dir) / "metrics.json", "the run did not finish")
     total = budget.total
     return {"val_accuracy": _acc(metrics, "val", "ditmos"),
             "test_accuracy": _acc(metrics, "test", "ditmos"),
@@ -137,7 +115,7 @@ def store_baselines_in_metrics(run_dir, baselines: dict) -> None:
     """Read-modify-write ``metrics.json``: accuracies (0..1) under
     ``metrics["test"|"val"]["float"]["baselines"][NAME]``; atomic replace."""
     path = Path(run_dir) / "metrics.json"
-    metrics = _read_json(path)
+    metrics = read_json(path, "the run did not finish")
     for split in ("test", "val"):
         node = metrics.setdefault(split, {}).setdefault("float", {})
         store = node.setdefault("baselines", {})
@@ -173,7 +151,7 @@ def _baselines_for(run_dir: Path, width_dir: Path, data, budget: Budget, cfg: di
     key = {"config": cfg, "seed": seed, "budget": budget.to_dict(),
            "splits_mtime": os.path.getmtime(run_dir / "splits.npz")}
     if cache.is_file():
-        old = _read_json(cache)
+        old = read_json(cache, "the run did not finish")
         if old.get("key") == json.loads(json.dumps(key)):
             return old["results"]
     extras = run_extras(run_dir, data, budget)
@@ -186,7 +164,7 @@ def _baselines_for(run_dir: Path, width_dir: Path, data, budget: Budget, cfg: di
 def _from_run_dir(run_dir: Path) -> tuple[str, str, int, float, Path]:
     """dataset, preset, seed, width and a config file reproducing ``run_dir``'s
     resolved config (written into ``run_dir/compare/``)."""
-    cfg = _read_json(run_dir / "config.json")
+    cfg = read_json(run_dir / "config.json", "the run did not finish")
     base = {k: v for k, v in cfg.items() if k not in ("dataset", "preset", "seed", "width")}
     out = run_dir / "compare"
     out.mkdir(parents=True, exist_ok=True)
@@ -386,7 +364,7 @@ def render_markdown(report: dict) -> str:
                 notes.append("all K members run")
             if name.startswith("ablation_") and r.get("union_test_accuracy") is not None:
                 notes.append(f"union {_pct(r['union_test_accuracy'])}")
-            lines.append(f"| {_LABELS.get(name, name)} | {_pct(r.get('val_accuracy'))} | "
+            lines.append(f"| {label(name)} | {_pct(r.get('val_accuracy'))} | "
                          f"{_pct(r.get('test_accuracy'))} | {_int(r.get('params'))} | "
                          f"{_int(r.get('macs'))} | {_int(r.get('flash_bytes'))} | "
                          f"{'; '.join(notes)} |")

@@ -20,7 +20,7 @@ PRESETS = ("quick", "full")
 OPTIMIZERS = ("sgd_nesterov", "adam")
 SPLIT_METHODS = ("kmeans", "class_kmeans", "random")
 
-# The reference schedule (DESIGN.md section 1).  The authors do not say which
+# The reference schedule (docs/method.md).  The authors do not say which
 # optimiser the adversarial phase uses (we use Adam at their lr 0.001) nor how
 # the strong model is trained (its validation accuracy plateaus within ~10
 # epochs on hapt).

@@ -67,7 +67,7 @@ class Trainer:
         return {b: blocks[b - 1] for b in self.arch.shared_blocks}
 
     def _build_functions(self):
-        T, C, K = self.T, self.C, self.arch.K
+        T, C = self.T, self.C
         x_sig = tf.TensorSpec([None, T, C], tf.float32)
         y_sig = tf.TensorSpec([None], tf.int64)
         lr_sig = tf.TensorSpec([], tf.float32)

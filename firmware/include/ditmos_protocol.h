@@ -1,6 +1,8 @@
 /* ditmos serial protocol, version 1: constants, CRC, frame parser and encoder.
  *
  * The byte layout is specified in docs/protocol.md; this header is its C side.
+ * Its constants equal those of ditmos/harness/protocol.py (the Python side);
+ * tests/firmware/test_protocol_constants.py keeps the two in step.
  * Everything here is pure C99 without board dependencies so that the parser
  * can be compiled on the host, unit-tested and fuzzed.
  */
@@ -20,6 +22,8 @@
 #define DITMOS_MAX_FRAME (DITMOS_MAX_PAYLOAD + DITMOS_FRAME_OVERHEAD)
 /* Inter-byte timeout: a partial frame older than this since its last byte is dropped. */
 #define DITMOS_INTERBYTE_TIMEOUT_MS 200u
+/* HELLO_OK carries this many ASCII bytes of the model hash (NUL-padded). */
+#define DITMOS_MODEL_HASH_BYTES 16u
 
 /* Message types. */
 #define DITMOS_MSG_HELLO 0x01u

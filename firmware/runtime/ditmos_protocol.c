@@ -63,7 +63,7 @@ static size_t reply_error(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t 
 static uint8_t *put_hello(uint8_t *p)
 {
     uint32_t flash_used, ram_used;
-    char hash[16];
+    char hash[DITMOS_MODEL_HASH_BYTES];
     const char *name = board_name();
     size_t name_len = strlen(name);
     if (name_len > 255u) name_len = 255u;
@@ -97,7 +97,11 @@ static uint8_t *put_hello(uint8_t *p)
     p = ditmos_put_u16(p, (uint16_t)PROFILE_LAYERS);
     p = ditmos_put_u8(p, (uint8_t)name_len);
     memcpy(p, name, name_len);
-    return p + name_len;
+    p += name_len;
+    /* Appended fields (docs/protocol.md); firmware that predates them ends here. */
+    p = ditmos_put_u8(p, board_clock_status());
+    p = ditmos_put_u32(p, board_cycles());
+    return p;
 }
 
 static uint8_t *put_stats(const ditmos_session_t *s, uint8_t *p)

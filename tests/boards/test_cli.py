@@ -1,4 +1,4 @@
-"""`ditmos build`, `ditmos flash` and `ditmos emulate` from the command line."""
+"""`ditmos build` and `ditmos emulate` from the command line (flash: test_flash.py)."""
 
 from __future__ import annotations
 
@@ -44,13 +44,6 @@ def test_build_with_a_run_without_int8_is_a_one_line_error(tmp_path, capsys):
     assert err.count("\n") == 0 and "int8/manifest.json" in err and "ditmos quantize" in err
 
 
-def test_flash_without_the_stm32_platform_names_alternatives(nucleo_build, capsys):
-    assert main(["flash", "--board", "nucleo_f767zi", "--build", str(nucleo_build)]) == 2
-    err = capsys.readouterr().err
-    assert "st-flash --reset write" in err and "openocd" in err
-    assert str(nucleo_build / "firmware.bin") in err
-
-
 def test_emulate_refuses_a_missing_build(tmp_path, capsys):
     assert main(["emulate", "--build", str(tmp_path)]) == 2
     assert "ditmos build --board mps2_an500" in capsys.readouterr().err
@@ -82,13 +75,27 @@ def test_emulate_serves_frames_and_stops_on_ctrl_c(mps2_build, tmp_path):
     assert os.path.exists(tmp_path / "marks.log")
 
 
-def test_nucleo_build_updates_build_latest_for_the_top_level_project(fixture_model_dir, tmp_path,
-                                                                      monkeypatch, capsys):
-    (tmp_path / "platformio.ini").write_text("; checkout stand-in\n")
-    (tmp_path / "firmware").mkdir()
-    monkeypatch.chdir(tmp_path)
-    assert main(["build", "--model-dir", str(fixture_model_dir), "--out", "mine"]) == 0
-    latest = tmp_path / "build" / "latest"
-    assert latest.is_symlink() and latest.resolve() == (tmp_path / "mine").resolve()
-    assert (latest / "linker.ld").is_file() and (latest / "src" / "model" / "model.c").is_file()
+def test_build_stack_size_is_configurable(fixture_model_dir, tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["build", "--board", "mps2_an500", "--model-dir", str(fixture_model_dir),
+                 "--out", str(out), "--stack-size", "2048"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["memory"]["ram"]["stack"] == 2048
     capsys.readouterr()
+    assert main(["build", "--board", "mps2_an500", "--model-dir", str(fixture_model_dir),
+                 "--out", str(tmp_path / "t"), "--stack-size", "1001"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "multiple of 8" in err
+
+
+def test_nucleo_stack_reservation_is_sized_from_the_measured_high_water():
+    from ditmos.boards.registry import get_board
+
+    b = get_board("nucleo_f767zi")
+    note = b.extra["stack_note"]
+    high_water = int(re.search(r"high-water (\d+) B", note).group(1))
+    worst = int(re.search(r"worst case (\d+) B", note).group(1))
+    margin = float(re.search(r"margin x([\d.]+)", note).group(1))
+    assert worst >= high_water
+    assert b.stack_size >= margin * worst and b.stack_size % 8 == 0
+    assert b.stack_size < 8192  # no longer an arbitrary 16x reservation

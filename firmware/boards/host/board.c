@@ -23,6 +23,21 @@
 
 #define DITMOS_HOST_RESET_EXIT 75
 
+/* Optional, for tests of the hardware check (`ditmos selftest`): a cycle
+ * counter driven by the monotonic clock.  DITMOS_HOST_CLOCK_HZ is the clock
+ * HELLO states (0: no clock, no counter), DITMOS_HOST_CYCLE_HZ the rate the
+ * counter really runs at (a board whose clock is not what it claims), and
+ * DITMOS_HOST_CLOCK_STATUS the clock bring-up status HELLO reports. */
+#ifndef DITMOS_HOST_CLOCK_HZ
+#define DITMOS_HOST_CLOCK_HZ 0u
+#endif
+#ifndef DITMOS_HOST_CYCLE_HZ
+#define DITMOS_HOST_CYCLE_HZ DITMOS_HOST_CLOCK_HZ
+#endif
+#ifndef DITMOS_HOST_CLOCK_STATUS
+#define DITMOS_HOST_CLOCK_STATUS 0u
+#endif
+
 static struct timespec t0;
 static uint32_t boot_counter = 1;
 
@@ -94,8 +109,17 @@ uint32_t board_millis(void)
     return (uint32_t)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
 }
 
-uint32_t board_cycles(void) { return 0; }
-uint32_t board_core_clock_hz(void) { return 0; }
+uint32_t board_cycles(void)
+{
+    struct timespec t;
+    uint64_t ns;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    ns = (uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t.tv_nsec - (uint64_t)t0.tv_nsec;
+    return (uint32_t)(ns * (uint64_t)DITMOS_HOST_CYCLE_HZ / 1000000000u);
+}
+
+uint32_t board_core_clock_hz(void) { return DITMOS_HOST_CLOCK_HZ; }
+uint8_t board_clock_status(void) { return DITMOS_HOST_CLOCK_STATUS; }
 uint8_t board_cost_kind(void) { return DITMOS_COST_NONE; }
 const char *board_name(void) { return "host"; }
 uint32_t board_boot_counter(void) { return boot_counter; }
