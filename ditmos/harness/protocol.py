@@ -38,10 +38,12 @@ class MsgType(enum.IntEnum):
     INFER = 0x02
     STATS = 0x03
     RESET = 0x04
+    CERTIFY = 0x05
     HELLO_OK = 0x81
     INFER_OK = 0x82
     STATS_OK = 0x83
     RESET_OK = 0x84
+    CERTIFY_OK = 0x85
     ERROR = 0x7F
 
 
@@ -50,6 +52,7 @@ RESPONSE_OF = {
     MsgType.INFER: MsgType.INFER_OK,
     MsgType.STATS: MsgType.STATS_OK,
     MsgType.RESET: MsgType.RESET_OK,
+    MsgType.CERTIFY: MsgType.CERTIFY_OK,
 }
 
 
@@ -348,6 +351,38 @@ class InferResult:
                 + struct.pack(f"<{n}b", *self.scores)
                 + struct.pack("<IH", self.cost, len(self.layer_cost))
                 + struct.pack(f"<{len(self.layer_cost)}I", *self.layer_cost))
+
+
+def encode_certify(window: bytes, thresholds, offset: int, seed: int, first: int,
+                   n: int) -> bytes:
+    """CERTIFY payload: seed, first, n (u32), table size, offset (u16), the
+    thresholds (u32 each), the int8 window."""
+    thresholds = [int(t) for t in thresholds]
+    return (struct.pack("<IIIHH", seed & 0xFFFFFFFF, first & 0xFFFFFFFF, n, len(thresholds),
+                        offset)
+            + struct.pack(f"<{len(thresholds)}I", *thresholds) + bytes(window))
+
+
+@dataclass(frozen=True)
+class CertifyResult:
+    counts: tuple[int, ...]
+    cost: int
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "CertifyResult":
+        if len(payload) < 2:
+            raise ProtocolError(f"CERTIFY_OK payload of {len(payload)} bytes is too short")
+        (ncls,) = struct.unpack_from("<H", payload, 0)
+        if len(payload) != 2 + 4 * ncls + 4:
+            raise ProtocolError(f"CERTIFY_OK payload is {len(payload)} bytes, expected "
+                                f"{2 + 4 * ncls + 4} for {ncls} classes")
+        counts = struct.unpack_from(f"<{ncls}I", payload, 2)
+        (cost,) = struct.unpack_from("<I", payload, 2 + 4 * ncls)
+        return cls(tuple(counts), cost)
+
+    def encode(self) -> bytes:
+        n = len(self.counts)
+        return struct.pack(f"<H{n}II", n, *self.counts, self.cost)
 
 
 _STATS = struct.Struct("<IIIII")

@@ -100,6 +100,7 @@ class ReportData:
     comparison_path: Path | None = None
     run_width: float | None = None
     evals: list[tuple[Path, dict]] = field(default_factory=list)
+    certify: list[tuple[Path, dict]] = field(default_factory=list)
     codegen: dict | None = None
     codegen_path: Path | None = None
     class_names: list[str] = field(default_factory=list)
@@ -232,6 +233,11 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (),
             or (found[1].get("dataset") if found else None))
     data.dataset = dataset_short_name(spec)
     data.title = f"{data.dataset}: DiTMoS report" if data.dataset else "DiTMoS report"
+
+    for cpath in sorted((run_dir / "certify").glob("*.json")):
+        res = _load(cpath)
+        if res.get("format") == "ditmos-certify/1" and isinstance(res.get("summary"), dict):
+            data.certify.append((cpath, res))
 
     if found is not None:
         data.comparison_path, data.comparison = found

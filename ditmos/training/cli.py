@@ -36,9 +36,23 @@ def _widths(value: str | None) -> list[float] | None:
 @click.option("--compare", is_flag=True,
               help="Also train the baselines/ablations and write a comparison table.")
 @click.option("--widths", default=None, help="With --compare: widths, e.g. 0.25,0.5,1.")
+@click.option("--smoothing", type=click.Choice(["none", "gaussian"]), default="none",
+              show_default=True,
+              help="Train for randomized smoothing: 'gaussian' adds N(0, sigma^2) noise to "
+                   "every training window (a fresh draw per epoch, every stage).")
+@click.option("--sigma", type=float, default=None,
+              help="With --smoothing: noise std in normalised input units.")
 @click.option("--quiet", is_flag=True, help="No progress bars (CI).")
-def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, widths, quiet):
+def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, widths,
+          smoothing, sigma, quiet):
     """Train DiTMoS and write a run directory (config, models, export, metrics.json)."""
+    overrides = None
+    if smoothing == "none" and sigma is not None:
+        raise DitmosError("--sigma only applies together with --smoothing gaussian")
+    if smoothing != "none":
+        if sigma is None:
+            raise DitmosError(f"--smoothing {smoothing} needs --sigma (normalised input units)")
+        overrides = {"smoothing": {"method": smoothing, "sigma": sigma}}
     ws = _widths(widths)
     if ws is not None and not compare:
         raise DitmosError("--widths only applies together with --compare")
@@ -48,7 +62,7 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
     from ditmos.training import train_run
 
     run_dir = train_run(dataset, preset, out_dir, config_file=config_file, width=width,
-                        seed=seed, resume=resume, quiet=quiet)
+                        seed=seed, resume=resume, quiet=quiet, overrides=overrides)
     import json
 
     m = json.loads((run_dir / "metrics.json").read_text())

@@ -77,7 +77,10 @@ _ALLOWED = {
     "bn_momentum": None,
     "eval_batch_size": None,
     "threads": None,
+    # training for randomized smoothing (docs/smoothing.md); absent = plain training
+    "smoothing": {"method", "sigma"},
 }
+SMOOTHING_METHODS = ("none", "gaussian")
 
 
 def preset_config(dataset: str, preset: str) -> dict:
@@ -193,8 +196,27 @@ def resolve_config(dataset: str, preset: str, *, config_file=None, width: float 
     if seed is not None:
         cfg["seed"] = seed
     validate_schedule(cfg)
+    _validate_smoothing(cfg)
     architecture(cfg)  # validates the architecture block
     return cfg
+
+
+def _validate_smoothing(cfg: dict) -> None:
+    sm = cfg.get("smoothing")
+    if sm is None:
+        return
+    method = sm.get("method", "none")
+    if method not in SMOOTHING_METHODS:
+        raise DitmosError(f"config 'smoothing.method' must be one of {list(SMOOTHING_METHODS)}, "
+                          f"got {method!r}")
+    if method != "none":
+        _num(sm.get("sigma"), "smoothing.sigma", 1e-6, 10.0)
+
+
+def smoothing_sigma(cfg: dict) -> float:
+    """Std of the Gaussian noise added to training windows (0 = none)."""
+    sm = cfg.get("smoothing") or {}
+    return float(sm.get("sigma", 0.0)) if sm.get("method", "none") == "gaussian" else 0.0
 
 
 def architecture(cfg: dict) -> Architecture:

@@ -180,6 +180,18 @@ class Trainer:
     def rng(self, stage: str, epoch: int, extra: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, _STAGE_CODE[stage], epoch, extra])
 
+    def train_inputs(self, stage: str, epoch: int) -> np.ndarray:
+        """The training windows of one epoch: as they are, or with Gaussian noise of
+        std ``smoothing.sigma`` (a fresh draw per epoch, reproducible on resume)."""
+        from ditmos.training.config import smoothing_sigma
+
+        sigma = smoothing_sigma(self.cfg)
+        if sigma == 0.0:
+            return self.x_train
+        rng = self.rng(stage, epoch, 7)
+        noise = rng.standard_normal(self.x_train.shape, dtype=np.float32)
+        return (self.x_train + np.float32(sigma) * noise).astype(np.float32)
+
     def batches(self, n: int, batch: int, rng: np.random.Generator):
         perm = rng.permutation(n)
         for i in range(0, n, batch):
@@ -317,8 +329,9 @@ def _supervised_epochs(tr: Trainer, stage: str, trainable, make_step, validate) 
     for ep in range(start, s["epochs"]):
         lr = _lr(s, ep)
         tot, n = 0.0, 0
+        x_ep = tr.train_inputs(stage, ep)
         for idx in tr.batches(len(tr.x_train), s["batch_size"], tr.rng(stage, ep)):
-            tot += float(step(tr.x_train[idx], tr.y_train[idx], lr))
+            tot += float(step(x_ep[idx], tr.y_train[idx], lr))
             n += 1
         extra, text = validate(tot / max(n, 1))
         tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1), **extra})
@@ -449,6 +462,9 @@ def pretrain_classifiers(tr: Trainer) -> None:
     _, feats = tr.selector_outputs(tr.x_train)  # the selector is frozen in this stage
     tr.rep.start_stage(stage, s["epochs"], start)
     for ep in range(start, s["epochs"]):
+        x_ep = tr.train_inputs(stage, ep)
+        if x_ep is not tr.x_train:  # noisy windows: the frozen selector's features of them
+            _, feats = tr.selector_outputs(x_ep)
         rng = tr.rng(stage, ep)
         streams = []
         for m in members:
@@ -458,7 +474,7 @@ def pretrain_classifiers(tr: Trainer) -> None:
         lr = _lr(s, ep)
         tot = 0.0
         for i in range(steps):
-            xb = tr.x_train[idx[i]].transpose(0, 2, 1, 3)  # [B, T, K, C]
+            xb = x_ep[idx[i]].transpose(0, 2, 1, 3)  # [B, T, K, C]
             fb = [f[idx[i]].transpose(0, 2, 1, 3) for f in feats]  # [B, T_b, K, F]
             tot += float(step(xb, tr.y_train[idx[i]], fb, lr))
         tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / steps})
@@ -532,13 +548,14 @@ def adversarial(tr: Trainer) -> None:
         own_epoch = rnd * (se if is_sel else ce) + (within if is_sel else within - se)
         lr = _lr(a, own_epoch)
         tot, n = 0.0, 0
+        x_ep = tr.train_inputs(stage, ep)
         if not is_sel:  # the selector is frozen for the whole epoch: run it once
-            routes, feats = tr.selector_outputs(tr.x_train)
+            routes, feats = tr.selector_outputs(x_ep)
         for idx in tr.batches(len(tr.x_train), a["batch_size"], tr.rng(stage, ep)):
             if is_sel:
-                loss = sel_step(tr.x_train[idx], tr.y_train[idx], lr)
+                loss = sel_step(x_ep[idx], tr.y_train[idx], lr)
             else:
-                loss = cls_step(tr.x_train[idx], tr.y_train[idx], routes[idx],
+                loss = cls_step(x_ep[idx], tr.y_train[idx], routes[idx],
                                 [f[idx] for f in feats], lr)
             tot += float(loss)
             n += 1

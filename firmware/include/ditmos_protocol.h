@@ -30,6 +30,7 @@
 #define DITMOS_MSG_INFER 0x02u
 #define DITMOS_MSG_STATS 0x03u
 #define DITMOS_MSG_RESET 0x04u
+#define DITMOS_MSG_CERTIFY 0x05u /* randomized smoothing: class counts (docs/protocol.md) */
 #define DITMOS_MSG_RESPONSE_FLAG 0x80u
 #define DITMOS_MSG_ERROR 0x7Fu
 

@@ -162,7 +162,7 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t
 
     *reset_after = 0;
     if (cap < DITMOS_MAX_RESPONSE) return 0;
-    if (f->type < DITMOS_MSG_HELLO || f->type > DITMOS_MSG_RESET) {
+    if (f->type < DITMOS_MSG_HELLO || f->type > DITMOS_MSG_CERTIFY) {
         return reply_error(s, f, DITMOS_ERR_BAD_TYPE, f->type, out, cap);
     }
     /* HELLO is accepted with any sequence number and restarts the sequence
@@ -179,6 +179,11 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t
         if (f->length != DITMOS_INPUT_SIZE) {
             return reply_error(s, f, DITMOS_ERR_BAD_LENGTH, (uint16_t)DITMOS_INPUT_SIZE, out, cap);
         }
+    } else if (f->type == DITMOS_MSG_CERTIFY) {
+        const uint16_t want = ditmos_certify_length(f->payload, f->length);
+        if (f->length != want) {
+            return reply_error(s, f, DITMOS_ERR_BAD_LENGTH, want, out, cap);
+        }
     } else if (f->length != 0) {
         return reply_error(s, f, DITMOS_ERR_BAD_LENGTH, 0, out, cap);
     }
@@ -194,6 +199,13 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t
         if (end == NULL) return reply_error(s, f, DITMOS_ERR_INFER_FAILED, 0, out, cap);
         if (!retransmission) s->inferences++;
         break;
+    case DITMOS_MSG_CERTIFY: {
+        uint32_t n = 0;
+        end = ditmos_put_certify(f->payload, payload, &n);
+        if (end == NULL) return reply_error(s, f, DITMOS_ERR_INFER_FAILED, 0, out, cap);
+        if (!retransmission) s->inferences += n;
+        break;
+    }
     case DITMOS_MSG_STATS:
         end = put_stats(s, payload);
         break;
