@@ -81,6 +81,54 @@ def test_hapt_loads_fast():
     assert time.perf_counter() - t < 2.0
 
 
+@pytest.fixture(scope="module")
+def hapt12():
+    return load_dataset("hapt12")
+
+
+def test_hapt12_counts_and_shapes(hapt12, hapt):
+    assert hapt12.X.shape == (14777, 128, 6) and hapt12.X.dtype == np.float32
+    assert hapt12.class_names == hapt.class_names + [
+        "stand_to_sit", "sit_to_stand", "sit_to_lie", "lie_to_sit", "stand_to_lie", "lie_to_stand"]
+    assert np.bincount(hapt12.y).tolist() == [1722, 1544, 1407, 1801, 1979, 1958,
+                                              671, 529, 806, 727, 926, 707]
+    # the activities are exactly hapt's windows; the transitions follow
+    assert np.array_equal(hapt12.X[:10411], hapt.X) and np.array_equal(hapt12.y[:10411], hapt.y)
+    assert np.array_equal(hapt12.groups[:10411], hapt.groups)
+    assert np.unique(hapt12.groups).tolist() == list(range(1, 31))
+    info = hapt12.info
+    assert info["licence"] == "CC BY 4.0" and info["transitions"] == 358
+    assert info["transition_samples"] == 67208 == hapt.info["samples_dropped"][
+        "postural transitions (labels 7-12)"]
+    # no transition sample is dropped any more
+    assert not any("transition" in k for k in info["samples_dropped"])
+    assert info["windows_dropped"] == {"transition windows leaving the stored context": 0}
+
+
+def test_hapt12_transition_windows_are_centred_on_the_transition():
+    from ditmos.data.hapt12 import transition_windows
+
+    span = np.arange(64 + 74 + 64, dtype=np.int16)[:, None]   # the shortest transition, 74 samples
+    w = transition_windows(span, 64, 74)
+    assert len(w) == 5 == -(-74 // 16)
+    centres = w[:, 64, 0]
+    assert centres.tolist() == [64, 80, 96, 112, 128]          # every centre inside [64, 138)
+    assert np.array_equal(w[0, :, 0], np.arange(128))
+    # a span without full context on one side: windows leaving it are not made
+    assert len(transition_windows(span[10:], 54, 74)) == 4
+
+
+def test_hapt12_splits_subject_disjoint_with_every_class(hapt12, hapt):
+    s = make_splits(hapt12, 0)
+    assert s.sizes() == {"train": 9408, "val": 2534, "test": 2835}
+    for idx in (s.train, s.val, s.test):
+        assert np.all(np.bincount(hapt12.y[idx], minlength=12) > 50)
+    subj = [set(hapt12.groups[idx].tolist()) for idx in (s.train, s.val, s.test)]
+    assert not (subj[0] & subj[1] or subj[0] & subj[2] or subj[1] & subj[2])
+    # the same subjects as hapt's split with the same seed
+    assert subj[2] == set(hapt.groups[make_splits(hapt, 0).test].tolist())
+
+
 def test_fsdd_counts_and_shapes(fsdd):
     assert fsdd.X.shape == (3000, 32, 13) and fsdd.X.dtype == np.float32
     assert fsdd.class_names == [str(d) for d in range(10)]
@@ -120,7 +168,7 @@ def test_shipped_data_budget():
 
 def test_registry_lists_every_documented_spec():
     names = [e.name for e in list_datasets()]
-    assert names == ["hapt", "fsdd", "unimib", "unimib-adl", "unimib-fall", "speech_commands",
+    assert names == ["hapt", "hapt12", "fsdd", "unimib", "unimib-adl", "unimib-fall", "speech_commands",
                      "speech_commands35", "wesad", "npz", "csv"]
     for e in list_datasets():
         assert (datasets_dir() / e.name).is_dir() == (not e.takes_path)
