@@ -63,7 +63,8 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ditmos")
 @click.option("--debug", is_flag=True, envvar="DITMOS_DEBUG",
-              help="Show full tracebacks instead of one-line errors.")
+              help="Show full tracebacks instead of one-line errors, and TensorFlow's "
+                   "native log lines (hidden otherwise).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """ditmos: train DiTMoS models and ship them to microcontrollers.
@@ -85,6 +86,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("DITMOS_DEBUG"))
+    if debug:
+        from ditmos import tfenv
+
+        tfenv.configure(debug=True)  # TensorFlow's own log lines come back
+    elif argv is None:  # a real command line (not an in-process call from Python)
+        from ditmos import tfenv
+
+        tfenv.filter_native_stderr()
     try:
         cli.main(args=argv, prog_name="ditmos", standalone_mode=False)
     except DitmosError as err:
