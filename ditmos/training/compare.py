@@ -348,6 +348,7 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
                                   f"delete {out_dir / 'trials'} and the run directories and "
                                   f"compare again")
             if t.kind == "ditmos":
+                res = dict(res, run_dir=t.run_dir)  # where the run is now
                 runs[t.seed][t.method] = res
                 per_seed[t.seed][t.method] = res["methods"][t.method]
             else:

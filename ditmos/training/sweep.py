@@ -188,6 +188,13 @@ def trial_path(store: Path, t: Trial) -> Path:
     return Path(store) / f"{t.key}.json"
 
 
+def _settings(described: dict) -> dict:
+    """What makes two trials the same: everything but where files are (the
+    comparison directory may have been moved; config files are compared by
+    content)."""
+    return {k: v for k, v in described.items() if k not in ("run_dir", "config_file")}
+
+
 def load_finished(store: Path, t: Trial) -> dict | None:
     """The stored result of ``t``, or None if it has not finished."""
     path = trial_path(store, t)
@@ -197,7 +204,7 @@ def load_finished(store: Path, t: Trial) -> dict | None:
         saved = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None  # cannot happen with atomic writes; retrain to be safe
-    if saved.get("trial") != json.loads(json.dumps(t.describe())):
+    if _settings(saved.get("trial") or {}) != _settings(json.loads(json.dumps(t.describe()))):
         raise DitmosError(f"{path} holds trial {t.key} with other settings (dataset, preset, "
                           f"config or schedule changed); use a new output directory or delete "
                           f"{path.parent}")
@@ -276,8 +283,8 @@ class _Progress:
         if self._bar is not None:
             self._bar.console.print(
                 f"trial {t.key}: val {row.get('val_accuracy', float('nan')):.4f} test "
-                f"{row.get('test_accuracy', float('nan')):.4f} ({res.get('seconds', 0):.0f} s)",
-                highlight=False)
+                f"{row.get('test_accuracy', float('nan')):.4f} ({res.get('seconds', 0):.0f} s); "
+                f"trials {self._info()}", highlight=False)
         self._update(1)
 
     def message(self, text: str) -> None:
@@ -292,6 +299,14 @@ class _Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+def machine_cpus() -> int:
+    """CPUs this process may use (its affinity mask, else the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def _start_ray(ex: Executor):
@@ -312,19 +327,19 @@ def _start_ray(ex: Executor):
         kwargs = dict(include_dashboard=False, log_to_driver=False,
                       logging_level=logging.ERROR, configure_logging=True)
         where = f"the Ray cluster at {ex.address}" if ex.address else "a local Ray instance"
-        for attempt in range(3):
+        for attempt in range(2):
             try:
                 if ex.address:
                     ray.init(address=ex.address, **kwargs)
                 else:
-                    ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=128 * 2**20,
+                    ray.init(num_cpus=machine_cpus(), object_store_memory=128 * 2**20,
                              **kwargs)
                 break
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise DitmosError(f"cannot start/connect to {where}: {err}") from None
             except Exception as err:  # Ray raises a bare Exception when startup times out
                 ray.shutdown()
-                if attempt == 2 or "timed out during startup" not in str(err):
+                if attempt == 1 or "timed out during startup" not in str(err):
                     raise DitmosError(f"cannot start {where}: {err}") from None
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return ray, started, cpus
@@ -349,9 +364,18 @@ def execute(trials: Sequence[Trial], store: Path, executor: Executor, *,
         return results
     progress = _Progress(len(trials), len(results), quiet)
     try:
+        sequential = not executor.use_ray
         if executor.use_ray:
-            _execute_ray(todo, store, executor, progress, results)
-        else:
+            try:
+                _execute_ray(todo, store, executor, progress, results)
+            except _RayUnavailable as err:
+                # Only a local instance that did not come up (e.g. on an
+                # overloaded machine): the trials are deterministic, so running
+                # them here gives the same results, just later.
+                progress.message(f"{err}; running the trials one after the other instead")
+                executor.info.update(engine="sequential", ray_error=str(err))
+                sequential = True
+        if sequential:
             run = runner or run_trial
             for t in todo:
                 progress.started()
@@ -364,9 +388,18 @@ def execute(trials: Sequence[Trial], store: Path, executor: Executor, *,
     return results
 
 
+class _RayUnavailable(DitmosError):
+    """A local Ray instance could not be started."""
+
+
 def _execute_ray(todo: list[Trial], store: Path, ex: Executor, progress: _Progress,
                  results: dict) -> None:
-    ray, started, cpus = _start_ray(ex)
+    try:
+        ray, started, cpus = _start_ray(ex)
+    except DitmosError as err:
+        if ex.address or "not installed" in str(err):
+            raise
+        raise _RayUnavailable(str(err)) from None
     jobs = min(ex.jobs or cpus, cpus) if not ex.address else (ex.jobs or cpus)
     ex.info.update(ray_address=ex.address or "local", ray_cpus=cpus, jobs=jobs)
     progress.message(f"running {len(todo)} trials as Ray tasks, {jobs} at once "
