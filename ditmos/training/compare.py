@@ -220,8 +220,8 @@ def _mean_row(rows: list[dict]) -> dict:
         if any(v is None for v in vals):
             continue
         vals = [float(v) for v in vals]
-        out[key] = round(float(np.mean(vals)), 6)
-        out[f"{key}_std"] = round(float(np.std(vals, ddof=1)) if n > 1 else 0.0, 6)
+        out[key] = float(np.mean(vals))  # exactly the value itself for one seed
+        out[f"{key}_std"] = float(np.std(vals, ddof=1)) if n > 1 else 0.0
         out[f"{key}_per_seed"] = vals
     for key in ("params", "macs", "flash_bytes"):
         vals = [r.get(key) for r in rows]

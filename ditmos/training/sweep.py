@@ -324,10 +324,11 @@ def _start_ray(ex: Executor):
         # A busy machine can take longer than Ray's defaults to start the
         # node's helper processes: give them minutes instead of seconds.
         os.environ.setdefault("RAY_agent_register_timeout_ms", "300000")
+        os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
         kwargs = dict(include_dashboard=False, log_to_driver=False,
                       logging_level=logging.ERROR, configure_logging=True)
         where = f"the Ray cluster at {ex.address}" if ex.address else "a local Ray instance"
-        for attempt in range(2):
+        for attempt in range(3):
             try:
                 if ex.address:
                     ray.init(address=ex.address, **kwargs)
@@ -339,7 +340,7 @@ def _start_ray(ex: Executor):
                 raise DitmosError(f"cannot start/connect to {where}: {err}") from None
             except Exception as err:  # Ray raises a bare Exception when startup times out
                 ray.shutdown()
-                if attempt == 1 or "timed out during startup" not in str(err):
+                if attempt == 2 or "timed out during startup" not in str(err):
                     raise DitmosError(f"cannot start {where}: {err}") from None
     cpus = int(ray.cluster_resources().get("CPU", 1))
     return ray, started, cpus
