@@ -1,23 +1,26 @@
 """``ditmos train --compare``: DiTMoS against its ablations and baselines at
-several widths, written as ``compare.md`` and ``compare.json``.
+several widths and seeds, written as ``compare.md`` and ``compare.json``
+(mean ± standard deviation over the seeds).
 
 Layout of ``OUT_DIR``::
 
     OUT_DIR/
       compare.md, compare.json
+      trials/<key>.json             every finished trial (``ditmos.training.sweep``)
       width_<w>/
-        ditmos/                 the DiTMoS run at width w (a normal run directory)
-        ablation_<name>/        ablation runs (width 1, or every width)
-        ablation_<name>.config.json
-        baselines.json          the baselines trained on the run's split (cache)
+        ditmos_s<seed>/             the DiTMoS run of width w, seed s (a run directory)
+        candidate_<name>_s<seed>/   further DiTMoS candidates, if a search feeds them
+        ablation_<name>_s<seed>/    ablation runs (largest width, or every width)
 
-All methods at one width use the same data, split (checked) and seed.  Costs
-use one model for every method (``ditmos.models.baselines``): MACs of
-Conv1D/Dense per inference, params with BN folded (one bias per channel),
-flash bytes = int8 weights + int32 biases.  Each DiTMoS run's ``metrics.json``
-gets the baselines' accuracies under ``metrics[split]["float"]["baselines"]``.
+The trainings are independent *trials* (``ditmos.training.sweep``), run in
+this process or as Ray tasks; docs/artefacts.md describes ``compare.json``.
+All methods at one width and seed use the same data, split (checked) and
+seed.  Costs use one model for every method (``ditmos.models.baselines``):
+MACs of Conv1D/Dense per inference, params with BN folded (one bias per
+channel), flash bytes = int8 weights + int32 biases.  Each DiTMoS run's
+``metrics.json`` gets the baselines' accuracies of its seed under
+``metrics[split]["float"]["baselines"]``.
 """
-
 from __future__ import annotations
 
 import json
