@@ -138,7 +138,8 @@ def test_compare_on_tiny_subset_writes_tables(tiny_run, tmp_path):
     # the Markdown: a summary row per width, then one table per width with a
     # row per method, every row with the same number of cells as its header
     md = (out / "compare.md").read_text()
-    summary = [ln for ln in md.splitlines() if re.match(r"\| (0\.5|1) \|", ln)]
+    head = md.split("## Search effort")[0]
+    summary = [ln for ln in head.splitlines() if re.match(r"\| (0\.5|1) \|", ln)]
     assert len(summary) == 2
     tables = [t for t in md.split("\n\n") if t.startswith("| method")]
     assert len(tables) == 2
