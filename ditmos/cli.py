@@ -74,7 +74,8 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ditmos")
 @click.option("--debug", is_flag=True, envvar="DITMOS_DEBUG",
-              help="Show full tracebacks instead of one-line errors.")
+              help="Show full tracebacks instead of one-line errors, and TensorFlow's "
+                   "native log lines (hidden otherwise).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """ditmos: train DiTMoS models and ship them to microcontrollers.
@@ -153,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args or bool(os.environ.get("DITMOS_DEBUG"))
+    from ditmos import tfenv
+
+    if debug:
+        tfenv.configure(debug=True)  # TensorFlow's own log lines come back
+    elif argv is None:  # a real command line (not an in-process call from Python)
+        tfenv.filter_native_stderr()
     previous_hook = threading.excepthook
     if not debug:
         threading.excepthook = lambda hook: _thread_error(hook, args)

@@ -1,6 +1,7 @@
 """Dataset specs -> loaders.
 
-A spec is either a shipped name (``hapt``, ``fsdd``, ``fsdd_audio``) or ``loader:PATH`` for
+A spec is either a shipped name (``hapt``, ``hapt12``, ``fsdd``, ``fsdd_audio``) or
+``loader:PATH`` for
 data the user downloaded (``unimib:DIR``, ``speech_commands:DIR``,
 ``wesad:DIR``, ``npz:FILE``, ``csv:DIR`` ...).  Loader modules are imported
 only when used.
@@ -41,6 +42,9 @@ class DatasetEntry:
 _ENTRIES = [
     DatasetEntry("hapt", False, "ditmos.data.hapt:load",
                  "UCI HAPT: 6 activities, acc+gyro 50 Hz, 128x6 windows, 30 subjects (shipped; default)"),
+    DatasetEntry("hapt12", False, "ditmos.data.hapt12:load",
+                 "UCI HAPT: 6 activities + 6 postural transitions, acc+gyro 50 Hz, 128x6 windows "
+                 "(shipped)"),
     DatasetEntry("fsdd", False, "ditmos.data.fsdd:load",
                  "Free Spoken Digit Dataset: 10 digits, 13 MFCC x fixed frames, 3000 utterances (shipped)"),
     DatasetEntry("fsdd_audio", False, "ditmos.data.fsdd_audio:load",

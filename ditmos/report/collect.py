@@ -136,7 +136,11 @@ def accuracy_stats(row: dict, key: str = "test") -> tuple[float | None, float | 
         n = (len(seeds) if isinstance(seeds, (list, tuple, dict))
              else int(seeds) if _number(seeds) is not None else 1)
         return mean, _number(row.get(f"{key}_acc_std")), max(n, 1)
-    return _number(row.get(f"{key}_accuracy")), None, 1
+    # compare.json version 2: `<key>_accuracy` is the mean over `n_seeds`
+    n = row.get("n_seeds")
+    n = int(n) if _number(n) is not None else 1
+    std = _number(row.get(f"{key}_accuracy_std")) if n > 1 else None
+    return _number(row.get(f"{key}_accuracy")), std, max(n, 1)
 
 
 def _by_width(results: dict) -> list[dict]:
