@@ -10,7 +10,7 @@ from pathlib import Path
 from ditmos.errors import DitmosError
 
 _BOARDS_JSON = Path(__file__).with_name("boards.json")
-COST_KINDS = {"cycles": 0, "instructions": 1, "none": 2}
+COST_KINDS = {"cycles": 0, "instructions": 1, "none": 2, "nanoseconds": 3}
 
 
 @dataclass(frozen=True)
