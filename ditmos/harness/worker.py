@@ -52,7 +52,7 @@ class DeviceOutcome:
     reboots: list[dict]           # {"from": boot counter, "to": boot counter}
     link: dict | None             # link counters of the client
     error: BaseException | None
-    cost_source: str              # where its costs came from (see DeviceWorker._cost_source)
+    cost_source: str              # device (INFER_OK), marks (QEMU log), unavailable, none
 
     def as_json(self) -> dict:
         h = self.hello
@@ -67,6 +67,7 @@ class DeviceOutcome:
             "link": self.link,
             "stats": vars(self.stats) if self.stats else None,
             "error": str(self.error) if self.error else None,
+            "cost_source": self.cost_source,
         }
 
 

@@ -104,6 +104,8 @@ def test_emulate_then_evaluate_on_its_port_reads_the_instruction_counts(mps2_bui
     assert bare["complete"] and bare["samples"] == N and bare["mismatches"] == 0
     assert bare["latency"]["available"] is False and bare["latency"]["unit"] is None
     assert "--marks" in bare["latency"]["note"] and bare["per_layer_latency"] is None
+    assert [d["cost_source"] for d in (rep["devices"] + bare["devices"] + given["devices"])] == [
+        "marks", "unavailable", "marks"]
     assert all(r["cost"] is None for r in read_samples(tmp_path / "bare" / "samples.jsonl")
                .values())
     costs = {i: r["cost"] for i, r in recs.items()}
@@ -144,7 +146,7 @@ def test_emulate_on_a_host_build_runs_processes_with_wall_clock_latency(host_bui
         assert all(d.url.startswith("/dev/pts/") for d in devices)
         rep = run_evaluation(workload, devices, tmp_path, timeout=5.0)
     assert rep["complete"] and rep["mismatches"] == 0 and rep["score_mismatches"] == 0
-    assert all(d["measured"] > 0 for d in rep["devices"])
+    assert all(d["measured"] > 0 and d["cost_source"] == "device" for d in rep["devices"])
     lat = rep["latency"]
     assert lat["kind"] == "nanoseconds" and lat["unit"] == "us" and lat["available"]
     assert lat["clock"] == "host wall clock" and "cycles" not in lat and "clock_hz" not in lat
