@@ -194,10 +194,12 @@ def emulate(board, build_dir, port, workdir):
     target = QemuTarget(build_dir, workdir=workdir, port=port)
     stop = {"now": False}
 
-    def _on_term(signum, frame):
+    def _on_signal(signum, frame):
         stop["now"] = True
 
-    old = signal.signal(signal.SIGTERM, _on_term)
+    # Ctrl-C and SIGTERM only set a flag: a KeyboardInterrupt raised at an arbitrary
+    # point (inside subprocess bookkeeping) could leave QEMU unreaped
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         target.start()
         announce(target)
@@ -211,12 +213,11 @@ def emulate(board, build_dir, port, workdir):
         if not target.running() and not stop["now"]:
             code = target.proc.returncode if target.proc else None
             click.echo(f"the emulated firmware exited (QEMU exit code {code})", err=True)
-    except KeyboardInterrupt:
-        pass
     finally:
         withdraw(target)
         target.stop()
-        signal.signal(signal.SIGTERM, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
     click.echo("QEMU stopped", err=True)
 
 
