@@ -2,13 +2,16 @@
 
 Each stage owns its command in ``ditmos/<stage>/cli.py``; this module only
 assembles them and turns :class:`~ditmos.errors.DitmosError` into a one-line
-message on stderr (exit 2).  ``--debug`` shows the traceback instead.
+message on stderr (exit 2).  Any other exception also becomes one line (exit
+1) that names the failed command and asks for a report; ``--debug`` (or
+``DITMOS_DEBUG=1``) shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import click
 
@@ -18,25 +21,31 @@ from ditmos.errors import DitmosError
 # (command name, module, attribute) in pipeline order.  Modules are imported
 # lazily so that `ditmos --help` does not pay for TensorFlow.
 _COMMANDS = [
+    ("doctor", "ditmos.doctor", "doctor"),
     ("data", "ditmos.data.cli", "data"),
     ("train", "ditmos.training.cli", "train"),
     ("quantize", "ditmos.quantize.cli", "quantize"),
     ("build", "ditmos.boards.cli", "build"),
     ("flash", "ditmos.boards.cli", "flash"),
+    ("selftest", "ditmos.boards.cli", "selftest"),
     ("emulate", "ditmos.boards.cli", "emulate"),
     ("evaluate", "ditmos.harness.cli", "evaluate"),
+    ("robust", "ditmos.robust.cli", "robust"),
     ("report", "ditmos.report.cli", "report"),
     ("bench", "ditmos.bench.cli", "bench"),
 ]
 
 _SHORT_HELP = {
+    "doctor": "Check the system tools (cross compiler, QEMU, make); print the apt command.",
     "data": "List and describe datasets.",
     "train": "Train a DiTMoS model (selector + K classifiers) and baselines.",
     "quantize": "Convert a trained run to full-int8 TFLite and check it in TFLM.",
     "build": "Generate C for a run and compile firmware for a board.",
-    "flash": "Flash a built firmware onto a board (PlatformIO).",
+    "flash": "Program the measured firmware onto a board (sha256-checked).",
+    "selftest": "Check an attached board: link, clock, known answer, stack, timing.",
     "emulate": "Run a built firmware in QEMU with its serial port on TCP.",
     "evaluate": "Measure on-device accuracy, latency and memory over serial.",
+    "robust": "Adversarial robustness: l_inf/l_2/l_1 attacks, union accuracy.",
     "report": "Write a Markdown/HTML report with plots for a run.",
     "bench": "Benchmarks: training time, memory plans, instruction counts.",
 }
@@ -70,6 +79,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
     \b
     Typical pipeline:
+      ditmos doctor
       ditmos data info hapt
       ditmos train --dataset hapt --preset quick --out runs/hapt
       ditmos quantize runs/hapt
@@ -82,11 +92,77 @@ def cli(ctx: click.Context, debug: bool) -> None:
         os.environ["DITMOS_DEBUG"] = "1"
 
 
-def main(argv: list[str] | None = None) -> int:
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
-        os.environ.get("DITMOS_DEBUG"))
+REPORT_HINT = ("please report it on the ditmos issue tracker with the output of "
+               "`ditmos --debug ...` and `ditmos --version`")
+
+
+def _command_words(argv: list[str]) -> str:
+    """``ditmos build`` / ``ditmos data info`` for messages (options and
+    arguments left out)."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not words:
+        return "ditmos"
     try:
-        cli.main(args=argv, prog_name="ditmos", standalone_mode=False)
+        cmd = cli.get_command(None, words[0])
+    except Exception:  # noqa: BLE001 - only for a message
+        cmd = None
+    if cmd is None:
+        return "ditmos"
+    if isinstance(cmd, click.Group) and len(words) > 1 and words[1] in cmd.commands:
+        return f"ditmos {words[0]} {words[1]}"
+    return f"ditmos {words[0]}"
+
+
+def _unexpected(err: BaseException, argv: list[str]) -> int:
+    """One line for an exception no stage turned into a DitmosError."""
+    what = _command_words(argv)
+    if isinstance(err, OSError) and err.strerror:
+        where = f" ({err.filename})" if err.filename else ""
+        click.echo(f"ditmos: error: `{what}` failed: {err.strerror}{where}; "
+                   "`ditmos --debug ...` shows the traceback", err=True)
+        return 1
+    text = str(err).strip().splitlines()
+    detail = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+    click.echo(f"ditmos: internal error: `{what}` failed ({detail}); `ditmos --debug ...` "
+               f"shows the traceback; {REPORT_HINT}", err=True)
+    return 1
+
+
+def _thread_error(hook, argv: list[str]) -> None:
+    """A background thread died: one line instead of Python's traceback."""
+    if hook.exc_type is SystemExit:
+        return
+    text = str(hook.exc_value or "").strip().splitlines()
+    detail = hook.exc_type.__name__ + (f": {text[0]}" if text else "")
+    name = hook.thread.name if hook.thread is not None else "?"
+    click.echo(f"ditmos: internal error: a background thread ({name}) of "
+               f"`{_command_words(argv)}` failed ({detail}); `ditmos --debug ...` shows the "
+               f"traceback; {REPORT_HINT}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code.
+
+    0 success, 2 a user error (DitmosError, bad usage), 1 an unexpected error
+    (one line, the traceback only with ``--debug``), 130 interrupted.  Stage
+    outputs are written to a temporary name and renamed into place, so an
+    error or Ctrl-C never leaves a half-written output that claims to be
+    complete.
+    """
+    args = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in args or bool(os.environ.get("DITMOS_DEBUG"))
+    previous_hook = threading.excepthook
+    if not debug:
+        threading.excepthook = lambda hook: _thread_error(hook, args)
+    try:
+        return _main(args, debug)
+    finally:
+        threading.excepthook = previous_hook
+
+
+def _main(args: list[str], debug: bool) -> int:
+    try:
+        rv = cli.main(args=args, prog_name="ditmos", standalone_mode=False)
     except DitmosError as err:
         if debug:
             raise
@@ -103,6 +179,21 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except click.exceptions.Exit as err:
         return err.exit_code
+    except BrokenPipeError:
+        # `ditmos ... | head`: the reader went away; stay quiet.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
+    except Exception as err:  # noqa: BLE001 - the one place that catches everything
+        if debug:
+            raise
+        return _unexpected(err, args)
+    # With standalone_mode=False click returns the code of `raise Exit(n)` /
+    # `ctx.exit(n)` instead of raising it (commands themselves return None).
+    if isinstance(rv, int) and not isinstance(rv, bool):
+        return rv
     return 0
 
 

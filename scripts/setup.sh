@@ -25,5 +25,6 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip
 fi
-# Editable install so templates/ and firmware/ are read from this checkout.
+# Editable install: the package reads templates/, firmware/ and datasets/ of this
+# checkout through the ditmos/_assets links (ditmos/paths.py).
 "$VENV/bin/pip" install -q -e ".[test]"

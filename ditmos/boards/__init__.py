@@ -6,6 +6,9 @@
   directory that already holds model.h/model.c/weights.c.
 - ``QemuTarget`` (``ditmos.boards.qemu``) and ``HostDevice``
   (``ditmos.boards.host``): run a build and expose its serial link.
+- ``ditmos.boards.flash``: program a build's sha256-checked firmware.elf
+  (``ditmos flash``); ``ditmos.boards.selftest``: check an attached board
+  (``ditmos selftest``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -167,7 +168,8 @@ def _copy(src: Path, dest_dir: Path) -> Path:
 
 
 def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo, *,
-                   kernel_sources=(), profile: bool = False, baud: int | None = None) -> list[str]:
+                   kernel_sources=(), profile: bool = False, baud: int | None = None,
+                   extra_defines=()) -> list[str]:
     """Write src/, include/, linker.ld, Makefile and platformio.ini into out_dir;
     returns the C sources (relative to out_dir)."""
     fw = firmware_dir()
@@ -209,6 +211,11 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
                f"-DDITMOS_UART_BAUD={baud or board.uart.get('baud', 115200)}u"]
     if profile:
         defines.append("-DDITMOS_PROFILE=1")
+    for name, value in dict(extra_defines).items():
+        if not re.fullmatch(r"DITMOS_[A-Z0-9_]+", name) or not re.fullmatch(r"[0-9A-Za-z_]+",
+                                                                             str(value)):
+            raise DitmosError(f"bad firmware define {name}={value!r}")
+        defines.append(f"-D{name}={value}")
     cflags = [*board.cflags, *COMMON_CFLAGS, *WARN_FLAGS, *defines, "-Iinclude", "-Isrc/model"]
     ldflags = ARM_LDFLAGS if board.is_arm else []
     rel_sources = [str(s.relative_to(out_dir)) for s in sources]
@@ -220,28 +227,55 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
         _render("linker.ld.j2", out_dir / "linker.ld", flash=board.flash, ram=board.ram,
                 stack_size=board.stack_size, data_region=data_region,
                 arena_region=arena_region, **common)
-    if board.extra.get("renode"):
-        _render("renode.resc.j2", out_dir / "renode.resc", resc_name="renode.resc",
-                elf=str((out_dir / "firmware.elf").resolve()),
-                port=board.extra["renode"].get("uart_port", 3456), **common)
     pio = board.extra.get("platformio")
     if pio:
-        write_platformio_ini(out_dir / "platformio.ini", board, prefix="", info=info,
-                             defines=defines)
+        write_platformio_project(out_dir, board, info=info, defines=defines,
+                                 baud=baud or board.uart.get("baud", 115200))
     return rel_sources
 
 
-def write_platformio_ini(dest: Path, board: Board, *, prefix: str, info: ModelInfo | None,
-                         defines: list[str]) -> None:
-    """platformio.ini for a build directory (prefix "") or for the repository's
-    top level (prefix "build/latest/")."""
-    flags = [*WARN_FLAGS, "-std=c99", "-O2", f"-I{prefix}src/model", *defines,
-             "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"]
-    _render("platformio.ini.j2", dest, board=board.name,
-            model_hash=info.model_hash if info else "the last `ditmos build`",
-            pio=board.extra["platformio"], baud=board.uart.get("baud", 115200),
-            src_dir=f"{prefix}src", include_dir=f"{prefix}include",
-            ldscript=f"{prefix}linker.ld", pio_flags=flags, kind=board.kind)
+# Sections of templates/linker.ld.j2 by where they live (flash image, RAM).
+FLASH_SECTIONS = (".isr_vector", ".text", ".weights", ".rodata", ".ARM.exidx", ".data")
+RAM_SECTIONS = (".stack", ".arena", ".data", ".bss", ".noinit")
+# Makefile flags the PlatformIO project leaves out, and why:
+#  -Werror: PlatformIO's default toolchain is another GCC (7.2.1) than the one
+#           we test with; a warning only it emits must not break a user's build;
+#  -Wl,--no-warn-rwx-segments: binutils >= 2.39 only (silences a warning);
+#  -Wl,-Map=firmware.map: a by-product of the Makefile build, no effect on the ELF.
+PIO_OMITTED_FLAGS = ("-Werror", "-Wl,--no-warn-rwx-segments", "-Wl,-Map=firmware.map")
+PIO_PRE_SCRIPT = "ditmos_flags.py"
+PIO_POST_SCRIPT = "ditmos_link.py"
+
+
+def _size_regexp(sections) -> str:
+    names = "|".join(re.escape(s) for s in sections)
+    return rf"^(?:{names})\s+(\d+).*"
+
+
+def write_platformio_project(out_dir: Path, board: Board, *, info: ModelInfo,
+                             defines: list[str], baud: int) -> None:
+    """platformio.ini and its two extra scripts, building the Makefile's firmware.
+
+    Compile-only flags (language, optimisation, warnings, defines, includes) go
+    to build_flags, which PlatformIO applies after its platform's own -Os;
+    target flags (-mcpu, -mthumb, -mfpu, -mfloat-abi) go to compile, assemble
+    and link through the pre-script, and the link-only flags (no start files,
+    newlib-nano, section garbage collection) to the link.
+    """
+    target = list(board.cflags)
+    compile_flags = [f for f in [*COMMON_CFLAGS, *WARN_FLAGS, *defines, "-Isrc/model"]
+                     if f not in PIO_OMITTED_FLAGS]
+    link_flags = [f for f in ARM_LDFLAGS
+                  if f not in PIO_OMITTED_FLAGS and f not in ("-T", "linker.ld")]
+    common = dict(board=board.name, model_hash=info.model_hash)
+    _render("platformio.ini.j2", out_dir / "platformio.ini", pio=board.extra["platformio"],
+            baud=baud, compile_flags=compile_flags,
+            pre_script=PIO_PRE_SCRIPT, post_script=PIO_POST_SCRIPT, **common)
+    _render("platformio_flags.py.j2", out_dir / PIO_PRE_SCRIPT, target_flags=repr(target),
+            link_flags=repr(link_flags), **common)
+    _render("platformio_post.py.j2", out_dir / PIO_POST_SCRIPT,
+            flash_regexp=_size_regexp(FLASH_SECTIONS), ram_regexp=_size_regexp(RAM_SECTIONS),
+            **common)
 
 
 def _make(out_dir: Path, *targets: str) -> None:
@@ -334,14 +368,59 @@ def _check_objects(board: Board, out_dir: Path, info: ModelInfo) -> None:
                                                                       ram_model)}))
 
 
+KNOWN_ANSWER_SEED = 0x5E1F7E57
+KNOWN_ANSWERS = 8
+
+
+def known_answers(model_dir: Path, info: ModelInfo, kernel_sources,
+                  work_dir: Path) -> list[dict] | None:
+    """A few fixed pseudo-random inputs and the model's answers to them,
+    computed on the host with the reference kernels
+    (firmware/tools/ditmos_known_answer.c); None without a host C compiler.
+    `ditmos selftest` checks that the device gives the same answers."""
+    import numpy as np
+
+    if shutil.which("gcc") is None:
+        return None
+    from ditmos.codegen import kernel_sources as ref_sources
+
+    kernels = ref_sources("ref") if kernel_sources else []
+    exe = work_dir / "known_answer"
+    cmd = ["gcc", "-std=c99", "-O1", "-o", str(exe), str(firmware_dir() / "tools" /
+                                                          "ditmos_known_answer.c"),
+           *map(str, sorted(model_dir.glob("*.c"))), *map(str, kernels),
+           f"-I{model_dir}", f"-I{firmware_dir() / 'include'}", "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DitmosError(f"compiling the model for the host (known answers) failed:\n"
+                          f"{proc.stderr.strip()[-2000:]}")
+    rng = np.random.default_rng(KNOWN_ANSWER_SEED)
+    inputs = [rng.integers(-128, 128, info.input_size, dtype=np.int8).tobytes().hex()
+              for _ in range(KNOWN_ANSWERS)]
+    run = subprocess.run([str(exe), *inputs], capture_output=True, text=True, timeout=60)
+    exe.unlink(missing_ok=True)
+    lines = run.stdout.splitlines()
+    if run.returncode != 0 or len(lines) != len(inputs):
+        raise DitmosError(f"the host build of the model failed on the known inputs "
+                          f"(exit {run.returncode})")
+    answers = []
+    for x, line in zip(inputs, lines):
+        values = [int(v) for v in line.split()]
+        answers.append({"input": x, "predicted": values[0], "route": values[1],
+                        "scores": values[2:]})
+    return answers
+
+
 def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path, *,
                   kernels: str | None = None, kernel_sources=(), profile: bool = False,
                   baud: int | None = None, weights_bytes: int | None = None,
-                  extra_manifest: dict | None = None) -> Path:
+                  extra_manifest: dict | None = None, extra_defines=()) -> Path:
     """Render and compile the firmware for ``board`` from a model directory.
 
     Returns ``out_dir``, which then holds firmware.elf (and firmware.bin for
-    arm boards) and manifest.json.  Raises DitmosError before compiling when
+    arm boards) and manifest.json.  ``extra_defines`` ({"DITMOS_NAME": value})
+    sets firmware build switches such as DITMOS_CLOCK_FORCE_TIMEOUT (Nucleo) or
+    the host board's DITMOS_HOST_CLOCK_HZ.  Raises DitmosError before compiling when
     the model cannot fit the board.
     """
     board = get_board(board) if isinstance(board, str) else board
@@ -360,7 +439,7 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
     if (out_dir / "obj").exists():
         shutil.rmtree(out_dir / "obj")
     sources = render_project(board, model_dir, out_dir, info, kernel_sources=kernel_sources,
-                             profile=profile, baud=baud)
+                             profile=profile, baud=baud, extra_defines=extra_defines)
     _make(out_dir, *[f"obj/{Path(s).stem}.o" for s in sources])
     _check_objects(board, out_dir, info)
     _make(out_dir)
@@ -384,14 +463,19 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
         "memory": memory,
         "elf": "firmware.elf",
         "elf_sha256": hashlib.sha256(elf_path.read_bytes()).hexdigest(),
+        **({"bin_sha256": hashlib.sha256((out_dir / "firmware.bin").read_bytes()).hexdigest()}
+           if board.is_arm else {}),
         "ditmos_version": __version__,
     }
     if "ditmos_mark_sled" in elf.symbols:
         sled = elf.symbol("ditmos_mark_sled")
         manifest["marker"] = {"sled": sled.value & ~1, "sled_size": sled.size}
+    manifest["known_answers"] = known_answers(model_dir, info, kernel_sources, out_dir)
     if extra_manifest:
         manifest.update(extra_manifest)
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp = out_dir / ".manifest.json.tmp"  # written last and renamed: marks the build complete
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out_dir / "manifest.json")
     return out_dir
 
 

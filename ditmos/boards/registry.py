@@ -1,15 +1,15 @@
-"""Board facts, read from ``boards.json`` beside this module."""
+"""Board facts, read from ``boards.json`` beside this module (package data,
+located through :func:`ditmos.paths.boards_json`)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from ditmos.errors import DitmosError
+from ditmos.paths import boards_json
 
-_BOARDS_JSON = Path(__file__).with_name("boards.json")
 COST_KINDS = {"cycles": 0, "instructions": 1, "none": 2, "nanoseconds": 3}
 
 
@@ -63,7 +63,7 @@ def _board(name: str, d: dict) -> Board:
 
 @lru_cache(maxsize=1)
 def _all() -> dict[str, Board]:
-    raw = json.loads(_BOARDS_JSON.read_text())
+    raw = json.loads(boards_json().read_text())
     return {name: _board(name, d) for name, d in raw.items() if not name.startswith("_")}
 
 

@@ -201,6 +201,31 @@ class FrameDecoder:
 # ---------------------------------------------------------------------- messages
 
 _HELLO_FIXED = struct.Struct("<BBII16sHBHHfiIIIH")
+_HELLO_TAIL = struct.Struct("<BI")  # clock_status, cycles_now (after board_name)
+
+# clock_status bits of the Nucleo-F767ZI (firmware/boards/nucleo_f767zi/stm32f767_clock.h);
+# bit 7 means the same on every board: running from a fallback clock.
+CLOCK_STATUS_BITS = {
+    0x01: "no 8 MHz clock from the ST-LINK (HSE): PLL fed by the internal 16 MHz RC, +-1 %",
+    0x02: "the PLL never locked",
+    0x04: "voltage over-drive never became ready",
+    0x08: "the flash wait states did not read back",
+    0x10: "the system clock never switched to the PLL",
+    0x80: "running from the internal 16 MHz oscillator (HSI) instead",
+}
+
+
+def clock_status_text(status: int | None) -> str:
+    """A clock bring-up status in words ('ok', or what went wrong)."""
+    if status is None:
+        return "status not reported (firmware older than this harness)"
+    if status == 0:
+        return "ok"
+    parts = [text for bit, text in CLOCK_STATUS_BITS.items() if status & bit]
+    unknown = status & ~sum(CLOCK_STATUS_BITS)
+    if unknown:
+        parts.append(f"unknown bits 0x{unknown:02x}")
+    return f"FAILED (0x{status:02x}): " + "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -221,10 +246,19 @@ class HelloInfo:
     arena_size: int
     profiling_layers: int
     board_name: str
+    # Appended fields (docs/protocol.md); None from firmware that predates them.
+    clock_status: int | None = None
+    cycles_now: int | None = None
 
     @property
     def input_size(self) -> int:
         return self.input_t * self.input_c
+
+    @property
+    def clock_text(self) -> str:
+        """The core clock and the bring-up status, in words."""
+        mhz = f"{self.core_clock_hz / 1e6:g} MHz" if self.core_clock_hz else "no clock reported"
+        return f"core clock {mhz}, bring-up {clock_status_text(self.clock_status)}"
 
     @classmethod
     def decode(cls, payload: bytes) -> "HelloInfo":
@@ -233,13 +267,15 @@ class HelloInfo:
             raise ProtocolError(f"HELLO_OK payload of {len(payload)} bytes is shorter than {n + 1}")
         fields = list(_HELLO_FIXED.unpack_from(payload, 0))
         name_len = payload[n]
-        if len(payload) != n + 1 + name_len:
+        end = n + 1 + name_len
+        if len(payload) not in (end, end + _HELLO_TAIL.size):
             raise ProtocolError(
-                f"HELLO_OK payload is {len(payload)} bytes, expected {n + 1 + name_len} "
-                f"for a board name of {name_len} bytes")
+                f"HELLO_OK payload is {len(payload)} bytes, expected {end} or "
+                f"{end + _HELLO_TAIL.size} for a board name of {name_len} bytes")
         fields[4] = _ascii(fields[4].rstrip(b"\0"), "model_hash")  # NUL-padded if shorter
-        name = _ascii(payload[n + 1:], "board_name")
-        return cls(*fields, board_name=name)
+        name = _ascii(payload[n + 1:end], "board_name")
+        tail = _HELLO_TAIL.unpack_from(payload, end) if len(payload) > end else (None, None)
+        return cls(*fields, board_name=name, clock_status=tail[0], cycles_now=tail[1])
 
     def encode(self) -> bytes:
         name = self.board_name.encode("ascii")
@@ -250,7 +286,9 @@ class HelloInfo:
             self.protocol_version, self.cost_kind, self.core_clock_hz, self.boot_counter, h,
             self.num_classes, self.num_classifiers, self.input_t, self.input_c,
             self.input_scale, self.input_zero_point, self.flash_used, self.ram_used,
-            self.arena_size, self.profiling_layers) + bytes([len(name)]) + name
+            self.arena_size, self.profiling_layers) + bytes([len(name)]) + name + (
+            b"" if self.clock_status is None else
+            _HELLO_TAIL.pack(self.clock_status, self.cycles_now or 0))
 
 
 def _ascii(raw: bytes, what: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ditmos.harness.protocol import clock_status_text
+
 
 def _pct(v):
     return "n/a" if v is None else f"{100 * v:.2f}%"
@@ -33,6 +35,11 @@ def summary_lines(report: dict) -> list[str]:
                                             if isinstance(v, int)))
     lines.append(f"routing (device): {report['routing']['device']}")
     for d in report.get("devices", []):
+        if d.get("board"):
+            clock = d.get("core_clock_hz")
+            mhz = f"{clock / 1e6:g} MHz" if clock else "no clock reported"
+            lines.append(f"device {d['url']}: {d['board']}, core clock {mhz}, bring-up "
+                         f"{clock_status_text(d.get('clock_status'))}")
         link = d.get("link") or {}
         if link.get("retransmissions") or d.get("reboots"):
             lines.append(f"link {d['url']}: {link.get('retransmissions', 0)} retransmissions, "

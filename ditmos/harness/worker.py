@@ -61,6 +61,7 @@ class DeviceOutcome:
             "board": h.board_name if h else None,
             "protocol_version": h.protocol_version if h else None,
             "core_clock_hz": h.core_clock_hz if h else None,
+            "clock_status": h.clock_status if h else None,
             "boot_counter": h.boot_counter if h else None,
             "reboots": list(self.reboots),
             "measured": self.measured,

@@ -14,8 +14,13 @@ import click
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="Where to write report.md, report.html and figures/ (default RUN_DIR/report).")
 def report(run_dir, evals, build_dir, out_dir):
-    """Write report.md and report.html (accuracy/latency/flash, per-layer latency,
-    memory plan, routing, confusion matrix) for RUN_DIR."""
+    """Write report.md and report.html for RUN_DIR: every method at every width
+    (accuracy, MACs, flash, params; accuracy-vs-MACs and accuracy-vs-flash with
+    the Pareto front), per-layer latency, memory plan, routing, confusion matrix.
+
+    The comparison `ditmos train --out RUN_DIR --compare` wrote
+    (RUN_DIR/compare/compare.json) is found by itself; RUN_DIR may also be that
+    comparison directory."""
     from pathlib import Path
 
     from ditmos.report.collect import collect

@@ -21,7 +21,10 @@ void board_uart_write(const uint8_t *data, size_t len);
 
 uint32_t board_millis(void);       /* monotonic milliseconds since boot */
 uint32_t board_cycles(void);       /* cost counter: CPU cycles, host nanoseconds, 0 where none */
-uint32_t board_core_clock_hz(void);
+uint32_t board_core_clock_hz(void); /* the clock the core actually runs at */
+/* Clock bring-up: 0 = as designed; else board-specific bits (docs/protocol.md
+ * HELLO_OK clock_status), bit 7 = running from a fallback clock. */
+uint8_t board_clock_status(void);
 uint8_t board_cost_kind(void);     /* DITMOS_COST_* (docs/protocol.md HELLO_OK) */
 const char *board_name(void);
 uint32_t board_boot_counter(void); /* 1 on the first boot, +1 on every reset */

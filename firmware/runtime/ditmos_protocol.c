@@ -97,7 +97,11 @@ static uint8_t *put_hello(uint8_t *p)
     p = ditmos_put_u16(p, (uint16_t)PROFILE_LAYERS);
     p = ditmos_put_u8(p, (uint8_t)name_len);
     memcpy(p, name, name_len);
-    return p + name_len;
+    p += name_len;
+    /* Appended fields (docs/protocol.md); firmware that predates them ends here. */
+    p = ditmos_put_u8(p, board_clock_status());
+    p = ditmos_put_u32(p, board_cycles());
+    return p;
 }
 
 static uint8_t *put_stats(const ditmos_session_t *s, uint8_t *p)

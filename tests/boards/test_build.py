@@ -1,10 +1,11 @@
 """Firmware builds: both Arm boards compile with -Werror; the Nucleo ELF's
 vector table, section placement and sizes; fit checks before compiling;
-the PlatformIO project parses."""
+the PlatformIO project parses (tests/boards/test_platformio.py checks its flags)."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -161,18 +162,44 @@ def _pio() -> str:
     return str(exe) if exe.exists() else (shutil.which("pio") or "")
 
 
-@pytest.mark.skipif(not _pio(), reason="PlatformIO is not installed (test extra)")
-@pytest.mark.parametrize("where", ["build", "repo"])
-def test_platformio_ini_parses(nucleo_build, where):
-    root = Path(__file__).resolve().parents[2]
-    project = nucleo_build if where == "build" else root
-    proc = subprocess.run([_pio(), "project", "config", "--json-output", "-d", str(project)],
+def test_platformio_ini_parses(nucleo_build):
+    if not _pio():
+        pytest.fail("PlatformIO (`pio`) is missing: install the test extra")
+    proc = subprocess.run([_pio(), "project", "config", "--json-output", "-d", str(nucleo_build)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     config = dict(json.loads(proc.stdout))
     env = dict(config["env:nucleo_f767zi"])
     assert env["board"] == "nucleo_f767zi" and env["platform"] == "ststm32"
     assert env["upload_protocol"] == "stlink"
-    assert env["board_build.ldscript"].endswith("linker.ld")
+    assert env["board_build.ldscript"] == "linker.ld"
+    assert env["extra_scripts"] == ["pre:ditmos_flags.py", "post:ditmos_link.py"]
+    for script in ("ditmos_flags.py", "ditmos_link.py"):
+        compile((nucleo_build / script).read_text(), script, "exec")  # valid Python
     flags = env["build_flags"]
-    assert "-Werror" in flags and any(f.startswith("-DDITMOS_UART_BAUD") for f in flags)
+    assert "-Werror" not in flags and any(f.startswith("-DDITMOS_UART_BAUD") for f in flags)
+    assert not (nucleo_build / "renode.resc").exists()  # no untested emulator script
+
+
+def test_reset_handler_enables_the_fpu_in_assembly_before_any_c(nucleo_build):
+    """VTOR and CPACR are written by hand-written instructions; the first
+    compiled code (cortex_start) runs after the FPU is on."""
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", "--disassemble=Reset_Handler",
+                          str(nucleo_build / "firmware.elf")],
+                         capture_output=True, text=True, check=True).stdout
+    insns = [ln.split("\t")[2].split()[0] for ln in dis.splitlines()
+             if re.match(r"^\s+[0-9a-f]+:\t", ln) and len(ln.split("\t")) > 2]
+    branch = next(i for i, m in enumerate(insns) if m.startswith("b"))
+    body = insns[:branch]
+    assert body == ["ldr", "ldr", "str", "ldr", "ldr", "orr.w", "str", "dsb", "isb"], insns
+    assert "<cortex_start>" in dis
+    assert not any(m.startswith("v") for m in body)  # no floating-point instruction
+    assert ".word\t0xe000ed88" in dis and ".word\t0xe000ed08" in dis  # CPACR, VTOR
+
+
+def test_nucleo_builds_with_the_clock_fallback_forced(fixture_model_dir, tmp_path):
+    out = build_project("nucleo_f767zi", fixture_model_dir, tmp_path / "b",
+                        extra_defines={"DITMOS_CLOCK_FORCE_TIMEOUT": "0x02u"})
+    assert "-DDITMOS_CLOCK_FORCE_TIMEOUT=0x02u" in (out / "Makefile").read_text()
+    with pytest.raises(DitmosError, match="bad firmware define"):
+        build_project("host", fixture_model_dir, tmp_path / "c", extra_defines={"CC": "x"})

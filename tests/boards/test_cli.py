@@ -1,4 +1,4 @@
-"""`ditmos build`, `ditmos flash` and `ditmos emulate` from the command line."""
+"""`ditmos build` and `ditmos emulate` from the command line (flash: test_flash.py)."""
 
 from __future__ import annotations
 
@@ -44,13 +44,6 @@ def test_build_with_a_run_without_int8_is_a_one_line_error(tmp_path, capsys):
     assert err.count("\n") == 0 and "int8/manifest.json" in err and "ditmos quantize" in err
 
 
-def test_flash_without_the_stm32_platform_names_alternatives(nucleo_build, capsys):
-    assert main(["flash", "--board", "nucleo_f767zi", "--build", str(nucleo_build)]) == 2
-    err = capsys.readouterr().err
-    assert "st-flash --reset write" in err and "openocd" in err
-    assert str(nucleo_build / "firmware.bin") in err
-
-
 def test_emulate_refuses_a_missing_build(tmp_path, capsys):
     assert main(["emulate", "--build", str(tmp_path)]) == 2
     assert "ditmos build --board mps2_an500" in capsys.readouterr().err
@@ -80,15 +73,3 @@ def test_emulate_serves_frames_and_stops_on_ctrl_c(mps2_build, tmp_path):
             proc.kill()
             proc.wait()
     assert os.path.exists(tmp_path / "marks.log")
-
-
-def test_nucleo_build_updates_build_latest_for_the_top_level_project(fixture_model_dir, tmp_path,
-                                                                      monkeypatch, capsys):
-    (tmp_path / "platformio.ini").write_text("; checkout stand-in\n")
-    (tmp_path / "firmware").mkdir()
-    monkeypatch.chdir(tmp_path)
-    assert main(["build", "--model-dir", str(fixture_model_dir), "--out", "mine"]) == 0
-    latest = tmp_path / "build" / "latest"
-    assert latest.is_symlink() and latest.resolve() == (tmp_path / "mine").resolve()
-    assert (latest / "linker.ld").is_file() and (latest / "src" / "model" / "model.c").is_file()
-    capsys.readouterr()

@@ -60,12 +60,14 @@ def parse_hello(p: bytes) -> dict:
     (num_classes, k, t, c, scale, zp, flash, ram, arena, layers) = struct.unpack_from(
         "<HBHHfiIIIH", p, 26)
     name_len = p[55]
-    assert len(p) == 56 + name_len
+    end = 56 + name_len
+    assert len(p) == end + 5  # + clock_status u8, cycles_now u32
+    clock_status, cycles_now = struct.unpack_from("<BI", p, end)
     return dict(version=version, cost_kind=cost_kind, clock=clock, boots=boots,
                 model_hash=model_hash, num_classes=num_classes, num_classifiers=k,
                 input_t=t, input_c=c, input_scale=scale, input_zero_point=zp,
                 flash_used=flash, ram_used=ram, arena_size=arena, profiling_layers=layers,
-                board=p[56:56 + name_len].decode())
+                board=p[56:end].decode(), clock_status=clock_status, cycles_now=cycles_now)
 
 
 def parse_infer(p: bytes) -> dict:

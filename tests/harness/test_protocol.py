@@ -119,3 +119,18 @@ def test_truncated_payloads_are_rejected_clearly():
     h = HelloInfo(1, 0, 1, 1, "0" * 16, 2, 2, 2, 2, 1.0, 0, 0, 0, 0, 0, "ab").encode()
     with pytest.raises(ProtocolError, match="HELLO_OK payload"):
         HelloInfo.decode(h + b"x")
+
+
+def test_hello_appended_clock_fields_are_optional():
+    from ditmos.harness.protocol import clock_status_text
+
+    old = HelloInfo(1, 0, 16_000_000, 1, "0" * 16, 2, 2, 2, 2, 1.0, 0, 0, 0, 0, 0, "nucleo")
+    new = HelloInfo(*[getattr(old, f) for f in old.__dataclass_fields__][:16],
+                    clock_status=0x82, cycles_now=123_456)
+    assert len(new.encode()) == len(old.encode()) + 5
+    assert new.encode()[-5:] == struct.pack("<BI", 0x82, 123_456)
+    assert HelloInfo.decode(new.encode()) == new
+    assert HelloInfo.decode(old.encode()).clock_status is None  # firmware before the fields
+    assert "PLL never locked" in clock_status_text(0x82) and "16 MHz" in clock_status_text(0x82)
+    assert clock_status_text(0) == "ok" and "not reported" in old.clock_text
+    assert new.clock_text.startswith("core clock 16 MHz, bring-up FAILED (0x82)")

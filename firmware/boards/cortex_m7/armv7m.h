@@ -9,7 +9,9 @@
 
 #include <stdint.h>
 
+#ifndef REG32 /* a host test may map registers onto a model (tests/firmware/clock_model.c) */
 #define REG32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
+#endif
 
 /* PM0253 4.4 System control block. */
 #define SCB_VTOR REG32(0xE000ED08u)  /* 4.4.4 vector table offset */
@@ -53,7 +55,8 @@ static inline void wfi(void) { __asm volatile("wfi"); }
 
 /* Shared Cortex-M7 services (cortex_m7.c). */
 typedef void (*isr_t)(void);
-void Reset_Handler(void);
+void Reset_Handler(void) __attribute__((noreturn));
+void cortex_start(void) __attribute__((noreturn)); /* C part of the reset handler */
 void Default_Handler(void);
 void SysTick_Handler(void);
 void cortex_systick_start(uint32_t core_hz);  /* 1 kHz tick */

@@ -31,16 +31,31 @@ static volatile uint32_t ms_ticks;
 static volatile uint8_t rx_ring[RX_RING];
 static volatile uint16_t rx_head, rx_tail;
 
-void Reset_Handler(void)
+/* Reset: VTOR and the FPU first, in assembly, so that no compiler can place a
+ * floating-point instruction (a register save, a memcpy of a double) before
+ * CPACR enables the FPU; then C. */
+__attribute__((naked, noreturn)) void Reset_Handler(void)
+{
+    /* The STM32F7 boots through its ITCM alias of the flash (VTOR = the boot
+     * address); VTOR gets the table's own address. */
+    __asm volatile(
+        "ldr r0, =0xE000ED08\n\t"   /* SCB_VTOR */
+        "ldr r1, =__isr_vector\n\t"
+        "str r1, [r0]\n\t"
+        "ldr r0, =0xE000ED88\n\t"   /* SCB_CPACR: CP10, CP11 full access */
+        "ldr r1, [r0]\n\t"
+        "orr r1, r1, #0x00F00000\n\t"
+        "str r1, [r0]\n\t"
+        "dsb 0xF\n\t"
+        "isb 0xF\n\t"
+        "b cortex_start\n\t"
+        ".ltorg");
+}
+
+__attribute__((used, noreturn)) void cortex_start(void)
 {
     uint32_t *src, *dst, *sp;
 
-    /* The STM32F7 boots through its ITCM alias of the flash (VTOR = the boot
-     * address); point VTOR at the table's own address. */
-    SCB_VTOR = (uint32_t)(uintptr_t)__isr_vector;
-    SCB_CPACR |= SCB_CPACR_CP10_CP11_FULL; /* FPU on before any FP instruction */
-    dsb();
-    isb();
     for (src = _sidata, dst = _sdata; dst < _edata;) *dst++ = *src++;
     for (dst = _sbss; dst < _ebss;) *dst++ = 0;
     for (dst = _sarena; dst < _earena;) *dst++ = 0;

@@ -23,6 +23,21 @@
 
 #define DITMOS_HOST_RESET_EXIT 75
 
+/* Optional, for tests of the hardware check (`ditmos selftest`): a cycle
+ * counter driven by the monotonic clock.  DITMOS_HOST_CLOCK_HZ is the clock
+ * HELLO states (0: no clock, no counter), DITMOS_HOST_CYCLE_HZ the rate the
+ * counter really runs at (a board whose clock is not what it claims), and
+ * DITMOS_HOST_CLOCK_STATUS the clock bring-up status HELLO reports. */
+#ifndef DITMOS_HOST_CLOCK_HZ
+#define DITMOS_HOST_CLOCK_HZ 0u
+#endif
+#ifndef DITMOS_HOST_CYCLE_HZ
+#define DITMOS_HOST_CYCLE_HZ DITMOS_HOST_CLOCK_HZ
+#endif
+#ifndef DITMOS_HOST_CLOCK_STATUS
+#define DITMOS_HOST_CLOCK_STATUS 0u
+#endif
+
 static struct timespec t0;
 static uint32_t boot_counter = 1;
 
@@ -95,15 +110,29 @@ uint32_t board_millis(void)
 }
 
 /* The cost counter: wall-clock nanoseconds since boot, modulo 2^32 (differences
- * are exact for anything shorter than 4.29 s). */
+ * are exact for anything shorter than 4.29 s), reported with cost_kind
+ * NANOSECONDS.  A build that pretends to have a clock (DITMOS_HOST_CLOCK_HZ,
+ * selftest tests) counts cycles at DITMOS_HOST_CYCLE_HZ instead and reports no
+ * inference cost. */
 uint32_t board_cycles(void)
 {
     struct timespec t;
+    uint64_t ns;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint32_t)((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t.tv_nsec);
+    ns = (uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t.tv_nsec - (uint64_t)t0.tv_nsec;
+#if DITMOS_HOST_CLOCK_HZ
+    return (uint32_t)(ns * (uint64_t)DITMOS_HOST_CYCLE_HZ / 1000000000u);
+#else
+    return (uint32_t)ns;
+#endif
 }
-uint32_t board_core_clock_hz(void) { return 0; }
-uint8_t board_cost_kind(void) { return DITMOS_COST_NANOSECONDS; }
+
+uint32_t board_core_clock_hz(void) { return DITMOS_HOST_CLOCK_HZ; }
+uint8_t board_clock_status(void) { return DITMOS_HOST_CLOCK_STATUS; }
+uint8_t board_cost_kind(void)
+{
+    return DITMOS_HOST_CLOCK_HZ ? DITMOS_COST_NONE : DITMOS_COST_NANOSECONDS;
+}
 const char *board_name(void) { return "host"; }
 uint32_t board_boot_counter(void) { return boot_counter; }
 

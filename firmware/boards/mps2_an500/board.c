@@ -67,6 +67,7 @@ void board_uart_write(const uint8_t *data, size_t len)
 
 uint32_t board_cycles(void) { return 0; }
 uint32_t board_core_clock_hz(void) { return SYSCLK_HZ; }
+uint8_t board_clock_status(void) { return 0; } /* a fixed clock: nothing to bring up */
 uint8_t board_cost_kind(void) { return DITMOS_COST_INSTRUCTIONS; }
 const char *board_name(void) { return "mps2_an500"; }
 void board_heartbeat(void) {}

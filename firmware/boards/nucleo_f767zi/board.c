@@ -1,70 +1,29 @@
 /* Nucleo-F767ZI (STM32F767ZI, Cortex-M7): 216 MHz from the ST-LINK's 8 MHz
- * clock (HSE bypass) through the PLL with over-drive, caches and FPU on,
- * USART3 on PD8/PD9 (the ST-LINK virtual COM port), DWT cycle counter,
- * heartbeat on LD1 (PB0); LD3 (PB14) lights on a fault.
+ * clock (HSE bypass) through the PLL with over-drive (stm32f767_clock.c: every
+ * wait bounded, HSI 16 MHz on failure), caches and FPU on, USART3 on PD8/PD9
+ * (the ST-LINK virtual COM port) at the baud rate for the clock actually
+ * reached, DWT cycle counter, heartbeat on LD1 (PB0); LD2 (PB7, blue) lights
+ * when the clock bring-up fell short, LD3 (PB14) on a fault.
  */
 #include "ditmos_board.h"
 #include "ditmos_protocol.h"
 #include "stm32f767.h"
+#include "stm32f767_clock.h"
 
 #ifndef DITMOS_UART_BAUD
 #define DITMOS_UART_BAUD 115200u
 #endif
 
-#define HSE_HZ 8000000u
-#define HSI_HZ 16000000u
-#define CORE_HZ 216000000u
-#define APB1_HZ (CORE_HZ / 4u)
-#define READY_SPINS 1000000u /* bounded waits: a missing clock never hangs the boot */
+/* Bound of a wait for the UART transmitter (polling iterations): one byte at
+ * 1200 baud, the slowest `--baud`, takes 8.3 ms, a fraction of this bound even
+ * at 216 MHz; a transmitter that never drains cannot hang the firmware. */
+#define UART_SPINS 2000000u
 
 #define LED_GREEN 0u  /* PB0, LD1 */
 #define LED_BLUE 7u   /* PB7, LD2 */
 #define LED_RED 14u   /* PB14, LD3 */
 
-static uint32_t core_hz = HSI_HZ;
-
-static int wait_set(volatile uint32_t *reg, uint32_t mask)
-{
-    for (uint32_t i = 0; i < READY_SPINS; ++i) {
-        if ((*reg & mask) == mask) return 1;
-    }
-    return 0;
-}
-
-/* RM0410 5.2 clocks; 4.1.4 over-drive sequence; 3.3.2 wait states. */
-static void clock_init(void)
-{
-    uint32_t source = RCC_PLLCFGR_SRC_HSE, pllm = HSE_HZ / 2000000u;
-
-    RCC_APB1ENR |= RCC_APB1ENR_PWREN;
-    (void)RCC_APB1ENR;
-    PWR_CR1 |= PWR_CR1_VOS_SCALE1;
-
-    RCC_CR |= RCC_CR_HSEBYP;
-    RCC_CR |= RCC_CR_HSEON;
-    if (!wait_set(&RCC_CR, RCC_CR_HSERDY)) { /* no ST-LINK clock: run from HSI instead */
-        RCC_CR &= ~(RCC_CR_HSEON | RCC_CR_HSEBYP);
-        source = 0;
-        pllm = HSI_HZ / 2000000u;
-    }
-    /* 2 MHz VCO input, VCO 432 MHz, SYSCLK = VCO / 2 = 216 MHz, 48 MHz = VCO / 9. */
-    RCC_PLLCFGR = source | RCC_PLLCFGR_M(pllm) | RCC_PLLCFGR_N(216u) | RCC_PLLCFGR_P_DIV2 |
-                  RCC_PLLCFGR_Q(9u) | RCC_PLLCFGR_R(2u);
-    RCC_CR |= RCC_CR_PLLON;
-    if (!wait_set(&RCC_CR, RCC_CR_PLLRDY)) return; /* stay on HSI 16 MHz */
-
-    PWR_CR1 |= PWR_CR1_ODEN;
-    (void)wait_set(&PWR_CSR1, PWR_CSR1_ODRDY);
-    PWR_CR1 |= PWR_CR1_ODSWEN;
-    (void)wait_set(&PWR_CSR1, PWR_CSR1_ODSWRDY);
-
-    FLASH_ACR = FLASH_LATENCY_216MHZ_3V3 | FLASH_ACR_PRFTEN | FLASH_ACR_ARTEN;
-    if ((FLASH_ACR & FLASH_ACR_LATENCY_MASK) != FLASH_LATENCY_216MHZ_3V3) return;
-
-    RCC_CFGR = RCC_CFGR_HPRE_DIV1 | RCC_CFGR_PPRE1_DIV4 | RCC_CFGR_PPRE2_DIV2;
-    RCC_CFGR = (RCC_CFGR & ~RCC_CFGR_SW_MASK) | RCC_CFGR_SW_PLL;
-    if (wait_set(&RCC_CFGR, RCC_CFGR_SWS_PLL)) core_hz = CORE_HZ;
-}
+static f7_clocks_t clocks;
 
 static void gpio_init(void)
 {
@@ -87,11 +46,10 @@ static void gpio_init(void)
 
 static void uart_init(void)
 {
-    uint32_t pclk1 = core_hz == CORE_HZ ? APB1_HZ : core_hz;
     RCC_APB1ENR |= RCC_APB1ENR_USART3EN;
     (void)RCC_APB1ENR;
     USART_CR1(USART3_BASE) = 0;
-    USART_BRR(USART3_BASE) = (pclk1 + DITMOS_UART_BAUD / 2u) / DITMOS_UART_BAUD;
+    USART_BRR(USART3_BASE) = f7_usart_brr(clocks.apb1_hz, DITMOS_UART_BAUD);
     USART_CR3(USART3_BASE) = USART_CR3_OVRDIS;
     USART_CR1(USART3_BASE) = USART_CR1_TE | USART_CR1_RE | USART_CR1_RXNEIE | USART_CR1_UE;
     NVIC_ISER(USART3_IRQn / 32u) = 1u << (USART3_IRQn % 32u);
@@ -106,28 +64,36 @@ static void USART3_IRQHandler(void)
 
 void board_init(void)
 {
-    clock_init();
+    clocks = f7_clock_init();
     cortex_enable_caches();
     cortex_enable_cycle_counter();
     gpio_init();
+    if (clocks.status) GPIO_ODR(GPIOB_BASE) |= 1u << LED_BLUE;
     uart_init();
-    cortex_systick_start(core_hz);
+    cortex_systick_start(clocks.core_hz);
     __asm volatile("cpsie i" ::: "memory");
+}
+
+static int uart_wait(uint32_t flag)
+{
+    for (uint32_t i = 0; i < UART_SPINS; ++i) {
+        if (USART_ISR(USART3_BASE) & flag) return 1;
+    }
+    return 0;
 }
 
 void board_uart_write(const uint8_t *data, size_t len)
 {
     for (size_t i = 0; i < len; ++i) {
-        while (!(USART_ISR(USART3_BASE) & USART_ISR_TXE)) {
-        }
+        if (!uart_wait(USART_ISR_TXE)) return; /* a stuck transmitter: drop, never hang */
         USART_TDR(USART3_BASE) = data[i];
     }
-    while (!(USART_ISR(USART3_BASE) & USART_ISR_TC)) {
-    }
+    (void)uart_wait(USART_ISR_TC);
 }
 
 uint32_t board_cycles(void) { return DWT_CYCCNT; }
-uint32_t board_core_clock_hz(void) { return core_hz; }
+uint32_t board_core_clock_hz(void) { return clocks.core_hz; }
+uint8_t board_clock_status(void) { return clocks.status; }
 uint8_t board_cost_kind(void) { return DITMOS_COST_CYCLES; }
 const char *board_name(void) { return "nucleo_f767zi"; }
 void board_heartbeat(void) { GPIO_ODR(GPIOB_BASE) ^= 1u << LED_GREEN; }

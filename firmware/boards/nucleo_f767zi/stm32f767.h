@@ -37,6 +37,7 @@
 /* RM0410 5.3.1 RCC clock control register (RCC_CR). */
 #define RCC_CR REG32(RCC_BASE + 0x00u)
 #define RCC_CR_HSION (1u << 0)
+#define RCC_CR_HSIRDY (1u << 1)
 #define RCC_CR_HSEON (1u << 16)
 #define RCC_CR_HSERDY (1u << 17)
 #define RCC_CR_HSEBYP (1u << 18)
@@ -53,11 +54,16 @@
 /* RM0410 5.3.3 RCC clock configuration register (RCC_CFGR). */
 #define RCC_CFGR REG32(RCC_BASE + 0x08u)
 #define RCC_CFGR_SW_MASK (3u << 0)
+#define RCC_CFGR_SW_HSI (0u << 0)
 #define RCC_CFGR_SW_PLL (2u << 0)
 #define RCC_CFGR_SWS_MASK (3u << 2)
+#define RCC_CFGR_SWS_HSI (0u << 2)
+#define RCC_CFGR_SWS_HSE (1u << 2)
 #define RCC_CFGR_SWS_PLL (2u << 2)
-#define RCC_CFGR_HPRE_DIV1 (0u << 4)
+#define RCC_CFGR_HPRE_DIV1 (0u << 4)   /* HPRE[3:0]: 0xxx = /1, 1000.. = /2../512 */
+#define RCC_CFGR_PPRE1_DIV1 (0u << 10) /* PPRE1[2:0]: 0xx = /1, 1xx = /2 << xx */
 #define RCC_CFGR_PPRE1_DIV4 (5u << 10) /* APB1 <= 54 MHz */
+#define RCC_CFGR_PPRE2_DIV1 (0u << 13)
 #define RCC_CFGR_PPRE2_DIV2 (4u << 13) /* APB2 <= 108 MHz */
 /* RM0410 5.3.10 RCC AHB1 peripheral clock enable register (RCC_AHB1ENR). */
 #define RCC_AHB1ENR REG32(RCC_BASE + 0x30u)
