@@ -142,6 +142,19 @@ def test_extraction_rules():
 
 # ------------------------------------------------------------------ running
 
+def _docs_config(cfg: dict) -> dict:
+    """The tiny run's configuration, smaller still: 200 training windows (100
+    test samples to evaluate) and one epoch per stage (`--compare` trains a
+    dozen models with it); every stage still runs."""
+    cfg = dict(cfg, subset=DOCS_SUBSET)
+    for stage in ("strong", "classifier_pretrain", "selector_pretrain"):
+        cfg[stage] = dict(cfg[stage], epochs=1)
+    cfg["adversarial"] = dict(cfg["adversarial"], rounds=1, selector_epochs=1,
+                              classifier_epochs=1)
+    cfg["split"] = dict(cfg["split"], n_init=1)
+    return cfg
+
+
 def _run(argv: list[str], cwd: Path, env: dict, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "ditmos", *argv], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -185,8 +198,8 @@ def test_every_documented_command_line_runs(tiny_run, tiny_int8, tmp_path):
 
     work = tmp_path / "work"
     shutil.copytree(tiny_run, work / "runs" / "default")
-    tiny = tmp_path / "tiny.json"  # 200 training windows, 100 test samples to evaluate
-    tiny.write_text(json.dumps({**tiny_config("hapt"), "subset": DOCS_SUBSET}))
+    tiny = tmp_path / "tiny.json"
+    tiny.write_text(json.dumps(_docs_config(tiny_config("hapt"))))
     env = {k: v for k, v in os.environ.items() if k != "DITMOS_DEBUG"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     emulators = _Emulators()
