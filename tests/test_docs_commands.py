@@ -224,9 +224,14 @@ def test_every_documented_command_line_runs(tiny_run, tiny_int8, tmp_path):
                     continue
                 argv = [a.replace("socket://127.0.0.1:PORT", emulators.url) for a in argv]
             t0 = time.monotonic()
-            proc = _run(argv, work, env)
-            seconds[line] = time.monotonic() - t0
-            ran.append(line)
+            try:
+                proc = _run(argv, work, env)
+            except subprocess.TimeoutExpired as err:
+                failures.append(f"{line}: still running after {err.timeout:.0f} s")
+                continue
+            finally:
+                seconds[line] = time.monotonic() - t0
+                ran.append(line)
             err_lines = proc.stderr.strip().splitlines()
             if _needs_board(argv, path):
                 if proc.returncode != 2 or not err_lines or \
