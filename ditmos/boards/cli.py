@@ -173,47 +173,59 @@ def selftest(port, build_dir, baud, seconds, timeout):
         raise click.exceptions.Exit(1)
 
 
-@click.command("emulate")
+@click.command("emulate", epilog="""\b
+Example (in a second terminal, evaluate on the running emulator):
+  ditmos emulate --board mps2_an500 --build build/mps2
+  ditmos evaluate --run runs/hapt --build build/mps2 --port socket://127.0.0.1:PORT --out eval/mps2
+""")
 @click.option("--board", type=click.Choice(["mps2_an500"]), default="mps2_an500",
               show_default=True)
 @click.option("--build", "build_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Build directory [default: build/BOARD].")
 @click.option("--port", type=click.IntRange(1, 65535), help="TCP port [default: a free one].")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              help="Keep the plugin log (marks.log) and qemu.log here.")
+              help="Keep the plugin log (marks.log) and qemu.log here [default: a temporary "
+                   "directory, removed when QEMU stops].")
 def emulate(board, build_dir, port, workdir):
     """Run a built firmware in QEMU with its serial port on 127.0.0.1:PORT.
 
-    Stops QEMU on Ctrl-C (or SIGTERM).  Instruction-count marks are written to
-    WORKDIR/marks.log.
+    Stops QEMU on Ctrl-C (or SIGTERM).  The emulator counts retired
+    instructions into WORKDIR/marks.log and announces itself in
+    BUILD_DIR/emulators/PORT.json while it runs, so `ditmos evaluate --port
+    socket://127.0.0.1:PORT --build BUILD_DIR` reads the instruction counts
+    without further options (`--marks` points at the log otherwise).
     """
-    from ditmos.boards.qemu import QemuTarget
+    from ditmos.boards.qemu import QemuTarget, announce, withdraw
 
     build_dir = build_dir or _default_out(board)
     _read_build(build_dir, board)
     target = QemuTarget(build_dir, workdir=workdir, port=port)
     stop = {"now": False}
 
-    def _on_term(signum, frame):
+    def _on_signal(signum, frame):
         stop["now"] = True
 
-    old = signal.signal(signal.SIGTERM, _on_term)
+    # Ctrl-C and SIGTERM only set a flag: a KeyboardInterrupt raised at an arbitrary
+    # point (inside subprocess bookkeeping) could leave QEMU unreaped
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         target.start()
+        announce(target)
         click.echo(f"serial: tcp 127.0.0.1:{target.port}  (pyserial URL {target.url})")
-        if workdir:
-            click.echo(f"instruction marks: {target.plugin_log}")
+        click.echo(f"instruction marks: {target.plugin_log}")
+        click.echo(f"evaluate with: ditmos evaluate --run RUN_DIR --build {build_dir} "
+                   f"--port {target.url} --out EVAL_DIR", err=True)
         click.echo("press Ctrl-C to stop", err=True)
         while not stop["now"] and target.running():
             time.sleep(0.2)
         if not target.running() and not stop["now"]:
             code = target.proc.returncode if target.proc else None
             click.echo(f"the emulated firmware exited (QEMU exit code {code})", err=True)
-    except KeyboardInterrupt:
-        pass
     finally:
+        withdraw(target)
         target.stop()
-        signal.signal(signal.SIGTERM, old)
+        for s, handler in old.items():
+            signal.signal(s, handler)
     click.echo("QEMU stopped", err=True)
 
 

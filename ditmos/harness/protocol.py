@@ -74,6 +74,7 @@ class CostKind(enum.IntEnum):
     CYCLES = 0
     INSTRUCTIONS = 1
     NONE = 2
+    NANOSECONDS = 3  # host wall clock (the host board)
 
 
 def device_model_hash(model_hash: str) -> str:

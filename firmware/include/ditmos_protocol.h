@@ -48,6 +48,7 @@
 #define DITMOS_COST_CYCLES 0u
 #define DITMOS_COST_INSTRUCTIONS 1u
 #define DITMOS_COST_NONE 2u
+#define DITMOS_COST_NANOSECONDS 3u /* host wall clock (host board) */
 
 /* CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no xorout. */
 uint16_t ditmos_crc16(uint16_t crc, const uint8_t *data, size_t len);

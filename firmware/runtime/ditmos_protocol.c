@@ -116,6 +116,14 @@ static uint8_t *put_stats(const ditmos_session_t *s, uint8_t *p)
     return p;
 }
 
+/* True where board_cycles() counts the cost (CPU cycles, or host nanoseconds);
+ * an emulator's instruction counts go through ditmos_mark() instead. */
+static int cost_in_answer(void)
+{
+    uint8_t kind = board_cost_kind();
+    return kind == DITMOS_COST_CYCLES || kind == DITMOS_COST_NANOSECONDS;
+}
+
 /* Runs one inference; returns NULL if the model reports a failure. */
 static uint8_t *put_infer(const int8_t *input, uint8_t *p)
 {
@@ -136,7 +144,7 @@ static uint8_t *put_infer(const int8_t *input, uint8_t *p)
     cost = board_cycles() - start;
     ditmos_mark(DITMOS_MARK_INFER_END);
     if (rc != 0) return NULL;
-    if (board_cost_kind() != DITMOS_COST_CYCLES) cost = 0;
+    if (!cost_in_answer()) cost = 0;
 
     p = ditmos_put_u16(p, result.predicted);
     p = ditmos_put_u8(p, result.route);
@@ -147,7 +155,7 @@ static uint8_t *put_infer(const int8_t *input, uint8_t *p)
     p = ditmos_put_u16(p, (uint16_t)PROFILE_LAYERS);
 #ifdef DITMOS_PROFILE
     for (unsigned i = 0; i < DITMOS_NUM_LAYERS; ++i) {
-        p = ditmos_put_u32(p, board_cost_kind() == DITMOS_COST_CYCLES ? layer_cost[i] : 0u);
+        p = ditmos_put_u32(p, cost_in_answer() ? layer_cost[i] : 0u);
     }
 #endif
     return p;
