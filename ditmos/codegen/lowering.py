@@ -59,6 +59,9 @@ KERNELS: dict[str, Kernel] = {k.name: k for k in (
     Kernel("dtm_softmax_s8", "dtm_softmax_s8_params_t"),
     Kernel("dtm_argmax_s8", "dtm_argmax_s8_params_t", output_ctype="int32_t"),
     Kernel("dtm_concat_s8", "dtm_concat_s8_params_t", multi_input=True),
+    # Cortex-M7 variants chosen per layer by ditmos.codegen.variants
+    Kernel("dtm_conv1d_packed_s8", "dtm_conv1d_packed_s8_params_t", multi_input=True),
+    Kernel("dtm_requantize_lut_s8", "dtm_requantize_lut_s8_params_t"),
 )}
 CONCAT_KERNEL = "dtm_concat_s8"  # a concatenation that has to exist in memory
 

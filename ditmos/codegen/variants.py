@@ -190,7 +190,7 @@ def pack_call(call: Call) -> Call:
         stride=g["stride"], pad=g["pad"], act_min=g["act_min"], act_max=g["act_max"])
     arrays = {"stream": ConstArray("int32_t", stream, "weights")}
     return Call(PACKED, PACKED_TYPE, fields, arrays, list(call.inputs), call.output,
-                layer=call.layer, kind=call.kind, macs=call.macs, multi_input=True)
+                layer=call.layer, kind=call.kind, macs=call.macs)
 
 
 LUT = "dtm_requantize_lut_s8"
