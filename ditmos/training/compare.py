@@ -195,11 +195,30 @@ def _from_run_dir(run_dir: Path) -> tuple[str, str, int, float, Path]:
     return cfg["dataset"], cfg["preset"], int(cfg["seed"]), float(cfg["width"]), path
 
 
+def _search_ditmos(dataset, preset, out_dir: Path, config_file, width: float, seed: int,
+                   trials: int, quiet: bool, report: dict) -> Path:
+    """DiTMoS's side of a fair search: as many candidate architectures as the
+    equal-MACs baseline tries, the best on validation; records both spaces."""
+    from ditmos.training.search import search_train
+
+    run_dir = search_train(dataset, preset, out_dir, width=width, seed=seed,
+                           config_file=config_file, quiet=quiet, trials=trials)
+    info = _read_json(out_dir / "search.json")
+    report.setdefault("search", {})[_width_tag(width)] = {
+        "ditmos": {"trials": info["trials"], "space": info["space"], "chosen": info["chosen"],
+                   "candidates": [{k: c[k] for k in ("name", "val_accuracy", "macs")}
+                                  for c in info["candidates"]]},
+        "weak_equal_macs": {"trials": trials, "space": "the selector's block pattern at depths "
+                            f"{report['baseline_config']['depths']}, block-1 channels and FC "
+                            "width solved to the budget"}}
+    return run_dir
+
+
 def run_compare(dataset, preset: str | None = None, out_dir=None, *,
                 widths: Sequence[float] | None = (0.25, 0.5, 1.0), seed: int = 0,
                 quiet: bool = False, config_file=None, ablations: str = "largest",
                 ablation_names: Sequence[str] = ABLATIONS,
-                baseline_overrides: dict | None = None) -> Path:
+                baseline_overrides: dict | None = None, ditmos_search: bool = False) -> Path:
     """Train DiTMoS at every width plus ablations and baselines, write
     ``compare.md``/``compare.json`` into ``out_dir`` and return ``out_dir``.
 
@@ -214,7 +233,11 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
     ``"all"`` (every width) or ``"none"``.  Finished runs and baselines are
     reused, so an interrupted comparison continues where it stopped.
     ``ablation_names`` restricts which ablations run; ``baseline_overrides``
-    changes the baselines' schedule (see ``baseline_config``)."""
+    changes the baselines' schedule (see ``baseline_config``).  With
+    ``ditmos_search`` DiTMoS gets an architecture search inside the budget of
+    its preset at each width, with as many trials as the equal-MACs
+    baseline's search (``ditmos.training.search``); ablations then use the
+    chosen architecture."""
     from ditmos.training.rundir import load_run_data
 
     existing: dict[float, Path] = {}
@@ -251,8 +274,13 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
     for w in widths:
         tag = _width_tag(w)
         wdir = out_dir / f"width_{tag}"
+        ab_config = config_file
         if w in existing:
             run_dir = existing[w]
+        elif ditmos_search:
+            run_dir = _search_ditmos(dataset, preset, wdir / "ditmos", config_file, w, seed,
+                                     len(bcfg["depths"]), quiet, report)
+            ab_config = _from_run_dir(run_dir)[4]
         else:
             run_dir = _train(dataset, preset, wdir / "ditmos", config_file=config_file, width=w,
                              seed=seed, quiet=quiet)
@@ -267,7 +295,7 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
             for name in ablation_names:
                 ab_dir = wdir / f"ablation_{name}"
                 if not (ab_dir / "metrics.json").is_file():
-                    run_ablation(name, dataset, preset, ab_dir, config_file=config_file,
+                    run_ablation(name, dataset, preset, ab_dir, config_file=ab_config,
                                  width=w, seed=seed, resume=ab_dir.exists(), quiet=quiet)
                 if not _same_split(run_dir, ab_dir):
                     raise DitmosError(f"ablation run {ab_dir} used a different split than "
@@ -390,6 +418,16 @@ def render_markdown(report: dict) -> str:
                          f"{_pct(r.get('test_accuracy'))} | {_int(r.get('params'))} | "
                          f"{_int(r.get('macs'))} | {_int(r.get('flash_bytes'))} | "
                          f"{'; '.join(notes)} |")
+    if report.get("search"):
+        lines += ["", "## Search effort (same number of trials on both sides)", "",
+                  "| width | method | trials | space | chosen (val) |", "|---|---|---|---|---|"]
+        for tag, sides in report["search"].items():
+            d, b = sides["ditmos"], sides["weak_equal_macs"]
+            vals = ", ".join(f"{c['name']} {_pct(c['val_accuracy'])}" for c in d["candidates"])
+            lines.append(f"| {tag} | DiTMoS | {d['trials']} | {d['space']} | {d['chosen']} "
+                         f"({vals}) |")
+            lines.append(f"| {tag} | single CNN, equal MACs | {b['trials']} | {b['space']} | "
+                         f"best on val |")
     if "wall_seconds" in report:
         lines += ["", f"Wall time of the comparison: {report['wall_seconds']:.0f} s."]
     return "\n".join(lines) + "\n"
