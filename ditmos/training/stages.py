@@ -547,12 +547,19 @@ def split_clusters(method: str, y: np.ndarray, K: int, *, feats: np.ndarray | No
     every class (with at least K samples per class).  ``random``: equal
     random parts (an ablation).  ``confusion``: cluster k holds the classes
     of group k of :func:`confusion_groups` on the strong model's ``logits``
-    (a target the selector can learn: the coarse class).
+    (a target the selector can learn: the coarse class); with more clusters
+    than classes, the largest cluster is split in two by KMeans on ``feats``
+    until there are K.
     """
     n = len(y)
     if method == "confusion":
         num_classes = int(max(y.max() + 1, logits.shape[1]))
-        return confusion_groups(logits, y, K, num_classes)[y]
+        clusters = confusion_groups(logits, y, min(K, num_classes), num_classes)[y]
+        for k in range(min(K, num_classes), K):
+            big = np.flatnonzero(clusters == np.bincount(clusters).argmax())
+            sub = _kmeans(feats[big], 2, n_init, max_iter, seed + k)
+            clusters[big[sub == 1]] = k
+        return clusters
     if method == "random":
         rng = np.random.default_rng([seed, 4242])
         clusters = np.empty(n, np.int64)
