@@ -180,3 +180,31 @@ def test_search_candidates_meet_the_budget_and_pick_best_uses_validation(tmp_pat
     assert best.name == "b" and [r["val_accuracy"] for r in rows] == [0.8, 0.9, 0.9]
     with pytest.raises(DitmosError, match="no DiTMoS search template"):  # too few samples
         candidates(default_architecture_dict("har"), 0.25, (128, 6), 6, trials=2, n_train=10)
+
+
+@pytest.mark.slow
+def test_compare_with_search_gives_ditmos_the_baselines_trial_count(tmp_path):
+    from ditmos.training.compare import run_compare
+    from ditmos.training.testing import tiny_config
+
+    cfg = tiny_config("hapt")
+    cfg["subset"] = 300
+    cfg["strong"] = dict(cfg["strong"], epochs=1)
+    cfg["adversarial"] = dict(cfg["adversarial"], rounds=1)
+    user = tmp_path / "user.json"
+    user.write_text(json.dumps(cfg))
+    out = run_compare("hapt", "quick", tmp_path / "cmp", widths=(0.5,), config_file=user,
+                      ablations="none", ditmos_search=True,
+                      baseline_overrides={"epochs": 1, "depths": [2, 3],
+                                          "only": ["weak_equal_macs", "strong"]})
+    report = json.loads((out / "compare.json").read_text())
+    side = report["search"]["0.5"]
+    assert side["ditmos"]["trials"] == side["weak_equal_macs"]["trials"] == 2
+    assert len(report["results"]["0.5"]["methods"]["weak_equal_macs"]["candidates"]) == 2
+    vals = {c["name"]: c["val_accuracy"] for c in side["ditmos"]["candidates"]}
+    assert vals[side["ditmos"]["chosen"]] == max(vals.values())
+    chosen = out / "width_0.5" / "ditmos" / "search" / side["ditmos"]["chosen"]
+    assert report["results"]["0.5"]["run_dir"] == str(chosen.relative_to(out))
+    assert report["results"]["0.5"]["methods"]["ditmos"]["val_accuracy"] == vals[
+        side["ditmos"]["chosen"]]
+    assert "## Search effort" in (out / "compare.md").read_text()
