@@ -36,11 +36,10 @@ def _state(path):
 
 def _members(arrays, prefix, K):
     """Per-member slices of the classifier bank's first conv kernel and last dense layer."""
-    k = arrays[f"{prefix}.b0/kernel"]
+    k = arrays[f"{prefix}/b0/kernel"]
     f = k.shape[-1] // K
-    last = max(int(n.split("/")[0].split(".fc")[1]) for n in arrays
-               if n.startswith(f"{prefix}.fc"))
-    d = arrays[f"{prefix}.fc{last}/kernel"]
+    last = max(int(n.split("/")[1][2:]) for n in arrays if n.startswith(f"{prefix}/fc"))
+    d = arrays[f"{prefix}/fc{last}/kernel"]
     return [(k[..., m * f:(m + 1) * f], d[m]) for m in range(K)]
 
 
@@ -126,10 +125,10 @@ def test_generalist_then_specialised_heads(tmp_path):
     pre, _ = _state(run / "checkpoints" / "classifier_pretrain.npz")
     heads = _members(pre, "classifiers", K)
     assert not np.array_equal(heads[0][1], heads[1][1])
-    final, prog = _state(run / "checkpoints" / "latest.npz")
+    final, prog = _state(run / "checkpoints" / "adversarial.npz")  # before selection
     for name in ("b0/kernel", "b1/kernel", "b0/mean", "b1/var"):  # the shared trunk
-        assert np.array_equal(final[f"selector.{name}"], gen[f"selector.{name}"]), name
-    assert not np.array_equal(final["selector.b2/kernel"], gen["selector.b2/kernel"])
+        assert np.array_equal(final[f"selector/{name}"], gen[f"selector/{name}"]), name
+    assert not np.array_equal(final["selector/b2/kernel"], gen["selector/b2/kernel"])
     m = json.loads((run / "metrics.json").read_text())
     assert m["clusters"]["method"] == "confusion"
     assert m["selection"]["val_ditmos"] >= prog["generalist_best"]["val_acc"] - 1 / 150
