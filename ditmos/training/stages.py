@@ -485,20 +485,24 @@ def confusion_groups(logits: np.ndarray, y: np.ndarray, K: int, num_classes: int
     """Group of every class (0..K-1): classes the model confuses go together.
 
     Average-linkage agglomeration on the symmetric, row-normalised confusion
-    matrix; among equally confused pairs the smallest merged group wins, so
-    separable classes spread evenly over the groups."""
+    matrix; a group holds at most ceil(classes / K) classes while any pair
+    still fits (no chaining into one big group), and among equally confused
+    pairs the smallest merged group wins, so separable classes spread evenly
+    over the groups."""
     conf = np.zeros((num_classes, num_classes))
     np.add.at(conf, (y, logits.argmax(1)), 1.0)
     rate = conf / np.maximum(conf.sum(1, keepdims=True), 1.0)
     sim = rate + rate.T
     np.fill_diagonal(sim, 0.0)
     groups = [[c] for c in range(num_classes)]
+    cap = -(-num_classes // K)
     while len(groups) > K:
         best = None
         for i in range(len(groups)):
             for j in range(i + 1, len(groups)):
+                size = len(groups[i]) + len(groups[j])
                 link = sim[np.ix_(groups[i], groups[j])].mean()
-                key = (link, -(len(groups[i]) + len(groups[j])), -i, -j)
+                key = (size <= cap, link, -size, -i, -j)
                 if best is None or key > best[0]:
                     best = (key, i, j)
         _, i, j = best
