@@ -143,9 +143,9 @@ def test_full_overlap_keeps_heads_identical_and_fallback_catches_damage(tmp_path
                adversarial={"rounds": 1, "lr": 5.0, "selector_epochs": 0})
     pre, _ = _state(run / "checkpoints" / "classifier_pretrain.npz")
     heads = _members(pre, "classifiers", 3)
-    for kern, dense in heads[1:]:
-        np.testing.assert_array_equal(kern, heads[0][0])
-        np.testing.assert_array_equal(dense, heads[0][1])
+    for kern, dense in heads[1:]:  # equal up to the grouped convolution's float rounding
+        np.testing.assert_allclose(kern, heads[0][0], atol=1e-5)
+        np.testing.assert_allclose(dense, heads[0][1], atol=1e-5)
     _, prog = _state(run / "checkpoints" / "latest.npz")
     m = json.loads((run / "metrics.json").read_text())
     gen_val = [h for h in prog["history"] if h["stage"] == "generalist"]
