@@ -34,6 +34,10 @@ from ditmos.errors import DitmosError
 @click.option("--ray-address", default=None,
               help="With --compare: run the trials on this existing Ray cluster (e.g. "
                    "HOST:6379 or auto) instead of a local Ray instance started for the sweep.")
+@click.option("--search", is_flag=True,
+              help="With --compare: give DiTMoS an architecture search inside each width's MAC "
+                   "budget with as many trials as the equal-MACs baseline's search; the best "
+                   "on validation becomes the DiTMoS row.")
 @click.option("--no-ray", is_flag=True,
               help="With --compare: run the trials one after the other in this process.")
 @click.option("--smoothing", type=click.Choice(["none", "gaussian"]), default="none",
@@ -44,7 +48,7 @@ from ditmos.errors import DitmosError
               help="With --smoothing: noise std in normalised input units.")
 @click.option("--quiet", is_flag=True, help="No progress bars (CI).")
 def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, widths, seeds,
-          jobs, ray_address, no_ray, smoothing, sigma, quiet):
+          jobs, ray_address, search, no_ray, smoothing, sigma, quiet):
     """Train DiTMoS and write a run directory (config, models, export, metrics.json).
 
     \b
@@ -67,7 +71,8 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
             raise DitmosError("--smoothing trains one run; it cannot be combined with --compare")
         overrides = {"smoothing": {"method": smoothing, "sigma": sigma}}
     sweep_opts = {"--widths": widths, "--seeds": seeds, "--jobs": jobs,
-                  "--ray-address": ray_address, "--no-ray": no_ray or None}
+                  "--ray-address": ray_address, "--no-ray": no_ray or None,
+                  "--search": search or None}
     if not compare:
         used = [k for k, v in sweep_opts.items() if v is not None]
         if used:
@@ -103,8 +108,11 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
         if not in_sweep:
             train_run(dataset, preset, run_dir, config_file=config_file, width=width, seed=seed,
                       resume=resume, quiet=quiet)
+        from ditmos.training.compare import search_candidates
+
         out = run_compare(dataset, preset, run_dir / "compare", widths=ws, seeds=ss,
                           quiet=quiet, config_file=config_file, executor=executor,
+                          candidates=search_candidates() if search else None,
                           main_run=(run_dir, width, seed) if in_sweep else None)
     else:
         train_run(dataset, preset, run_dir, config_file=config_file, width=width,

@@ -171,6 +171,23 @@ def default_candidates(width: float, base: dict) -> list[Candidate]:
     return [Candidate("ditmos")]
 
 
+def search_candidates(trials: int | None = None) -> CandidateSource:
+    """DiTMoS's side of a fair search (``ditmos.training.search``): at each
+    width, as many architectures inside the preset's MAC budget as the
+    equal-MACs baseline tries (``trials``, default by preset), each a
+    candidate; the comparison picks the best on validation."""
+    def source(width: float, base: dict) -> list[Candidate]:
+        from ditmos.training import search
+        from ditmos.training.run import prepare_data
+
+        ds, splits, _, data = prepare_data(base)
+        n = search.TRIALS.get(base.get("preset"), 2) if trials is None else int(trials)
+        _, found = search.candidates(base["architecture"], width, ds.X.shape[1:],
+                                     data["num_classes"], trials=n, n_train=len(splits.train))
+        return [Candidate(c.name, {"architecture": c.architecture}) for c in found]
+    return source
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``"0,1,2"`` -> (0, 1, 2); clear error on bad input."""
     out = []
