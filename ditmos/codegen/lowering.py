@@ -44,6 +44,7 @@ class Kernel:
     optional_bias: bool = False    # the struct has a ``bias`` pointer that may be NULL
     multi_input: bool = False      # inputs passed as an array of parts
     output_ctype: str = "int8_t"   # element type of the output buffer
+    sets: tuple[str, ...] = ("ref", "cm7")  # kernel sets that implement it (cm7 may reuse ref)
 
 
 KERNELS: dict[str, Kernel] = {k.name: k for k in (
@@ -60,8 +61,9 @@ KERNELS: dict[str, Kernel] = {k.name: k for k in (
     Kernel("dtm_argmax_s8", "dtm_argmax_s8_params_t", output_ctype="int32_t"),
     Kernel("dtm_concat_s8", "dtm_concat_s8_params_t", multi_input=True),
     # Cortex-M7 variants chosen per layer by ditmos.codegen.variants
-    Kernel("dtm_conv1d_packed_s8", "dtm_conv1d_packed_s8_params_t", multi_input=True),
-    Kernel("dtm_requantize_lut_s8", "dtm_requantize_lut_s8_params_t"),
+    Kernel("dtm_conv1d_packed_s8", "dtm_conv1d_packed_s8_params_t", multi_input=True,
+           sets=("cm7",)),
+    Kernel("dtm_requantize_lut_s8", "dtm_requantize_lut_s8_params_t", sets=("cm7",)),
 )}
 CONCAT_KERNEL = "dtm_concat_s8"  # a concatenation that has to exist in memory
 

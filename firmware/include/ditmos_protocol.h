@@ -30,7 +30,8 @@
 #define DITMOS_MSG_INFER 0x02u
 #define DITMOS_MSG_STATS 0x03u
 #define DITMOS_MSG_RESET 0x04u
-#define DITMOS_MSG_CERTIFY 0x05u /* randomized smoothing: class counts (docs/protocol.md) */
+/* randomized smoothing: class counts (docs/protocol.md) */
+#define DITMOS_MSG_CERTIFY 0x05u
 #define DITMOS_MSG_RESPONSE_FLAG 0x80u
 #define DITMOS_MSG_ERROR 0x7Fu
 
@@ -48,7 +49,8 @@
 #define DITMOS_COST_CYCLES 0u
 #define DITMOS_COST_INSTRUCTIONS 1u
 #define DITMOS_COST_NONE 2u
-#define DITMOS_COST_NANOSECONDS 3u /* host wall clock (host board) */
+/* host wall clock (host board) */
+#define DITMOS_COST_NANOSECONDS 3u
 
 /* CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no xorout. */
 uint16_t ditmos_crc16(uint16_t crc, const uint8_t *data, size_t len);
