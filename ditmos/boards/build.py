@@ -365,11 +365,18 @@ def known_answers(model_dir: Path, info: ModelInfo, kernel_sources,
     from ditmos.codegen import kernel_sources as ref_sources
 
     kernels = ref_sources("ref") if kernel_sources else []
+    if kernel_sources:
+        # cm7-only variants (register-blocked conv, LUT requantize) have no
+        # reference twin; their portable C path is bit-exact with it.
+        kdir = firmware_dir() / "kernels"
+        kernels += [p for p in sorted((kdir / "cm7").glob("*.c"))
+                    if not (kdir / "ref" / p.name).is_file()]
     exe = work_dir / "known_answer"
     cmd = ["gcc", "-std=c99", "-O1", "-o", str(exe), str(firmware_dir() / "tools" /
                                                           "ditmos_known_answer.c"),
            *map(str, sorted(model_dir.glob("*.c"))), *map(str, kernels),
-           f"-I{model_dir}", f"-I{firmware_dir() / 'include'}", "-lm"]
+           f"-I{model_dir}", f"-I{firmware_dir() / 'include'}",
+           f"-I{firmware_dir() / 'kernels' / 'cm7'}", "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise DitmosError(f"compiling the model for the host (known answers) failed:\n"
