@@ -90,8 +90,8 @@ def _build_facts(build_dir: Path, run_dir: Path, model_hash: str) -> dict:
     build = read_json(path, "run `ditmos build` first")
     if build.get("model_hash") and device_model_hash(build["model_hash"]) != device_model_hash(model_hash):
         raise DitmosError(
-            f"{path} was built for model {device_model_hash(build['model_hash'])}, the run's "
-            f"int8/manifest.json has {device_model_hash(model_hash)}: rebuild with "
+            f"{path} was built for model {build['model_hash']}, the run's "
+            f"int8/manifest.json has {model_hash}: rebuild with "
             f"`ditmos build --run {run_dir}`")
     if build.get("protocol_version", 1) not in SUPPORTED_VERSIONS:
         raise DitmosError(

@@ -29,6 +29,8 @@ def _build_fuzzer(tmp_path):
            "-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
            f"-I{fw / 'include'}", f"-I{FIXTURE_MODEL}",
            str(fw / "runtime" / "ditmos_frame.c"), str(fw / "runtime" / "ditmos_protocol.c"),
+           str(fw / "runtime" / "ditmos_certify.c"), str(fw / "runtime" / "ditmos_smooth.c"),
+           str(fw / "runtime" / "ditmos_smooth_model.c"),
            str(fw / "boards" / "host" / "board.c"), str(FIXTURE_MODEL / "model.c"),
            str(FIXTURE_MODEL / "weights.c"), str(FIXTURE_MODEL.parent.parent / "fuzz_frames.c"),
            "-o", str(exe)]
