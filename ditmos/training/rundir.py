@@ -55,7 +55,13 @@ def load_run_data(run_dir) -> RunData:
     if not run_dir.is_dir():
         raise DitmosError(f"run directory {run_dir} does not exist")
     cfg = _read_json(run_dir / "config.json")
-    export = _read_json(run_dir / "export" / "export.json")
+    robust = run_dir / "robust.json"
+    if not (run_dir / "export" / "export.json").exists() and robust.is_file():
+        # a single-CNN robust-training run (ditmos train --model single --robust MODE)
+        info = _read_json(robust)
+        export = {"model": "single", "input_shape": info["input_shape"]}
+    else:
+        export = _read_json(run_dir / "export" / "export.json")
     norm = Normalizer.load(run_dir / "normalization.json")
     splits = Splits.load(run_dir / "splits.npz")
     ds = load_dataset(cfg["dataset"])
