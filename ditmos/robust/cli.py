@@ -169,9 +169,12 @@ TABLE_MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--write", "write_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Markdown file for the table (e.g. docs/results/robust_hapt.md).")
+@click.option("--train/--no-train", "do_train", default=True, show_default=True,
+              help="--no-train: only attack and tabulate the finished runs under --out "
+                   "(modes without one are listed as not trained).")
 @click.option("--quiet", is_flag=True)
 def table(dataset, out_dir, modes, config_file, steps, restarts, queries, samples, seed,
-          write_path, quiet):
+          write_path, do_train, quiet):
     """Train the equal-MACs single CNN with every robust-training mode, attack
     each on the test split (float model, radius 1.0 x the defaults) and write
     a table of clean / per-norm / union accuracy.
@@ -194,9 +197,12 @@ def table(dataset, out_dir, modes, config_file, steps, restarts, queries, sample
                                            TABLE_MODES.index(m)))
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
-    rows, pair_note = [], None
+    rows, pair_note, missing = [], None, []
     for mode in wanted:
         run = out_dir / mode
+        if not (run / "robust.json").is_file() and not do_train:
+            missing.append(mode)
+            continue
         if not (run / "robust.json").is_file():
             if run.exists():
                 import shutil
@@ -240,7 +246,9 @@ def table(dataset, out_dir, modes, config_file, steps, restarts, queries, sample
             click.echo(f"  {mode}: clean {f['clean']:.4f} union {f['union']:.4f} "
                        f"({res['seconds']} s)", err=True)
         rows.append((mode, info, res))
-    text = format_mode_table(dataset, rows, budget, samples, pair_note)
+    if not rows:
+        raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(wanted)}")
+    text = format_mode_table(dataset, rows, budget, samples, pair_note, missing)
     click.echo(text)
     if write_path:
         write_path.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +258,7 @@ def table(dataset, out_dir, modes, config_file, steps, restarts, queries, sample
         click.echo(f"wrote {write_path}")
 
 
-def format_mode_table(dataset, rows, budget, samples, pair_note) -> str:
+def format_mode_table(dataset, rows, budget, samples, pair_note, missing=()) -> str:
     info0 = rows[0][1]
     f0 = rows[0][2]["float"]
     hp = info0["hyper"]
@@ -276,4 +284,6 @@ def format_mode_table(dataset, rows, budget, samples, pair_note) -> str:
         lines.append(f"| {mode} | {100 * f['clean']:.2f} | {100 * rob['linf']:.2f} | "
                      f"{100 * rob['l2']:.2f} | {100 * rob['l1']:.2f} | {100 * f['union']:.2f} | "
                      f"{info['best_epoch']} | {info['train_seconds']:.0f} |")
+    if missing:
+        lines += ["", f"Not trained (no finished run): {', '.join(missing)}."]
     return "\n".join(lines) + "\n"

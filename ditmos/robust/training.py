@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -152,14 +153,18 @@ def pgd_tf(model, x, y, *, norm: str, eps: float, steps: int, step_factor: float
     delta = _project(_random_start(tf.shape(x), norm, eps), norm, eps) if random_start \
         else tf.zeros_like(x)
     delta = tf.ensure_shape(delta, x.shape)
-    for _ in tf.range(steps):  # a graph loop: small graphs trace fast
+
+    def body(i, d):
         with tf.GradientTape() as tape:
-            tape.watch(delta)
-            logits = model(x + delta, training=False)
+            tape.watch(d)
+            logits = model(x + d, training=False)
             loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
-        g = tape.gradient(loss, delta)
-        delta = tf.ensure_shape(_project(delta + _ascent(g, norm, alpha, l1_sparsity), norm, eps),
-                                x.shape)
+        g = tape.gradient(loss, d)
+        return i + 1, tf.ensure_shape(_project(d + _ascent(g, norm, alpha, l1_sparsity),
+                                               norm, eps), x.shape)
+
+    # an explicit graph loop (small graphs trace fast; no AutoGraph needed)
+    _, delta = tf.while_loop(lambda i, d: i < steps, body, (tf.constant(0), delta))
     return tf.stop_gradient(x + delta)
 
 
@@ -230,7 +235,7 @@ class RobustTrainer:
             opt = self.opt_nat if natural else self.opt
             model = self.model
 
-            @tf.function(reduce_retracing=True)
+            @tf.function(reduce_retracing=True, autograph=False)
             def step(x, y):
                 with tf.GradientTape() as tape:
                     loss, acc = self._loss(kind, x, y)
@@ -309,7 +314,8 @@ def robust_correct(model, x, y, radii, norms, *, steps: int, batch: int = 500,
             if key not in cache:
                 cache[key] = tf.function(lambda a, b, n=n: tf.argmax(model(pgd_tf(
                     model, a, b, norm=n, eps=float(radii[n]), steps=steps,
-                    l1_sparsity=l1_sparsity), training=False), 1), reduce_retracing=True)
+                    l1_sparsity=l1_sparsity), training=False), 1), reduce_retracing=True,
+                    autograph=False)
             out[n].append(np.asarray(cache[key](xb, yb)) == y[i:i + batch])
     return {k: np.concatenate(v) for k, v in out.items()}
 
@@ -342,7 +348,8 @@ def parse_pair(text) -> tuple[str, str] | None:
 
 def _build_single(cfg: dict, input_shape, num_classes: int):
     from ditmos.models.baselines import build_convnet, search_budget_spec
-    from ditmos.training.baselines import DEFAULTS as BASE, budget_from_architecture
+    from ditmos.training.baselines import DEFAULTS as BASE
+    from ditmos.training.baselines import budget_from_architecture
     from ditmos.training.config import architecture
 
     budget = budget_from_architecture(architecture(cfg), input_shape, num_classes)
@@ -420,7 +427,7 @@ def train_single_robust(dataset: str, out_dir, *, mode: str, seed: int = 0,
 
     def log(msg):
         if not quiet:
-            print(msg, flush=True)
+            print(msg, file=sys.stderr, flush=True)
 
     pair_info = None
     if mode == "ramp":

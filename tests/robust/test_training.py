@@ -8,10 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from ditmos.robust.attacks import perturbation_norm, project_l1
-from ditmos.robust.training import (MODES, NORMS, RobustTrainer, parse_pair, pgd_tf,
-                                    project_l1_tf)
 from ditmos.errors import DitmosError
+from ditmos.robust.attacks import perturbation_norm, project_l1
+from ditmos.robust.training import (
+    MODES,
+    NORMS,
+    RobustTrainer,
+    parse_pair,
+    pgd_tf,
+    project_l1_tf,
+)
 
 
 def _tiny_model(T=32, C=3, n=3):
@@ -142,3 +148,14 @@ def test_cli_trains_a_robust_single_cnn_and_attacks_it(tmp_path, capsys):
     assert main(["train", "--dataset", "hapt", "--robust", "linf",
                  "--out", str(tmp_path / "x")]) == 2
     assert "--model single" in capsys.readouterr().err
+
+
+def test_table_without_finished_runs_is_a_clear_error(tmp_path, capsys):
+    from ditmos.cli import main
+
+    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path / "t"),
+                 "--no-train", "--quiet"]) == 2
+    assert "no finished run" in capsys.readouterr().err
+    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path / "t"),
+                 "--modes", "linf,fgsm"]) == 2
+    assert "unknown mode" in capsys.readouterr().err
