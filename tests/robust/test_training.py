@@ -62,6 +62,7 @@ def test_training_pgd_stays_in_the_ball_and_raises_the_loss(norm, eps):
     assert float(ce(y, m(adv))) > float(ce(y, m(x)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_trains_and_changes_the_model(mode):
     import keras
