@@ -25,6 +25,7 @@ _COMMANDS = [
     ("data", "ditmos.data.cli", "data"),
     ("train", "ditmos.training.cli", "train"),
     ("quantize", "ditmos.quantize.cli", "quantize"),
+    ("certify", "ditmos.smoothing.cli", "certify"),
     ("build", "ditmos.boards.cli", "build"),
     ("flash", "ditmos.boards.cli", "flash"),
     ("selftest", "ditmos.boards.cli", "selftest"),
@@ -40,6 +41,7 @@ _SHORT_HELP = {
     "data": "List and describe datasets.",
     "train": "Train a DiTMoS model (selector + K classifiers) and baselines.",
     "quantize": "Convert a trained run to full-int8 TFLite and check it in TFLM.",
+    "certify": "Certified l2 robustness by randomized smoothing (float and integer-only).",
     "build": "Generate C for a run and compile firmware for a board.",
     "flash": "Program the measured firmware onto a board (sha256-checked).",
     "selftest": "Check an attached board: link, clock, known answer, stack, timing.",
@@ -72,7 +74,8 @@ class _LazyGroup(click.Group):
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ditmos")
 @click.option("--debug", is_flag=True, envvar="DITMOS_DEBUG",
-              help="Show full tracebacks instead of one-line errors.")
+              help="Show full tracebacks instead of one-line errors, and TensorFlow's "
+                   "native log lines (hidden otherwise).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """ditmos: train DiTMoS models and ship them to microcontrollers.
@@ -151,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in args or bool(os.environ.get("DITMOS_DEBUG"))
+    from ditmos import tfenv
+
+    if debug:
+        tfenv.configure(debug=True)  # TensorFlow's own log lines come back
+    elif argv is None:  # a real command line (not an in-process call from Python)
+        tfenv.filter_native_stderr()
     previous_hook = threading.excepthook
     if not debug:
         threading.excepthook = lambda hook: _thread_error(hook, args)

@@ -5,7 +5,7 @@ import sys
 
 from ditmos.cli import main
 
-PIPELINE = ["data", "train", "quantize", "build", "flash", "emulate", "evaluate", "report", "bench"]
+PIPELINE = ["data", "train", "quantize", "certify", "build", "flash", "emulate", "evaluate", "report", "bench"]
 
 
 def test_help_lists_every_stage(capsys):

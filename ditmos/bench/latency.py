@@ -16,7 +16,12 @@ Result (``--json``; stable keys):
 - ``macs``: mean multiply-accumulates per inference (selector + the routed
   classifier), ``ratio`` = reference / optimized, ``*_per_mac``;
 - ``layers``: one row per profiled layer that ran (program, layer index,
-  kernel, MACs, mean instructions with each kernel set, samples that ran it).
+  kind, the kernel each set called -- ``kernel`` for cm7, which may be a
+  register-blocked variant, ``reference_kernel`` for ref --, MACs, mean
+  instructions with each kernel set, ``ratio`` = reference / optimized,
+  ``*_per_mac``, samples that ran it);
+- ``floor_per_mac`` = 0.5 (one SMLAD does two multiply-accumulates) and
+  ``optimized_vs_floor`` = optimized_per_mac / floor_per_mac.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from ditmos.errors import DitmosError
 
 BOARD = "mps2_an500"
 KERNEL_SETS = ("ref", "cm7")
+FLOOR_PER_MAC = 0.5  # SMLAD: two 16-bit multiply-accumulates per instruction
 
 
 def _short(name: str) -> str:
@@ -65,7 +71,7 @@ def _measure_set(run_dir: Path, int8_dir: Path, work: Path, kernels: str, sample
                  strategy: str) -> dict:
     from ditmos.boards import build_firmware
     from ditmos.harness.evaluate import SAMPLES_FILE, evaluate, read_samples
-    from ditmos.report.collect import find_codegen_manifest
+    from ditmos.codegen import find_codegen_manifest
 
     build_dir = build_firmware(BOARD, int8_dir, work / f"build_{kernels}", kernels=kernels,
                                profile=True, strategy=strategy)
@@ -101,6 +107,8 @@ def measure_latency(run_dir: str | Path, *, samples: int = 8, work_dir: str | Pa
                 for k in KERNEL_SETS}
     ref, opt = sets["ref"], sets["cm7"]
     rows = _rows_by_program(opt["codegen"])
+    ref_kernels = {(r.get("program"), r.get("layer_index")): r.get("kernel")
+                   for r in ref["codegen"].get("layers") or []}
     by_index = {i: r for i, r in enumerate(ref["records"])}
     if [r["index"] for r in ref["records"]] != [r["index"] for r in opt["records"]]:
         raise DitmosError("the two builds measured different samples")
@@ -118,7 +126,9 @@ def measure_latency(run_dir: str | Path, *, samples: int = 8, work_dir: str | Pa
                 if j >= len(lc_ref) or j >= len(lc_opt):
                     continue
                 entry = layers.setdefault((prog, j), {
-                    "program": prog, "layer_index": j, "kernel": row.get("kernel"),
+                    "program": prog, "layer_index": j, "kind": row.get("kind"),
+                    "kernel": row.get("kernel"),
+                    "reference_kernel": ref_kernels.get((prog, j)),
                     "layer": _short(row.get("layer", "")), "macs": int(row.get("macs", 0) or 0),
                     "samples": 0, "_ref": 0, "_opt": 0})
                 entry["samples"] += 1
@@ -134,6 +144,7 @@ def measure_latency(run_dir: str | Path, *, samples: int = 8, work_dir: str | Pa
         rr, oo = e.pop("_ref") / e["samples"], e.pop("_opt") / e["samples"]
         e.update({"reference_instructions": rr, "optimized_instructions": oo,
                   "ratio": rr / oo if oo else None,
+                  "reference_per_mac": rr / e["macs"] if e["macs"] else None,
                   "optimized_per_mac": oo / e["macs"] if e["macs"] else None})
         out_layers.append(e)
     return {
@@ -145,24 +156,32 @@ def measure_latency(run_dir: str | Path, *, samples: int = 8, work_dir: str | Pa
         "ratio": ref_mean / opt_mean if opt_mean else None,
         "reference_per_mac": ref_mean / macs if macs else None,
         "optimized_per_mac": opt_mean / macs if macs else None,
+        "floor_per_mac": FLOOR_PER_MAC,
+        "optimized_vs_floor": opt_mean / macs / FLOOR_PER_MAC if macs else None,
         "mismatches": {"ref": ref["mismatches"], "cm7": opt["mismatches"]},
         "layers": out_layers,
     }
 
 
 def format_latency(res: dict) -> str:
-    lines = [f"{'program':<14}{'#':>3} {'kernel':<20}{'MACs':>8}{'ref':>11}{'cm7':>10}"
-             f"{'ratio':>7}{'cm7/MAC':>9}"]
+    def per(v):
+        return f"{v:.2f}" if v else "-"
+
+    lines = [f"{'program':<14}{'#':>3} {'cm7 kernel':<18}{'MACs':>8}{'ref instr':>11}"
+             f"{'cm7 instr':>11}{'ref/MAC':>9}{'cm7/MAC':>9}{'ref/cm7':>9}"]
     for e in res["layers"]:
-        per = f"{e['optimized_per_mac']:.2f}" if e["optimized_per_mac"] else "-"
-        lines.append(f"{e['program']:<14}{e['layer_index']:>3} {str(e['kernel']):<20}"
+        lines.append(f"{e['program']:<14}{e['layer_index']:>3} {str(e['kernel']):<18}"
                      f"{e['macs']:>8}{e['reference_instructions']:>11.0f}"
-                     f"{e['optimized_instructions']:>10.0f}{e['ratio']:>7.2f}{per:>9}")
+                     f"{e['optimized_instructions']:>11.0f}{per(e.get('reference_per_mac')):>9}"
+                     f"{per(e['optimized_per_mac']):>9}{e['ratio']:>9.2f}")
     lines.append(
-        f"whole inference ({res['samples']} samples, {res['board']}): "
+        f"whole inference ({res['samples']} samples, {res['board']}, {res['unit']}): "
         f"ref {res['reference_instructions']:.0f}, cm7 {res['optimized_instructions']:.0f} "
-        f"instructions, {res['macs']:.0f} MACs -> ratio {res['ratio']:.2f}, "
-        f"{res['reference_per_mac']:.2f} vs {res['optimized_per_mac']:.2f} instructions/MAC")
+        f"instructions for {res['macs']:.0f} MACs -> ref/cm7 {res['ratio']:.2f}")
+    lines.append(
+        f"instructions per MAC: ref {res['reference_per_mac']:.2f}, cm7 "
+        f"{res['optimized_per_mac']:.3f} = {res['optimized_vs_floor']:.2f}x the "
+        f"{res['floor_per_mac']} floor (one SMLAD per two MACs)")
     mm = res["mismatches"]
     if mm["ref"] or mm["cm7"]:
         lines.append(f"WARNING: answers differ from the TFLM reference (ref {mm['ref']}, "

@@ -9,7 +9,14 @@ For a quantised run (``RUN_DIR/int8``) it reports:
   (slicing + greedy placement), and the largest of them;
 - ``tflm_arena_bytes``: the arena the TFLM interpreter reports for each
   sub-model (RecordingMicroAllocator total), plus ``tflm_head_bytes`` (its
-  non-persistent, planned activation part).
+  non-persistent, planned activation part).  ``tflm_arena_source`` says where
+  the figures come from: the tflite-micro Python runtime, i.e. TFLM built for
+  the 64-bit HOST.  Its persistent part (tensor structs, node and operator
+  data, pointers) is about twice as large as on a 32-bit Cortex-M, so the
+  host total overstates the on-target arena (by a fifth to a third for our
+  models); the planned head holds only activation buffers and is the same on
+  the target, so it is a lower bound of the on-target arena.  The comparison
+  target below is therefore against the head as well as the host total.
 
 The generated code reads the input window in place from the caller's buffer;
 ``input_bytes`` says how large it is (TFLM's arena holds it).
@@ -69,6 +76,9 @@ def measure(int8_dir) -> dict:
     res = plan_all(manifest, graphs)
     res.pop("plans")  # full tables live in the codegen manifest
     res["tflm_arena_bytes"], res["tflm_head_bytes"] = {}, {}
+    res["tflm_arena_source"] = ("host-64bit-interpreter: total overstates the 32-bit "
+                                "on-target arena; head (planned activations) is the same "
+                                "on target and a lower bound")
     for name, sub in manifest["submodels"].items():
         ins = sorted(sub["inputs"], key=lambda r: r["index"])
         a = tflm_arena(int8_dir / sub["file"], [(r["shape"], r["zero_point"]) for r in ins])
@@ -82,6 +92,8 @@ def measure(int8_dir) -> dict:
             res["peak_bytes"]["slicing"] <= 1.05 * res["max_single_bytes"],
         "each_single_le_tflm_arena": all(
             res["single_bytes"][n] <= res["tflm_arena_bytes"][n] for n in res["single_bytes"]),
+        "each_single_le_tflm_planned_head": all(
+            res["single_bytes"][n] <= res["tflm_head_bytes"][n] for n in res["single_bytes"]),
     }
     res["int8_dir"] = str(int8_dir)
     return res
@@ -106,9 +118,14 @@ def command(run_dir: str, as_json: bool) -> None:
     for strat, v in res["peak_bytes"].items():
         click.echo(f"  {strat:<8} {v:>8} B   (live lower bound {res['live_bytes'][strat]} B)")
     click.echo(f"  slicing / largest single sub-model = {res['slicing_vs_max_single']:.3f}")
-    click.echo("sub-model alone     plan B   TFLM arena B   (TFLM planned head B)")
+    click.echo("sub-model alone     plan B   TFLM arena B   TFLM planned head B")
+    click.echo("  (TFLM figures from the 64-bit host interpreter: its total overstates the "
+               "32-bit Cortex-M arena;\n   the planned head -- activations only -- is the "
+               "same on target, a lower bound of that arena)")
     for n, v in res["single_bytes"].items():
         click.echo(f"  {n:<16} {v:>8} {res['tflm_arena_bytes'][n]:>14} "
                    f"{res['tflm_head_bytes'][n]:>12}")
     for k, ok in res["targets"].items():
-        click.echo(f"  target {k}: {'met' if ok else 'NOT met'}")
+        click.echo(f"  target {k}: {'met' if ok else 'NOT met'}"
+                   + (" (against the host-reported total)" if k == "each_single_le_tflm_arena"
+                      else ""))

@@ -9,6 +9,7 @@ on an int8 directory first.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,11 +24,12 @@ import jinja2
 from ditmos import __version__
 from ditmos.boards.elf import Elf
 from ditmos.boards.registry import COST_KINDS, Board, get_board
+from ditmos.codegen import MANIFEST_FORMAT as CODEGEN_FORMAT
 from ditmos.errors import DitmosError
+from ditmos.harness.protocol import MAX_PAYLOAD, PROTOCOL_VERSION
+from ditmos.jsonio import read_json
 from ditmos.paths import firmware_dir, templates_dir
 
-PROTOCOL_VERSION = 1
-MAX_PAYLOAD = 2048
 # Static RAM of the runtime besides the model (frame buffers, receive ring,
 # session): measured ~4.7 KB; the budget keeps room for growth.
 RUNTIME_RAM_BUDGET = 12 * 1024
@@ -38,12 +40,13 @@ COMMON_CFLAGS = ["-std=c99", "-O2", "-g", "-ffunction-sections", "-fdata-section
                  "-fno-common"]
 ARM_LDFLAGS = ["-T", "linker.ld", "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
                "-Wl,-Map=firmware.map", "-Wl,--no-warn-rwx-segments"]
-MODEL_FILES = ("model.h", "model.c", "weights.c")
+MODEL_FILES = ("model.h", "model.c", "weights.c", "manifest.json")
+FIRMWARE_PREFIX = "ditmos_"  # the runtime (firmware/runtime) calls ditmos_infer()
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """The facts ``build`` needs from model.h, read before compiling."""
+    """The facts ``build`` needs about a model, from its codegen manifest."""
 
     input_t: int
     input_c: int
@@ -51,61 +54,35 @@ class ModelInfo:
     num_classifiers: int
     arena_size: int
     num_layers: int
-    model_hash: str
+    model_hash: str       # the int8 manifest's model_hash (64 hex digits)
+    weights_bytes: int    # bytes of the constant tables in weights.c
 
     @property
     def input_size(self) -> int:
         return self.input_t * self.input_c
 
 
-_DEFINE = re.compile(r"^\s*#\s*define\s+(DITMOS_[A-Z0-9_]+)\s+(.+?)\s*(?:/\*.*)?$", re.M)
-
-
-def read_model_header(path: Path) -> ModelInfo:
-    """Parse the ``DITMOS_*`` macros of a model.h (integer expressions allowed)."""
+def read_model_manifest(model_dir: Path) -> ModelInfo:
+    """Read ``model_dir/manifest.json``, the code generator's manifest
+    (docs/artefacts.md section 4): the only thing ``build`` reads about a model
+    before compiling it."""
+    path = Path(model_dir) / "manifest.json"
+    m = read_json(path, "run `ditmos build --run RUN_DIR` to generate the model")
+    if m.get("format") != CODEGEN_FORMAT:
+        raise DitmosError(f"{path}: format {m.get('format')!r} is not {CODEGEN_FORMAT!r}")
+    if m.get("prefix", FIRMWARE_PREFIX) != FIRMWARE_PREFIX:
+        raise DitmosError(f"{path}: the model was generated with the symbol prefix "
+                          f"{m['prefix']!r}; the firmware runtime calls the default "
+                          f"{FIRMWARE_PREFIX!r} (ditmos_infer)")
     try:
-        text = path.read_text()
-    except OSError as err:
-        raise DitmosError(f"cannot read the model header {path}: {err.strerror}") from None
-    raw = dict(_DEFINE.findall(text))
-
-    def value(name: str, seen: tuple[str, ...] = ()) -> int:
-        if name not in raw:
-            raise DitmosError(f"{path} does not define {name} (docs/artefacts.md section 4)")
-        expr = re.sub(r"\b(DITMOS_[A-Z0-9_]+)\b",
-                      lambda m: str(value(m.group(1), seen + (name,))), raw[name])
-        expr = re.sub(r"(?<=\d)[uUlL]+\b", "", expr)
-        if name in seen or not re.fullmatch(r"[0-9+\-*/() ]+", expr):
-            raise DitmosError(f"{path}: {name} is not an integer expression: {raw[name]!r}")
-        return int(eval(expr.replace("/", "//"), {"__builtins__": {}}))  # digits and + - * / ()
-
-    hash_def = raw.get("DITMOS_MODEL_HASH", "")
-    m = re.fullmatch(r'"([^"]*)"', hash_def)
-    if not m:
-        raise DitmosError(f"{path} does not define DITMOS_MODEL_HASH as a string")
-    return ModelInfo(input_t=value("DITMOS_INPUT_T"), input_c=value("DITMOS_INPUT_C"),
-                     num_classes=value("DITMOS_NUM_CLASSES"),
-                     num_classifiers=value("DITMOS_NUM_CLASSIFIERS"),
-                     arena_size=value("DITMOS_ARENA_SIZE"),
-                     num_layers=value("DITMOS_NUM_LAYERS"), model_hash=m.group(1))
-
-
-_C_SIZES = {"int8_t": 1, "uint8_t": 1, "char": 1, "int16_t": 2, "uint16_t": 2, "int32_t": 4,
-            "uint32_t": 4, "float": 4, "int64_t": 8, "uint64_t": 8, "double": 8}
-_ARRAY_DEF = re.compile(
-    r"\b(u?int(?:8|16|32|64)_t|char|float|double)\s+\w+\s*((?:\[\s*\d+\s*\]\s*)+)=")
-
-
-def weights_bytes_of(weights_c: Path) -> int:
-    """Bytes of the constant arrays defined in a weights.c, counted from their
-    declarations (``const int8_t name[N][M] = ...``), before compiling."""
-    total = 0
-    for ctype, dims in _ARRAY_DEF.findall(weights_c.read_text()):
-        n = 1
-        for d in re.findall(r"\d+", dims):
-            n *= int(d)
-        total += n * _C_SIZES[ctype]
-    return total
+        T, C = (int(v) for v in m["input_shape"])
+        return ModelInfo(input_t=T, input_c=C, num_classes=int(m["num_classes"]),
+                         num_classifiers=int(m["K"]), arena_size=int(m["arena_bytes"]),
+                         num_layers=int(m["num_layers"]), model_hash=str(m["model_hash"]),
+                         weights_bytes=int(m["weights_bytes"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise DitmosError(f"{path} lacks or garbles the key {err} (docs/artefacts.md "
+                          "section 4)") from None
 
 
 def _toolchain(board: Board) -> tuple[str, str]:
@@ -170,8 +147,8 @@ def _copy(src: Path, dest_dir: Path) -> Path:
 def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo, *,
                    kernel_sources=(), profile: bool = False, baud: int | None = None,
                    extra_defines=()) -> list[str]:
-    """Write src/, include/, linker.ld, Makefile and platformio.ini into out_dir;
-    returns the C sources (relative to out_dir)."""
+    """Write src/, include/, linker.ld, Makefile, platformio.ini and the example
+    application (example/) into out_dir; returns the C sources (relative to out_dir)."""
     fw = firmware_dir()
     cc, objcopy = _toolchain(board)
     for sub in ("src", "include"):
@@ -201,6 +178,9 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
     for d in sorted(header_dirs):  # private kernel headers live beside the kernels
         for f in sorted(d.glob("*.h")):
             _copy(f, out_dir / "include")
+    if (model_dir / "prepare.h").is_file():  # the user's starting point: example/main.c
+        from ditmos.codegen.example import write_example
+        write_example(out_dir / "example", model_dir)
     names = [s.name for s in sources]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -414,25 +394,25 @@ def known_answers(model_dir: Path, info: ModelInfo, kernel_sources,
 def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path, *,
                   kernels: str | None = None, kernel_sources=(), profile: bool = False,
                   baud: int | None = None, weights_bytes: int | None = None,
-                  extra_manifest: dict | None = None, extra_defines=()) -> Path:
+                  extra_manifest: dict | None = None, extra_defines=(),
+                  stack_size: int | None = None) -> Path:
     """Render and compile the firmware for ``board`` from a model directory.
 
     Returns ``out_dir``, which then holds firmware.elf (and firmware.bin for
     arm boards) and manifest.json.  ``extra_defines`` ({"DITMOS_NAME": value})
     sets firmware build switches such as DITMOS_CLOCK_FORCE_TIMEOUT (Nucleo) or
-    the host board's DITMOS_HOST_CLOCK_HZ.  Raises DitmosError before compiling when
-    the model cannot fit the board.
+    the host board's DITMOS_HOST_CLOCK_HZ.  ``stack_size`` (bytes) overrides the
+    board's stack reservation (boards.json ``stack_size``).  Raises DitmosError
+    before compiling when the model cannot fit the board.
     """
-    board = get_board(board) if isinstance(board, str) else board
+    board = with_stack_size(get_board(board) if isinstance(board, str) else board, stack_size)
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     for name in MODEL_FILES:
         if not (model_dir / name).is_file():
             raise DitmosError(f"the model directory {model_dir} has no {name} "
-                              "(expected generated model.h, model.c, weights.c)")
-    info = read_model_header(model_dir / "model.h")
-    if weights_bytes is None:
-        weights_bytes = weights_bytes_of(model_dir / "weights.c")
-    check_fit(board, info, weights_bytes)
+                              "(expected generated model.h, model.c, weights.c, manifest.json)")
+    info = read_model_manifest(model_dir)
+    check_fit(board, info, info.weights_bytes if weights_bytes is None else weights_bytes)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("firmware.elf", "firmware.bin", "manifest.json"):
         (out_dir / stale).unlink(missing_ok=True)
@@ -479,21 +459,29 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
     return out_dir
 
 
-def _kernel_sources(kernels: str) -> list[Path]:
-    from ditmos import codegen
-    if hasattr(codegen, "kernel_sources"):
-        return [Path(p) for p in codegen.kernel_sources(kernels)]
-    kdir = firmware_dir() / "kernels" / kernels
-    return sorted(kdir.glob("*.c")) + sorted(kdir.glob("*.h"))
+def with_stack_size(board: Board, stack_size: int | None) -> Board:
+    """``board`` with its stack reservation replaced (arm boards; multiple of 8)."""
+    if stack_size is None:
+        return board
+    if not board.is_arm:
+        raise DitmosError(f"--stack-size applies to Arm boards; {board.name} runs on the "
+                          f"host's own stack")
+    if stack_size < 256 or stack_size % 8:
+        raise DitmosError(f"the stack size must be a multiple of 8 bytes and at least 256, "
+                          f"got {stack_size}")
+    return dataclasses.replace(board, stack_size=int(stack_size))
 
 
 def build_firmware(board: str, int8_dir: str | Path, out_dir: str | Path, *,
                    kernels: str | None = None, profile: bool = False,
-                   strategy: str = "slicing", baud: int | None = None) -> Path:
+                   strategy: str = "slicing", baud: int | None = None,
+                   stack_size: int | None = None) -> Path:
     """Generate C for an int8 directory (ditmos.codegen) and build it for a board."""
-    b = get_board(board)
+    from ditmos import codegen
+
+    b = with_stack_size(get_board(board), stack_size)
     kernels = kernels or b.default_kernels
-    if kernels not in ("ref", "cm7"):
+    if kernels not in codegen.KERNEL_SETS:
         raise DitmosError(f"unknown kernels '{kernels}'; choose 'ref' or 'cm7'")
     if kernels == "cm7" and not b.is_arm:
         raise DitmosError(f"the cm7 kernels need an Arm board; {board} builds with 'ref'")
@@ -501,31 +489,12 @@ def build_firmware(board: str, int8_dir: str | Path, out_dir: str | Path, *,
     if not (int8_dir / "manifest.json").is_file():
         raise DitmosError(f"{int8_dir} is not an int8 directory (no manifest.json); "
                           "run `ditmos quantize RUN_DIR` first")
-    from ditmos import codegen
-    if not hasattr(codegen, "generate"):
-        raise DitmosError("the code generator (ditmos.codegen.generate) is not available in "
-                          "this version of ditmos; the build stage cannot run")
     model_dir = out_dir / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
-    gen_manifest = codegen.generate(int8_dir, model_dir, kernels=kernels, strategy=strategy,
-                                    profile=profile)
-    weights_bytes = _weights_bytes(gen_manifest)
+    codegen.generate(int8_dir, model_dir, kernels=kernels, strategy=strategy, profile=profile)
     return build_project(b, model_dir, out_dir, kernels=kernels,
-                         kernel_sources=_kernel_sources(kernels), profile=profile, baud=baud,
-                         weights_bytes=weights_bytes,
+                         kernel_sources=codegen.kernel_sources(kernels), profile=profile,
+                         baud=baud,
                          extra_manifest={"int8_dir": str(int8_dir.resolve()),
                                          "strategy": strategy})
-
-
-def _weights_bytes(gen_manifest) -> int | None:
-    """The weight bytes from the codegen manifest, when it states them."""
-    if not isinstance(gen_manifest, dict):
-        return None
-    for path in (("memory", "weights_bytes"), ("memory", "flash_weights"), ("weights_bytes",)):
-        d = gen_manifest
-        for key in path:
-            d = d.get(key) if isinstance(d, dict) else None
-        if isinstance(d, int):
-            return d
-    return None

@@ -23,13 +23,16 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from ditmos.boards.registry import get_board
 from ditmos.errors import DitmosError
 from ditmos.paths import firmware_dir
 
 QEMU = "qemu-system-arm"
+ANNOUNCE_DIR = "emulators"  # BUILD_DIR/emulators/PORT.json while `ditmos emulate` runs
 PLUGIN_SOURCE = "tools/ditmos_insn_plugin.c"
 PLUGIN_NAME = "libditmos_insn.so"
 
@@ -229,3 +232,86 @@ class QemuTarget:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# -------------------------------------------------- emulators started elsewhere
+
+@dataclass(frozen=True)
+class Emulator:
+    """A running QEMU that announced itself in its build directory: where its
+    serial port is and where its plugin writes the instruction-count marks."""
+
+    url: str
+    port: int
+    marks: Path
+    pid: int
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "marks": str(self.marks)}
+
+
+def _announce_path(build_dir: Path, port: int) -> Path:
+    return Path(build_dir) / ANNOUNCE_DIR / f"{port}.json"
+
+
+def announce(target: QemuTarget) -> Path:
+    """Record a running target in BUILD_DIR/emulators/PORT.json, so that
+    ``ditmos evaluate --port socket://127.0.0.1:PORT --build BUILD_DIR`` finds
+    its marks log (docs/protocol.md, cost_kind 1)."""
+    if not target.running():
+        raise DitmosError("only a running QEMU target can be announced")
+    path = _announce_path(target.build_dir, target.port)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    emu = Emulator(url=target.url, port=target.port, marks=target.plugin_log.resolve(),
+                   pid=target.proc.pid)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(emu.to_json(), indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def withdraw(target: QemuTarget) -> None:
+    """Remove the announcement of ``target`` (when it is still this target's)."""
+    if target.port is None:
+        return
+    path = _announce_path(target.build_dir, target.port)
+    try:
+        if json.loads(path.read_text()).get("marks") == str(target.plugin_log.resolve()):
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    return b"qemu" in cmdline
+
+
+def find_emulator(build_dir: Path, url: str) -> Emulator | None:
+    """The emulator announced for ``build_dir`` on ``url`` (a ``socket://`` URL
+    on this machine), or None.  Announcements of QEMUs that are gone (killed
+    without cleaning up) are ignored."""
+    parsed = urlparse(url)
+    if parsed.scheme != "socket" or parsed.hostname not in ("127.0.0.1", "localhost"):
+        return None
+    try:
+        port = parsed.port
+    except ValueError:
+        return None
+    path = _announce_path(build_dir, port) if port else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text())
+        emu = Emulator(url=str(d["url"]), port=int(d["port"]), marks=Path(d["marks"]),
+                       pid=int(d["pid"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return emu if _alive(emu.pid) else None

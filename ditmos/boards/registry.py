@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ditmos.errors import DitmosError
+from ditmos.harness.protocol import CostKind
 from ditmos.paths import boards_json
 
-COST_KINDS = {"cycles": 0, "instructions": 1, "none": 2}
+COST_KINDS = {k.name.lower(): int(k) for k in CostKind}  # HELLO_OK cost_kind values
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ Pipeline: :mod:`.ir` reads each ``.tflite`` into a 1-D IR, :mod:`.lowering`
 turns ops into kernel calls with precomputed requantisation tables,
 :mod:`.schedule` lays the composed inference on one timeline (network
 slicing), :mod:`.planner` places the buffers, :mod:`.render` fills the Jinja
-templates.  The generated code calls the kernels of
-``firmware/include/ditmos_kernels.h`` (API version 1).
+templates.  What each TFLite op means (parser, lowering, kernel, MACs) is one
+entry of the op registry, :mod:`.ops`.  The generated code calls the kernels
+of ``firmware/include/ditmos_kernels.h`` (its ``DITMOS_KERNELS_API_VERSION``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ KERNEL_SETS = ("ref", "cm7")
 MANIFEST_FORMAT = "ditmos-codegen/1"
 
 __all__ = ["generate", "kernel_sources", "include_dirs", "load_int8_dir", "plan_all",
-           "KERNEL_SETS"]
+           "find_codegen_manifest", "KERNEL_SETS", "MANIFEST_FORMAT"]
 
 
 def kernel_sources(kernels: str = "ref") -> list[Path]:
@@ -52,6 +53,19 @@ def include_dirs(kernels: str = "ref") -> list[Path]:
     if kernels == "cm7":
         dirs.append(firmware_dir() / "kernels" / "cm7")
     return dirs
+
+
+def find_codegen_manifest(directory) -> tuple[Path, dict] | None:
+    """(path, manifest) of the codegen manifest of a generated model directory
+    or of a build directory (``BUILD_DIR/model/manifest.json``); None if absent."""
+    from ditmos.jsonio import read_json
+
+    for path in (Path(directory) / "manifest.json", Path(directory) / "model" / "manifest.json"):
+        if path.is_file():
+            m = read_json(path)
+            if m.get("format") == MANIFEST_FORMAT:
+                return path, m
+    return None
 
 
 def load_int8_dir(int8_dir) -> tuple[dict, dict]:
@@ -128,13 +142,24 @@ def _slicing_schedule(manifest, graphs, ram_budget, alignment):
 
 def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicing",
              profile: bool = False, ram_budget: int | None = None,
-             alignment: int = 8) -> dict:
+             alignment: int = 8, prefix: str = "ditmos_", raw_scale="auto",
+             frontend="auto") -> dict:
     """Write model.h, model.c, weights.c and manifest.json into ``out_dir``
     and return the codegen manifest (see docs/artefacts.md §4).
 
     ``ram_budget`` (bytes, slicing only): recompute early selector slices
-    until the arena fits, or raise.  ``alignment``: 4 or 8 bytes per buffer."""
-    from ditmos.codegen import render, schedule
+    until the arena fits, or raise.  ``alignment``: 4 or 8 bytes per buffer.
+    ``prefix``: the model's symbol prefix (``ditmos_infer``, ``DITMOS_INPUT_T``,
+    ...); give each model linked into one program its own.
+    Also writes the input pipeline prepare.h / prepare.c (when the manifest
+    carries the training normalisation)
+    (:mod:`ditmos.codegen.prepare`); ``raw_scale`` (one float per channel,
+    None, or "auto": the run's dataset's, e.g. hapt's) adds its int16-count
+    variants; ``frontend`` (a FixedMfccConfig, None, or "auto": the run's
+    dataset's) adds the on-device audio front end."""
+    from ditmos.codegen import render, schedule, variants
+
+    render.check_prefix(prefix)
 
     if kernels not in KERNEL_SETS:
         raise DitmosError(f"unknown kernel set {kernels!r}; choose 'ref' or 'cm7'")
@@ -153,8 +178,17 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
     model_hash = str(manifest.get("model_hash") or "")
     if len(model_hash) < 16:
         raise DitmosError(f"{Path(int8_dir) / 'manifest.json'} has no model_hash")
+    variant_rows = variants.apply(sched, kernels)  # per-layer kernel variant + weight layout
     files, stats = render.render(sched, manifest, kernels=kernels, model_hash=model_hash,
-                          profile=profile)
+                                 profile=profile, prefix=prefix)
+    from ditmos.codegen.prepare import render_prepare, run_frontend, run_raw_scale
+    if manifest.get("normalization"):  # int8 dirs made by `ditmos quantize` always have it
+        if isinstance(frontend, str) and frontend == "auto":
+            frontend = run_frontend(int8_dir)
+        if isinstance(raw_scale, str) and raw_scale == "auto":
+            raw_scale = run_raw_scale(int8_dir)
+        files.update(render_prepare(manifest, raw_scale=raw_scale, frontend=frontend,
+                                     prefix=prefix.rstrip("_")))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -164,6 +198,7 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
         "format": MANIFEST_FORMAT,
         "generator": f"ditmos {__version__}",
         "model_hash": model_hash,
+        "prefix": prefix,
         "kernels": kernels,
         "strategy": strategy,
         "profile": bool(profile),
@@ -176,6 +211,7 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
         "num_classes": int(manifest["num_classes"]),
         "K": int(manifest["K"]),
         "layers": _layers(sched),
+        "variants": variant_rows,
         "macs": _macs(sched),
         "tensors": _tensors(sched),
         "weights_bytes": stats["weights_bytes"],
@@ -196,12 +232,14 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
 
 
 def _layers(sched) -> list[dict]:
+    from ditmos.codegen.lowering import CONCAT_KERNEL
+
     rows = []
     for pname, prog in sched.programs.items():
         for st in prog.steps:
             if st.kind == "copy":
                 rows.append({"program": pname, "layer_index": st.layer_index,
-                             "kernel": "ditmos_concat_rows", "kind": "concat",
+                             "kernel": CONCAT_KERNEL, "kind": "concat",
                              "layer": st.output, "macs": 0,
                              "inputs": [v for v, _ in st.parts], "output": st.output})
             elif st.kind == "call":

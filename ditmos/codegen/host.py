@@ -44,9 +44,14 @@ def compile_model(gen_dir, kernels: str = "ref", *, out: Path | None = None,
 class HostModel:
     """The compiled generated model: ``run_selector``, ``run_classifier``, ``infer``."""
 
-    def __init__(self, lib_path, *, input_size: int, num_classes: int, K: int):
-        self._lib = ctypes.CDLL(str(lib_path))
+    def __init__(self, lib_path, *, input_size: int, num_classes: int, K: int,
+                 prefix: str = "ditmos_"):
+        lib = ctypes.CDLL(str(lib_path))
         self.input_size, self.num_classes, self.K = input_size, num_classes, K
+        self._infer = getattr(lib, prefix + "infer")
+        self._run_selector = getattr(lib, prefix + "run_selector")
+        self._run_classifier = getattr(lib, prefix + "run_classifier")
+        self.prefix = prefix
 
         class Result(ctypes.Structure):
             _fields_ = [("predicted", ctypes.c_uint16), ("route", ctypes.c_uint8),
@@ -54,9 +59,9 @@ class HostModel:
 
         self._Result = Result
         p8 = ctypes.POINTER(ctypes.c_int8)
-        self._lib.ditmos_infer.argtypes = [p8, ctypes.POINTER(Result)]
-        self._lib.ditmos_run_selector.argtypes = [p8, p8]
-        self._lib.ditmos_run_classifier.argtypes = [ctypes.c_int, p8, p8]
+        self._infer.argtypes = [p8, ctypes.POINTER(Result)]
+        self._run_selector.argtypes = [p8, p8]
+        self._run_classifier.argtypes = [ctypes.c_int, p8, p8]
 
     @staticmethod
     def _ptr(a: np.ndarray):
@@ -71,23 +76,23 @@ class HostModel:
     def run_selector(self, x_q) -> np.ndarray:
         x = self._input(x_q)
         out = np.zeros(self.K, np.int8)
-        if self._lib.ditmos_run_selector(self._ptr(x), self._ptr(out)) != 0:
-            raise DitmosError("ditmos_run_selector failed")
+        if self._run_selector(self._ptr(x), self._ptr(out)) != 0:
+            raise DitmosError(f"{self.prefix}run_selector failed")
         return out
 
     def run_classifier(self, k: int, x_q) -> np.ndarray:
         x = self._input(x_q)
         out = np.zeros(self.num_classes, np.int8)
-        if self._lib.ditmos_run_classifier(int(k), self._ptr(x), self._ptr(out)) != 0:
-            raise DitmosError(f"ditmos_run_classifier({k}) failed")
+        if self._run_classifier(int(k), self._ptr(x), self._ptr(out)) != 0:
+            raise DitmosError(f"{self.prefix}run_classifier({k}) failed")
         return out
 
     def infer(self, x_q) -> tuple[int, int, np.ndarray]:
         """(predicted, route, int8 scores)."""
         x = self._input(x_q)
         res = self._Result()
-        if self._lib.ditmos_infer(self._ptr(x), ctypes.byref(res)) != 0:
-            raise DitmosError("ditmos_infer failed")
+        if self._infer(self._ptr(x), ctypes.byref(res)) != 0:
+            raise DitmosError(f"{self.prefix}infer failed")
         return int(res.predicted), int(res.route), np.array(res.scores[:], dtype=np.int8)
 
 
@@ -99,4 +104,4 @@ def load(gen_dir, kernels: str = "ref", **kw) -> HostModel:
     lib = compile_model(gen_dir, kernels, **kw)
     T, C = m["input_shape"]
     return HostModel(lib, input_size=int(T) * int(C), num_classes=int(m["num_classes"]),
-                     K=int(m["K"]))
+                     K=int(m["K"]), prefix=m.get("prefix", "ditmos_"))

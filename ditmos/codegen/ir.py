@@ -10,10 +10,9 @@ that only compute a reshape's shape tensor (SHAPE, STRIDED_SLICE, PACK on
 int32 constants, which Keras' Flatten emits) are dropped, because every
 tensor's static shape is already known.
 
-Supported ops (``Op.kind``): ``conv1d``, ``dwconv1d``, ``fc``, ``maxpool``,
-``avgpool``, ``mean``, ``add``, ``concat``, ``reshape``, ``quantize``,
-``softmax``, ``argmax``.  Anything else raises :class:`DitmosError` naming
-the TFLite op and the layer.
+The ops it knows are the entries of :mod:`ditmos.codegen.ops` (``Op.kind``
+is the entry's kind); anything else raises :class:`DitmosError` naming the
+TFLite op and the layer.
 """
 
 from __future__ import annotations
@@ -141,7 +140,6 @@ def _read_tensor(i, t, buffers) -> Tensor:
 
 
 _SHAPE_ONLY = {"SHAPE", "STRIDED_SLICE", "PACK"}
-_ALIAS = {"RESHAPE", "EXPAND_DIMS", "SQUEEZE"}
 
 
 def read_tflite(path: str | Path, name: str | None = None) -> Graph:
@@ -274,122 +272,168 @@ def _lower_ops(graph: Graph, raw, path: Path) -> list[Op]:
 
 
 def _unsupported(opname: str, layer: str):
+    from ditmos.codegen.ops import supported_words
+
     return DitmosError(
         f"unsupported TFLite op {opname} in layer '{layer}'; the code generator "
-        f"supports conv 1-D, depthwise 1-D, fully connected, max/average pool, mean, "
-        f"add, concatenation, reshape, quantize, softmax and argmax")
+        f"supports {supported_words()}")
 
 
 def _lower_one(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    from ditmos.codegen.ops import by_tflite
+
+    spec = by_tflite(opname)
+    if spec is None or spec.schedule != "alias":
+        T = graph.tensors
+        for i in ins:
+            if i >= 0 and T[i].dtype not in ("int8", "int32"):
+                raise DitmosError(f"layer '{layer}' ({opname}) has a {T[i].dtype} tensor "
+                                  f"'{T[i].name}'; only full-int8 models can be generated")
+    if spec is None:
+        raise _unsupported(opname, layer)
+    return spec.parse(graph, opname, ins, outs, opts, layer)
+
+
+# ----------------------------------------------------------------------------
+# One parser per op (the registry in ditmos.codegen.ops names them).  Each
+# gets the TFLite operator and returns the 1-D op; ValueError means "this
+# instance cannot be expressed in 1-D" and becomes a DitmosError naming the layer.
+
+
+def parse_alias(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    return Op("reshape", [ins[0]], [outs[0]])
+
+
+def _bias_of(T, ins):
+    bias = T[ins[2]].data if len(ins) > 2 and ins[2] >= 0 else None
+    return None if bias is None else bias.astype(np.int64).reshape(-1)
+
+
+def parse_conv(graph: Graph, opname, ins, outs, opts, layer) -> Op:
     T = graph.tensors
-    if opname in _ALIAS:
-        return Op("reshape", [ins[0]], [outs[0]])
-    x = T[ins[0]] if ins else None
-    for i in ins:
-        if i >= 0 and T[i].dtype not in ("int8", "int32"):
-            raise DitmosError(f"layer '{layer}' ({opname}) has a {T[i].dtype} tensor "
-                              f"'{T[i].name}'; only full-int8 models can be generated")
-    if opname in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        w = T[ins[1]]
-        xs = x.shape  # [1,H,W,C]
-        if len(xs) != 4 or w.data is None:
-            raise ValueError("expected a 4-D input and constant filter")
-        # time axis: W when H == 1, else H when W == 1
-        if xs[1] == 1 and w.shape[1] == 1:
-            axis, stride, dil = 2, opts.strideW, opts.dilationWFactor
-        elif xs[2] == 1 and w.shape[2] == 1:
-            axis, stride, dil = 1, opts.strideH, opts.dilationHFactor
-        else:
-            raise ValueError(f"input {xs} / filter {w.shape} is a true 2-D convolution")
-        if int(dil or 1) != 1:
-            raise ValueError(f"dilation {dil} (only 1 is supported)")
-        k = w.shape[axis]
-        in_len, in_ch = xs[axis], xs[3]
-        out_len, pad = _padding_1d(int(opts.padding), in_len, k, int(stride))
-        if T[outs[0]].shape[axis] != out_len:
-            raise ValueError("output length does not match TFLite's padding rule")
-        attrs = dict(kernel=int(k), stride=int(stride), pad=int(pad), in_len=int(in_len),
-                     in_ch=int(in_ch), out_len=int(out_len),
-                     out_ch=int(T[outs[0]].shape[3]), act=_act(opts, opname, layer))
-        if opname == "CONV_2D":
-            if w.shape[3] != in_ch:
-                raise ValueError(f"grouped convolution (filter {w.shape}, input {xs})")
-            attrs["weights"] = w.data.reshape(w.shape[0], k, in_ch)  # [O][K][I]
-            kind = "conv1d"
-        else:
-            attrs["depth_multiplier"] = int(opts.depthMultiplier or 1)
-            attrs["weights"] = w.data.reshape(k, w.shape[3])  # [K][C*M]
-            kind = "dwconv1d"
-        bias = T[ins[2]].data if len(ins) > 2 and ins[2] >= 0 else None
-        attrs["bias"] = None if bias is None else bias.astype(np.int64).reshape(-1)
-        attrs["w_scale"] = np.atleast_1d(np.asarray(w.scale, dtype=np.float32))
-        attrs["w_zero_point"] = w.zero_point
-        return Op(kind, [ins[0]], [outs[0]], attrs)
-    if opname == "FULLY_CONNECTED":
-        w = T[ins[1]]
-        if w.data is None:
-            raise ValueError("non-constant weights")
-        if int(getattr(opts, "weightsFormat", 0) or 0) != 0:
-            raise ValueError("shuffled weights format")
-        bias = T[ins[2]].data if len(ins) > 2 and ins[2] >= 0 else None
-        n_in = int(w.shape[1])
-        if x.size != n_in:
-            raise ValueError(f"input has {x.size} elements, weights expect {n_in}")
-        return Op("fc", [ins[0]], [outs[0]], dict(
-            weights=w.data, bias=None if bias is None else bias.astype(np.int64).reshape(-1),
-            w_scale=np.atleast_1d(np.asarray(w.scale, dtype=np.float32)),
-            w_zero_point=w.zero_point, in_features=n_in, out_features=int(w.shape[0]), act=_act(opts, opname, layer)))
-    if opname in ("MAX_POOL_2D", "AVERAGE_POOL_2D"):
-        xs = x.shape
-        if xs[1] == 1 and opts.filterHeight == 1:
-            k, stride, in_len = opts.filterWidth, opts.strideW, xs[2]
-        elif xs[2] == 1 and opts.filterWidth == 1:
-            k, stride, in_len = opts.filterHeight, opts.strideH, xs[1]
-        else:
-            raise ValueError(f"2-D pooling window on input {xs}")
-        out_len, pad = _padding_1d(int(opts.padding), in_len, int(k), int(stride))
-        return Op("maxpool" if opname == "MAX_POOL_2D" else "avgpool", [ins[0]], [outs[0]],
-                  dict(kernel=int(k), stride=int(stride), pad=int(pad), in_len=int(in_len),
-                       channels=int(xs[3]), out_len=int(out_len),
-                       act=_act(opts, opname, layer)))
-    if opname == "MEAN":
-        axes = T[ins[1]].data
-        if axes is None:
-            raise ValueError("non-constant axes")
-        axes = sorted(int(a) % len(x.shape) for a in np.atleast_1d(axes))
-        xs = x.shape
-        time_axes = [a for a in range(1, len(xs) - 1) if xs[a] != 1]
-        if len(xs) < 3 or axes[-1] == len(xs) - 1 or not set(time_axes) <= set(axes):
-            raise ValueError(f"mean over axes {axes} of {xs} (only over time is supported)")
-        length = int(np.prod([xs[a] for a in range(1, len(xs) - 1)]))
-        return Op("mean", [ins[0]], [outs[0]], dict(length=length, channels=int(xs[-1])))
-    if opname == "ADD":
-        if any(T[i].is_const for i in ins):
-            raise ValueError("adding a constant tensor")
-        if T[ins[0]].shape != T[ins[1]].shape:
-            raise ValueError(f"broadcasting add {T[ins[0]].shape} + {T[ins[1]].shape}")
-        return Op("add", list(ins), [outs[0]], dict(act=_act(opts, opname, layer)))
-    if opname == "CONCATENATION":
-        rank = len(T[outs[0]].shape)
-        axis = int(opts.axis) % rank
-        if axis != rank - 1:
-            raise ValueError(f"concatenation on axis {axis} (only channels are supported)")
-        if _act(opts, opname, layer) != "none":
-            raise ValueError("fused activation on a concatenation")
-        out = T[outs[0]]
-        for i in ins:  # TFLM's int8 CONCATENATION requires this too (it copies bytes)
-            if (np.float32(T[i].scale), T[i].zero_point) != (np.float32(out.scale),
-                                                             out.zero_point):
-                raise ValueError(f"input '{T[i].name}' is quantised ({T[i].scale}, "
-                                 f"{T[i].zero_point}), the output ({out.scale}, "
-                                 f"{out.zero_point}); int8 concatenation needs equal ones")
-        return Op("concat", list(ins), [outs[0]], {})
-    if opname == "QUANTIZE":
-        if x.dtype != "int8" or T[outs[0]].dtype != "int8":
-            raise ValueError(f"{x.dtype} -> {T[outs[0]].dtype} (only int8 -> int8)")
-        return Op("quantize", [ins[0]], [outs[0]], {})
-    if opname == "SOFTMAX":
-        return Op("softmax", [ins[0]], [outs[0]], dict(beta=float(opts.beta)))
-    if opname == "ARG_MAX":
-        return Op("argmax", [ins[0]], [outs[0]], {})
-    raise _unsupported(opname, layer)
+    x, w = T[ins[0]], T[ins[1]]
+    xs = x.shape  # [1,H,W,C]
+    if len(xs) != 4 or w.data is None:
+        raise ValueError("expected a 4-D input and constant filter")
+    # time axis: W when H == 1, else H when W == 1
+    if xs[1] == 1 and w.shape[1] == 1:
+        axis, stride, dil = 2, opts.strideW, opts.dilationWFactor
+    elif xs[2] == 1 and w.shape[2] == 1:
+        axis, stride, dil = 1, opts.strideH, opts.dilationHFactor
+    else:
+        raise ValueError(f"input {xs} / filter {w.shape} is a true 2-D convolution")
+    if int(dil or 1) != 1:
+        raise ValueError(f"dilation {dil} (only 1 is supported)")
+    k = w.shape[axis]
+    in_len, in_ch = xs[axis], xs[3]
+    out_len, pad = _padding_1d(int(opts.padding), in_len, k, int(stride))
+    if T[outs[0]].shape[axis] != out_len:
+        raise ValueError("output length does not match TFLite's padding rule")
+    attrs = dict(kernel=int(k), stride=int(stride), pad=int(pad), in_len=int(in_len),
+                 in_ch=int(in_ch), out_len=int(out_len),
+                 out_ch=int(T[outs[0]].shape[3]), act=_act(opts, opname, layer))
+    if opname == "CONV_2D":
+        if w.shape[3] != in_ch:
+            raise ValueError(f"grouped convolution (filter {w.shape}, input {xs})")
+        attrs["weights"] = w.data.reshape(w.shape[0], k, in_ch)  # [O][K][I]
+        kind = "conv1d"
+    else:
+        attrs["depth_multiplier"] = int(opts.depthMultiplier or 1)
+        attrs["weights"] = w.data.reshape(k, w.shape[3])  # [K][C*M]
+        kind = "dwconv1d"
+    attrs["bias"] = _bias_of(T, ins)
+    attrs["w_scale"] = np.atleast_1d(np.asarray(w.scale, dtype=np.float32))
+    attrs["w_zero_point"] = w.zero_point
+    return Op(kind, [ins[0]], [outs[0]], attrs)
+
+
+def parse_fc(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    T = graph.tensors
+    x, w = T[ins[0]], T[ins[1]]
+    if w.data is None:
+        raise ValueError("non-constant weights")
+    if int(getattr(opts, "weightsFormat", 0) or 0) != 0:
+        raise ValueError("shuffled weights format")
+    n_in = int(w.shape[1])
+    if x.size != n_in:
+        raise ValueError(f"input has {x.size} elements, weights expect {n_in}")
+    return Op("fc", [ins[0]], [outs[0]], dict(
+        weights=w.data, bias=_bias_of(T, ins),
+        w_scale=np.atleast_1d(np.asarray(w.scale, dtype=np.float32)),
+        w_zero_point=w.zero_point, in_features=n_in, out_features=int(w.shape[0]),
+        act=_act(opts, opname, layer)))
+
+
+def parse_pool(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    xs = graph.tensors[ins[0]].shape
+    if xs[1] == 1 and opts.filterHeight == 1:
+        k, stride, in_len = opts.filterWidth, opts.strideW, xs[2]
+    elif xs[2] == 1 and opts.filterWidth == 1:
+        k, stride, in_len = opts.filterHeight, opts.strideH, xs[1]
+    else:
+        raise ValueError(f"2-D pooling window on input {xs}")
+    out_len, pad = _padding_1d(int(opts.padding), in_len, int(k), int(stride))
+    return Op("maxpool" if opname == "MAX_POOL_2D" else "avgpool", [ins[0]], [outs[0]],
+              dict(kernel=int(k), stride=int(stride), pad=int(pad), in_len=int(in_len),
+                   channels=int(xs[3]), out_len=int(out_len),
+                   act=_act(opts, opname, layer)))
+
+
+def parse_mean(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    T = graph.tensors
+    xs = T[ins[0]].shape
+    axes = T[ins[1]].data
+    if axes is None:
+        raise ValueError("non-constant axes")
+    axes = sorted(int(a) % len(xs) for a in np.atleast_1d(axes))
+    time_axes = [a for a in range(1, len(xs) - 1) if xs[a] != 1]
+    if len(xs) < 3 or axes[-1] == len(xs) - 1 or not set(time_axes) <= set(axes):
+        raise ValueError(f"mean over axes {axes} of {xs} (only over time is supported)")
+    length = int(np.prod([xs[a] for a in range(1, len(xs) - 1)]))
+    return Op("mean", [ins[0]], [outs[0]], dict(length=length, channels=int(xs[-1])))
+
+
+def parse_add(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    T = graph.tensors
+    if any(T[i].is_const for i in ins):
+        raise ValueError("adding a constant tensor")
+    if T[ins[0]].shape != T[ins[1]].shape:
+        raise ValueError(f"broadcasting add {T[ins[0]].shape} + {T[ins[1]].shape}")
+    return Op("add", list(ins), [outs[0]], dict(act=_act(opts, opname, layer)))
+
+
+def parse_concat(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    T = graph.tensors
+    rank = len(T[outs[0]].shape)
+    axis = int(opts.axis) % rank
+    if axis != rank - 1:
+        raise ValueError(f"concatenation on axis {axis} (only channels are supported)")
+    if _act(opts, opname, layer) != "none":
+        raise ValueError("fused activation on a concatenation")
+    out = T[outs[0]]
+    for i in ins:  # TFLM's int8 CONCATENATION requires this too (it copies bytes)
+        if (np.float32(T[i].scale), T[i].zero_point) != (np.float32(out.scale),
+                                                         out.zero_point):
+            raise ValueError(f"input '{T[i].name}' is quantised ({T[i].scale}, "
+                             f"{T[i].zero_point}), the output ({out.scale}, "
+                             f"{out.zero_point}); int8 concatenation needs equal ones")
+    return Op("concat", list(ins), [outs[0]], {})
+
+
+def parse_quantize(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    T = graph.tensors
+    if T[ins[0]].dtype != "int8" or T[outs[0]].dtype != "int8":
+        raise ValueError(f"{T[ins[0]].dtype} -> {T[outs[0]].dtype} (only int8 -> int8)")
+    return Op("quantize", [ins[0]], [outs[0]], {})
+
+
+def parse_softmax(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    return Op("softmax", [ins[0]], [outs[0]], dict(beta=float(opts.beta)))
+
+
+def parse_argmax(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    return Op("argmax", [ins[0]], [outs[0]], {})
+
+
+def parse_relu(graph: Graph, opname, ins, outs, opts, layer) -> Op:
+    return Op("relu", [ins[0]], [outs[0]], dict(act="relu6" if opname == "RELU6" else "relu"))

@@ -35,9 +35,57 @@ class ConstArray:
     name: str = ""
 
 
+@dataclass(frozen=True)
+class Kernel:
+    """One C kernel of ``ditmos_kernels.h``: what the renderer must know to call it."""
+
+    name: str                      # C function
+    params_type: str               # its parameter struct
+    optional_bias: bool = False    # the struct has a ``bias`` pointer that may be NULL
+    multi_input: bool = False      # inputs passed as an array of parts
+    output_ctype: str = "int8_t"   # element type of the output buffer
+
+
+KERNELS: dict[str, Kernel] = {k.name: k for k in (
+    Kernel("dtm_conv1d_s8", "dtm_conv1d_s8_params_t", optional_bias=True, multi_input=True),
+    Kernel("dtm_depthwise_conv1d_s8", "dtm_depthwise_conv1d_s8_params_t", optional_bias=True),
+    Kernel("dtm_fully_connected_s8", "dtm_fully_connected_s8_params_t", optional_bias=True),
+    Kernel("dtm_max_pool1d_s8", "dtm_pool1d_s8_params_t"),
+    Kernel("dtm_avg_pool1d_s8", "dtm_pool1d_s8_params_t"),
+    Kernel("dtm_mean_s8", "dtm_mean_s8_params_t"),
+    Kernel("dtm_add_s8", "dtm_add_s8_params_t"),
+    Kernel("dtm_requantize_s8", "dtm_requantize_s8_params_t"),
+    Kernel("dtm_relu_s8", "dtm_relu_s8_params_t"),
+    Kernel("dtm_softmax_s8", "dtm_softmax_s8_params_t"),
+    Kernel("dtm_argmax_s8", "dtm_argmax_s8_params_t", output_ctype="int32_t"),
+    Kernel("dtm_concat_s8", "dtm_concat_s8_params_t", multi_input=True),
+    # Cortex-M7 variants chosen per layer by ditmos.codegen.variants
+    Kernel("dtm_conv1d_packed_s8", "dtm_conv1d_packed_s8_params_t", multi_input=True),
+    Kernel("dtm_requantize_lut_s8", "dtm_requantize_lut_s8_params_t"),
+)}
+CONCAT_KERNEL = "dtm_concat_s8"  # a concatenation that has to exist in memory
+
+
+def kernels_header_define(name: str) -> int:
+    """An integer ``#define`` of ``ditmos_kernels.h`` (the header is its one source)."""
+    import re
+
+    from ditmos.paths import firmware_dir
+
+    text = (firmware_dir() / "include" / "ditmos_kernels.h").read_text()
+    m = re.search(rf"^#define {name} (\d+)$", text, re.M)
+    if m is None:
+        raise DitmosError(f"ditmos_kernels.h does not define {name}")
+    return int(m.group(1))
+
+
+# Maximum channel-concatenated parts of one dtm_conv1d_s8 input.
+CONV_MAX_PARTS = kernels_header_define("DITMOS_CONV_MAX_PARTS")
+
+
 @dataclass
 class Call:
-    kernel: str              # C function, e.g. conv1d_s8
+    kernel: str              # C function, a key of KERNELS
     params_type: str         # C struct type
     fields: dict             # scalar fields (ints) and nested part lists
     arrays: dict[str, ConstArray] = field(default_factory=dict)  # field -> array
@@ -45,8 +93,17 @@ class Call:
     output: str = ""                                   # value name written
     layer: str = ""
     kind: str = ""
-    macs: int = 0
-    multi_input: bool = False  # conv1d_s8: inputs passed as an array of parts
+    macs: int = 0            # set from the op registry (ditmos.codegen.ops)
+
+    @property
+    def spec(self) -> Kernel:
+        return KERNELS[self.kernel]
+
+
+def _call(kernel: str, fields: dict, arrays: dict, inputs: list[str], layer: str,
+          kind: str) -> Call:
+    return Call(kernel, KERNELS[kernel].params_type, fields, arrays, list(inputs),
+                layer=layer, kind=kind)
 
 
 def _f32(x) -> np.float32:
@@ -63,7 +120,7 @@ def activation_range(act: str, out: Tensor) -> tuple[int, int]:
     scale = _f32(out.scale)
 
     def q(f):  # zero_point + (int)TfLiteRound(f / scale), in float32
-        return zp + int(qmath._round_half_away(float(_f32(f) / scale)))
+        return zp + int(qmath.round_half_away(float(_f32(f) / scale)))
 
     if act == "none":
         return INT8_MIN, INT8_MAX
@@ -102,6 +159,18 @@ def _bias(op: Op, n: int):
     return ConstArray("int32_t", b, "bias")
 
 
+def _weight_arrays(op: Op, w: np.ndarray, mult, shift, n: int) -> dict[str, ConstArray]:
+    """The constant tables of a conv / depthwise / dense call: weights, per-channel
+    requantisation and (if the layer has one) the bias of its ``n`` outputs."""
+    arrays = {"weights": ConstArray("int8_t", w, "weights"),
+              "multiplier": ConstArray("int32_t", mult, "multiplier"),
+              "shift": ConstArray("int32_t", shift, "shift")}
+    b = _bias(op, n)
+    if b is not None:
+        arrays["bias"] = b
+    return arrays
+
+
 def lower_conv(g: Graph, op: Op, parts: list[tuple[str, int, int]]) -> Call:
     """``parts``: (value name, channels, zero point) of each channel slice of the
     conv input, in concatenation order (one part for a plain conv)."""
@@ -113,9 +182,9 @@ def lower_conv(g: Graph, op: Op, parts: list[tuple[str, int, int]]) -> Call:
     if sum(p[1] for p in parts) != I:
         raise DitmosError(f"layer '{op.layer}': concatenated parts have "
                           f"{sum(p[1] for p in parts)} channels, the filter expects {I}")
-    if len(parts) > 4:
+    if len(parts) > CONV_MAX_PARTS:
         raise DitmosError(f"layer '{op.layer}': a conv over {len(parts)} concatenated "
-                          f"parts exceeds DITMOS_CONV_MAX_PARTS (4)")
+                          f"parts exceeds DITMOS_CONV_MAX_PARTS ({CONV_MAX_PARTS})")
     blocks, lo = [], 0
     for _, ch, _ in parts:
         blocks.append(w[:, :, lo:lo + ch].reshape(O, -1))
@@ -129,18 +198,11 @@ def lower_conv(g: Graph, op: Op, parts: list[tuple[str, int, int]]) -> Call:
         in_len=a["in_len"], out_len=a["out_len"], out_channels=O, kernel_size=K,
         stride=a["stride"], pad=a["pad"], output_offset=int(y.zero_point),
         act_min=amin, act_max=amax)
-    arrays = {"weights": ConstArray("int8_t", w_pm, "weights"),
-              "multiplier": ConstArray("int32_t", mult, "multiplier"),
-              "shift": ConstArray("int32_t", shift, "shift")}
-    b = _bias(op, O)
-    if b is not None:
-        arrays["bias"] = b
-    return Call("conv1d_s8", "conv1d_s8_params_t", fields, arrays,
-                [p[0] for p in parts], layer=op.layer, kind="conv1d",
-                macs=int(a["out_len"] * O * K * I), multi_input=True)
+    arrays = _weight_arrays(op, w_pm, mult, shift, O)
+    return _call("dtm_conv1d_s8", fields, arrays, [p[0] for p in parts], op.layer, "conv1d")
 
 
-def lower_dwconv(g: Graph, op: Op, src: str) -> Call:
+def lower_dwconv(g: Graph, op: Op, srcs: list[str]) -> Call:
     a = op.attrs
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
     w = np.asarray(a["weights"], dtype=np.int8)  # [K][C*M]
@@ -153,18 +215,11 @@ def lower_dwconv(g: Graph, op: Op, src: str) -> Call:
                   kernel_size=K, stride=a["stride"], pad=a["pad"],
                   input_offset=-int(x.zero_point), output_offset=int(y.zero_point),
                   act_min=amin, act_max=amax)
-    arrays = {"weights": ConstArray("int8_t", w, "weights"),
-              "multiplier": ConstArray("int32_t", mult, "multiplier"),
-              "shift": ConstArray("int32_t", shift, "shift")}
-    b = _bias(op, CO)
-    if b is not None:
-        arrays["bias"] = b
-    return Call("depthwise_conv1d_s8", "depthwise_conv1d_s8_params_t", fields, arrays,
-                [src], layer=op.layer, kind="dwconv1d",
-                macs=int(a["out_len"] * CO * K))
+    arrays = _weight_arrays(op, w, mult, shift, CO)
+    return _call("dtm_depthwise_conv1d_s8", fields, arrays, srcs, op.layer, "dwconv1d")
 
 
-def lower_fc(g: Graph, op: Op, src: str) -> Call:
+def lower_fc(g: Graph, op: Op, srcs: list[str]) -> Call:
     a = op.attrs
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
     w = np.asarray(a["weights"], dtype=np.int8)
@@ -183,17 +238,11 @@ def lower_fc(g: Graph, op: Op, src: str) -> Call:
     fields = dict(batches=1, in_features=I, out_features=O,
                   input_offset=-int(x.zero_point), per_channel=int(per_channel),
                   output_offset=int(y.zero_point), act_min=amin, act_max=amax)
-    arrays = {"weights": ConstArray("int8_t", w, "weights"),
-              "multiplier": ConstArray("int32_t", mult, "multiplier"),
-              "shift": ConstArray("int32_t", shift, "shift")}
-    b = _bias(op, O)
-    if b is not None:
-        arrays["bias"] = b
-    return Call("fully_connected_s8", "fully_connected_s8_params_t", fields, arrays,
-                [src], layer=op.layer, kind="fc", macs=int(O * I))
+    arrays = _weight_arrays(op, w, mult, shift, O)
+    return _call("dtm_fully_connected_s8", fields, arrays, srcs, op.layer, "fc")
 
 
-def lower_pool(g: Graph, op: Op, src: str) -> Call:
+def lower_pool(g: Graph, op: Op, srcs: list[str]) -> Call:
     a = op.attrs
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
     if (_f32(x.scale), int(x.zero_point)) != (_f32(y.scale), int(y.zero_point)):
@@ -204,12 +253,11 @@ def lower_pool(g: Graph, op: Op, src: str) -> Call:
     fields = dict(in_len=a["in_len"], channels=a["channels"], out_len=a["out_len"],
                   pool_size=a["kernel"], stride=a["stride"], pad=a["pad"],
                   act_min=amin, act_max=amax)
-    kernel = "max_pool1d_s8" if op.kind == "maxpool" else "avg_pool1d_s8"
-    return Call(kernel, "pool1d_s8_params_t", fields, {}, [src], layer=op.layer,
-                kind=op.kind)
+    kernel = "dtm_max_pool1d_s8" if op.kind == "maxpool" else "dtm_avg_pool1d_s8"
+    return _call(kernel, fields, {}, srcs, op.layer, op.kind)
 
 
-def lower_mean(g: Graph, op: Op, src: str) -> Call:
+def lower_mean(g: Graph, op: Op, srcs: list[str]) -> Call:
     """TFLM MEAN over time: QuantizedMeanOrSum with QuantizeMultiplier(s_in / s_out),
     also when the scales are equal (the path the pinned TFLM always takes)."""
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
@@ -217,8 +265,7 @@ def lower_mean(g: Graph, op: Op, src: str) -> Call:
     fields = dict(in_len=op.attrs["length"], channels=op.attrs["channels"],
                   input_zero_point=int(x.zero_point), output_zero_point=int(y.zero_point),
                   multiplier=m, shift=s)
-    return Call("mean_s8", "mean_s8_params_t", fields, {}, [src], layer=op.layer,
-                kind="mean")
+    return _call("dtm_mean_s8", fields, {}, srcs, op.layer, "mean")
 
 
 def _qm_smaller_than_one_exp(real: float) -> tuple[int, int]:
@@ -246,8 +293,7 @@ def lower_add(g: Graph, op: Op, srcs: list[str]) -> Call:
                   input2_offset=-int(x2.zero_point), input2_multiplier=m2, input2_shift=sh2,
                   output_offset=int(y.zero_point), output_multiplier=mo, output_shift=sho,
                   act_min=amin, act_max=amax)
-    return Call("add_s8", "add_s8_params_t", fields, {}, list(srcs), layer=op.layer,
-                kind="add")
+    return _call("dtm_add_s8", fields, {}, srcs, op.layer, "add")
 
 
 def requantize_call(size: int, in_scale, in_zp, out_scale, out_zp, src: str,
@@ -255,14 +301,33 @@ def requantize_call(size: int, in_scale, in_zp, out_scale, out_zp, src: str,
     m, s = quantize_multiplier(qmath.effective_scale(in_scale, out_scale))
     fields = dict(size=int(size), input_zero_point=int(in_zp),
                   output_zero_point=int(out_zp), multiplier=m, shift=s)
-    return Call("requantize_s8", "requantize_s8_params_t", fields, {}, [src],
-                layer=layer, kind="requantize")
+    return _call("dtm_requantize_s8", fields, {}, [src], layer, "requantize")
 
 
-def lower_quantize(g: Graph, op: Op, src: str) -> Call:
+def lower_quantize(g: Graph, op: Op, srcs: list[str]) -> Call:
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
-    return requantize_call(y.size, x.scale, x.zero_point, y.scale, y.zero_point, src,
+    return requantize_call(y.size, x.scale, x.zero_point, y.scale, y.zero_point, srcs[0],
                            op.layer)
+
+
+def lower_relu(g: Graph, op: Op, srcs: list[str]) -> Call:
+    """TFLM's standalone activations.  RELU requantises with
+    QuantizeMultiplier(s_in / s_out) and clamps to [q_out(0), 127].  RELU6
+    never requantises: it clamps the input bytes to [q_in(0), q_in(6)] and the
+    output keeps the input's quantisation (TFLM reads only the input's), so it
+    becomes the exact identity multiplier (2^30, shift 1) and those bounds."""
+    x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
+    if op.attrs["act"] == "relu6":
+        m, s, zp_out = 1 << 30, 1, int(x.zero_point)
+        amin, amax = activation_range("relu6", x)
+    else:
+        m, s = quantize_multiplier(qmath.effective_scale(x.scale, y.scale))
+        zp_out = int(y.zero_point)
+        amin, amax = activation_range("relu", y)
+    fields = dict(size=int(y.size), input_zero_point=int(x.zero_point),
+                  output_zero_point=zp_out, multiplier=m, shift=s,
+                  act_min=amin, act_max=amax)
+    return _call("dtm_relu_s8", fields, {}, srcs, op.layer, "relu")
 
 
 def _preprocess_softmax_scaling(beta: float, in_scale: float, bits: int = 5):
@@ -283,7 +348,7 @@ def _calculate_input_radius(bits: int, left_shift: int, total: int = 31) -> int:
     return int(math.floor(max_rescaled))
 
 
-def lower_softmax(g: Graph, op: Op, src: str) -> Call:
+def lower_softmax(g: Graph, op: Op, srcs: list[str]) -> Call:
     x, y = g.tensor(op.inputs[0]), g.tensor(op.outputs[0])
     if (_f32(y.scale), int(y.zero_point)) != (_f32(1.0 / 256), -128):
         raise DitmosError(f"{g.name}: softmax '{op.layer}' output must have scale 1/256 "
@@ -292,12 +357,11 @@ def lower_softmax(g: Graph, op: Op, src: str) -> Call:
     depth = x.shape[-1]
     fields = dict(rows=x.size // depth, depth=depth, input_multiplier=m,
                   input_left_shift=ls, diff_min=-_calculate_input_radius(5, ls, 31))
-    return Call("softmax_s8", "softmax_s8_params_t", fields, {}, [src], layer=op.layer,
-                kind="softmax")
+    return _call("dtm_softmax_s8", fields, {}, srcs, op.layer, "softmax")
 
 
-def lower_argmax(g: Graph, op: Op, src: str) -> Call:
+def lower_argmax(g: Graph, op: Op, srcs: list[str]) -> Call:
     x = g.tensor(op.inputs[0])
     depth = x.shape[-1]
-    return Call("argmax_s8", "argmax_s8_params_t", dict(rows=x.size // depth, depth=depth),
-                {}, [src], layer=op.layer, kind="argmax")
+    return _call("dtm_argmax_s8", dict(rows=x.size // depth, depth=depth), {}, srcs, op.layer,
+                 "argmax")

@@ -9,23 +9,25 @@ lands in comments, sanitised.
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import numpy as np
 
 from ditmos import __version__
 from ditmos.errors import DitmosError
+from ditmos.harness.protocol import device_model_hash
 
+from ditmos.codegen.lowering import CONCAT_KERNEL, KERNELS, kernels_header_define
 from ditmos.codegen.schedule import INPUT, Schedule
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PREFIX = re.compile(r"^[a-z][a-z0-9_]*_$")
+DEFAULT_PREFIX = "ditmos_"
 _C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for "
     "goto if inline int long register restrict return short signed sizeof static struct "
     "switch typedef union unsigned void volatile while _Bool _Complex _Imaginary".split())
 
-KERNELS_API_VERSION = 1
 
 
 def c_identifier(name: str) -> str:
@@ -107,25 +109,36 @@ def _ptr(sched: Schedule, value: str) -> str:
     return f"ARENA({sched.plan.offsets[value]})"
 
 
+def check_prefix(prefix: str) -> str:
+    """The model's symbol prefix: lower-case letters, digits and underscores,
+    starting with a letter and ending with ``_`` (``ditmos_`` by default)."""
+    if not _PREFIX.match(prefix) or len(prefix) > 24:
+        raise DitmosError(f"symbol prefix {prefix!r} must be lower-case letters, digits and "
+                          f"underscores, start with a letter and end with '_' (e.g. 'kws_')")
+    return prefix
+
+
 def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
-           profile: bool = False) -> tuple[dict[str, str], dict]:
+           profile: bool = False, prefix: str = DEFAULT_PREFIX) -> tuple[dict[str, str], dict]:
     """Return ({file name: text} for model.h, model.c and weights.c, stats)
-    where stats has ``weights_bytes`` (all constant tables in weights.c)."""
+    where stats has ``weights_bytes`` (all constant tables in weights.c).
+    Every external symbol of the model starts with ``prefix`` (its macros
+    with ``prefix.upper()``), so several models link into one program."""
+    check_prefix(prefix)
     tables = _Tables()
     programs = []
-    uses_concat = False
     for pname, prog in sched.programs.items():
         c_identifier(pname)
         steps = []
         for st in prog.steps:
             if st.kind == "copy":
-                uses_concat = True
+                concat = KERNELS[CONCAT_KERNEL]
                 pn = c_identifier(f"{pname}_l{st.layer_index}_concat")
-                chans = tables.add(f"{pn}_channels", "int32_t",
+                chans = tables.add(f"{prefix}{pn}_channels", "int32_t",
                                    np.array([c for _, c in st.parts]), f"{pname} concat channels")
                 steps.append(dict(
-                    kind="multi", kernel="ditmos_concat_rows",
-                    params_type="ditmos_concat_params_t", params_name=pn,
+                    kind="multi", kernel=concat.name,
+                    params_type=concat.params_type, params_name=pn,
                     layer_index=st.layer_index,
                     comment=comment(f"{pname} materialised concatenation -> {st.output}"),
                     fields=[dict(name="rows", value=st.rows),
@@ -145,21 +158,24 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
                         "{ .channels = %d, .input_offset = %d }" % (p["channels"], p["input_offset"])
                         for p in val)
                     fields.append(dict(name="parts", value="{ " + inner + " }"))
+                elif isinstance(val, (list, tuple)):  # a fixed-size int32 array member
+                    fields.append(dict(name=fname, value="{ " + ", ".join(
+                        _c_int(v) for v in val) + " }"))
                 else:
                     fields.append(dict(name=fname, value=_c_int(val)))
             for fname, arr in call.arrays.items():
-                nm = tables.add(f"{pn}_{fname}", arr.ctype, arr.values,
+                nm = tables.add(f"{prefix}{pn}_{fname}", arr.ctype, arr.values,
                                 f"{pname} layer {st.layer_index} {call.kind} {fname}: "
                                 f"{short_layer(call.layer)}")
                 fields.append(dict(name=fname, value=nm))
-            if call.kernel in ("conv1d_s8", "depthwise_conv1d_s8", "fully_connected_s8") \
-                    and "bias" not in call.arrays:
+            kernel = call.spec
+            if kernel.optional_bias and "bias" not in call.arrays:
                 fields.append(dict(name="bias", value="0"))
             out = _ptr(sched, call.output)
-            if call.kernel == "argmax_s8":
-                out = f"(int32_t *){out}"
+            if kernel.output_ctype != "int8_t":
+                out = f"({kernel.output_ctype} *){out}"
             steps.append(dict(
-                kind="multi" if call.multi_input else "call", kernel=call.kernel,
+                kind="multi" if kernel.multi_input else "call", kernel=call.kernel,
                 params_type=call.params_type, params_name=pn, layer_index=st.layer_index,
                 comment=comment(f"{call.kind} '{short_layer(call.layer)}'" + (" (recomputed selector slice)"
                                                                  if st.recompute else "")),
@@ -179,9 +195,11 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
         banner=banner, profile=bool(profile), input_t=T, input_c=C, num_classes=int(manifest["num_classes"]),
         num_classifiers=K, arena_size=max(sched.plan.arena_size, 8),
         strategy=sched.strategy, num_layers=max(sched.num_layers, 1),
-        model_hash16=model_hash[:16], kernels=kernels, kernels_api=KERNELS_API_VERSION,
+        device_hash=device_model_hash(model_hash), kernels=kernels,
+        kernels_api=kernels_header_define("DITMOS_KERNELS_API_VERSION"), P=prefix,
+        PU=prefix.upper(),
         input_scale=_float_literal(iq["scale"]), input_zero_point=int(iq["zero_point"]),
-        arrays=tables.arrays, programs=programs, uses_concat=uses_concat,
+        arrays=tables.arrays, programs=programs,
         route=_ptr(sched, sched.programs["selector"].outputs["route"]),
         classifiers=[dict(k=k, name=f"classifier_{k}",
                           logits=_ptr(sched, sched.programs[f"classifier_{k}"].outputs["logits"]))
@@ -204,6 +222,3 @@ def _banner(model_hash: str, kernels: str, strategy: str,
     lines += [f" * kernels: {kernels}, memory strategy: {strategy}", " */"]
     return "\n".join(lines)
 
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()

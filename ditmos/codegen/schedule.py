@@ -12,7 +12,7 @@ Strategies:
   their own buffer, as an interpreter would); placement without reuse /
   greedy.
 - ``slicing`` (DiTMoS network slicing): a concatenation is never built: the
-  conv reading ``[own ; selector]`` features is one multi-part ``conv1d_s8``
+  conv reading ``[own ; selector]`` features is one multi-part ``dtm_conv1d_s8``
   call reading each part from its own buffer into one int32 accumulator.
   The selector features a classifier needs are the only values that outlive
   the selector.  With ``recompute`` the classifier re-runs the selector's
@@ -22,7 +22,7 @@ Strategies:
 The caller's input window is read in place (never copied into the arena).
 Reshape ops are aliases.  A shared feature map whose classifier-side
 quantisation differs from the selector's (manifest link ``requantize``) is
-requantised in place (``requantize_s8`` supports output == input) before
+requantised in place (``dtm_requantize_s8`` supports output == input) before
 the classifier reads it: only one classifier runs per inference.
 """
 
@@ -35,6 +35,7 @@ import numpy as np
 from ditmos.errors import DitmosError
 
 from ditmos.codegen import lowering as L
+from ditmos.codegen import ops
 from ditmos.codegen.ir import Graph
 from ditmos.codegen.planner import Buffer, Plan, place
 
@@ -131,7 +132,8 @@ class _Builder:
             for i in op.inputs:
                 if isinstance(env.get(i), _Lazy):
                     env[i] = env[i].make()
-            if op.kind == "reshape":
+            category = ops.by_kind(op.kind).schedule
+            if category == "alias":
                 ref = env[op.inputs[0]]
                 y = T[op.outputs[0]]
                 if not isinstance(ref, str):
@@ -140,7 +142,7 @@ class _Builder:
                         ref = self.single(ref, graph, op.inputs[0], tag + "_in")
                 env[op.outputs[0]] = ref
                 continue
-            if op.kind == "concat":
+            if category == "concat":
                 parts = []
                 for i in op.inputs:
                     r = env[i]
@@ -151,40 +153,23 @@ class _Builder:
                 continue
             x = T[op.inputs[0]]
             y = T[op.outputs[0]]
-            if op.kind == "conv1d":
+            if category == "parts":
                 ref = env[op.inputs[0]]
                 if isinstance(ref, str):
                     parts = [(ref, x.shape[-1])]
-                elif len(ref) > 4:
+                elif len(ref) > L.CONV_MAX_PARTS:
                     parts = [(self.single(ref, graph, op.inputs[0], tag + "_in"), x.shape[-1])]
                 else:
                     parts = ref
                 out = self.new_value(tag, y.nbytes)
-                call = L.lower_conv(graph, op, [(v, c, int(x.zero_point)) for v, c in parts])
+                call = ops.lower(graph, op, [(v, c, int(x.zero_point)) for v, c in parts])
             else:
                 srcs = []
                 for j, i in enumerate(op.inputs):
                     env[i] = self.single(env[i], graph, i, f"{tag}_in{j}")  # build once
                     srcs.append(env[i])
                 out = self.new_value(tag, y.nbytes)
-                if op.kind == "dwconv1d":
-                    call = L.lower_dwconv(graph, op, srcs[0])
-                elif op.kind == "fc":
-                    call = L.lower_fc(graph, op, srcs[0])
-                elif op.kind in ("maxpool", "avgpool"):
-                    call = L.lower_pool(graph, op, srcs[0])
-                elif op.kind == "mean":
-                    call = L.lower_mean(graph, op, srcs[0])
-                elif op.kind == "add":
-                    call = L.lower_add(graph, op, srcs)
-                elif op.kind == "quantize":
-                    call = L.lower_quantize(graph, op, srcs[0])
-                elif op.kind == "softmax":
-                    call = L.lower_softmax(graph, op, srcs[0])
-                elif op.kind == "argmax":
-                    call = L.lower_argmax(graph, op, srcs[0])
-                else:  # pragma: no cover - ir.py rejects unknown ops
-                    raise DitmosError(f"no lowering for op kind {op.kind}")
+                call = ops.lower(graph, op, srcs)
             call.output = out
             self.steps.append(Step("call", self.program, call=call, output=out,
                                    reads=list(call.inputs), recompute=recompute))
@@ -217,6 +202,47 @@ def _ancestors(graph: Graph, tensor: int) -> set[int]:
     return need
 
 
+@dataclass(frozen=True)
+class Quant:
+    scale: float
+    zero_point: int
+
+    @classmethod
+    def of(cls, d: dict) -> Quant:
+        return cls(float(d["scale"]), int(d["zero_point"]))
+
+    def same_as(self, other: Quant) -> bool:
+        return (np.float32(self.scale), self.zero_point) == (np.float32(other.scale),
+                                                             other.zero_point)
+
+
+@dataclass
+class _Selector:
+    """The selector as the classifiers see it: its graph, named inputs and
+    outputs, and (composed) the values holding its shared features."""
+
+    graph: Graph
+    inputs: dict[str, int]
+    outputs: dict[str, int]
+    features: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Composition:
+    """What every part of one :func:`build` shares."""
+
+    manifest: dict
+    graphs: dict[str, Graph]
+    slicing: bool
+    recompute: tuple[str, ...]
+    only: str | None
+    values: dict[str, Value]
+    links: list[dict]
+
+    def composed(self) -> bool:
+        return self.only is None
+
+
 def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
           recompute: tuple[str, ...] = (), alignment: int = 8,
           only: str | None = None) -> Schedule:
@@ -227,114 +253,17 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
                           f"{', '.join(STRATEGIES)}")
     if recompute and strategy != "slicing":
         raise DitmosError("recomputing selector slices needs the 'slicing' strategy")
-    slicing = strategy == "slicing"
-    K = int(manifest["K"])
-    subs = manifest["submodels"]
-    values: dict[str, Value] = {INPUT: Value(INPUT, 0, None)}
+    comp = _Composition(manifest, graphs, strategy == "slicing", tuple(recompute), only,
+                        {INPUT: Value(INPUT, 0, None)}, _links(manifest))
+    sel = _selector(comp)
     programs: dict[str, Program] = {}
-    links = _links(manifest)
-
-    sel = graphs["selector"]
-    sel_in = _io_by_name(subs["selector"], sel, "inputs")
-    sel_out = _io_by_name(subs["selector"], sel, "outputs")
-    if set(sel_in) != {"window"} or "route" not in sel_out:
-        raise DitmosError("the selector must have the input 'window' and the output "
-                          f"'route' (manifest has {sorted(sel_in)} -> {sorted(sel_out)})")
-    sel_feats: dict[str, str] = {}
     if only in (None, "selector"):
-        b = _Builder("selector", None, slicing, values)
-        env = b.run(sel, {sel_in["window"]: INPUT}, "selector")
-        outs = {name: b.single(env[t], sel, t, f"selector_out_{name}")
-                for name, t in sel_out.items()}
-        sel_feats = {n: v for n, v in outs.items() if n != "route"}
-        # Run alone, every output is a result that must survive to the end;
-        # composed, the features live until the classifier reads them.
-        reads = list(outs.values()) if only == "selector" else [outs["route"]]
-        b.steps.append(Step("route", "selector", reads=reads))
-        programs["selector"] = Program("selector", b.steps, outs)
-
-    for k in range(K):
+        programs["selector"] = _selector_program(comp, sel)
+    for k in range(int(manifest["K"])):
         name = f"classifier_{k}"
-        if only not in (None, name):
-            continue
-        g = graphs[name]
-        c_in = _io_by_name(subs[name], g, "inputs")
-        c_out = _io_by_name(subs[name], g, "outputs")
-        if "window" not in c_in or "logits" not in c_out:
-            raise DitmosError(f"{name} must have the input 'window' and the output "
-                              f"'logits' (manifest has {sorted(c_in)} -> {sorted(c_out)})")
-        b = _Builder(name, name if only is None else None, slicing, values)
-        env = {c_in["window"]: INPUT}
-        win_link = _link_for(links, name, "window")
-        if win_link and win_link.get("requantize"):
-            # the classifier quantises its window differently from the selector
-            rq = b.new_value(f"{name}_window_rq", g.tensor(c_in["window"]).nbytes)
-            fq, tq = win_link["from_quant"], win_link["to_quant"]
-            call = L.requantize_call(g.tensor(c_in["window"]).size, fq["scale"],
-                                     fq["zero_point"], tq["scale"], tq["zero_point"], INPUT,
-                                     f"{name}/requantize_window")
-            call.output = rq
-            b.steps.append(Step("call", name, call=call, output=rq, reads=[INPUT]))
-            env[c_in["window"]] = rq
-        re_state = {"env": {sel_in["window"]: INPUT}, "done": set()}
-        requantized: set[str] = set()  # selector buffers already requantised in place
-        for in_name, t in c_in.items():
-            if in_name == "window":
-                continue
-            link = _link_for(links, name, in_name)
-            frm = str(link.get("from", "")) if link else ""
-            if frm.startswith("selector:"):
-                feat = frm.split(":", 1)[1]
-            else:
-                feat = in_name[len("sel_"):] if in_name.startswith("sel_") else None
-            if feat is None or feat not in sel_out:
-                raise DitmosError(f"{name} input '{in_name}' does not name a selector "
-                                  f"output (expected a link from 'selector:<feature>' or "
-                                  f"the name sel_<feature>)")
-            if only is not None:  # run alone: the feature is an input buffer
-                env[t] = b.new_value(f"{name}_in_{in_name}", g.tensor(t).nbytes)
-                continue
-            sel_row = next(o for o in subs["selector"]["outputs"] if o["name"] == feat)
-            row = next(i for i in subs[name]["inputs"] if i["name"] == in_name)
-            frm_q = (link or {}).get("from_quant") or sel_row
-            to_q = (link or {}).get("to_quant") or row
-            requant = bool(link["requantize"]) if link and "requantize" in link else (
-                (np.float32(frm_q["scale"]), int(frm_q["zero_point"]))
-                != (np.float32(to_q["scale"]), int(to_q["zero_point"])))
-
-            def source(b=b, feat=feat, t=t, in_name=in_name, requant=requant,
-                       frm_q=frm_q, to_q=to_q, name=name, g=g, re_state=re_state,
-                       requantized=requantized):
-                if feat in recompute:
-                    src = _recompute(b, sel, sel_in, sel_out[feat], name, re_state)
-                else:
-                    src = sel_feats[feat]
-                if not requant:
-                    return src
-                # In place (requantize_s8 allows it) on the selector's buffer: the
-                # selector has finished.  A recomputed slice may still feed later
-                # recomputation, and a feature read twice must not be requantised
-                # twice: those get a buffer of their own.
-                in_place = feat not in recompute and src not in requantized
-                dst = src if in_place else b.new_value(f"{name}_rq_{in_name}",
-                                                       g.tensor(t).nbytes)
-                requantized.add(src)
-                call = L.requantize_call(g.tensor(t).size, frm_q["scale"],
-                                         frm_q["zero_point"], to_q["scale"],
-                                         to_q["zero_point"], src,
-                                         f"{name}/requantize_{in_name}")
-                call.output = dst
-                b.steps.append(Step("call", name, call=call, output=dst, reads=[src],
-                                    recompute=feat in recompute))
-                return dst
-
-            env[t] = _Lazy(source) if feat in recompute else source()
-        env = b.run(g, env, name)
-        outs = {n: b.single(env[t], g, t, f"{name}_out_{n}") for n, t in c_out.items()}
-        b.steps.append(Step("result", name, reads=[outs["logits"]]))
-        programs[name] = Program(name, b.steps, outs)
-
-    sched = Schedule(strategy, programs, values, 0, list(recompute))
+        if only in (None, name):
+            programs[name] = _classifier_program(comp, sel, name)
+    sched = Schedule(strategy, programs, comp.values, 0, list(recompute))
     _lifetimes(sched)
     sched.plan = place(sched.buffers(), "none" if strategy == "none" else "greedy",
                        alignment)
@@ -343,14 +272,152 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
     return sched
 
 
-def _recompute(b: _Builder, sel: Graph, sel_in: dict, feat_tensor: int, prog: str,
-               state: dict) -> str:
+def _selector(comp: _Composition) -> _Selector:
+    g = comp.graphs["selector"]
+    sub = comp.manifest["submodels"]["selector"]
+    sel = _Selector(g, _io_by_name(sub, g, "inputs"), _io_by_name(sub, g, "outputs"))
+    if set(sel.inputs) != {"window"} or "route" not in sel.outputs:
+        raise DitmosError("the selector must have the input 'window' and the output "
+                          f"'route' (manifest has {sorted(sel.inputs)} -> "
+                          f"{sorted(sel.outputs)})")
+    return sel
+
+
+def _selector_program(comp: _Composition, sel: _Selector) -> Program:
+    b = _Builder("selector", None, comp.slicing, comp.values)
+    env = b.run(sel.graph, {sel.inputs["window"]: INPUT}, "selector")
+    outs = {name: b.single(env[t], sel.graph, t, f"selector_out_{name}")
+            for name, t in sel.outputs.items()}
+    sel.features = {n: v for n, v in outs.items() if n != "route"}
+    # Run alone, every output is a result that must survive to the end;
+    # composed, the features live until the classifier reads them.
+    reads = [outs["route"]] if comp.composed() else list(outs.values())
+    b.steps.append(Step("route", "selector", reads=reads))
+    return Program("selector", b.steps, outs)
+
+
+def _classifier_program(comp: _Composition, sel: _Selector, name: str) -> Program:
+    g = comp.graphs[name]
+    sub = comp.manifest["submodels"][name]
+    c_in, c_out = _io_by_name(sub, g, "inputs"), _io_by_name(sub, g, "outputs")
+    if "window" not in c_in or "logits" not in c_out:
+        raise DitmosError(f"{name} must have the input 'window' and the output "
+                          f"'logits' (manifest has {sorted(c_in)} -> {sorted(c_out)})")
+    b = _Builder(name, name if comp.composed() else None, comp.slicing, comp.values)
+    env = {c_in["window"]: _window(comp, b, g, name, c_in["window"])}
+    feeds = _FeedState(env={sel.inputs["window"]: INPUT})
+    for in_name, t in c_in.items():
+        if in_name != "window":
+            env[t] = _feature_input(comp, sel, b, g, name, in_name, t, feeds)
+    env = b.run(g, env, name)
+    outs = {n: b.single(env[t], g, t, f"{name}_out_{n}") for n, t in c_out.items()}
+    b.steps.append(Step("result", name, reads=[outs["logits"]]))
+    return Program(name, b.steps, outs)
+
+
+def _window(comp: _Composition, b: _Builder, g: Graph, name: str, tensor: int) -> str:
+    """The value a classifier reads its window from: the caller's input, or a
+    requantised copy when the classifier quantises the window differently."""
+    link = _link_for(comp.links, name, "window")
+    if not (link and link.get("requantize")):
+        return INPUT
+    t = g.tensor(tensor)
+    rq = b.new_value(f"{name}_window_rq", t.nbytes)
+    fq, tq = Quant.of(link["from_quant"]), Quant.of(link["to_quant"])
+    call = L.requantize_call(t.size, fq.scale, fq.zero_point, tq.scale, tq.zero_point, INPUT,
+                             f"{name}/requantize_window")
+    call.output = rq
+    b.steps.append(Step("call", name, call=call, output=rq, reads=[INPUT]))
+    return rq
+
+
+@dataclass
+class _FeedState:
+    """Per classifier: the selector prefix already recomputed, and the
+    selector buffers already requantised in place."""
+
+    env: dict
+    recomputed: set = field(default_factory=set)
+    requantized: set = field(default_factory=set)
+
+
+@dataclass
+class _Feed:
+    """How one classifier input is fed from a selector feature."""
+
+    program: str
+    input_name: str
+    tensor: int
+    feature: str
+    requantize: bool
+    from_quant: Quant
+    to_quant: Quant
+
+
+def _feature_input(comp: _Composition, sel: _Selector, b: _Builder, g: Graph, name: str,
+                   in_name: str, t: int, state: _FeedState):
+    """The env entry of a classifier's selector-feature input ``in_name``: a
+    value name, or (recomputed features) a :class:`_Lazy` made on first use."""
+    link = _link_for(comp.links, name, in_name)
+    frm = str(link.get("from", "")) if link else ""
+    if frm.startswith("selector:"):
+        feat = frm.split(":", 1)[1]
+    else:
+        feat = in_name[len("sel_"):] if in_name.startswith("sel_") else None
+    if feat is None or feat not in sel.outputs:
+        raise DitmosError(f"{name} input '{in_name}' does not name a selector "
+                          f"output (expected a link from 'selector:<feature>' or "
+                          f"the name sel_<feature>)")
+    if not comp.composed():  # run alone: the feature is an input buffer
+        return b.new_value(f"{name}_in_{in_name}", g.tensor(t).nbytes)
+    subs = comp.manifest["submodels"]
+    sel_row = next(o for o in subs["selector"]["outputs"] if o["name"] == feat)
+    row = next(i for i in subs[name]["inputs"] if i["name"] == in_name)
+    frm_q = Quant.of((link or {}).get("from_quant") or sel_row)
+    to_q = Quant.of((link or {}).get("to_quant") or row)
+    requant = bool(link["requantize"]) if link and "requantize" in link \
+        else not frm_q.same_as(to_q)
+    feed = _Feed(name, in_name, t, feat, requant, frm_q, to_q)
+    if feat in comp.recompute:
+        return _Lazy(lambda: _feed(comp, sel, b, g, feed, state))
+    return _feed(comp, sel, b, g, feed, state)
+
+
+def _feed(comp: _Composition, sel: _Selector, b: _Builder, g: Graph, feed: _Feed,
+          state: _FeedState) -> str:
+    """Emit what makes ``feed``'s value (recomputation, requantisation) and name it."""
+    recomputed = feed.feature in comp.recompute
+    if recomputed:
+        src = _recompute(b, sel, sel.outputs[feed.feature], feed.program, state)
+    else:
+        src = sel.features[feed.feature]
+    if not feed.requantize:
+        return src
+    # In place (dtm_requantize_s8 allows it) on the selector's buffer: the selector
+    # has finished.  A recomputed slice may still feed later recomputation, and
+    # a feature read twice must not be requantised twice: those get a buffer
+    # of their own.
+    in_place = not recomputed and src not in state.requantized
+    t = g.tensor(feed.tensor)
+    dst = src if in_place else b.new_value(f"{feed.program}_rq_{feed.input_name}", t.nbytes)
+    state.requantized.add(src)
+    call = L.requantize_call(t.size, feed.from_quant.scale, feed.from_quant.zero_point,
+                             feed.to_quant.scale, feed.to_quant.zero_point, src,
+                             f"{feed.program}/requantize_{feed.input_name}")
+    call.output = dst
+    b.steps.append(Step("call", feed.program, call=call, output=dst, reads=[src],
+                        recompute=recomputed))
+    return dst
+
+
+def _recompute(b: _Builder, sel: _Selector, feat_tensor: int, prog: str,
+               state: _FeedState) -> str:
     """Re-run the selector ops that produce ``feat_tensor`` (those not already
     recomputed for this classifier) and return the feature's value."""
-    needed = _ancestors(sel, feat_tensor) - state["done"]
-    state["done"] |= needed
-    env = b.run(sel, state["env"], f"{prog}_re", only=needed, recompute=True)
-    return b.single(env[feat_tensor], sel, feat_tensor, f"{prog}_re_t{feat_tensor}")
+    needed = _ancestors(sel.graph, feat_tensor) - state.recomputed
+    state.recomputed |= needed
+    env = b.run(sel.graph, state.env, f"{prog}_re", only=needed, recompute=True)
+    return b.single(env[feat_tensor], sel.graph, feat_tensor, f"{prog}_re_t{feat_tensor}")
 
 
 def _links(manifest: dict) -> list[dict]:

@@ -21,6 +21,14 @@ CLASS_NAMES = ["walking", "walking_upstairs", "walking_downstairs", "sitting", "
 CHANNEL_NAMES = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
 
 
+def raw_scale() -> list[float]:
+    """Physical value per int16 count of each channel (as stored in hapt.npz);
+    the generated C's int16 input functions use it (ditmos.codegen.prepare)."""
+    _, f = open_shipped("hapt", "hapt.npz")
+    with f:
+        return [float(v) for v in f["scale"].astype(np.float32)]
+
+
 def load() -> Dataset:
     path, f = open_shipped("hapt", "hapt.npz")
     with f:

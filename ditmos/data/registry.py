@@ -1,6 +1,7 @@
 """Dataset specs -> loaders.
 
-A spec is either a shipped name (``hapt``, ``fsdd``) or ``loader:PATH`` for
+A spec is either a shipped name (``hapt``, ``hapt12``, ``fsdd``, ``fsdd_audio``) or
+``loader:PATH`` for
 data the user downloaded (``unimib:DIR``, ``speech_commands:DIR``,
 ``wesad:DIR``, ``npz:FILE``, ``csv:DIR`` ...).  Loader modules are imported
 only when used.
@@ -26,6 +27,12 @@ class DatasetEntry:
     loader: str
     summary: str
     extra: tuple = ()
+    folder: str = ""
+
+    @property
+    def shipped_folder(self) -> str:
+        """The folder under ``datasets/`` of a shipped dataset (usually its name)."""
+        return self.folder or self.name
 
     @property
     def usage(self) -> str:
@@ -35,8 +42,16 @@ class DatasetEntry:
 _ENTRIES = [
     DatasetEntry("hapt", False, "ditmos.data.hapt:load",
                  "UCI HAPT: 6 activities, acc+gyro 50 Hz, 128x6 windows, 30 subjects (shipped; default)"),
+    DatasetEntry("hapt12", False, "ditmos.data.hapt12:load",
+                 "UCI HAPT: 6 activities + 6 postural transitions, acc+gyro 50 Hz, 128x6 windows "
+                 "(shipped)"),
     DatasetEntry("fsdd", False, "ditmos.data.fsdd:load",
                  "Free Spoken Digit Dataset: 10 digits, 13 MFCC x fixed frames, 3000 utterances (shipped)"),
+    DatasetEntry("fsdd_audio", False, "ditmos.data.fsdd_audio:load",
+                 "FSDD raw 8 kHz audio -> fixed-point MFCC 49x13 (firmware front end), 6 speakers (shipped)"),
+    DatasetEntry("fsdd_audio_float", False, "ditmos.data.fsdd_audio:load",
+                 "the same clips and split as fsdd_audio with the float MFCC front end (shipped)",
+                 ("float",), "fsdd_audio"),
     DatasetEntry("unimib", True, "ditmos.data.unimib:load",
                  "UniMiB-SHAR acc_data.mat/acc_labels.mat: 17 classes, 151x3 windows, 30 subjects"),
     DatasetEntry("unimib-adl", True, "ditmos.data.unimib:load", "UniMiB-SHAR ADL subset (9 classes)",

@@ -108,7 +108,8 @@ def _cache_dir() -> Path:
     return Path(base) if base else Path.home() / ".cache" / "ditmos"
 
 
-def load(path: Path, classes: str = "12", cfg: MfccConfig = MfccConfig()) -> Dataset:
+def load(path: Path, classes: str = "12", cfg: MfccConfig | None = None) -> Dataset:
+    cfg = MfccConfig() if cfg is None else cfg
     if classes not in ("12", "35"):
         raise DitmosError(f"unknown Speech Commands mode {classes!r}; use 12 or 35")
     root = require_dir(Path(path), "Speech Commands")

@@ -5,7 +5,21 @@ from __future__ import annotations
 import click
 
 
-@click.command("evaluate")
+@click.command("evaluate", epilog="""\b
+Examples:
+  ditmos evaluate --run runs/hapt --build build/mps2 --emulate --jobs 2 --out eval/hapt
+  ditmos evaluate --run runs/hapt --build build/host --emulate --jobs 2 --out eval/host
+  ditmos evaluate --run runs/hapt --build build/mps2 --port socket://127.0.0.1:PORT --out eval/emu
+  ditmos evaluate --run runs/hapt --build build/nucleo --port /dev/ttyACM0 --out eval/nucleo
+
+\b
+Latency, one unit per report: ms at the board clock (Nucleo, cycle
+counter), retired instructions (QEMU), or us of host wall-clock time (host
+board).  With --port on an emulator started by `ditmos emulate --build
+BUILD_DIR` the instruction counts are found through BUILD_DIR; for a QEMU
+started otherwise pass --marks with its plugin log.  Without any source the
+latency is reported as unavailable and everything else is still measured.
+""")
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory (with int8/manifest.json from `ditmos quantize`).")
 @click.option("--build", "build_dir", required=True, type=click.Path(file_okay=False),
@@ -15,14 +29,20 @@ import click
 @click.option("--port", "ports", multiple=True,
               help="Serial device or pyserial URL (repeat for several boards in parallel).")
 @click.option("--baud", default=115200, show_default=True, help="Baud rate of real serial ports.")
-@click.option("--emulate", is_flag=True, help="Start QEMU for the build and evaluate there.")
-@click.option("--jobs", default=1, show_default=True, help="QEMU instances with --emulate.")
+@click.option("--emulate", is_flag=True,
+              help="Run the build here: QEMU for an mps2_an500 build, the executable on a "
+                   "pseudo-terminal for a host build.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --emulate: QEMU instances or host processes in parallel.")
+@click.option("--marks", "marks", multiple=True, type=click.Path(dir_okay=False),
+              help="QEMU plugin log (marks.log) of the emulator behind --port, one per --port "
+                   "in order [default: found through BUILD_DIR when `ditmos emulate` runs it].")
 @click.option("--resume", is_flag=True, help="Keep the samples already in OUT and measure the rest.")
 @click.option("--limit", type=int, default=None, help="Only the first N test samples.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for one answer.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def evaluate(run_dir, build_dir, out_dir, ports, baud, emulate, jobs, resume, limit, timeout,
-             quiet):
+def evaluate(run_dir, build_dir, out_dir, ports, baud, emulate, jobs, marks, resume, limit,
+             timeout, quiet):
     """Stream the test split to the device(s) and compare every answer with the host reference."""
     from ditmos.harness.evaluate import evaluate as run
     from ditmos.harness.summary import summary_lines
@@ -35,7 +55,8 @@ def evaluate(run_dir, build_dir, out_dir, ports, baud, emulate, jobs, resume, li
             click.echo(f"  {done}/{total} samples", err=True)
 
     report = run(run_dir, build_dir, out_dir, ports=list(ports), baudrate=baud, emulate=emulate,
-                 jobs=jobs, resume=resume, limit=limit, timeout=timeout, progress=progress)
+                 jobs=jobs, marks=list(marks), resume=resume, limit=limit, timeout=timeout,
+                 progress=progress)
     for line in summary_lines(report):
         click.echo(line)
     if report["mismatches"]:

@@ -38,6 +38,7 @@ from ditmos.errors import DitmosError
 from ditmos.harness.protocol import (
     RESPONSE_OF,
     SUPPORTED_VERSIONS,
+    CertifyResult,
     DeviceError,
     DeviceStats,
     ErrorCode,
@@ -47,6 +48,7 @@ from ditmos.harness.protocol import (
     InferResult,
     MsgType,
     ProtocolError,
+    encode_certify,
     encode_frame,
 )
 from ditmos.harness.transport import Transport
@@ -134,6 +136,20 @@ class DeviceClient:
     def infer(self, sample: bytes) -> InferResult:
         frame = self._request(MsgType.INFER, bytes(sample))
         return InferResult.decode(frame.payload)
+
+    def certify(self, window: bytes, thresholds, offset: int, seed: int, first: int, n: int, *,
+                timeout: float | None = None) -> CertifyResult:
+        """Class counts of ``n`` noisy inferences on the device (integer smoothing,
+        docs/smoothing.md); ``timeout`` replaces the per-request timeout meanwhile."""
+        saved = self.timeout
+        if timeout is not None:
+            self.timeout = timeout
+        try:
+            frame = self._request(MsgType.CERTIFY,
+                                  encode_certify(window, thresholds, offset, seed, first, n))
+        finally:
+            self.timeout = saved
+        return CertifyResult.decode(frame.payload)
 
     def stats(self) -> DeviceStats:
         return DeviceStats.decode(self._request(MsgType.STATS, b"").payload)

@@ -15,12 +15,21 @@ from dataclasses import dataclass, field
 
 from ditmos.errors import DitmosError
 
+# The constants below are the C header's (firmware/include/ditmos_protocol.h);
+# tests/firmware/test_protocol_constants.py keeps the two in step.
 SYNC = b"\xA5\x5A"
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_PAYLOAD = 2048
 HEADER_SIZE = 8
 CRC_SIZE = 2
+# Inter-byte timeout of the device's parser (ms): a partial frame older than
+# this since its last byte is dropped.
+INTERBYTE_TIMEOUT_MS = 200
+# HELLO_OK carries the first MODEL_HASH_BYTES hex digits of the model hash.
+MODEL_HASH_BYTES = 16
+RESPONSE_FLAG = 0x80  # a response's type is its request's type | RESPONSE_FLAG
+CRC16_INIT = 0xFFFF
 _HEADER = struct.Struct("<2sBBHH")
 
 
@@ -29,10 +38,12 @@ class MsgType(enum.IntEnum):
     INFER = 0x02
     STATS = 0x03
     RESET = 0x04
+    CERTIFY = 0x05
     HELLO_OK = 0x81
     INFER_OK = 0x82
     STATS_OK = 0x83
     RESET_OK = 0x84
+    CERTIFY_OK = 0x85
     ERROR = 0x7F
 
 
@@ -41,6 +52,7 @@ RESPONSE_OF = {
     MsgType.INFER: MsgType.INFER_OK,
     MsgType.STATS: MsgType.STATS_OK,
     MsgType.RESET: MsgType.RESET_OK,
+    MsgType.CERTIFY: MsgType.CERTIFY_OK,
 }
 
 
@@ -62,6 +74,13 @@ class CostKind(enum.IntEnum):
     CYCLES = 0
     INSTRUCTIONS = 1
     NONE = 2
+    NANOSECONDS = 3  # host wall clock (the host board)
+
+
+def device_model_hash(model_hash: str) -> str:
+    """What a device built for ``model_hash`` (the 64 hex digits of every
+    manifest) reports in HELLO_OK: its first MODEL_HASH_BYTES digits."""
+    return str(model_hash)[:MODEL_HASH_BYTES]
 
 
 class ProtocolError(DitmosError):
@@ -83,7 +102,7 @@ def _crc_table() -> list[int]:
 _CRC_TABLE = _crc_table()
 
 
-def crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:
+def crc16_ccitt_false(data: bytes, crc: int = CRC16_INIT) -> int:
     """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no xorout."""
     for b in data:
         crc = ((crc << 8) & 0xFFFF) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
@@ -279,8 +298,9 @@ class HelloInfo:
     def encode(self) -> bytes:
         name = self.board_name.encode("ascii")
         h = self.model_hash.encode("ascii")
-        if len(h) > 16:
-            raise ProtocolError(f"model hash must be at most 16 ASCII bytes, got {len(h)}")
+        if len(h) > MODEL_HASH_BYTES:
+            raise ProtocolError(f"model hash must be at most {MODEL_HASH_BYTES} ASCII bytes, "
+                                f"got {len(h)}")
         return _HELLO_FIXED.pack(
             self.protocol_version, self.cost_kind, self.core_clock_hz, self.boot_counter, h,
             self.num_classes, self.num_classifiers, self.input_t, self.input_c,
@@ -332,6 +352,38 @@ class InferResult:
                 + struct.pack(f"<{n}b", *self.scores)
                 + struct.pack("<IH", self.cost, len(self.layer_cost))
                 + struct.pack(f"<{len(self.layer_cost)}I", *self.layer_cost))
+
+
+def encode_certify(window: bytes, thresholds, offset: int, seed: int, first: int,
+                   n: int) -> bytes:
+    """CERTIFY payload: seed, first, n (u32), table size, offset (u16), the
+    thresholds (u32 each), the int8 window."""
+    thresholds = [int(t) for t in thresholds]
+    return (struct.pack("<IIIHH", seed & 0xFFFFFFFF, first & 0xFFFFFFFF, n, len(thresholds),
+                        offset)
+            + struct.pack(f"<{len(thresholds)}I", *thresholds) + bytes(window))
+
+
+@dataclass(frozen=True)
+class CertifyResult:
+    counts: tuple[int, ...]
+    cost: int
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "CertifyResult":
+        if len(payload) < 2:
+            raise ProtocolError(f"CERTIFY_OK payload of {len(payload)} bytes is too short")
+        (ncls,) = struct.unpack_from("<H", payload, 0)
+        if len(payload) != 2 + 4 * ncls + 4:
+            raise ProtocolError(f"CERTIFY_OK payload is {len(payload)} bytes, expected "
+                                f"{2 + 4 * ncls + 4} for {ncls} classes")
+        counts = struct.unpack_from(f"<{ncls}I", payload, 2)
+        (cost,) = struct.unpack_from("<I", payload, 2 + 4 * ncls)
+        return cls(tuple(counts), cost)
+
+    def encode(self) -> bytes:
+        n = len(self.counts)
+        return struct.pack(f"<H{n}II", n, *self.counts, self.cost)
 
 
 _STATS = struct.Struct("<IIIII")

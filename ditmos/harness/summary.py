@@ -24,8 +24,11 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"  ... {len(report['mismatch_list']) - 20} more in report.json")
     lat = report["latency"]
     if lat.get("unit"):
-        lines.append(f"latency ({lat['unit']}): median {lat['median']:.6g}  p95 {lat['p95']:.6g}  "
+        unit = lat["unit"] + (f", {lat['clock']}" if lat.get("clock") else "")
+        lines.append(f"latency ({unit}): median {lat['median']:.6g}  p95 {lat['p95']:.6g}  "
                      f"max {lat['max']:.6g}")
+    elif lat.get("note"):
+        lines.append(f"latency: unavailable ({lat['note']})")
     mem = report["memory"]
     if mem:
         lines.append("memory: " + "  ".join(f"{k} {v}" for k, v in mem.items()

@@ -17,9 +17,10 @@ always directly follows a convolution so the converter folds it.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ditmos.errors import DitmosError
+from ditmos.macs import conv_macs, dense_macs
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Architecture:
     bn_epsilon: float = 1e-3
 
 
-# Reference sizes (DESIGN.md section 1): kernels 15/9/5, channels 8/8/4, FC 64,
+# Reference sizes (docs/method.md): kernels 15/9/5, channels 8/8/4, FC 64,
 # valid padding and max-pool 2 -- on 151x3 inputs this is exactly the authors'
 # 91,752 selector MACs and 131,176 classifier MACs.
 _HAR = {
@@ -272,14 +273,14 @@ def _net_cost(net: Net, T: int, C: int, n_out: int, side: dict[int, int] | None 
         t_out = t - b.kernel + 1
         weights += b.kernel * c * b.filters
         biases += b.filters
-        macs += t_out * b.kernel * c * b.filters
+        macs += conv_macs(t_out, b.kernel, c, b.filters)
         t = t_out // b.pool
         c = b.filters + side.get(i + 1, 0)
     d = t * (net.blocks[-1].filters)
     for u in list(net.fc) + [n_out]:
         weights += d * u
         biases += u
-        macs += d * u
+        macs += dense_macs(d, u)
         d = u
     return {"weights": weights, "biases": biases, "params": weights + biases, "macs": macs,
             "flash_bytes": weights + 4 * biases}

@@ -89,6 +89,30 @@ class Bank(tf.Module):
     def trainable(self) -> list[tf.Variable]:
         return [v for k, v in sorted(self._vars.items()) if v.trainable]
 
+    def trainable_blocks(self, first: int = 0) -> list[tf.Variable]:
+        """Trainable variables of conv blocks ``first``.. (0-based) and of the Dense layers."""
+        def keep(name: str) -> bool:
+            return not name.startswith("b") or int(name[1:].split("/")[0]) >= first
+        return [v for k, v in sorted(self._vars.items()) if v.trainable and keep(k)]
+
+    def trunk_variables(self, n_blocks: int) -> list[tf.Variable]:
+        """Trainable variables of the first ``n_blocks`` conv blocks."""
+        return [v for k, v in sorted(self._vars.items())
+                if v.trainable and k.startswith("b") and int(k[1:].split("/")[0]) < n_blocks]
+
+    @staticmethod
+    def replicate(state: dict[str, np.ndarray], M: int) -> dict[str, np.ndarray]:
+        """The state of a one-member bank copied into every member of an M-member bank."""
+        out = {}
+        for k, v in state.items():
+            if k.startswith("fc"):
+                out[k] = np.repeat(v, M, axis=0)  # [1, ...] -> [M, ...]
+            elif k.endswith("/kernel"):
+                out[k] = np.tile(v, (1, 1, M))  # member-major output channels
+            else:
+                out[k] = np.tile(v, M)
+        return out
+
     def get_state(self) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in self._vars.items()}
 
@@ -97,12 +121,15 @@ class Bank(tf.Module):
             v.assign(state[k])
 
     # ------------------------------------------------------------ forward
-    def __call__(self, x, *, training: bool, side=None, return_blocks: bool = False):
+    def __call__(self, x, *, training: bool, side=None, return_blocks: bool = False,
+                 frozen: int = 0):
         """Forward pass.
 
         x: ``[B, T, C]`` (same input for all members) or ``[B, T, M, C]``.
         side: dict block -> features ``[B, T_b, C_s]`` (shared) or
         ``[B, T_b, M, C_s]`` (per member), concatenated after block b.
+        frozen: the first ``frozen`` blocks run batch norm in inference mode
+        even when ``training`` (a frozen trunk keeps its statistics).
         Returns logits ``[B, M, n_out]`` (and the list of block outputs
         ``[B, T_b, M*C_b]`` before any concatenation if ``return_blocks``).
         """
@@ -118,7 +145,7 @@ class Bank(tf.Module):
         blocks = []
         for i, b in enumerate(self.net.blocks):
             h = tf.nn.conv1d(h, self._vars[f"b{i}/kernel"], stride=1, padding="VALID")
-            h = self._bn(h, i, training)
+            h = self._bn(h, i, training and i >= frozen)
             h = tf.nn.relu(h)
             if b.pool > 1:
                 h = tf.nn.max_pool1d(h, ksize=b.pool, strides=b.pool, padding="VALID")

@@ -1,4 +1,4 @@
-"""Baseline networks that DiTMoS is compared against (issue 3).
+"""Baseline networks that DiTMoS is compared against (docs/method.md).
 
 Every baseline is a plain Keras 3 functional model built only from layers that
 convert to full-int8 TFLite (Conv1D, BatchNormalization, ReLU, MaxPooling1D,
@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Sequence
 
 from ditmos.errors import DitmosError
+from ditmos.macs import conv_macs, dense_macs
 
 __all__ = [
     "ConvNetSpec", "Cost", "spec_cost", "count_macs", "count_cost",
@@ -140,14 +141,14 @@ def spec_cost(spec: ConvNetSpec, input_shape: Sequence[int], num_outputs: int, *
     length, ch = int(input_shape[0]), int(input_shape[1])
     cin = ch
     for i, (lout, _, cout, k, lpool) in enumerate(_trunk_shapes(spec, input_shape), start=1):
-        macs += lout * k * cin * cout
+        macs += conv_macs(lout, k, cin, cout)
         params += k * cin * cout + cout
         biases += cout
         length, ch = lpool, cout
         cin = cout + side.get(i, 0)
     feat = length * ch if spec.head == "flatten" else ch
     for units in ([spec.fc] if spec.fc else []) + [num_outputs]:
-        macs += feat * units
+        macs += dense_macs(feat, units)
         params += feat * units + units
         biases += units
         feat = units
@@ -185,10 +186,13 @@ def _layer_cost(layer) -> Cost:
         out_ch = int(kernel.shape[-1])
         if isinstance(layer, kl.Conv1D):
             positions = int(math.prod(layer.output.shape[1:-1]))
+            k, cin = int(kernel.shape[0]), int(math.prod(kernel.shape[1:-1]))
+            macs = conv_macs(positions, k, cin, out_ch)
         else:
             positions = int(math.prod(layer.input.shape[1:-1])) if len(layer.input.shape) > 2 else 1
+            macs = dense_macs(int(kernel.shape[0]), out_ch, rows=positions)
         # A bias-free conv followed by BN still gets a bias when BN is folded.
-        return Cost(positions * n_kernel, n_kernel + out_ch, out_ch)
+        return Cost(macs, n_kernel + out_ch, out_ch)
     return ZERO_COST
 
 

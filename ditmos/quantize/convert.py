@@ -36,10 +36,7 @@ def load_keras_model(path: Path):
     _tf()
     import keras
 
-    try:  # the training package registers its custom layers (if any) on import
-        import ditmos.models  # noqa: F401
-    except ImportError:
-        pass
+    import ditmos.models  # noqa: F401  (registers ditmos' custom Keras layers, if any)
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as err:  # noqa: BLE001 - keras raises many types

@@ -64,7 +64,7 @@ _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
 
 
-def _round_half_away(x: float) -> int:
+def round_half_away(x: float) -> int:
     """C's ``round()``: halves go away from zero (Python's ``round`` goes to even)."""
     a = abs(x)
     whole = math.floor(a)
@@ -85,7 +85,7 @@ def quantize_multiplier(real_multiplier: float) -> tuple[int, int]:
     q, shift = math.frexp(real)
     # q * 2**31 is exact in double (a power-of-two scaling); only the rounding
     # to an integer can lose information, and it must round half away from 0.
-    q_fixed = _round_half_away(q * float(1 << 31))
+    q_fixed = round_half_away(q * float(1 << 31))
     if q_fixed == (1 << 31):
         q_fixed //= 2
         shift += 1

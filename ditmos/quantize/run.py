@@ -25,6 +25,7 @@ import numpy as np
 
 from ditmos import __version__
 from ditmos.errors import DitmosError
+from ditmos.jsonio import read_json
 from ditmos.quantize import qmath
 from ditmos.quantize.reference import MANIFEST_FORMAT, ComposedReference
 from ditmos.quantize.tflite_model import check_firmware_ops, read_tflite
@@ -51,24 +52,12 @@ class ExportModels:
         return [f"feat_{b}" for b in self.info["shared_blocks"]]
 
 
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DitmosError(f"{path}: missing ({what})") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise DitmosError(f"{path}: not valid JSON ({err})") from err
-    if not isinstance(data, dict):
-        raise DitmosError(f"{path}: expected a JSON object")
-    return data
-
-
 def read_export_info(export_dir: Path) -> dict:
     """export.json, validated; names every missing model file at once."""
     if not export_dir.is_dir():
         raise DitmosError(f"{export_dir}: missing; the run directory is incomplete "
                           "(did 'ditmos train' finish?)")
-    info = _read_json(export_dir / "export.json", "written by 'ditmos train' at the end of training")
+    info = read_json(export_dir / "export.json", "written by 'ditmos train' at the end of training")
     missing = [k for k in _EXPORT_KEYS if k not in info]
     if missing:
         raise DitmosError(f"{export_dir / 'export.json'}: missing key(s) {', '.join(missing)}")
@@ -140,7 +129,8 @@ def selector_features(models: ExportModels, x: np.ndarray) -> dict[str, np.ndarr
 def floored_output(model, name: str, calib: np.ndarray):
     """``model`` with its output ``name`` floored: ``relu(logits - floor)``.
 
-    Used for the selector's route, of which only the argmax matters.  Calibrated as plain logits, the int8 output spends its 256
+    Used for the selector's route, of which only the argmax matters.  Calibrated as
+    plain logits, the int8 output spends its 256
     steps on the whole logit range, most of it far below any sample's
     maximum; near-equal top logits then collapse to one int8 value and the
     tie goes to the lower index (measured on a width-0.25 hapt run: 65 of 77
@@ -373,7 +363,7 @@ def evaluate(models: ExportModels, int8_dir: Path, x: np.ndarray, y: np.ndarray,
 def update_metrics(run_dir: Path, results: dict, calibration_samples: int) -> Path:
     """Read-modify-write ``RUN_DIR/metrics.json`` atomically, keeping other keys."""
     path = Path(run_dir) / "metrics.json"
-    metrics = _read_json(path, "written by 'ditmos train'") if path.exists() else {}
+    metrics = read_json(path, "written by 'ditmos train'") if path.exists() else {}
     test = metrics.setdefault("test", {})
     if not isinstance(test, dict):
         raise DitmosError(f"{path}: 'test' is not an object")
@@ -408,7 +398,7 @@ def check_run_dir(run_dir: Path) -> dict:
                if not (run_dir / f).is_file()]
     if missing:
         raise DitmosError(f"{run_dir}: incomplete run directory, missing {', '.join(missing)}")
-    norm = _read_json(run_dir / "normalization.json", "the training normalisation")
+    norm = read_json(run_dir / "normalization.json", "the training normalisation")
     for key in ("mean", "std"):
         if key not in norm:
             raise DitmosError(f"{run_dir / 'normalization.json'}: missing key {key!r}")

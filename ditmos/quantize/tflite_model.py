@@ -12,16 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from ditmos.codegen.ops import allowed_tflite_ops
 from ditmos.errors import DitmosError
+from ditmos.macs import conv_macs, dense_macs, depthwise_macs
 
-# Operators the generated firmware implements.  RELU/RELU6 only occur fused
-# into these (checked separately), DEQUANTIZE never: the models are int8 end
-# to end.
-ALLOWED_OPS = frozenset({
-    "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D",
-    "AVERAGE_POOL_2D", "MEAN", "ADD", "CONCATENATION", "RESHAPE",
-    "EXPAND_DIMS", "SQUEEZE", "QUANTIZE", "SOFTMAX", "ARG_MAX",
-})
+# Operators the generated firmware implements: the code generator's op
+# registry.  DEQUANTIZE is never among them: the models are int8 end to end.
+ALLOWED_OPS = allowed_tflite_ops()
 ALLOWED_FUSED_ACTIVATIONS = frozenset({"NONE", "RELU", "RELU6"})
 
 _OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
@@ -99,20 +96,18 @@ def _shape(tensor) -> list[int]:
 
 
 def _macs(op: OpInfo, shapes: dict[int, list[int]]) -> int:
-    """Multiply-accumulates of one operator (convolutions and dense layers)."""
-    if op.name == "CONV_2D":
-        out = shapes[op.outputs[0]]
-        filt = shapes[op.inputs[1]]          # [out_c, kh, kw, in_c / groups]
-        return int(np.prod(out)) * filt[1] * filt[2] * filt[3]
-    if op.name == "DEPTHWISE_CONV_2D":
-        out = shapes[op.outputs[0]]
-        filt = shapes[op.inputs[1]]          # [1, kh, kw, out_c]
-        return int(np.prod(out)) * filt[1] * filt[2]
-    if op.name == "FULLY_CONNECTED":
-        out = shapes[op.outputs[0]]
-        filt = shapes[op.inputs[1]]          # [units, depth]
-        return int(np.prod(out)) * filt[1]
-    return 0
+    """Multiply-accumulates of one operator (convolutions and dense layers),
+    counted by :mod:`ditmos.macs` as every other stage does."""
+    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return 0
+    out = shapes[op.outputs[0]]
+    filt = shapes[op.inputs[1]]
+    positions = int(np.prod(out[:-1]))
+    if op.name == "CONV_2D":                 # [out_c, kh, kw, in_c / groups]
+        return conv_macs(positions, filt[1] * filt[2], filt[3], out[-1])
+    if op.name == "DEPTHWISE_CONV_2D":       # [1, kh, kw, out_c]
+        return depthwise_macs(positions, filt[1] * filt[2], out[-1])
+    return dense_macs(filt[1], filt[0], rows=positions)  # [units, depth]
 
 
 def read_tflite(data: bytes, *, what: str = "model") -> TFLiteModel:

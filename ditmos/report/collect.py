@@ -23,31 +23,15 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ditmos.codegen import find_codegen_manifest
 from ditmos.errors import DitmosError
-
-_LABELS = {
-    "ditmos": "DiTMoS",
-    "union": "union (oracle upper bound)",
-    "ablation_random_split": "abl.: random split",
-    "ablation_no_adversarial": "abl.: no adversarial",
-    "ablation_no_aggregation": "abl.: no aggregation",
-    "weak_equal_macs": "CNN, equal MACs",
-    "equal_params": "CNN, equal params",
-    "strong": "strong model",
-    "ensemble": "ensemble of K",
-    "ensemble_average": "ensemble of K",
-    "best_single_classifier": "best single classifier",
-    "soft_moe": "soft-gated MoE",
-    "early_exit": "early-exit CNN",
-}
+from ditmos.jsonio import read_json
+from ditmos.methods import label
 
 # Loaders whose argument names the user's own file or folder: its name is the
 # dataset's short name.  Other loaders (unimib:DIR, ...) are named after themselves.
 _PATH_LOADERS = ("npz", "csv")
 
-
-def label(name: str) -> str:
-    return _LABELS.get(name, name.replace("_", " "))
 
 
 def kind_of(name: str) -> str:
@@ -116,6 +100,7 @@ class ReportData:
     comparison_path: Path | None = None
     run_width: float | None = None
     evals: list[tuple[Path, dict]] = field(default_factory=list)
+    certify: list[tuple[Path, dict]] = field(default_factory=list)
     codegen: dict | None = None
     codegen_path: Path | None = None
     class_names: list[str] = field(default_factory=list)
@@ -151,7 +136,11 @@ def accuracy_stats(row: dict, key: str = "test") -> tuple[float | None, float | 
         n = (len(seeds) if isinstance(seeds, (list, tuple, dict))
              else int(seeds) if _number(seeds) is not None else 1)
         return mean, _number(row.get(f"{key}_acc_std")), max(n, 1)
-    return _number(row.get(f"{key}_accuracy")), None, 1
+    # compare.json version 2: `<key>_accuracy` is the mean over `n_seeds`
+    n = row.get("n_seeds")
+    n = int(n) if _number(n) is not None else 1
+    std = _number(row.get(f"{key}_accuracy_std")) if n > 1 else None
+    return _number(row.get(f"{key}_accuracy")), std, max(n, 1)
 
 
 def _by_width(results: dict) -> list[dict]:
@@ -214,24 +203,6 @@ def _load_comparison(path: Path) -> dict:
     return comp
 
 
-def find_codegen_manifest(build_dir: Path) -> tuple[Path, dict] | None:
-    """The codegen manifest (``format: ditmos-codegen/1``) of a build directory."""
-    if not build_dir.is_dir():
-        return None
-    top = build_dir / "manifest.json"
-    if top.is_file():
-        m = _load(top)
-        if str(m.get("format", "")).startswith("ditmos-codegen"):
-            return top, m
-        if isinstance(m.get("codegen"), dict) and m["codegen"].get("tensors"):
-            return top, m["codegen"]
-    for cand in sorted(build_dir.glob("*/manifest.json")) + sorted(build_dir.glob("*/*/manifest.json")):
-        m = _load(cand)
-        if str(m.get("format", "")).startswith("ditmos-codegen"):
-            return cand, m
-    return None
-
-
 def _resolve_run(path: Path, found: tuple[Path, dict] | None) -> Path:
     """The run whose metrics the page shows: ``path`` itself, or, for a
     comparison directory, its run at the largest width."""
@@ -255,7 +226,7 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (),
     mpath = run_dir / "metrics.json"
     config = _load(run_dir / "config.json") if (run_dir / "config.json").is_file() else {}
     if mpath.is_file():
-        data.metrics = _load(mpath)
+        data.metrics = read_json(mpath)
         data.class_names = list(data.metrics.get("class_names") or [])
     elif found is None:
         data.missing.append(f"{mpath} (float accuracies, baselines): train the run first")
@@ -266,6 +237,11 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (),
             or (found[1].get("dataset") if found else None))
     data.dataset = dataset_short_name(spec)
     data.title = f"{data.dataset}: DiTMoS report" if data.dataset else "DiTMoS report"
+
+    for cpath in sorted((run_dir / "certify").glob("*.json")):
+        res = _load(cpath)
+        if res.get("format") == "ditmos-certify/1" and isinstance(res.get("summary"), dict):
+            data.certify.append((cpath, res))
 
     if found is not None:
         data.comparison_path, data.comparison = found
@@ -310,7 +286,7 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (),
         rp = e / "report.json"
         if not rp.is_file():
             raise DitmosError(f"{rp}: missing; run `ditmos evaluate --out {e}` first")
-        data.evals.append((e, _load(rp)))
+        data.evals.append((e, read_json(rp)))
     if not data.evals:
         data.missing.append("on-device results: pass --eval EVAL_DIR (from `ditmos evaluate`)")
 

@@ -1,7 +1,8 @@
 """The report's figures, drawn with matplotlib's Agg backend into PNG bytes.
 
 Each figure function returns a :class:`Drawn`: the PNG, or why the figure is
-not shown (neither: the figure does not apply and is left out).  The accuracy-vs-cost figures also return what they drew (one
+not shown (neither: the figure does not apply and is left out).  The accuracy-vs-cost
+figures also return what they drew (one
 point per method and width, and whether it lies on the Pareto front), which
 the page lists under the figure.
 

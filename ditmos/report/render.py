@@ -138,6 +138,20 @@ def tables(data: ReportData) -> list[dict]:
     out = []
     if data.methods:
         out.append(_methods_table(data))
+    if data.certify:
+        rows = []
+        for path, r in data.certify:
+            s = r["summary"]
+            curve = ", ".join(f"{k}: {100 * v:.1f}%"
+                              for k, v in (s.get("certified_accuracy") or {}).items())
+            rows.append([path.name, r.get("kind"), _num(r.get("sigma")), _num(r.get("n")),
+                         _num(s.get("samples")), curve, f"{s.get('acr', 0):.3f}",
+                         _pct(s.get("abstain_rate"))])
+        out.append({"title": "Certified l2 robustness by randomized smoothing (test windows; "
+                             "`ditmos certify`, docs/smoothing.md)",
+                    "header": ["file", "smoothing", "sigma", "n", "windows",
+                               "certified accuracy at radius", "ACR", "abstain"],
+                    "rows": rows})
     if data.evals:
         rows = []
         for path, r in data.evals:

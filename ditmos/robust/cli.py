@@ -12,21 +12,9 @@ import click
 import numpy as np
 
 from ditmos.errors import DitmosError
+from ditmos.jsonio import write_json
 
 FORMAT = "ditmos-robust-attack/1"
-
-
-def _atomic_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _atomic_npz(path: Path, **arrays) -> None:
@@ -128,7 +116,7 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     folder = run_dir / "robust"
     folder.mkdir(exist_ok=True)
     _atomic_npz(folder / "adversarial.npz", y=y, clean=x, **advs)
-    _atomic_json(folder / "attack.json", out)
+    write_json(folder / "attack.json", out, indent=2)
     click.echo(format_table(out))
     click.echo(f"wrote {folder / 'attack.json'}")
 
@@ -240,7 +228,8 @@ def table(dataset, out_dir, modes, config_file, steps, restarts, queries, sample
                    "seed": seed, "float": r.to_dict(), "budget_key": [steps, restarts, queries,
                                                                       samples],
                    "seconds": round(time.monotonic() - t0, 1)}
-            _atomic_json(att, res)
+            att.parent.mkdir(exist_ok=True)
+            write_json(att, res, indent=2)
         if not quiet:
             f = res["float"]
             click.echo(f"  {mode}: clean {f['clean']:.4f} union {f['union']:.4f} "

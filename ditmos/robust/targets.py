@@ -97,7 +97,7 @@ class DitmosTarget:
 
     def _parts(self, x):
         tf = _tf()
-        sel = self.selector(x, training=False)
+        sel = self.selector({"window": x}, training=False)
         feeds = {f"sel_feat_{b}": sel[f"feat_{b}"] for b in self.shared}
         all_logits = []
         for clf in self.classifiers:

@@ -1,4 +1,4 @@
-"""Ablations of DiTMoS (issue 3): each one is a full DiTMoS run with one part of
+"""Ablations of DiTMoS (docs/method.md): each one is a full DiTMoS run with one part of
 the method switched off through a config override, on the same data, split
 and seed as the reference run.
 
@@ -13,6 +13,22 @@ and seed as the reference run.
     classifiers do not read the selector's feature maps
     (``architecture.shared_blocks = []``); they become independent CNNs of the
     same block pattern (fewer MACs, since the concatenated channels are gone).
+``no_generalist``
+    no generalist stage: the heads start from random weights and the run
+    has no single-network fallback (``generalist.epochs = 0``).
+``no_fallback``
+    the generalist initialises the heads but is not a model-selection
+    candidate itself (``generalist.fallback = false``).
+``kmeans_split``
+    the reference's routing targets: KMeans clusters of the strong model's
+    features, the selector trained towards the best classifier per sample
+    (``split.method = "kmeans"``, ``routing.target = "best_classifier"``).
+``no_overlap``
+    class-pure pre-training: every head only sees its own cluster
+    (``classifier_pretrain.out_weight = 0``).
+``distill``
+    the generalist is also distilled from the strong model
+    (``generalist.distill = 0.5``).
 """
 
 from __future__ import annotations
@@ -24,7 +40,8 @@ from pathlib import Path
 
 from ditmos.errors import DitmosError
 
-ABLATIONS = ("random_split", "no_adversarial", "no_aggregation")
+ABLATIONS = ("random_split", "no_adversarial", "no_aggregation", "no_generalist", "no_fallback",
+             "kmeans_split", "no_overlap", "distill")
 
 
 def ablation_overrides(name: str, base: dict) -> dict:
@@ -40,6 +57,16 @@ def ablation_overrides(name: str, base: dict) -> dict:
         arch = copy.deepcopy(base["architecture"])
         arch["shared_blocks"] = []
         return {"architecture": arch}
+    if name == "no_generalist":
+        return {"generalist": {"epochs": 0}}
+    if name == "no_fallback":
+        return {"generalist": {"fallback": False}}
+    if name == "kmeans_split":
+        return {"split": {"method": "kmeans"}, "routing": {"target": "best_classifier"}}
+    if name == "no_overlap":
+        return {"classifier_pretrain": {"out_weight": 0.0}}
+    if name == "distill":
+        return {"generalist": {"distill": 0.5}}
     raise DitmosError(f"unknown ablation '{name}'; choose one of {list(ABLATIONS)}")
 
 

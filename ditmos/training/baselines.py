@@ -1,4 +1,4 @@
-"""Train and evaluate the baselines DiTMoS is compared against (issue 3).
+"""Train and evaluate the baselines DiTMoS is compared against (docs/method.md).
 
 Same data, same split, same seed as the DiTMoS run; every trained baseline is
 selected on the VALIDATION split (best epoch by validation accuracy) and the

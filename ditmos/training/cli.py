@@ -9,18 +9,6 @@ import click
 from ditmos.errors import DitmosError
 
 
-def _widths(value: str | None) -> list[float] | None:
-    if value is None:
-        return None
-    try:
-        ws = [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise DitmosError(f"--widths must be comma-separated numbers, got '{value}'") from None
-    if not ws or any(w <= 0 for w in ws):
-        raise DitmosError(f"--widths must be positive numbers, got '{value}'")
-    return ws
-
-
 @click.command()
 @click.option("--dataset", required=True, help="Dataset spec (hapt, fsdd, unimib:DIR, ...).")
 @click.option("--preset", type=click.Choice(["quick", "full"]), default="quick",
@@ -35,7 +23,29 @@ def _widths(value: str | None) -> list[float] | None:
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
 @click.option("--compare", is_flag=True,
               help="Also train the baselines/ablations and write a comparison table.")
-@click.option("--widths", default=None, help="With --compare: widths, e.g. 0.25,0.5,1.")
+@click.option("--widths", default=None,
+              help="With --compare: widths, e.g. 0.125,0.25,0.5,1 (the default).")
+@click.option("--seeds", default=None,
+              help="With --compare: seeds, e.g. 0,1,2; tables show mean ± std over them "
+                   "(default: --seed only).")
+@click.option("--jobs", type=int, default=None,
+              help="With --compare: trials at once (default: one per CPU of the Ray "
+                   "instance); 1 = one after the other in this process, without Ray.")
+@click.option("--ray-address", default=None,
+              help="With --compare: run the trials on this existing Ray cluster (e.g. "
+                   "HOST:6379 or auto) instead of a local Ray instance started for the sweep.")
+@click.option("--search", is_flag=True,
+              help="With --compare: give DiTMoS an architecture search inside each width's MAC "
+                   "budget with as many trials as the equal-MACs baseline's search; the best "
+                   "on validation becomes the DiTMoS row.")
+@click.option("--no-ray", is_flag=True,
+              help="With --compare: run the trials one after the other in this process.")
+@click.option("--smoothing", type=click.Choice(["none", "gaussian"]), default="none",
+              show_default=True,
+              help="Train for randomized smoothing: 'gaussian' adds N(0, sigma^2) noise to "
+                   "every training window (a fresh draw per epoch, every stage).")
+@click.option("--sigma", type=float, default=None,
+              help="With --smoothing: noise std in normalised input units.")
 @click.option("--model", "model_kind", type=click.Choice(["ditmos", "single"]),
               default="ditmos", show_default=True,
               help="ditmos, or the equal-MACs single CNN baseline (for --robust).")
@@ -47,9 +57,19 @@ def _widths(value: str | None) -> list[float] | None:
 @click.option("--pair", default=None, metavar="Q,R",
               help="RAMP key pair, e.g. 'linf,l1' (default: a cheap proxy of the RAMP rule).")
 @click.option("--quiet", is_flag=True, help="No progress bars (CI).")
-def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, widths,
-          model_kind, robust_mode, pair, quiet):
+def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, widths, seeds,
+          jobs, ray_address, search, no_ray, smoothing, sigma, model_kind, robust_mode, pair,
+          quiet):
     """Train DiTMoS and write a run directory (config, models, export, metrics.json).
+
+    \b
+    With --compare, DiTMoS, its ablations and the baselines are trained at
+    every --widths and --seeds and compared in OUT/compare/compare.md (mean ±
+    std over the seeds); the run in --out is the DiTMoS run of --width and
+    --seed.  The trials run as Ray tasks (a local Ray instance is started and
+    stopped automatically); finished trials are kept in OUT/compare/trials/,
+    so the same command with --resume continues an interrupted comparison
+    without retraining them.
 
     \b
     With --model single --robust MODE: adversarially train the single CNN
@@ -58,11 +78,14 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
     'ditmos robust attack RUN'. Hyper-parameters: the "robust" section of
     --config (e.g. {"robust": {"epochs": 20, "attack_steps": 5}}).
     """
+    from pathlib import Path
+
     if model_kind == "single" or robust_mode is not None:
         if model_kind != "single":
             raise DitmosError("--robust is available for --model single only (adversarial "
                               "training of DiTMoS itself is not implemented yet)")
-        if resume or compare or widths or width != 1.0 or preset != "quick":
+        if resume or compare or widths or seeds or width != 1.0 or preset != "quick" \
+                or smoothing != "none":
             raise DitmosError("--model single takes only --dataset, --out, --config, --seed, "
                               "--robust, --pair, --quiet")
         if pair is not None and robust_mode != "ramp":
@@ -78,26 +101,67 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
                    f"l2 {r['l2']:.4f} l1 {r['l1']:.4f} union {r['union']:.4f} "
                    f"(full attack: ditmos robust attack {run_dir})")
         return
-    ws = _widths(widths)
-    if ws is not None and not compare:
-        raise DitmosError("--widths only applies together with --compare")
+
+    overrides = None
+    if smoothing == "none" and sigma is not None:
+        raise DitmosError("--sigma only applies together with --smoothing gaussian")
+    if smoothing != "none":
+        if sigma is None:
+            raise DitmosError(f"--smoothing {smoothing} needs --sigma (normalised input units)")
+        if compare:
+            raise DitmosError("--smoothing trains one run; it cannot be combined with --compare")
+        overrides = {"smoothing": {"method": smoothing, "sigma": sigma}}
+    sweep_opts = {"--widths": widths, "--seeds": seeds, "--jobs": jobs,
+                  "--ray-address": ray_address, "--no-ray": no_ray or None,
+                  "--search": search or None}
+    if not compare:
+        used = [k for k, v in sweep_opts.items() if v is not None]
+        if used:
+            verb = "applies" if len(used) == 1 else "apply"
+            raise DitmosError(f"{', '.join(used)} only {verb} together with --compare")
     if compare and importlib.util.find_spec("ditmos.training.compare") is None:
         raise DitmosError("--compare is not available in this installation "
                           "(ditmos.training.compare is missing)")
-    from ditmos.training import train_run
-
-    run_dir = train_run(dataset, preset, out_dir, config_file=config_file, width=width,
-                        seed=seed, resume=resume, quiet=quiet)
     import json
 
+    from ditmos.training import train_run
+
+    run_dir = Path(out_dir)
+    if compare:
+        from ditmos.training.compare import (DEFAULT_WIDTHS, parse_seeds, parse_widths,
+                                             run_compare)
+        from ditmos.training.sweep import make_executor
+
+        ws = parse_widths(widths) if widths is not None else DEFAULT_WIDTHS
+        ss = parse_seeds(seeds) if seeds is not None else (seed,)
+        executor = make_executor(jobs, ray_address, no_ray)
+        if seed not in ss:
+            seed = ss[0]
+        if (run_dir / "config.json").exists() and not resume:
+            raise DitmosError(f"{run_dir} already holds a training run (config.json); pass "
+                              f"--resume to continue it (and its comparison) or choose "
+                              f"another --out")
+        if run_dir.exists() and any(run_dir.iterdir()) and not (run_dir / "config.json").exists() \
+                and not resume:
+            raise DitmosError(f"{run_dir} exists and is not empty; choose a new --out directory "
+                              f"(or pass --resume to continue an interrupted comparison)")
+        in_sweep = float(width) in ws
+        if not in_sweep:
+            train_run(dataset, preset, run_dir, config_file=config_file, width=width, seed=seed,
+                      resume=resume, quiet=quiet)
+        from ditmos.training.compare import search_candidates
+
+        out = run_compare(dataset, preset, run_dir / "compare", widths=ws, seeds=ss,
+                          quiet=quiet, config_file=config_file, executor=executor,
+                          candidates=search_candidates() if search else None,
+                          main_run=(run_dir, width, seed) if in_sweep else None)
+    else:
+        train_run(dataset, preset, run_dir, config_file=config_file, width=width,
+                  seed=seed, resume=resume, quiet=quiet, overrides=overrides)
     m = json.loads((run_dir / "metrics.json").read_text())
     t = m["test"]["float"]
     click.echo(f"{run_dir}: test accuracy DiTMoS {t['ditmos']:.4f} (union {t['union']:.4f}, "
                f"strong {t['baselines']['strong']:.4f}); {m['model']['params']} params, "
                f"{m['model']['macs']} MACs/inference")
     if compare:
-        from ditmos.training.compare import run_compare
-
-        kwargs = {"widths": ws} if ws is not None else {}
-        out = run_compare(run_dir, quiet=quiet, **kwargs)
-        click.echo(f"comparison written to {out}")
+        click.echo(f"comparison written to {out / 'compare.md'}")

@@ -40,7 +40,9 @@ def _subset(splits, n_train: int, seed: int):
     from ditmos.data import Splits
 
     rng = np.random.default_rng([seed, 7])
-    pick = (lambda a, n: np.sort(rng.permutation(a)[:n]))
+    def pick(a, n):
+        return np.sort(rng.permutation(a)[:n])
+
     return Splits(train=pick(splits.train, n_train), val=pick(splits.val, max(n_train // 2, 1)),
                   test=pick(splits.test, max(n_train // 2, 1)))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ditmos.errors import DitmosError
+from ditmos.jsonio import read_json
 
 
 @dataclass
@@ -37,16 +38,6 @@ class RunData:
         return len(self.class_names)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DitmosError(f"{path} not found: is {path.parent} a finished 'ditmos train' "
-                          f"run directory?") from None
-    except json.JSONDecodeError as e:
-        raise DitmosError(f"{path} is not valid JSON ({e.msg}, line {e.lineno})") from None
-
-
 def load_run_data(run_dir) -> RunData:
     """Reload the dataset named in ``config.json``, apply ``splits.npz`` and the saved normalisation."""
     from ditmos.data import Normalizer, Splits, load_dataset
@@ -54,14 +45,15 @@ def load_run_data(run_dir) -> RunData:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise DitmosError(f"run directory {run_dir} does not exist")
-    cfg = _read_json(run_dir / "config.json")
+    hint = f"is {run_dir} a finished `ditmos train` run directory?"
+    cfg = read_json(run_dir / "config.json", hint)
     robust = run_dir / "robust.json"
     if not (run_dir / "export" / "export.json").exists() and robust.is_file():
         # a single-CNN robust-training run (ditmos train --model single --robust MODE)
-        info = _read_json(robust)
+        info = read_json(robust, hint)
         export = {"model": "single", "input_shape": info["input_shape"]}
     else:
-        export = _read_json(run_dir / "export" / "export.json")
+        export = read_json(run_dir / "export" / "export.json", hint)
     norm = Normalizer.load(run_dir / "normalization.json")
     splits = Splits.load(run_dir / "splits.npz")
     ds = load_dataset(cfg["dataset"])

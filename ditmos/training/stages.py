@@ -1,9 +1,11 @@
 """The DiTMoS training stages, each a resumable function over a :class:`Trainer`.
 
-Order (``STAGES``): strong model -> diverse split (KMeans on the strong
-model's last conv features) -> classifier pre-training on the clusters ->
-selector pre-training -> adversarial alternation -> model selection on the
-validation split.  After every epoch the whole state is checkpointed
+Order (``STAGES``): strong model -> generalist (optional: the selector's
+trunk and one classifier head trained as a single network on all data, then
+copied into the K heads) -> diverse split (KMeans on the strong model's last
+conv features, or groups of confusable classes) -> classifier pre-training
+on the clusters -> selector pre-training -> adversarial alternation -> model
+selection on the validation split.  After every epoch the whole state is checkpointed
 atomically (``checkpoints/latest.npz``), and after every stage a copy is kept
 (``checkpoints/<stage>.npz``); :meth:`Trainer.resume` continues from the last
 finished epoch.  Shuffles are drawn from ``(seed, stage, epoch)`` so a resumed
@@ -26,8 +28,11 @@ from ditmos.training.checkpoint import load_checkpoint, prefixed, save_checkpoin
 from ditmos.training.optim import Optimizer, lr_at
 from ditmos.training.progress import Reporter
 
-STAGES = ("strong", "split", "classifier_pretrain", "selector_pretrain", "adversarial", "select")
-_STAGE_CODE = {s: i + 1 for i, s in enumerate(STAGES)}
+STAGES = ("strong", "generalist", "split", "classifier_pretrain", "selector_pretrain",
+          "adversarial", "select")
+# random-stream codes of the stages (fixed: adding a stage leaves the others' shuffles alone)
+_STAGE_CODE = {"strong": 1, "split": 2, "classifier_pretrain": 3, "selector_pretrain": 4,
+               "adversarial": 5, "select": 6, "generalist": 7}
 
 
 class Trainer:
@@ -54,6 +59,16 @@ class Trainer:
         self.classifiers = Bank(arch.classifier, self.C, self.num_classes, arch.K,
                                 seed=seed * 1000 + 3, side_channels=side, bn_epsilon=eps,
                                 bn_momentum=mom, name="classifiers").build(self.T)
+        # the generalist head (one member) exists only when its stage is on
+        self.generalist = None
+        if int(cfg["generalist"]["epochs"]) > 0:
+            self.generalist = Bank(arch.classifier, self.C, self.num_classes, 1,
+                                   seed=seed * 1000 + 5, side_channels=side, bn_epsilon=eps,
+                                   bn_momentum=mom, name="generalist").build(self.T)
+        # selector blocks the classifiers read; frozen after the generalist if asked
+        self.trunk_blocks = max(arch.shared_blocks, default=0)
+        self.frozen_trunk = (self.generalist is not None
+                             and bool(cfg["generalist"]["freeze_trunk"]))
         self.opts: dict[str, Optimizer] = {}
         self.progress = {"stage": STAGES[0], "epoch": 0, "done": [], "history": [],
                          "best": None, "cluster_info": None}
@@ -67,7 +82,7 @@ class Trainer:
         return {b: blocks[b - 1] for b in self.arch.shared_blocks}
 
     def _build_functions(self):
-        T, C, K = self.T, self.C, self.arch.K
+        T, C = self.T, self.C
         x_sig = tf.TensorSpec([None, T, C], tf.float32)
         y_sig = tf.TensorSpec([None], tf.int64)
         lr_sig = tf.TensorSpec([], tf.float32)
@@ -91,6 +106,14 @@ class Trainer:
             return (tf.argmax(r[:, 0, :], axis=-1, output_type=tf.int32),
                     [sb[b - 1] for b in self.arch.shared_blocks])
 
+        gen = self.generalist
+
+        @tf.function(input_signature=[x_sig])
+        def generalist_eval(x):
+            _, sb = sel(x, training=False, return_blocks=True)
+            return gen(x, training=False, side=self._side(sb))[:, 0, :]
+
+        self._generalist_eval = generalist_eval if gen is not None else None
         self._evaluate, self._strong_eval = evaluate, strong_eval
         self._selector_eval = selector_eval
         lens = block_lengths(self.arch.selector, T)
@@ -136,17 +159,78 @@ class Trainer:
             return loss / K
         return step
 
+    def selector_variables(self):
+        """What routing trains: the whole selector, or all but its frozen trunk."""
+        if self.frozen_trunk:
+            return self.selector.trainable_blocks(first=self.trunk_blocks)
+        return self.selector.trainable
+
     def _selector_step(self, opt: Optimizer):
+        """Routing step; ``y`` are labels (target: the best classifier) or, with
+        ``routing.target = cluster``, the sample's cluster (the target itself)."""
+        frozen = self.trunk_blocks if self.frozen_trunk else 0
+        by_cluster = self.cfg["routing"]["target"] == "cluster"
+
         @tf.function(input_signature=[self._x_sig, self._y_sig, self._lr_sig])
         def step(x, y, lr):
             with tf.GradientTape() as tape:
-                r, sb = self.selector(x, training=True, return_blocks=True)
-                side = {b: tf.stop_gradient(v) for b, v in self._side(sb).items()}
-                lg = self.classifiers(x, training=False, side=side)
-                target = losses.selector_target(lg, y)
+                r, sb = self.selector(x, training=True, return_blocks=True, frozen=frozen)
+                if by_cluster:
+                    target = tf.cast(y, tf.int32)
+                else:
+                    side = {b: tf.stop_gradient(v) for b, v in self._side(sb).items()}
+                    lg = self.classifiers(x, training=False, side=side)
+                    target = losses.selector_target(lg, y)
                 loss = losses.selector_loss(r[:, 0, :], target)
             opt.apply(tape.gradient(loss, opt.variables), lr)
             return loss
+        return step
+
+    def routing_labels(self) -> np.ndarray:
+        """Per training sample: what the selector step gets as ``y``."""
+        if self.cfg["routing"]["target"] == "cluster":
+            return self.clusters
+        return self.y_train
+
+    def _generalist_step(self, opt: Optimizer):
+        """One step of the single network (selector trunk + one head), CE plus
+        optional distillation from the strong model's logits."""
+        g = self.cfg["generalist"]
+        a, temp = float(g["distill"]), float(g["temperature"])
+        t_sig = tf.TensorSpec([None, self.num_classes], tf.float32)
+
+        @tf.function(input_signature=[self._x_sig, self._y_sig, t_sig, self._lr_sig])
+        def step(x, y, teacher, lr):
+            with tf.GradientTape() as tape:
+                _, sb = self.selector(x, training=True, return_blocks=True)
+                lg = self.generalist(x, training=True, side=self._side(sb))[:, 0, :]
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    labels=y, logits=lg))
+                if a > 0:
+                    kd = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
+                        labels=tf.nn.softmax(teacher / temp), logits=lg / temp))
+                    loss = (1.0 - a) * loss + a * temp * temp * kd
+            opt.apply(tape.gradient(loss, opt.variables), lr)
+            return loss
+        return step
+
+    def _cls_weighted_step(self, opt: Optimizer):
+        """Pre-training step where every head sees the same batch of all data;
+        ``wts [B, K]`` weights each sample per head (1 in its cluster, less outside)."""
+        K = self.arch.K
+        w_sig = tf.TensorSpec([None, K], tf.float32)
+
+        @tf.function(input_signature=[self._x_sig, self._y_sig, w_sig, self._feat_specs(False),
+                                      self._lr_sig])
+        def step(x, y, wts, feats, lr):
+            with tf.GradientTape() as tape:
+                lg = self.classifiers(x, training=True,
+                                      side=dict(zip(self.arch.shared_blocks, feats)))
+                ce = losses.per_sample_ce(lg, y)
+                per_k = tf.math.divide_no_nan(tf.reduce_sum(ce * wts, 0), tf.reduce_sum(wts, 0))
+                loss = tf.reduce_sum(per_k)
+            opt.apply(tape.gradient(loss, opt.variables), lr)
+            return loss / K
         return step
 
     def _adv_classifier_step(self, opt: Optimizer):
@@ -179,6 +263,18 @@ class Trainer:
     # ---------------------------------------------------------------- helpers
     def rng(self, stage: str, epoch: int, extra: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, _STAGE_CODE[stage], epoch, extra])
+
+    def train_inputs(self, stage: str, epoch: int) -> np.ndarray:
+        """The training windows of one epoch: as they are, or with Gaussian noise of
+        std ``smoothing.sigma`` (a fresh draw per epoch, reproducible on resume)."""
+        from ditmos.training.config import smoothing_sigma
+
+        sigma = smoothing_sigma(self.cfg)
+        if sigma == 0.0:
+            return self.x_train
+        rng = self.rng(stage, epoch, 7)
+        noise = rng.standard_normal(self.x_train.shape, dtype=np.float32)
+        return (self.x_train + np.float32(sigma) * noise).astype(np.float32)
 
     def batches(self, n: int, batch: int, rng: np.random.Generator):
         perm = rng.permutation(n)
@@ -216,6 +312,8 @@ class Trainer:
         a.update(prefixed("strong", self.strong.get_state()))
         a.update(prefixed("selector", self.selector.get_state()))
         a.update(prefixed("classifiers", self.classifiers.get_state()))
+        if self.generalist is not None:
+            a.update(prefixed("generalist", self.generalist.get_state()))
         for name, opt in self.opts.items():
             a.update(prefixed(f"opt.{name}", opt.get_state()))
         if self.clusters is not None:
@@ -239,6 +337,8 @@ class Trainer:
         self.strong.set_state(unprefixed("strong", arrays))
         self.selector.set_state(unprefixed("selector", arrays))
         self.classifiers.set_state(unprefixed("classifiers", arrays))
+        if self.generalist is not None:
+            self.generalist.set_state(unprefixed("generalist", arrays))
         self._arrays = arrays
         self.clusters = arrays.get("clusters")
         best = unprefixed("best", arrays)
@@ -301,7 +401,8 @@ def _lr(cfg_stage: dict, epoch: int) -> tf.Tensor:
     return tf.constant(lr_at(cfg_stage["lr"], epoch, cfg_stage["lr_halve_every"]), tf.float32)
 
 
-def _supervised_epochs(tr: Trainer, stage: str, trainable, make_step, validate) -> None:
+def _supervised_epochs(tr: Trainer, stage: str, trainable, make_step, validate,
+                       labels: np.ndarray | None = None) -> None:
     """The epoch loop of the supervised stages (strong model, selector pre-training).
 
     ``make_step(optimizer)`` returns the compiled step ``(x, y, lr) -> loss``;
@@ -310,6 +411,7 @@ def _supervised_epochs(tr: Trainer, stage: str, trainable, make_step, validate) 
     at its next epoch.
     """
     s = tr.cfg[stage]
+    labels = tr.y_train if labels is None else labels
     start = tr.begin(stage)
     opt = tr.optimizer(stage, s["optimizer"], trainable)
     step = make_step(opt)
@@ -317,8 +419,9 @@ def _supervised_epochs(tr: Trainer, stage: str, trainable, make_step, validate) 
     for ep in range(start, s["epochs"]):
         lr = _lr(s, ep)
         tot, n = 0.0, 0
+        x_ep = tr.train_inputs(stage, ep)
         for idx in tr.batches(len(tr.x_train), s["batch_size"], tr.rng(stage, ep)):
-            tot += float(step(tr.x_train[idx], tr.y_train[idx], lr))
+            tot += float(step(x_ep[idx], labels[idx], lr))
             n += 1
         extra, text = validate(tot / max(n, 1))
         tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1), **extra})
@@ -339,6 +442,89 @@ def train_strong(tr: Trainer) -> None:
     _supervised_epochs(tr, stage, tr.strong.trainable, tr._strong_step, validate)
     tr.rep.end_stage()
     tr.finish(stage)
+
+
+def train_generalist(tr: Trainer) -> None:
+    """Stage 2 (when ``generalist.epochs`` > 0): the selector's shared blocks
+    and one classifier head trained together on all training data, as one
+    network (optionally distilled from the strong model).  The epoch best on
+    validation is copied into all K heads: a DiTMoS with identical heads,
+    whatever the routing, so it is a model-selection candidate (``fallback``)
+    that later stages have to beat on validation."""
+    stage = "generalist"
+    if tr.done(stage):
+        return
+    if tr.generalist is None:
+        tr.finish(stage)
+        return
+    g = tr.cfg[stage]
+    start = tr.begin(stage)
+    opt = tr.optimizer(stage, g["optimizer"],
+                       tr.selector.trunk_variables(tr.trunk_blocks) + tr.generalist.trainable)
+    step = tr._generalist_step(opt)
+    teacher = (tr.strong_predict(tr.x_train)[0].astype(np.float32) if g["distill"] > 0
+               else np.zeros((len(tr.x_train), tr.num_classes), np.float32))
+    tr.rep.start_stage(stage, g["epochs"], start)
+    bs = int(tr.cfg["eval_batch_size"])
+    for ep in range(start, g["epochs"]):
+        lr = _lr(g, ep)
+        tot, n = 0.0, 0
+        for idx in tr.batches(len(tr.x_train), g["batch_size"], tr.rng(stage, ep)):
+            tot += float(step(tr.x_train[idx], tr.y_train[idx], teacher[idx], lr))
+            n += 1
+        lg = np.concatenate([tr._generalist_eval(tf.constant(tr.x_val[i:i + bs])).numpy()
+                             for i in range(0, len(tr.x_val), bs)])
+        acc = float((lg.argmax(1) == tr.y_val).mean())
+        best = tr.progress.get("generalist_best")
+        if best is None or acc > best["val_acc"]:
+            tr.progress["generalist_best"] = {"val_acc": acc, "epoch": ep + 1}
+            tr.best_state = {**prefixed("gen_selector", tr.selector.get_state()),
+                             **prefixed("gen_head", tr.generalist.get_state())}
+        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1),
+                                  "val_acc": acc})
+        tr.rep.advance(f"loss {tot / max(n, 1):.3f} val {acc:.3f}")
+    if tr.best_state is not None:  # the best epoch on validation
+        tr.selector.set_state(unprefixed("gen_selector", tr.best_state))
+        tr.generalist.set_state(unprefixed("gen_head", tr.best_state))
+        tr.best_state = None
+    tr.classifiers.set_state(Bank.replicate(tr.generalist.get_state(), tr.arch.K))
+    v = tr.val_accuracy()
+    _consider_best(tr, v, "generalist")
+    tr.rep.end_stage(f"val {v['ditmos']:.3f}")
+    tr.finish(stage)
+
+
+def confusion_groups(logits: np.ndarray, y: np.ndarray, K: int, num_classes: int) -> np.ndarray:
+    """Group of every class (0..K-1): classes the model confuses go together.
+
+    Average-linkage agglomeration on the symmetric, row-normalised confusion
+    matrix; a group holds at most ceil(classes / K) classes while any pair
+    still fits (no chaining into one big group), and among equally confused
+    pairs the smallest merged group wins, so separable classes spread evenly
+    over the groups."""
+    conf = np.zeros((num_classes, num_classes))
+    np.add.at(conf, (y, logits.argmax(1)), 1.0)
+    rate = conf / np.maximum(conf.sum(1, keepdims=True), 1.0)
+    sim = rate + rate.T
+    np.fill_diagonal(sim, 0.0)
+    groups = [[c] for c in range(num_classes)]
+    cap = -(-num_classes // K)
+    while len(groups) > K:
+        best = None
+        for i in range(len(groups)):
+            for j in range(i + 1, len(groups)):
+                size = len(groups[i]) + len(groups[j])
+                link = sim[np.ix_(groups[i], groups[j])].mean()
+                key = (size <= cap, link, -size, -i, -j)
+                if best is None or key > best[0]:
+                    best = (key, i, j)
+        _, i, j = best
+        groups[i] = sorted(groups[i] + groups[j])
+        del groups[j]
+    out = np.empty(num_classes, np.int64)
+    for k, members in enumerate(sorted(groups)):
+        out[members] = k
+    return out
 
 
 def cluster_purity(clusters: np.ndarray, y: np.ndarray, K: int, num_classes: int) -> dict:
@@ -367,7 +553,8 @@ def _kmeans(feats: np.ndarray, K: int, n_init: int, max_iter: int, seed: int) ->
 
 
 def split_clusters(method: str, y: np.ndarray, K: int, *, feats: np.ndarray | None = None,
-                   n_init: int = 10, max_iter: int = 300, seed: int = 0) -> np.ndarray:
+                   n_init: int = 10, max_iter: int = 300, seed: int = 0,
+                   logits: np.ndarray | None = None) -> np.ndarray:
     """Cluster index (0..K-1) of every training sample.
 
     ``kmeans`` (the method): KMeans on the strong model's last conv block
@@ -375,9 +562,21 @@ def split_clusters(method: str, y: np.ndarray, K: int, *, feats: np.ndarray | No
     sub-clusters are ranked by their mean on the features' first principal
     axis and rank j of every class joins cluster j, so every cluster holds
     every class (with at least K samples per class).  ``random``: equal
-    random parts (an ablation).
+    random parts (an ablation).  ``confusion``: cluster k holds the classes
+    of group k of :func:`confusion_groups` on the strong model's ``logits``
+    (a target the selector can learn: the coarse class); with more clusters
+    than classes, the largest cluster is split in two by KMeans on ``feats``
+    until there are K.
     """
     n = len(y)
+    if method == "confusion":
+        num_classes = int(max(y.max() + 1, logits.shape[1]))
+        clusters = confusion_groups(logits, y, min(K, num_classes), num_classes)[y]
+        for k in range(min(K, num_classes), K):
+            big = np.flatnonzero(clusters == np.bincount(clusters).argmax())
+            sub = _kmeans(feats[big], 2, n_init, max_iter, seed + k)
+            clusters[big[sub == 1]] = k
+        return clusters
     if method == "random":
         rng = np.random.default_rng([seed, 4242])
         clusters = np.empty(n, np.int64)
@@ -410,9 +609,9 @@ def diverse_split(tr: Trainer) -> None:
     sp = tr.cfg["split"]
     K = tr.arch.K
     tr.rep.start_stage(stage, 1)
-    feats = None if sp["method"] == "random" else tr.strong_predict(tr.x_train)[1]
+    logits, feats = (None, None) if sp["method"] == "random" else tr.strong_predict(tr.x_train)
     clusters = split_clusters(sp["method"], tr.y_train, K, feats=feats, n_init=sp["n_init"],
-                              max_iter=sp["max_iter"], seed=tr.seed)
+                              max_iter=sp["max_iter"], seed=tr.seed, logits=logits)
     counts = np.bincount(clusters, minlength=K)
     if (counts < 2).any():
         raise DitmosError(
@@ -440,8 +639,11 @@ def pretrain_classifiers(tr: Trainer) -> None:
     s = tr.cfg[stage]
     K, B = tr.arch.K, s["batch_size"]
     start = tr.begin(stage)
-    if start == 0:
+    if start == 0 and tr.generalist is None:
         _calibrate_bn(tr.selector, tr.x_train, tr.rng(stage, 0, 99))
+    if float(s.get("out_weight", 0.0)) > 0:
+        _pretrain_weighted(tr, stage, start)
+        return
     opt = tr.optimizer(stage, s["optimizer"], tr.classifiers.trainable)
     step = tr._cls_pretrain_step(opt)
     members = [np.flatnonzero(tr.clusters == k) for k in range(K)]
@@ -449,6 +651,9 @@ def pretrain_classifiers(tr: Trainer) -> None:
     _, feats = tr.selector_outputs(tr.x_train)  # the selector is frozen in this stage
     tr.rep.start_stage(stage, s["epochs"], start)
     for ep in range(start, s["epochs"]):
+        x_ep = tr.train_inputs(stage, ep)
+        if x_ep is not tr.x_train:  # noisy windows: the frozen selector's features of them
+            _, feats = tr.selector_outputs(x_ep)
         rng = tr.rng(stage, ep)
         streams = []
         for m in members:
@@ -458,11 +663,36 @@ def pretrain_classifiers(tr: Trainer) -> None:
         lr = _lr(s, ep)
         tot = 0.0
         for i in range(steps):
-            xb = tr.x_train[idx[i]].transpose(0, 2, 1, 3)  # [B, T, K, C]
+            xb = x_ep[idx[i]].transpose(0, 2, 1, 3)  # [B, T, K, C]
             fb = [f[idx[i]].transpose(0, 2, 1, 3) for f in feats]  # [B, T_b, K, F]
             tot += float(step(xb, tr.y_train[idx[i]], fb, lr))
         tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / steps})
         tr.rep.advance(f"loss {tot / steps:.3f}")
+    tr.rep.end_stage()
+    tr.finish(stage)
+
+
+def _pretrain_weighted(tr: Trainer, stage: str, start: int) -> None:
+    """Overlapping clusters: every head trains on all data, samples of its own
+    cluster with weight 1 and all others with ``out_weight`` (1 = K copies
+    of the generalist's training, 0 = the class-pure pre-training)."""
+    s = tr.cfg[stage]
+    K = tr.arch.K
+    wts = np.full((len(tr.x_train), K), float(s["out_weight"]), np.float32)
+    wts[np.arange(len(wts)), tr.clusters] = 1.0
+    opt = tr.optimizer(stage, s["optimizer"], tr.classifiers.trainable)
+    step = tr._cls_weighted_step(opt)
+    _, feats = tr.selector_outputs(tr.x_train)
+    tr.rep.start_stage(stage, s["epochs"], start)
+    for ep in range(start, s["epochs"]):
+        lr = _lr(s, ep)
+        tot, n = 0.0, 0
+        for idx in tr.batches(len(tr.x_train), s["batch_size"], tr.rng(stage, ep)):
+            tot += float(step(tr.x_train[idx], tr.y_train[idx], wts[idx],
+                              [f[idx] for f in feats], lr))
+            n += 1
+        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1)})
+        tr.rep.advance(f"loss {tot / max(n, 1):.3f}")
     tr.rep.end_stage()
     tr.finish(stage)
 
@@ -488,7 +718,8 @@ def pretrain_selector(tr: Trainer) -> None:
         v = tr.val_accuracy()
         return {"val": v}, f"val ditmos {v['ditmos']:.3f} union {v['union']:.3f}"
 
-    _supervised_epochs(tr, stage, tr.selector.trainable, tr._selector_step, validate)
+    _supervised_epochs(tr, stage, tr.selector_variables(), tr._selector_step, validate,
+                       labels=tr.routing_labels())
     v = tr.val_accuracy()
     _consider_best(tr, v, "selector_pretrain")
     tr.rep.end_stage(f"val ditmos {v['ditmos']:.3f}")
@@ -497,6 +728,8 @@ def pretrain_selector(tr: Trainer) -> None:
 
 def _consider_best(tr: Trainer, v: dict, where: str) -> None:
     best = tr.progress["best"]
+    if where == "generalist" and not tr.cfg["generalist"]["fallback"]:
+        return
     if best is None or v["ditmos"] > best["val_ditmos"]:
         tr.progress["best"] = {"val_ditmos": v["ditmos"], "at": where, "val": v}
         st = {}
@@ -521,7 +754,8 @@ def adversarial(tr: Trainer) -> None:
     per_round = se + ce
     total = a["rounds"] * per_round
     start = tr.begin(stage)
-    sel_opt = tr.optimizer(f"{stage}.selector", a["optimizer"], tr.selector.trainable)
+    sel_opt = tr.optimizer(f"{stage}.selector", a["optimizer"], tr.selector_variables())
+    route_labels = tr.routing_labels()
     cls_opt = tr.optimizer(f"{stage}.classifiers", a["optimizer"], tr.classifiers.trainable)
     sel_step = tr._selector_step(sel_opt)
     cls_step = tr._adv_classifier_step(cls_opt)
@@ -532,13 +766,14 @@ def adversarial(tr: Trainer) -> None:
         own_epoch = rnd * (se if is_sel else ce) + (within if is_sel else within - se)
         lr = _lr(a, own_epoch)
         tot, n = 0.0, 0
+        x_ep = tr.train_inputs(stage, ep)
         if not is_sel:  # the selector is frozen for the whole epoch: run it once
-            routes, feats = tr.selector_outputs(tr.x_train)
+            routes, feats = tr.selector_outputs(x_ep)
         for idx in tr.batches(len(tr.x_train), a["batch_size"], tr.rng(stage, ep)):
             if is_sel:
-                loss = sel_step(tr.x_train[idx], tr.y_train[idx], lr)
+                loss = sel_step(x_ep[idx], route_labels[idx], lr)
             else:
-                loss = cls_step(tr.x_train[idx], tr.y_train[idx], routes[idx],
+                loss = cls_step(x_ep[idx], tr.y_train[idx], routes[idx],
                                 [f[idx] for f in feats], lr)
             tot += float(loss)
             n += 1
@@ -568,7 +803,8 @@ def select_model(tr: Trainer) -> None:
     tr.finish(stage)
 
 
-STAGE_FUNCTIONS = {"strong": train_strong, "split": diverse_split,
+STAGE_FUNCTIONS = {"strong": train_strong, "generalist": train_generalist,
+                   "split": diverse_split,
                    "classifier_pretrain": pretrain_classifiers,
                    "selector_pretrain": pretrain_selector, "adversarial": adversarial,
                    "select": select_model}

@@ -20,7 +20,7 @@ int board_uart_getc(uint32_t timeout_ms);
 void board_uart_write(const uint8_t *data, size_t len);
 
 uint32_t board_millis(void);       /* monotonic milliseconds since boot */
-uint32_t board_cycles(void);       /* CPU cycle counter (0 where there is none) */
+uint32_t board_cycles(void);       /* cost counter: CPU cycles, host nanoseconds, 0 where none */
 uint32_t board_core_clock_hz(void); /* the clock the core actually runs at */
 /* Clock bring-up: 0 = as designed; else board-specific bits (docs/protocol.md
  * HELLO_OK clock_status), bit 7 = running from a fallback clock. */

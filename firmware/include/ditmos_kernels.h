@@ -9,6 +9,8 @@
  * parameter structs.
  *
  * Conventions
+ *  - Every public symbol starts with dtm_ (functions, parameter structs), so
+ *    the kernels link beside CMSIS-NN or other kernel libraries.
  *  - Activations are 1-D feature maps stored time-major, [T][C] (NWC with
  *    N = 1, the layout TFLite uses).  Flat vectors are [N].
  *  - Offsets follow TFLM: input_offset = -input_zero_point,
@@ -21,9 +23,9 @@
  *    quantisation, const weights), so the generator can emit them `static
  *    const` in flash.  Activation pointers are passed as arguments.
  *  - No kernel allocates memory.  No kernel needs scratch memory; should one
- *    ever need it, a `<op>_s8_scratch_size()` function is declared beside it.
- *  - Input and output buffers must not overlap, except for requantize_s8 and
- *    add_s8, which work in place (output == input is allowed).
+ *    ever need it, a `dtm_<op>_s8_scratch_size()` function is declared beside it.
+ *  - Input and output buffers must not overlap, except for dtm_requantize_s8,
+ *    dtm_relu_s8 and dtm_add_s8, which work in place (output == input is allowed).
  */
 #ifndef DITMOS_KERNELS_H
 #define DITMOS_KERNELS_H
@@ -35,13 +37,14 @@
 extern "C" {
 #endif
 
-#define DITMOS_KERNELS_API_VERSION 1
+/* 2: every public symbol carries the dtm_ prefix; dtm_concat_s8 added. */
+#define DITMOS_KERNELS_API_VERSION 2
 
-/* Maximum number of channel-concatenated parts a conv1d_s8 input may have. */
+/* Maximum number of channel-concatenated parts a dtm_conv1d_s8 input may have. */
 #define DITMOS_CONV_MAX_PARTS 4
 
 /* ------------------------------------------------------------------------ */
-/* conv1d_s8: 1-D convolution (TFLM CONV_2D with H = 1), dilation 1.         */
+/* dtm_conv1d_s8: 1-D convolution (TFLM CONV_2D with H = 1), dilation 1.         */
 /*                                                                          */
 /* The input is the channel-concatenation [part 0 ; part 1 ; ...] of up to  */
 /* DITMOS_CONV_MAX_PARTS feature maps of the same length in_len; the        */
@@ -63,11 +66,11 @@ extern "C" {
 typedef struct {
     int32_t channels;      /* channels of this part (C_p >= 1) */
     int32_t input_offset;  /* -zero_point of this part */
-} conv1d_s8_part_t;
+} dtm_conv1d_s8_part_t;
 
 typedef struct {
     int32_t num_parts;     /* 1 .. DITMOS_CONV_MAX_PARTS */
-    conv1d_s8_part_t parts[DITMOS_CONV_MAX_PARTS];
+    dtm_conv1d_s8_part_t parts[DITMOS_CONV_MAX_PARTS];
     int32_t in_len;        /* input time steps (same for every part) */
     int32_t out_len;       /* output time steps */
     int32_t out_channels;
@@ -81,15 +84,64 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-} conv1d_s8_params_t;
+} dtm_conv1d_s8_params_t;
 
 /* inputs[p] points at part p's [in_len][parts[p].channels] buffer;
  * output is [out_len][out_channels]. */
-void conv1d_s8(const conv1d_s8_params_t *params,
+void dtm_conv1d_s8(const dtm_conv1d_s8_params_t *params,
                const int8_t *const inputs[], int8_t *output);
 
 /* ------------------------------------------------------------------------ */
-/* depthwise_conv1d_s8: TFLM DEPTHWISE_CONV_2D with H = 1, dilation 1.       */
+/* dtm_conv1d_packed_s8: the same operation as dtm_conv1d_s8 (and, with in_len =    */
+/* out_len = batches, kernel_size = 1, as dtm_fully_connected_s8), reading one  */
+/* constant stream re-laid out offline by the generator                     */
+/* (ditmos/codegen/variants.py).  Cortex-M7 set only: the generator emits   */
+/* it for kernels = cm7 when the layer qualifies.                           */
+/*                                                                          */
+/* Output channels go in groups of 4 (the last group padded with zero       */
+/* channels that are computed but never stored).  Per part, a window of     */
+/* D_p = kernel_size * C_p bytes (D_p >= 4) is read as n_p = ceil(D_p / 4)  */
+/* little-endian words: a head word at byte 0, then words at bytes          */
+/* head_p + 4i (head_p = D_p - 4 (n_p - 1), 1..4); the head word's weights  */
+/* are zero where it overlaps the next word, so no byte is counted twice    */
+/* and nothing outside the window is read.                                  */
+/* stream: int32 words, per group of 4 output channels:                     */
+/*   bias2[4]   2 (bias + sum_p input_offset_p * sum(w of part p))          */
+/*   per part, per word: the four channels' (2w[d], 2w[d+2]) pairs, then   */
+/*              their (2w[d+1], 2w[d+3]) pairs, int16 halves (lane 0 low):  */
+/*              SMLAD-ready against SXTB16 / SXTB16 ROR 8 of the input word */
+/*   rq[4][3]   {hb, multiplier, e} with e = -shift >= 1, multiplier in     */
+/*              (2^30, 2^31), hb = 2^(e-1) + output_offset * 2^e.           */
+/* The accumulator is 2 acc (the generator proves |acc| < 2^30), so         */
+/* SMMLAR(2 acc, multiplier, hb) = SaturatingRoundingDoublingHighMul + hb,  */
+/* and out = (that - [acc < 0]) >> e is TFLM's RoundingDivideByPOT plus the */
+/* output offset, exactly.  Windows reaching into SAME padding are copied   */
+/* to a stack buffer (DITMOS_PACKED_EDGE_BYTES) filled with the zero point. */
+/* ------------------------------------------------------------------------ */
+#define DITMOS_PACKED_GROUP 4
+#define DITMOS_PACKED_EDGE_BYTES 256
+
+typedef struct {
+    int32_t num_parts;                            /* 1 .. DITMOS_CONV_MAX_PARTS */
+    int32_t channels[DITMOS_CONV_MAX_PARTS];      /* C_p */
+    int32_t head[DITMOS_CONV_MAX_PARTS];          /* head_p, 1..4 */
+    int32_t zero_point[DITMOS_CONV_MAX_PARTS];    /* padding value of part p */
+    int32_t in_len;
+    int32_t out_len;
+    int32_t out_channels;
+    int32_t kernel_size;
+    int32_t stride;
+    int32_t pad;
+    int32_t act_min;
+    int32_t act_max;
+    const int32_t *stream;
+} dtm_conv1d_packed_s8_params_t;
+
+void dtm_conv1d_packed_s8(const dtm_conv1d_packed_s8_params_t *params,
+                      const int8_t *const inputs[], int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* dtm_depthwise_conv1d_s8: TFLM DEPTHWISE_CONV_2D with H = 1, dilation 1.       */
 /* out channel o = c * depth_multiplier + m reads input channel c.          */
 /* Weights: TFLite's [1][kernel_size][in_channels * depth_multiplier],      */
 /* i.e. [K][C_out].                                                          */
@@ -110,13 +162,13 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-} depthwise_conv1d_s8_params_t;
+} dtm_depthwise_conv1d_s8_params_t;
 
-void depthwise_conv1d_s8(const depthwise_conv1d_s8_params_t *params,
+void dtm_depthwise_conv1d_s8(const dtm_depthwise_conv1d_s8_params_t *params,
                          const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------------ */
-/* fully_connected_s8: TFLM FULLY_CONNECTED (int8, weights zero point 0).    */
+/* dtm_fully_connected_s8: TFLM FULLY_CONNECTED (int8, weights zero point 0).    */
 /* out[b][o] = clamp(MBQM(bias[o] + sum_i (in[b][i] + input_offset) * w[o][i],*/
 /*                        multiplier[q], shift[q]) + output_offset)          */
 /* with q = o when per_channel, else q = 0.                                  */
@@ -134,9 +186,9 @@ typedef struct {
     int32_t output_offset;
     int32_t act_min;
     int32_t act_max;
-} fully_connected_s8_params_t;
+} dtm_fully_connected_s8_params_t;
 
-void fully_connected_s8(const fully_connected_s8_params_t *params,
+void dtm_fully_connected_s8(const dtm_fully_connected_s8_params_t *params,
                         const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------------ */
@@ -154,15 +206,15 @@ typedef struct {
     int32_t pad;           /* 0 for VALID */
     int32_t act_min;
     int32_t act_max;
-} pool1d_s8_params_t;
+} dtm_pool1d_s8_params_t;
 
-void max_pool1d_s8(const pool1d_s8_params_t *params,
+void dtm_max_pool1d_s8(const dtm_pool1d_s8_params_t *params,
                    const int8_t *input, int8_t *output);
-void avg_pool1d_s8(const pool1d_s8_params_t *params,
+void dtm_avg_pool1d_s8(const dtm_pool1d_s8_params_t *params,
                    const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------------ */
-/* mean_s8: TFLM MEAN over the time axis of a [T][C] map -> [C].             */
+/* dtm_mean_s8: TFLM MEAN over the time axis of a [T][C] map -> [C].             */
 /* multiplier/shift = QuantizeMultiplier(in_scale / out_scale), also when    */
 /* the scales are equal; the kernel folds 1/T in exactly as TFLM's           */
 /* QuantizedMeanOrSum does (the int8 path the pinned TFLM always takes).     */
@@ -174,12 +226,12 @@ typedef struct {
     int32_t output_zero_point;
     int32_t multiplier;
     int32_t shift;
-} mean_s8_params_t;
+} dtm_mean_s8_params_t;
 
-void mean_s8(const mean_s8_params_t *params, const int8_t *input, int8_t *output);
+void dtm_mean_s8(const dtm_mean_s8_params_t *params, const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------------ */
-/* add_s8: TFLM int8 ADD (same shapes, no broadcast), left_shift = 20.       */
+/* dtm_add_s8: TFLM int8 ADD (same shapes, no broadcast), left_shift = 20.       */
 /* With s_max2 = 2 * max(s1, s2), QuantizeMultiplierSmallerThanOneExp of     */
 /* s1 / s_max2, s2 / s_max2 and s_max2 / (2^left_shift * s_out).             */
 /* ------------------------------------------------------------------------ */
@@ -197,13 +249,13 @@ typedef struct {
     int32_t output_shift;    /* <= 0 */
     int32_t act_min;
     int32_t act_max;
-} add_s8_params_t;
+} dtm_add_s8_params_t;
 
-void add_s8(const add_s8_params_t *params, const int8_t *input1,
+void dtm_add_s8(const dtm_add_s8_params_t *params, const int8_t *input1,
             const int8_t *input2, int8_t *output);
 
 /* ------------------------------------------------------------------------ */
-/* requantize_s8: TFLM QUANTIZE int8 -> int8.                                */
+/* dtm_requantize_s8: TFLM QUANTIZE int8 -> int8.                                */
 /* out = clamp(MBQM(in - input_zero_point, multiplier, shift)                */
 /*             + output_zero_point, -128, 127),                             */
 /* multiplier/shift = QuantizeMultiplier(in_scale / out_scale).              */
@@ -214,13 +266,45 @@ typedef struct {
     int32_t output_zero_point;
     int32_t multiplier;
     int32_t shift;
-} requantize_s8_params_t;
+} dtm_requantize_s8_params_t;
 
-void requantize_s8(const requantize_s8_params_t *params,
+void dtm_requantize_s8(const dtm_requantize_s8_params_t *params,
                    const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------------ */
-/* softmax_s8: TFLM int8 -> int8 SOFTMAX over the last axis (gemmlowp        */
+/* dtm_requantize_lut_s8: dtm_requantize_s8 through a 256-byte table computed by the */
+/* generator (ditmos/codegen/variants.py): out = table[(uint8_t)in].        */
+/* Cortex-M7 set only; output == input is allowed.                          */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t size;
+    const int8_t *table;   /* [256], indexed by the input byte as unsigned */
+} dtm_requantize_lut_s8_params_t;
+
+void dtm_requantize_lut_s8(const dtm_requantize_lut_s8_params_t *params,
+                       const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* dtm_relu_s8: TFLM int8 RELU / RELU6 as a standalone op (not fused).          */
+/* out = clamp(MBQM(in - input_zero_point, multiplier, shift)               */
+/*             + output_zero_point, act_min, act_max),                      */
+/* multiplier/shift = QuantizeMultiplier(in_scale / out_scale); act_min/max */
+/* are the ReLU (ReLU6) bounds on the output scale.  Works in place.        */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t size;
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t multiplier;
+    int32_t shift;
+    int32_t act_min;
+    int32_t act_max;
+} dtm_relu_s8_params_t;
+
+void dtm_relu_s8(const dtm_relu_s8_params_t *params, const int8_t *input, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* dtm_softmax_s8: TFLM int8 -> int8 SOFTMAX over the last axis (gemmlowp        */
 /* fixed-point exp and reciprocal, bit-exact).  The generator computes, as   */
 /* TFLM's PreprocessSoftmaxScaling with kScaledDiffIntegerBits = 5:          */
 /* input_multiplier, input_left_shift and diff_min (= -CalculateInputRadius(5, */
@@ -232,21 +316,36 @@ typedef struct {
     int32_t input_multiplier;
     int32_t input_left_shift;
     int32_t diff_min;
-} softmax_s8_params_t;
+} dtm_softmax_s8_params_t;
 
-void softmax_s8(const softmax_s8_params_t *params, const int8_t *input,
+void dtm_softmax_s8(const dtm_softmax_s8_params_t *params, const int8_t *input,
                 int8_t *output);
 
 /* ------------------------------------------------------------------------ */
-/* argmax_s8: TFLM ARG_MAX over the last axis; ties go to the lowest index.  */
+/* dtm_argmax_s8: TFLM ARG_MAX over the last axis; ties go to the lowest index.  */
 /* ------------------------------------------------------------------------ */
 typedef struct {
     int32_t rows;
     int32_t depth;
-} argmax_s8_params_t;
+} dtm_argmax_s8_params_t;
 
-void argmax_s8(const argmax_s8_params_t *params, const int8_t *input,
+void dtm_argmax_s8(const dtm_argmax_s8_params_t *params, const int8_t *input,
                int32_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* dtm_concat_s8: channel concatenation of [rows][channels[p]] parts into     */
+/* [rows][sum channels] (TFLM int8 CONCATENATION on the last axis, which     */
+/* copies bytes: every part has the output's scale and zero point).          */
+/* ------------------------------------------------------------------------ */
+typedef struct {
+    int32_t rows;
+    int32_t num_parts;
+    const int32_t *channels;  /* [num_parts] */
+} dtm_concat_s8_params_t;
+
+/* parts[p] points at part p's [rows][channels[p]] buffer. */
+void dtm_concat_s8(const dtm_concat_s8_params_t *params,
+                   const int8_t *const parts[], int8_t *output);
 
 #ifdef __cplusplus
 }

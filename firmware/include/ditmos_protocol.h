@@ -1,6 +1,8 @@
 /* ditmos serial protocol, version 1: constants, CRC, frame parser and encoder.
  *
  * The byte layout is specified in docs/protocol.md; this header is its C side.
+ * Its constants equal those of ditmos/harness/protocol.py (the Python side);
+ * tests/firmware/test_protocol_constants.py keeps the two in step.
  * Everything here is pure C99 without board dependencies so that the parser
  * can be compiled on the host, unit-tested and fuzzed.
  */
@@ -20,12 +22,15 @@
 #define DITMOS_MAX_FRAME (DITMOS_MAX_PAYLOAD + DITMOS_FRAME_OVERHEAD)
 /* Inter-byte timeout: a partial frame older than this since its last byte is dropped. */
 #define DITMOS_INTERBYTE_TIMEOUT_MS 200u
+/* HELLO_OK carries this many ASCII bytes of the model hash (NUL-padded). */
+#define DITMOS_MODEL_HASH_BYTES 16u
 
 /* Message types. */
 #define DITMOS_MSG_HELLO 0x01u
 #define DITMOS_MSG_INFER 0x02u
 #define DITMOS_MSG_STATS 0x03u
 #define DITMOS_MSG_RESET 0x04u
+#define DITMOS_MSG_CERTIFY 0x05u /* randomized smoothing: class counts (docs/protocol.md) */
 #define DITMOS_MSG_RESPONSE_FLAG 0x80u
 #define DITMOS_MSG_ERROR 0x7Fu
 
@@ -43,6 +48,7 @@
 #define DITMOS_COST_CYCLES 0u
 #define DITMOS_COST_INSTRUCTIONS 1u
 #define DITMOS_COST_NONE 2u
+#define DITMOS_COST_NANOSECONDS 3u /* host wall clock (host board) */
 
 /* CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no xorout. */
 uint16_t ditmos_crc16(uint16_t crc, const uint8_t *data, size_t len);

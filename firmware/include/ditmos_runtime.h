@@ -29,6 +29,14 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *frame,
 size_t ditmos_error_frame(ditmos_session_t *s, const ditmos_error_t *error,
                           uint8_t *out, size_t cap);
 
+/* CERTIFY (ditmos_certify.c): the payload length a CERTIFY request must
+ * have, read from its table size (header-only length if shorter). */
+uint16_t ditmos_certify_length(const uint8_t *payload, uint16_t length);
+
+/* Runs a CERTIFY request and writes CERTIFY_OK's payload at p; returns its
+ * end, or NULL if the table is malformed or the model fails.  *n = inferences. */
+uint8_t *ditmos_put_certify(const uint8_t *payload, uint8_t *p, uint32_t *n);
+
 /* The device main loop: never returns on a microcontroller; returns when the
  * host board's link closes. */
 void ditmos_runtime_run(void);

@@ -63,7 +63,7 @@ static size_t reply_error(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t 
 static uint8_t *put_hello(uint8_t *p)
 {
     uint32_t flash_used, ram_used;
-    char hash[16];
+    char hash[DITMOS_MODEL_HASH_BYTES];
     const char *name = board_name();
     size_t name_len = strlen(name);
     if (name_len > 255u) name_len = 255u;
@@ -116,6 +116,14 @@ static uint8_t *put_stats(const ditmos_session_t *s, uint8_t *p)
     return p;
 }
 
+/* True where board_cycles() counts the cost (CPU cycles, or host nanoseconds);
+ * an emulator's instruction counts go through ditmos_mark() instead. */
+static int cost_in_answer(void)
+{
+    uint8_t kind = board_cost_kind();
+    return kind == DITMOS_COST_CYCLES || kind == DITMOS_COST_NANOSECONDS;
+}
+
 /* Runs one inference; returns NULL if the model reports a failure. */
 static uint8_t *put_infer(const int8_t *input, uint8_t *p)
 {
@@ -136,7 +144,7 @@ static uint8_t *put_infer(const int8_t *input, uint8_t *p)
     cost = board_cycles() - start;
     ditmos_mark(DITMOS_MARK_INFER_END);
     if (rc != 0) return NULL;
-    if (board_cost_kind() != DITMOS_COST_CYCLES) cost = 0;
+    if (!cost_in_answer()) cost = 0;
 
     p = ditmos_put_u16(p, result.predicted);
     p = ditmos_put_u8(p, result.route);
@@ -147,7 +155,7 @@ static uint8_t *put_infer(const int8_t *input, uint8_t *p)
     p = ditmos_put_u16(p, (uint16_t)PROFILE_LAYERS);
 #ifdef DITMOS_PROFILE
     for (unsigned i = 0; i < DITMOS_NUM_LAYERS; ++i) {
-        p = ditmos_put_u32(p, board_cost_kind() == DITMOS_COST_CYCLES ? layer_cost[i] : 0u);
+        p = ditmos_put_u32(p, cost_in_answer() ? layer_cost[i] : 0u);
     }
 #endif
     return p;
@@ -162,7 +170,7 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t
 
     *reset_after = 0;
     if (cap < DITMOS_MAX_RESPONSE) return 0;
-    if (f->type < DITMOS_MSG_HELLO || f->type > DITMOS_MSG_RESET) {
+    if (f->type < DITMOS_MSG_HELLO || f->type > DITMOS_MSG_CERTIFY) {
         return reply_error(s, f, DITMOS_ERR_BAD_TYPE, f->type, out, cap);
     }
     /* HELLO is accepted with any sequence number and restarts the sequence
@@ -179,6 +187,11 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t
         if (f->length != DITMOS_INPUT_SIZE) {
             return reply_error(s, f, DITMOS_ERR_BAD_LENGTH, (uint16_t)DITMOS_INPUT_SIZE, out, cap);
         }
+    } else if (f->type == DITMOS_MSG_CERTIFY) {
+        const uint16_t want = ditmos_certify_length(f->payload, f->length);
+        if (f->length != want) {
+            return reply_error(s, f, DITMOS_ERR_BAD_LENGTH, want, out, cap);
+        }
     } else if (f->length != 0) {
         return reply_error(s, f, DITMOS_ERR_BAD_LENGTH, 0, out, cap);
     }
@@ -194,6 +207,13 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t
         if (end == NULL) return reply_error(s, f, DITMOS_ERR_INFER_FAILED, 0, out, cap);
         if (!retransmission) s->inferences++;
         break;
+    case DITMOS_MSG_CERTIFY: {
+        uint32_t n = 0;
+        end = ditmos_put_certify(f->payload, payload, &n);
+        if (end == NULL) return reply_error(s, f, DITMOS_ERR_INFER_FAILED, 0, out, cap);
+        if (!retransmission) s->inferences += n;
+        break;
+    }
     case DITMOS_MSG_STATS:
         end = put_stats(s, payload);
         break;

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ditmos.boards.build import build_project, read_model_header
+from ditmos.boards.build import build_project, read_model_manifest
 from ditmos.boards.elf import Elf
 from ditmos.boards.registry import get_board
 from ditmos.errors import DitmosError
@@ -54,7 +54,8 @@ def test_nucleo_sections_placement_and_limits(nucleo_build):
         s = elf.section(name)
         assert s is not None and inside(s.addr, s.size, DTCM), name  # small model: all DTCM
     assert elf.size(".weights") >= 280  # the fixture's weight arrays (2*24 + 2*4*24 + 40 B)
-    assert elf.size(".arena") >= 1024 and elf.size(".stack") == 8192
+    stack = get_board("nucleo_f767zi").stack_size  # sized in boards.json (stack_note)
+    assert elf.size(".arena") >= 1024 and elf.size(".stack") == stack
     # The initialised-data image sits in flash right after the constants.
     manifest = json.loads((nucleo_build / "manifest.json").read_text())
     mem = manifest["memory"]
@@ -67,7 +68,7 @@ def test_nucleo_sections_placement_and_limits(nucleo_build):
     used = elf.symbol("__ditmos_flash_used").value
     assert len(binary) == used
     assert manifest["board"] == "nucleo_f767zi" and manifest["protocol_version"] == 1
-    assert manifest["model_hash"] == "5eed0000f17e5eed" and manifest["cost_kind"] == 0
+    assert manifest["model_hash"] == "5eed0000f17e5eed" + "0" * 48 and manifest["cost_kind"] == 0
 
 
 def test_mps2_build_has_marker_and_vectors(mps2_build):
@@ -80,12 +81,18 @@ def test_mps2_build_has_marker_and_vectors(mps2_build):
     assert manifest["num_layers"] == 2 and manifest["cost_kind"] == 1
 
 
+def _edit_manifest(model: Path, **changes) -> None:
+    path = model / "manifest.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
 def _model_with_arena(src: Path, dest: Path, arena: int) -> Path:
     shutil.copytree(src, dest)
     h = dest / "model.h"
     h.write_text(h.read_text().replace("#define DITMOS_ARENA_SIZE 1024",
                                        f"#define DITMOS_ARENA_SIZE {arena}"))
-    assert read_model_header(h).arena_size == arena
+    _edit_manifest(dest, arena_bytes=arena)
+    assert read_model_manifest(dest).arena_size == arena
     return dest
 
 
@@ -93,7 +100,7 @@ def test_large_arena_moves_out_of_dtcm(fixture_model_dir, tmp_path):
     model = _model_with_arena(fixture_model_dir, tmp_path / "model", 200 * 1024)
     out = build_project("nucleo_f767zi", model, tmp_path / "build")
     elf = Elf(out / "firmware.elf")
-    assert inside(elf.section(".stack").addr, 8192, DTCM)
+    assert inside(elf.section(".stack").addr, get_board("nucleo_f767zi").stack_size, DTCM)
     arena = elf.section(".arena")
     assert arena.size >= 200 * 1024 and inside(arena.addr, arena.size, (0x20020000, SRAM[1]))
 
@@ -113,20 +120,28 @@ def test_weights_too_big_for_flash_fail_before_compiling(fixture_model_dir, tmp_
 
 
 def test_weights_counted_before_compiling_match_the_elf(fixture_model_dir, nucleo_build):
-    from ditmos.boards.build import weights_bytes_of
-
-    assert weights_bytes_of(fixture_model_dir / "weights.c") == \
+    assert read_model_manifest(fixture_model_dir).weights_bytes == \
         Elf(nucleo_build / "firmware.elf").size(".weights") == 280
 
 
-def test_oversized_weights_c_fails_before_compiling(fixture_model_dir, tmp_path):
+def test_oversized_weights_fail_before_compiling(fixture_model_dir, tmp_path):
     model = tmp_path / "model"
     shutil.copytree(fixture_model_dir, model)
-    w = model / "weights.c"
-    w.write_text(w.read_text() + "const int32_t huge_table[600000] = {0};\n")
+    _edit_manifest(model, weights_bytes=2_400_000)
     with pytest.raises(DitmosError, match="does not fit the flash of nucleo_f767zi"):
         build_project("nucleo_f767zi", model, tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_model_directory_without_a_codegen_manifest_is_refused(fixture_model_dir, tmp_path):
+    model = tmp_path / "model"
+    shutil.copytree(fixture_model_dir, model)
+    _edit_manifest(model, format="something-else/1")
+    with pytest.raises(DitmosError, match="is not 'ditmos-codegen/1'"):
+        build_project("host", model, tmp_path / "b")
+    (model / "manifest.json").unlink()
+    with pytest.raises(DitmosError, match="has no manifest.json"):
+        build_project("host", model, tmp_path / "b")
 
 
 def test_input_larger_than_a_frame_is_refused(fixture_model_dir, tmp_path):
@@ -134,6 +149,7 @@ def test_input_larger_than_a_frame_is_refused(fixture_model_dir, tmp_path):
     shutil.copytree(fixture_model_dir, model)
     h = model / "model.h"
     h.write_text(h.read_text().replace("#define DITMOS_INPUT_T 8", "#define DITMOS_INPUT_T 700"))
+    _edit_manifest(model, input_shape=[700, 3])
     with pytest.raises(DitmosError, match="payload limit"):
         build_project("mps2_an500", model, tmp_path / "b")
 

@@ -73,3 +73,29 @@ def test_emulate_serves_frames_and_stops_on_ctrl_c(mps2_build, tmp_path):
             proc.kill()
             proc.wait()
     assert os.path.exists(tmp_path / "marks.log")
+
+
+def test_build_stack_size_is_configurable(fixture_model_dir, tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["build", "--board", "mps2_an500", "--model-dir", str(fixture_model_dir),
+                 "--out", str(out), "--stack-size", "2048"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["memory"]["ram"]["stack"] == 2048
+    capsys.readouterr()
+    assert main(["build", "--board", "mps2_an500", "--model-dir", str(fixture_model_dir),
+                 "--out", str(tmp_path / "t"), "--stack-size", "1001"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "multiple of 8" in err
+
+
+def test_nucleo_stack_reservation_is_sized_from_the_measured_high_water():
+    from ditmos.boards.registry import get_board
+
+    b = get_board("nucleo_f767zi")
+    note = b.extra["stack_note"]
+    high_water = int(re.search(r"high-water (\d+) B", note).group(1))
+    worst = int(re.search(r"worst case (\d+) B", note).group(1))
+    margin = float(re.search(r"margin x([\d.]+)", note).group(1))
+    assert worst >= high_water
+    assert b.stack_size >= margin * worst and b.stack_size % 8 == 0
+    assert b.stack_size < 8192  # no longer an arbitrary 16x reservation

@@ -25,7 +25,7 @@ def test_slicing_builds_a_concatenation_only_where_a_non_conv_reads_it(model):
     # classifier_2's concatenation feeds a max pool: the only one built
     assert [st.program for st in _concat_steps(s)] == ["classifier_2"]
     multi = [st.call for p in s.programs.values() for st in p.steps
-             if st.kind == "call" and st.call.kernel == "conv1d_s8"
+             if st.kind == "call" and st.call.kernel == "dtm_conv1d_s8"
              and st.call.fields["num_parts"] == 2]
     assert len(multi) == 2  # classifiers 0 and 1: a two-part conv over [own ; selector]
     for call in multi:
@@ -88,6 +88,12 @@ def test_bench_memory_json(cg_int8):
     assert data["max_single_bytes"] == max(data["single_bytes"].values())
     assert data["targets"]["slicing_peak_le_1.05_max_single"]
     assert data["targets"]["each_single_le_tflm_arena"]
+    # the TFLM figures are labelled for what they are: the 64-bit host interpreter's
+    assert data["tflm_arena_source"].startswith("host-64bit")
+    assert all(data["tflm_head_bytes"][n] <= data["tflm_arena_bytes"][n]
+               for n in data["tflm_arena_bytes"])
+    text = CliRunner().invoke(command, ["--run", str(cg_int8.parent)]).output
+    assert "64-bit host interpreter" in text
 
 
 def test_bench_memory_without_int8_dir(tmp_path):

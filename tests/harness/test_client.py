@@ -45,7 +45,8 @@ def test_lost_answer_is_retransmitted_with_the_same_sequence_number():
 def test_reboot_between_requests_is_detected_by_the_probe():
     with PyDevice() as dev, SerialTransport(dev.path).open() as tr:
         seen = []
-        c = DeviceClient(tr, timeout=0.3, probe_every=3, on_reboot=lambda a, b: seen.append((a.boot_counter, b.boot_counter)))
+        c = DeviceClient(tr, timeout=0.3, probe_every=3,
+                         on_reboot=lambda a, b: seen.append((a.boot_counter, b.boot_counter)))
         c.hello()
         results = []
         for i, s in enumerate(_samples(6)):

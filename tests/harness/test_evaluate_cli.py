@@ -51,12 +51,12 @@ def test_evaluate_cli_on_the_host_board_then_resume(tiny_run, host_model_build, 
 def test_a_build_for_another_model_is_refused_before_talking(tiny_run, tmp_path, capsys):
     build = tmp_path / "build"
     build.mkdir()
-    (build / "manifest.json").write_text(json.dumps({"board": "host", "model_hash": "0" * 16,
+    (build / "manifest.json").write_text(json.dumps({"board": "host", "model_hash": "0" * 64,
                                                      "protocol_version": 1}))
     rc = main(["evaluate", "--run", str(tiny_run), "--build", str(build), "--out",
                str(tmp_path / "e"), "--port", "/dev/null"])
     err = capsys.readouterr().err
-    assert rc == 2 and "was built for model 0000000000000000" in err and "ditmos build --run" in err
+    assert rc == 2 and "was built for model " + "0" * 64 in err and "ditmos build --run" in err
 
 
 def test_port_or_emulate_is_required(tmp_path, capsys):

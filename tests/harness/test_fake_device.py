@@ -45,7 +45,9 @@ def workload():
                     num_classifiers=fm.K, class_names=["a", "b", "c", "d"])
 
 
-_RUN_SPECIFIC = ("devices", "written", "meta")
+# what differs between two runs of the same samples: who measured, when, and the
+# host board's wall-clock latency
+_RUN_SPECIFIC = ("devices", "written", "meta", "latency", "per_layer_latency")
 
 
 def _comparable(report):
@@ -54,7 +56,8 @@ def _comparable(report):
 
 def _samples(path):
     recs = read_samples(path / "samples.jsonl")
-    return {i: {k: v for k, v in r.items() if k not in ("device", "boot")} for i, r in recs.items()}
+    return {i: {k: v for k, v in r.items() if k not in ("device", "boot", "cost", "layer_cost")}
+            for i, r in recs.items()}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,12 @@ def test_clean_run_on_the_fake_device_matches_the_reference(clean, workload):
     assert rep["complete"] and rep["samples"] == N
     assert rep["mismatches"] == 0 and rep["score_mismatches"] == 0 and rep["route_mismatches"] == 0
     assert rep["accuracy"] == pytest.approx(float(np.mean(workload.ref_pred == workload.labels)))
-    assert rep["latency"]["unit"] is None  # the host board measures no cost: said, not invented
+    lat = rep["latency"]  # host wall-clock time, labelled as such, never cycles
+    assert lat["kind"] == "nanoseconds" and lat["unit"] == "us" and lat["available"]
+    assert lat["clock"] == "host wall clock" and "clock_hz" not in lat and "cycles" not in lat
+    recs = read_samples(out / "samples.jsonl")
+    assert all(r["cost_kind"] == "nanoseconds" and r["cost"] > 0 for r in recs.values())
+    assert lat["median"] == pytest.approx(np.median([r["cost"] for r in recs.values()]) / 1000)
     assert rep["devices"][0]["board"] == "host"
     assert rep["devices"][0]["stats"]["inferences"] == N
     assert sorted(_samples(out)) == list(range(N))

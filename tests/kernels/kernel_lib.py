@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ditmos.codegen.lowering import CONV_MAX_PARTS
+
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"
 INCLUDE = FIRMWARE / "include"
 KERNELS = FIRMWARE / "kernels"
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"]
 KERNEL_SETS = ("ref", "cm7")
-MAX_PARTS = 4
+MAX_PARTS = CONV_MAX_PARTS  # DITMOS_CONV_MAX_PARTS, read from ditmos_kernels.h
 
 
 def _run(cmd: list[str]) -> None:
@@ -61,6 +63,18 @@ class ConvParams(C.Structure):
                 ("kernel_size", C.c_int32), ("stride", C.c_int32), ("pad", C.c_int32),
                 ("weights", I8P), ("bias", I32P), ("multiplier", I32P), ("shift", I32P),
                 ("output_offset", C.c_int32), ("act_min", C.c_int32), ("act_max", C.c_int32)]
+
+
+class PackedParams(C.Structure):
+    _fields_ = [("num_parts", C.c_int32), ("channels", C.c_int32 * MAX_PARTS),
+                ("head", C.c_int32 * MAX_PARTS), ("zero_point", C.c_int32 * MAX_PARTS),
+                *[(n, C.c_int32) for n in ("in_len", "out_len", "out_channels", "kernel_size",
+                                           "stride", "pad", "act_min", "act_max")],
+                ("stream", I32P)]
+
+
+class LutParams(C.Structure):
+    _fields_ = [("size", C.c_int32), ("table", I8P)]
 
 
 class DepthwiseParams(C.Structure):
@@ -134,21 +148,53 @@ class Kernels:
     def __init__(self, so_path: Path):
         self.lib = C.CDLL(str(so_path))
         sigs = {
-            "conv1d_s8": [C.POINTER(ConvParams), C.POINTER(I8P), I8P],
-            "depthwise_conv1d_s8": [C.POINTER(DepthwiseParams), I8P, I8P],
-            "fully_connected_s8": [C.POINTER(FcParams), I8P, I8P],
-            "max_pool1d_s8": [C.POINTER(PoolParams), I8P, I8P],
-            "avg_pool1d_s8": [C.POINTER(PoolParams), I8P, I8P],
-            "mean_s8": [C.POINTER(MeanParams), I8P, I8P],
-            "add_s8": [C.POINTER(AddParams), I8P, I8P, I8P],
-            "requantize_s8": [C.POINTER(RequantizeParams), I8P, I8P],
-            "softmax_s8": [C.POINTER(SoftmaxParams), I8P, I8P],
-            "argmax_s8": [C.POINTER(ArgmaxParams), I8P, I32P],
+            "dtm_conv1d_s8": [C.POINTER(ConvParams), C.POINTER(I8P), I8P],
+            "dtm_depthwise_conv1d_s8": [C.POINTER(DepthwiseParams), I8P, I8P],
+            "dtm_fully_connected_s8": [C.POINTER(FcParams), I8P, I8P],
+            "dtm_max_pool1d_s8": [C.POINTER(PoolParams), I8P, I8P],
+            "dtm_avg_pool1d_s8": [C.POINTER(PoolParams), I8P, I8P],
+            "dtm_mean_s8": [C.POINTER(MeanParams), I8P, I8P],
+            "dtm_add_s8": [C.POINTER(AddParams), I8P, I8P, I8P],
+            "dtm_requantize_s8": [C.POINTER(RequantizeParams), I8P, I8P],
+            "dtm_softmax_s8": [C.POINTER(SoftmaxParams), I8P, I8P],
+            "dtm_argmax_s8": [C.POINTER(ArgmaxParams), I8P, I32P],
         }
         for name, args in sigs.items():
             fn = getattr(self.lib, name)
             fn.argtypes = args
             fn.restype = None
+        # the register-blocked variant exists in the cm7 set only
+        self.has_packed = hasattr(self.lib, "dtm_conv1d_packed_s8")
+        if hasattr(self.lib, "dtm_requantize_lut_s8"):
+            self.lib.dtm_requantize_lut_s8.argtypes = [C.POINTER(LutParams), I8P, I8P]
+            self.lib.dtm_requantize_lut_s8.restype = None
+        if self.has_packed:
+            self.lib.dtm_conv1d_packed_s8.argtypes = [C.POINTER(PackedParams), C.POINTER(I8P), I8P]
+            self.lib.dtm_conv1d_packed_s8.restype = None
+
+    def requantize_lut(self, x, table):
+        x, t = _i8(x), _i8(table)
+        p = LutParams(size=x.size, table=_p8(t))
+        out = np.zeros_like(x)
+        self.lib.dtm_requantize_lut_s8(C.byref(p), _p8(x), _p8(out))
+        return out
+
+    def packed(self, call, xs):
+        """Run a dtm_conv1d_packed_s8 Call (ditmos.codegen.variants) on inputs xs."""
+        f = call.fields
+        arr = {k: _i32(a.values) for k, a in call.arrays.items()}
+        p = PackedParams(num_parts=f["num_parts"], in_len=f["in_len"], out_len=f["out_len"],
+                         out_channels=f["out_channels"], kernel_size=f["kernel_size"],
+                         stride=f["stride"], pad=f["pad"], act_min=f["act_min"],
+                         act_max=f["act_max"], stream=_p32(arr["stream"]))
+        for i in range(MAX_PARTS):
+            p.channels[i], p.head[i], p.zero_point[i] = (f["channels"][i], f["head"][i],
+                                                         f["zero_point"][i])
+        xs = [_i8(x) for x in xs]
+        ptrs = (I8P * len(xs))(*[_p8(x) for x in xs])
+        out = np.zeros((f["out_len"], f["out_channels"]), dtype=np.int8)
+        self.lib.dtm_conv1d_packed_s8(C.byref(p), ptrs, _p8(out))
+        return out
 
     def conv1d(self, parts, weights, bias, multiplier, shift, *, kernel_size, stride,
                pad, out_len, output_offset, act_min=-128, act_max=127):
@@ -167,7 +213,7 @@ class Kernels:
             p.parts[i] = ConvPart(x.shape[1], off)
         ptrs = (I8P * len(xs))(*[_p8(x) for x in xs])
         out = np.zeros((out_len, out_ch), dtype=np.int8)
-        self.lib.conv1d_s8(C.byref(p), ptrs, _p8(out))
+        self.lib.dtm_conv1d_s8(C.byref(p), ptrs, _p8(out))
         return out
 
     def depthwise_conv1d(self, x, weights, bias, multiplier, shift, *, depth_multiplier,
@@ -183,7 +229,7 @@ class Kernels:
                             multiplier=_p32(m), shift=_p32(s), output_offset=output_offset,
                             act_min=act_min, act_max=act_max)
         out = np.zeros((out_len, x.shape[1] * depth_multiplier), dtype=np.int8)
-        self.lib.depthwise_conv1d_s8(C.byref(p), _p8(x), _p8(out))
+        self.lib.dtm_depthwise_conv1d_s8(C.byref(p), _p8(x), _p8(out))
         return out
 
     def fully_connected(self, x, weights, bias, multiplier, shift, *, input_offset,
@@ -196,7 +242,7 @@ class Kernels:
                      per_channel=int(m.size > 1), multiplier=_p32(m), shift=_p32(s),
                      output_offset=output_offset, act_min=act_min, act_max=act_max)
         out = np.zeros((x.shape[0], w.shape[0]), dtype=np.int8)
-        self.lib.fully_connected_s8(C.byref(p), _p8(x), _p8(out))
+        self.lib.dtm_fully_connected_s8(C.byref(p), _p8(x), _p8(out))
         return out
 
     def pool1d(self, kind, x, *, pool_size, stride, pad, out_len, act_min=-128, act_max=127):
@@ -205,7 +251,7 @@ class Kernels:
                        pool_size=pool_size, stride=stride, pad=pad, act_min=act_min,
                        act_max=act_max)
         out = np.zeros((out_len, x.shape[1]), dtype=np.int8)
-        getattr(self.lib, f"{kind}_pool1d_s8")(C.byref(p), _p8(x), _p8(out))
+        getattr(self.lib, f"dtm_{kind}_pool1d_s8")(C.byref(p), _p8(x), _p8(out))
         return out
 
     def mean(self, x, *, input_zero_point, output_zero_point, multiplier, shift):
@@ -214,35 +260,35 @@ class Kernels:
                        input_zero_point=input_zero_point, output_zero_point=output_zero_point,
                        multiplier=multiplier, shift=shift)
         out = np.zeros(x.shape[1], dtype=np.int8)
-        self.lib.mean_s8(C.byref(p), _p8(x), _p8(out))
+        self.lib.dtm_mean_s8(C.byref(p), _p8(x), _p8(out))
         return out
 
     def add(self, a, b, **params):
         a, b = _i8(a), _i8(b)
         p = AddParams(size=a.size, **params)
         out = np.zeros_like(a)
-        self.lib.add_s8(C.byref(p), _p8(a), _p8(b), _p8(out))
+        self.lib.dtm_add_s8(C.byref(p), _p8(a), _p8(b), _p8(out))
         return out
 
     def requantize(self, x, **params):
         x = _i8(x)
         p = RequantizeParams(size=x.size, **params)
         out = np.zeros_like(x)
-        self.lib.requantize_s8(C.byref(p), _p8(x), _p8(out))
+        self.lib.dtm_requantize_s8(C.byref(p), _p8(x), _p8(out))
         return out
 
     def softmax(self, x, **params):
         x = _i8(np.atleast_2d(x))
         p = SoftmaxParams(rows=x.shape[0], depth=x.shape[1], **params)
         out = np.zeros_like(x)
-        self.lib.softmax_s8(C.byref(p), _p8(x), _p8(out))
+        self.lib.dtm_softmax_s8(C.byref(p), _p8(x), _p8(out))
         return out
 
     def argmax(self, x):
         x = _i8(np.atleast_2d(x))
         p = ArgmaxParams(rows=x.shape[0], depth=x.shape[1])
         out = np.zeros(x.shape[0], dtype=np.int32)
-        self.lib.argmax_s8(C.byref(p), _p8(x), out.ctypes.data_as(I32P))
+        self.lib.dtm_argmax_s8(C.byref(p), _p8(x), out.ctypes.data_as(I32P))
         return out
 
 
@@ -261,14 +307,14 @@ def build_selftest(target: str, out_dir: Path, *, bench: bool = False, rounds: i
     """Build tests/kernels/m7/kernel_selftest.c with both kernel sets in one binary.
 
     The reference set keeps its names; the cm7 set (cm7 twins, ref files where
-    no twin exists) is compiled with every kernel renamed ``cm7_<op>``.
+    no twin exists) is compiled with every kernel renamed ``cm7_dtm_<op>``.
     ``target`` is "host" (gcc) or "m7" (arm-none-eabi-gcc for QEMU mps2-an500).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cc, arch = ("gcc", []) if target == "host" else ("arm-none-eabi-gcc", M7_ARCH)
     base = [cc, *CFLAGS, *extra_cflags, *arch, f"-I{INCLUDE}", f"-I{M7_DIR}"]
-    rename = [f"-D{op}=cm7_{op}" for op in _op_names()]
+    rename = [f"-Ddtm_{op}=cm7_dtm_{op}" for op in _op_names()]
     objs = []
 
     def compile_(src: Path, obj: str, extra=()):
@@ -301,10 +347,10 @@ def compile_only(kernel_set: str, flags: list[str], out_dir: Path) -> None:
 
 
 def build_count_plugin(out_dir: Path) -> Path:
-    out = Path(out_dir) / "insn_count_plugin.so"
-    _run(["gcc", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
-          str(M7_DIR / "insn_count_plugin.c"), "-o", str(out)])
-    return out
+    """The project's QEMU instruction-count plugin (the one ``ditmos emulate`` uses)."""
+    from ditmos.boards.qemu import build_plugin
+
+    return build_plugin(out_dir)
 
 
 def symbol_address(elf: Path, name: str) -> int:
@@ -324,11 +370,11 @@ def run_qemu_m7(elf: Path, plugin: Path | None = None, counts: Path | None = Non
            "-serial", "none", "-semihosting-config", "enable=on,target=native",
            "-kernel", str(elf)]
     if plugin is not None:
-        mark = symbol_address(elf, "bench_mark")
-        cmd += ["-plugin", f"{plugin},mark={mark:#x},out={counts}"]
+        sled = symbol_address(elf, "bench_mark_sled")
+        cmd += ["-plugin", f"{plugin},log={counts},sled={sled:#x},sled_size=2"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     marks = []
-    if counts is not None and Path(counts).exists():
-        marks = [int(ln.split()[1]) for ln in Path(counts).read_text().splitlines()
+    if counts is not None and Path(counts).exists():  # `mark <id> <instructions>`
+        marks = [int(ln.split()[2]) for ln in Path(counts).read_text().splitlines()
                  if ln.startswith("mark ")]
     return r.returncode, r.stdout + r.stderr, marks

@@ -39,8 +39,13 @@ def test_latency_bench_counts_both_kernel_sets(tiny_run, tiny_int8, tmp_path, ca
     # the layers account for nearly all of an inference (the rest is routing and marks)
     per_sample = sum(e["optimized_instructions"] * e["samples"] for e in layers) / res["samples"]
     assert 0.9 * opt <= per_sample <= opt
-    conv = [e for e in layers if e["kernel"] == "conv1d_s8"]
+    conv = [e for e in layers if e["kind"] == "conv1d"]
     assert conv and all(e["ratio"] > 2 for e in conv)
+    assert all(e["reference_kernel"] == "dtm_conv1d_s8" for e in conv)
+    # the cm7 build picks the register-blocked variant where the layer qualifies
+    assert any(e["kernel"] == "dtm_conv1d_packed_s8" for e in conv)
+    assert res["floor_per_mac"] == 0.5
+    assert res["optimized_vs_floor"] == pytest.approx(res["optimized_per_mac"] / 0.5)
 
 
 def test_latency_bench_needs_a_quantised_run(tmp_path):

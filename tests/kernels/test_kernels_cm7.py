@@ -57,7 +57,9 @@ def test_cm7_equals_ref_on_cortex_m7_and_host(host_result, m7_bench):
 
 @needs_arm
 def test_cm7_instruction_budget(m7_bench):
-    """DiTMoS hapt-shaped layers: cm7 <= 1/4 of ref instructions, <= 2 per MAC."""
+    """DiTMoS hapt-shaped layers, generic cm7 kernels (the fallback for layers the
+    packed variant does not take, see test_kernels_packed.py): measured 1.86
+    instructions per MAC, 5.3x fewer than ref."""
     _, text, marks = m7_bench
     layers = re.findall(r"^bench (\w+) (\d+)$", text, re.M)
     assert layers and len(marks) == 3 * len(layers), text
@@ -67,8 +69,8 @@ def test_cm7_instruction_budget(m7_bench):
         ref += b - a
         cm7 += c - b
         macs += int(n)
-    assert cm7 * 4 <= ref, (ref, cm7)
-    assert cm7 <= 2 * macs, (cm7, macs, cm7 / macs)
+    assert cm7 * 5 <= ref, (ref, cm7)
+    assert cm7 <= 1.9 * macs, (cm7, macs, cm7 / macs)
 
 
 @needs_arm

@@ -53,14 +53,34 @@ def _ranges(rng, n):
     return [(float(rng.uniform(0.3, 4.0)), float(rng.uniform(-2.0, 2.0))) for _ in range(n)]
 
 
-def _check(kernels, model, rng, compute):
-    """compute(kernel_set, inputs) -> output; compare with TFLM for N_INPUTS inputs."""
+def _check(kernels, model, rng, compute, packed=None):
+    """compute(kernel_set, inputs) -> output; compare with TFLM for N_INPUTS inputs.
+    packed(inputs) -> output, if given: the cm7 register-blocked variant too."""
     for _ in range(N_INPUTS):
         xs = _rand_inputs(model, rng)
         want = run_tflm(model, xs)[0]
         for s in KERNEL_SETS:
             got = compute(kernels[s], xs)
             np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=f"kernel set {s}")
+        if packed is not None:
+            np.testing.assert_array_equal(packed(xs).reshape(want.shape), want,
+                                          err_msg="cm7 dtm_conv1d_packed_s8")
+
+
+def _packed_call(kernel, fields, weights, bias, mult, shift):
+    """The codegen variant of a dtm_conv1d_s8 / dtm_fully_connected_s8 call (or None with
+    the reason it does not qualify)."""
+    from ditmos.codegen import variants
+    from ditmos.codegen.lowering import Call, ConstArray
+
+    arrays = {"weights": ConstArray("int8_t", np.asarray(weights), "weights"),
+              "multiplier": ConstArray("int32_t", np.asarray(mult), "multiplier"),
+              "shift": ConstArray("int32_t", np.asarray(shift), "shift")}
+    if bias is not None:
+        arrays["bias"] = ConstArray("int32_t", np.asarray(bias), "bias")
+    call = Call(kernel, "", fields, arrays, ["x"], "y", macs=1)
+    new, why = variants.choose(call, "cm7")
+    return (new, why) if new.kernel == variants.PACKED else (None, why)
 
 
 # ------------------------------------------------------------------ conv1d
@@ -129,7 +149,17 @@ def test_conv1d_matches_tflm(kernels, case):
                         [s for _, s in qm], kernel_size=K, stride=o.strideW, pad=pad,
                         out_len=out_len, output_offset=zp_out, act_min=lo, act_max=hi)
 
-    _check(kernels, model, rng, compute)
+    fields = dict(parts=[dict(channels=c, input_offset=-zp_in) for c in parts], in_len=T,
+                  out_len=out_len, out_channels=cout, kernel_size=K, stride=o.strideW,
+                  pad=pad, output_offset=zp_out, act_min=lo, act_max=hi)
+    call, why = _packed_call("dtm_conv1d_s8", fields, w_pm, bias, [m for m, _ in qm],
+                             [s for _, s in qm])
+    assert call is not None or "window of" in why, why
+
+    def packed(xs):
+        return kernels["cm7"].packed(call, [xs[i].reshape(T, -1) for i in order])
+
+    _check(kernels, model, rng, compute, packed if call is not None else None)
 
 
 # ------------------------------------------------------------------ depthwise
@@ -210,7 +240,6 @@ def test_fully_connected_matches_tflm(kernels, case):
     model = _fc_model(case)
     op = model.find("FULLY_CONNECTED")
     w = model.buffer(op.inputs[1], np.int8)
-    O = w.shape[0]
     _, zp_w = model.quant(op.inputs[1])
     assert not zp_w.any()
     bias = model.buffer(op.inputs[2], np.int32) if len(op.inputs) > 2 and op.inputs[2] >= 0 else None
@@ -226,7 +255,16 @@ def test_fully_connected_matches_tflm(kernels, case):
                                  [s for _, s in qm], input_offset=-zp_in,
                                  output_offset=zp_out, act_min=lo, act_max=hi)
 
-    _check(kernels, model, np.random.default_rng(8), compute)
+    fields = dict(batches=1, in_features=w.shape[1], out_features=w.shape[0], input_offset=-zp_in,
+                  per_channel=int(case[3]), output_offset=zp_out, act_min=lo, act_max=hi)
+    call, why = _packed_call("dtm_fully_connected_s8", fields, w, bias, [m for m, _ in qm],
+                             [s for _, s in qm])
+    assert call is not None, why
+
+    def packed(xs):
+        return kernels["cm7"].packed(call, [xs[0].reshape(1, -1)])
+
+    _check(kernels, model, np.random.default_rng(8), compute, packed)
 
 
 # ------------------------------------------------------------------ pooling
@@ -396,7 +434,7 @@ def test_requantize_matches_tflm(kernels):
         s_out, zp_out = model.scale_zp(model.sg.outputs[0])
         m, s = quantize_multiplier(float(s_in) / float(s_out))
 
-        def compute(k, xs):
+        def compute(k, xs, zp_in=zp_in, zp_out=zp_out, m=m, s=s):
             return k.requantize(xs[0].ravel(), input_zero_point=zp_in,
                                 output_zero_point=zp_out, multiplier=m, shift=s)
 

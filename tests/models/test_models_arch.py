@@ -8,7 +8,7 @@ from ditmos.models.arch import (architecture_from_dict, block_lengths, check_fit
 
 
 def test_reference_macs_match_the_authors_model():
-    # DESIGN.md: selector 91,752 MACs + one classifier 131,176 MACs on 151x3, 17 classes
+    # the paper's cost (docs/method.md): selector 91,752 MACs + one classifier 131,176 MACs on 151x3, 17 classes
     arch = architecture_from_dict(default_architecture_dict("har"))
     c = costs(arch, (151, 3), 17)
     assert c["selector"]["macs"] == 91_752

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from ditmos.harness.evaluate import DeviceSpec, Workload, run_evaluation
+from ditmos.harness.evaluate import DeviceSpec, RunFacts, Workload, run_evaluation
 from ditmos.report.cli import report as report_cmd
 from ditmos.report.collect import collect, dataset_short_name, find_comparison, label
 from ditmos.report.plots import pareto_front
@@ -77,7 +77,7 @@ def device_artefacts(tmp_path_factory):
     root = tmp_path_factory.mktemp("dev")
     build = root / "build"
     _write(build / "manifest.json", {"board": "pydevice", "model_hash": "0" * 64})
-    _write(build / "src" / "manifest.json", _codegen())
+    _write(build / "model" / "manifest.json", _codegen())
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, size=(30, 4, 3), dtype=np.int8)
     res = [toy_model(x[i].tobytes()) for i in range(30)]
@@ -86,7 +86,7 @@ def device_artefacts(tmp_path_factory):
                  ref_route=np.array([r.route for r in res]),
                  ref_scores=np.array([r.scores for r in res], dtype=np.int8),
                  model_hash="0123456789abcdef" + "0" * 48, num_classes=4, num_classifiers=3,
-                 class_names=list("abcd"), extra={"accuracy_float": 0.81})
+                 class_names=list("abcd"), facts=RunFacts(accuracy_float=0.81))
     ev = root / "eval"
     with PyDevice() as d:
         run_evaluation(w, [DeviceSpec(d.path)], ev, timeout=0.5, meta={"build_dir": str(build)})

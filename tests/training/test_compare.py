@@ -76,7 +76,8 @@ def test_every_ablation_config_is_accepted_by_training(tmp_path):
                                      config_file=user)
         cfg = resolve_config("hapt", "quick", config_file=path, width=0.5)
         changed = {k for k in cfg if cfg[k] != ref[k]}
-        assert len(changed) == 1, (name, changed)  # exactly one setting differs
+        # exactly the ablation's own settings differ
+        assert changed == set(ablation_overrides(name, ref)), (name, changed)
         assert cfg["subset"] == ref["subset"] == 600  # the user's own settings stay
         if name == "no_aggregation":
             assert architecture(cfg).shared_blocks == ()
@@ -90,17 +91,19 @@ def test_compare_on_tiny_subset_writes_tables(tiny_run, tmp_path):
     import shutil
 
     from ditmos.training.compare import run_compare
+    from ditmos.training.sweep import make_executor
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
     run_width = json.loads((run / "config.json").read_text())["width"]
     assert run_width == 1.0
     out = run_compare(run, widths=(0.5, 1.0), quiet=True, ablation_names=("no_aggregation",),
+                      executor=make_executor(no_ray=True),
                       baseline_overrides={"epochs": 1, "depths": [2], "only": [
                           "weak_equal_macs", "equal_params", "strong", "ensemble_average"]})
     assert out == run / "compare"
     report = json.loads((out / "compare.json").read_text())
-    assert report["format"] == "ditmos-compare/1" and report["widths"] == [0.5, 1.0]
+    assert report["format"] == "ditmos-compare/2" and report["widths"] == [0.5, 1.0]
     assert list(report["results"]) == ["0.5", "1"]
     assert report["results"]["1"]["run_dir"] == ".."  # the given run stands for width 1
     expected = {"ditmos", "weak_equal_macs", "equal_params", "strong", "ensemble_average"}
@@ -127,7 +130,7 @@ def test_compare_on_tiny_subset_writes_tables(tiny_run, tmp_path):
         for name in expected - {"ditmos"}:
             assert stored[name] == methods[name]["test_accuracy"]
     # the ablation: same split as the reference run, no aggregation, fewer MACs
-    ab = out / "width_1" / "ablation_no_aggregation"
+    ab = out / "width_1" / "ablation_no_aggregation_s0"
     ref, split = np.load(run / "splits.npz"), np.load(ab / "splits.npz")
     assert all(np.array_equal(ref[k], split[k]) for k in ("train", "val", "test"))
     assert json.loads((ab / "config.json").read_text())["architecture"]["shared_blocks"] == []
@@ -136,7 +139,8 @@ def test_compare_on_tiny_subset_writes_tables(tiny_run, tmp_path):
     # the Markdown: a summary row per width, then one table per width with a
     # row per method, every row with the same number of cells as its header
     md = (out / "compare.md").read_text()
-    summary = [ln for ln in md.splitlines() if re.match(r"\| (0\.5|1) \|", ln)]
+    head = md.split("## Search effort")[0]
+    summary = [ln for ln in head.splitlines() if re.match(r"\| (0\.5|1) \|", ln)]
     assert len(summary) == 2
     tables = [t for t in md.split("\n\n") if t.startswith("| method")]
     assert len(tables) == 2

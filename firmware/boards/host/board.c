@@ -109,18 +109,30 @@ uint32_t board_millis(void)
     return (uint32_t)((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
 }
 
+/* The cost counter: wall-clock nanoseconds since boot, modulo 2^32 (differences
+ * are exact for anything shorter than 4.29 s), reported with cost_kind
+ * NANOSECONDS.  A build that pretends to have a clock (DITMOS_HOST_CLOCK_HZ,
+ * selftest tests) counts cycles at DITMOS_HOST_CYCLE_HZ instead and reports no
+ * inference cost. */
 uint32_t board_cycles(void)
 {
     struct timespec t;
     uint64_t ns;
     clock_gettime(CLOCK_MONOTONIC, &t);
     ns = (uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000u + (uint64_t)t.tv_nsec - (uint64_t)t0.tv_nsec;
+#if DITMOS_HOST_CLOCK_HZ
     return (uint32_t)(ns * (uint64_t)DITMOS_HOST_CYCLE_HZ / 1000000000u);
+#else
+    return (uint32_t)ns;
+#endif
 }
 
 uint32_t board_core_clock_hz(void) { return DITMOS_HOST_CLOCK_HZ; }
 uint8_t board_clock_status(void) { return DITMOS_HOST_CLOCK_STATUS; }
-uint8_t board_cost_kind(void) { return DITMOS_COST_NONE; }
+uint8_t board_cost_kind(void)
+{
+    return DITMOS_HOST_CLOCK_HZ ? DITMOS_COST_NONE : DITMOS_COST_NANOSECONDS;
+}
 const char *board_name(void) { return "host"; }
 uint32_t board_boot_counter(void) { return boot_counter; }
 

@@ -1,4 +1,4 @@
-/* conv1d_s8 (Cortex-M7): same contract and bytes as ref/conv1d_s8.c.
+/* dtm_conv1d_s8 (Cortex-M7): same contract and bytes as ref/conv1d_s8.c.
  *
  * Outputs whose window lies inside the input (no padding taps) are computed
  * two output channels x two time steps at a time: per part, the window
@@ -15,7 +15,7 @@
 
 /* Both output channels of an edge output: per part, only the taps inside
  * [0, in_len) -- still one contiguous run of input and of weights. */
-static void edge_acc(const conv1d_s8_params_t *p, const int8_t *const inputs[], int32_t t,
+static void edge_acc(const dtm_conv1d_s8_params_t *p, const int8_t *const inputs[], int32_t t,
                      const int8_t *w0, const int8_t *w1, int32_t acc[2])
 {
     const int32_t origin = t * p->stride - p->pad;
@@ -35,7 +35,7 @@ static void edge_acc(const conv1d_s8_params_t *p, const int8_t *const inputs[], 
     }
 }
 
-static void edge_output(const conv1d_s8_params_t *p, const int8_t *const inputs[], int32_t t,
+static void edge_output(const dtm_conv1d_s8_params_t *p, const int8_t *const inputs[], int32_t t,
                         int32_t o, int32_t o1, const int8_t *w0, const int8_t *w1, int32_t b0,
                         int32_t b1, const cm7_rq_t *q0, const cm7_rq_t *q1, int8_t *output)
 {
@@ -48,10 +48,10 @@ static void edge_output(const conv1d_s8_params_t *p, const int8_t *const inputs[
     }
 }
 
-void conv1d_s8(const conv1d_s8_params_t *params,
+void dtm_conv1d_s8(const dtm_conv1d_s8_params_t *params,
                const int8_t *const inputs[], int8_t *output)
 {
-    const conv1d_s8_params_t *p = params;
+    const dtm_conv1d_s8_params_t *p = params;
     const int32_t K = p->kernel_size, S = p->stride, O = p->out_channels;
     const int32_t np = p->num_parts;
     int32_t len[DITMOS_CONV_MAX_PARTS], step[DITMOS_CONV_MAX_PARTS];

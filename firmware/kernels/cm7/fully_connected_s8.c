@@ -1,4 +1,4 @@
-/* fully_connected_s8 (Cortex-M7): same contract and bytes as
+/* dtm_fully_connected_s8 (Cortex-M7): same contract and bytes as
  * ref/fully_connected_s8.c; four output rows share each input load. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__ARM_FEATURE_DSP)
 /* the assembly loops need every general register: never reserve r7 */
@@ -89,10 +89,10 @@ static void cm7_dot_1x4(const int8_t *x, const int8_t *w, int32_t w_stride, int3
     acc[3] = a3;
 }
 
-void fully_connected_s8(const fully_connected_s8_params_t *params,
+void dtm_fully_connected_s8(const dtm_fully_connected_s8_params_t *params,
                         const int8_t *input, int8_t *output)
 {
-    const fully_connected_s8_params_t *p = params;
+    const dtm_fully_connected_s8_params_t *p = params;
     const int32_t N = p->in_features, O = p->out_features;
     const int32_t out_off = p->output_offset, act_min = p->act_min, act_max = p->act_max;
     const cm7_rq_t q_tensor = cm7_rq_make(p->multiplier[0], p->shift[0]);

@@ -1,4 +1,4 @@
-/* max_pool1d_s8 (Cortex-M7): same contract and bytes as ref/max_pool1d_s8.c;
+/* dtm_max_pool1d_s8 (Cortex-M7): same contract and bytes as ref/max_pool1d_s8.c;
  * four channels per word with SSUB8 + SEL. */
 #include "ditmos_kernels.h"
 #include "ditmos_cm7_dsp.h"
@@ -29,7 +29,7 @@ static void pool_step(const int8_t *x, int32_t n, int32_t C, int8_t *y, int clam
     }
 }
 
-void max_pool1d_s8(const pool1d_s8_params_t *params,
+void dtm_max_pool1d_s8(const dtm_pool1d_s8_params_t *params,
                    const int8_t *input, int8_t *output)
 {
     const int32_t C = params->channels, S = params->stride, P = params->pool_size;

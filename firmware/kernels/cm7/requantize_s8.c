@@ -1,10 +1,10 @@
-/* requantize_s8 (Cortex-M7): same contract and bytes as ref/requantize_s8.c,
+/* dtm_requantize_s8 (Cortex-M7): same contract and bytes as ref/requantize_s8.c,
  * with the shift split once, the single-SMLAL rounding of ditmos_cm7_dsp.h
  * and an SSAT clamp. */
 #include "ditmos_kernels.h"
 #include "ditmos_cm7_dsp.h"
 
-void requantize_s8(const requantize_s8_params_t *params,
+void dtm_requantize_s8(const dtm_requantize_s8_params_t *params,
                    const int8_t *input, int8_t *output)
 {
     const cm7_rq_t q = cm7_rq_make(params->multiplier, params->shift);

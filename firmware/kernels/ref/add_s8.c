@@ -1,8 +1,8 @@
-/* add_s8 (reference): TFLM int8 ADD, element-wise, left shift 20. */
+/* dtm_add_s8 (reference): TFLM int8 ADD, element-wise, left shift 20. */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
 
-void add_s8(const add_s8_params_t *params, const int8_t *input1,
+void dtm_add_s8(const dtm_add_s8_params_t *params, const int8_t *input1,
             const int8_t *input2, int8_t *output)
 {
     for (int32_t i = 0; i < params->size; ++i) {

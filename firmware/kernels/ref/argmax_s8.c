@@ -1,7 +1,7 @@
-/* argmax_s8 (reference): TFLM ARG_MAX over the last axis; first maximum wins. */
+/* dtm_argmax_s8 (reference): TFLM ARG_MAX over the last axis; first maximum wins. */
 #include "ditmos_kernels.h"
 
-void argmax_s8(const argmax_s8_params_t *params, const int8_t *input,
+void dtm_argmax_s8(const dtm_argmax_s8_params_t *params, const int8_t *input,
                int32_t *output)
 {
     for (int32_t r = 0; r < params->rows; ++r) {

@@ -1,9 +1,9 @@
-/* avg_pool1d_s8 (reference): TFLM int8 AVERAGE_POOL_2D with H = 1; the
+/* dtm_avg_pool1d_s8 (reference): TFLM int8 AVERAGE_POOL_2D with H = 1; the
  * divisor is the number of taps inside the input, rounded half away from 0. */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
 
-void avg_pool1d_s8(const pool1d_s8_params_t *params,
+void dtm_avg_pool1d_s8(const dtm_pool1d_s8_params_t *params,
                    const int8_t *input, int8_t *output)
 {
     const int32_t C = params->channels;

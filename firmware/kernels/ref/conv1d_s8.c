@@ -1,9 +1,9 @@
-/* conv1d_s8 (reference): TFLM int8 CONV_2D with H = 1, over a
+/* dtm_conv1d_s8 (reference): TFLM int8 CONV_2D with H = 1, over a
  * channel-concatenation of parts that is never materialised. */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
 
-void conv1d_s8(const conv1d_s8_params_t *params,
+void dtm_conv1d_s8(const dtm_conv1d_s8_params_t *params,
                const int8_t *const inputs[], int8_t *output)
 {
     const int32_t K = params->kernel_size;

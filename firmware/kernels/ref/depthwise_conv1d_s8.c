@@ -1,8 +1,8 @@
-/* depthwise_conv1d_s8 (reference): TFLM int8 DEPTHWISE_CONV_2D with H = 1. */
+/* dtm_depthwise_conv1d_s8 (reference): TFLM int8 DEPTHWISE_CONV_2D with H = 1. */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
 
-void depthwise_conv1d_s8(const depthwise_conv1d_s8_params_t *params,
+void dtm_depthwise_conv1d_s8(const dtm_depthwise_conv1d_s8_params_t *params,
                          const int8_t *input, int8_t *output)
 {
     const int32_t C = params->in_channels;

@@ -1,9 +1,9 @@
-/* fully_connected_s8 (reference): TFLM int8 FULLY_CONNECTED, per-tensor or
+/* dtm_fully_connected_s8 (reference): TFLM int8 FULLY_CONNECTED, per-tensor or
  * per-channel requantisation, weight zero point 0. */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
 
-void fully_connected_s8(const fully_connected_s8_params_t *params,
+void dtm_fully_connected_s8(const dtm_fully_connected_s8_params_t *params,
                         const int8_t *input, int8_t *output)
 {
     const int32_t N = params->in_features;

@@ -1,8 +1,8 @@
-/* max_pool1d_s8 (reference): TFLM int8 MAX_POOL_2D with H = 1. */
+/* dtm_max_pool1d_s8 (reference): TFLM int8 MAX_POOL_2D with H = 1. */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
 
-void max_pool1d_s8(const pool1d_s8_params_t *params,
+void dtm_max_pool1d_s8(const dtm_pool1d_s8_params_t *params,
                    const int8_t *input, int8_t *output)
 {
     const int32_t C = params->channels;

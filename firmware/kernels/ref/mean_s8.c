@@ -1,8 +1,8 @@
-/* mean_s8 (reference): TFLM int8 MEAN over the time axis of [T][C]. */
+/* dtm_mean_s8 (reference): TFLM int8 MEAN over the time axis of [T][C]. */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
 
-void mean_s8(const mean_s8_params_t *params, const int8_t *input, int8_t *output)
+void dtm_mean_s8(const dtm_mean_s8_params_t *params, const int8_t *input, int8_t *output)
 {
     const int32_t T = params->in_len;
     const int32_t C = params->channels;

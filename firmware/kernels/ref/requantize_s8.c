@@ -1,8 +1,8 @@
-/* requantize_s8 (reference): TFLM int8 -> int8 QUANTIZE. */
+/* dtm_requantize_s8 (reference): TFLM int8 -> int8 QUANTIZE. */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
 
-void requantize_s8(const requantize_s8_params_t *params,
+void dtm_requantize_s8(const dtm_requantize_s8_params_t *params,
                    const int8_t *input, int8_t *output)
 {
     for (int32_t i = 0; i < params->size; ++i) {

@@ -1,4 +1,4 @@
-/* softmax_s8 (reference): TFLM int8 -> int8 SOFTMAX, bit-exact.
+/* dtm_softmax_s8 (reference): TFLM int8 -> int8 SOFTMAX, bit-exact.
  *
  * TFLM's int8 softmax uses gemmlowp's fixed-point arithmetic: differences to
  * the row maximum are scaled to Q5.26, exp() is evaluated on [-1/4, 0) with a
@@ -93,7 +93,7 @@ static int32_t count_leading_zeros(uint32_t v)
     return n;
 }
 
-void softmax_s8(const softmax_s8_params_t *params, const int8_t *input,
+void dtm_softmax_s8(const dtm_softmax_s8_params_t *params, const int8_t *input,
                 int8_t *output)
 {
     const int32_t depth = params->depth;

@@ -10,8 +10,8 @@
 #include "model.h"
 #include "ditmos_kernels.h"
 
-#if DITMOS_KERNELS_API_VERSION != 1
-#error "generated for ditmos_kernels.h API version 1"
+#if DITMOS_KERNELS_API_VERSION != 2
+#error "generated for ditmos_kernels.h API version 2"
 #endif
 
 #ifdef DITMOS_PROFILE
@@ -31,65 +31,64 @@ const int32_t DITMOS_INPUT_ZERO_POINT = 10;
 static DITMOS_ARENA_ATTR union {
     int64_t align;
     int8_t bytes[DITMOS_ARENA_SIZE];
-} ditmos_arena;
+} arena;
 
-#define ARENA(offset) (&ditmos_arena.bytes[(offset)])
+#define ARENA(offset) (&arena.bytes[(offset)])
 
 /* Constant tables, defined in weights.c. */
-extern const int8_t selector_l0_conv1d_weights[40];
-extern const int32_t selector_l0_conv1d_multiplier[4];
-extern const int32_t selector_l0_conv1d_shift[4];
-extern const int32_t selector_l0_conv1d_bias[4];
-extern const int8_t selector_l2_conv1d_weights[72];
-extern const int32_t selector_l2_conv1d_multiplier[6];
-extern const int32_t selector_l2_conv1d_shift[6];
-extern const int32_t selector_l2_conv1d_bias[6];
-extern const int8_t selector_l4_fc_weights[144];
-extern const int32_t selector_l4_fc_multiplier[1];
-extern const int32_t selector_l4_fc_shift[1];
-extern const int8_t selector_l5_fc_weights[16];
-extern const int32_t selector_l5_fc_multiplier[1];
-extern const int8_t classifier_0_l6_conv1d_weights[80];
-extern const int32_t classifier_0_l6_conv1d_multiplier[8];
-extern const int32_t classifier_0_l6_conv1d_shift[8];
-extern const int32_t classifier_0_l6_conv1d_bias[8];
-extern const int8_t classifier_0_l8_conv1d_weights[216];
-extern const int32_t classifier_0_l8_conv1d_multiplier[6];
-extern const int32_t classifier_0_l8_conv1d_shift[6];
-extern const int32_t classifier_0_l8_conv1d_bias[6];
-extern const int8_t classifier_0_l10_dwconv1d_weights[18];
-extern const int32_t classifier_0_l10_dwconv1d_multiplier[6];
-extern const int32_t classifier_0_l10_dwconv1d_shift[6];
-extern const int32_t classifier_0_l10_dwconv1d_bias[6];
-extern const int8_t classifier_0_l12_fc_weights[48];
-extern const int32_t classifier_0_l12_fc_multiplier[1];
-extern const int32_t classifier_0_l12_fc_shift[1];
-extern const int8_t classifier_0_l13_fc_weights[12];
-extern const int32_t classifier_0_l13_fc_multiplier[1];
-extern const int32_t classifier_0_l13_fc_shift[1];
-extern const int8_t classifier_1_l6_conv1d_weights[80];
-extern const int32_t classifier_1_l6_conv1d_multiplier[8];
-extern const int32_t classifier_1_l6_conv1d_shift[8];
-extern const int32_t classifier_1_l6_conv1d_bias[8];
-extern const int8_t classifier_1_l8_conv1d_weights[252];
-extern const int32_t classifier_1_l8_conv1d_multiplier[7];
-extern const int32_t classifier_1_l8_conv1d_shift[7];
-extern const int32_t classifier_1_l8_conv1d_bias[7];
-extern const int8_t classifier_1_l10_dwconv1d_weights[21];
-extern const int32_t classifier_1_l10_dwconv1d_multiplier[7];
-extern const int32_t classifier_1_l10_dwconv1d_shift[7];
-extern const int32_t classifier_1_l10_dwconv1d_bias[7];
-extern const int8_t classifier_1_l13_fc_weights[28];
-extern const int32_t classifier_1_l13_fc_multiplier[1];
-extern const int8_t classifier_1_l14_fc_weights[12];
-extern const int32_t classifier_1_l14_fc_multiplier[1];
-
+extern const int8_t ditmos_selector_l0_conv1d_weights[40];
+extern const int32_t ditmos_selector_l0_conv1d_multiplier[4];
+extern const int32_t ditmos_selector_l0_conv1d_shift[4];
+extern const int32_t ditmos_selector_l0_conv1d_bias[4];
+extern const int8_t ditmos_selector_l2_conv1d_weights[72];
+extern const int32_t ditmos_selector_l2_conv1d_multiplier[6];
+extern const int32_t ditmos_selector_l2_conv1d_shift[6];
+extern const int32_t ditmos_selector_l2_conv1d_bias[6];
+extern const int8_t ditmos_selector_l4_fc_weights[144];
+extern const int32_t ditmos_selector_l4_fc_multiplier[1];
+extern const int32_t ditmos_selector_l4_fc_shift[1];
+extern const int8_t ditmos_selector_l5_fc_weights[16];
+extern const int32_t ditmos_selector_l5_fc_multiplier[1];
+extern const int8_t ditmos_classifier_0_l6_conv1d_weights[80];
+extern const int32_t ditmos_classifier_0_l6_conv1d_multiplier[8];
+extern const int32_t ditmos_classifier_0_l6_conv1d_shift[8];
+extern const int32_t ditmos_classifier_0_l6_conv1d_bias[8];
+extern const int8_t ditmos_classifier_0_l8_conv1d_weights[216];
+extern const int32_t ditmos_classifier_0_l8_conv1d_multiplier[6];
+extern const int32_t ditmos_classifier_0_l8_conv1d_shift[6];
+extern const int32_t ditmos_classifier_0_l8_conv1d_bias[6];
+extern const int8_t ditmos_classifier_0_l10_dwconv1d_weights[18];
+extern const int32_t ditmos_classifier_0_l10_dwconv1d_multiplier[6];
+extern const int32_t ditmos_classifier_0_l10_dwconv1d_shift[6];
+extern const int32_t ditmos_classifier_0_l10_dwconv1d_bias[6];
+extern const int8_t ditmos_classifier_0_l12_fc_weights[48];
+extern const int32_t ditmos_classifier_0_l12_fc_multiplier[1];
+extern const int32_t ditmos_classifier_0_l12_fc_shift[1];
+extern const int8_t ditmos_classifier_0_l13_fc_weights[12];
+extern const int32_t ditmos_classifier_0_l13_fc_multiplier[1];
+extern const int32_t ditmos_classifier_0_l13_fc_shift[1];
+extern const int8_t ditmos_classifier_1_l6_conv1d_weights[80];
+extern const int32_t ditmos_classifier_1_l6_conv1d_multiplier[8];
+extern const int32_t ditmos_classifier_1_l6_conv1d_shift[8];
+extern const int32_t ditmos_classifier_1_l6_conv1d_bias[8];
+extern const int8_t ditmos_classifier_1_l8_conv1d_weights[252];
+extern const int32_t ditmos_classifier_1_l8_conv1d_multiplier[7];
+extern const int32_t ditmos_classifier_1_l8_conv1d_shift[7];
+extern const int32_t ditmos_classifier_1_l8_conv1d_bias[7];
+extern const int8_t ditmos_classifier_1_l10_dwconv1d_weights[21];
+extern const int32_t ditmos_classifier_1_l10_dwconv1d_multiplier[7];
+extern const int32_t ditmos_classifier_1_l10_dwconv1d_shift[7];
+extern const int32_t ditmos_classifier_1_l10_dwconv1d_bias[7];
+extern const int8_t ditmos_classifier_1_l13_fc_weights[28];
+extern const int32_t ditmos_classifier_1_l13_fc_multiplier[1];
+extern const int8_t ditmos_classifier_1_l14_fc_weights[12];
+extern const int32_t ditmos_classifier_1_l14_fc_multiplier[1];
 
 
 /* ---- selector ---- */
 
 /* layer 0: conv1d 'selector_1/re_lu_1/Relu' */
-static const conv1d_s8_params_t selector_l0_conv1d = {
+static const dtm_conv1d_s8_params_t selector_l0_conv1d = {
     .num_parts = 1,
     .parts = { { .channels = 2, .input_offset = -10 } },
     .in_len = 16,
@@ -101,14 +100,14 @@ static const conv1d_s8_params_t selector_l0_conv1d = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = selector_l0_conv1d_weights,
-    .multiplier = selector_l0_conv1d_multiplier,
-    .shift = selector_l0_conv1d_shift,
-    .bias = selector_l0_conv1d_bias,
+    .weights = ditmos_selector_l0_conv1d_weights,
+    .multiplier = ditmos_selector_l0_conv1d_multiplier,
+    .shift = ditmos_selector_l0_conv1d_shift,
+    .bias = ditmos_selector_l0_conv1d_bias,
 };
 
 /* layer 1: maxpool 'selector_1/max_pooling1d_1/MaxPool1d' */
-static const pool1d_s8_params_t selector_l1_maxpool = {
+static const dtm_pool1d_s8_params_t selector_l1_maxpool = {
     .in_len = 16,
     .channels = 4,
     .out_len = 8,
@@ -120,7 +119,7 @@ static const pool1d_s8_params_t selector_l1_maxpool = {
 };
 
 /* layer 2: conv1d 'selector_1/re_lu_1_2/Relu' */
-static const conv1d_s8_params_t selector_l2_conv1d = {
+static const dtm_conv1d_s8_params_t selector_l2_conv1d = {
     .num_parts = 1,
     .parts = { { .channels = 4, .input_offset = 128 } },
     .in_len = 8,
@@ -132,14 +131,14 @@ static const conv1d_s8_params_t selector_l2_conv1d = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = selector_l2_conv1d_weights,
-    .multiplier = selector_l2_conv1d_multiplier,
-    .shift = selector_l2_conv1d_shift,
-    .bias = selector_l2_conv1d_bias,
+    .weights = ditmos_selector_l2_conv1d_weights,
+    .multiplier = ditmos_selector_l2_conv1d_multiplier,
+    .shift = ditmos_selector_l2_conv1d_shift,
+    .bias = ditmos_selector_l2_conv1d_bias,
 };
 
 /* layer 3: maxpool 'selector_1/max_pooling1d_1_2/MaxPool1d' */
-static const pool1d_s8_params_t selector_l3_maxpool = {
+static const dtm_pool1d_s8_params_t selector_l3_maxpool = {
     .in_len = 6,
     .channels = 6,
     .out_len = 3,
@@ -151,7 +150,7 @@ static const pool1d_s8_params_t selector_l3_maxpool = {
 };
 
 /* layer 4: fc 'selector_1/dense_1/MatMul' */
-static const fully_connected_s8_params_t selector_l4_fc = {
+static const dtm_fully_connected_s8_params_t selector_l4_fc = {
     .batches = 1,
     .in_features = 18,
     .out_features = 8,
@@ -160,14 +159,14 @@ static const fully_connected_s8_params_t selector_l4_fc = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = selector_l4_fc_weights,
-    .multiplier = selector_l4_fc_multiplier,
-    .shift = selector_l4_fc_shift,
+    .weights = ditmos_selector_l4_fc_weights,
+    .multiplier = ditmos_selector_l4_fc_multiplier,
+    .shift = ditmos_selector_l4_fc_shift,
     .bias = 0,
 };
 
 /* layer 5: fc 'StatefulPartitionedCall:1' */
-static const fully_connected_s8_params_t selector_l5_fc = {
+static const dtm_fully_connected_s8_params_t selector_l5_fc = {
     .batches = 1,
     .in_features = 8,
     .out_features = 2,
@@ -176,38 +175,38 @@ static const fully_connected_s8_params_t selector_l5_fc = {
     .output_offset = 34,
     .act_min = -128,
     .act_max = 127,
-    .weights = selector_l5_fc_weights,
-    .multiplier = selector_l5_fc_multiplier,
-    .shift = selector_l4_fc_shift,
+    .weights = ditmos_selector_l5_fc_weights,
+    .multiplier = ditmos_selector_l5_fc_multiplier,
+    .shift = ditmos_selector_l4_fc_shift,
     .bias = 0,
 };
 
-static void ditmos_run_selector_layers(const int8_t *input)
+static void run_selector_layers(const int8_t *input)
 {
     {
         const int8_t *const parts[] = { input };
-        conv1d_s8(&selector_l0_conv1d, parts, ARENA(0));
+        dtm_conv1d_s8(&selector_l0_conv1d, parts, ARENA(0));
     }
     DITMOS_LAYER_DONE(0);
-    max_pool1d_s8(&selector_l1_maxpool, ARENA(0), ARENA(192));
+    dtm_max_pool1d_s8(&selector_l1_maxpool, ARENA(0), ARENA(192));
     DITMOS_LAYER_DONE(1);
     {
         const int8_t *const parts[] = { ARENA(192) };
-        conv1d_s8(&selector_l2_conv1d, parts, ARENA(0));
+        dtm_conv1d_s8(&selector_l2_conv1d, parts, ARENA(0));
     }
     DITMOS_LAYER_DONE(2);
-    max_pool1d_s8(&selector_l3_maxpool, ARENA(0), ARENA(40));
+    dtm_max_pool1d_s8(&selector_l3_maxpool, ARENA(0), ARENA(40));
     DITMOS_LAYER_DONE(3);
-    fully_connected_s8(&selector_l4_fc, ARENA(40), ARENA(0));
+    dtm_fully_connected_s8(&selector_l4_fc, ARENA(40), ARENA(0));
     DITMOS_LAYER_DONE(4);
-    fully_connected_s8(&selector_l5_fc, ARENA(0), ARENA(8));
+    dtm_fully_connected_s8(&selector_l5_fc, ARENA(0), ARENA(8));
     DITMOS_LAYER_DONE(5);
 }
 
 /* ---- classifier_0 ---- */
 
 /* layer 6: conv1d 'classifier_0_1/re_lu_2_1/Relu' */
-static const conv1d_s8_params_t classifier_0_l6_conv1d = {
+static const dtm_conv1d_s8_params_t classifier_0_l6_conv1d = {
     .num_parts = 1,
     .parts = { { .channels = 2, .input_offset = -10 } },
     .in_len = 16,
@@ -219,14 +218,14 @@ static const conv1d_s8_params_t classifier_0_l6_conv1d = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = classifier_0_l6_conv1d_weights,
-    .multiplier = classifier_0_l6_conv1d_multiplier,
-    .shift = classifier_0_l6_conv1d_shift,
-    .bias = classifier_0_l6_conv1d_bias,
+    .weights = ditmos_classifier_0_l6_conv1d_weights,
+    .multiplier = ditmos_classifier_0_l6_conv1d_multiplier,
+    .shift = ditmos_classifier_0_l6_conv1d_shift,
+    .bias = ditmos_classifier_0_l6_conv1d_bias,
 };
 
 /* layer 7: maxpool 'classifier_0_1/max_pooling1d_2_1/MaxPool1d' */
-static const pool1d_s8_params_t classifier_0_l7_maxpool = {
+static const dtm_pool1d_s8_params_t classifier_0_l7_maxpool = {
     .in_len = 16,
     .channels = 8,
     .out_len = 8,
@@ -238,7 +237,7 @@ static const pool1d_s8_params_t classifier_0_l7_maxpool = {
 };
 
 /* layer 8: conv1d 'classifier_0_1/re_lu_3_1/Relu' */
-static const conv1d_s8_params_t classifier_0_l8_conv1d = {
+static const dtm_conv1d_s8_params_t classifier_0_l8_conv1d = {
     .num_parts = 2,
     .parts = { { .channels = 8, .input_offset = 128 }, { .channels = 4, .input_offset = 128 } },
     .in_len = 8,
@@ -250,14 +249,14 @@ static const conv1d_s8_params_t classifier_0_l8_conv1d = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = classifier_0_l8_conv1d_weights,
-    .multiplier = classifier_0_l8_conv1d_multiplier,
-    .shift = classifier_0_l8_conv1d_shift,
-    .bias = classifier_0_l8_conv1d_bias,
+    .weights = ditmos_classifier_0_l8_conv1d_weights,
+    .multiplier = ditmos_classifier_0_l8_conv1d_multiplier,
+    .shift = ditmos_classifier_0_l8_conv1d_shift,
+    .bias = ditmos_classifier_0_l8_conv1d_bias,
 };
 
 /* layer 9: maxpool 'classifier_0_1/max_pooling1d_3_1/MaxPool1d' */
-static const pool1d_s8_params_t classifier_0_l9_maxpool = {
+static const dtm_pool1d_s8_params_t classifier_0_l9_maxpool = {
     .in_len = 8,
     .channels = 6,
     .out_len = 4,
@@ -269,7 +268,7 @@ static const pool1d_s8_params_t classifier_0_l9_maxpool = {
 };
 
 /* layer 10: dwconv1d 'classifier_0_1/depthwise_conv1d_1/Relu6' */
-static const depthwise_conv1d_s8_params_t classifier_0_l10_dwconv1d = {
+static const dtm_depthwise_conv1d_s8_params_t classifier_0_l10_dwconv1d = {
     .in_len = 4,
     .in_channels = 6,
     .depth_multiplier = 1,
@@ -281,14 +280,14 @@ static const depthwise_conv1d_s8_params_t classifier_0_l10_dwconv1d = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = classifier_0_l10_dwconv1d_weights,
-    .multiplier = classifier_0_l10_dwconv1d_multiplier,
-    .shift = classifier_0_l10_dwconv1d_shift,
-    .bias = classifier_0_l10_dwconv1d_bias,
+    .weights = ditmos_classifier_0_l10_dwconv1d_weights,
+    .multiplier = ditmos_classifier_0_l10_dwconv1d_multiplier,
+    .shift = ditmos_classifier_0_l10_dwconv1d_shift,
+    .bias = ditmos_classifier_0_l10_dwconv1d_bias,
 };
 
 /* layer 11: avgpool 'classifier_0_1/average_pooling1d_1/AvgPool1D' */
-static const pool1d_s8_params_t classifier_0_l11_avgpool = {
+static const dtm_pool1d_s8_params_t classifier_0_l11_avgpool = {
     .in_len = 4,
     .channels = 6,
     .out_len = 2,
@@ -300,7 +299,7 @@ static const pool1d_s8_params_t classifier_0_l11_avgpool = {
 };
 
 /* layer 12: fc 'classifier_0_1/dense_1_1/MatMul' */
-static const fully_connected_s8_params_t classifier_0_l12_fc = {
+static const dtm_fully_connected_s8_params_t classifier_0_l12_fc = {
     .batches = 1,
     .in_features = 12,
     .out_features = 4,
@@ -309,14 +308,14 @@ static const fully_connected_s8_params_t classifier_0_l12_fc = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = classifier_0_l12_fc_weights,
-    .multiplier = classifier_0_l12_fc_multiplier,
-    .shift = classifier_0_l12_fc_shift,
+    .weights = ditmos_classifier_0_l12_fc_weights,
+    .multiplier = ditmos_classifier_0_l12_fc_multiplier,
+    .shift = ditmos_classifier_0_l12_fc_shift,
     .bias = 0,
 };
 
 /* layer 13: fc 'StatefulPartitionedCall:0' */
-static const fully_connected_s8_params_t classifier_0_l13_fc = {
+static const dtm_fully_connected_s8_params_t classifier_0_l13_fc = {
     .batches = 1,
     .in_features = 4,
     .out_features = 3,
@@ -325,42 +324,42 @@ static const fully_connected_s8_params_t classifier_0_l13_fc = {
     .output_offset = 19,
     .act_min = -128,
     .act_max = 127,
-    .weights = classifier_0_l13_fc_weights,
-    .multiplier = classifier_0_l13_fc_multiplier,
-    .shift = classifier_0_l13_fc_shift,
+    .weights = ditmos_classifier_0_l13_fc_weights,
+    .multiplier = ditmos_classifier_0_l13_fc_multiplier,
+    .shift = ditmos_classifier_0_l13_fc_shift,
     .bias = 0,
 };
 
-static void ditmos_run_classifier_0_layers(const int8_t *input)
+static void run_classifier_0_layers(const int8_t *input)
 {
     {
         const int8_t *const parts[] = { input };
-        conv1d_s8(&classifier_0_l6_conv1d, parts, ARENA(0));
+        dtm_conv1d_s8(&classifier_0_l6_conv1d, parts, ARENA(0));
     }
     DITMOS_LAYER_DONE(6);
-    max_pool1d_s8(&classifier_0_l7_maxpool, ARENA(0), ARENA(128));
+    dtm_max_pool1d_s8(&classifier_0_l7_maxpool, ARENA(0), ARENA(128));
     DITMOS_LAYER_DONE(7);
     {
         const int8_t *const parts[] = { ARENA(128), ARENA(192) };
-        conv1d_s8(&classifier_0_l8_conv1d, parts, ARENA(0));
+        dtm_conv1d_s8(&classifier_0_l8_conv1d, parts, ARENA(0));
     }
     DITMOS_LAYER_DONE(8);
-    max_pool1d_s8(&classifier_0_l9_maxpool, ARENA(0), ARENA(48));
+    dtm_max_pool1d_s8(&classifier_0_l9_maxpool, ARENA(0), ARENA(48));
     DITMOS_LAYER_DONE(9);
-    depthwise_conv1d_s8(&classifier_0_l10_dwconv1d, ARENA(48), ARENA(0));
+    dtm_depthwise_conv1d_s8(&classifier_0_l10_dwconv1d, ARENA(48), ARENA(0));
     DITMOS_LAYER_DONE(10);
-    avg_pool1d_s8(&classifier_0_l11_avgpool, ARENA(0), ARENA(24));
+    dtm_avg_pool1d_s8(&classifier_0_l11_avgpool, ARENA(0), ARENA(24));
     DITMOS_LAYER_DONE(11);
-    fully_connected_s8(&classifier_0_l12_fc, ARENA(24), ARENA(0));
+    dtm_fully_connected_s8(&classifier_0_l12_fc, ARENA(24), ARENA(0));
     DITMOS_LAYER_DONE(12);
-    fully_connected_s8(&classifier_0_l13_fc, ARENA(0), ARENA(8));
+    dtm_fully_connected_s8(&classifier_0_l13_fc, ARENA(0), ARENA(8));
     DITMOS_LAYER_DONE(13);
 }
 
 /* ---- classifier_1 ---- */
 
 /* layer 6: conv1d 'classifier_1_1/re_lu_4_1/Relu' */
-static const conv1d_s8_params_t classifier_1_l6_conv1d = {
+static const dtm_conv1d_s8_params_t classifier_1_l6_conv1d = {
     .num_parts = 1,
     .parts = { { .channels = 2, .input_offset = -10 } },
     .in_len = 16,
@@ -372,14 +371,14 @@ static const conv1d_s8_params_t classifier_1_l6_conv1d = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = classifier_1_l6_conv1d_weights,
-    .multiplier = classifier_1_l6_conv1d_multiplier,
-    .shift = classifier_1_l6_conv1d_shift,
-    .bias = classifier_1_l6_conv1d_bias,
+    .weights = ditmos_classifier_1_l6_conv1d_weights,
+    .multiplier = ditmos_classifier_1_l6_conv1d_multiplier,
+    .shift = ditmos_classifier_1_l6_conv1d_shift,
+    .bias = ditmos_classifier_1_l6_conv1d_bias,
 };
 
 /* layer 7: maxpool 'classifier_1_1/max_pooling1d_4_1/MaxPool1d' */
-static const pool1d_s8_params_t classifier_1_l7_maxpool = {
+static const dtm_pool1d_s8_params_t classifier_1_l7_maxpool = {
     .in_len = 16,
     .channels = 8,
     .out_len = 8,
@@ -391,7 +390,7 @@ static const pool1d_s8_params_t classifier_1_l7_maxpool = {
 };
 
 /* layer 8: conv1d 'classifier_1_1/re_lu_5_1/Relu' */
-static const conv1d_s8_params_t classifier_1_l8_conv1d = {
+static const dtm_conv1d_s8_params_t classifier_1_l8_conv1d = {
     .num_parts = 2,
     .parts = { { .channels = 8, .input_offset = 128 }, { .channels = 4, .input_offset = 128 } },
     .in_len = 8,
@@ -403,14 +402,14 @@ static const conv1d_s8_params_t classifier_1_l8_conv1d = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = classifier_1_l8_conv1d_weights,
-    .multiplier = classifier_1_l8_conv1d_multiplier,
-    .shift = classifier_1_l8_conv1d_shift,
-    .bias = classifier_1_l8_conv1d_bias,
+    .weights = ditmos_classifier_1_l8_conv1d_weights,
+    .multiplier = ditmos_classifier_1_l8_conv1d_multiplier,
+    .shift = ditmos_classifier_1_l8_conv1d_shift,
+    .bias = ditmos_classifier_1_l8_conv1d_bias,
 };
 
 /* layer 9: maxpool 'classifier_1_1/max_pooling1d_5_1/MaxPool1d' */
-static const pool1d_s8_params_t classifier_1_l9_maxpool = {
+static const dtm_pool1d_s8_params_t classifier_1_l9_maxpool = {
     .in_len = 8,
     .channels = 7,
     .out_len = 4,
@@ -422,7 +421,7 @@ static const pool1d_s8_params_t classifier_1_l9_maxpool = {
 };
 
 /* layer 10: dwconv1d 'classifier_1_1/depthwise_conv1d_1_1/Relu6' */
-static const depthwise_conv1d_s8_params_t classifier_1_l10_dwconv1d = {
+static const dtm_depthwise_conv1d_s8_params_t classifier_1_l10_dwconv1d = {
     .in_len = 4,
     .in_channels = 7,
     .depth_multiplier = 1,
@@ -434,14 +433,14 @@ static const depthwise_conv1d_s8_params_t classifier_1_l10_dwconv1d = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = classifier_1_l10_dwconv1d_weights,
-    .multiplier = classifier_1_l10_dwconv1d_multiplier,
-    .shift = classifier_1_l10_dwconv1d_shift,
-    .bias = classifier_1_l10_dwconv1d_bias,
+    .weights = ditmos_classifier_1_l10_dwconv1d_weights,
+    .multiplier = ditmos_classifier_1_l10_dwconv1d_multiplier,
+    .shift = ditmos_classifier_1_l10_dwconv1d_shift,
+    .bias = ditmos_classifier_1_l10_dwconv1d_bias,
 };
 
 /* layer 11: add 'classifier_1_1/add_1/Add' */
-static const add_s8_params_t classifier_1_l11_add = {
+static const dtm_add_s8_params_t classifier_1_l11_add = {
     .size = 28,
     .left_shift = 20,
     .input1_offset = 128,
@@ -458,7 +457,7 @@ static const add_s8_params_t classifier_1_l11_add = {
 };
 
 /* layer 12: mean 'classifier_1_1/global_average_pooling1d_1/Mean' */
-static const mean_s8_params_t classifier_1_l12_mean = {
+static const dtm_mean_s8_params_t classifier_1_l12_mean = {
     .in_len = 4,
     .channels = 7,
     .input_zero_point = -128,
@@ -468,7 +467,7 @@ static const mean_s8_params_t classifier_1_l12_mean = {
 };
 
 /* layer 13: fc 'classifier_1_1/dense_2_1/MatMul' */
-static const fully_connected_s8_params_t classifier_1_l13_fc = {
+static const dtm_fully_connected_s8_params_t classifier_1_l13_fc = {
     .batches = 1,
     .in_features = 7,
     .out_features = 4,
@@ -477,14 +476,14 @@ static const fully_connected_s8_params_t classifier_1_l13_fc = {
     .output_offset = -128,
     .act_min = -128,
     .act_max = 127,
-    .weights = classifier_1_l13_fc_weights,
-    .multiplier = classifier_1_l13_fc_multiplier,
-    .shift = selector_l4_fc_shift,
+    .weights = ditmos_classifier_1_l13_fc_weights,
+    .multiplier = ditmos_classifier_1_l13_fc_multiplier,
+    .shift = ditmos_selector_l4_fc_shift,
     .bias = 0,
 };
 
 /* layer 14: fc 'StatefulPartitionedCall:0' */
-static const fully_connected_s8_params_t classifier_1_l14_fc = {
+static const dtm_fully_connected_s8_params_t classifier_1_l14_fc = {
     .batches = 1,
     .in_features = 4,
     .out_features = 3,
@@ -493,41 +492,41 @@ static const fully_connected_s8_params_t classifier_1_l14_fc = {
     .output_offset = 24,
     .act_min = -128,
     .act_max = 127,
-    .weights = classifier_1_l14_fc_weights,
-    .multiplier = classifier_1_l14_fc_multiplier,
-    .shift = selector_l4_fc_shift,
+    .weights = ditmos_classifier_1_l14_fc_weights,
+    .multiplier = ditmos_classifier_1_l14_fc_multiplier,
+    .shift = ditmos_selector_l4_fc_shift,
     .bias = 0,
 };
 
-static void ditmos_run_classifier_1_layers(const int8_t *input)
+static void run_classifier_1_layers(const int8_t *input)
 {
     {
         const int8_t *const parts[] = { input };
-        conv1d_s8(&classifier_1_l6_conv1d, parts, ARENA(0));
+        dtm_conv1d_s8(&classifier_1_l6_conv1d, parts, ARENA(0));
     }
     DITMOS_LAYER_DONE(6);
-    max_pool1d_s8(&classifier_1_l7_maxpool, ARENA(0), ARENA(128));
+    dtm_max_pool1d_s8(&classifier_1_l7_maxpool, ARENA(0), ARENA(128));
     DITMOS_LAYER_DONE(7);
     {
         const int8_t *const parts[] = { ARENA(128), ARENA(192) };
-        conv1d_s8(&classifier_1_l8_conv1d, parts, ARENA(0));
+        dtm_conv1d_s8(&classifier_1_l8_conv1d, parts, ARENA(0));
     }
     DITMOS_LAYER_DONE(8);
-    max_pool1d_s8(&classifier_1_l9_maxpool, ARENA(0), ARENA(56));
+    dtm_max_pool1d_s8(&classifier_1_l9_maxpool, ARENA(0), ARENA(56));
     DITMOS_LAYER_DONE(9);
-    depthwise_conv1d_s8(&classifier_1_l10_dwconv1d, ARENA(56), ARENA(0));
+    dtm_depthwise_conv1d_s8(&classifier_1_l10_dwconv1d, ARENA(56), ARENA(0));
     DITMOS_LAYER_DONE(10);
-    add_s8(&classifier_1_l11_add, ARENA(56), ARENA(0), ARENA(88));
+    dtm_add_s8(&classifier_1_l11_add, ARENA(56), ARENA(0), ARENA(88));
     DITMOS_LAYER_DONE(11);
-    mean_s8(&classifier_1_l12_mean, ARENA(88), ARENA(0));
+    dtm_mean_s8(&classifier_1_l12_mean, ARENA(88), ARENA(0));
     DITMOS_LAYER_DONE(12);
-    fully_connected_s8(&classifier_1_l13_fc, ARENA(0), ARENA(8));
+    dtm_fully_connected_s8(&classifier_1_l13_fc, ARENA(0), ARENA(8));
     DITMOS_LAYER_DONE(13);
-    fully_connected_s8(&classifier_1_l14_fc, ARENA(8), ARENA(0));
+    dtm_fully_connected_s8(&classifier_1_l14_fc, ARENA(8), ARENA(0));
     DITMOS_LAYER_DONE(14);
 }
 
-static uint16_t ditmos_argmax_first(const int8_t *values, uint16_t count)
+static uint16_t argmax_first(const int8_t *values, uint16_t count)
 {
     uint16_t i, best = 0;
     for (i = 1; i < count; ++i) {
@@ -538,14 +537,14 @@ static uint16_t ditmos_argmax_first(const int8_t *values, uint16_t count)
     return best;
 }
 
-static const int8_t *ditmos_run_chosen(int k, const int8_t *input)
+static const int8_t *run_chosen(int k, const int8_t *input)
 {
     switch (k) {
     case 0:
-        ditmos_run_classifier_0_layers(input);
+        run_classifier_0_layers(input);
         return ARENA(8);
     case 1:
-        ditmos_run_classifier_1_layers(input);
+        run_classifier_1_layers(input);
         return ARENA(0);
     default:
         return (const int8_t *)0;
@@ -557,7 +556,7 @@ int ditmos_run_selector(const int8_t *input, int8_t *route_logits)
     if (input == 0 || route_logits == 0) {
         return -1;
     }
-    ditmos_run_selector_layers(input);
+    run_selector_layers(input);
     memcpy(route_logits, ARENA(8), DITMOS_NUM_CLASSIFIERS);
     return 0;
 }
@@ -568,8 +567,8 @@ int ditmos_run_classifier(int k, const int8_t *input, int8_t *logits)
     if (input == 0 || logits == 0 || k < 0 || k >= DITMOS_NUM_CLASSIFIERS) {
         return -1;
     }
-    ditmos_run_selector_layers(input);
-    out = ditmos_run_chosen(k, input);
+    run_selector_layers(input);
+    out = run_chosen(k, input);
     memcpy(logits, out, DITMOS_NUM_CLASSES);
     return 0;
 }
@@ -581,14 +580,14 @@ int ditmos_infer(const int8_t *input, ditmos_result_t *result)
     if (input == 0 || result == 0) {
         return -1;
     }
-    ditmos_run_selector_layers(input);
-    route = ditmos_argmax_first(ARENA(8), DITMOS_NUM_CLASSIFIERS);
-    logits = ditmos_run_chosen((int)route, input);
+    run_selector_layers(input);
+    route = argmax_first(ARENA(8), DITMOS_NUM_CLASSIFIERS);
+    logits = run_chosen((int)route, input);
     if (logits == 0) {
         return -1;
     }
     memcpy(result->scores, logits, DITMOS_NUM_CLASSES);
     result->route = (uint8_t)route;
-    result->predicted = ditmos_argmax_first(result->scores, DITMOS_NUM_CLASSES);
+    result->predicted = argmax_first(result->scores, DITMOS_NUM_CLASSES);
     return 0;
 }

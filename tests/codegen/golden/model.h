@@ -21,7 +21,7 @@ extern "C" {
 #define DITMOS_NUM_CLASSIFIERS  2
 #define DITMOS_ARENA_SIZE       224  /* bytes, memory strategy "slicing" */
 #define DITMOS_NUM_LAYERS       15  /* composed worst case: selector + longest classifier */
-#define DITMOS_MODEL_HASH       "3e2dfed25a4b8242"
+#define DITMOS_MODEL_HASH       "3e2dfed25a4b8242"  /* first 16 hex digits of the model hash */
 #define DITMOS_KERNELS          "ref"
 
 extern const float DITMOS_INPUT_SCALE;

@@ -10,34 +10,34 @@
 
 
 /* selector layer 0 conv1d weights: selector_1/re_lu_1/Relu */
-extern const int8_t selector_l0_conv1d_weights[40];
-const int8_t selector_l0_conv1d_weights[40] = {
+extern const int8_t ditmos_selector_l0_conv1d_weights[40];
+const int8_t ditmos_selector_l0_conv1d_weights[40] = {
     5, -31, 16, 3, -4, 71, 25, -10, -94, 127, -51, -84, -17, -7, 125, 54,
     127, 68, -13, 107, 96, 0, 80, -101, -83, 53, -74, 114, -127, 68, -103, 127,
     20, 38, -97, 97, -37, -14, 77, 92,
 };
 
 /* selector layer 0 conv1d multiplier: selector_1/re_lu_1/Relu */
-extern const int32_t selector_l0_conv1d_multiplier[4];
-const int32_t selector_l0_conv1d_multiplier[4] = {
+extern const int32_t ditmos_selector_l0_conv1d_multiplier[4];
+const int32_t ditmos_selector_l0_conv1d_multiplier[4] = {
     1563603597, 1141000381, 1142328001, 1782823577,
 };
 
 /* selector layer 0 conv1d shift: selector_1/re_lu_1/Relu */
-extern const int32_t selector_l0_conv1d_shift[4];
-const int32_t selector_l0_conv1d_shift[4] = {
+extern const int32_t ditmos_selector_l0_conv1d_shift[4];
+const int32_t ditmos_selector_l0_conv1d_shift[4] = {
     -7, -6, -6, -8,
 };
 
 /* selector layer 0 conv1d bias: selector_1/re_lu_1/Relu */
-extern const int32_t selector_l0_conv1d_bias[4];
-const int32_t selector_l0_conv1d_bias[4] = {
+extern const int32_t ditmos_selector_l0_conv1d_bias[4];
+const int32_t ditmos_selector_l0_conv1d_bias[4] = {
     -8796, -318, -4326, -4903,
 };
 
 /* selector layer 2 conv1d weights: selector_1/re_lu_1_2/Relu */
-extern const int8_t selector_l2_conv1d_weights[72];
-const int8_t selector_l2_conv1d_weights[72] = {
+extern const int8_t ditmos_selector_l2_conv1d_weights[72];
+const int8_t ditmos_selector_l2_conv1d_weights[72] = {
     -49, -48, -65, -95, -54, -20, 83, 108, -127, 25, -113, 119, -80, -12, -103, 96,
     4, 78, -127, -100, -93, -92, -29, 120, -80, -104, -127, -78, -77, 87, -117, -21,
     113, 48, -81, 20, 47, -45, 97, 101, 28, -127, -50, -65, 28, -58, -75, 89,
@@ -46,26 +46,26 @@ const int8_t selector_l2_conv1d_weights[72] = {
 };
 
 /* selector layer 2 conv1d multiplier: selector_1/re_lu_1_2/Relu */
-extern const int32_t selector_l2_conv1d_multiplier[6];
-const int32_t selector_l2_conv1d_multiplier[6] = {
+extern const int32_t ditmos_selector_l2_conv1d_multiplier[6];
+const int32_t ditmos_selector_l2_conv1d_multiplier[6] = {
     1443782323, 1483733596, 1129666643, 1399168683, 1459940900, 1388128172,
 };
 
 /* selector layer 2 conv1d shift: selector_1/re_lu_1_2/Relu */
-extern const int32_t selector_l2_conv1d_shift[6];
-const int32_t selector_l2_conv1d_shift[6] = {
+extern const int32_t ditmos_selector_l2_conv1d_shift[6];
+const int32_t ditmos_selector_l2_conv1d_shift[6] = {
     -6, -6, -6, -6, -7, -6,
 };
 
 /* selector layer 2 conv1d bias: selector_1/re_lu_1_2/Relu */
-extern const int32_t selector_l2_conv1d_bias[6];
-const int32_t selector_l2_conv1d_bias[6] = {
+extern const int32_t ditmos_selector_l2_conv1d_bias[6];
+const int32_t ditmos_selector_l2_conv1d_bias[6] = {
     3797, 3632, -7963, -5028, 10932, 4900,
 };
 
 /* selector layer 4 fc weights: selector_1/dense_1/MatMul */
-extern const int8_t selector_l4_fc_weights[144];
-const int8_t selector_l4_fc_weights[144] = {
+extern const int8_t ditmos_selector_l4_fc_weights[144];
+const int8_t ditmos_selector_l4_fc_weights[144] = {
     41, -34, 113, 20, 29, -42, -50, -37, 24, -3, 60, -63, 86, 68, -65, 62,
     -9, 76, -107, 5, 77, 77, 59, -105, -113, 62, -19, -58, -74, 64, -43, -28,
     -2, -1, 0, 92, 107, 17, -1, -5, -24, -83, 52, 100, 16, 40, 11, 93,
@@ -78,32 +78,32 @@ const int8_t selector_l4_fc_weights[144] = {
 };
 
 /* selector layer 4 fc multiplier: selector_1/dense_1/MatMul */
-extern const int32_t selector_l4_fc_multiplier[1];
-const int32_t selector_l4_fc_multiplier[1] = {
+extern const int32_t ditmos_selector_l4_fc_multiplier[1];
+const int32_t ditmos_selector_l4_fc_multiplier[1] = {
     1199262495,
 };
 
 /* selector layer 4 fc shift: selector_1/dense_1/MatMul */
-extern const int32_t selector_l4_fc_shift[1];
-const int32_t selector_l4_fc_shift[1] = {
+extern const int32_t ditmos_selector_l4_fc_shift[1];
+const int32_t ditmos_selector_l4_fc_shift[1] = {
     -7,
 };
 
 /* selector layer 5 fc weights: StatefulPartitionedCall:1 */
-extern const int8_t selector_l5_fc_weights[16];
-const int8_t selector_l5_fc_weights[16] = {
+extern const int8_t ditmos_selector_l5_fc_weights[16];
+const int8_t ditmos_selector_l5_fc_weights[16] = {
     -42, -19, 33, 72, 107, -105, -87, 41, 65, -24, -127, -36, -108, -14, -52, 96,
 };
 
 /* selector layer 5 fc multiplier: StatefulPartitionedCall:1 */
-extern const int32_t selector_l5_fc_multiplier[1];
-const int32_t selector_l5_fc_multiplier[1] = {
+extern const int32_t ditmos_selector_l5_fc_multiplier[1];
+const int32_t ditmos_selector_l5_fc_multiplier[1] = {
     1783733029,
 };
 
 /* classifier_0 layer 6 conv1d weights: classifier_0_1/re_lu_2_1/Relu */
-extern const int8_t classifier_0_l6_conv1d_weights[80];
-const int8_t classifier_0_l6_conv1d_weights[80] = {
+extern const int8_t ditmos_classifier_0_l6_conv1d_weights[80];
+const int8_t ditmos_classifier_0_l6_conv1d_weights[80] = {
     -12, 74, 61, 124, 48, -111, 75, 127, -17, 12, -92, -125, 44, -89, 94, -78,
     68, -127, -3, -117, 65, -22, -73, 127, 57, 76, 51, -99, -11, -11, -75, -3,
     33, 6, 8, 127, -30, -12, 96, -24, -29, -27, 127, 117, -26, -113, 62, 92,
@@ -112,26 +112,26 @@ const int8_t classifier_0_l6_conv1d_weights[80] = {
 };
 
 /* classifier_0 layer 6 conv1d multiplier: classifier_0_1/re_lu_2_1/Relu */
-extern const int32_t classifier_0_l6_conv1d_multiplier[8];
-const int32_t classifier_0_l6_conv1d_multiplier[8] = {
+extern const int32_t ditmos_classifier_0_l6_conv1d_multiplier[8];
+const int32_t ditmos_classifier_0_l6_conv1d_multiplier[8] = {
     2132531917, 1493854288, 1979412877, 2091875242, 1125604071, 1263827700, 1976925568, 1107881461,
 };
 
 /* classifier_0 layer 6 conv1d shift: classifier_0_1/re_lu_2_1/Relu */
-extern const int32_t classifier_0_l6_conv1d_shift[8];
-const int32_t classifier_0_l6_conv1d_shift[8] = {
+extern const int32_t ditmos_classifier_0_l6_conv1d_shift[8];
+const int32_t ditmos_classifier_0_l6_conv1d_shift[8] = {
     -7, -7, -8, -8, -7, -7, -8, -6,
 };
 
 /* classifier_0 layer 6 conv1d bias: classifier_0_1/re_lu_2_1/Relu */
-extern const int32_t classifier_0_l6_conv1d_bias[8];
-const int32_t classifier_0_l6_conv1d_bias[8] = {
+extern const int32_t ditmos_classifier_0_l6_conv1d_bias[8];
+const int32_t ditmos_classifier_0_l6_conv1d_bias[8] = {
     3604, -4803, 6263, 5555, 2631, -9159, -3029, -2525,
 };
 
 /* classifier_0 layer 8 conv1d weights: classifier_0_1/re_lu_3_1/Relu */
-extern const int8_t classifier_0_l8_conv1d_weights[216];
-const int8_t classifier_0_l8_conv1d_weights[216] = {
+extern const int8_t ditmos_classifier_0_l8_conv1d_weights[216];
+const int8_t ditmos_classifier_0_l8_conv1d_weights[216] = {
     -49, 25, 100, -10, 68, 127, -55, -72, 97, 14, -85, -14, 54, 125, -83, -110,
     86, -122, -51, -8, -51, 64, 111, 100, -95, 18, 72, -112, -65, 44, 20, -37,
     -87, 46, -5, -17, -71, -15, 22, 92, 79, 0, 111, 72, 75, 81, 127, 61,
@@ -149,89 +149,89 @@ const int8_t classifier_0_l8_conv1d_weights[216] = {
 };
 
 /* classifier_0 layer 8 conv1d multiplier: classifier_0_1/re_lu_3_1/Relu */
-extern const int32_t classifier_0_l8_conv1d_multiplier[6];
-const int32_t classifier_0_l8_conv1d_multiplier[6] = {
+extern const int32_t ditmos_classifier_0_l8_conv1d_multiplier[6];
+const int32_t ditmos_classifier_0_l8_conv1d_multiplier[6] = {
     1518629165, 2080311067, 1778797470, 1535504099, 2097714206, 1871199653,
 };
 
 /* classifier_0 layer 8 conv1d shift: classifier_0_1/re_lu_3_1/Relu */
-extern const int32_t classifier_0_l8_conv1d_shift[6];
-const int32_t classifier_0_l8_conv1d_shift[6] = {
+extern const int32_t ditmos_classifier_0_l8_conv1d_shift[6];
+const int32_t ditmos_classifier_0_l8_conv1d_shift[6] = {
     -8, -8, -9, -8, -8, -8,
 };
 
 /* classifier_0 layer 8 conv1d bias: classifier_0_1/re_lu_3_1/Relu */
-extern const int32_t classifier_0_l8_conv1d_bias[6];
-const int32_t classifier_0_l8_conv1d_bias[6] = {
+extern const int32_t ditmos_classifier_0_l8_conv1d_bias[6];
+const int32_t ditmos_classifier_0_l8_conv1d_bias[6] = {
     -7959, 13266, -16073, 849, 5280, 2165,
 };
 
 /* classifier_0 layer 10 dwconv1d weights: classifier_0_1/depthwise_conv1d_1/Relu6 */
-extern const int8_t classifier_0_l10_dwconv1d_weights[18];
-const int8_t classifier_0_l10_dwconv1d_weights[18] = {
+extern const int8_t ditmos_classifier_0_l10_dwconv1d_weights[18];
+const int8_t ditmos_classifier_0_l10_dwconv1d_weights[18] = {
     -26, -105, 79, 127, 127, -127, -127, 127, 127, -20, 112, -46, -19, -104, -72, -103,
     65, -109,
 };
 
 /* classifier_0 layer 10 dwconv1d multiplier: classifier_0_1/depthwise_conv1d_1/Relu6 */
-extern const int32_t classifier_0_l10_dwconv1d_multiplier[6];
-const int32_t classifier_0_l10_dwconv1d_multiplier[6] = {
+extern const int32_t ditmos_classifier_0_l10_dwconv1d_multiplier[6];
+const int32_t ditmos_classifier_0_l10_dwconv1d_multiplier[6] = {
     2043892632, 1481301152, 1167615660, 1174821281, 1389885569, 1296126570,
 };
 
 /* classifier_0 layer 10 dwconv1d shift: classifier_0_1/depthwise_conv1d_1/Relu6 */
-extern const int32_t classifier_0_l10_dwconv1d_shift[6];
-const int32_t classifier_0_l10_dwconv1d_shift[6] = {
+extern const int32_t ditmos_classifier_0_l10_dwconv1d_shift[6];
+const int32_t ditmos_classifier_0_l10_dwconv1d_shift[6] = {
     -8, -8, -7, -7, -7, -7,
 };
 
 /* classifier_0 layer 10 dwconv1d bias: classifier_0_1/depthwise_conv1d_1/Relu6 */
-extern const int32_t classifier_0_l10_dwconv1d_bias[6];
-const int32_t classifier_0_l10_dwconv1d_bias[6] = {
+extern const int32_t ditmos_classifier_0_l10_dwconv1d_bias[6];
+const int32_t ditmos_classifier_0_l10_dwconv1d_bias[6] = {
     0, 0, 0, 0, 0, 0,
 };
 
 /* classifier_0 layer 12 fc weights: classifier_0_1/dense_1_1/MatMul */
-extern const int8_t classifier_0_l12_fc_weights[48];
-const int8_t classifier_0_l12_fc_weights[48] = {
+extern const int8_t ditmos_classifier_0_l12_fc_weights[48];
+const int8_t ditmos_classifier_0_l12_fc_weights[48] = {
     -105, -118, -26, 47, -79, -48, 103, -45, 57, 115, 11, -110, 4, 5, 55, 98,
     89, 85, -100, -101, -127, 19, -55, -1, 126, 18, 67, 108, 111, 108, 7, -40,
     -13, -54, -106, -37, -26, 64, 124, -13, -40, -92, -74, 18, -90, -85, -78, 33,
 };
 
 /* classifier_0 layer 12 fc multiplier: classifier_0_1/dense_1_1/MatMul */
-extern const int32_t classifier_0_l12_fc_multiplier[1];
-const int32_t classifier_0_l12_fc_multiplier[1] = {
+extern const int32_t ditmos_classifier_0_l12_fc_multiplier[1];
+const int32_t ditmos_classifier_0_l12_fc_multiplier[1] = {
     1216804916,
 };
 
 /* classifier_0 layer 12 fc shift: classifier_0_1/dense_1_1/MatMul */
-extern const int32_t classifier_0_l12_fc_shift[1];
-const int32_t classifier_0_l12_fc_shift[1] = {
+extern const int32_t ditmos_classifier_0_l12_fc_shift[1];
+const int32_t ditmos_classifier_0_l12_fc_shift[1] = {
     -5,
 };
 
 /* classifier_0 layer 13 fc weights: StatefulPartitionedCall:0 */
-extern const int8_t classifier_0_l13_fc_weights[12];
-const int8_t classifier_0_l13_fc_weights[12] = {
+extern const int8_t ditmos_classifier_0_l13_fc_weights[12];
+const int8_t ditmos_classifier_0_l13_fc_weights[12] = {
     106, -68, -127, -18, 80, -52, 110, 7, -109, 96, 49, 78,
 };
 
 /* classifier_0 layer 13 fc multiplier: StatefulPartitionedCall:0 */
-extern const int32_t classifier_0_l13_fc_multiplier[1];
-const int32_t classifier_0_l13_fc_multiplier[1] = {
+extern const int32_t ditmos_classifier_0_l13_fc_multiplier[1];
+const int32_t ditmos_classifier_0_l13_fc_multiplier[1] = {
     1653955690,
 };
 
 /* classifier_0 layer 13 fc shift: StatefulPartitionedCall:0 */
-extern const int32_t classifier_0_l13_fc_shift[1];
-const int32_t classifier_0_l13_fc_shift[1] = {
+extern const int32_t ditmos_classifier_0_l13_fc_shift[1];
+const int32_t ditmos_classifier_0_l13_fc_shift[1] = {
     -8,
 };
 
 /* classifier_1 layer 6 conv1d weights: classifier_1_1/re_lu_4_1/Relu */
-extern const int8_t classifier_1_l6_conv1d_weights[80];
-const int8_t classifier_1_l6_conv1d_weights[80] = {
+extern const int8_t ditmos_classifier_1_l6_conv1d_weights[80];
+const int8_t ditmos_classifier_1_l6_conv1d_weights[80] = {
     102, 87, -20, -65, 103, 32, -127, 77, 126, -99, -111, -114, 41, 109, 127, -44,
     113, -81, 45, 15, -97, 98, 24, 97, -25, 127, 43, 111, 52, -117, 31, 77,
     -93, -102, 58, 14, 127, -82, 103, 100, -14, -29, 19, 21, 127, -68, 85, -4,
@@ -240,26 +240,26 @@ const int8_t classifier_1_l6_conv1d_weights[80] = {
 };
 
 /* classifier_1 layer 6 conv1d multiplier: classifier_1_1/re_lu_4_1/Relu */
-extern const int32_t classifier_1_l6_conv1d_multiplier[8];
-const int32_t classifier_1_l6_conv1d_multiplier[8] = {
+extern const int32_t ditmos_classifier_1_l6_conv1d_multiplier[8];
+const int32_t ditmos_classifier_1_l6_conv1d_multiplier[8] = {
     1799378208, 1207960062, 1510853689, 1530092156, 1249984818, 1255963212, 1146097449, 1776450760,
 };
 
 /* classifier_1 layer 6 conv1d shift: classifier_1_1/re_lu_4_1/Relu */
-extern const int32_t classifier_1_l6_conv1d_shift[8];
-const int32_t classifier_1_l6_conv1d_shift[8] = {
+extern const int32_t ditmos_classifier_1_l6_conv1d_shift[8];
+const int32_t ditmos_classifier_1_l6_conv1d_shift[8] = {
     -7, -7, -6, -8, -7, -7, -7, -7,
 };
 
 /* classifier_1 layer 6 conv1d bias: classifier_1_1/re_lu_4_1/Relu */
-extern const int32_t classifier_1_l6_conv1d_bias[8];
-const int32_t classifier_1_l6_conv1d_bias[8] = {
+extern const int32_t ditmos_classifier_1_l6_conv1d_bias[8];
+const int32_t ditmos_classifier_1_l6_conv1d_bias[8] = {
     2117, 5384, 3388, -7580, -2355, -5845, -6769, 3814,
 };
 
 /* classifier_1 layer 8 conv1d weights: classifier_1_1/re_lu_5_1/Relu */
-extern const int8_t classifier_1_l8_conv1d_weights[252];
-const int8_t classifier_1_l8_conv1d_weights[252] = {
+extern const int8_t ditmos_classifier_1_l8_conv1d_weights[252];
+const int8_t ditmos_classifier_1_l8_conv1d_weights[252] = {
     46, -61, 62, -47, -71, 27, -109, -57, -121, -57, -127, -10, -81, 86, 112, -84,
     47, 116, -122, 93, 47, -52, 15, 110, 89, -11, -19, 105, -17, 93, 104, -45,
     -8, 112, 12, -84, -60, -37, 115, 20, 3, -6, -5, -94, 31, 42, 89, -92,
@@ -279,69 +279,69 @@ const int8_t classifier_1_l8_conv1d_weights[252] = {
 };
 
 /* classifier_1 layer 8 conv1d multiplier: classifier_1_1/re_lu_5_1/Relu */
-extern const int32_t classifier_1_l8_conv1d_multiplier[7];
-const int32_t classifier_1_l8_conv1d_multiplier[7] = {
+extern const int32_t ditmos_classifier_1_l8_conv1d_multiplier[7];
+const int32_t ditmos_classifier_1_l8_conv1d_multiplier[7] = {
     1187481294, 1205896950, 1396200820, 1883868291, 1222740025, 1459911816, 1980313211,
 };
 
 /* classifier_1 layer 8 conv1d shift: classifier_1_1/re_lu_5_1/Relu */
-extern const int32_t classifier_1_l8_conv1d_shift[7];
-const int32_t classifier_1_l8_conv1d_shift[7] = {
+extern const int32_t ditmos_classifier_1_l8_conv1d_shift[7];
+const int32_t ditmos_classifier_1_l8_conv1d_shift[7] = {
     -7, -8, -7, -8, -7, -8, -8,
 };
 
 /* classifier_1 layer 8 conv1d bias: classifier_1_1/re_lu_5_1/Relu */
-extern const int32_t classifier_1_l8_conv1d_bias[7];
-const int32_t classifier_1_l8_conv1d_bias[7] = {
+extern const int32_t ditmos_classifier_1_l8_conv1d_bias[7];
+const int32_t ditmos_classifier_1_l8_conv1d_bias[7] = {
     12386, 1236, 6340, -10543, -6158, -7455, -14994,
 };
 
 /* classifier_1 layer 10 dwconv1d weights: classifier_1_1/depthwise_conv1d_1_1/Relu6 */
-extern const int8_t classifier_1_l10_dwconv1d_weights[21];
-const int8_t classifier_1_l10_dwconv1d_weights[21] = {
+extern const int8_t ditmos_classifier_1_l10_dwconv1d_weights[21];
+const int8_t ditmos_classifier_1_l10_dwconv1d_weights[21] = {
     -127, 125, 127, -74, 94, -65, 88, 98, 95, 101, -127, 96, -127, 127, 29, -127,
     -9, -20, -127, -56, 68,
 };
 
 /* classifier_1 layer 10 dwconv1d multiplier: classifier_1_1/depthwise_conv1d_1_1/Relu6 */
-extern const int32_t classifier_1_l10_dwconv1d_multiplier[7];
-const int32_t classifier_1_l10_dwconv1d_multiplier[7] = {
+extern const int32_t ditmos_classifier_1_l10_dwconv1d_multiplier[7];
+const int32_t ditmos_classifier_1_l10_dwconv1d_multiplier[7] = {
     1208627944, 1204184009, 2008821221, 2015547903, 1651036092, 1650186366, 1257996362,
 };
 
 /* classifier_1 layer 10 dwconv1d shift: classifier_1_1/depthwise_conv1d_1_1/Relu6 */
-extern const int32_t classifier_1_l10_dwconv1d_shift[7];
-const int32_t classifier_1_l10_dwconv1d_shift[7] = {
+extern const int32_t ditmos_classifier_1_l10_dwconv1d_shift[7];
+const int32_t ditmos_classifier_1_l10_dwconv1d_shift[7] = {
     -8, -8, -9, -9, -9, -8, -9,
 };
 
 /* classifier_1 layer 10 dwconv1d bias: classifier_1_1/depthwise_conv1d_1_1/Relu6 */
-extern const int32_t classifier_1_l10_dwconv1d_bias[7];
-const int32_t classifier_1_l10_dwconv1d_bias[7] = {
+extern const int32_t ditmos_classifier_1_l10_dwconv1d_bias[7];
+const int32_t ditmos_classifier_1_l10_dwconv1d_bias[7] = {
     0, 0, 0, 0, 0, 0, 0,
 };
 
 /* classifier_1 layer 13 fc weights: classifier_1_1/dense_2_1/MatMul */
-extern const int8_t classifier_1_l13_fc_weights[28];
-const int8_t classifier_1_l13_fc_weights[28] = {
+extern const int8_t ditmos_classifier_1_l13_fc_weights[28];
+const int8_t ditmos_classifier_1_l13_fc_weights[28] = {
     -97, 88, -127, 53, -100, 13, -94, -121, 30, 100, -32, 116, 121, -34, 62, -82,
     -59, -89, 11, 97, 111, 18, -39, 81, 76, 8, 4, 61,
 };
 
 /* classifier_1 layer 13 fc multiplier: classifier_1_1/dense_2_1/MatMul */
-extern const int32_t classifier_1_l13_fc_multiplier[1];
-const int32_t classifier_1_l13_fc_multiplier[1] = {
+extern const int32_t ditmos_classifier_1_l13_fc_multiplier[1];
+const int32_t ditmos_classifier_1_l13_fc_multiplier[1] = {
     1674674195,
 };
 
 /* classifier_1 layer 14 fc weights: StatefulPartitionedCall:0 */
-extern const int8_t classifier_1_l14_fc_weights[12];
-const int8_t classifier_1_l14_fc_weights[12] = {
+extern const int8_t ditmos_classifier_1_l14_fc_weights[12];
+const int8_t ditmos_classifier_1_l14_fc_weights[12] = {
     96, 1, 113, -34, 112, -19, 89, -109, 80, 36, -127, 54,
 };
 
 /* classifier_1 layer 14 fc multiplier: StatefulPartitionedCall:0 */
-extern const int32_t classifier_1_l14_fc_multiplier[1];
-const int32_t classifier_1_l14_fc_multiplier[1] = {
+extern const int32_t ditmos_classifier_1_l14_fc_multiplier[1];
+const int32_t ditmos_classifier_1_l14_fc_multiplier[1] = {
     1650966048,
 };

@@ -1,0 +1,346 @@
+/* dtm_conv1d_packed_s8 (Cortex-M7): dtm_conv1d_s8 / dtm_fully_connected_s8 over one
+ * constant stream re-laid out offline (layout in ditmos_kernels.h, packer in
+ * ditmos/codegen/variants.py).  Same bytes as the reference kernels.
+ *
+ * Register blocking: four output channels x one time step per tile.  Each
+ * input word is loaded once and sign-extended once (SXTB16, SXTB16 ROR 8)
+ * and feeds eight SMLADs; the eight int16 weight pairs it meets arrive
+ * ready-made with two LDMs: 13 instructions per 16 MACs.  Bias (input
+ * offsets folded in) and the requantisation constants sit in the same stream
+ * around each group's weights, so a tile is one pass over one pointer; the
+ * requantisation is SMMLAR + sign fix + shift + SSAT per output.  Uneven
+ * window lengths overlap their first word (zero weights there), so every
+ * word goes through the same unrolled loop; windows reaching into SAME
+ * padding are copied into a small buffer filled with the zero point. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__ARM_FEATURE_DSP)
+/* the tile uses every general register: never reserve r7 */
+#pragma GCC optimize("omit-frame-pointer")
+#endif
+#include <string.h>
+
+#include "ditmos_kernels.h"
+#include "ditmos_cm7_dot.h"
+
+#define PK_UNROLL 16
+
+/* Words of one group in the stream: 2 bias[4], the parts' words, requant[4][3]. */
+static int32_t pk_group_words(const dtm_conv1d_packed_s8_params_t *p)
+{
+    int32_t words = 0;
+    for (int32_t q = 0; q < p->num_parts; ++q) {
+        words += (p->kernel_size * p->channels[q] + 3) / 4;
+    }
+    return 4 + 8 * words + 12;
+}
+
+#if CM7_USE_ASM
+#define PK_WORD                                                                  \
+    "ldr r5, [r6], #4\n\t"                                                      \
+    "sxtb16 r4, r5\n\t"                                                         \
+    "sxtb16 r5, r5, ror #8\n\t"                                                 \
+    "ldm r12!, {r8, r9, r10, r11}\n\t"                                          \
+    "smlad r0, r4, r8, r0\n\t"                                                  \
+    "smlad r1, r4, r9, r1\n\t"                                                  \
+    "smlad r2, r4, r10, r2\n\t"                                                 \
+    "smlad r3, r4, r11, r3\n\t"                                                 \
+    "ldm r12!, {r8, r9, r10, r11}\n\t"                                          \
+    "smlad r0, r5, r8, r0\n\t"                                                  \
+    "smlad r1, r5, r9, r1\n\t"                                                  \
+    "smlad r2, r5, r10, r2\n\t"                                                 \
+    "smlad r3, r5, r11, r3\n\t"
+/* two outputs: accumulators A, B; constants {hb, multiplier, e} of both
+ * channels in one LDM */
+#define PK_REQUANT2(A, B)                                                        \
+    "ldm r12!, {r4, r5, r8, r9, r10, r11}\n\t"                                  \
+    "smmlar r4, " A ", r5, r4\n\t"                                              \
+    "smmlar r9, " B ", r10, r9\n\t"                                             \
+    "add r4, r4, " A ", asr #31\n\t"                                            \
+    "add r9, r9, " B ", asr #31\n\t"                                            \
+    "asr r4, r4, r8\n\t"                                                        \
+    "asr r9, r9, r11\n\t"                                                       \
+    "ssat r4, #8, r4\n\t"                                                       \
+    "ssat r9, #8, r9\n\t"                                                       \
+    "strb r4, [r6], #1\n\t"                                                     \
+    "strb r9, [r6], #1\n\t"
+#define PK_E(n) "2" #n "f+1"
+#define PK_F(n) "4" #n "f+1"
+
+/*
+ * `steps` time steps x `groups` groups of 4 channels, all in assembly.
+ * run[] (32-bit words): per part {head step, window, window end, entry
+ * block}, then the final record f0..f7 = {0, output, groups left, bytes
+ * from f3 back to run[0], groups, steps left, output skip per step, stream},
+ * then the per-step window advance of each part.  Registers: r0-r3
+ * accumulators, r4/r5 input halves, r6 input, r7 run record, r8-r11
+ * weights, r12 stream, lr window end.
+ */
+static void pk_run_asm(uint32_t *run, const int32_t *stream)
+{
+    register uint32_t *d __asm__("r7") = run;
+    register const int32_t *s __asm__("r12") = stream;
+    __asm__ volatile(
+        /* prologue: each part's entry block index -> its address (Thumb bit) */
+        "mov r5, r7\n\t"
+        "adr r6, 3f\n\t"
+        "60:\n\t"
+        "ldr r4, [r5]\n\t"
+        "cbz r4, 0f\n\t"
+        "ldr r4, [r5, #12]\n\t"
+        "ldr r4, [r6, r4, lsl #2]\n\t"
+        "str r4, [r5, #12]\n\t"
+        "adds r5, r5, #16\n\t"
+        "b 60b\n\t"
+        ".p2align 2\n\t"
+        "3:\n\t"
+        ".word " PK_E(0) "," PK_E(1) "," PK_E(2) "," PK_E(3) "\n\t"
+        ".word " PK_E(4) "," PK_E(5) "," PK_E(6) "," PK_E(7) "\n\t"
+        ".word " PK_F(0) "," PK_F(1) "," PK_F(2) "," PK_F(3) "\n\t"
+        ".word " PK_F(4) "," PK_F(5) "," PK_F(6) "," PK_F(7) ", 49f+1\n\t"
+        /* next group of the same time step */
+        "5:\n\t"
+        "stmdb r7, {r6, lr}\n\t"           /* f1 = output, f2 = groups left */
+        "ldr r4, [r7]\n\t"
+        "sub r7, r7, r4\n\t"               /* back to part 0 */
+        "0:\n\t"
+        "ldm r12!, {r0, r1, r2, r3}\n\t"   /* 2 * bias */
+        "ldm r7!, {r4, r6, lr}\n\t"        /* first part: step, window, end */
+        "1:\n\t"
+        /* head word at byte 0; the next word starts at byte `step` */
+        "ldr r5, [r6]\n\t"
+        "add r6, r6, r4\n\t"
+        "sxtb16 r4, r5\n\t"
+        "sxtb16 r5, r5, ror #8\n\t"
+        "ldm r12!, {r8, r9, r10, r11}\n\t"
+        "smlad r0, r4, r8, r0\n\t"
+        "smlad r1, r4, r9, r1\n\t"
+        "smlad r2, r4, r10, r2\n\t"
+        "smlad r3, r4, r11, r3\n\t"
+        "ldm r12!, {r8, r9, r10, r11}\n\t"
+        "smlad r0, r5, r8, r0\n\t"
+        "smlad r1, r5, r9, r1\n\t"
+        "smlad r2, r5, r10, r2\n\t"
+        "smlad r3, r5, r11, r3\n\t"
+        /* the other words, PK_UNROLL per iteration, entered so that the
+         * count works out (entry PK_UNROLL: no other words) */
+        "ldr pc, [r7], #4\n\t"            /* entry address (see the prologue) */
+        "20:\n\t" PK_WORD "21:\n\t" PK_WORD "22:\n\t" PK_WORD "23:\n\t" PK_WORD
+        "24:\n\t" PK_WORD "25:\n\t" PK_WORD "26:\n\t" PK_WORD "27:\n\t" PK_WORD
+        "40:\n\t" PK_WORD "41:\n\t" PK_WORD "42:\n\t" PK_WORD "43:\n\t" PK_WORD
+        "44:\n\t" PK_WORD "45:\n\t" PK_WORD "46:\n\t" PK_WORD "47:\n\t" PK_WORD
+        "cmp r6, lr\n\t"
+        "bne 20b\n\t"
+        "49:\n\t"
+        "ldm r7!, {r4, r6, lr}\n\t"        /* next part, or the final record */
+        "cmp r4, #0\n\t"
+        "bne 1b\n\t"
+        /* final record: r6 = output, lr = groups left; requant constants follow */
+        PK_REQUANT2("r0", "r1") PK_REQUANT2("r2", "r3")
+        "subs lr, lr, #1\n\t"
+        "bne 5b\n\t"
+        /* time step done; r7 = &f3 */
+        "ldr r4, [r7, #8]\n\t"
+        "subs r4, r4, #1\n\t"
+        "beq 9f\n\t"
+        "str r4, [r7, #8]\n\t"             /* steps left */
+        "ldr r4, [r7, #12]\n\t"
+        "add r6, r6, r4\n\t"               /* next output row */
+        "ldr lr, [r7, #4]\n\t"
+        "stmdb r7, {r6, lr}\n\t"           /* f1 = output, f2 = groups */
+        "ldr r12, [r7, #16]\n\t"           /* stream from the start */
+        "add r5, r7, #20\n\t"              /* window advances */
+        "ldr r4, [r7]\n\t"
+        "sub r7, r7, r4\n\t"
+        "mov r8, r7\n\t"
+        "7:\n\t"
+        "ldr r4, [r5], #4\n\t"
+        "ldrd r9, r10, [r8, #4]\n\t"
+        "add r9, r9, r4\n\t"
+        "add r10, r10, r4\n\t"
+        "strd r9, r10, [r8, #4]\n\t"
+        "ldr r4, [r8, #16]!\n\t"
+        "cmp r4, #0\n\t"
+        "bne 7b\n\t"
+        "b 0b\n\t"
+        "9:\n\t"
+        : "+r"(d), "+r"(s)
+        :
+        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "lr", "cc",
+          "memory");
+}
+#undef PK_WORD
+#undef PK_REQUANT2
+#undef PK_E
+#undef PK_F
+
+/* steps x groups tiles from windows win[] (advancing adv[] per step). */
+static void pk_run(const dtm_conv1d_packed_s8_params_t *p, const int8_t *const win[],
+                   const int32_t adv[], int8_t *y, int32_t steps, int32_t groups,
+                   int32_t y_skip, const int32_t *stream)
+{
+    uint32_t run[5 * DITMOS_CONV_MAX_PARTS + 8];
+    const int32_t np = p->num_parts;
+    uint32_t *r = run;
+    for (int32_t q = 0; q < np; ++q, r += 4) {
+        const int32_t more = (p->kernel_size * p->channels[q] - p->head[q]) / 4;
+        r[0] = (uint32_t)p->head[q];
+        r[1] = (uint32_t)(uintptr_t)win[q];
+        r[2] = (uint32_t)(uintptr_t)(win[q] + p->kernel_size * p->channels[q]);
+        r[3] = (uint32_t)(more == 0 ? PK_UNROLL : (PK_UNROLL - more % PK_UNROLL) % PK_UNROLL);
+    }
+    r[0] = 0;
+    r[1] = (uint32_t)(uintptr_t)y;
+    r[2] = (uint32_t)groups;
+    r[3] = (uint32_t)(4 * (4 * np + 3));
+    r[4] = (uint32_t)groups;
+    r[5] = (uint32_t)steps;
+    r[6] = (uint32_t)y_skip;
+    r[7] = (uint32_t)(uintptr_t)stream;
+    for (int32_t q = 0; q < np; ++q) {
+        r[8 + q] = (uint32_t)adv[q];
+    }
+    pk_run_asm(run, stream);
+}
+#else
+static inline void pk_word(uint32_t xv, const int32_t *w, int32_t acc[4])
+{
+    const uint32_t lo = cm7_sxtb16(xv), hi = cm7_sxtb16_ror8(xv);
+    for (int j = 0; j < 4; ++j) {
+        acc[j] = cm7_smlad(lo, (uint32_t)w[j], acc[j]);
+        acc[j] = cm7_smlad(hi, (uint32_t)w[4 + j], acc[j]);
+    }
+}
+
+/* SMMLAR: a + (x * m + 2^31) >> 32 */
+static inline int32_t pk_smmlar(int32_t x, int32_t m, int32_t a)
+{
+    const int64_t v = (int64_t)((uint64_t)(uint32_t)a << 32) + (int64_t)x * m +
+                      (INT64_C(1) << 31);
+    return (int32_t)(v >> 32);
+}
+
+static void pk_run(const dtm_conv1d_packed_s8_params_t *p, const int8_t *const win[],
+                   const int32_t adv[], int8_t *y, int32_t steps, int32_t groups,
+                   int32_t y_skip, const int32_t *stream)
+{
+    const int32_t np = p->num_parts;
+    for (int32_t t = 0; t < steps; ++t, y += y_skip) {
+        const int32_t *s = stream;
+        for (int32_t g = 0; g < groups; ++g) {
+            int32_t acc[4] = {s[0], s[1], s[2], s[3]};
+            s += 4;
+            for (int32_t q = 0; q < np; ++q) {
+                const int8_t *x = win[q] + t * adv[q];
+                const int8_t *end = x + p->kernel_size * p->channels[q];
+                pk_word(cm7_read4(x), s, acc);
+                s += 8;
+                for (x += p->head[q]; x < end; x += 4) {
+                    pk_word(cm7_read4(x), s, acc);
+                    s += 8;
+                }
+            }
+            for (int j = 0; j < 4; ++j, s += 3) {
+                const int32_t v =
+                    (pk_smmlar(acc[j], s[1], s[0]) + (acc[j] < 0 ? -1 : 0)) >> s[2];
+                *y++ = (int8_t)cm7_ssat8(v);
+            }
+        }
+    }
+}
+#endif
+
+/* Clamp bytes already saturated to [-128, 127] to [act_min, act_max]. */
+static void pk_clamp(const dtm_conv1d_packed_s8_params_t *p, int8_t *y, int32_t n)
+{
+    for (int32_t j = 0; j < n; ++j) {
+        const int32_t v = y[j] < p->act_min ? p->act_min : y[j];
+        y[j] = (int8_t)(v > p->act_max ? p->act_max : v);
+    }
+}
+
+/* One time step without writing past its output row (the padded last
+ * group goes through a small buffer). */
+static void pk_step(const dtm_conv1d_packed_s8_params_t *p, const int8_t *const win[],
+                    const int32_t adv[], int8_t *y)
+{
+    const int32_t O = p->out_channels, full = O / DITMOS_PACKED_GROUP;
+    if (full > 0) {
+        pk_run(p, win, adv, y, 1, full, 0, p->stream);
+    }
+    if (O % DITMOS_PACKED_GROUP != 0) {
+        int8_t tail[DITMOS_PACKED_GROUP];
+        pk_run(p, win, adv, tail, 1, 1, 0, p->stream + full * pk_group_words(p));
+        memcpy(y + full * DITMOS_PACKED_GROUP, tail, (size_t)(O % DITMOS_PACKED_GROUP));
+    }
+}
+
+/* An output whose window reaches into the padding: the windows are copied,
+ * each part padded with its zero point (so the offset-folded bias stays
+ * right), into a buffer that only this function's frame holds. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static void pk_edge_step(const dtm_conv1d_packed_s8_params_t *p, const int8_t *const inputs[],
+                         const int32_t adv[], int32_t origin, int8_t *y)
+{
+    int8_t buf[DITMOS_PACKED_EDGE_BYTES];
+    const int8_t *win[DITMOS_CONV_MAX_PARTS];
+    int8_t *dst = buf;
+    for (int32_t q = 0; q < p->num_parts; ++q) {
+        const int32_t C = p->channels[q];
+        win[q] = dst;
+        for (int32_t k = 0; k < p->kernel_size; ++k, dst += C) {
+            const int32_t pos = origin + k;
+            if (pos >= 0 && pos < p->in_len) {
+                memcpy(dst, inputs[q] + pos * C, (size_t)C);
+            } else {
+                memset(dst, p->zero_point[q], (size_t)C);
+            }
+        }
+    }
+    pk_step(p, win, adv, y);
+}
+
+void dtm_conv1d_packed_s8(const dtm_conv1d_packed_s8_params_t *params,
+                      const int8_t *const inputs[], int8_t *output)
+{
+    const dtm_conv1d_packed_s8_params_t *p = params;
+    const int32_t K = p->kernel_size, S = p->stride, O = p->out_channels, np = p->num_parts;
+    const int32_t groups = (O + DITMOS_PACKED_GROUP - 1) / DITMOS_PACKED_GROUP;
+    int32_t adv[DITMOS_CONV_MAX_PARTS];
+    const int8_t *win[DITMOS_CONV_MAX_PARTS];
+    for (int32_t q = 0; q < np; ++q) {
+        adv[q] = S * p->channels[q];
+    }
+    /* interior steps [t_lo, t_hi): t*S - pad >= 0 and t*S - pad + K <= in_len */
+    int32_t t_lo = (p->pad + S - 1) / S;
+    int32_t t_hi = p->in_len - K + p->pad >= 0 ? (p->in_len - K + p->pad) / S + 1 : 0;
+    t_hi = t_hi > p->out_len ? p->out_len : t_hi;
+    t_lo = t_lo > t_hi ? t_hi : t_lo;
+    /* a padded last group spills 4 * groups - O bytes into the next rows,
+     * which are computed (rewritten) later: one pass runs every interior
+     * step whose spill stays inside the output */
+    const int32_t spill_rows = (groups * DITMOS_PACKED_GROUP - O + O - 1) / O;
+    const int32_t run_hi = t_hi < p->out_len - spill_rows ? t_hi : p->out_len - spill_rows;
+    for (int32_t t = 0; t < p->out_len; ++t) {
+        const int32_t origin = t * S - p->pad;
+        int8_t *y = output + t * O;
+        if (t == t_lo && run_hi > t_lo) {
+            for (int32_t q = 0; q < np; ++q) {
+                win[q] = inputs[q] + origin * p->channels[q];
+            }
+            pk_run(p, win, adv, y, run_hi - t_lo, groups,
+                   O - groups * DITMOS_PACKED_GROUP, p->stream);
+            t = run_hi - 1;
+        } else if (t >= t_lo && t < t_hi) {
+            for (int32_t q = 0; q < np; ++q) {
+                win[q] = inputs[q] + origin * p->channels[q];
+            }
+            pk_step(p, win, adv, y);
+        } else {
+            pk_edge_step(p, inputs, adv, origin, y);
+        }
+    }
+    if (p->act_min > INT8_MIN || p->act_max < INT8_MAX) { /* SSAT gave [-128, 127] */
+        pk_clamp(p, output, p->out_len * O);
+    }
+}

@@ -1,0 +1,59 @@
+"""`ditmos certify`: clear errors, and a real (tiny) float + integer certification."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ditmos.cli import main
+from ditmos.smoothing import noise as N
+from ditmos.smoothing.run import certify_run, sample_indices
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--sigma", "0.25", "--no-float"], "nothing to certify"),
+    (["--sigma", "-1"], "--sigma must be a positive"),
+    (["--sigma", "0.25", "--n", "0"], "--n0 and --n must be >= 1"),
+    (["--sigma", "0.25", "--alpha", "0.7"], "--alpha must lie"),
+])
+def test_bad_arguments(tmp_path, capsys, args, msg):
+    (tmp_path / "run").mkdir()
+    assert main(["certify", str(tmp_path / "run"), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ditmos: error:") and msg in err[0], err
+
+
+def test_missing_run(tmp_path, capsys):
+    assert main(["certify", str(tmp_path / "nope"), "--sigma", "0.25"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_sample_indices():
+    np.testing.assert_array_equal(sample_indices(10, 0), np.arange(10))
+    np.testing.assert_array_equal(sample_indices(10, 3), [0, 4, 9])
+    np.testing.assert_array_equal(sample_indices(5, 50), np.arange(5))
+
+
+@pytest.mark.slow
+def test_certify_tiny_run(tiny_run, tiny_int8):
+    files = certify_run(tiny_run, sigma=0.25, n0=8, n=60, samples=3, int8=True)
+    f = json.loads(files["float"].read_text())
+    i = json.loads(files["int8"].read_text())
+    for res in (f, i):
+        assert res["format"] == "ditmos-certify/1" and len(res["samples"]) == 3
+        for r in res["samples"]:
+            assert sum(r["counts"]) == 60
+            assert (r["prediction"] == -1) == (r["radius"] < 0)
+        s = res["summary"]
+        assert 0 <= s["abstain_rate"] <= 1 and s["acr"] >= 0
+        ca = list(s["certified_accuracy"].values())
+        assert ca == sorted(ca, reverse=True)  # non-increasing in the radius
+    assert i["sigma_steps"] == pytest.approx(0.25 / i["input_scale"])
+    t = N.make_table(i["sigma_steps"])
+    assert i["slack"] == pytest.approx(768 * N.table_tv(t)) and i["slack"] < 1e-4
+    # the best possible radius with 60 votes bounds every certified radius
+    from ditmos.smoothing.certify import clopper_pearson_lower, radius
+    top = radius(clopper_pearson_lower(60, 60, 0.001), 0.25)
+    assert all(r["radius"] <= top + 1e-12 for r in f["samples"] + i["samples"])
