@@ -15,6 +15,7 @@ _BENCHES = {
     "memory": ("ditmos.bench.memory", "Peak activation memory per planning strategy vs TFLM."),
     "latency": ("ditmos.bench.latency", "QEMU instruction counts: reference vs optimised kernels."),
     "certify": ("ditmos.bench.certify", "Float / integer-only randomized-smoothing time, same windows."),
+    "robust": ("ditmos.bench.robust", "Time of the union evaluation (all attacks) of a test split."),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -50,16 +51,21 @@ def robust() -> None:
               help="Square-attack queries (gradient-free l_inf check).")
 @click.option("--samples", default=None, type=click.IntRange(1),
               help="Attack only the first N test windows (default: the whole test split).")
-@click.option("--int8/--no-int8", "with_int8", default=True, show_default=True,
+@click.option("--int8/--no-int8", "with_int8", default=None,
               help="Also classify the adversarial windows with the int8 TFLM reference "
-                   "(needs 'ditmos quantize RUN_DIR' first) and run Square on it directly.")
+                   "(needs 'ditmos quantize RUN_DIR' first) and run Square on it directly. "
+                   "Default: on for DiTMoS, off for --model single (not available there).")
+@click.option("--model", "model_kind", type=click.Choice(["auto", "ditmos", "single"]),
+              default="auto", show_default=True,
+              help="Which model of RUN_DIR: the DiTMoS model, or the single CNN of a "
+                   "'ditmos train --model single --robust MODE' run (auto: from RUN_DIR).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8, seed,
-           quiet) -> None:
-    """Attack RUN_DIR's DiTMoS model on the test split with PGD (l_inf, l_2,
-    l_1; through the held route and through a soft-routing surrogate) and
-    Square (l_inf), and report clean, per-norm and union accuracy.
+def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8, model_kind,
+           seed, quiet) -> None:
+    """Attack RUN_DIR's model on the test split with PGD (l_inf, l_2, l_1;
+    for DiTMoS through the held route and through a soft-routing surrogate)
+    and Square (l_inf), and report clean, per-norm and union accuracy.
 
     Writes RUN_DIR/robust/attack.json and RUN_DIR/robust/adversarial.npz
     (the adversarial windows at each full radius, for on-device checks).
@@ -69,9 +75,16 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
       ditmos robust attack runs/hapt --samples 500 --eps linf=0.1
     """
     from ditmos.robust.evaluate import AttackBudget, parse_eps, union_robustness
-    from ditmos.robust.targets import DitmosTarget
+    from ditmos.robust.targets import DitmosTarget, single_target
     from ditmos.training.rundir import load_run_data
 
+    if model_kind == "auto":
+        model_kind = "single" if (run_dir / "robust.json").is_file() and \
+            not (run_dir / "export" / "export.json").is_file() else "ditmos"
+    if with_int8 is None:
+        with_int8 = model_kind == "ditmos"
+    elif with_int8 and model_kind == "single":
+        raise DitmosError("--int8 is only available for the DiTMoS model; pass --no-int8")
     data = load_run_data(run_dir)
     x, y = data.x_test, data.y_test
     if samples:
@@ -82,7 +95,7 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     if with_int8 and not (int8_dir / "manifest.json").is_file():
         raise DitmosError(f"{int8_dir}/manifest.json not found: run 'ditmos quantize {run_dir}' "
                           f"first, or pass --no-int8")
-    target = DitmosTarget.from_run(run_dir)
+    target = single_target(run_dir) if model_kind == "single" else DitmosTarget.from_run(run_dir)
     t0 = time.monotonic()
 
     def progress(norm, frac):
@@ -94,7 +107,7 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
         click.echo(f"attacking {len(x)} test windows of {run_dir} "
                    f"(radii {', '.join(f'{k}={v:g}' for k, v in radii.items())})", err=True)
     res, advs = union_robustness(target, x, y, radii, budget=budget, seed=seed, progress=progress)
-    out = {"format": FORMAT, "model": "ditmos", "split": "test", "seed": seed,
+    out = {"format": FORMAT, "model": model_kind, "split": "test", "seed": seed,
            "float": res.to_dict(), "seconds": round(time.monotonic() - t0, 1)}
     if with_int8:
         from ditmos.robust.int8 import int8_robustness
@@ -121,3 +134,145 @@ def format_table(out: dict) -> str:
         union = "—" if r.get("union") is None else f"{100 * r['union']:.2f}"
         lines.append(f"| {name} | {100 * r['clean']:.2f} | {' | '.join(cells)} | {union} |")
     return "\n".join(lines)
+
+
+TABLE_MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
+
+
+@robust.command("table")
+@click.option("--dataset", required=True, help="Dataset spec (hapt, fsdd, ...).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for one run directory per mode (finished runs are reused).")
+@click.option("--modes", default=",".join(TABLE_MODES), show_default=True,
+              help="Comma-separated training modes.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="JSON config for every run (e.g. {\"robust\": {\"epochs\": 5}}).")
+@click.option("--steps", default=20, show_default=True, type=click.IntRange(1),
+              help="Evaluation PGD steps per restart.")
+@click.option("--restarts", default=2, show_default=True, type=click.IntRange(1))
+@click.option("--queries", default=300, show_default=True, type=click.IntRange(0),
+              help="Square-attack queries (l_inf).")
+@click.option("--samples", default=None, type=click.IntRange(1),
+              help="Attack only the first N test windows.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--write", "write_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Markdown file for the table (e.g. docs/results/robust_hapt.md).")
+@click.option("--train/--no-train", "do_train", default=True, show_default=True,
+              help="--no-train: only attack and tabulate the finished runs under --out "
+                   "(modes without one are listed as not trained).")
+@click.option("--quiet", is_flag=True)
+def table(dataset, out_dir, modes, config_file, steps, restarts, queries, samples, seed,
+          write_path, do_train, quiet):
+    """Train the equal-MACs single CNN with every robust-training mode, attack
+    each on the test split (float model, radius 1.0 x the defaults) and write
+    a table of clean / per-norm / union accuracy.
+
+    The RAMP key pair follows the RAMP rule when the linf, l2 and l1 runs are
+    part of the table: the two norms whose single-norm AT models are least
+    robust against their own attack (cheap PGD on the VALIDATION split).
+    """
+    from ditmos.robust.evaluate import AttackBudget, default_radii, union_robustness
+    from ditmos.robust.targets import single_target
+    from ditmos.robust.training import MODES, train_single_robust
+    from ditmos.training.rundir import load_run_data
+
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+    bad = [m for m in wanted if m not in MODES]
+    if bad or not wanted:
+        raise DitmosError(f"--modes: unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    # single-norm runs first: RAMP's key pair is read from them
+    wanted = sorted(wanted, key=lambda m: (m != "none", m not in ("linf", "l2", "l1"),
+                                           TABLE_MODES.index(m)))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
+    rows, pair_note, missing = [], None, []
+    for mode in wanted:
+        run = out_dir / mode
+        if not (run / "robust.json").is_file() and not do_train:
+            missing.append(mode)
+            continue
+        if not (run / "robust.json").is_file():
+            if run.exists():
+                import shutil
+                shutil.rmtree(run)  # an unfinished run of an interrupted table
+            pair = None
+            if mode == "ramp" and all((out_dir / n / "robust.json").is_file()
+                                      for n in ("linf", "l2", "l1")):
+                own = {n: json.loads((out_dir / n / "robust.json").read_text())
+                       ["cheap_pgd"]["val"][n] for n in ("linf", "l2", "l1")}
+                pick = sorted(own, key=lambda n: own[n])[:2]
+                pair = ",".join(pick)
+                pair_note = (f"RAMP key pair {pick[0]}-{pick[1]}: own-norm validation robust "
+                             f"accuracy of the single-norm AT runs "
+                             + ", ".join(f"{n} {100 * v:.1f}" for n, v in own.items()))
+            if not quiet:
+                click.echo(f"training {mode} -> {run}", err=True)
+            train_single_robust(dataset, run, mode=mode, seed=seed, config_file=config_file,
+                                pair=pair, quiet=quiet)
+        info = json.loads((run / "robust.json").read_text())
+        if mode == "ramp" and pair_note is None and info.get("pair"):
+            pair_note = f"RAMP key pair {'-'.join(info['pair']['pair'])} ({info['pair']['rule']})"
+        att = run / "robust" / "attack.json"
+        if att.is_file() and json.loads(att.read_text()).get("budget_key") == \
+                [steps, restarts, queries, samples]:
+            res = json.loads(att.read_text())
+        else:
+            data = load_run_data(run)
+            x, y = data.x_test, data.y_test
+            if samples:
+                x, y = x[:samples], y[:samples]
+            t0 = time.monotonic()
+            r, _ = union_robustness(single_target(run), x, y, default_radii(data.input_shape),
+                                    budget=budget, seed=seed, fractions=(1.0,))
+            res = {"format": FORMAT, "model": "single", "mode": mode, "split": "test",
+                   "seed": seed, "float": r.to_dict(), "budget_key": [steps, restarts, queries,
+                                                                      samples],
+                   "seconds": round(time.monotonic() - t0, 1)}
+            att.parent.mkdir(exist_ok=True)
+            write_json(att, res, indent=2)
+        if not quiet:
+            f = res["float"]
+            click.echo(f"  {mode}: clean {f['clean']:.4f} union {f['union']:.4f} "
+                       f"({res['seconds']} s)", err=True)
+        rows.append((mode, info, res))
+    if not rows:
+        raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(wanted)}")
+    text = format_mode_table(dataset, rows, budget, samples, pair_note, missing)
+    click.echo(text)
+    if write_path:
+        write_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = write_path.with_name(f".{write_path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, write_path)
+        click.echo(f"wrote {write_path}")
+
+
+def format_mode_table(dataset, rows, budget, samples, pair_note, missing=()) -> str:
+    info0 = rows[0][1]
+    f0 = rows[0][2]["float"]
+    hp = info0["hyper"]
+    radii = f0["radii"]
+    lines = [f"# Robust training of the single CNN on {dataset}", "",
+             "Written by `ditmos robust table` (see docs/robustness.md); do not edit by hand.", "",
+             f"Model: the equal-MACs single CNN ({info0['macs']} MACs, {info0['params']} "
+             f"parameters, spec {info0['spec']['channels']} channels), seed {info0['seed']}, "
+             f"{hp['epochs']} epochs, batch {hp['batch_size']}, training attack "
+             f"{hp['attack_steps']}-step PGD; epoch kept by the validation score.", "",
+             f"Attack (test split, {f0['n']} windows, float model): radii "
+             + ", ".join(f"{k} {v:g}" for k, v in radii.items())
+             + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
+             f"norm, plus Square ({budget.square_queries} queries) for l_inf. Union = correct "
+             f"clean and under every norm's attack.", ""]
+    if pair_note:
+        lines += [pair_note + ".", ""]
+    lines += ["| mode | clean | l_inf | l_2 | l_1 | union | best epoch | train s |",
+              "|---|---|---|---|---|---|---|---|"]
+    for mode, info, res in rows:
+        f = res["float"]
+        rob = f["robust"]
+        lines.append(f"| {mode} | {100 * f['clean']:.2f} | {100 * rob['linf']:.2f} | "
+                     f"{100 * rob['l2']:.2f} | {100 * rob['l1']:.2f} | {100 * f['union']:.2f} | "
+                     f"{info['best_epoch']} | {info['train_seconds']:.0f} |")
+    if missing:
+        lines += ["", f"Not trained (no finished run): {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"

@@ -119,3 +119,18 @@ class DitmosTarget:
 
     def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
         return _compiled_predict(self, x, "held", batch)
+
+
+def single_target(run_dir) -> KerasTarget:
+    """The single CNN (``models/single.keras``) of a robust-training run."""
+    import keras
+
+    path = Path(run_dir) / "models" / "single.keras"
+    if not path.is_file():
+        raise DitmosError(f"{path} not found: is {run_dir} a finished 'ditmos train --model "
+                          f"single' run directory?")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as e:
+        raise DitmosError(f"cannot load {path}: {e}") from None
+    return KerasTarget(model, name="single")

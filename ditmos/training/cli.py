@@ -46,9 +46,20 @@ from ditmos.errors import DitmosError
                    "every training window (a fresh draw per epoch, every stage).")
 @click.option("--sigma", type=float, default=None,
               help="With --smoothing: noise std in normalised input units.")
+@click.option("--model", "model_kind", type=click.Choice(["ditmos", "single"]),
+              default="ditmos", show_default=True,
+              help="ditmos, or the equal-MACs single CNN baseline (for --robust).")
+@click.option("--robust", "robust_mode", default=None,
+              type=click.Choice(["none", "linf", "l2", "l1", "max", "avg", "eat", "ramp"]),
+              help="Adversarial training (with --model single): PGD on one norm (linf, l2, "
+                   "l1), the worst (max) or mean (avg) over the three, E-AT (eat), RAMP "
+                   "(ramp), or none (standard training in the same loop).")
+@click.option("--pair", default=None, metavar="Q,R",
+              help="RAMP key pair, e.g. 'linf,l1' (default: a cheap proxy of the RAMP rule).")
 @click.option("--quiet", is_flag=True, help="No progress bars (CI).")
 def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, widths, seeds,
-          jobs, ray_address, search, no_ray, smoothing, sigma, quiet):
+          jobs, ray_address, search, no_ray, smoothing, sigma, model_kind, robust_mode, pair,
+          quiet):
     """Train DiTMoS and write a run directory (config, models, export, metrics.json).
 
     \b
@@ -58,8 +69,38 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
     --seed.  The trials run as Ray tasks (a local Ray instance is started and
     stopped automatically); finished trials are kept in OUT/compare/trials/,
     so the same command with --resume continues an interrupted comparison
-    without retraining them."""
+    without retraining them.
+
+    \b
+    With --model single --robust MODE: adversarially train the single CNN
+    with the MACs of DiTMoS's selector + one classifier (quick schedule)
+    and write RUN/models/single.keras and RUN/robust.json; attack it with
+    'ditmos robust attack RUN'. Hyper-parameters: the "robust" section of
+    --config (e.g. {"robust": {"epochs": 20, "attack_steps": 5}}).
+    """
     from pathlib import Path
+
+    if model_kind == "single" or robust_mode is not None:
+        if model_kind != "single":
+            raise DitmosError("--robust is available for --model single only (adversarial "
+                              "training of DiTMoS itself is not implemented yet)")
+        if resume or compare or widths or seeds or width != 1.0 or preset != "quick" \
+                or smoothing != "none":
+            raise DitmosError("--model single takes only --dataset, --out, --config, --seed, "
+                              "--robust, --pair, --quiet")
+        if pair is not None and robust_mode != "ramp":
+            raise DitmosError("--pair only applies to --robust ramp")
+        from ditmos.robust.training import train_single_robust
+
+        run_dir = train_single_robust(dataset, out_dir, mode=robust_mode or "none", seed=seed,
+                                      config_file=config_file, pair=pair, quiet=quiet)
+        import json
+
+        r = json.loads((run_dir / "robust.json").read_text())["cheap_pgd"]["test"]
+        click.echo(f"{run_dir}: test clean {r['clean']:.4f}; cheap PGD linf {r['linf']:.4f} "
+                   f"l2 {r['l2']:.4f} l1 {r['l1']:.4f} union {r['union']:.4f} "
+                   f"(full attack: ditmos robust attack {run_dir})")
+        return
 
     overrides = None
     if smoothing == "none" and sigma is not None:

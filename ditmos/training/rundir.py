@@ -47,7 +47,13 @@ def load_run_data(run_dir) -> RunData:
         raise DitmosError(f"run directory {run_dir} does not exist")
     hint = f"is {run_dir} a finished `ditmos train` run directory?"
     cfg = read_json(run_dir / "config.json", hint)
-    export = read_json(run_dir / "export" / "export.json", hint)
+    robust = run_dir / "robust.json"
+    if not (run_dir / "export" / "export.json").exists() and robust.is_file():
+        # a single-CNN robust-training run (ditmos train --model single --robust MODE)
+        info = read_json(robust, hint)
+        export = {"model": "single", "input_shape": info["input_shape"]}
+    else:
+        export = read_json(run_dir / "export" / "export.json", hint)
     norm = Normalizer.load(run_dir / "normalization.json")
     splits = Splits.load(run_dir / "splits.npz")
     ds = load_dataset(cfg["dataset"])

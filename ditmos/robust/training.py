@@ -1,0 +1,491 @@
+"""Adversarial training against one or several l_p norms (``ditmos train --robust``).
+
+The trained model is the single CNN of the equal-MACs baseline (the
+budget-matched network of :mod:`ditmos.training.baselines`: the MACs per
+inference of DiTMoS's selector + one classifier), so its robustness can be
+compared with every other model of the product.
+
+Modes (radii = the evaluation defaults of :func:`ditmos.robust.evaluate.default_radii`):
+
+``none``   standard training with the same loop (the reference row).
+``linf``, ``l2``, ``l1``
+           PGD adversarial training on one norm (Madry et al.): cross-entropy
+           on the PGD example of that norm.
+``max``    per window, the cross-entropy of the worst of the three norms' PGD
+           examples.
+``avg``    the mean cross-entropy over the three norms' PGD examples.
+``eat``    each batch trains on l_inf OR l_1 PGD examples; the norm is drawn
+           with probability proportional to (1 - running robust accuracy on
+           that norm's training examples), so the weaker norm gets more batches.
+``ramp``   RAMP: a key pair of norms (q, r); loss = per-window max of the two
+           cross-entropies + lambda * KL(p_q || p_r) over the windows whose
+           q-example is still classified correctly (logit pairing); and once
+           per epoch gradient projection: from theta_r one natural epoch gives
+           theta_n and one RAMP epoch gives theta_a; per weight tensor with
+           g_n = theta_n - theta_r, g_a = theta_a - theta_r, c = cos(g_n, g_a):
+           theta_{r+1} = theta_r + beta * max(c, 0) * g_n + (1 - beta) * g_a.
+           The key pair follows the RAMP v1 rule: the two norms whose
+           single-norm AT models are least robust against their own attack
+           (``ditmos robust table`` measures this on the validation split of
+           its own linf/l2/l1 runs); ``pair="auto"`` uses a cheap proxy: one
+           epoch of each single-norm AT from the same initialisation on up to
+           2000 training windows, scored on 300 validation windows.
+
+Training-time attacks are batched PGD in TensorFlow graphs (few steps, a
+random start inside the ball, model in inference mode); l_1 uses a sparse
+step on the 5 % largest-gradient coordinates and an exact l_1-ball
+projection.  The epoch kept is the best on the VALIDATION split: by clean
+accuracy (``none``), by robust accuracy against the mode's own norm
+(single-norm modes) or by union accuracy over the three norms (the others),
+under a cheap PGD on a fixed validation subset.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ditmos.errors import DitmosError
+
+MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
+NORMS = ("linf", "l2", "l1")
+FORMAT = "ditmos-robust-train/1"
+
+# Hyper-parameters (overridable through the "robust" section of --config).
+DEFAULTS = {
+    "epochs": 20, "batch_size": 64, "lr": 3e-3,   # the quick baseline schedule
+    "attack_steps": 5,          # PGD steps per training example
+    "step_factor": 2.5,         # step size = step_factor * eps / attack_steps
+    "l1_sparsity": 0.05,        # share of coordinates moved by one l_1 step
+    "ramp_lambda": 5.0,         # weight of the logit-pairing KL (RAMP scratch scripts)
+    "gp_beta": 0.5,             # gradient-projection blend
+    "eat_momentum": 0.9,        # running robust accuracy of E-AT
+    "val_samples": 500,         # validation windows scored per epoch
+    "val_steps": 10,            # PGD steps of the validation score
+    "pair": "auto",             # RAMP key pair: "auto" or e.g. "linf,l1"
+}
+
+
+def _tf():
+    import tensorflow as tf
+    return tf
+
+
+# --------------------------------------------------------------------------- #
+# Batched PGD in TensorFlow
+# --------------------------------------------------------------------------- #
+
+def _flat(t):
+    tf = _tf()
+    return tf.reshape(t, [tf.shape(t)[0], -1])
+
+
+def project_l1_tf(v, eps):
+    """Euclidean projection of each row of ``v`` [B, D] onto the l_1 ball."""
+    tf = _tf()
+    a = tf.abs(v)
+    u = tf.sort(a, axis=1, direction="DESCENDING")
+    cs = tf.cumsum(u, axis=1)
+    j = tf.cast(tf.range(1, tf.shape(v)[1] + 1), v.dtype)[None, :]
+    cond = u * j > cs - eps
+    rho = tf.reduce_max(tf.where(cond, tf.cast(j, tf.int32), 1), axis=1)  # count >= 1
+    theta = (tf.gather(cs, rho - 1, axis=1, batch_dims=1) - eps) / tf.cast(rho, v.dtype)
+    w = tf.sign(v) * tf.nn.relu(a - theta[:, None])
+    inside = tf.reduce_sum(a, axis=1) <= eps
+    return tf.where(inside[:, None], v, w)
+
+
+def _project(delta, norm: str, eps: float):
+    tf = _tf()
+    if norm == "linf":
+        return tf.clip_by_value(delta, -eps, eps)
+    f = _flat(delta)
+    if norm == "l2":
+        n = tf.norm(f, axis=1, keepdims=True)
+        f = f * tf.minimum(1.0, eps / tf.maximum(n, 1e-12))
+    else:
+        f = project_l1_tf(f, eps)
+    return tf.reshape(f, tf.shape(delta))
+
+
+def _random_start(shape, norm: str, eps: float):
+    tf = _tf()
+    if norm == "linf":
+        return tf.random.uniform(shape, -eps, eps)
+    g = tf.random.normal(shape) if norm == "l2" else \
+        tf.math.log(tf.random.uniform(shape, 1e-6, 1.0)) * tf.sign(tf.random.uniform(shape, -1, 1))
+    f = _flat(g)
+    scale = tf.random.uniform([tf.shape(f)[0], 1], 0, 1)
+    if norm == "l2":
+        f = f / (tf.norm(f, axis=1, keepdims=True) + 1e-12) * eps * scale
+    else:
+        f = f / (tf.reduce_sum(tf.abs(f), axis=1, keepdims=True) + 1e-12) * eps * scale
+    return tf.reshape(f, shape)
+
+
+def _ascent(g, norm: str, alpha: float, l1_sparsity: float):
+    tf = _tf()
+    if norm == "linf":
+        return alpha * tf.sign(g)
+    f = _flat(g)
+    if norm == "l2":
+        s = alpha * f / (tf.norm(f, axis=1, keepdims=True) + 1e-12)
+    else:
+        k = max(1, int(math.ceil(l1_sparsity * int(g.shape[1]) * int(g.shape[2]))))
+        a = tf.abs(f)
+        kth = tf.math.top_k(a, k=k).values[:, -1:]
+        mask = tf.cast(a >= kth, f.dtype)
+        s = tf.sign(f) * mask * alpha / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
+    return tf.reshape(s, tf.shape(g))
+
+
+def pgd_tf(model, x, y, *, norm: str, eps: float, steps: int, step_factor: float = 2.5,
+           l1_sparsity: float = 0.05, random_start: bool = True):
+    """PGD on the cross-entropy of ``model`` (inference mode), all in TF ops
+    (call it inside a ``tf.function``).  Returns the last iterate."""
+    tf = _tf()
+    alpha = step_factor * eps / max(steps, 1)
+    delta = _project(_random_start(tf.shape(x), norm, eps), norm, eps) if random_start \
+        else tf.zeros_like(x)
+    delta = tf.ensure_shape(delta, x.shape)
+
+    def body(i, d):
+        with tf.GradientTape() as tape:
+            tape.watch(d)
+            logits = model(x + d, training=False)
+            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+        g = tape.gradient(loss, d)
+        return i + 1, tf.ensure_shape(_project(d + _ascent(g, norm, alpha, l1_sparsity),
+                                               norm, eps), x.shape)
+
+    # an explicit graph loop (small graphs trace fast; no AutoGraph needed)
+    _, delta = tf.while_loop(lambda i, d: i < steps, body, (tf.constant(0), delta))
+    return tf.stop_gradient(x + delta)
+
+
+# --------------------------------------------------------------------------- #
+# The trainer
+# --------------------------------------------------------------------------- #
+
+class RobustTrainer:
+    """Adversarial training of a Keras classifier ``model`` (window -> logits)."""
+
+    def __init__(self, model, radii: dict[str, float], mode: str, hp: dict, *, steps_total: int,
+                 pair: tuple[str, str] | None = None, seed: int = 0):
+        import keras
+
+        tf = _tf()
+        if mode not in MODES:
+            raise DitmosError(f"unknown robust mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.model, self.radii, self.mode, self.hp = model, dict(radii), mode, dict(hp)
+        self.pair = tuple(pair) if pair else ("linf", "l1")
+        self.rng = np.random.default_rng([seed, 11])
+        sched = keras.optimizers.schedules.CosineDecay(float(hp["lr"]), max(1, steps_total))
+        self.opt = keras.optimizers.Adam(sched)
+        # RAMP's natural branch keeps its own optimiser state.
+        self.opt_nat = keras.optimizers.Adam(sched) if mode == "ramp" else None
+        self.eat_acc = {"linf": 0.0, "l1": 0.0}
+        self._steps: dict = {}
+        self._tf = tf
+
+    # -- losses ---------------------------------------------------------- #
+    def _adv(self, x, y, norm):
+        return pgd_tf(self.model, x, y, norm=norm, eps=float(self.radii[norm]),
+                      steps=int(self.hp["attack_steps"]), step_factor=float(self.hp["step_factor"]),
+                      l1_sparsity=float(self.hp["l1_sparsity"]))
+
+    def _loss(self, kind: str, x, y):
+        tf = self._tf
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits
+        if kind == "none":
+            z = self.model(x, training=True)
+            return tf.reduce_mean(ce(y, z)), tf.reduce_mean(tf.cast(tf.argmax(z, 1) == y, tf.float32))
+        if kind in NORMS:
+            z = self.model(self._adv(x, y, kind), training=True)
+            return tf.reduce_mean(ce(y, z)), tf.reduce_mean(tf.cast(tf.argmax(z, 1) == y, tf.float32))
+        if kind in ("max", "avg"):
+            xs = tf.concat([self._adv(x, y, n) for n in NORMS], axis=0)
+            z = self.model(xs, training=True)
+            losses = tf.reshape(ce(tf.tile(y, [3]), z), [3, -1])
+            red = tf.reduce_max(losses, axis=0) if kind == "max" else tf.reduce_mean(losses, axis=0)
+            return tf.reduce_mean(red), tf.constant(0.0)
+        if kind == "ramp":
+            q, r = self.pair
+            b = tf.shape(x)[0]
+            z = self.model(tf.concat([self._adv(x, y, q), self._adv(x, y, r)], axis=0),
+                           training=True)
+            zq, zr = z[:b], z[b:]
+            l_max = tf.reduce_mean(tf.maximum(ce(y, zq), ce(y, zr)))
+            lq, lr_ = tf.nn.log_softmax(zq), tf.nn.log_softmax(zr)
+            kl = tf.reduce_sum(tf.exp(lq) * (lq - lr_), axis=1)
+            gamma = tf.cast(tf.argmax(zq, 1) == y, tf.float32)
+            l_kl = tf.reduce_sum(kl * gamma) / tf.maximum(tf.reduce_sum(gamma), 1.0)
+            return l_max + float(self.hp["ramp_lambda"]) * l_kl, tf.constant(0.0)
+        raise ValueError(kind)
+
+    def _step_fn(self, kind: str, natural: bool = False):
+        key = (kind, natural)
+        if key not in self._steps:
+            tf = self._tf
+            opt = self.opt_nat if natural else self.opt
+            model = self.model
+
+            @tf.function(reduce_retracing=True, autograph=False)
+            def step(x, y):
+                with tf.GradientTape() as tape:
+                    loss, acc = self._loss(kind, x, y)
+                grads = tape.gradient(loss, model.trainable_variables)
+                opt.apply_gradients(zip(grads, model.trainable_variables))
+                return loss, acc
+            self._steps[key] = step
+        return self._steps[key]
+
+    # -- epochs ---------------------------------------------------------- #
+    def _batches(self, n: int, bs: int):
+        order = self.rng.permutation(n)
+        return [order[i:i + bs] for i in range(0, n, bs)]
+
+    def _epoch(self, x, y, kind: str, natural: bool = False) -> float:
+        tf = self._tf
+        losses = []
+        for idx in self._batches(len(x), int(self.hp["batch_size"])):
+            xb, yb = tf.constant(x[idx]), tf.constant(y[idx])
+            k = kind
+            if kind == "eat":
+                w = np.array([1.0 - self.eat_acc["linf"], 1.0 - self.eat_acc["l1"]]) + 1e-3
+                k = "linf" if self.rng.random() < w[0] / w.sum() else "l1"
+            loss, acc = self._step_fn(k, natural)(xb, yb)
+            if kind == "eat":
+                m = float(self.hp["eat_momentum"])
+                self.eat_acc[k] = m * self.eat_acc[k] + (1 - m) * float(acc)
+            losses.append(float(loss))
+        return float(np.mean(losses))
+
+    def train_epoch(self, x, y) -> dict:
+        if self.mode != "ramp":
+            return {"loss": self._epoch(x, y, self.mode)}
+        # RAMP with gradient projection (once per epoch, per weight tensor)
+        m = self.model
+        theta_r = [v.numpy() for v in m.trainable_variables]
+        rest_r = [v.numpy() for v in m.non_trainable_variables]
+        nat_loss = self._epoch(x, y, "none", natural=True)
+        theta_n = [v.numpy() for v in m.trainable_variables]
+        for v, w in zip(m.trainable_variables, theta_r):
+            v.assign(w)
+        for v, w in zip(m.non_trainable_variables, rest_r):
+            v.assign(w)
+        adv_loss = self._epoch(x, y, "ramp")
+        beta = float(self.hp["gp_beta"])
+        coss = []
+        for v, r, n in zip(m.trainable_variables, theta_r, theta_n):
+            a = v.numpy()
+            if a.ndim == 0 or a.size == 1:
+                continue  # scalar tensors keep theta_a
+            gn, ga = (n - r).ravel().astype(np.float64), (a - r).ravel().astype(np.float64)
+            den = np.linalg.norm(gn) * np.linalg.norm(ga)
+            c = float(gn @ ga / den) if den > 0 else 0.0
+            coss.append(c)
+            v.assign((r + beta * max(c, 0.0) * (n - r) + (1 - beta) * (a - r)).astype(a.dtype))
+        # BN statistics (non-trainable) keep theta_a's values
+        return {"loss": adv_loss, "natural_loss": nat_loss,
+                "gp_mean_cos": float(np.mean(coss)) if coss else 0.0}
+
+
+# --------------------------------------------------------------------------- #
+# Validation score (cheap PGD on a fixed subset)
+# --------------------------------------------------------------------------- #
+
+def robust_correct(model, x, y, radii, norms, *, steps: int, batch: int = 500,
+                   l1_sparsity: float = 0.05) -> dict[str, np.ndarray]:
+    """Per-window correctness clean and under a cheap PGD of each norm."""
+    tf = _tf()
+    cache = model.__dict__.setdefault("_ditmos_val_fns", {})
+    out = {"clean": [], **{n: [] for n in norms}}
+    for i in range(0, len(x), batch):
+        xb, yb = tf.constant(x[i:i + batch]), tf.constant(y[i:i + batch])
+        out["clean"].append(np.argmax(model(xb, training=False), 1) == y[i:i + batch])
+        for n in norms:
+            key = (n, steps, float(radii[n]))
+            if key not in cache:
+                cache[key] = tf.function(lambda a, b, n=n: tf.argmax(model(pgd_tf(
+                    model, a, b, norm=n, eps=float(radii[n]), steps=steps,
+                    l1_sparsity=l1_sparsity), training=False), 1), reduce_retracing=True,
+                    autograph=False)
+            out[n].append(np.asarray(cache[key](xb, yb)) == y[i:i + batch])
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def validation_score(mode: str, model, x, y, radii, hp) -> dict:
+    norms = () if mode == "none" else ((mode,) if mode in NORMS else NORMS)
+    ok = robust_correct(model, x, y, radii, norms, steps=int(hp["val_steps"]),
+                        l1_sparsity=float(hp["l1_sparsity"]))
+    res = {k: float(v.mean()) for k, v in ok.items()}
+    allok = ok["clean"].copy()
+    for n in norms:
+        allok &= ok[n]
+    res["score"] = float(allok.mean())
+    return res
+
+
+# --------------------------------------------------------------------------- #
+# Whole runs
+# --------------------------------------------------------------------------- #
+
+def parse_pair(text) -> tuple[str, str] | None:
+    if text in (None, "", "auto"):
+        return None
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 2 or any(p not in NORMS for p in parts) or parts[0] == parts[1]:
+        raise DitmosError(f"RAMP pair must be two different norms of {', '.join(NORMS)} "
+                          f"(e.g. 'linf,l1') or 'auto', got {text!r}")
+    return parts[0], parts[1]
+
+
+def _build_single(cfg: dict, input_shape, num_classes: int):
+    from ditmos.models.baselines import build_convnet, search_budget_spec
+    from ditmos.training.baselines import DEFAULTS as BASE
+    from ditmos.training.baselines import budget_from_architecture
+    from ditmos.training.config import architecture
+
+    budget = budget_from_architecture(architecture(cfg), input_shape, num_classes)
+    q = BASE["quick"]
+    match = search_budget_spec(budget.selector, budget.input_shape, budget.num_classes,
+                               target=budget.inference_macs, metric="macs", depths=q["depths"],
+                               tolerance=q["tolerance"])[0]
+    return match, lambda: build_convnet(match.spec, input_shape, num_classes, name="single")
+
+
+def proxy_pair(build, data, radii, hp, seed: int) -> tuple[tuple[str, str], dict]:
+    """The cheap stand-in for RAMP's v1 rule: one AT epoch per norm from the
+    same initialisation on <= 2000 training windows; the two norms with the
+    lowest own-norm robust accuracy on 300 validation windows form the pair."""
+    import keras
+
+    rng = np.random.default_rng([seed, 5])
+    tr = rng.permutation(len(data["x_train"]))[:2000]
+    va = rng.permutation(len(data["x_val"]))[:300]
+    scores = {}
+    for n in NORMS:
+        keras.utils.set_random_seed(seed)
+        model = build()
+        t = RobustTrainer(model, radii, n, hp, steps_total=math.ceil(len(tr) / hp["batch_size"]),
+                          seed=seed)
+        t.train_epoch(data["x_train"][tr], data["y_train"][tr])
+        scores[n] = validation_score(n, model, data["x_val"][va], data["y_val"][va], radii,
+                                     hp)[n]
+    pair = tuple(sorted(NORMS, key=lambda n: (scores[n], NORMS.index(n)))[:2])
+    return pair, scores
+
+
+def train_single_robust(dataset: str, out_dir, *, mode: str, seed: int = 0,
+                        config_file=None, overrides: dict | None = None, pair=None,
+                        quiet: bool = False) -> Path:
+    """Train the equal-MACs single CNN with ``mode`` into a new run directory:
+    config.json, splits.npz, normalization.json, models/single.keras,
+    robust.json (mode, hyper-parameters, per-epoch history, clean and cheap-PGD
+    accuracies of the kept epoch on validation and test)."""
+    import io
+
+    import keras
+
+    from ditmos.robust.evaluate import default_radii
+    from ditmos.training.checkpoint import atomic_write_bytes, atomic_write_json
+    from ditmos.training.config import resolve_config
+    from ditmos.training.run import _versions, prepare_data
+
+    if mode not in MODES:
+        raise DitmosError(f"unknown robust mode {mode!r}; choose one of {', '.join(MODES)}")
+    run_dir = Path(out_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise DitmosError(f"{run_dir} exists and is not empty; choose a new --out directory")
+    user = json.loads(Path(config_file).read_text()) if config_file else {}
+    user.update(overrides or {})
+    rob = user.pop("robust", {}) or {}
+    unknown = sorted(set(rob) - set(DEFAULTS))
+    if unknown:
+        raise DitmosError(f"unknown 'robust' config key(s) {unknown}; allowed: {sorted(DEFAULTS)}")
+    hp = {**DEFAULTS, **rob}
+    if pair is not None:
+        hp["pair"] = pair
+    pair_t = parse_pair(hp["pair"])
+    cfg = resolve_config(dataset, "quick", seed=seed, overrides=user)
+
+    tf = _tf()
+    tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(seed)
+    ds, splits, norm, data = prepare_data(cfg)
+    input_shape = tuple(int(v) for v in ds.X.shape[1:])
+    radii = default_radii(input_shape)
+    match, build = _build_single(cfg, input_shape, data["num_classes"])
+    for k in ("x_train", "x_val", "x_test"):
+        data[k] = data[k].astype(np.float32)
+
+    def log(msg):
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    pair_info = None
+    if mode == "ramp":
+        if pair_t is None:
+            pair_t, sc = proxy_pair(build, data, radii, hp, seed)
+            pair_info = {"rule": "proxy (1 AT epoch per norm, 300 val windows)", "scores": sc}
+        else:
+            pair_info = {"rule": "given"}
+        pair_info["pair"] = list(pair_t)
+        log(f"RAMP key pair: {pair_t[0]}, {pair_t[1]} ({pair_info['rule']})")
+
+    keras.utils.set_random_seed(seed)
+    model = build()
+    n_batches = math.ceil(len(data["x_train"]) / int(hp["batch_size"]))
+    trainer = RobustTrainer(model, radii, mode, hp, steps_total=n_batches * int(hp["epochs"]),
+                            pair=pair_t, seed=seed)
+    vrng = np.random.default_rng([seed, 3])
+    vi = np.sort(vrng.permutation(len(data["x_val"]))[:int(hp["val_samples"])])
+    xv, yv = data["x_val"][vi], data["y_val"][vi]
+    history, best = [], None
+    t0 = time.monotonic()
+    for ep in range(int(hp["epochs"])):
+        info = trainer.train_epoch(data["x_train"], data["y_train"])
+        val = validation_score(mode, model, xv, yv, radii, hp)
+        history.append({"epoch": ep + 1, **{k: round(v, 5) for k, v in info.items()},
+                        **{f"val_{k}": round(v, 5) for k, v in val.items()}})
+        if best is None or val["score"] > best[0]:
+            best = (val["score"], ep + 1, model.get_weights())
+        log(f"{mode} epoch {ep + 1}/{hp['epochs']}: loss {info['loss']:.4f}, val clean "
+            f"{val['clean']:.4f}, val score {val['score']:.4f} ({time.monotonic() - t0:.0f} s)")
+    model.set_weights(best[2])
+    seconds = time.monotonic() - t0
+
+    def accs(x, y):
+        r = robust_correct(model, x, y, radii, NORMS, steps=int(hp["val_steps"]),
+                           l1_sparsity=float(hp["l1_sparsity"]))
+        u = r["clean"] & r["linf"] & r["l2"] & r["l1"]
+        return {**{k: round(float(v.mean()), 5) for k, v in r.items()},
+                "union": round(float(u.mean()), 5)}
+
+    summary = {"format": FORMAT, "model": "single", "mode": mode, "dataset": cfg["dataset"],
+               "seed": seed, "input_shape": list(input_shape),
+               "class_names": list(data["class_names"]), "spec": match.spec.to_dict(),
+               "macs": int(match.cost.macs), "params": int(match.cost.params),
+               "radii": radii, "hyper": hp, "pair": pair_info, "best_epoch": best[1],
+               "train_seconds": round(seconds, 1), "history": history,
+               "cheap_pgd": {"steps": int(hp["val_steps"]), "val": accs(data["x_val"], data["y_val"]),
+                             "test": accs(data["x_test"], data["y_test"])}}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "versions.json", _versions())
+    buf = io.BytesIO()
+    np.savez(buf, train=splits.train, val=splits.val, test=splits.test)
+    atomic_write_bytes(run_dir / "splits.npz", buf.getvalue())
+    atomic_write_json(run_dir / "normalization.json", norm.to_dict())
+    atomic_write_json(run_dir / "config.json", cfg)
+    (run_dir / "models").mkdir(exist_ok=True)
+    tmp = run_dir / "models" / ".single.tmp.keras"
+    model.save(tmp)
+    tmp.replace(run_dir / "models" / "single.keras")
+    atomic_write_json(run_dir / "robust.json", summary)  # last: marks the run as finished
+    return run_dir
