@@ -72,7 +72,7 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
 
     \b
     Example:
-      ditmos robust attack runs/hapt --samples 500 --eps linf=0.1
+      ditmos robust attack runs/hapt --samples 50 --steps 5 --queries 50 --eps linf=0.1
     """
     from ditmos.robust.evaluate import AttackBudget, parse_eps, union_robustness
     from ditmos.robust.targets import DitmosTarget, single_target
