@@ -22,6 +22,7 @@ def _atomic_npz(path: Path, **arrays) -> None:
     os.close(fd)
     try:
         np.savez_compressed(tmp, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the artefact is as readable as the rest
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
