@@ -57,7 +57,8 @@ def save_checkpoint(path, arrays: dict[str, np.ndarray], progress: dict) -> None
 def load_checkpoint(path) -> tuple[dict[str, np.ndarray], dict]:
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as f:
+        # our own file object: np.load leaks its handle when the zip is truncated
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise DitmosError(f"{path}: checkpoint not found") from None
