@@ -51,27 +51,28 @@ def test_emulate_refuses_a_missing_build(tmp_path, capsys):
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="no qemu-system-arm")
 def test_emulate_serves_frames_and_stops_on_ctrl_c(mps2_build, tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "ditmos", "emulate", "--build",
-                             str(mps2_build), "--workdir", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = proc.stdout.readline()
-        m = re.search(r"tcp 127\.0\.0\.1:(\d+)", line)
-        assert m, line + proc.stderr.read()
-        port = int(m.group(1))
-        link = Link(address=("127.0.0.1", port))
-        assert parse_hello(link.request(HELLO, 1).payload)["board"] == "mps2_an500"
-        link.close()
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(20) == 0
-        assert "QEMU stopped" in proc.stderr.read()
-        time.sleep(0.2)
-        with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    # the context manager closes the pipes, so no file is left for the collector
+    with subprocess.Popen([sys.executable, "-m", "ditmos", "emulate", "--build",
+                           str(mps2_build), "--workdir", str(tmp_path)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            line = proc.stdout.readline()
+            m = re.search(r"tcp 127\.0\.0\.1:(\d+)", line)
+            assert m, line + proc.stderr.read()
+            port = int(m.group(1))
+            link = Link(address=("127.0.0.1", port))
+            assert parse_hello(link.request(HELLO, 1).payload)["board"] == "mps2_an500"
+            link.close()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0 and "QEMU stopped" in err, err
+            time.sleep(0.2)
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert os.path.exists(tmp_path / "marks.log")
 
 
