@@ -144,14 +144,17 @@ def test_extraction_rules():
 
 def _docs_config(cfg: dict) -> dict:
     """The tiny run's configuration, smaller still: 200 training windows (100
-    test samples to evaluate) and one epoch per stage (`--compare` trains a
-    dozen models with it); every stage still runs."""
+    test samples to evaluate) and one epoch per stage, the comparison's
+    baselines included (`--compare` trains a dozen models with it); every stage
+    still runs."""
     cfg = dict(cfg, subset=DOCS_SUBSET)
     for stage in ("strong", "classifier_pretrain", "selector_pretrain"):
         cfg[stage] = dict(cfg[stage], epochs=1)
     cfg["adversarial"] = dict(cfg["adversarial"], rounds=1, selector_epochs=1,
                               classifier_epochs=1)
     cfg["split"] = dict(cfg["split"], n_init=1)
+    cfg["generalist"] = dict(cfg["generalist"], epochs=1)
+    cfg["baselines"] = {"epochs": 1, "depths": [2]}
     return cfg
 
 

@@ -40,6 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ditmos.errors import DitmosError
+from ditmos.training.config import BASELINE_KEYS
 from ditmos.models.baselines import (
     ConvNetSpec, Cost, build_convnet, build_early_exit, build_moe, count_cost,
     early_exit_costs, search_budget_spec, spec_cost, spec_from_net)
@@ -57,7 +58,7 @@ DEFAULTS = {
     "full": {"epochs": 60, "batch_size": 64, "lr": 2e-3, "depths": [2, 3, 4],
              "tolerance": 0.10, "early_exit_mac_factor": 2.0},
 }
-_KEYS = {"epochs", "batch_size", "lr", "depths", "tolerance", "early_exit_mac_factor", "only"}
+_KEYS = BASELINE_KEYS
 
 
 def baseline_config(preset: str = "quick", overrides: dict | None = None) -> dict:

@@ -283,14 +283,15 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
     seeds = tuple(int(s) for s in (seeds if seeds is not None else (seed,)))
     if not seeds or len(set(seeds)) != len(seeds):
         raise DitmosError(f"compare seeds must be distinct integers, got {seeds}")
+    cfile = None if config_file is None else str(Path(config_file).resolve())
+    base = resolve_config(dataset, preset, config_file=cfile)
+    # the config file's "baselines" section, then the caller's overrides
     bcfg = baseline_config(preset if preset in ("quick", "full") else "quick",
-                           baseline_overrides)
+                           {**(base.get("baselines") or {}), **(baseline_overrides or {})})
     executor = executor or make_executor()
     candidates = candidates or default_candidates
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    cfile = None if config_file is None else str(Path(config_file).resolve())
-    base = resolve_config(dataset, preset, config_file=cfile)
 
     # ---- the trials ------------------------------------------------------ #
     trials, plan = [], {}

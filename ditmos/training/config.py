@@ -78,6 +78,10 @@ _QUICK = {
 _SCHEDULES = {"quick": _QUICK, "full": _FULL}
 
 _STAGE_KEYS = {"epochs", "batch_size", "optimizer", "lr", "lr_halve_every"}
+# the comparison's baselines (`train --compare`): their schedule, see
+# ditmos.training.baselines.DEFAULTS
+BASELINE_KEYS = {"epochs", "batch_size", "lr", "depths", "tolerance", "early_exit_mac_factor",
+                 "only"}
 _ALLOWED = {
     "dataset": None, "preset": None, "seed": None, "width": None, "subset": None,
     "architecture": None,
@@ -95,6 +99,8 @@ _ALLOWED = {
     "threads": None,
     # training for randomized smoothing (docs/smoothing.md); absent = plain training
     "smoothing": {"method", "sigma"},
+    # the schedule of the baselines `train --compare` trains beside DiTMoS
+    "baselines": BASELINE_KEYS,
 }
 SMOOTHING_METHODS = ("none", "gaussian")
 
@@ -225,6 +231,10 @@ def resolve_config(dataset: str, preset: str, *, config_file=None, width: float 
     validate_schedule(cfg)
     _validate_smoothing(cfg)
     architecture(cfg)  # validates the architecture block
+    if cfg.get("baselines"):  # values checked now, not after DiTMoS trained
+        from ditmos.training.baselines import baseline_config
+
+        baseline_config(preset if preset in _SCHEDULES else "quick", cfg["baselines"])
     return cfg
 
 

@@ -148,3 +148,20 @@ def test_compare_on_tiny_subset_writes_tables(tiny_run, tmp_path):
         rows = t.splitlines()
         assert len(rows) == 2 + len(report["results"][tag]["methods"])
         assert len({row.count("|") for row in rows}) == 1
+
+
+def test_the_config_file_sets_the_baselines_schedule(tmp_path):
+    from ditmos.training.baselines import baseline_config
+    from ditmos.training.config import resolve_config
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"baselines": {"epochs": 3, "depths": [2]}}))
+    cfg = resolve_config("hapt", "quick", config_file=good)
+    merged = baseline_config("quick", cfg["baselines"])
+    assert merged["epochs"] == 3 and merged["depths"] == [2] and merged["lr"] == 3e-3
+    for bad, msg in (({"epoch": 3}, "unknown key"), ({"epochs": 0}, "integer >= 1"),
+                     ({"only": ["nope"]}, "unknown baseline")):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps({"baselines": bad}))
+        with pytest.raises(DitmosError, match=msg):
+            resolve_config("hapt", "quick", config_file=path)
