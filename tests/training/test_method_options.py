@@ -205,3 +205,20 @@ def test_compare_with_search_gives_ditmos_the_baselines_trial_count(tmp_path):
     chosen = side["ditmos"]["selected"]
     assert vals[chosen.removeprefix("candidate_")] == max(vals.values())
     assert "Search effort" in (out / "compare.md").read_text()
+
+
+def test_seed_varies_initialisation_not_the_data_split():
+    from ditmos.training.config import resolve_config
+    from ditmos.training.run import prepare_data
+
+    def split(**kw):
+        _, s, _, _ = prepare_data(resolve_config("hapt", "quick", **kw))
+        return s
+
+    a, b = split(seed=0), split(seed=2)
+    for part in ("train", "val", "test"):
+        assert np.array_equal(getattr(a, part), getattr(b, part))
+    c = split(seed=0, overrides={"split_seed": 1})
+    assert not np.array_equal(a.test, c.test)  # other subjects tested
+    with pytest.raises(DitmosError, match="split_seed"):
+        resolve_config("hapt", "quick", overrides={"split_seed": -1})
