@@ -222,3 +222,20 @@ def test_seed_varies_initialisation_not_the_data_split():
     assert not np.array_equal(a.test, c.test)  # other subjects tested
     with pytest.raises(DitmosError, match="split_seed"):
         resolve_config("hapt", "quick", overrides={"split_seed": -1})
+
+
+@pytest.mark.slow
+def test_generalist_restarts_keep_the_best_start_on_validation(tmp_path):
+    """generalist.restarts trains several initialisations for probe_epochs and
+    continues the one best on validation (restart 0 = the run's own)."""
+    run = _run(tmp_path, "r", generalist={"restarts": 3, "probe_epochs": 1},
+               adversarial={"rounds": 0})
+    _, prog = _state(run / "checkpoints" / "generalist.npz")
+    probes = [h for h in prog["history"] if h["stage"] == "generalist" and "restart" in h]
+    assert [h["restart"] for h in probes] == [0, 1, 2]
+    picked = prog["generalist_restart"]["picked"]
+    assert probes[picked]["val_acc"] == max(h["val_acc"] for h in probes)
+    assert len({h["val_acc"] for h in probes}) > 1 or picked == 0  # different starts
+    with pytest.raises(DitmosError, match="generalist.restarts"):
+        from ditmos.training.config import resolve_config
+        resolve_config("hapt", "quick", overrides={"generalist": {"restarts": 0}})
