@@ -83,6 +83,24 @@ def _trained(rep: dict) -> list[str]:
     return [n for n in TRAINED if n in only]
 
 
+def _command(rep: dict) -> str:
+    """The `ditmos train --compare` command line that reproduces ``rep``."""
+    from ditmos.training.baselines import TRAINED
+
+    ws = ",".join(f"{w:g}" for w in rep["widths"])
+    seeds = ",".join(map(str, rep.get("seeds") or [rep.get("seed")]))
+    cmd = (f"ditmos train --dataset {rep['dataset']} --preset {rep['preset']} --out RUN "
+           f"--compare --widths {ws} --seeds {seeds}")
+    trained = _trained(rep)
+    if trained != list(TRAINED):
+        cmd += f" --baselines {','.join(trained)}"
+    abl = {m for res in rep.get("results", {}).values() for m in res.get("methods", {})
+           if m.startswith("ablation_")}
+    if not abl:
+        cmd += " --ablations none"
+    return cmd
+
+
 def write_results(compare_dirs, out_dir) -> list[Path]:
     """Render every comparison into ``out_dir`` (see the module doc); returns
     the files written."""
@@ -123,7 +141,8 @@ def write_results(compare_dirs, out_dir) -> list[Path]:
                      + (f"; {eng.get('trials')} trials ({eng.get('engine')})"
                         if eng.get("trials") else "")
                      + (f"; wall time {wall:.0f} s" if wall is not None else "")
-                     + f"; trained baselines: {', '.join(_trained(rep)) or 'none'}.")
+                     + f"; trained baselines: {', '.join(_trained(rep)) or 'none'}; "
+                     f"trained by `{_command(rep)}`.")
     readme = out / "README.md"
     old = readme.read_text() if readme.exists() else None
     _write_text_atomic(readme, _merge_readme(old, lines))
