@@ -57,3 +57,6 @@ def test_compare_method_filters_are_checked(tmp_path, capsys):
     assert main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), "--compare",
                  "--baselines", "weak_equal_macs,strongest"]) == 2
     assert "--baselines: unknown" in capsys.readouterr().err
+    assert main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), "--compare",
+                 "--search-trials", "2"]) == 2
+    assert "--search-trials needs --search" in capsys.readouterr().err
