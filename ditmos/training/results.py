@@ -91,6 +91,14 @@ def _command(rep: dict) -> str:
     seeds = ",".join(map(str, rep.get("seeds") or [rep.get("seed")]))
     cmd = (f"ditmos train --dataset {rep['dataset']} --preset {rep['preset']} --out RUN "
            f"--compare --widths {ws} --seeds {seeds}")
+    cands = [c.get("name") for w in rep.get("search", {}).values()
+             for c in (w.get("ditmos") or {}).get("candidates", [])]
+    if cands and set(cands) != {"ditmos"}:
+        from ditmos.training.search import TRIALS
+
+        n = max(len((w.get("ditmos") or {}).get("candidates", []))
+                for w in rep["search"].values())
+        cmd += " --search" + ("" if n == TRIALS.get(rep["preset"]) else f" --search-trials {n}")
     trained = _trained(rep)
     if trained != list(TRAINED):
         cmd += f" --baselines {','.join(trained)}"
@@ -138,9 +146,11 @@ def write_results(compare_dirs, out_dir) -> list[Path]:
         lines.append(f"- [{name}]({name}): {rep['dataset']}, {rep['preset']} preset, widths "
                      f"{', '.join(f'{w:g}' for w in rep['widths'])}, seeds "
                      f"{', '.join(map(str, rep.get('seeds') or [rep.get('seed')]))}"
-                     + (f"; {eng.get('trials')} trials ({eng.get('engine')})"
-                        if eng.get("trials") else "")
-                     + (f"; wall time {wall:.0f} s" if wall is not None else "")
+                     + (f"; {eng.get('trials')} trials, assembled from finished trials"
+                        if eng.get("trials") and eng.get("trained") == 0 else
+                        (f"; {eng.get('trials')} trials ({eng.get('engine')})"
+                         if eng.get("trials") else "")
+                        + (f"; wall time {wall:.0f} s" if wall is not None else ""))
                      + f"; trained baselines: {', '.join(_trained(rep)) or 'none'}; "
                      f"trained by `{_command(rep)}`.")
     readme = out / "README.md"
