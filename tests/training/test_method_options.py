@@ -21,7 +21,7 @@ def _run(tmp_path, name, **over):
     cfg["subset"] = 300
     cfg["strong"] = dict(cfg["strong"], epochs=1)
     cfg["generalist"] = {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
-                         "lr_halve_every": 0}
+                         "lr_halve_every": 0, "restarts": 1, "probe_epochs": 0}
     cfg["adversarial"] = dict(cfg["adversarial"], rounds=1)
     for key, value in over.items():
         cfg[key] = dict(cfg.get(key) or {}, **value) if isinstance(value, dict) else value
