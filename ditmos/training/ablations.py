@@ -26,6 +26,9 @@ and seed as the reference run.
 ``no_overlap``
     class-pure pre-training: every head only sees its own cluster
     (``classifier_pretrain.out_weight = 0``).
+``no_restarts``
+    one generalist initialisation instead of the best of several on
+    validation (``generalist.restarts = 1``).
 ``distill``
     the generalist is also distilled from the strong model
     (``generalist.distill = 0.5``).
@@ -41,7 +44,7 @@ from pathlib import Path
 from ditmos.errors import DitmosError
 
 ABLATIONS = ("random_split", "no_adversarial", "no_aggregation", "no_generalist", "no_fallback",
-             "kmeans_split", "no_overlap", "distill")
+             "kmeans_split", "no_overlap", "no_restarts", "distill")
 
 
 def ablation_overrides(name: str, base: dict) -> dict:
@@ -65,6 +68,8 @@ def ablation_overrides(name: str, base: dict) -> dict:
         return {"split": {"method": "kmeans"}, "routing": {"target": "best_classifier"}}
     if name == "no_overlap":
         return {"classifier_pretrain": {"out_weight": 0.0}}
+    if name == "no_restarts":
+        return {"generalist": {"restarts": 1}}
     if name == "distill":
         return {"generalist": {"distill": 0.5}}
     raise DitmosError(f"unknown ablation '{name}'; choose one of {list(ABLATIONS)}")

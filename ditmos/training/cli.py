@@ -38,6 +38,16 @@ from ditmos.errors import DitmosError
               help="With --compare: give DiTMoS an architecture search inside each width's MAC "
                    "budget with as many trials as the equal-MACs baseline's search; the best "
                    "on validation becomes the DiTMoS row.")
+@click.option("--search-trials", type=int, default=None,
+              help="With --search: DiTMoS architectures tried per width (default: as many "
+                   "as the equal-MACs baseline tries).")
+@click.option("--baselines", "baseline_names", default=None, metavar="NAMES",
+              help="With --compare: the trained baselines to run, comma-separated (default: "
+                   "all of weak_equal_macs, equal_params, soft_moe, early_exit).")
+@click.option("--ablations", "ablation_mode", type=click.Choice(["largest", "all", "none"]),
+              default=None,
+              help="With --compare: ablation rows at the largest width (the default), at "
+                   "every width, or none.")
 @click.option("--no-ray", is_flag=True,
               help="With --compare: run the trials one after the other in this process.")
 @click.option("--smoothing", type=click.Choice(["none", "gaussian"]), default="none",
@@ -58,8 +68,8 @@ from ditmos.errors import DitmosError
               help="RAMP key pair, e.g. 'linf,l1' (default: a cheap proxy of the RAMP rule).")
 @click.option("--quiet", is_flag=True, help="No progress bars (CI).")
 def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, widths, seeds,
-          jobs, ray_address, search, no_ray, smoothing, sigma, model_kind, robust_mode, pair,
-          quiet):
+          jobs, ray_address, search, search_trials, baseline_names, ablation_mode, no_ray,
+          smoothing, sigma, model_kind, robust_mode, pair, quiet):
     """Train DiTMoS and write a run directory (config, models, export, metrics.json).
 
     \b
@@ -113,7 +123,9 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
         overrides = {"smoothing": {"method": smoothing, "sigma": sigma}}
     sweep_opts = {"--widths": widths, "--seeds": seeds, "--jobs": jobs,
                   "--ray-address": ray_address, "--no-ray": no_ray or None,
-                  "--search": search or None}
+                  "--search": search or None, "--search-trials": search_trials,
+                  "--baselines": baseline_names,
+                  "--ablations": ablation_mode}
     if not compare:
         used = [k for k, v in sweep_opts.items() if v is not None]
         if used:
@@ -134,6 +146,19 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
 
         ws = parse_widths(widths) if widths is not None else DEFAULT_WIDTHS
         ss = parse_seeds(seeds) if seeds is not None else (seed,)
+        bover = None
+        if baseline_names is not None:
+            from ditmos.training.baselines import BASELINE_NAMES, TRAINED
+
+            names = [n.strip() for n in baseline_names.split(",") if n.strip()]
+            bad = sorted(set(names) - set(TRAINED))
+            if not names or bad:
+                raise DitmosError(f"--baselines: unknown or missing name(s) {bad or names}; "
+                                  f"choose from {', '.join(TRAINED)}")
+            # the strong model and the K-ensemble come free with every DiTMoS run
+            bover = {"only": names + [n for n in BASELINE_NAMES if n not in TRAINED]}
+        if search_trials is not None and (not search or search_trials < 1):
+            raise DitmosError("--search-trials needs --search and a count >= 1")
         executor = make_executor(jobs, ray_address, no_ray)
         if seed not in ss:
             seed = ss[0]
@@ -153,11 +178,16 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
 
         out = run_compare(dataset, preset, run_dir / "compare", widths=ws, seeds=ss,
                           quiet=quiet, config_file=config_file, executor=executor,
-                          candidates=search_candidates() if search else None,
+                          candidates=search_candidates(search_trials) if search else None,
+                          ablations=ablation_mode or "largest", baseline_overrides=bover,
                           main_run=(run_dir, width, seed) if in_sweep else None)
     else:
         train_run(dataset, preset, run_dir, config_file=config_file, width=width,
                   seed=seed, resume=resume, quiet=quiet, overrides=overrides)
+    if compare and not (run_dir / "metrics.json").exists():
+        # --search: the searched candidates stand for DiTMoS, not the preset run
+        click.echo(f"comparison written to {out / 'compare.md'}")
+        return
     m = json.loads((run_dir / "metrics.json").read_text())
     t = m["test"]["float"]
     click.echo(f"{run_dir}: test accuracy DiTMoS {t['ditmos']:.4f} (union {t['union']:.4f}, "

@@ -393,6 +393,8 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
                                 "selected_on": "validation accuracy, per seed"}}
     report["summary"] = summarize(report)
     report["wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    # one split for every seed (split_seed) or one per seed (older comparisons)
+    report["same_split"] = len({v[0] for v in split_of_seed.values()}) == 1
     _write_json_atomic(out_dir / "compare.json", report)
     _write_text_atomic(out_dir / "compare.md", render_markdown(report))
     if not quiet:
@@ -515,9 +517,11 @@ def render_markdown(report: dict) -> str:
     seed_text = (f"seeds {', '.join(map(str, seeds))}" if n > 1 else f"seed {seeds[0]}")
     lines = [f"# DiTMoS comparison: {report['dataset']} ({report['preset']} preset, "
              f"{seed_text})", ""]
-    stats = (f"Accuracies in %, mean ± standard deviation (n−1) over the {n} seeds (each seed "
-             f"has its own split, initialisation and training order); " if n > 1 else
-             "Accuracies in %; ")
+    own = ("the seeds share one train/validation/test split; each has its own "
+           "initialisation and training order" if report.get("same_split") else
+           "each seed has its own split, initialisation and training order")
+    stats = (f"Accuracies in %, mean ± standard deviation (n−1) over the {n} seeds ({own}); "
+             if n > 1 else "Accuracies in %; ")
     lines += ["Same data, split and seed for every method at a width and seed. " + stats +
               "model selection on the validation split, test split only reported. "
               f"Costs: {report['cost_model']}.", ""]

@@ -9,7 +9,10 @@ comparison's tables are rendered again from its ``compare.json`` into
 ``compare_<dataset>_<preset>.md`` (``..._<n>.md`` if a dataset/preset pair
 comes twice), its ``compare.json`` is copied next to it, and ``README.md``
 gets the summary table of all of them (DiTMoS vs the single CNN with equal
-MACs, mean ± std over the seeds).  Nothing in the output is written by hand.
+MACs, mean ± std over the seeds).  Nothing in the comparison part is written
+by hand: in ``README.md`` it is the text between the lines ``BEGIN`` and
+``END`` (below); other sections of an existing README (results written by
+other commands) are kept as they are.
 """
 
 from __future__ import annotations
@@ -24,6 +27,18 @@ from ditmos.training.compare import (_pm, _write_json_atomic, _write_text_atomic
                                      render_markdown)
 
 COMMAND = "scripts/results.sh COMPARE_DIR [COMPARE_DIR ...]"
+BEGIN = "<!-- begin: written by scripts/results.sh -->"
+END = "<!-- end: written by scripts/results.sh -->"
+
+
+def _merge_readme(old: str | None, generated: list[str]) -> str:
+    """``generated`` between the markers; an old README's text outside them stays."""
+    block = "\n".join([BEGIN, *generated, END])
+    if old is None or BEGIN not in old or END not in old:
+        return block + "\n"
+    head, rest = old.split(BEGIN, 1)
+    tail = rest.split(END, 1)[1]
+    return head + block + tail
 
 
 def _load(path: Path) -> dict:
@@ -61,6 +76,39 @@ def _summary_table(named: list[tuple[str, dict]]) -> list[str]:
     return lines
 
 
+def _trained(rep: dict) -> list[str]:
+    from ditmos.training.baselines import TRAINED
+
+    only = (rep.get("baseline_config") or {}).get("only") or list(TRAINED)
+    return [n for n in TRAINED if n in only]
+
+
+def _command(rep: dict) -> str:
+    """The `ditmos train --compare` command line that reproduces ``rep``."""
+    from ditmos.training.baselines import TRAINED
+
+    ws = ",".join(f"{w:g}" for w in rep["widths"])
+    seeds = ",".join(map(str, rep.get("seeds") or [rep.get("seed")]))
+    cmd = (f"ditmos train --dataset {rep['dataset']} --preset {rep['preset']} --out RUN "
+           f"--compare --widths {ws} --seeds {seeds}")
+    cands = [c.get("name") for w in rep.get("search", {}).values()
+             for c in (w.get("ditmos") or {}).get("candidates", [])]
+    if cands and set(cands) != {"ditmos"}:
+        from ditmos.training.search import TRIALS
+
+        n = max(len((w.get("ditmos") or {}).get("candidates", []))
+                for w in rep["search"].values())
+        cmd += " --search" + ("" if n == TRIALS.get(rep["preset"]) else f" --search-trials {n}")
+    trained = _trained(rep)
+    if trained != list(TRAINED):
+        cmd += f" --baselines {','.join(trained)}"
+    abl = {m for res in rep.get("results", {}).values() for m in res.get("methods", {})
+           if m.startswith("ablation_")}
+    if not abl:
+        cmd += " --ablations none"
+    return cmd
+
+
 def write_results(compare_dirs, out_dir) -> list[Path]:
     """Render every comparison into ``out_dir`` (see the module doc); returns
     the files written."""
@@ -83,9 +131,9 @@ def write_results(compare_dirs, out_dir) -> list[Path]:
         named.append((md.name, rep))
         written += [md, out / f"{stem}.json"]
     lines = ["# Measured results", "",
-             "Written by `" + COMMAND + "` from the comparisons listed below; do not edit by "
-             "hand (the command rewrites this folder). Each `compare_*.md` is the full "
-             "comparison (every method, every width, the search effort of both sides), "
+             "The comparison part of this page is written by `" + COMMAND + "` from the "
+             "comparisons listed below; do not edit it by hand (the command rewrites it and "
+             "every `compare_*` file here). Each `compare_*.md` is the full comparison (every method, every width, the search effort of both sides), "
              "each `compare_*.json` its data (schema in docs/artefacts.md).", "",
              "Accuracies on the test split in %, mean ± standard deviation (n−1) over the "
              "seeds; every model selected on the validation split.", "",
@@ -98,11 +146,16 @@ def write_results(compare_dirs, out_dir) -> list[Path]:
         lines.append(f"- [{name}]({name}): {rep['dataset']}, {rep['preset']} preset, widths "
                      f"{', '.join(f'{w:g}' for w in rep['widths'])}, seeds "
                      f"{', '.join(map(str, rep.get('seeds') or [rep.get('seed')]))}"
-                     + (f"; {eng.get('trials')} trials ({eng.get('engine')})"
-                        if eng.get("trials") else "")
-                     + (f"; wall time {wall:.0f} s" if wall is not None else "") + ".")
+                     + (f"; {eng.get('trials')} trials, assembled from finished trials"
+                        if eng.get("trials") and eng.get("trained") == 0 else
+                        (f"; {eng.get('trials')} trials ({eng.get('engine')})"
+                         if eng.get("trials") else "")
+                        + (f"; wall time {wall:.0f} s" if wall is not None else ""))
+                     + f"; trained baselines: {', '.join(_trained(rep)) or 'none'}; "
+                     f"trained by `{_command(rep)}`.")
     readme = out / "README.md"
-    _write_text_atomic(readme, "\n".join(lines) + "\n")
+    old = readme.read_text() if readme.exists() else None
+    _write_text_atomic(readme, _merge_readme(old, lines))
     return written + [readme]
 
 

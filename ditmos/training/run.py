@@ -47,6 +47,12 @@ def _subset(splits, n_train: int, seed: int):
                   test=pick(splits.test, max(n_train // 2, 1)))
 
 
+def split_seed(cfg: dict) -> int:
+    """The seed of the data split: ``split_seed`` (fixed, 0 by default), not the
+    training seed, so that runs of several seeds are tested on the same subjects."""
+    return int(cfg.get("split_seed", 0))
+
+
 def prepare_data(cfg: dict, run_dir: Path | None = None, *, reuse: bool = False):
     """Load the dataset, split it (or reuse ``splits.npz``), fit/apply normalisation."""
     from ditmos.data import Normalizer, Splits, load_dataset, make_splits
@@ -56,9 +62,9 @@ def prepare_data(cfg: dict, run_dir: Path | None = None, *, reuse: bool = False)
         splits = Splits.load(run_dir / "splits.npz")
         norm = Normalizer.load(run_dir / "normalization.json")
     else:
-        splits = make_splits(ds, int(cfg["seed"]))
+        splits = make_splits(ds, split_seed(cfg))
         if cfg.get("subset"):
-            splits = _subset(splits, int(cfg["subset"]), int(cfg["seed"]))
+            splits = _subset(splits, int(cfg["subset"]), split_seed(cfg))
         norm = Normalizer.fit(ds.X[splits.train])
     data = {"num_classes": len(ds.class_names), "class_names": list(ds.class_names)}
     for name in ("train", "val", "test"):
@@ -126,7 +132,8 @@ def train_run(dataset: str, preset: str, out_dir, *, config_file=None, width: fl
     rep = Reporter(run_dir / "train.log", quiet)
     arch = architecture(cfg)
     rep.log(f"run {run_dir}: dataset {cfg['dataset']} {input_shape} x {len(ds.class_names)} "
-            f"classes, preset {preset}, K={arch.K}, width {cfg['width']}, seed {cfg['seed']}; "
+            f"classes, preset {preset}, K={arch.K}, width {cfg['width']}, seed {cfg['seed']} "
+            f"(split seed {split_seed(cfg)}); "
             f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}")
     if thread_note:
         rep.log(thread_note)

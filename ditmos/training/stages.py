@@ -464,12 +464,12 @@ def train_generalist(tr: Trainer) -> None:
     step = tr._generalist_step(opt)
     teacher = (tr.strong_predict(tr.x_train)[0].astype(np.float32) if g["distill"] > 0
                else np.zeros((len(tr.x_train), tr.num_classes), np.float32))
-    tr.rep.start_stage(stage, g["epochs"], start)
     bs = int(tr.cfg["eval_batch_size"])
-    for ep in range(start, g["epochs"]):
+
+    def run_epoch(ep: int, restart: int = 0) -> tuple[float, float]:
         lr = _lr(g, ep)
         tot, n = 0.0, 0
-        for idx in tr.batches(len(tr.x_train), g["batch_size"], tr.rng(stage, ep)):
+        for idx in tr.batches(len(tr.x_train), g["batch_size"], tr.rng(stage, ep, restart)):
             tot += float(step(tr.x_train[idx], tr.y_train[idx], teacher[idx], lr))
             n += 1
         lg = np.concatenate([tr._generalist_eval(tf.constant(tr.x_val[i:i + bs])).numpy()
@@ -480,9 +480,17 @@ def train_generalist(tr: Trainer) -> None:
             tr.progress["generalist_best"] = {"val_acc": acc, "epoch": ep + 1}
             tr.best_state = {**prefixed("gen_selector", tr.selector.get_state()),
                              **prefixed("gen_head", tr.generalist.get_state())}
-        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1),
-                                  "val_acc": acc})
-        tr.rep.advance(f"loss {tot / max(n, 1):.3f} val {acc:.3f}")
+        return tot / max(n, 1), acc
+
+    restarts, probe = int(g.get("restarts", 1)), min(int(g.get("probe_epochs", 0)), g["epochs"])
+    tr.rep.start_stage(stage, g["epochs"] + (restarts - 1) * probe if start == 0 else g["epochs"],
+                       start)
+    if start == 0 and restarts > 1 and probe > 0:
+        start = _generalist_restarts(tr, opt, run_epoch, restarts, probe)
+    for ep in range(start, g["epochs"]):
+        loss, acc = run_epoch(ep)
+        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": loss, "val_acc": acc})
+        tr.rep.advance(f"loss {loss:.3f} val {acc:.3f}")
     if tr.best_state is not None:  # the best epoch on validation
         tr.selector.set_state(unprefixed("gen_selector", tr.best_state))
         tr.generalist.set_state(unprefixed("gen_head", tr.best_state))
@@ -492,6 +500,54 @@ def train_generalist(tr: Trainer) -> None:
     _consider_best(tr, v, "generalist")
     tr.rep.end_stage(f"val {v['ditmos']:.3f}")
     tr.finish(stage)
+
+
+def _generalist_restarts(tr: Trainer, opt: Optimizer, run_epoch, restarts: int,
+                         probe: int) -> int:
+    """Train ``restarts`` generalists from different initialisations for ``probe``
+    epochs each and keep the one best on VALIDATION (a tiny network whose
+    few channels die at initialisation never recovers; a restart does).
+    Restart 0 is the run's own initialisation.  The probe is one unit for
+    resume: an interrupted probe is repeated, with the same outcome."""
+    stage = "generalist"
+    arch, seed = tr.arch, tr.seed
+    side = {b: arch.selector.blocks[b - 1].filters for b in arch.shared_blocks}
+    eps, mom = arch.bn_epsilon, float(tr.cfg["bn_momentum"])
+    first = (tr.selector.get_state(), tr.generalist.get_state(), opt.get_state())
+    won, records = None, []
+    for r in range(restarts):
+        if r == 0:
+            sel_st, gen_st = first[0], first[1]
+        else:  # fresh initialisations with their own seeds
+            sel_st = Bank(arch.selector, tr.C, arch.K, 1, seed=seed * 1000 + 500 + r,
+                          bn_epsilon=eps, bn_momentum=mom).build(tr.T).get_state()
+            gen_st = Bank(arch.classifier, tr.C, tr.num_classes, 1, seed=seed * 1000 + 700 + r,
+                          side_channels=side, bn_epsilon=eps,
+                          bn_momentum=mom).build(tr.T).get_state()
+        tr.selector.set_state(sel_st)
+        tr.generalist.set_state(gen_st)
+        opt.set_state(first[2])
+        tr.progress.pop("generalist_best", None)
+        tr.best_state = None
+        for ep in range(probe):
+            loss, acc = run_epoch(ep, r)
+            tr.rep.advance(f"restart {r + 1}/{restarts} loss {loss:.3f} val {acc:.3f}")
+        acc = tr.progress["generalist_best"]["val_acc"]  # the restart's best epoch
+        records.append({"stage": stage, "restart": r, "epoch": probe - 1, "loss": loss,
+                        "val_acc": acc})
+        if won is None or acc > won[0]:
+            won = (acc, r, tr.selector.get_state(), tr.generalist.get_state(), opt.get_state(),
+                   tr.progress["generalist_best"], tr.best_state)
+    acc, r, sel_st, gen_st, opt_st, best, best_state = won
+    tr.selector.set_state(sel_st)
+    tr.generalist.set_state(gen_st)
+    opt.set_state(opt_st)
+    tr.progress["generalist_best"], tr.best_state = best, best_state
+    tr.progress["generalist_restart"] = {"picked": r, "val_acc": acc, "restarts": restarts,
+                                         "probe_epochs": probe}
+    tr.progress["history"].extend(records[:-1])
+    tr.epoch_done(stage, probe - 1, records[-1])
+    return probe
 
 
 def confusion_groups(logits: np.ndarray, y: np.ndarray, K: int, num_classes: int) -> np.ndarray:

@@ -19,7 +19,7 @@ TINY_OVERRIDES = {
                "lr_halve_every": 0},
     "split": {"method": "confusion", "n_init": 2, "max_iter": 50},
     "generalist": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
-                   "lr_halve_every": 0},
+                   "lr_halve_every": 0, "restarts": 1, "probe_epochs": 0},
     "classifier_pretrain": {"epochs": 3, "batch_size": 32, "optimizer": "adam", "lr": 0.003,
                             "lr_halve_every": 0},
     "selector_pretrain": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003,

@@ -21,7 +21,7 @@ def _run(tmp_path, name, **over):
     cfg["subset"] = 300
     cfg["strong"] = dict(cfg["strong"], epochs=1)
     cfg["generalist"] = {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
-                         "lr_halve_every": 0}
+                         "lr_halve_every": 0, "restarts": 1, "probe_epochs": 0}
     cfg["adversarial"] = dict(cfg["adversarial"], rounds=1)
     for key, value in over.items():
         cfg[key] = dict(cfg.get(key) or {}, **value) if isinstance(value, dict) else value
@@ -205,3 +205,37 @@ def test_compare_with_search_gives_ditmos_the_baselines_trial_count(tmp_path):
     chosen = side["ditmos"]["selected"]
     assert vals[chosen.removeprefix("candidate_")] == max(vals.values())
     assert "Search effort" in (out / "compare.md").read_text()
+
+
+def test_seed_varies_initialisation_not_the_data_split():
+    from ditmos.training.config import resolve_config
+    from ditmos.training.run import prepare_data
+
+    def split(**kw):
+        _, s, _, _ = prepare_data(resolve_config("hapt", "quick", **kw))
+        return s
+
+    a, b = split(seed=0), split(seed=2)
+    for part in ("train", "val", "test"):
+        assert np.array_equal(getattr(a, part), getattr(b, part))
+    c = split(seed=0, overrides={"split_seed": 1})
+    assert not np.array_equal(a.test, c.test)  # other subjects tested
+    with pytest.raises(DitmosError, match="split_seed"):
+        resolve_config("hapt", "quick", overrides={"split_seed": -1})
+
+
+@pytest.mark.slow
+def test_generalist_restarts_keep_the_best_start_on_validation(tmp_path):
+    """generalist.restarts trains several initialisations for probe_epochs and
+    continues the one best on validation (restart 0 = the run's own)."""
+    run = _run(tmp_path, "r", generalist={"restarts": 3, "probe_epochs": 1},
+               adversarial={"rounds": 0})
+    _, prog = _state(run / "checkpoints" / "generalist.npz")
+    probes = [h for h in prog["history"] if h["stage"] == "generalist" and "restart" in h]
+    assert [h["restart"] for h in probes] == [0, 1, 2]
+    picked = prog["generalist_restart"]["picked"]
+    assert probes[picked]["val_acc"] == max(h["val_acc"] for h in probes)
+    assert len({h["val_acc"] for h in probes}) > 1 or picked == 0  # different starts
+    with pytest.raises(DitmosError, match="generalist.restarts"):
+        from ditmos.training.config import resolve_config
+        resolve_config("hapt", "quick", overrides={"generalist": {"restarts": 0}})

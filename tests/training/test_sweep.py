@@ -228,6 +228,8 @@ def test_results_command_regenerates_docs(sequential, tmp_path):
     out = tmp_path / "results"
     out.mkdir()
     (out / "compare_old_quick.md").write_text("stale, hand-written\n")
+    from ditmos.training.results import BEGIN, END
+    (out / "README.md").write_text(f"{BEGIN}\nstale table\n{END}\n\n## Other results\nkept\n")
     proc = subprocess.run(["sh", str(repo / "scripts" / "results.sh"), str(sequential),
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -238,6 +240,7 @@ def test_results_command_regenerates_docs(sequential, tmp_path):
     d = rep["results"]["1"]["methods"]["ditmos"]["test_accuracy"]
     readme = (out / "README.md").read_text()
     assert "scripts/results.sh" in readme and "mean ± standard deviation" in readme
+    assert "stale table" not in readme and readme.endswith("\n\n## Other results\nkept\n")
     assert f"| [compare_hapt_quick.md](compare_hapt_quick.md) | hapt | quick | 0 | 1 | " \
            f"{100 * d:.2f} |" in readme
     md = (out / "compare_hapt_quick.md").read_text()

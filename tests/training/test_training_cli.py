@@ -48,3 +48,15 @@ def test_bench_train_prints_every_stage(tiny_cfg_file, capsys):
     for stage in ("strong", "split", "classifier_pretrain", "selector_pretrain", "adversarial",
                   "select", "export", "total (wall)"):
         assert stage in out, stage
+
+
+def test_compare_method_filters_are_checked(tmp_path, capsys):
+    assert main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"),
+                 "--baselines", "weak_equal_macs"]) == 2
+    assert "--baselines only applies together with --compare" in capsys.readouterr().err
+    assert main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), "--compare",
+                 "--baselines", "weak_equal_macs,strongest"]) == 2
+    assert "--baselines: unknown" in capsys.readouterr().err
+    assert main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), "--compare",
+                 "--search-trials", "2"]) == 2
+    assert "--search-trials needs --search" in capsys.readouterr().err
