@@ -68,8 +68,11 @@ def test_every_ablation_config_is_accepted_by_training(tmp_path):
     from ditmos.training.ablations import write_ablation_config
     from ditmos.training.config import architecture, resolve_config
 
+    user_cfg = _tiny_config()
+    # several generalist starts, so that the no_restarts ablation changes something
+    user_cfg["generalist"] = dict(user_cfg["generalist"], restarts=3)
     user = tmp_path / "user.json"
-    user.write_text(json.dumps(_tiny_config()))
+    user.write_text(json.dumps(user_cfg))
     ref = resolve_config("hapt", "quick", config_file=user, width=0.5)
     for name in ABLATIONS:
         path = write_ablation_config(name, "hapt", "quick", tmp_path / f"{name}.json",
