@@ -103,6 +103,10 @@ def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: 
         _write_json(written["float"], out)
     if int8:
         int8_dir = run_dir / "int8"
+        if not int8_dir.is_dir():
+            what = ("single-CNN runs have no int8 model yet" if data.export.get("model") == "single"
+                    else "run 'ditmos quantize' first")
+            raise DitmosError(f"{run_dir} has no int8 model for --int8 ({what})")
         ism = IntSmoother(int8_dir, sigma)
         try:
             x_q = ism.quantize(x)
@@ -134,32 +138,80 @@ def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: 
     return written
 
 
+def training_label(run_dir) -> str:
+    """How the run's model was trained for smoothing, e.g. ``single CNN, smoothmix
+    sigma 0.25`` or ``DiTMoS, gaussian sigma 0.25`` (``none`` = plain training)."""
+    run_dir = Path(run_dir)
+    try:
+        sm = json.loads((run_dir / "smoothing.json").read_text())
+        return f"single CNN, {sm['method']} sigma {sm['sigma']:g}"
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        cfg = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return "unknown"
+    sm = cfg.get("smoothing") or {}
+    if sm.get("method", "none") in ("none", None):
+        return "DiTMoS, plain training"
+    return f"DiTMoS, {sm['method']} sigma {float(sm['sigma']):g}"
+
+
+def load_results(run_dirs, sigma: float) -> dict[str, dict]:
+    """The existing certification files of ``sigma`` of one or several runs,
+    keyed by row label (``kind`` for one run, ``run kind`` for several)."""
+    tag = f"sigma{float(sigma):g}"
+    results = {}
+    for rd in run_dirs:
+        rd = Path(rd)
+        for kind in ("float", "int8"):
+            p = rd / "certify" / f"{kind}_{tag}.json"
+            if p.is_file():
+                label = kind if len(run_dirs) == 1 else f"{rd.name} {kind}"
+                results[label] = {**json.loads(p.read_text()), "training": training_label(rd)}
+    if not results:
+        raise DitmosError(f"no certification files for sigma {float(sigma):g} in "
+                          + ", ".join(str(Path(r) / "certify") for r in run_dirs)
+                          + "; run 'ditmos certify' first")
+    return results
+
+
 def format_table(results: dict[str, dict]) -> str:
-    """Certified accuracy per radius, ACR and abstain rate, one row per kind."""
+    """Certified accuracy per radius, ACR, smoothed (clean) accuracy and abstain
+    rate, one row per kind (and run)."""
     if not results:
         return ""
     first = next(iter(results.values()))
     radii = list(first["summary"]["certified_accuracy"])
-    head = ["smoothing"] + [f"r={r}" for r in radii] + ["ACR", "abstain", "s/sample"]
+    head = (["smoothing"] + [f"r={r}" for r in radii]
+            + ["ACR", "smoothed acc", "abstain", "s/sample"])
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for kind, res in results.items():
         s = res["summary"]
-        lines.append(" | ".join([kind] + [f"{100 * s['certified_accuracy'][r]:.1f}"
+        acc = s.get("smoothed_accuracy")
+        lines.append(" | ".join([kind] + [f"{100 * s['certified_accuracy'].get(r, float('nan')):.1f}"
                                           for r in radii]
-                                + [f"{s['acr']:.3f}", f"{100 * s['abstain_rate']:.1f}%",
+                                + [f"{s['acr']:.3f}",
+                                   "-" if acc is None else f"{100 * acc:.1f}",
+                                   f"{100 * s['abstain_rate']:.1f}%",
                                    f"{res['seconds_per_sample']:.2f}"]))
     return "\n".join(lines)
 
 
-def write_markdown(results: dict[str, dict], path) -> None:
+def write_markdown(results: dict[str, dict], path, command: str | None = None) -> None:
     """The table and the parameters it was measured with, as a Markdown file."""
-    first = next(iter(results.values()))
-    lines = [f"# Randomized smoothing certification: run `{Path(first['run']).name}`", "",
-             "Written by `ditmos certify RUN --sigma S ... --markdown FILE` "
+    runs = sorted({Path(r["run"]).name for r in results.values()})
+    title = (f"run `{runs[0]}`" if len(runs) == 1
+             else "runs " + ", ".join(f"`{r}`" for r in runs))
+    lines = [f"# Randomized smoothing certification: {title}", "",
+             f"Written by `{command or 'ditmos certify RUN --sigma S ... --markdown FILE'}` "
              "(docs/smoothing.md).  Certified accuracy in % at each l2 radius "
-             "(normalised input units), ACR, abstain rate, seconds per window.", ""]
+             "(normalised input units), ACR, smoothed accuracy (the smoothed "
+             "classifier's answer is right, any radius, abstain = wrong), abstain rate, "
+             "seconds per window.", ""]
     for kind, r in results.items():
-        lines.append(f"- {kind}: sigma {r['sigma']:g}, n0 {r['n0']}, n {r['n']}, "
+        train = f" [{r['training']}]" if r.get("training") else ""
+        lines.append(f"- {kind}{train}: sigma {r['sigma']:g}, n0 {r['n0']}, n {r['n']}, "
                      f"alpha {r['alpha']:g}, {r['summary']['samples']} test windows, "
                      f"seed {r['seed']}" + (f", sigma {r['sigma_steps']:.3f} input steps, "
                                              f"slack {r['slack']:.2e}, certified accuracy "
@@ -167,7 +219,7 @@ def write_markdown(results: dict[str, dict], path) -> None:
                                              f"quantisation gap, mean gap "
                                              f"{r['quantization_gap_mean']:.3f}) at r=0: "
                                              f"{100 * r['summary_float_input']['certified_accuracy']['0']:.1f}%"
-                                             if kind == "int8" else ""))
+                                             if r.get("kind") == "int8" else ""))
     lines += ["", format_table(results), ""]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
