@@ -21,6 +21,12 @@ import click
 @click.option("--int8", is_flag=True,
               help="Also certify the int8 model with integer-only smoothing (needs 'ditmos quantize').")
 @click.option("--no-float", is_flag=True, help="Skip float smoothing (with --int8).")
+@click.option("--engine", type=click.Choice(["batched", "c"]), default="batched",
+              show_default=True,
+              help="With --int8: 'batched' classifies all noisy windows of a window at once "
+                   "(LiteRT int8 kernels; its selection counts are checked against the C "
+                   "model on every window), 'c' runs the device's vote loop and generated C "
+                   "model one noisy window at a time.")
 @click.option("--samples", type=int, default=100, show_default=True,
               help="Test windows to certify, evenly spread over the test split (0 = all).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -30,7 +36,7 @@ import click
 @click.option("--markdown", type=click.Path(dir_okay=False),
               help="Also write the table (with its parameters) to this Markdown file.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, samples, seed, tabulate, markdown,
+def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed, tabulate, markdown,
             quiet):
     """Certify RUN_DIR's model with randomized smoothing on test windows.
 
@@ -71,7 +77,8 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, samples, seed, tabula
             click.echo(f"{kind}: {done}/{total} windows certified", err=True)
 
     files = certify_run(run_dir, sigma=sigma, n0=n0, n=n, alpha=alpha, int8=int8,
-                        float_=not no_float, samples=samples, seed=seed, progress=progress)
+                        float_=not no_float, samples=samples, seed=seed, engine=engine,
+                        progress=progress)
     results = {k: json.loads(p.read_text()) for k, p in files.items()}
     for r in results.values():
         r["training"] = training_label(run_dir)

@@ -65,7 +65,7 @@ def _summary(rows, radii, shift=None) -> dict:
 
 def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: float = 0.001,
                 int8: bool = False, float_: bool = True, samples: int = 100, seed: int = 0,
-                batch: int = 1000, progress=None) -> dict[str, Path]:
+                batch: int = 1000, engine: str = "batched", progress=None) -> dict[str, Path]:
     """Certify the run's DiTMoS on ``samples`` test windows; return the written files."""
     from ditmos.smoothing.smoothers import FloatModel, FloatSmoother, IntSmoother
     from ditmos.training.rundir import load_run_data
@@ -107,7 +107,7 @@ def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: 
             what = ("single-CNN runs have no int8 model yet" if data.export.get("model") == "single"
                     else "run 'ditmos quantize' first")
             raise DitmosError(f"{run_dir} has no int8 model for --int8 ({what})")
-        ism = IntSmoother(int8_dir, sigma)
+        ism = IntSmoother(int8_dir, sigma, engine=engine)
         try:
             x_q = ism.quantize(x)
             gap = np.linalg.norm((ism.dequantize(x_q) - x.astype(np.float64)).reshape(len(x), -1),
@@ -115,7 +115,14 @@ def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: 
 
             def int_counts(j, i, xi):
                 s = window_seed(seed, i)
-                return ism.counts(xi, n0, s, 0), ism.counts(xi, n, s, n0)
+                c0 = ism.counts(xi, n0, s, 0)
+                if engine == "batched":  # the device's own code must agree, every window
+                    ref = ism.counts(xi, n0, s, 0, engine="c")
+                    if not np.array_equal(c0, ref):
+                        raise DitmosError(f"test window {i}: batched integer counts "
+                                          f"{c0.tolist()} differ from the C model's "
+                                          f"{ref.tolist()}; use --engine c")
+                return c0, ism.counts(xi, n, s, n0)
 
             rows, secs = _certify_all("int8", idx, x_q, y, int_counts, sigma, n0, n, alpha,
                                       ism.slack, progress)
@@ -123,6 +130,7 @@ def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: 
                 r["quantization_gap"] = float(g)
             out = {**base, "kind": "int8",
                    "smoothing": "integer-only: table noise on the int8 input, int8 model",
+                   "engine": engine,
                    "input_scale": ism.input_scale, "input_zero_point": ism.input_zero_point,
                    "sigma_steps": ism.table.sigma_q, "table_size": ism.table.size,
                    "table_offset": ism.table.offset, "tv_per_coordinate": ism.tv,
