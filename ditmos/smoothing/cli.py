@@ -9,7 +9,7 @@ import click
 
 
 @click.command()
-@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--sigma", type=float, required=True,
               help="Noise std in normalised input units (the windows are z-scored per channel).")
 @click.option("--n0", type=int, default=100, show_default=True,
@@ -21,17 +21,27 @@ import click
 @click.option("--int8", is_flag=True,
               help="Also certify the int8 model with integer-only smoothing (needs 'ditmos quantize').")
 @click.option("--no-float", is_flag=True, help="Skip float smoothing (with --int8).")
+@click.option("--engine", type=click.Choice(["batched", "c"]), default="batched",
+              show_default=True,
+              help="With --int8: 'batched' classifies all noisy windows of a window at once "
+                   "(LiteRT int8 kernels; its selection counts are checked against the C "
+                   "model on every window), 'c' runs the device's vote loop and generated C "
+                   "model one noisy window at a time.")
 @click.option("--samples", type=int, default=100, show_default=True,
               help="Test windows to certify, evenly spread over the test split (0 = all).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--tabulate", is_flag=True,
-              help="Certify nothing: tabulate the existing RUN_DIR/certify files of this sigma.")
+              help="Certify nothing: tabulate the existing RUN_DIR/certify files of this sigma "
+                   "(several RUN_DIRs: one table, a row per run and kind).")
 @click.option("--markdown", type=click.Path(dir_okay=False),
               help="Also write the table (with its parameters) to this Markdown file.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def certify(run_dir, sigma, n0, n, alpha, int8, no_float, samples, seed, tabulate, markdown,
+def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed, tabulate, markdown,
             quiet):
-    """Certify RUN_DIR's DiTMoS with randomized smoothing on test windows.
+    """Certify RUN_DIR's model with randomized smoothing on test windows.
+
+    RUN_DIR is a DiTMoS run or a single-CNN run ('ditmos train --model single
+    --smoothing ...'; float smoothing only).
 
     Float smoothing adds Gaussian noise to the float model's input.  With
     --int8, integer-only smoothing adds integer noise (a 32-bit counter-based
@@ -45,19 +55,20 @@ def certify(run_dir, sigma, n0, n, alpha, int8, no_float, samples, seed, tabulat
     from pathlib import Path
 
     from ditmos.errors import DitmosError
-    from ditmos.smoothing.run import certify_run, format_table, write_markdown
+    from ditmos.smoothing.run import (certify_run, format_table, load_results,
+                                     training_label, write_markdown)
 
     if tabulate:
-        files = {k: Path(run_dir) / "certify" / f"{k}_sigma{sigma:g}.json"
-                 for k in ("float", "int8")}
-        results = {k: json.loads(p.read_text()) for k, p in files.items() if p.is_file()}
-        if not results:
-            raise DitmosError(f"no certification files for sigma {sigma:g} in "
-                              f"{Path(run_dir) / 'certify'}; run 'ditmos certify' first")
+        results = load_results(run_dirs, sigma)
         click.echo(format_table(results))
         if markdown:
-            write_markdown(results, markdown)
+            cmd = ("ditmos certify " + " ".join(Path(r).name for r in run_dirs)
+                   + f" --sigma {sigma:g} --tabulate --markdown {Path(markdown).name}")
+            write_markdown(results, markdown, command=cmd)
         return
+    if len(run_dirs) > 1:
+        raise DitmosError("certify one RUN_DIR at a time (several only with --tabulate)")
+    run_dir = run_dirs[0]
     if no_float and not int8:
         raise DitmosError("--no-float leaves nothing to certify; add --int8")
 
@@ -66,8 +77,11 @@ def certify(run_dir, sigma, n0, n, alpha, int8, no_float, samples, seed, tabulat
             click.echo(f"{kind}: {done}/{total} windows certified", err=True)
 
     files = certify_run(run_dir, sigma=sigma, n0=n0, n=n, alpha=alpha, int8=int8,
-                        float_=not no_float, samples=samples, seed=seed, progress=progress)
+                        float_=not no_float, samples=samples, seed=seed, engine=engine,
+                        progress=progress)
     results = {k: json.loads(p.read_text()) for k, p in files.items()}
+    for r in results.values():
+        r["training"] = training_label(run_dir)
     click.echo(format_table(results))
     if markdown:
         write_markdown(results, markdown)

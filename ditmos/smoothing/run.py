@@ -65,7 +65,7 @@ def _summary(rows, radii, shift=None) -> dict:
 
 def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: float = 0.001,
                 int8: bool = False, float_: bool = True, samples: int = 100, seed: int = 0,
-                batch: int = 1000, progress=None) -> dict[str, Path]:
+                batch: int = 1000, engine: str = "batched", progress=None) -> dict[str, Path]:
     """Certify the run's DiTMoS on ``samples`` test windows; return the written files."""
     from ditmos.smoothing.smoothers import FloatModel, FloatSmoother, IntSmoother
     from ditmos.training.rundir import load_run_data
@@ -103,7 +103,11 @@ def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: 
         _write_json(written["float"], out)
     if int8:
         int8_dir = run_dir / "int8"
-        ism = IntSmoother(int8_dir, sigma)
+        if not int8_dir.is_dir():
+            what = ("single-CNN runs have no int8 model yet" if data.export.get("model") == "single"
+                    else "run 'ditmos quantize' first")
+            raise DitmosError(f"{run_dir} has no int8 model for --int8 ({what})")
+        ism = IntSmoother(int8_dir, sigma, engine=engine)
         try:
             x_q = ism.quantize(x)
             gap = np.linalg.norm((ism.dequantize(x_q) - x.astype(np.float64)).reshape(len(x), -1),
@@ -111,7 +115,14 @@ def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: 
 
             def int_counts(j, i, xi):
                 s = window_seed(seed, i)
-                return ism.counts(xi, n0, s, 0), ism.counts(xi, n, s, n0)
+                c0 = ism.counts(xi, n0, s, 0)
+                if engine == "batched":  # the device's own code must agree, every window
+                    ref = ism.counts(xi, n0, s, 0, engine="c")
+                    if not np.array_equal(c0, ref):
+                        raise DitmosError(f"test window {i}: batched integer counts "
+                                          f"{c0.tolist()} differ from the C model's "
+                                          f"{ref.tolist()}; use --engine c")
+                return c0, ism.counts(xi, n, s, n0)
 
             rows, secs = _certify_all("int8", idx, x_q, y, int_counts, sigma, n0, n, alpha,
                                       ism.slack, progress)
@@ -119,6 +130,7 @@ def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: 
                 r["quantization_gap"] = float(g)
             out = {**base, "kind": "int8",
                    "smoothing": "integer-only: table noise on the int8 input, int8 model",
+                   "engine": engine,
                    "input_scale": ism.input_scale, "input_zero_point": ism.input_zero_point,
                    "sigma_steps": ism.table.sigma_q, "table_size": ism.table.size,
                    "table_offset": ism.table.offset, "tv_per_coordinate": ism.tv,
@@ -134,32 +146,80 @@ def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: 
     return written
 
 
+def training_label(run_dir) -> str:
+    """How the run's model was trained for smoothing, e.g. ``single CNN, smoothmix
+    sigma 0.25`` or ``DiTMoS, gaussian sigma 0.25`` (``none`` = plain training)."""
+    run_dir = Path(run_dir)
+    try:
+        sm = json.loads((run_dir / "smoothing.json").read_text())
+        return f"single CNN, {sm['method']} sigma {sm['sigma']:g}"
+    except (OSError, ValueError, KeyError):
+        pass
+    try:
+        cfg = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return "unknown"
+    sm = cfg.get("smoothing") or {}
+    if sm.get("method", "none") in ("none", None):
+        return "DiTMoS, plain training"
+    return f"DiTMoS, {sm['method']} sigma {float(sm['sigma']):g}"
+
+
+def load_results(run_dirs, sigma: float) -> dict[str, dict]:
+    """The existing certification files of ``sigma`` of one or several runs,
+    keyed by row label (``kind`` for one run, ``run kind`` for several)."""
+    tag = f"sigma{float(sigma):g}"
+    results = {}
+    for rd in run_dirs:
+        rd = Path(rd)
+        for kind in ("float", "int8"):
+            p = rd / "certify" / f"{kind}_{tag}.json"
+            if p.is_file():
+                label = kind if len(run_dirs) == 1 else f"{rd.name} {kind}"
+                results[label] = {**json.loads(p.read_text()), "training": training_label(rd)}
+    if not results:
+        raise DitmosError(f"no certification files for sigma {float(sigma):g} in "
+                          + ", ".join(str(Path(r) / "certify") for r in run_dirs)
+                          + "; run 'ditmos certify' first")
+    return results
+
+
 def format_table(results: dict[str, dict]) -> str:
-    """Certified accuracy per radius, ACR and abstain rate, one row per kind."""
+    """Certified accuracy per radius, ACR, smoothed (clean) accuracy and abstain
+    rate, one row per kind (and run)."""
     if not results:
         return ""
     first = next(iter(results.values()))
     radii = list(first["summary"]["certified_accuracy"])
-    head = ["smoothing"] + [f"r={r}" for r in radii] + ["ACR", "abstain", "s/sample"]
+    head = (["smoothing"] + [f"r={r}" for r in radii]
+            + ["ACR", "smoothed acc", "abstain", "s/sample"])
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for kind, res in results.items():
         s = res["summary"]
-        lines.append(" | ".join([kind] + [f"{100 * s['certified_accuracy'][r]:.1f}"
+        acc = s.get("smoothed_accuracy")
+        lines.append(" | ".join([kind] + [f"{100 * s['certified_accuracy'].get(r, float('nan')):.1f}"
                                           for r in radii]
-                                + [f"{s['acr']:.3f}", f"{100 * s['abstain_rate']:.1f}%",
+                                + [f"{s['acr']:.3f}",
+                                   "-" if acc is None else f"{100 * acc:.1f}",
+                                   f"{100 * s['abstain_rate']:.1f}%",
                                    f"{res['seconds_per_sample']:.2f}"]))
     return "\n".join(lines)
 
 
-def write_markdown(results: dict[str, dict], path) -> None:
+def write_markdown(results: dict[str, dict], path, command: str | None = None) -> None:
     """The table and the parameters it was measured with, as a Markdown file."""
-    first = next(iter(results.values()))
-    lines = [f"# Randomized smoothing certification: run `{Path(first['run']).name}`", "",
-             "Written by `ditmos certify RUN --sigma S ... --markdown FILE` "
+    runs = sorted({Path(r["run"]).name for r in results.values()})
+    title = (f"run `{runs[0]}`" if len(runs) == 1
+             else "runs " + ", ".join(f"`{r}`" for r in runs))
+    lines = [f"# Randomized smoothing certification: {title}", "",
+             f"Written by `{command or 'ditmos certify RUN --sigma S ... --markdown FILE'}` "
              "(docs/smoothing.md).  Certified accuracy in % at each l2 radius "
-             "(normalised input units), ACR, abstain rate, seconds per window.", ""]
+             "(normalised input units), ACR, smoothed accuracy (the smoothed "
+             "classifier's answer is right, any radius, abstain = wrong), abstain rate, "
+             "seconds per window.", ""]
     for kind, r in results.items():
-        lines.append(f"- {kind}: sigma {r['sigma']:g}, n0 {r['n0']}, n {r['n']}, "
+        train = f" [{r['training']}]" if r.get("training") else ""
+        lines.append(f"- {kind}{train}: sigma {r['sigma']:g}, n0 {r['n0']}, n {r['n']}, "
                      f"alpha {r['alpha']:g}, {r['summary']['samples']} test windows, "
                      f"seed {r['seed']}" + (f", sigma {r['sigma_steps']:.3f} input steps, "
                                              f"slack {r['slack']:.2e}, certified accuracy "
@@ -167,7 +227,7 @@ def write_markdown(results: dict[str, dict], path) -> None:
                                              f"quantisation gap, mean gap "
                                              f"{r['quantization_gap_mean']:.3f}) at r=0: "
                                              f"{100 * r['summary_float_input']['certified_accuracy']['0']:.1f}%"
-                                             if kind == "int8" else ""))
+                                             if r.get("kind") == "int8" else ""))
     lines += ["", format_table(results), ""]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,11 @@ class FloatModel:
         import tensorflow as tf
 
         run_dir = Path(run_dir)
+        self.batch = int(batch)
+        single = run_dir / "models" / "single.keras"
+        if not (run_dir / "export" / "export.json").is_file() and single.is_file():
+            self._init_single(single)
+            return
         try:
             export = json.loads((run_dir / "export" / "export.json").read_text())
         except FileNotFoundError:
@@ -37,7 +42,6 @@ class FloatModel:
             raise DitmosError(f"cannot load the Keras models in {models}: {e}") from None
         self.shared = list(export.get("shared_blocks", []))
         self.num_classes = int(export.get("num_classes") or len(export["class_names"]))
-        self.batch = int(batch)
 
         @tf.function(reduce_retracing=True)
         def _classes(x):
@@ -51,6 +55,23 @@ class FloatModel:
             k = tf.argmax(sel["route"], axis=1, output_type=tf.int32)
             return tf.argmax(tf.gather(per, k, axis=1, batch_dims=1), axis=1,
                              output_type=tf.int32)
+
+        self._classes = _classes
+
+    def _init_single(self, path: Path) -> None:
+        """A single-CNN run (``ditmos train --model single``): window -> logits."""
+        import keras
+        import tensorflow as tf
+
+        try:
+            model = keras.models.load_model(path, compile=False)
+        except (OSError, ValueError) as e:
+            raise DitmosError(f"cannot load the Keras model {path}: {e}") from None
+        self.num_classes = int(model.output_shape[-1])
+
+        @tf.function(reduce_retracing=True)
+        def _classes(x):
+            return tf.argmax(model(x, training=False), axis=1, output_type=tf.int32)
 
         self._classes = _classes
 
@@ -85,7 +106,11 @@ def _runtime_sources() -> list[str]:
     from ditmos.paths import firmware_dir
 
     rt = firmware_dir() / "runtime"
-    return [str(rt / "ditmos_smooth.c"), str(rt / "ditmos_smooth_model.c")]
+    return [str(rt / "ditmos_smooth.c"), str(rt / "ditmos_smooth_model.c"),
+            str(firmware_dir() / "tools" / "ditmos_smooth_batch.c")]
+
+
+ENGINES = ("batched", "c")
 
 
 class IntSmoother:
@@ -98,11 +123,16 @@ class IntSmoother:
     ``sigma / input_scale`` input steps.
     """
 
-    def __init__(self, int8_dir, sigma: float, *, work_dir: str | Path | None = None):
+    def __init__(self, int8_dir, sigma: float, *, work_dir: str | Path | None = None,
+                 engine: str = "batched", chunk: int = 10000):
         from ditmos.codegen import generate
         from ditmos.codegen.host import compile_model
         from ditmos.quantize.reference import load_manifest
 
+        if engine not in ENGINES:
+            raise DitmosError(f"unknown integer smoothing engine {engine!r}; choose one of "
+                              f"{', '.join(ENGINES)}")
+        self.engine, self.chunk = engine, max(1, int(chunk))
         self.int8_dir = Path(int8_dir)
         m = load_manifest(self.int8_dir)
         self.input_scale = float(np.float32(m["input_quant"]["scale"]))
@@ -129,6 +159,16 @@ class IntSmoother:
                       ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]
         f.restype = ctypes.c_int
         self._thr = np.ascontiguousarray(self.table.thresholds, dtype=np.uint32)
+        g = self._lib.ditmos_smooth_noisy_batch
+        g.argtypes = [ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_uint32),
+                      ctypes.c_int32, ctypes.c_int32, ctypes.c_uint32, ctypes.c_uint32,
+                      ctypes.c_uint32, ctypes.c_int32, ctypes.POINTER(ctypes.c_int8)]
+        g.restype = ctypes.c_int
+        self.batched = None
+        if engine == "batched":
+            from ditmos.smoothing.batched import BatchedInt8Model
+
+            self.batched = BatchedInt8Model(self.int8_dir)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         from ditmos.quantize import qmath
@@ -138,11 +178,43 @@ class IntSmoother:
     def dequantize(self, x_q: np.ndarray) -> np.ndarray:
         return (np.asarray(x_q, np.float64) - self.input_zero_point) * self.input_scale
 
-    def counts(self, x_q: np.ndarray, n: int, seed: int, first: int = 0) -> np.ndarray:
-        """Class counts of inferences ``first .. first + n - 1`` on int8 window ``x_q``."""
+    def _window(self, x_q) -> np.ndarray:
         x = np.ascontiguousarray(np.asarray(x_q, dtype=np.int8).reshape(-1))
         if x.size != self.size:
             raise DitmosError(f"window has {x.size} values, the model expects {self.size}")
+        return x
+
+    def noisy(self, x_q: np.ndarray, n: int, seed: int, first: int = 0) -> np.ndarray:
+        """The noisy int8 windows ``[n, size]`` of inferences ``first .. first + n - 1``
+        (the device's generator, compiled on the host)."""
+        x = self._window(x_q)
+        out = np.empty((int(n), self.size), np.int8)
+        err = self._lib.ditmos_smooth_noisy_batch(
+            x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
+            self._thr.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
+            self.table.size, self.table.offset, int(seed) & N.M32, int(first) & N.M32,
+            int(n), self.size, out.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))
+        if err != 0:
+            raise DitmosError(f"ditmos_smooth_noisy_batch failed ({err})")
+        return out
+
+    def counts(self, x_q: np.ndarray, n: int, seed: int, first: int = 0,
+               engine: str | None = None) -> np.ndarray:
+        """Class counts of inferences ``first .. first + n - 1`` on int8 window ``x_q``,
+        by ``engine`` (default: the smoother's): ``c`` = the device's vote loop and
+        generated C model, ``batched`` = the same noise classified in batches
+        (:mod:`ditmos.smoothing.batched`)."""
+        engine = engine or self.engine
+        if engine == "batched":
+            if self.batched is None:
+                raise DitmosError("this smoother was built without the batched engine")
+            out = np.zeros(self.num_classes, np.int64)
+            for off in range(0, int(n), self.chunk):
+                b = min(self.chunk, int(n) - off)
+                pred = self.batched.predict(self.noisy(x_q, b, seed, int(first) + off))
+                out += np.bincount(pred, minlength=self.num_classes)
+            return out
+        x = self._window(x_q)
         out = np.zeros(self.num_classes, np.uint32)
         err = self._lib.ditmos_smooth_counts(
             x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),

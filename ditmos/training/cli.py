@@ -50,10 +50,12 @@ from ditmos.errors import DitmosError
                    "every width, or none.")
 @click.option("--no-ray", is_flag=True,
               help="With --compare: run the trials one after the other in this process.")
-@click.option("--smoothing", type=click.Choice(["none", "gaussian"]), default="none",
-              show_default=True,
+@click.option("--smoothing", type=click.Choice(["none", "gaussian", "smoothmix"]),
+              default="none", show_default=True,
               help="Train for randomized smoothing: 'gaussian' adds N(0, sigma^2) noise to "
-                   "every training window (a fresh draw per epoch, every stage).")
+                   "every training window (a fresh draw per epoch, every stage); 'smoothmix' "
+                   "(with --model single) adds SmoothMix's self-mixup along the smoothed "
+                   "classifier's adversarial direction (docs/smoothing.md).")
 @click.option("--sigma", type=float, default=None,
               help="With --smoothing: noise std in normalised input units.")
 @click.option("--model", "model_kind", type=click.Choice(["ditmos", "single"]),
@@ -90,6 +92,29 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
     """
     from pathlib import Path
 
+    if model_kind == "single" and smoothing != "none":
+        if robust_mode is not None or pair is not None:
+            raise DitmosError("--smoothing and --robust are separate trainings; choose one")
+        if resume or compare or widths or seeds or width != 1.0 or preset != "quick":
+            raise DitmosError("--model single --smoothing takes only --dataset, --out, --config, "
+                              "--seed, --sigma, --quiet")
+        if sigma is None:
+            raise DitmosError(f"--smoothing {smoothing} needs --sigma (normalised input units)")
+        from ditmos.smoothing.training import train_single_smoothing
+
+        run_dir = train_single_smoothing(dataset, out_dir, method=smoothing, sigma=sigma,
+                                         seed=seed, config_file=config_file, quiet=quiet)
+        import json
+
+        r = json.loads((run_dir / "smoothing.json").read_text())
+        h = r["history"][r["best_epoch"] - 1]
+        click.echo(f"{run_dir}: {smoothing} sigma {sigma:g}, epoch {r['best_epoch']} kept: val "
+                   f"Monte-Carlo ACR {h['val_acr']:.4f} (certify: ditmos certify {run_dir} "
+                   f"--sigma {sigma:g})")
+        return
+    if smoothing == "smoothmix":
+        raise DitmosError("--smoothing smoothmix is available for --model single only; DiTMoS "
+                          "trains with --smoothing gaussian")
     if model_kind == "single" or robust_mode is not None:
         if model_kind != "single":
             raise DitmosError("--robust is available for --model single only (adversarial "
@@ -114,7 +139,7 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
 
     overrides = None
     if smoothing == "none" and sigma is not None:
-        raise DitmosError("--sigma only applies together with --smoothing gaussian")
+        raise DitmosError("--sigma only applies together with --smoothing")
     if smoothing != "none":
         if sigma is None:
             raise DitmosError(f"--smoothing {smoothing} needs --sigma (normalised input units)")

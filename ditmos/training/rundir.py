@@ -47,10 +47,11 @@ def load_run_data(run_dir) -> RunData:
         raise DitmosError(f"run directory {run_dir} does not exist")
     hint = f"is {run_dir} a finished `ditmos train` run directory?"
     cfg = read_json(run_dir / "config.json", hint)
-    robust = run_dir / "robust.json"
-    if not (run_dir / "export" / "export.json").exists() and robust.is_file():
-        # a single-CNN robust-training run (ditmos train --model single --robust MODE)
-        info = read_json(robust, hint)
+    single = [run_dir / "robust.json", run_dir / "smoothing.json"]
+    single = [p for p in single if p.is_file()]
+    if not (run_dir / "export" / "export.json").exists() and single:
+        # a single-CNN run (ditmos train --model single --robust MODE / --smoothing METHOD)
+        info = read_json(single[0], hint)
         export = {"model": "single", "input_shape": info["input_shape"]}
     else:
         export = read_json(run_dir / "export" / "export.json", hint)
