@@ -50,6 +50,7 @@ def test_threshold_in_the_int8_softmax_domain():
     assert exit_taken(conf, [101, 128]) == 2
 
 
+@pytest.mark.slow
 def test_single_cnn_quantize_cli_and_generated_c_match_the_reference(tiny_compare_networks,
                                                                       tmp_path):
     from ditmos.quantize.cli import quantize
@@ -78,6 +79,7 @@ def test_single_cnn_quantize_cli_and_generated_c_match_the_reference(tiny_compar
         assert (p, r) == (pred[i], 0) and np.array_equal(s, scores[i]), i
 
 
+@pytest.mark.slow
 def test_early_exit_generated_c_follows_the_reference_on_every_path(tiny_early_exit, tmp_path):
     int8 = tiny_early_exit / "int8"
     m = json.loads((int8 / "manifest.json").read_text())
