@@ -19,7 +19,6 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 

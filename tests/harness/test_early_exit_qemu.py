@@ -43,7 +43,6 @@ def test_early_exit_on_qemu_takes_the_reference_exits(tiny_early_exit, early_exi
     assert rep["meta"]["model_kind"] == "network" and rep["meta"]["method"] == "early_exit"
     recs = list(read_samples(out / "samples.jsonl").values())
     exits = np.array([r["route"] for r in recs])
-    cost = np.array([r["cost"] for r in recs], dtype=np.float64)
     last = int(json.loads((tiny_early_exit / "int8" / "manifest.json").read_text())["K"]) - 1
     assert {0, last} <= set(exits.tolist()), "the fixture takes both paths"
     assert rep["routing"]["device"] == rep["routing"]["reference"]
