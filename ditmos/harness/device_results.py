@@ -43,7 +43,7 @@ def deployable_methods(run_dir: Path) -> list[str]:
     return names
 
 
-def exit_prediction(samples: list[dict]) -> dict | None:
+def exit_prediction(samples: list[dict], num_exits: int | None = None) -> dict | None:
     """Measured average cost vs the exit histogram times each exit's cost
     (the cost of the first window that left there; the kernels' costs do not
     depend on the data, so one window per exit is the exit's cost)."""
@@ -54,7 +54,9 @@ def exit_prediction(samples: list[dict]) -> dict | None:
     cost = np.array([r[1] for r in rows])
     per_exit = {e: float(cost[exits == e][0]) for e in sorted(set(exits.tolist()))}
     predicted = float(np.mean([per_exit[e] for e in exits]))
-    worst = per_exit[max(per_exit)]
+    # the final exit's cost, when some window took it (else unknown)
+    final = (num_exits - 1) if num_exits else max(per_exit)
+    worst = per_exit.get(final)
     return {"measured_mean": float(cost.mean()), "predicted_mean": predicted,
             "error": float(cost.mean() / predicted - 1.0), "per_exit": per_exit,
             "worst_exit_cost": worst, "histogram": np.bincount(exits).tolist()}
@@ -85,10 +87,10 @@ def measure(run_dir: Path, method: str, board: str, work: Path, *, limit: int | 
         rep = evaluate(mdir, bdir, edir, emulate=True, jobs=jobs, limit=limit, method=method,
                        resume=rep_path.parent.is_dir() and (edir / "session.json").is_file())
     samples = list(read_samples(edir / "samples.jsonl").values())
+    K = int(json.loads((mdir / "int8" / "manifest.json").read_text())["K"])
     return {"method": method, "report": rep, "run_dir": str(mdir),
-            "exits": exit_prediction(samples) if rep["meta"].get("model_kind") == "network"
-            and int(json.loads((mdir / "int8" / "manifest.json").read_text())["K"]) > 1
-            else None}
+            "exits": exit_prediction(samples, K) if rep["meta"].get("model_kind") == "network"
+            and K > 1 else None}
 
 
 def _fmt(v, unit: str) -> str:
@@ -127,11 +129,12 @@ def render(rows: list[dict], *, dataset: str, preset: str, board: str) -> str:
                   "| error | saving vs always the final exit |", "|---|---|---|---|---|---|---|"]
         for r in ee:
             e = r["exits"]
-            saving = 1.0 - e["measured_mean"] / e["worst_exit_cost"]
+            saving = ("final exit never taken" if not e["worst_exit_cost"] else
+                      f"{100 * (1.0 - e['measured_mean'] / e['worst_exit_cost']):.1f}%")
             lines.append(f"| {label(r['method'])} | {e['histogram']} | "
                          f"{[round(v) for v in e['per_exit'].values()]} | "
                          f"{e['measured_mean']:,.0f} | {e['predicted_mean']:,.0f} | "
-                         f"{100 * e['error']:+.2f}% | {100 * saving:.1f}% |")
+                         f"{100 * e['error']:+.2f}% | {saving} |")
     return "\n".join(lines) + "\n"
 
 
