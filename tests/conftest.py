@@ -49,3 +49,54 @@ def tiny_int8_fsdd(tiny_run_fsdd) -> Path:
     from ditmos.quantize import quantize_run
 
     return Path(quantize_run(tiny_run_fsdd, calibration_samples=200, quiet=True))
+
+
+@pytest.fixture(scope="session")
+def tiny_compare_networks(tiny_run, tmp_path_factory) -> Path:
+    """A copy of the tiny run with a comparison at its own width holding the
+    single CNNs' deployable kind: the equal-MACs CNN and the early-exit CNN,
+    one epoch each (their trained networks saved as network runs)."""
+    import shutil
+
+    from ditmos.training.compare import run_compare
+    from ditmos.training.sweep import make_executor
+
+    run = tmp_path_factory.mktemp("cmp_networks") / "run"
+    shutil.copytree(tiny_run, run)
+    run_compare(run, widths=(1.0,), quiet=True, ablation_names=(), executor=make_executor(1),
+                baseline_overrides={"epochs": 1, "depths": [2],
+                                    "only": ["weak_equal_macs", "early_exit"]})
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_early_exit(tiny_compare_networks, tmp_path_factory) -> Path:
+    """The early-exit CNN's network run, quantised, copied, with each
+    intermediate exit's int8 threshold moved to the median confidence of the
+    test windows so that every path is taken (what the device must follow bit
+    for bit; one epoch of training picks no useful threshold of its own)."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from ditmos.methods import method_run_dir
+    from ditmos.quantize import quantize_run
+    from ditmos.quantize.reference import NetworkReference
+    from ditmos.training.rundir import load_run_data
+
+    quantize_run(tiny_compare_networks, method="early_exit", calibration_samples=100, quiet=True)
+    src = method_run_dir(tiny_compare_networks, "early_exit")
+    run = tmp_path_factory.mktemp("early_exit") / "run"
+    shutil.copytree(src, run)
+    ref = NetworkReference(run / "int8")
+    x_q = ref.quantize_input(load_run_data(run).x_test)
+    outs = ref.run_all(x_q)
+    manifest = json.loads((run / "int8" / "manifest.json").read_text())
+    for ex in manifest["exits"]:
+        conf = outs[ex["confidence"]].max(axis=1).astype(int)
+        # the threshold splitting the windows most evenly (some exit, some go on)
+        cands = np.unique(conf)[1:] if len(np.unique(conf)) > 1 else np.unique(conf)
+        ex["threshold_q"] = int(min(cands, key=lambda u: abs(np.mean(conf >= u) - 0.5)))
+    (run / "int8" / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return run

@@ -43,9 +43,16 @@ def _pipeline(board: str, quiet: bool) -> Path:
     return Path(int8)
 
 
-def _int8_dir(run_dir: Path) -> Path:
-    if (run_dir / "manifest.json").is_file() and (run_dir / "selector.tflite").is_file():
+def _int8_dir(run_dir: Path, method: str = "ditmos") -> Path:
+    from ditmos.methods import method_run_dir
+
+    if (run_dir / "manifest.json").is_file() and ((run_dir / "selector.tflite").is_file()
+                                                  or (run_dir / "network.tflite").is_file()):
+        if method != "ditmos":
+            raise DitmosError("--method needs a run directory (RUN with compare/), not an "
+                              "int8 directory")
         return run_dir  # an int8 directory given directly
+    run_dir = method_run_dir(run_dir, method)
     int8 = run_dir / "int8"
     if not (int8 / "manifest.json").is_file():
         raise DitmosError(f"{run_dir} has no int8/manifest.json; run `ditmos quantize "
@@ -59,6 +66,10 @@ def _int8_dir(run_dir: Path) -> Path:
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),
               help="A quantised run (RUN_DIR with int8/). Without it: train the quick "
                    "preset on hapt, quantise, then build.")
+@click.option("--method", default="ditmos", show_default=True,
+              help="With --run: which method of RUN's comparison to build (ditmos, an "
+                   "ablation_<name>, weak_equal_macs, equal_params, early_exit); quantise "
+                   "it first with `ditmos quantize RUN --method NAME`.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Build directory [default: build/BOARD].")
 @click.option("--kernels", type=click.Choice(["ref", "cm7"]),
@@ -76,8 +87,8 @@ def _int8_dir(run_dir: Path) -> Path:
               help="Build an existing C model directory (model.h, model.c, weights.c "
                    "and its codegen manifest.json) instead of generating one.")
 @click.option("--quiet", is_flag=True, help="Less progress output.")
-def build(board, run_dir, out_dir, kernels, strategy, profile, baud, show_plan, stack_size,
-          model_dir, quiet):
+def build(board, run_dir, method, out_dir, kernels, strategy, profile, baud, show_plan,
+          stack_size, model_dir, quiet):
     """Generate C for a run and compile the firmware for a board.
 
     Writes BUILD_DIR/firmware.elf, firmware.bin, manifest.json and a
@@ -93,7 +104,9 @@ def build(board, run_dir, out_dir, kernels, strategy, profile, baud, show_plan, 
         result = build_project(board, model_dir, out, kernels=kernels, profile=profile,
                                baud=baud, stack_size=stack_size)
     else:
-        int8 = _int8_dir(run_dir) if run_dir is not None else _pipeline(board, quiet)
+        if method != "ditmos" and run_dir is None:
+            raise DitmosError("--method needs --run RUN (a run with a comparison)")
+        int8 = _int8_dir(run_dir, method) if run_dir is not None else _pipeline(board, quiet)
         result = build_firmware(board, int8, out, kernels=kernels, profile=profile,
                                 strategy=strategy, baud=baud, stack_size=stack_size)
     manifest = json.loads((result / "manifest.json").read_text())

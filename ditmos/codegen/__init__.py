@@ -83,7 +83,7 @@ def load_int8_dir(int8_dir) -> tuple[dict, dict]:
     if manifest.get("format") != "ditmos-int8/1":
         raise DitmosError(f"{mpath}: format {manifest.get('format')!r} is not 'ditmos-int8/1'")
     K = int(manifest["K"])
-    names = ["selector"] + [f"classifier_{k}" for k in range(K)]
+    names = model_names(manifest)
     graphs = {}
     for n in names:
         sub = manifest["submodels"].get(n)
@@ -95,6 +95,22 @@ def load_int8_dir(int8_dir) -> tuple[dict, dict]:
             raise DitmosError(f"{int8_dir / sub['file']} does not match the sha256 in "
                               f"{mpath}; re-run `ditmos quantize`")
     return manifest, graphs
+
+
+def model_kind(manifest: dict) -> str:
+    """``ditmos`` (selector + K classifiers; manifests without ``kind``) or
+    ``network`` (one CNN, optionally with early exits)."""
+    kind = str(manifest.get("kind", "ditmos"))
+    if kind not in ("ditmos", "network"):
+        raise DitmosError(f"unknown model kind {kind!r} in the int8 manifest")
+    return kind
+
+
+def model_names(manifest: dict) -> list[str]:
+    """The sub-models of an int8 manifest, in model-hash order."""
+    if model_kind(manifest) == "network":
+        return ["network"]
+    return ["selector"] + [f"classifier_{k}" for k in range(int(manifest["K"]))]
 
 
 def plan_all(manifest: dict, graphs: dict, *, alignment: int = 8) -> dict:
@@ -123,6 +139,9 @@ def _slicing_schedule(manifest, graphs, ram_budget, alignment):
     sched = schedule.build(manifest, graphs, "slicing", alignment=alignment)
     if ram_budget is None or sched.plan.arena_size <= ram_budget:
         return sched
+    if model_kind(manifest) == "network":
+        raise DitmosError(f"the network needs {sched.plan.arena_size} bytes of activations, "
+                          f"more than the RAM budget of {ram_budget} bytes")
     feats = [o["name"] for o in sorted(manifest["submodels"]["selector"]["outputs"],
                                        key=lambda o: o["name"]) if o["name"] != "route"]
     feats = [f for f in feats if any(
@@ -210,6 +229,8 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
         "input_quant": manifest["input_quant"],
         "num_classes": int(manifest["num_classes"]),
         "K": int(manifest["K"]),
+        "kind": model_kind(manifest),
+        "exits": _exits(sched, manifest),
         "layers": _layers(sched),
         "variants": variant_rows,
         "macs": _macs(sched),
@@ -248,6 +269,28 @@ def _layers(sched) -> list[dict]:
                              "kernel": c.kernel, "kind": c.kind, "layer": c.layer,
                              "macs": c.macs, "inputs": list(c.inputs), "output": c.output,
                              "recomputed": st.recompute})
+    return rows
+
+
+def _exits(sched, manifest: dict) -> list[dict] | None:
+    """Network kind: per exit (the last is the final head) its int8 threshold
+    and the MACs and layers run when the inference stops there."""
+    if model_kind(manifest) != "network":
+        return None
+    prog = sched.programs["network"]
+    rows, macs, layers = [], 0, 0
+    exits = list(manifest.get("exits") or [])
+    for st in prog.steps:
+        if st.kind == "call":
+            macs += st.call.macs
+        if st.kind in ("call", "copy"):
+            layers += 1
+        if st.kind in ("exit", "result"):
+            e = len(rows)
+            rows.append({"exit": e, "output": exits[e]["logits"] if e < len(exits)
+                         else manifest["final"],
+                         "threshold_q": int(exits[e]["threshold_q"]) if e < len(exits) else None,
+                         "macs": int(macs), "layers": int(layers)})
     return rows
 
 

@@ -49,8 +49,10 @@ class HostModel:
         lib = ctypes.CDLL(str(lib_path))
         self.input_size, self.num_classes, self.K = input_size, num_classes, K
         self._infer = getattr(lib, prefix + "infer")
-        self._run_selector = getattr(lib, prefix + "run_selector")
-        self._run_classifier = getattr(lib, prefix + "run_classifier")
+        # DiTMoS models export run_selector / run_classifier, networks run_exit.
+        self._run_selector = getattr(lib, prefix + "run_selector", None)
+        self._run_classifier = getattr(lib, prefix + "run_classifier", None)
+        self._run_exit = getattr(lib, prefix + "run_exit", None)
         self.prefix = prefix
 
         class Result(ctypes.Structure):
@@ -60,8 +62,11 @@ class HostModel:
         self._Result = Result
         p8 = ctypes.POINTER(ctypes.c_int8)
         self._infer.argtypes = [p8, ctypes.POINTER(Result)]
-        self._run_selector.argtypes = [p8, p8]
-        self._run_classifier.argtypes = [ctypes.c_int, p8, p8]
+        for fn, types in ((self._run_selector, [p8, p8]),
+                          (self._run_classifier, [ctypes.c_int, p8, p8]),
+                          (self._run_exit, [ctypes.c_int, p8, p8])):
+            if fn is not None:
+                fn.argtypes = types
 
     @staticmethod
     def _ptr(a: np.ndarray):
@@ -85,6 +90,16 @@ class HostModel:
         out = np.zeros(self.num_classes, np.int8)
         if self._run_classifier(int(k), self._ptr(x), self._ptr(out)) != 0:
             raise DitmosError(f"{self.prefix}run_classifier({k}) failed")
+        return out
+
+    def run_exit(self, e: int, x_q) -> np.ndarray:
+        """A network's exit ``e`` logits (the last exit is the final head)."""
+        if self._run_exit is None:
+            raise DitmosError(f"{self.prefix}run_exit: the model is not a network")
+        x = self._input(x_q)
+        out = np.zeros(self.num_classes, np.int8)
+        if self._run_exit(int(e), self._ptr(x), self._ptr(out)) != 0:
+            raise DitmosError(f"{self.prefix}run_exit({e}) failed")
         return out
 
     def infer(self, x_q) -> tuple[int, int, np.ndarray]:

@@ -23,6 +23,8 @@ from ditmos.codegen.schedule import INPUT, Schedule
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PREFIX = re.compile(r"^[a-z][a-z0-9_]*_$")
 DEFAULT_PREFIX = "ditmos_"
+#: ``DITMOS_MODEL_KIND`` in model.h (reported in HELLO_OK, docs/protocol.md).
+MODEL_KINDS = {"ditmos": 0, "network": 1}
 _C_KEYWORDS = frozenset(
     "auto break case char const continue default do double else enum extern float for "
     "goto if inline int long register restrict return short signed sizeof static struct "
@@ -127,10 +129,26 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
     check_prefix(prefix)
     tables = _Tables()
     programs = []
+    exit_rows = []  # network kind: one per exit step (then the final result)
     for pname, prog in sched.programs.items():
         c_identifier(pname)
         steps = []
+        segment = 0
+        seg_input = False
+        n_exits = sum(1 for st in prog.steps if st.kind == "exit")
         for st in prog.steps:
+            if st.kind in ("call", "copy") and INPUT in st.reads:
+                seg_input = True
+            if st.kind in ("exit", "result") and n_exits:
+                # A network with exits: one function per segment, ending here.
+                programs.append(dict(name=c_identifier(f"{pname}_s{segment}"), steps=steps,
+                                     reads_input=seg_input))
+                steps, seg_input = [], False
+                segment += 1
+            if st.kind == "exit" or (st.kind == "result" and pname == "network"):
+                exit_rows.append(dict(segment=f"{pname}_s{segment - 1}" if n_exits else pname,
+                                      reads=[_ptr(sched, v) for v in st.reads],
+                                      final=st.kind == "result"))
             if st.kind == "copy":
                 concat = KERNELS[CONCAT_KERNEL]
                 pn = c_identifier(f"{pname}_l{st.layer_index}_concat")
@@ -180,9 +198,14 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
                 comment=comment(f"{call.kind} '{short_layer(call.layer)}'" + (" (recomputed selector slice)"
                                                                  if st.recompute else "")),
                 fields=fields, inputs=[_ptr(sched, v) for v in call.inputs], output=out))
+        if n_exits:
+            continue  # every segment was added at its exit / result step
         reads_input = any(INPUT in st.reads for st in prog.steps)
         programs.append(dict(name=pname, steps=steps, reads_input=reads_input))
 
+    kind = str(manifest.get("kind", "ditmos"))
+    if kind not in MODEL_KINDS:
+        raise DitmosError(f"unknown model kind {kind!r}")
     K = int(manifest["K"])
     if not 1 <= K <= 255 or not 1 <= int(manifest["num_classes"]) <= 65535:
         raise DitmosError(f"K = {K} and num_classes = {manifest['num_classes']} must fit "
@@ -199,11 +222,26 @@ def render(sched: Schedule, manifest: dict, *, kernels: str, model_hash: str,
         kernels_api=kernels_header_define("DITMOS_KERNELS_API_VERSION"), P=prefix,
         PU=prefix.upper(),
         input_scale=_float_literal(iq["scale"]), input_zero_point=int(iq["zero_point"]),
-        arrays=tables.arrays, programs=programs,
-        route=_ptr(sched, sched.programs["selector"].outputs["route"]),
-        classifiers=[dict(k=k, name=f"classifier_{k}",
-                          logits=_ptr(sched, sched.programs[f"classifier_{k}"].outputs["logits"]))
-                     for k in range(K)])
+        arrays=tables.arrays, programs=programs, kind=kind, model_kind=MODEL_KINDS[kind])
+    if kind == "network":
+        exits = list(manifest.get("exits") or [])
+        if len(exit_rows) != len(exits) + 1 or K != len(exit_rows):
+            raise DitmosError(f"the network has {len(exit_rows)} exits in its schedule, the "
+                              f"manifest {len(exits)} + the final one and K = {K}")
+        ctx["exits"] = [dict(k=i, segment=r["segment"], logits=r["reads"][0],
+                             confidence=None if r["final"] else r["reads"][1],
+                             threshold_q=None if r["final"] else int(exits[i]["threshold_q"]))
+                        for i, r in enumerate(exit_rows)]
+        for e in ctx["exits"]:
+            if e["threshold_q"] is not None and not -128 <= e["threshold_q"] <= 128:
+                raise DitmosError(f"exit {e['k']}: int8 threshold {e['threshold_q']} is "
+                                  f"outside [-128, 128]")
+    else:
+        ctx["route"] = _ptr(sched, sched.programs["selector"].outputs["route"])
+        ctx["classifiers"] = [
+            dict(k=k, name=f"classifier_{k}",
+                 logits=_ptr(sched, sched.programs[f"classifier_{k}"].outputs["logits"]))
+            for k in range(K)]
     env = _env()
     files = {out: env.get_template(tpl).render(**ctx)
              for out, tpl in (("model.h", "model.h.j2"), ("model.c", "model.c.j2"),

@@ -56,7 +56,8 @@ class Value:
 class Step:
     """One thing the generated code does.  ``kind``: ``call`` (a kernel call),
     ``copy`` (materialise a concatenation), ``route`` (argmax of the route
-    logits) or ``result`` (read a program's outputs)."""
+    logits), ``exit`` (a network's early-exit test: reads the exit's logits
+    and confidence) or ``result`` (read a program's outputs)."""
 
     kind: str
     program: str
@@ -255,14 +256,19 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
         raise DitmosError("recomputing selector slices needs the 'slicing' strategy")
     comp = _Composition(manifest, graphs, strategy == "slicing", tuple(recompute), only,
                         {INPUT: Value(INPUT, 0, None)}, _links(manifest))
-    sel = _selector(comp)
     programs: dict[str, Program] = {}
-    if only in (None, "selector"):
-        programs["selector"] = _selector_program(comp, sel)
-    for k in range(int(manifest["K"])):
-        name = f"classifier_{k}"
-        if only in (None, name):
-            programs[name] = _classifier_program(comp, sel, name)
+    if manifest.get("kind", "ditmos") == "network":
+        if recompute:
+            raise DitmosError("recomputing selector slices needs a selector (DiTMoS models)")
+        programs["network"] = _network_program(comp)
+    else:
+        sel = _selector(comp)
+        if only in (None, "selector"):
+            programs["selector"] = _selector_program(comp, sel)
+        for k in range(int(manifest["K"])):
+            name = f"classifier_{k}"
+            if only in (None, name):
+                programs[name] = _classifier_program(comp, sel, name)
     sched = Schedule(strategy, programs, comp.values, 0, list(recompute))
     _lifetimes(sched)
     sched.plan = place(sched.buffers(), "none" if strategy == "none" else "greedy",
@@ -313,6 +319,44 @@ def _classifier_program(comp: _Composition, sel: _Selector, name: str) -> Progra
     outs = {n: b.single(env[t], g, t, f"{name}_out_{n}") for n, t in c_out.items()}
     b.steps.append(Step("result", name, reads=[outs["logits"]]))
     return Program(name, b.steps, outs)
+
+
+def _network_program(comp: _Composition) -> Program:
+    """One network, in segments: the ops exit i needs (its logits and softmax
+    confidence) that no earlier segment ran, then an ``exit`` step (the int8
+    confidence test); the final segment ends in the ``result`` step.  Every
+    path through the network is a prefix of this timeline, so the plan of the
+    full timeline covers all of them: a value is only ever overwritten after
+    its last reader on the longest path, and a path that stops at exit i reads
+    nothing after exit i's step."""
+    g = comp.graphs["network"]
+    sub = comp.manifest["submodels"]["network"]
+    g_in, g_out = _io_by_name(sub, g, "inputs"), _io_by_name(sub, g, "outputs")
+    exits = list(comp.manifest.get("exits") or [])
+    final = str(comp.manifest.get("final", "logits"))
+    wanted = [e[k] for e in exits for k in ("logits", "confidence")] + [final]
+    if set(g_in) != {"window"} or any(w not in g_out for w in wanted):
+        raise DitmosError(f"the network must have the input 'window' and the outputs "
+                          f"{wanted} (manifest has {sorted(g_in)} -> {sorted(g_out)})")
+    b = _Builder("network", None, comp.slicing, comp.values)
+    env: dict = {g_in["window"]: INPUT}
+    done: set[int] = set()
+    outs: dict[str, str] = {}
+
+    def segment(names: list[str]) -> list[str]:
+        need = set().union(*(_ancestors(g, g_out[n]) for n in names)) - done
+        done.update(need)
+        b.run(g, env, "network", only=need)
+        got = []
+        for n in names:
+            outs[n] = b.single(env[g_out[n]], g, g_out[n], f"network_out_{n}")
+            got.append(outs[n])
+        return got
+
+    for e in exits:
+        b.steps.append(Step("exit", "network", reads=segment([e["logits"], e["confidence"]])))
+    b.steps.append(Step("result", "network", reads=segment([final])))
+    return Program("network", b.steps, outs)
 
 
 def _window(comp: _Composition, b: _Builder, g: Graph, name: str, tensor: int) -> str:

@@ -11,6 +11,7 @@ Examples:
   ditmos evaluate --run runs/hapt --build build/host --emulate --jobs 2 --out eval/host
   ditmos evaluate --run runs/hapt --build build/mps2 --port socket://127.0.0.1:PORT --out eval/emu
   ditmos evaluate --run runs/hapt --build build/nucleo --port /dev/ttyACM0 --out eval/nucleo
+  ditmos evaluate --run runs/hapt --method early_exit --build build/host-ee --emulate --out eval/host-ee
 
 \b
 Latency, one unit per report: ms at the board clock (Nucleo, cycle
@@ -19,9 +20,14 @@ board).  With --port on an emulator started by `ditmos emulate --build
 BUILD_DIR` the instruction counts are found through BUILD_DIR; for a QEMU
 started otherwise pass --marks with its plugin log.  Without any source the
 latency is reported as unavailable and everything else is still measured.
+With --method the build holds another method of the run's comparison
+(`ditmos build --method`); for a network with early exits the route
+histogram counts the exits taken.
 """)
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
               help="Run directory (with int8/manifest.json from `ditmos quantize`).")
+@click.option("--method", default="ditmos", show_default=True,
+              help="The method of RUN's comparison the build holds (as `ditmos build --method`).")
 @click.option("--build", "build_dir", required=True, type=click.Path(file_okay=False),
               help="Build directory of the firmware on the device (`ditmos build`).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -41,11 +47,14 @@ latency is reported as unavailable and everything else is still measured.
 @click.option("--limit", type=int, default=None, help="Only the first N test samples.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for one answer.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def evaluate(run_dir, build_dir, out_dir, ports, baud, emulate, jobs, marks, resume, limit,
-             timeout, quiet):
+def evaluate(run_dir, method, build_dir, out_dir, ports, baud, emulate, jobs, marks, resume,
+             limit, timeout, quiet):
     """Stream the test split to the device(s) and compare every answer with the host reference."""
     from ditmos.harness.evaluate import evaluate as run
     from ditmos.harness.summary import summary_lines
+    from ditmos.methods import method_run_dir
+
+    run_dir = method_run_dir(run_dir, method)
 
     state = {"last": -1}
 
@@ -56,7 +65,7 @@ def evaluate(run_dir, build_dir, out_dir, ports, baud, emulate, jobs, marks, res
 
     report = run(run_dir, build_dir, out_dir, ports=list(ports), baudrate=baud, emulate=emulate,
                  jobs=jobs, marks=list(marks), resume=resume, limit=limit, timeout=timeout,
-                 progress=progress)
+                 method=method, progress=progress)
     for line in summary_lines(report):
         click.echo(line)
     if report["mismatches"]:

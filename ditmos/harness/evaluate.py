@@ -166,10 +166,24 @@ def _port_devices(ports: list[str], marks: list[str], baudrate: int,
     return devices
 
 
+def model_facts(run_dir: Path) -> dict:
+    """The method and model kind of a run's int8 directory (for report.json's meta)."""
+    import json
+
+    try:
+        m = json.loads((run_dir / "int8" / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    kind = m.get("kind", "ditmos")
+    return {"model_kind": kind, "method": m.get("method") or "ditmos",
+            "exit_macs": [e.get("macs") for e in m.get("exits") or []] + [m.get("final_macs")]
+            if kind == "network" else None}
+
+
 def evaluate(run_dir, build_dir, out_dir, *, ports: list[str] = (), baudrate: int = 115200,
              emulate: bool = False, jobs: int = 1, resume: bool = False,
              limit: int | None = None, timeout: float | None = None,
-             marks: list[str] = (),
+             marks: list[str] = (), method: str | None = None,
              progress: Callable[[int, int], None] | None = None) -> dict:
     """``ditmos evaluate``: the whole test split (or ``limit`` samples) on real
     boards or emulators already running (``ports``), or on ``jobs`` QEMU
@@ -184,7 +198,10 @@ def evaluate(run_dir, build_dir, out_dir, *, ports: list[str] = (), baudrate: in
     out = Path(out_dir)
     workload = load_workload(run_dir, build_dir, limit=limit, cache_dir=out)
     meta = {"run_dir": str(run_dir), "build_dir": str(build_dir),
-            "board": workload.facts.board, "emulated": bool(emulate)}
+            "board": workload.facts.board, "emulated": bool(emulate),
+            **model_facts(Path(run_dir))}
+    if method:
+        meta["method"] = method
     if not emulate:
         devices = _port_devices(list(ports), list(marks), baudrate,
                                 Path(build_dir) if build_dir is not None else None)

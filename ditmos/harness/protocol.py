@@ -70,6 +70,12 @@ class ErrorCode(enum.IntEnum):
     INFER_FAILED = 8
 
 
+class ModelKind(enum.IntEnum):
+    """HELLO_OK's appended ``model_kind``: what INFER_OK's ``route`` means."""
+    DITMOS = 0   # selector + K classifiers: route = the classifier chosen
+    NETWORK = 1  # one network with N exits (N = num_classifiers): route = the exit taken
+
+
 class CostKind(enum.IntEnum):
     CYCLES = 0
     INSTRUCTIONS = 1
@@ -220,6 +226,7 @@ class FrameDecoder:
 
 _HELLO_FIXED = struct.Struct("<BBII16sHBHHfiIIIH")
 _HELLO_TAIL = struct.Struct("<BI")  # clock_status, cycles_now (after board_name)
+_HELLO_TAIL2 = struct.Struct("<BIB")  # ... and model_kind (appended after them)
 
 # clock_status bits of the Nucleo-F767ZI (firmware/boards/nucleo_f767zi/stm32f767_clock.h);
 # bit 7 means the same on every board: running from a fallback clock.
@@ -267,6 +274,7 @@ class HelloInfo:
     # Appended fields (docs/protocol.md); None from firmware that predates them.
     clock_status: int | None = None
     cycles_now: int | None = None
+    model_kind: int | None = None  # ModelKind; None: firmware before the field (DiTMoS)
 
     @property
     def input_size(self) -> int:
@@ -286,14 +294,20 @@ class HelloInfo:
         fields = list(_HELLO_FIXED.unpack_from(payload, 0))
         name_len = payload[n]
         end = n + 1 + name_len
-        if len(payload) not in (end, end + _HELLO_TAIL.size):
+        sizes = (end, end + _HELLO_TAIL.size, end + _HELLO_TAIL2.size)
+        if len(payload) not in sizes:
             raise ProtocolError(
-                f"HELLO_OK payload is {len(payload)} bytes, expected {end} or "
-                f"{end + _HELLO_TAIL.size} for a board name of {name_len} bytes")
+                f"HELLO_OK payload is {len(payload)} bytes, expected one of "
+                f"{', '.join(map(str, sizes))} for a board name of {name_len} bytes")
         fields[4] = _ascii(fields[4].rstrip(b"\0"), "model_hash")  # NUL-padded if shorter
         name = _ascii(payload[n + 1:end], "board_name")
-        tail = _HELLO_TAIL.unpack_from(payload, end) if len(payload) > end else (None, None)
-        return cls(*fields, board_name=name, clock_status=tail[0], cycles_now=tail[1])
+        tail = (None, None, None)
+        if len(payload) == sizes[2]:
+            tail = _HELLO_TAIL2.unpack_from(payload, end)
+        elif len(payload) == sizes[1]:
+            tail = _HELLO_TAIL.unpack_from(payload, end) + (None,)
+        return cls(*fields, board_name=name, clock_status=tail[0], cycles_now=tail[1],
+                   model_kind=tail[2])
 
     def encode(self) -> bytes:
         name = self.board_name.encode("ascii")
@@ -307,7 +321,9 @@ class HelloInfo:
             self.input_scale, self.input_zero_point, self.flash_used, self.ram_used,
             self.arena_size, self.profiling_layers) + bytes([len(name)]) + name + (
             b"" if self.clock_status is None else
-            _HELLO_TAIL.pack(self.clock_status, self.cycles_now or 0))
+            _HELLO_TAIL.pack(self.clock_status, self.cycles_now or 0)) + (
+            b"" if self.clock_status is None or self.model_kind is None else
+            bytes([int(self.model_kind)]))
 
 
 def _ascii(raw: bytes, what: str) -> str:

@@ -110,8 +110,9 @@ def _metrics_facts(run_dir: Path) -> dict:
     if not path.is_file():
         return {}
     test = read_json(path, "the run's metrics").get("test", {})
-    return {"accuracy_float": (test.get("float") or {}).get("ditmos"),
-            "accuracy_int8": (test.get("int8") or {}).get("ditmos")}
+    key = "network" if "network" in (test.get("float") or {}) else "ditmos"  # the model kind
+    return {"accuracy_float": (test.get("float") or {}).get(key),
+            "accuracy_int8": (test.get("int8") or {}).get(key)}
 
 
 def reference_answers(ref, x_q: np.ndarray, model_hash: str, cache: Path | None) -> Reference:
@@ -137,7 +138,7 @@ def load_workload(run_dir: str | Path, build_dir: str | Path | None, *,
                   limit: int | None = None, cache_dir: str | Path | None = None) -> Workload:
     """The test split quantised with the int8 manifest's parameters, plus the host
     TFLM reference answers and the figures the report quotes."""
-    from ditmos.quantize.reference import ComposedReference
+    from ditmos.quantize.reference import reference_for
     from ditmos.training.rundir import load_run_data
 
     run_dir = Path(run_dir)
@@ -150,7 +151,7 @@ def load_workload(run_dir: str | Path, build_dir: str | Path | None, *,
     x, y = np.asarray(data.x_test), np.asarray(data.y_test)
     if limit is not None:
         x, y = x[:limit], y[:limit]
-    ref = ComposedReference(int8_dir)
+    ref = reference_for(int8_dir)  # DiTMoS or a network (route = the exit taken)
     x_q = ref.quantize_input(x)
     cache = Path(cache_dir) / REFERENCE_CACHE if cache_dir is not None else None
     answers = reference_answers(ref, x_q, manifest["model_hash"], cache)

@@ -267,3 +267,105 @@ class ComposedReference:
             if progress is not None:
                 progress(1)
         return {k: np.stack(v) for k, v in result.items()}
+
+
+# --------------------------------------------------------------------------- #
+# The network model kind: one CNN, optionally with early exits
+# --------------------------------------------------------------------------- #
+
+def exit_threshold_q(threshold: float | None) -> int:
+    """The int8 form of an exit's softmax-confidence threshold ``t``.
+
+    An exit's confidence output is TFLite's int8 softmax (scale 1/256, zero
+    point -128: ``q = round(256 p) - 128``).  The float rule ``max p >= t``
+    becomes ``max q >= T`` with ``T = ceil(256 t) - 128``, clamped to
+    [-128, 128]; ``T = 128`` (``t`` is None or infinite) never exits early,
+    ``T = -128`` always does."""
+    if threshold is None or not np.isfinite(threshold):
+        return 128
+    return int(min(128, max(-128, int(np.ceil(np.float64(threshold) * 256.0)) - 128)))
+
+
+def exit_taken(confidences: list[np.ndarray], thresholds_q: list[int]) -> int:
+    """Index of the exit one window leaves at: the first intermediate exit whose
+    largest int8 confidence reaches its threshold, else the final one
+    (``len(confidences)``).  The same integer test the generated C runs."""
+    for i, (conf, t) in enumerate(zip(confidences, thresholds_q)):
+        if int(np.max(conf)) >= int(t):
+            return i
+    return len(confidences)
+
+
+class NetworkReference:
+    """int8 inference of a ``network`` int8 directory (a single CNN, or a
+    multi-exit CNN with its exit rule) in the TFLM interpreter; the same
+    interface as :class:`ComposedReference` (``route`` = the exit taken)."""
+
+    def __init__(self, int8_dir: str | Path, *, backend: str = "tflm"):
+        if backend not in BACKENDS:
+            raise DitmosError(f"unknown reference backend {backend!r} (choose from {BACKENDS})")
+        self.int8_dir = Path(int8_dir)
+        self.backend = backend
+        self.manifest = m = load_manifest(self.int8_dir)
+        if m.get("kind") != "network":
+            raise DitmosError(f"{self.int8_dir}: not a network int8 directory")
+        self.K = int(m["K"])
+        self.num_classes = int(m["num_classes"])
+        self.class_names = list(m["class_names"])
+        self.input_shape = tuple(m["input_shape"])
+        self.input_scale = float(m["input_quant"]["scale"])
+        self.input_zero_point = int(m["input_quant"]["zero_point"])
+        self.exits = list(m.get("exits") or [])
+        self.final = str(m["final"])
+        sub = m["submodels"]["network"]
+        path = self.int8_dir / sub["file"]
+        if not path.is_file():
+            raise DitmosError(f"{path}: missing (listed in manifest.json)")
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sub["sha256"]:
+            raise DitmosError(f"{path}: sha256 does not match manifest.json; re-run "
+                              f"'ditmos quantize'")
+        runner_cls = _TFLMRunner if backend == "tflm" else _LiteRTRefRunner
+        self._runner = runner_cls(data, str(path))
+        self._runner.set_output_count(len(sub["outputs"]))
+
+    quantize_input = ComposedReference.quantize_input
+    _window = ComposedReference._window
+
+    def run_network(self, x_q: np.ndarray) -> dict[str, np.ndarray]:
+        """One int8 window -> every output of the network by name."""
+        sub = self.manifest["submodels"]["network"]
+        x = np.ascontiguousarray(self._window(x_q).reshape(sub["inputs"][0]["shape"]))
+        raw = self._runner.run([x])
+        return {t["name"]: raw[t["index"]].reshape(t["shape"][1:]) for t in sub["outputs"]}
+
+    def predict_one(self, x_q: np.ndarray) -> tuple[int, int, np.ndarray]:
+        out = self.run_network(x_q)
+        e = exit_taken([out[x["confidence"]] for x in self.exits],
+                       [int(x["threshold_q"]) for x in self.exits])
+        logits = out[self.exits[e]["logits"]] if e < len(self.exits) else out[self.final]
+        return int(qmath.argmax_first(logits)), e, logits
+
+    predict = ComposedReference.predict
+
+    def run_all(self, x_q: np.ndarray, *, progress=None) -> dict[str, np.ndarray]:
+        """Every output of the network on every window ``{name: [N, ...]}``."""
+        result: dict[str, list] = {}
+        for i in range(len(x_q)):
+            for name, v in self.run_network(x_q[i]).items():
+                result.setdefault(name, []).append(v)
+            if progress is not None:
+                progress(1)
+        return {k: np.stack(v) for k, v in result.items()}
+
+
+def reference_for(int8_dir: str | Path, *, backend: str = "tflm"):
+    """The host reference of any int8 directory: :class:`ComposedReference`
+    for DiTMoS (selector + K classifiers), :class:`NetworkReference` for the
+    network kind (single and early-exit CNNs)."""
+    kind = load_manifest(int8_dir).get("kind", "ditmos")
+    if kind == "network":
+        return NetworkReference(int8_dir, backend=backend)
+    if kind != "ditmos":
+        raise DitmosError(f"{int8_dir}: unknown model kind {kind!r} in manifest.json")
+    return ComposedReference(int8_dir, backend=backend)

@@ -406,14 +406,34 @@ def check_run_dir(run_dir: Path) -> dict:
 
 
 def quantize_run(run_dir: str | Path, *, calibration_samples: int = 500,
-                 quiet: bool = False) -> Path:
-    """Quantise a trained run; returns ``RUN_DIR/int8`` (see the module docstring)."""
+                 quiet: bool = False, method: str = "ditmos") -> Path:
+    """Quantise a trained run; returns ``RUN_DIR/int8`` (see the module docstring).
+
+    ``method`` names a method of RUN's comparison (``ditmos.methods.method_run_dir``):
+    its own run directory is quantised instead (a DiTMoS ablation run, or a
+    network run of a single or early-exit CNN, :mod:`ditmos.quantize.network`)."""
+    from ditmos.methods import method_run_dir
     from ditmos.quantize.console import Console
+    from ditmos.training.network_run import is_network_run
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
-    run_dir = Path(run_dir)
+    run_dir = method_run_dir(Path(run_dir), method)
     console = Console(quiet=quiet)
     normalization = check_run_dir(run_dir)
+    if is_network_run(run_dir):
+        if calibration_samples < 1:
+            raise DitmosError(f"--calibration-samples must be at least 1, got "
+                              f"{calibration_samples}")
+        from ditmos.quantize.network import quantize_network_run
+        from ditmos.training.rundir import load_run_data
+
+        console.log(f"loading run data of {run_dir}")
+        data = load_run_data(run_dir)
+        if len(data.x_train) == 0:
+            raise DitmosError(f"{run_dir}: the training split is empty; nothing to calibrate on")
+        idx = calibration_indices(len(data.x_train), calibration_samples)
+        return quantize_network_run(run_dir, normalization, data, calibration_idx=idx,
+                                    console=console)
     info = read_export_info(run_dir / "export")
     if calibration_samples < 1:
         raise DitmosError(f"--calibration-samples must be at least 1, got {calibration_samples}")

@@ -244,12 +244,24 @@ def device_accuracy_vs_latency(data: ReportData):
         if r["latency"]["unit"] != unit:
             continue
         board = (r.get("devices") or [{}])[0].get("board")
-        ax.scatter(r["latency"]["median"], 100 * r["accuracy"], color="#d62728", marker="*",
-                   s=300, edgecolors="black", linewidths=0.6,
-                   label=f"{path.name} ({board})")
+        from ditmos.report.render import eval_method
+
+        method = eval_method(r)
+        ditmos_row = method == "DiTMoS"
+        ax.scatter(r["latency"]["median"], 100 * r["accuracy"],
+                   color="#d62728" if ditmos_row else None, marker="*" if ditmos_row else "o",
+                   s=300 if ditmos_row else 80, edgecolors="black", linewidths=0.6,
+                   label=f"{path.name}: {method} ({board})")
+    from ditmos.report.render import device_pareto
+
+    front = sorted(((r["latency"]["median"], 100 * r["accuracy"])
+                    for p, r in measured if p in device_pareto(measured)
+                    and r["latency"]["unit"] == unit))
+    if len(front) > 1:
+        ax.plot([f[0] for f in front], [f[1] for f in front], "k--", lw=0.8, alpha=0.6)
     ax.set_xlabel(f"on-device median latency ({unit} per inference)")
     ax.set_ylabel("on-device test accuracy (%)")
-    ax.set_title(_title(data, "DiTMoS measured on the device"))
+    ax.set_title(_title(data, "measured on the device (dashed: Pareto front)"))
     ax.grid(alpha=0.3)
     _legend_outside(ax, title="evaluation", title_fontsize=8)
     return _finish(fig)

@@ -154,6 +154,7 @@ def tables(data: ReportData) -> list[dict]:
                     "rows": rows})
     if data.evals:
         rows = []
+        front = device_pareto(data.evals)
         for path, r in data.evals:
             lat, mem = r.get("latency") or {}, r.get("memory") or {}
             dev = (r.get("devices") or [{}])[0]
@@ -166,11 +167,18 @@ def tables(data: ReportData) -> list[dict]:
                 "—" if not unit else f"{_num(lat['median'])} / {_num(lat['p95'])} / "
                                      f"{_num(lat['max'])} {unit}",
                 _num(mem.get("flash")), _num(mem.get("ram")), _num(mem.get("stack_high_water")),
-                _num(mem.get("arena"))])
-        out.append({"key": "evaluations", "title": "On-device evaluation",
+                _num(mem.get("arena")), eval_method(r),
+                str((r.get("routing") or {}).get("device") or "—"),
+                "yes" if path in front else ("—" if not unit else "no")])
+        out.append({"key": "evaluations", "title": "On-device evaluation (one row per "
+                                                   "evaluation; Pareto front: no other "
+                                                   "evaluation in the same latency unit is at "
+                                                   "most as slow (median) and at least as "
+                                                   "accurate)",
                     "header": ["evaluation", "board", "samples", "accuracy", "int8 reference",
                                "float", "mismatches", "latency median / p95 / max", "flash",
-                               "RAM", "stack high-water", "arena"],
+                               "RAM", "stack high-water", "arena", "method",
+                               "routes / exits taken", "Pareto front"],
                     "rows": rows, "meta": None})
         for path, r in data.evals:
             if r.get("mismatch_list"):
@@ -182,6 +190,28 @@ def tables(data: ReportData) -> list[dict]:
                                       m["device_route"], m["reference_route"]]
                                      for m in r["mismatch_list"]], "meta": None})
     return out
+
+
+def eval_method(report: dict) -> str:
+    """The method an evaluation measured (older reports: DiTMoS)."""
+    from ditmos.methods import label
+
+    meta = report.get("meta") or {}
+    return label(meta.get("method") or "ditmos")
+
+
+def device_pareto(evals: list) -> set:
+    """Evaluations on the accuracy vs median latency Pareto front, among those
+    measured in the same latency unit."""
+    pts = [(p, r["latency"]["unit"], float(r["latency"]["median"]), float(r["accuracy"]))
+           for p, r in evals if (r.get("latency") or {}).get("available")
+           and r.get("accuracy") is not None]
+    front = set()
+    for p, unit, lat, acc in pts:
+        if not any(u == unit and (l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc)
+                   for q, u, l2, a2 in pts if q != p):
+            front.add(p)
+    return front
 
 
 def _points_view(points: list[dict]) -> tuple[list[dict], str]:

@@ -255,7 +255,7 @@ def choose_threshold(val_exit_logits: Sequence[np.ndarray], y_val: np.ndarray,
 # --------------------------------------------------------------------------- #
 
 def _train_budget_matched(data, budget: Budget, cfg: dict, seed: int, metric: str,
-                          target: int, quiet: bool, label: str) -> dict:
+                          target: int, quiet: bool, label: str, keep: dict | None = None) -> dict:
     import keras
 
     matches = search_budget_spec(budget.selector, budget.input_shape, budget.num_classes,
@@ -278,6 +278,8 @@ def _train_budget_matched(data, budget: Budget, cfg: dict, seed: int, metric: st
     if cost != m.cost:
         raise AssertionError(f"analytical cost {m.cost} != counted {cost} for {m.spec}")
     test = _accuracy(_predict(model, data.x_test)[0], data.y_test)
+    if keep is not None:
+        keep[label] = model
     return _result(val, test, cost, budget_metric=metric, budget_target=int(target),
                    budget_ratio=round(m.ratio, 4), spec=m.spec.to_dict(), candidates=tried, **info)
 
@@ -315,7 +317,8 @@ def early_exit_spec(budget: Budget, cfg: dict) -> tuple[ConvNetSpec, float]:
     return matches[0].spec, matches[0].ratio
 
 
-def _train_early_exit(data, budget: Budget, cfg: dict, seed: int, quiet: bool) -> dict:
+def _train_early_exit(data, budget: Budget, cfg: dict, seed: int, quiet: bool,
+                      keep: dict | None = None) -> dict:
     import keras
 
     spec, ratio = early_exit_spec(budget, cfg)
@@ -326,6 +329,8 @@ def _train_early_exit(data, budget: Budget, cfg: dict, seed: int, quiet: bool) -
     info = _fit(model, data, cfg=cfg, seed=seed, n_outputs=spec.depth, quiet=quiet,
                 label="early_exit",
                 score=lambda outs: float(np.mean([_accuracy(o, data.y_val) for o in outs])))
+    if keep is not None:
+        keep["early_exit"] = model
     return {**evaluate_early_exit(model, spec, data, budget), "backbone_ratio": round(ratio, 4),
             **info}
 
@@ -354,7 +359,8 @@ def evaluate_early_exit(model, spec: ConvNetSpec, data, budget: Budget) -> dict:
 
 
 def train_baselines(data, *, budget: Budget, config: dict | None = None, seed: int = 0,
-                    quiet: bool = False, run_extras: dict | None = None) -> dict:
+                    quiet: bool = False, run_extras: dict | None = None,
+                    keep_models: dict | None = None) -> dict:
     """Train and evaluate the baselines on ``data`` (an object with normalised
     ``x_train, y_train, x_val, y_val, x_test, y_test``, e.g. a RunData).
 
@@ -362,6 +368,8 @@ def train_baselines(data, *, budget: Budget, config: dict | None = None, seed: i
     take the quick defaults).  ``run_extras`` carries what only a DiTMoS run
     has: ``{"strong": {...}, "ensemble_average": {...}}`` as made by
     :func:`run_extras`; those entries are copied into the result.
+    ``keep_models`` (a dict), when given, receives the trained Keras model of
+    every single and early-exit network by name (to save them for deployment).
 
     Returns ``{name: {"val_accuracy", "test_accuracy", "params", "macs",
     "flash_bytes", ...}}`` in :data:`BASELINE_NAMES` order."""
@@ -381,15 +389,15 @@ def train_baselines(data, *, budget: Budget, config: dict | None = None, seed: i
         if name == "weak_equal_macs":
             _log(quiet, f"baseline {name}: target {budget.inference_macs} MACs")
             out[name] = _train_budget_matched(data, budget, cfg, seed, "macs",
-                                              budget.inference_macs, quiet, name)
+                                              budget.inference_macs, quiet, name, keep_models)
         elif name == "equal_params":
             _log(quiet, f"baseline {name}: target {budget.total.params} params")
             out[name] = _train_budget_matched(data, budget, cfg, seed, "params",
-                                              budget.total.params, quiet, name)
+                                              budget.total.params, quiet, name, keep_models)
         elif name == "soft_moe":
             out[name] = _train_moe(data, budget, cfg, seed, quiet)
         elif name == "early_exit":
-            out[name] = _train_early_exit(data, budget, cfg, seed, quiet)
+            out[name] = _train_early_exit(data, budget, cfg, seed, quiet, keep_models)
         elif run_extras and name in run_extras:
             out[name] = dict(run_extras[name])
         else:

@@ -318,6 +318,7 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
             for name in BASELINE_NAMES:
                 if name in TRAINED and name in bcfg["only"]:
                     trials.append(Trial(kind="baseline", method=name, baseline_config=bcfg,
+                                        run_dir=str((wdir / f"{name}_s{s}").resolve()),
                                         **common))
     t_start = time.perf_counter()
     results = execute(trials, out_dir / "trials", executor, quiet=quiet)

@@ -135,16 +135,27 @@ def _baseline_trial(t: Trial) -> dict:
 
     cfg = resolve_config(t.dataset, t.preset, config_file=t.config_file, width=t.width,
                          seed=t.seed, overrides=t.overrides)
-    _, splits, _, arrays = prepare_data(cfg)
+    _, splits, norm, arrays = prepare_data(cfg)
     data = SimpleNamespace(**arrays)
     budget = budget_from_architecture(architecture(cfg), data.x_train.shape[1:],
                                       arrays["num_classes"])
     bcfg = dict(t.baseline_config or {}, only=[t.method])
-    methods = train_baselines(data, budget=budget, config=bcfg, seed=t.seed, quiet=True)
+    kept: dict = {}
+    methods = train_baselines(data, budget=budget, config=bcfg, seed=t.seed, quiet=True,
+                              keep_models=kept)
     if t.method not in methods:
         raise DitmosError(f"baseline {t.method} produced no result")
-    return {"methods": methods, "budget": budget.to_dict(),
-            "split": split_digest(splits.train, splits.val, splits.test)}
+    res = {"methods": methods, "budget": budget.to_dict(),
+           "split": split_digest(splits.train, splits.val, splits.test)}
+    if t.run_dir and t.method in kept:
+        # The trained network as a run directory, deployable like a DiTMoS run.
+        from ditmos.training.network_run import write_network_run
+
+        write_network_run(t.run_dir, model=kept[t.method], method=t.method, config=cfg,
+                          splits=splits, normalizer=norm, class_names=arrays["class_names"],
+                          input_shape=data.x_train.shape[1:], result=methods[t.method])
+        res["run_dir"] = str(t.run_dir)
+    return res
 
 
 def run_trial(trial: dict) -> dict:

@@ -52,6 +52,12 @@
 /* host wall clock (host board) */
 #define DITMOS_COST_NANOSECONDS 3u
 
+/* model_kind values in HELLO_OK (appended field): what INFER_OK's route means.
+ * DITMOS: selector + K classifiers, route = the classifier chosen;
+ * NETWORK: one network with N exits, route = the exit taken. */
+#define DITMOS_KIND_DITMOS 0u
+#define DITMOS_KIND_NETWORK 1u
+
 /* CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no xorout. */
 uint16_t ditmos_crc16(uint16_t crc, const uint8_t *data, size_t len);
 #define DITMOS_CRC16_INIT 0xFFFFu

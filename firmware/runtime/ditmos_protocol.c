@@ -9,6 +9,11 @@
 #include "ditmos_runtime.h"
 #include "model.h"
 
+#ifndef DITMOS_MODEL_KIND
+/* The model.h of a DiTMoS model (selector + K classifiers) does not define it. */
+#define DITMOS_MODEL_KIND DITMOS_KIND_DITMOS
+#endif
+
 #if DITMOS_INPUT_SIZE > DITMOS_MAX_PAYLOAD
 #error "the model input does not fit in one protocol frame (DITMOS_MAX_PAYLOAD)"
 #endif
@@ -101,6 +106,7 @@ static uint8_t *put_hello(uint8_t *p)
     /* Appended fields (docs/protocol.md); firmware that predates them ends here. */
     p = ditmos_put_u8(p, board_clock_status());
     p = ditmos_put_u32(p, board_cycles());
+    p = ditmos_put_u8(p, (uint8_t)DITMOS_MODEL_KIND);
     return p;
 }
 

@@ -61,13 +61,14 @@ def parse_hello(p: bytes) -> dict:
         "<HBHHfiIIIH", p, 26)
     name_len = p[55]
     end = 56 + name_len
-    assert len(p) == end + 5  # + clock_status u8, cycles_now u32
-    clock_status, cycles_now = struct.unpack_from("<BI", p, end)
+    assert len(p) == end + 6  # + clock_status u8, cycles_now u32, model_kind u8
+    clock_status, cycles_now, model_kind = struct.unpack_from("<BIB", p, end)
     return dict(version=version, cost_kind=cost_kind, clock=clock, boots=boots,
                 model_hash=model_hash, num_classes=num_classes, num_classifiers=k,
                 input_t=t, input_c=c, input_scale=scale, input_zero_point=zp,
                 flash_used=flash, ram_used=ram, arena_size=arena, profiling_layers=layers,
-                board=p[56:end].decode(), clock_status=clock_status, cycles_now=cycles_now)
+                board=p[56:end].decode(), clock_status=clock_status, cycles_now=cycles_now,
+                model_kind=model_kind)
 
 
 def parse_infer(p: bytes) -> dict:

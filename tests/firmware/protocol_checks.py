@@ -34,6 +34,7 @@ def check_hello(link, board: str, cost_kind: int, seq: int = 100) -> dict:
     assert h["input_zero_point"] == model.INPUT_ZERO_POINT
     assert h["arena_size"] == 1024
     assert h["clock_status"] == 0  # appended field: a fixed clock, nothing to bring up
+    assert h["model_kind"] == 0  # appended field: the fixture is a DiTMoS model
     return h
 
 

@@ -99,6 +99,22 @@ def test_message_round_trips():
     assert DeviceError.decode(err.encode()) == err and err.name == "BAD_LENGTH"
 
 
+def test_hello_model_kind_is_an_appended_field():
+    from dataclasses import replace
+
+    from ditmos.harness.protocol import ModelKind
+
+    base = HelloInfo(1, 1, 25_000_000, 7, "00112233aabbccdd", 6, 3, 128, 6, 0.015625, -5,
+                     70_000, 20_000, 6_000, 0, "mps2_an500", clock_status=0, cycles_now=9)
+    net = replace(base, model_kind=int(ModelKind.NETWORK))
+    raw = net.encode()
+    assert len(raw) == len(base.encode()) + 1 and raw[-1] == 1
+    assert HelloInfo.decode(raw) == net
+    assert HelloInfo.decode(base.encode()).model_kind is None  # firmware before the field
+    with pytest.raises(ProtocolError, match="expected one of"):
+        HelloInfo.decode(raw + b"\0")
+
+
 def test_hello_layout_offsets():
     hello = HelloInfo(1, 0, 216_000_000, 3, "fedcba9876543210", 6, 6, 128, 6, 0.5, 1,
                       1, 2, 3, 0, "nucleo")
