@@ -74,9 +74,11 @@ def robust() -> None:
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
               help="Emulator instances for --emulate.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--write", "write_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the table as markdown (e.g. for docs/results/).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8, model_kind,
-           build_dir, emulate, ports, jobs, seed, quiet) -> None:
+           build_dir, emulate, ports, jobs, seed, write_path, quiet) -> None:
     """Attack RUN_DIR's model on the test split with PGD (l_inf, l_2, l_1;
     for DiTMoS through the held route and through a soft-routing surrogate)
     and Square (l_inf), and report clean, per-norm and union accuracy.
@@ -153,10 +155,27 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     click.echo(format_table(out))
     click.echo(f"wrote {folder / 'attack.json'}")
     dev = out.get("device")
+    dev_line = None
     if dev is not None:
-        click.echo(f"device ({dev['board']}): {dev['measured']} adversarial windows, "
-                   f"{dev['mismatches']} class, {dev['route_mismatches']} route and "
-                   f"{dev['score_mismatches']} score mismatches with the host int8 reference")
+        dev_line = (f"device ({dev['board']}): {dev['measured']} adversarial windows, "
+                    f"{dev['mismatches']} class, {dev['route_mismatches']} route and "
+                    f"{dev['score_mismatches']} score mismatches with the host int8 reference")
+        click.echo(dev_line)
+    if write_path:
+        f = out["float"]
+        text = "\n".join([
+            f"# Union robustness of {run_dir.name} ({model_kind})", "",
+            "Written by `ditmos robust attack` (see docs/robustness.md); do not edit by hand.", "",
+            f"Test split, {f['n']} windows; radii "
+            + ", ".join(f"{k} {v:g}" for k, v in f["radii"].items())
+            + f" (normalised units); PGD {steps} steps x {restarts} restarts per norm and view"
+            f", Square {queries} queries (l_inf); {out['seconds']} s.", "",
+            format_table(out), ""] + ([dev_line, ""] if dev_line else []))
+        write_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = write_path.with_name(f".{write_path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, write_path)
+        click.echo(f"wrote {write_path}")
         if not dev["agree"]:
             raise DitmosError(f"the device disagrees with the host int8 reference on "
                               f"adversarial windows (see {dev['report']})")
