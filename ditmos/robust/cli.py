@@ -220,9 +220,13 @@ TABLE_MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
 @click.option("--train/--no-train", "do_train", default=True, show_default=True,
               help="--no-train: only attack and tabulate the finished runs under --out "
                    "(modes without one are listed as not trained).")
+@click.option("--cheap", is_flag=True,
+              help="Tabulate the cheap-PGD accuracies each finished run recorded at the end of "
+                   "training (whole validation and test splits; no restarts, no Square) instead "
+                   "of attacking; implies --no-train.")
 @click.option("--quiet", is_flag=True)
 def table(dataset, out_dir, modes, config_file, steps, restarts, queries, samples, seed,
-          write_path, do_train, quiet):
+          write_path, do_train, cheap, quiet):
     """Train the equal-MACs single CNN with every robust-training mode, attack
     each on the test split (float model, radius 1.0 x the defaults) and write
     a table of clean / per-norm / union accuracy.
@@ -243,6 +247,13 @@ def table(dataset, out_dir, modes, config_file, steps, restarts, queries, sample
     # single-norm runs first: RAMP's key pair is read from them
     wanted = sorted(wanted, key=lambda m: (m != "none", m not in ("linf", "l2", "l1"),
                                            TABLE_MODES.index(m)))
+    if cheap:
+        text = cheap_table(dataset, out_dir, wanted)
+        click.echo(text)
+        if write_path:
+            _write_text(write_path, text)
+            click.echo(f"wrote {write_path}")
+        return
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
     rows, pair_note, missing = [], None, []
@@ -305,6 +316,55 @@ def table(dataset, out_dir, modes, config_file, steps, restarts, queries, sample
         tmp.write_text(text)
         os.replace(tmp, write_path)
         click.echo(f"wrote {write_path}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def cheap_table(dataset: str, out_dir: Path, modes) -> str:
+    """The cheap-PGD figures every finished run of ``out_dir`` recorded."""
+    rows, missing = [], []
+    for mode in modes:
+        path = out_dir / mode / "robust.json"
+        if not path.is_file():
+            missing.append(mode)
+            continue
+        rows.append((mode, json.loads(path.read_text())))
+    if not rows:
+        raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(modes)}")
+    info0 = rows[0][1]
+    hp = info0["hyper"]
+    lines = [f"# Robust training of the single CNN on {dataset}: cheap-PGD figures", "",
+             "Written by `ditmos robust table --cheap` (see docs/robustness.md); do not edit "
+             "by hand.", "",
+             f"Model: the equal-MACs single CNN ({info0['macs']} MACs, {info0['params']} "
+             f"parameters), seed {info0['seed']}, {hp['epochs']} epochs, batch "
+             f"{hp['batch_size']}, training attack {hp['attack_steps']}-step PGD; epoch kept by "
+             f"the validation score.", "",
+             f"Accuracies recorded by each run after training, on the WHOLE validation and test "
+             f"splits, under a cheap {hp['val_steps']}-step PGD per norm (random start, no "
+             f"restarts, no Square): weaker than `ditmos robust attack`, so an upper bound "
+             f"on robust accuracy. Radii "
+             + ", ".join(f"{k} {v:g}" for k, v in info0["radii"].items()) + ".", ""]
+    pairs = [f"{m}: {'-'.join(i['pair']['pair'])} ({i['pair']['rule']})" for m, i in rows
+             if i.get("pair")]
+    if pairs:
+        lines += ["RAMP key pair " + "; ".join(pairs) + ".", ""]
+    lines += ["| mode | split | clean | l_inf | l_2 | l_1 | union | best epoch | train s |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for mode, info in rows:
+        for split in ("val", "test"):
+            r = info["cheap_pgd"][split]
+            lines.append(f"| {mode} | {split} | {100 * r['clean']:.2f} | {100 * r['linf']:.2f} | "
+                         f"{100 * r['l2']:.2f} | {100 * r['l1']:.2f} | {100 * r['union']:.2f} | "
+                         f"{info['best_epoch']} | {info['train_seconds']:.0f} |")
+    if missing:
+        lines += ["", f"No finished run: {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"
 
 
 def format_mode_table(dataset, rows, budget, samples, pair_note, missing=()) -> str:
