@@ -36,6 +36,14 @@ def tiny_int8(tiny_run) -> Path:
 
 
 @pytest.fixture(scope="session")
+def host_model_build(tiny_int8, tmp_path_factory) -> Path:
+    """The host-board firmware of the tiny run's int8 model (a build directory)."""
+    from ditmos.boards.build import build_firmware
+
+    return Path(build_firmware("host", tiny_int8, tmp_path_factory.mktemp("tiny_host")))
+
+
+@pytest.fixture(scope="session")
 def tiny_run_fsdd(tmp_path_factory) -> Path:
     """The same tiny DiTMoS run on an fsdd subset (MFCC frames, ``mfcc`` family)."""
     from ditmos.training.testing import tiny_run as make_tiny_run

@@ -36,7 +36,9 @@ def robust() -> None:
     \b
     Radii are in normalised input units (zero mean, unit std per channel on
     the training split). Defaults depend on the window size d = T*C:
-    l_inf 0.1, l_2 = 0.1*sqrt(d)/3.5, l_1 = l_2*sqrt(d)/2.3.
+    l_inf 0.1, l_2 = 0.65*l_inf*sqrt(d), l_1 = 0.38*l_2*sqrt(d) (hapt: 0.1,
+    1.8, 19; chosen so that each norm alone breaks an undefended model about
+    equally, see docs/robustness.md).
     """
 
 
@@ -60,16 +62,33 @@ def robust() -> None:
               default="auto", show_default=True,
               help="Which model of RUN_DIR: the DiTMoS model, or the single CNN of a "
                    "'ditmos train --model single --robust MODE' run (auto: from RUN_DIR).")
+@click.option("--build", "build_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="A firmware build of RUN_DIR ('ditmos build --run RUN_DIR'): the device "
+                   "classifies every adversarial window (with --emulate or --port) and must "
+                   "agree with the host int8 reference on each.")
+@click.option("--emulate", is_flag=True,
+              help="With --build: run the build on QEMU (mps2_an500) or as host processes.")
+@click.option("--port", "ports", multiple=True, metavar="URL",
+              help="With --build: a board's serial port (repeatable).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
+              help="Emulator instances for --emulate.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--write", "write_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Also write the table as markdown (e.g. for docs/results/).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8, model_kind,
-           seed, quiet) -> None:
+           build_dir, emulate, ports, jobs, seed, write_path, quiet) -> None:
     """Attack RUN_DIR's model on the test split with PGD (l_inf, l_2, l_1;
     for DiTMoS through the held route and through a soft-routing surrogate)
     and Square (l_inf), and report clean, per-norm and union accuracy.
 
     Writes RUN_DIR/robust/attack.json and RUN_DIR/robust/adversarial.npz
     (the adversarial windows at each full radius, for on-device checks).
+    With --build and --emulate/--port the device classifies every
+    adversarial window; the command fails unless it agrees with the host int8
+    reference on each (class, route and int8 scores); the harness report is
+    in RUN_DIR/robust/device/.
 
     \b
     Example:
@@ -86,6 +105,14 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
         with_int8 = model_kind == "ditmos"
     elif with_int8 and model_kind == "single":
         raise DitmosError("--int8 is only available for the DiTMoS model; pass --no-int8")
+    if build_dir is not None:
+        if model_kind == "single":
+            raise DitmosError("--build: the device check needs a DiTMoS run with int8/")
+        if bool(ports) == bool(emulate):
+            raise DitmosError("--build needs either --emulate or --port URL")
+        with_int8 = True
+    elif emulate or ports:
+        raise DitmosError("--emulate/--port need --build BUILD_DIR (a firmware of RUN_DIR)")
     data = load_run_data(run_dir)
     x, y = data.x_test, data.y_test
     if samples:
@@ -117,9 +144,41 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     folder = run_dir / "robust"
     folder.mkdir(exist_ok=True)
     _atomic_npz(folder / "adversarial.npz", y=y, clean=x, **advs)
+    if build_dir is not None:
+        from ditmos.robust.device import device_check
+
+        if not quiet:
+            click.echo(f"classifying {3 * len(x)} adversarial windows on the device", err=True)
+        out["device"] = device_check(run_dir, build_dir, advs, y, folder / "device",
+                                     ports=ports, emulate=emulate, jobs=jobs)
     write_json(folder / "attack.json", out, indent=2)
     click.echo(format_table(out))
     click.echo(f"wrote {folder / 'attack.json'}")
+    dev = out.get("device")
+    dev_line = None
+    if dev is not None:
+        dev_line = (f"device ({dev['board']}): {dev['measured']} adversarial windows, "
+                    f"{dev['mismatches']} class, {dev['route_mismatches']} route and "
+                    f"{dev['score_mismatches']} score mismatches with the host int8 reference")
+        click.echo(dev_line)
+    if write_path:
+        f = out["float"]
+        text = "\n".join([
+            f"# Union robustness of {run_dir.name} ({model_kind})", "",
+            "Written by `ditmos robust attack` (see docs/robustness.md); do not edit by hand.", "",
+            f"Test split, {f['n']} windows; radii "
+            + ", ".join(f"{k} {v:g}" for k, v in f["radii"].items())
+            + f" (normalised units); PGD {steps} steps x {restarts} restarts per norm and view"
+            f", Square {queries} queries (l_inf); {out['seconds']} s.", "",
+            format_table(out), ""] + ([dev_line, ""] if dev_line else []))
+        write_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = write_path.with_name(f".{write_path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, write_path)
+        click.echo(f"wrote {write_path}")
+        if not dev["agree"]:
+            raise DitmosError(f"the device disagrees with the host int8 reference on "
+                              f"adversarial windows (see {dev['report']})")
 
 
 def format_table(out: dict) -> str:
@@ -161,9 +220,13 @@ TABLE_MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
 @click.option("--train/--no-train", "do_train", default=True, show_default=True,
               help="--no-train: only attack and tabulate the finished runs under --out "
                    "(modes without one are listed as not trained).")
+@click.option("--cheap", is_flag=True,
+              help="Tabulate the cheap-PGD accuracies each finished run recorded at the end of "
+                   "training (whole validation and test splits; no restarts, no Square) instead "
+                   "of attacking; implies --no-train.")
 @click.option("--quiet", is_flag=True)
 def table(dataset, out_dir, modes, config_file, steps, restarts, queries, samples, seed,
-          write_path, do_train, quiet):
+          write_path, do_train, cheap, quiet):
     """Train the equal-MACs single CNN with every robust-training mode, attack
     each on the test split (float model, radius 1.0 x the defaults) and write
     a table of clean / per-norm / union accuracy.
@@ -184,6 +247,13 @@ def table(dataset, out_dir, modes, config_file, steps, restarts, queries, sample
     # single-norm runs first: RAMP's key pair is read from them
     wanted = sorted(wanted, key=lambda m: (m != "none", m not in ("linf", "l2", "l1"),
                                            TABLE_MODES.index(m)))
+    if cheap:
+        text = cheap_table(dataset, out_dir, wanted)
+        click.echo(text)
+        if write_path:
+            _write_text(write_path, text)
+            click.echo(f"wrote {write_path}")
+        return
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
     rows, pair_note, missing = [], None, []
@@ -246,6 +316,55 @@ def table(dataset, out_dir, modes, config_file, steps, restarts, queries, sample
         tmp.write_text(text)
         os.replace(tmp, write_path)
         click.echo(f"wrote {write_path}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def cheap_table(dataset: str, out_dir: Path, modes) -> str:
+    """The cheap-PGD figures every finished run of ``out_dir`` recorded."""
+    rows, missing = [], []
+    for mode in modes:
+        path = out_dir / mode / "robust.json"
+        if not path.is_file():
+            missing.append(mode)
+            continue
+        rows.append((mode, json.loads(path.read_text())))
+    if not rows:
+        raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(modes)}")
+    info0 = rows[0][1]
+    hp = info0["hyper"]
+    lines = [f"# Robust training of the single CNN on {dataset}: cheap-PGD figures", "",
+             "Written by `ditmos robust table --cheap` (see docs/robustness.md); do not edit "
+             "by hand.", "",
+             f"Model: the equal-MACs single CNN ({info0['macs']} MACs, {info0['params']} "
+             f"parameters), seed {info0['seed']}, {hp['epochs']} epochs, batch "
+             f"{hp['batch_size']}, training attack {hp['attack_steps']}-step PGD; epoch kept by "
+             f"the validation score.", "",
+             f"Accuracies recorded by each run after training, on the WHOLE validation and test "
+             f"splits, under a cheap {hp['val_steps']}-step PGD per norm (random start, no "
+             f"restarts, no Square): weaker than `ditmos robust attack`, so an upper bound "
+             f"on robust accuracy. Radii "
+             + ", ".join(f"{k} {v:g}" for k, v in info0["radii"].items()) + ".", ""]
+    pairs = [f"{m}: {'-'.join(i['pair']['pair'])} ({i['pair']['rule']})" for m, i in rows
+             if i.get("pair")]
+    if pairs:
+        lines += ["RAMP key pair " + "; ".join(pairs) + ".", ""]
+    lines += ["| mode | split | clean | l_inf | l_2 | l_1 | union | best epoch | train s |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for mode, info in rows:
+        for split in ("val", "test"):
+            r = info["cheap_pgd"][split]
+            lines.append(f"| {mode} | {split} | {100 * r['clean']:.2f} | {100 * r['linf']:.2f} | "
+                         f"{100 * r['l2']:.2f} | {100 * r['l1']:.2f} | {100 * r['union']:.2f} | "
+                         f"{info['best_epoch']} | {info['train_seconds']:.0f} |")
+    if missing:
+        lines += ["", f"No finished run: {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"
 
 
 def format_mode_table(dataset, rows, budget, samples, pair_note, missing=()) -> str:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ditmos.errors import DitmosError
-from ditmos.robust.attacks import NORMS, pgd, square_linf
+from ditmos.robust.attacks import NORMS, pgd_radii, square_linf
 
 CURVE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
@@ -29,16 +29,18 @@ CURVE_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 def default_radii(input_shape) -> dict[str, float]:
     """Default radii for windows of ``input_shape`` (T, C), normalised units.
 
-    l_inf = 0.1 (a tenth of a channel's standard deviation at every sample);
-    l_2 and l_1 follow the ratios commonly used for CIFAR-10 (l_inf 8/255,
-    l_2 0.5, l_1 12 at d = 3072), rescaled to the window's dimension d = T*C
-    so that each ball is about as hard to defend:
-    l_2 = l_inf * sqrt(d) / 3.5, l_1 = l_2 * sqrt(d) / 2.3."""
+    l_inf = 0.1 (a tenth of a channel's standard deviation at every sample).
+    l_2 and l_1 are set so that each norm alone is about as hard for an
+    undefended model: on hapt (d = T*C = 768) a standard-trained single CNN
+    keeps about the same validation accuracy (~73 %) under 10-step PGD at
+    l_inf 0.1, l_2 1.8 and l_1 19 (measured, see docs/robustness.md).  Other
+    window sizes scale with the dimension as the balls' typical corners do:
+    l_2 = 0.65 * l_inf * sqrt(d), l_1 = 0.38 * l_2 * sqrt(d)."""
     d = int(np.prod(input_shape))
     linf = 0.1
-    l2 = linf * math.sqrt(d) / 3.5
-    l1 = l2 * math.sqrt(d) / 2.3
-    return {"linf": round(linf, 4), "l2": round(l2, 3), "l1": round(l1, 2)}
+    l2 = 0.65 * linf * math.sqrt(d)
+    l1 = 0.38 * l2 * math.sqrt(d)
+    return {"linf": round(linf, 4), "l2": round(l2, 2), "l1": round(l1, 1)}
 
 
 def parse_eps(text: str | None, input_shape) -> dict[str, float]:
@@ -92,34 +94,57 @@ class UnionResult:
         return asdict(self)
 
 
-def attack_norm(target, x, y, *, norm: str, eps: float, budget: AttackBudget, seed: int,
-                clip=None) -> tuple[np.ndarray, np.ndarray]:
-    """Worst case over the target's views (and Square for l_inf): returns
-    (adversarial windows, broken mask)."""
+def _logits_fn(target):
+    """Compiled float logits of the target's first view (for Square)."""
+    tf = __import__("tensorflow")
+    fn = target.__dict__.get("_square_fn")
+    if fn is None:
+        fn = tf.function(lambda v: target.logits(v, target.views[0]), reduce_retracing=True)
+        target.__dict__["_square_fn"] = fn
+
+    def logits(v, batch: int = 2048):
+        return np.concatenate([np.asarray(fn(tf.constant(v[i:i + batch], tf.float32)))
+                               for i in range(0, len(v), batch)])
+    return logits
+
+
+def attack_norm_radii(target, x, y, *, norm: str, radii, budget: AttackBudget, seed: int,
+                      clip=None) -> tuple[np.ndarray, np.ndarray]:
+    """Worst case over the target's views (and Square for l_inf) at each of
+    ``radii``, all radii in one batched attack: returns (adversarial windows
+    [R, N, ...], broken mask [R, N])."""
     y = np.asarray(y, np.int64)
-    adv = np.asarray(x, np.float32).copy()
-    broken = target.predict(adv) != y
-    if eps <= 0:
-        return adv, broken
-    candidates = []
+    x = np.asarray(x, np.float32)
+    radii = [float(e) for e in radii]
+    R, N = len(radii), len(x)
+    broken = np.repeat((target.predict(x) != y)[None], R, axis=0)
+    adv = np.repeat(x[None], R, axis=0)
     for i, view in enumerate(target.views):
-        candidates.append(pgd(target, x, y, norm=norm, eps=eps, steps=budget.steps,
-                              restarts=budget.restarts, view=view, seed=seed + 101 * i,
-                              l1_sparsity=budget.l1_sparsity, clip=clip))
-    if norm == "linf" and budget.square_queries > 0:
-        tf = __import__("tensorflow")
-
-        def logits_fn(v):
-            return np.asarray(target.logits(tf.constant(v, tf.float32), target.views[0]))
-
-        candidates.append(square_linf(logits_fn, x, y, eps=eps, queries=budget.square_queries,
-                                      seed=seed + 7, clip=clip))
-    for cand in candidates:
-        wrong = target.predict(cand) != y
+        a, b = pgd_radii(target, x, y, norm=norm, radii=radii, steps=budget.steps,
+                         restarts=budget.restarts, view=view, seed=seed + 101 * i,
+                         l1_sparsity=budget.l1_sparsity, clip=clip)
+        newly = b & ~broken
+        adv[newly] = a[newly]
+        broken |= b
+    if norm == "linf" and budget.square_queries > 0 and any(e > 0 for e in radii):
+        eps_rows = np.repeat(np.array(radii, np.float32), N)
+        cand = square_linf(_logits_fn(target), np.tile(x, (R, 1, 1)), np.tile(y, R),
+                           eps=eps_rows, queries=budget.square_queries, seed=seed + 7,
+                           clip=clip).reshape(adv.shape)
+        wrong = (target.predict(cand.reshape((R * N,) + x.shape[1:])) != np.tile(y, R)).reshape(R, N)
         newly = wrong & ~broken
         adv[newly] = cand[newly]
         broken |= wrong
     return adv, broken
+
+
+def attack_norm(target, x, y, *, norm: str, eps: float, budget: AttackBudget, seed: int,
+                clip=None) -> tuple[np.ndarray, np.ndarray]:
+    """Worst case over the target's views (and Square for l_inf): returns
+    (adversarial windows, broken mask)."""
+    adv, broken = attack_norm_radii(target, x, y, norm=norm, radii=[eps], budget=budget,
+                                    seed=seed, clip=clip)
+    return adv[0], broken[0]
 
 
 def union_robustness(target, x, y, radii: dict[str, float], *, budget: AttackBudget | None = None,
@@ -137,20 +162,20 @@ def union_robustness(target, x, y, radii: dict[str, float], *, budget: AttackBud
     robust, curves, advs, ok_all = {}, {}, {}, clean_ok.copy()
     for norm in NORMS:
         eps = float(radii.get(norm, 0.0))
-        ever_broken = ~clean_ok
-        curve = []
-        for f in fr:
-            a, b = attack_norm(target, x, y, norm=norm, eps=eps * f, budget=budget,
-                               seed=seed, clip=clip)
-            ever_broken = ever_broken | b
-            curve.append([eps * f, float(np.mean(~ever_broken))])
-            if f == 1.0:
-                advs[norm] = a
-            if progress:
-                progress(norm, f)
-        curves[norm] = [[0.0, float(np.mean(clean_ok))]] + curve
-        robust[norm] = float(np.mean(~ever_broken))
-        ok_all &= ~ever_broken
+        a, b = attack_norm_radii(target, x, y, norm=norm, radii=[eps * f for f in fr],
+                                 budget=budget, seed=seed, clip=clip)
+        # balls are nested: broken at a smaller radius means broken at every larger one
+        ever_broken = ~clean_ok | np.logical_or.accumulate(b, axis=0)
+        curves[norm] = [[0.0, float(np.mean(clean_ok))]] + [
+            [eps * f, float(np.mean(~ever_broken[j]))] for j, f in enumerate(fr)]
+        # the full-radius example of a window is the first breaking one (inside every
+        # larger ball), so int8 and device checks see the break the float model saw
+        first = np.where(b.any(axis=0), np.argmax(b, axis=0), len(fr) - 1)
+        advs[norm] = a[first, np.arange(len(x))]
+        robust[norm] = float(np.mean(~ever_broken[-1]))
+        ok_all &= ~ever_broken[-1]
+        if progress:
+            progress(norm, 1.0)
     res = UnionResult(n=len(x), radii={k: float(radii.get(k, 0.0)) for k in NORMS},
                       clean=float(np.mean(clean_ok)), robust=robust,
                       union=float(np.mean(ok_all)), curves=curves, budget=asdict(budget))

@@ -61,6 +61,11 @@ class KerasTarget:
             out = out[-1]
         return out
 
+    def logits_and_predict(self, x, view: str = "plain"):
+        """The view's logits and the model's decision from one forward pass."""
+        z = self.logits(x, view)
+        return z, _tf().argmax(z, axis=1)
+
     def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
         return _compiled_predict(self, x, "plain", batch)
 
@@ -105,9 +110,9 @@ class DitmosTarget:
             all_logits.append(out["logits"] if isinstance(out, dict) else out)
         return sel["route"], tf.stack(all_logits, axis=1)  # [B, K], [B, K, n]
 
-    def logits(self, x, view: str = "held"):
+    @staticmethod
+    def _view(route, per, view: str):
         tf = _tf()
-        route, per = self._parts(x)
         if view == "held":
             k = tf.stop_gradient(tf.argmax(route, axis=1, output_type=tf.int32))
             return tf.gather(per, k, axis=1, batch_dims=1)
@@ -116,6 +121,19 @@ class DitmosTarget:
             mix = tf.reduce_sum(w * tf.nn.softmax(per, axis=2), axis=1)
             return tf.math.log(mix + 1e-12)
         raise ValueError(f"unknown view {view!r}")
+
+    def logits(self, x, view: str = "held"):
+        route, per = self._parts(x)
+        return self._view(route, per, view)
+
+    def logits_and_predict(self, x, view: str = "held"):
+        """The view's logits and the routed decision (argmax route, then that
+        classifier's argmax) from one forward pass."""
+        tf = _tf()
+        route, per = self._parts(x)
+        held = self._view(route, per, "held")
+        z = held if view == "held" else self._view(route, per, view)
+        return z, tf.argmax(held, axis=1)
 
     def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
         return _compiled_predict(self, x, "held", batch)

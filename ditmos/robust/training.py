@@ -64,6 +64,7 @@ DEFAULTS = {
     "l1_sparsity": 0.05,        # share of coordinates moved by one l_1 step
     "ramp_lambda": 5.0,         # weight of the logit-pairing KL (RAMP scratch scripts)
     "gp_beta": 0.5,             # gradient-projection blend
+    "gp": True,                 # RAMP: gradient projection once per epoch (False: plain RAMP loss)
     "eat_momentum": 0.9,        # running robust accuracy of E-AT
     "val_samples": 500,         # validation windows scored per epoch
     "val_steps": 10,            # PGD steps of the validation score
@@ -188,7 +189,8 @@ class RobustTrainer:
         sched = keras.optimizers.schedules.CosineDecay(float(hp["lr"]), max(1, steps_total))
         self.opt = keras.optimizers.Adam(sched)
         # RAMP's natural branch keeps its own optimiser state.
-        self.opt_nat = keras.optimizers.Adam(sched) if mode == "ramp" else None
+        self.opt_nat = keras.optimizers.Adam(sched) if mode == "ramp" and hp.get("gp", True) \
+            else None
         self.eat_acc = {"linf": 0.0, "l1": 0.0}
         self._steps: dict = {}
         self._tf = tf
@@ -267,7 +269,7 @@ class RobustTrainer:
         return float(np.mean(losses))
 
     def train_epoch(self, x, y) -> dict:
-        if self.mode != "ramp":
+        if self.mode != "ramp" or not self.hp.get("gp", True):
             return {"loss": self._epoch(x, y, self.mode)}
         # RAMP with gradient projection (once per epoch, per weight tensor)
         m = self.model

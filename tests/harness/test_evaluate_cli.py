@@ -8,13 +8,6 @@ import pytest
 from ditmos.cli import main
 
 
-@pytest.fixture(scope="module")
-def host_model_build(tiny_int8, tmp_path_factory):
-    from ditmos.boards.build import build_firmware
-
-    return build_firmware("host", tiny_int8, tmp_path_factory.mktemp("tiny_host"))
-
-
 def test_evaluate_cli_on_the_host_board_then_resume(tiny_run, host_model_build, tmp_path,
                                                     capsys):
     from ditmos.boards.host import HostDevice

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ditmos.robust.attacks import (NORMS, perturbation_norm, pgd, project_l1, square_linf)
+from ditmos.robust.attacks import (NORMS, perturbation_norm, pgd, pgd_radii, project_l1,
+                                   square_linf)
 from ditmos.robust.evaluate import AttackBudget, parse_eps, union_robustness
 from ditmos.robust.targets import KerasTarget
 from ditmos.errors import DitmosError
@@ -98,6 +99,26 @@ def test_more_steps_never_raise_robust_accuracy(undefended):
     assert accs[0] >= accs[1] >= accs[2]
 
 
+def test_radii_in_one_batch_equal_separate_attacks(undefended):
+    """Batching radii (and restarts) into one computation changes nothing: with
+    restart 0 starting at the clean window each radius's result equals its own
+    attack, and no radius breaks a window a larger one keeps."""
+    t, x, y = undefended
+    radii = [0.3, 0.6, 1.2]
+    adv, broken = pgd_radii(t, x, y, norm="l2", radii=radii, steps=4, restarts=1)
+    for j, e in enumerate(radii):
+        alone = pgd(t, x, y, norm="l2", eps=e, steps=4, restarts=1)
+        assert np.allclose(adv[j], alone, atol=1e-6)
+        assert np.array_equal(broken[j], t.predict(alone) != y)
+        assert np.all(perturbation_norm(adv[j], x, "l2") <= e * (1 + 1e-5))
+    # a vectorised l1 projection with one radius per row agrees with the scalar one
+    rng = np.random.default_rng(3)
+    v = rng.standard_normal((6, 30))
+    eps = np.array([0.5, 1, 2, 4, 8, 100.0])
+    rows = project_l1(v, eps)
+    assert all(np.allclose(rows[i], project_l1(v[i:i + 1], eps[i])[0]) for i in range(6))
+
+
 def test_eps_parsing_errors_are_clear():
     r = parse_eps("linf=0.2", (128, 6))
     assert r["linf"] == 0.2 and r["l2"] > 0 and r["l1"] > r["l2"]
@@ -128,6 +149,38 @@ def test_robust_attack_cli_on_a_trained_run(tiny_run, tiny_int8, tmp_path):
     adv = np.load(run / "robust" / "adversarial.npz")
     assert set(adv.files) >= {"linf", "l2", "l1", "y", "clean"}
     assert np.all(perturbation_norm(adv["linf"], adv["clean"], "linf") <= f["radii"]["linf"] + 1e-5)
+
+
+@pytest.mark.slow
+def test_adversarial_windows_on_the_host_board_match_the_int8_reference(tiny_run, tiny_int8,
+                                                                       host_model_build,
+                                                                       tmp_path):
+    """The device path: the firmware classifies every adversarial window exactly
+    as the host int8 reference does (class, route, int8 scores)."""
+    import json
+    import shutil
+
+    from ditmos.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    rc = main(["robust", "attack", str(run), "--samples", "8", "--steps", "2", "--restarts", "1",
+               "--queries", "5", "--build", str(host_model_build), "--emulate", "--quiet"])
+    assert rc == 0
+    dev = json.loads((run / "robust" / "attack.json").read_text())["device"]
+    assert dev["windows"] == dev["measured"] == 24 and dev["complete"]
+    assert dev["agree"] and dev["mismatches"] == dev["score_mismatches"] == 0
+    rep = json.loads((run / "robust" / "device" / "report.json").read_text())
+    assert rep["samples"] == 24 and rep["mismatches"] == 0
+
+
+def test_device_options_need_each_other(tiny_run, capsys):
+    from ditmos.cli import main
+
+    assert main(["robust", "attack", str(tiny_run), "--emulate"]) == 2
+    assert "--build" in capsys.readouterr().err
+    assert main(["robust", "attack", str(tiny_run), "--build", str(tiny_run)]) == 2
+    assert "--emulate or --port" in capsys.readouterr().err
 
 
 def test_robust_attack_without_int8_says_what_to_do(tiny_run, tmp_path, capsys):

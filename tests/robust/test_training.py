@@ -114,6 +114,22 @@ def test_ramp_gradient_projection_follows_the_rule():
         assert np.allclose(v.numpy(), want, atol=1e-6)
 
 
+def test_ramp_without_gradient_projection_trains_no_natural_epoch():
+    m = _tiny_model()
+    x, y = _tiny_data()
+    hp = {"epochs": 1, "batch_size": 32, "lr": 3e-3, "attack_steps": 1, "step_factor": 2.5,
+          "l1_sparsity": 0.05, "ramp_lambda": 1.5, "gp_beta": 0.5, "eat_momentum": 0.9,
+          "gp": False}
+    t = RobustTrainer(m, {"linf": 0.1, "l2": 0.5, "l1": 3.0}, "ramp", hp, steps_total=3,
+                      pair=("linf", "l2"))
+    kinds = []
+    orig = t._epoch
+    t._epoch = lambda xx, yy, kind, natural=False: kinds.append(kind) or orig(xx, yy, kind,
+                                                                              natural)
+    info = t.train_epoch(x, y)
+    assert kinds == ["ramp"] and "natural_loss" not in info and t.opt_nat is None
+
+
 def test_bad_pair_and_mode_are_clear_errors():
     assert parse_pair("auto") is None
     assert parse_pair("l2,l1") == ("l2", "l1")
@@ -132,7 +148,7 @@ def test_cli_trains_a_robust_single_cnn_and_attacks_it(tmp_path, capsys):
     cfg = tmp_path / "cfg.json"
     cfg.write_text(json.dumps({"subset": 200, "robust": {"epochs": 1, "attack_steps": 2,
                                                          "val_samples": 50, "val_steps": 2}}))
-    run = tmp_path / "run"
+    run = tmp_path / "linf"
     assert main(["train", "--dataset", "hapt", "--model", "single", "--robust", "linf",
                  "--out", str(run), "--config", str(cfg), "--quiet"]) == 0
     info = json.loads((run / "robust.json").read_text())
@@ -146,6 +162,14 @@ def test_cli_trains_a_robust_single_cnn_and_attacks_it(tmp_path, capsys):
     capsys.readouterr()
     assert main(["robust", "attack", str(run), "--int8", "--quiet"]) == 2
     assert "--no-int8" in capsys.readouterr().err
+    # the cheap table reads the figures the run recorded (no attack, no training)
+    md = tmp_path / "cheap.md"
+    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path), "--cheap",
+                 "--modes", "linf,max", "--write", str(md)]) == 0
+    text = md.read_text()
+    test = info["cheap_pgd"]["test"]
+    assert f"| linf | test | {100 * test['clean']:.2f} | {100 * test['linf']:.2f} |" in text
+    assert "No finished run: max." in text
     assert main(["train", "--dataset", "hapt", "--robust", "linf",
                  "--out", str(tmp_path / "x")]) == 2
     assert "--model single" in capsys.readouterr().err
