@@ -321,10 +321,13 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
     """RDI-Nets (multi-exit, robust) against the single CNN trained with the
     same attack: accuracy and average MACs side by side, with the verdict per
     mode computed from the numbers."""
+    from ditmos.robust.training import DEFAULTS as TRAIN_DEFAULTS
+
     single = {m: (i, r) for m, i, r in rows if i["model"] == "single"}
     ee = {m: (i, r) for m, i, r in rows if i["model"] == "early_exit"}
-    any_info, any_res = rows[0][1], rows[0][2]
-    hp = any_info["hyper"]
+    any_info, any_res = next(((i, r) for _, i, r in rows if i["model"] == "early_exit"),
+                             (rows[0][1], rows[0][2]))
+    hp = {**TRAIN_DEFAULTS, **any_info["hyper"]}
     f0 = any_res["float"]
     lines = [f"# Robust multi-exit networks (RDI-Nets) vs the single CNN on {dataset}", "",
              "Written by `ditmos robust table --methods single,early_exit` (see "

@@ -1,4 +1,7 @@
-"""Adversarial training against one or several l_p norms (``ditmos train --robust``).
+"""Adversarial training against one or several l_p norms (``ditmos train --robust``),
+of the single CNN (``--method single``, below) or, RDI-Nets style, of the
+multi-exit CNN of the early-exit baseline (``--method early_exit``,
+:class:`MultiExitTrainer`, modes none/linf/l2/l1; docs/robustness.md).
 
 The trained model is the single CNN of the equal-MACs baseline (the
 budget-matched network of :mod:`ditmos.training.baselines`: the MACs per

@@ -154,3 +154,37 @@ def test_cli_trains_rdi_and_attacks_it_through_the_exit_policy(tmp_path, capsys)
     capsys.readouterr()
     assert main(["robust", "attack", str(run), "--model", "single", "--quiet"]) == 2
     assert "holds a 'early_exit' model" in capsys.readouterr().err
+
+
+def _row(model, clean, rob, macs=None):
+    radii = {"linf": 0.1, "l2": 0.8, "l1": 9.5}
+    info = {"model": model, "seed": 0, "hyper": {"epochs": 5, "batch_size": 128,
+                                                 "attack_steps": 3}}
+    res = {"float": {"n": 100, "radii": radii, "clean": clean, "union": min(rob),
+                     "robust": dict(zip(("linf", "l2", "l1"), rob))}}
+    if model == "single":
+        info["macs"] = 1000
+    else:
+        res["macs"] = {"exit_macs": [300, 900, 2000], "max_macs": 2000, "threshold": 0.9,
+                       "clean": {"avg_macs": macs, "exit_fractions": [0.8, 0.1, 0.1]},
+                       "accuracy_attack": {n: {"avg_macs": 900.0, "exit_fractions": [0.3, 0.4, 0.3]}
+                                           for n in radii},
+                       "latency_attack": {n: {"avg_macs": 1900.0, "exit_fractions": [0, 0.1, 0.9],
+                                              "accuracy": 0.5} for n in radii}}
+    return info, res
+
+
+def test_the_comparison_table_computes_its_verdict():
+    from ditmos.robust.cli import format_method_table
+    from ditmos.robust.evaluate import AttackBudget
+
+    s = _row("single", 0.95, (0.80, 0.85, 0.84))
+    met = _row("early_exit", 0.96, (0.81, 0.85, 0.90), macs=650.0)
+    text = format_method_table("hapt", [("linf", *s), ("linf", *met)], AttackBudget())
+    assert "35.0% below the single CNN" in text and "Target met" in text
+    assert "1,900 MACs (1.90 x the single CNN)" in text
+    slow = _row("early_exit", 0.96, (0.81, 0.85, 0.90), macs=750.0)
+    weak = _row("early_exit", 0.96, (0.79, 0.85, 0.90), macs=650.0)
+    for row in (slow, weak):
+        text = format_method_table("hapt", [("linf", *s), ("linf", *row)], AttackBudget())
+        assert "Target missed" in text
