@@ -14,7 +14,8 @@ TARGET_SECONDS = 300.0
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--model", "model_kind", type=click.Choice(["auto", "ditmos", "single"]),
+@click.option("--model", "model_kind",
+              type=click.Choice(["auto", "ditmos", "single", "early_exit"]),
               default="auto", show_default=True, help="As for 'ditmos robust attack'.")
 @click.option("--samples", default=None, type=click.IntRange(1),
               help="Only the first N test windows (default: the whole test split).")
@@ -30,17 +31,14 @@ def command(run_dir, model_kind, samples, as_json):
     CPU time, since the attack runs in this one process)."""
     from ditmos.robust.evaluate import (CURVE_FRACTIONS, AttackBudget, default_radii,
                                         union_robustness)
-    from ditmos.robust.targets import DitmosTarget, single_target
+    from ditmos.robust.targets import load_target
     from ditmos.training.rundir import load_run_data
 
-    if model_kind == "auto":
-        model_kind = "single" if (run_dir / "robust.json").is_file() and \
-            not (run_dir / "export" / "export.json").is_file() else "ditmos"
     data = load_run_data(run_dir)
     x, y = data.x_test, data.y_test
     if samples:
         x, y = x[:samples], y[:samples]
-    target = single_target(run_dir) if model_kind == "single" else DitmosTarget.from_run(run_dir)
+    model_kind, target = load_target(run_dir, model_kind)
     budget = AttackBudget()
     w0, c0 = time.monotonic(), time.process_time()
     res, _ = union_robustness(target, x, y, default_radii(data.input_shape), budget=budget)

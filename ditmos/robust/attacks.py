@@ -124,12 +124,15 @@ def _step(grad: np.ndarray, norm: str, alpha, l1_sparsity: float) -> np.ndarray:
 
 
 def _attack_fn(target, view: str):
-    """A compiled graph per target and view: per-sample cross-entropy of the
-    view's logits, its input gradient, and the class the real model decides
-    for the same input (one forward pass serves both)."""
+    """A compiled graph per target and view: the per-sample loss, its input
+    gradient, and the class the real model decides for the same input (one
+    forward pass serves both).  The loss is ``target.loss(x, y, view)`` when
+    the target defines one (e.g. the summed cross-entropy of every exit), else
+    the cross-entropy of the view's logits."""
     tf = _tf()
     cache = target.__dict__.setdefault("_grad_fns", {})
     fn = cache.get(view)
+    own_loss = getattr(target, "loss", None)
     if fn is None:
         both = getattr(target, "logits_and_predict", None)
 
@@ -142,7 +145,11 @@ def _attack_fn(target, view: str):
                 else:
                     logits = target.logits(xt, view)
                     pred = tf.argmax(logits, axis=1)
-                loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=yt, logits=logits)
+                if own_loss is not None:
+                    loss = own_loss(xt, yt, view)
+                else:
+                    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=yt,
+                                                                          logits=logits)
             return loss, tape.gradient(loss, xt), pred
         cache[view] = fn
     return fn
@@ -152,6 +159,9 @@ def _loss_and_grad(target, view: str, x: np.ndarray, y: np.ndarray):
     """Per-sample cross-entropy, its input gradient and the model's decision."""
     tf = _tf()
     loss, g, pred = _attack_fn(target, view)(tf.constant(x, tf.float32), tf.constant(y, tf.int64))
+    if getattr(target, "loss", None) is not None and \
+            getattr(target, "logits_and_predict", None) is None:
+        pred = target.predict(x)  # a decision rule of its own (e.g. an exit policy)
     return np.asarray(loss), np.asarray(g), np.asarray(pred).astype(np.int64)
 
 
@@ -314,3 +324,68 @@ def square_linf(logits_fn, x: np.ndarray, y: np.ndarray, *, eps, queries: int = 
         adv[idx] = cand[better]
         m[idx] = m_new[better]
     return adv
+
+
+def _late_exit_grad(target, x: np.ndarray):
+    """Per-window late-exit loss and its input gradient (one compiled graph
+    per target)."""
+    tf = _tf()
+    fn = target.__dict__.get("_late_fn")
+    if fn is None:
+        @tf.function(reduce_retracing=True)
+        def fn(xt):
+            with tf.GradientTape() as tape:
+                tape.watch(xt)
+                loss = target.late_exit_loss(xt)
+            return loss, tape.gradient(loss, xt,
+                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        target.__dict__["_late_fn"] = fn
+    loss, g = fn(tf.constant(x, tf.float32))
+    return np.asarray(loss), np.asarray(g)
+
+
+def force_late_exits(target, x: np.ndarray, *, norm: str, eps: float, steps: int = 20,
+                     restarts: int = 1, seed: int = 0, step_fraction: float | None = None,
+                     l1_sparsity: float = 0.05, clip: tuple[float, float] | None = None,
+                     batch: int = 256) -> np.ndarray:
+    """Latency denial of service on a multi-exit ``target``: PGD inside the
+    norm ball that maximises the MACs the exit policy spends.
+
+    Gradient ascent on ``target.late_exit_loss`` (it rewards lowering the
+    confidence of every early exit below the exit threshold); the iterate
+    kept per window is the one with the most MACs under the real policy
+    (``target.macs``), the clean window included, so MACs under this attack
+    are never below the clean ones.  Labels are not needed: the attacker
+    only wants the expensive path."""
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
+    x = np.asarray(x, np.float32)
+    if eps <= 0 or steps <= 0 or len(x) == 0:
+        return x.copy()
+    alpha = float(eps) * (step_fraction if step_fraction is not None else _STEP[norm])
+    rng = np.random.default_rng(seed)
+    out = x.copy()
+    for lo in range(0, len(x), batch):
+        xb = x[lo:lo + batch]
+        best = xb.copy()
+        best_macs = target.macs(xb).astype(np.float64)
+        best_loss = np.full(len(xb), -np.inf)
+        for r in range(max(1, restarts)):
+            delta = (np.zeros_like(xb) if r == 0
+                     else _project(_random_start(rng, xb.shape, norm, eps), norm, eps))
+            cur = xb + delta.astype(np.float32)
+            for it in range(steps + 1):
+                if clip is not None:
+                    cur = np.clip(cur, clip[0], clip[1])
+                loss, g = _late_exit_grad(target, cur)
+                macs = target.macs(cur).astype(np.float64)
+                better = (macs > best_macs) | ((macs == best_macs) & (loss > best_loss))
+                best[better] = cur[better]
+                best_macs = np.where(better, macs, best_macs)
+                best_loss = np.where(better, loss, best_loss)
+                if it == steps:
+                    break
+                delta = _project(delta + _step(g, norm, alpha, l1_sparsity), norm, eps)
+                cur = xb + delta.astype(np.float32)
+        out[lo:lo + batch] = best
+    return out

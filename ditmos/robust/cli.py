@@ -58,10 +58,12 @@ def robust() -> None:
               help="Also classify the adversarial windows with the int8 TFLM reference "
                    "(needs 'ditmos quantize RUN_DIR' first) and run Square on it directly. "
                    "Default: on for DiTMoS, off for --model single (not available there).")
-@click.option("--model", "model_kind", type=click.Choice(["auto", "ditmos", "single"]),
+@click.option("--model", "--method", "model_kind",
+              type=click.Choice(["auto", "ditmos", "single", "early_exit"]),
               default="auto", show_default=True,
-              help="Which model of RUN_DIR: the DiTMoS model, or the single CNN of a "
-                   "'ditmos train --model single --robust MODE' run (auto: from RUN_DIR).")
+              help="Which model of RUN_DIR: the DiTMoS model, the single CNN of a "
+                   "'ditmos train --method single --robust MODE' run or the multi-exit CNN "
+                   "of a '--method early_exit' run (auto: from RUN_DIR).")
 @click.option("--build", "build_dir", default=None,
               type=click.Path(file_okay=False, path_type=Path),
               help="A firmware build of RUN_DIR ('ditmos build --run RUN_DIR'): the device "
@@ -83,8 +85,15 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     for DiTMoS through the held route and through a soft-routing surrogate)
     and Square (l_inf), and report clean, per-norm and union accuracy.
 
+    A multi-exit run (--method early_exit) is attacked through its exit
+    policy (the exit the threshold takes on each iterate, a soft surrogate
+    of the policy, all exits jointly, each exit alone; worst case per
+    window), and its average MACs are reported clean, on those adversarial
+    windows, and under a latency attack that forces late exits.
+
     Writes RUN_DIR/robust/attack.json and RUN_DIR/robust/adversarial.npz
-    (the adversarial windows at each full radius, for on-device checks).
+    (the adversarial windows at each full radius, for on-device checks; for
+    a multi-exit run also the latency attack's windows as late_NORM).
     With --build and --emulate/--port the device classifies every
     adversarial window; the command fails unless it agrees with the host int8
     reference on each (class, route and int8 scores); the harness report is
@@ -94,19 +103,17 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     Example:
       ditmos robust attack runs/hapt --samples 50 --steps 5 --queries 50 --eps linf=0.1
     """
-    from ditmos.robust.evaluate import AttackBudget, parse_eps, union_robustness
-    from ditmos.robust.targets import DitmosTarget, single_target
+    from ditmos.robust.evaluate import AttackBudget, parse_eps
+    from ditmos.robust.targets import load_target, run_model_kind
     from ditmos.training.rundir import load_run_data
 
-    if model_kind == "auto":
-        model_kind = "single" if (run_dir / "robust.json").is_file() and \
-            not (run_dir / "export" / "export.json").is_file() else "ditmos"
+    kind = run_model_kind(run_dir) if model_kind == "auto" else model_kind
     if with_int8 is None:
-        with_int8 = model_kind == "ditmos"
-    elif with_int8 and model_kind == "single":
+        with_int8 = kind == "ditmos"
+    elif with_int8 and kind != "ditmos":
         raise DitmosError("--int8 is only available for the DiTMoS model; pass --no-int8")
     if build_dir is not None:
-        if model_kind == "single":
+        if kind != "ditmos":
             raise DitmosError("--build: the device check needs a DiTMoS run with int8/")
         if bool(ports) == bool(emulate):
             raise DitmosError("--build needs either --emulate or --port URL")
@@ -123,27 +130,26 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     if with_int8 and not (int8_dir / "manifest.json").is_file():
         raise DitmosError(f"{int8_dir}/manifest.json not found: run 'ditmos quantize {run_dir}' "
                           f"first, or pass --no-int8")
-    target = single_target(run_dir) if model_kind == "single" else DitmosTarget.from_run(run_dir)
+    kind, target = load_target(run_dir, model_kind)
     t0 = time.monotonic()
 
     def progress(norm, frac):
         if not quiet:
-            click.echo(f"  {norm}: radius {frac:g} x {radii[norm]:g} done "
+            click.echo(f"  {norm}: radius {frac:g} x {radii.get(norm, 0):g} done "
                        f"({time.monotonic() - t0:.0f} s)", err=True)
 
     if not quiet:
         click.echo(f"attacking {len(x)} test windows of {run_dir} "
                    f"(radii {', '.join(f'{k}={v:g}' for k, v in radii.items())})", err=True)
-    res, advs = union_robustness(target, x, y, radii, budget=budget, seed=seed, progress=progress)
-    out = {"format": FORMAT, "model": model_kind, "split": "test", "seed": seed,
-           "float": res.to_dict(), "seconds": round(time.monotonic() - t0, 1)}
+    out, arrays = attack_target(kind, target, x, y, radii, budget, seed, progress=progress)
+    advs = {k: v for k, v in arrays.items() if k in radii}
     if with_int8:
         from ditmos.robust.int8 import int8_robustness
 
         out["int8"] = int8_robustness(int8_dir, x, y, advs, radii, queries=queries, seed=seed)
     folder = run_dir / "robust"
     folder.mkdir(exist_ok=True)
-    _atomic_npz(folder / "adversarial.npz", y=y, clean=x, **advs)
+    _atomic_npz(folder / "adversarial.npz", y=y, clean=x, **arrays)
     if build_dir is not None:
         from ditmos.robust.device import device_check
 
@@ -176,9 +182,46 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
         tmp.write_text(text)
         os.replace(tmp, write_path)
         click.echo(f"wrote {write_path}")
-        if not dev["agree"]:
-            raise DitmosError(f"the device disagrees with the host int8 reference on "
-                              f"adversarial windows (see {dev['report']})")
+    if dev is not None and not dev["agree"]:
+        raise DitmosError(f"the device disagrees with the host int8 reference on "
+                          f"adversarial windows (see {dev['report']})")
+
+
+def attack_target(kind: str, target, x, y, radii, budget, seed: int, *, fractions=None,
+                  progress=None) -> tuple[dict, dict]:
+    """The attack report of one model (``attack.json`` without the int8 part)
+    and the arrays for ``adversarial.npz``."""
+    from ditmos.robust.evaluate import CURVE_FRACTIONS, exit_costs, union_robustness
+
+    t0 = time.monotonic()
+    res, advs = union_robustness(target, x, y, radii, budget=budget, seed=seed,
+                                 fractions=fractions or CURVE_FRACTIONS, progress=progress)
+    out = {"format": FORMAT, "model": kind, "split": "test", "seed": seed,
+           "float": res.to_dict()}
+    arrays = dict(advs)
+    if kind == "early_exit":
+        out["macs"], late = exit_costs(target, x, y, advs, radii, budget=budget, seed=seed,
+                                       progress=progress)
+        arrays.update({f"late_{k}": v for k, v in late.items()})
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    return out, arrays
+
+
+def format_macs(m: dict) -> str:
+    """The MACs a multi-exit model spends, clean and under attack (markdown)."""
+    lines = [f"exit policy: threshold {m['threshold']:.4f}; cumulative MACs per exit "
+             f"{', '.join(f'{v:,}' for v in m['exit_macs'])}", "",
+             "| inputs | avg MACs | vs max | exit fractions | accuracy |", "|---|---|---|---|---|"]
+
+    def row(name, r, acc="—"):
+        lines.append(f"| {name} | {r['avg_macs']:,.0f} | {r['avg_macs'] / m['max_macs']:.2f} | "
+                     f"{' / '.join(f'{f:.2f}' for f in r['exit_fractions'])} | {acc} |")
+    row("clean", m["clean"])
+    for n, r in m["accuracy_attack"].items():
+        row(f"accuracy attack {n}", r)
+    for n, r in m["latency_attack"].items():
+        row(f"latency attack {n}", r, f"{100 * r['accuracy']:.2f}")
+    return "\n".join(lines)
 
 
 def format_table(out: dict) -> str:
@@ -193,18 +236,30 @@ def format_table(out: dict) -> str:
         cells = [f"{100 * rob[k]:.2f}" if k in rob else "—" for k in ("linf", "l2", "l1")]
         union = "—" if r.get("union") is None else f"{100 * r['union']:.2f}"
         lines.append(f"| {name} | {100 * r['clean']:.2f} | {' | '.join(cells)} | {union} |")
+    if "macs" in out:
+        lines += ["", format_macs(out["macs"])]
     return "\n".join(lines)
 
 
 TABLE_MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
+TABLE_METHODS = ("single", "early_exit")
+
+
+def _run_name(method: str, mode: str) -> str:
+    return mode if method == "single" else f"{method}_{mode}"
 
 
 @robust.command("table")
 @click.option("--dataset", required=True, help="Dataset spec (hapt, fsdd, ...).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for one run directory per mode (finished runs are reused).")
+              help="Folder for one run directory per method and mode (MODE for the single "
+                   "CNN, early_exit_MODE for the multi-exit CNN; finished runs are reused).")
 @click.option("--modes", default=",".join(TABLE_MODES), show_default=True,
               help="Comma-separated training modes.")
+@click.option("--methods", default="single", show_default=True,
+              help="Comma-separated models: single (the equal-MACs CNN) and/or early_exit "
+                   "(the RDI-Nets multi-exit CNN; modes none, linf, l2, l1). With early_exit "
+                   "the table compares the two per mode, MACs included.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="JSON config for every run (e.g. {\"robust\": {\"epochs\": 5}}).")
 @click.option("--steps", default=20, show_default=True, type=click.IntRange(1),
@@ -225,25 +280,37 @@ TABLE_MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
                    "training (whole validation and test splits; no restarts, no Square) instead "
                    "of attacking; implies --no-train.")
 @click.option("--quiet", is_flag=True)
-def table(dataset, out_dir, modes, config_file, steps, restarts, queries, samples, seed,
+def table(dataset, out_dir, modes, methods, config_file, steps, restarts, queries, samples, seed,
           write_path, do_train, cheap, quiet):
-    """Train the equal-MACs single CNN with every robust-training mode, attack
-    each on the test split (float model, radius 1.0 x the defaults) and write
-    a table of clean / per-norm / union accuracy.
+    """Train the equal-MACs single CNN (and with --methods early_exit the
+    multi-exit CNN) with every robust-training mode, attack each on the test
+    split (float model, radius 1.0 x the defaults) and write a table of clean
+    / per-norm / union accuracy (multi-exit: also average MACs clean, under
+    the accuracy attacks and under the latency attack).
 
     The RAMP key pair follows the RAMP rule when the linf, l2 and l1 runs are
     part of the table: the two norms whose single-norm AT models are least
     robust against their own attack (cheap PGD on the VALIDATION split).
     """
-    from ditmos.robust.evaluate import AttackBudget, default_radii, union_robustness
-    from ditmos.robust.targets import single_target
-    from ditmos.robust.training import MODES, train_single_robust
+    from ditmos.robust.evaluate import AttackBudget, default_radii
+    from ditmos.robust.targets import load_target
+    from ditmos.robust.training import MODES, MultiExitTrainer, train_robust
     from ditmos.training.rundir import load_run_data
 
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     bad = [m for m in wanted if m not in MODES]
     if bad or not wanted:
         raise DitmosError(f"--modes: unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+    meths = [m.strip() for m in methods.split(",") if m.strip()]
+    badm = [m for m in meths if m not in TABLE_METHODS]
+    if badm or not meths:
+        raise DitmosError(f"--methods: unknown method(s) {badm}; choose from "
+                          f"{', '.join(TABLE_METHODS)}")
+    if "early_exit" in meths:
+        no_ee = [m for m in wanted if m not in MultiExitTrainer.MODES]
+        if no_ee:
+            raise DitmosError(f"--methods early_exit trains modes {', '.join(MultiExitTrainer.MODES)}"
+                              f" only; drop {', '.join(no_ee)} from --modes")
     # single-norm runs first: RAMP's key pair is read from them
     wanted = sorted(wanted, key=lambda m: (m != "none", m not in ("linf", "l2", "l1"),
                                            TABLE_MODES.index(m)))
@@ -258,57 +325,59 @@ def table(dataset, out_dir, modes, config_file, steps, restarts, queries, sample
     budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
     rows, pair_note, missing = [], None, []
     for mode in wanted:
-        run = out_dir / mode
-        if not (run / "robust.json").is_file() and not do_train:
-            missing.append(mode)
-            continue
-        if not (run / "robust.json").is_file():
-            if run.exists():
-                import shutil
-                shutil.rmtree(run)  # an unfinished run of an interrupted table
-            pair = None
-            if mode == "ramp" and all((out_dir / n / "robust.json").is_file()
-                                      for n in ("linf", "l2", "l1")):
-                own = {n: json.loads((out_dir / n / "robust.json").read_text())
-                       ["cheap_pgd"]["val"][n] for n in ("linf", "l2", "l1")}
-                pick = sorted(own, key=lambda n: own[n])[:2]
-                pair = ",".join(pick)
-                pair_note = (f"RAMP key pair {pick[0]}-{pick[1]}: own-norm validation robust "
-                             f"accuracy of the single-norm AT runs "
-                             + ", ".join(f"{n} {100 * v:.1f}" for n, v in own.items()))
+        for method in meths:
+            run = out_dir / _run_name(method, mode)
+            if not (run / "robust.json").is_file() and not do_train:
+                missing.append(_run_name(method, mode))
+                continue
+            if not (run / "robust.json").is_file():
+                if run.exists():
+                    import shutil
+                    shutil.rmtree(run)  # an unfinished run of an interrupted table
+                pair = None
+                if mode == "ramp" and all((out_dir / n / "robust.json").is_file()
+                                          for n in ("linf", "l2", "l1")):
+                    own = {n: json.loads((out_dir / n / "robust.json").read_text())
+                           ["cheap_pgd"]["val"][n] for n in ("linf", "l2", "l1")}
+                    pick = sorted(own, key=lambda n: own[n])[:2]
+                    pair = ",".join(pick)
+                    pair_note = (f"RAMP key pair {pick[0]}-{pick[1]}: own-norm validation "
+                                 f"robust accuracy of the single-norm AT runs "
+                                 + ", ".join(f"{n} {100 * v:.1f}" for n, v in own.items()))
+                if not quiet:
+                    click.echo(f"training {method} {mode} -> {run}", err=True)
+                train_robust(dataset, run, method=method, mode=mode, seed=seed,
+                             config_file=config_file, pair=pair, quiet=quiet)
+            info = json.loads((run / "robust.json").read_text())
+            if mode == "ramp" and pair_note is None and info.get("pair"):
+                pair_note = (f"RAMP key pair {'-'.join(info['pair']['pair'])} "
+                             f"({info['pair']['rule']})")
+            att = run / "robust" / "attack.json"
+            key = [steps, restarts, queries, samples]
+            if att.is_file() and json.loads(att.read_text()).get("budget_key") == key:
+                res = json.loads(att.read_text())
+            else:
+                data = load_run_data(run)
+                x, y = data.x_test, data.y_test
+                if samples:
+                    x, y = x[:samples], y[:samples]
+                kind, target = load_target(run)
+                res, _ = attack_target(kind, target, x, y, default_radii(data.input_shape),
+                                       budget, seed, fractions=(1.0,))
+                res.update(mode=mode, budget_key=key)
+                att.parent.mkdir(exist_ok=True)
+                write_json(att, res, indent=2)
             if not quiet:
-                click.echo(f"training {mode} -> {run}", err=True)
-            train_single_robust(dataset, run, mode=mode, seed=seed, config_file=config_file,
-                                pair=pair, quiet=quiet)
-        info = json.loads((run / "robust.json").read_text())
-        if mode == "ramp" and pair_note is None and info.get("pair"):
-            pair_note = f"RAMP key pair {'-'.join(info['pair']['pair'])} ({info['pair']['rule']})"
-        att = run / "robust" / "attack.json"
-        if att.is_file() and json.loads(att.read_text()).get("budget_key") == \
-                [steps, restarts, queries, samples]:
-            res = json.loads(att.read_text())
-        else:
-            data = load_run_data(run)
-            x, y = data.x_test, data.y_test
-            if samples:
-                x, y = x[:samples], y[:samples]
-            t0 = time.monotonic()
-            r, _ = union_robustness(single_target(run), x, y, default_radii(data.input_shape),
-                                    budget=budget, seed=seed, fractions=(1.0,))
-            res = {"format": FORMAT, "model": "single", "mode": mode, "split": "test",
-                   "seed": seed, "float": r.to_dict(), "budget_key": [steps, restarts, queries,
-                                                                      samples],
-                   "seconds": round(time.monotonic() - t0, 1)}
-            att.parent.mkdir(exist_ok=True)
-            write_json(att, res, indent=2)
-        if not quiet:
-            f = res["float"]
-            click.echo(f"  {mode}: clean {f['clean']:.4f} union {f['union']:.4f} "
-                       f"({res['seconds']} s)", err=True)
-        rows.append((mode, info, res))
+                f = res["float"]
+                click.echo(f"  {method} {mode}: clean {f['clean']:.4f} union {f['union']:.4f} "
+                           f"({res['seconds']} s)", err=True)
+            rows.append((mode, info, res))
     if not rows:
         raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(wanted)}")
-    text = format_mode_table(dataset, rows, budget, samples, pair_note, missing)
+    if "early_exit" in meths:
+        text = format_method_table(dataset, rows, budget, missing)
+    else:
+        text = format_mode_table(dataset, rows, budget, samples, pair_note, missing)
     click.echo(text)
     if write_path:
         write_path.parent.mkdir(parents=True, exist_ok=True)
@@ -364,6 +433,85 @@ def cheap_table(dataset: str, out_dir: Path, modes) -> str:
                          f"{info['best_epoch']} | {info['train_seconds']:.0f} |")
     if missing:
         lines += ["", f"No finished run: {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"
+
+
+def format_method_table(dataset, rows, budget, missing=()) -> str:
+    """RDI-Nets (multi-exit, robust) against the single CNN trained with the
+    same attack: accuracy and average MACs side by side, with the verdict per
+    mode computed from the numbers."""
+    from ditmos.robust.training import DEFAULTS as TRAIN_DEFAULTS
+
+    single = {m: (i, r) for m, i, r in rows if i["model"] == "single"}
+    ee = {m: (i, r) for m, i, r in rows if i["model"] == "early_exit"}
+    any_info, any_res = next(((i, r) for _, i, r in rows if i["model"] == "early_exit"),
+                             (rows[0][1], rows[0][2]))
+    hp = {**TRAIN_DEFAULTS, **any_info["hyper"]}
+    f0 = any_res["float"]
+    lines = [f"# Robust multi-exit networks (RDI-Nets) vs the single CNN on {dataset}", "",
+             "Written by `ditmos robust table --methods single,early_exit` (see "
+             "docs/robustness.md); do not edit by hand.", "",
+             f"Training: seed {any_info['seed']}, {hp['epochs']} epochs, batch "
+             f"{hp['batch_size']}, {hp['attack_steps']}-step PGD per training example "
+             f"(multi-exit: the '{hp['exit_attack']}' attack on all exits); epoch kept by the "
+             f"validation score. Multi-exit exit threshold: the most accurate on clean "
+             f"validation windows whose average MACs stay within {hp['mac_budget']:g} x the "
+             f"single CNN's MACs.", "",
+             f"Attack (test split, {f0['n']} windows, float models): radii "
+             + ", ".join(f"{k} {v:g}" for k, v in f0["radii"].items())
+             + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
+             f"norm and view (multi-exit: through the exit policy, its soft surrogate, all "
+             f"exits jointly and each exit alone), plus Square ({budget.square_queries} "
+             f"queries) for l_inf. Union = correct clean and under every norm's attack. "
+             f"Latency attack: PGD with the same budget that lowers every early exit's "
+             f"confidence below the threshold (maximises MACs).", "",
+             "| training | model | clean | l_inf | l_2 | l_1 | union | avg MACs clean | "
+             "avg MACs under accuracy attack (l_inf / l_2 / l_1) | avg MACs under latency "
+             "attack (l_inf / l_2 / l_1) | max MACs |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for mode, info, res in rows:
+        f = res["float"]
+        rob = f["robust"]
+        cells = [f"{100 * f['clean']:.2f}"] + [f"{100 * rob[k]:.2f}" for k in ("linf", "l2", "l1")]
+        cells.append(f"{100 * f['union']:.2f}")
+        if info["model"] == "single":
+            name = "single CNN"
+            macs = [f"{info['macs']:,}", "= clean", "= clean", f"{info['macs']:,}"]
+        else:
+            name = "RDI-Nets multi-exit"
+            m = res["macs"]
+            macs = [f"{m['clean']['avg_macs']:,.0f}",
+                    " / ".join(f"{m['accuracy_attack'][k]['avg_macs']:,.0f}"
+                               for k in ("linf", "l2", "l1") if k in m["accuracy_attack"]),
+                    " / ".join(f"{m['latency_attack'][k]['avg_macs']:,.0f}"
+                               for k in ("linf", "l2", "l1") if k in m["latency_attack"]),
+                    f"{m['max_macs']:,}"]
+        lines.append(f"| {mode} | {name} | {' | '.join(cells)} | {' | '.join(macs)} |")
+    verdicts = []
+    for mode in ee:
+        if mode not in single:
+            continue
+        (si, sr), er = single[mode], ee[mode][1]
+        sf, ef = sr["float"], er["float"]
+        saving = 1 - er["macs"]["clean"]["avg_macs"] / si["macs"]
+        norms = [n for n in ("linf", "l2", "l1") if ef["radii"].get(n, 0) > 0]
+        ok_clean = ef["clean"] >= sf["clean"]
+        ok_rob = all(ef["robust"][n] >= sf["robust"][n] for n in norms)
+        ok_macs = saving >= 0.30
+        late = max((v["avg_macs"] for v in er["macs"]["latency_attack"].values()), default=0)
+        verdicts.append(
+            f"- {mode}: RDI-Nets clean {100 * ef['clean']:.2f} vs {100 * sf['clean']:.2f} "
+            f"({'≥' if ok_clean else '<'}), robust "
+            + ", ".join(f"{n} {100 * ef['robust'][n]:.2f} vs {100 * sf['robust'][n]:.2f}"
+                        for n in norms)
+            + f" ({'all ≥' if ok_rob else 'not all ≥'}), average clean MACs "
+            f"{100 * saving:.1f}% below the single CNN ({'≥' if ok_macs else '<'} 30%); under "
+            f"the latency attack up to {late:,.0f} MACs ({late / si['macs']:.2f} x the single "
+            f"CNN). Target {'met' if ok_clean and ok_rob and ok_macs else 'missed'}.")
+    if verdicts:
+        lines += ["", "Against the single CNN trained with the same attack:", ""] + verdicts
+    if missing:
+        lines += ["", f"Not trained (no finished run): {', '.join(missing)}."]
     return "\n".join(lines) + "\n"
 
 

@@ -180,3 +180,49 @@ def union_robustness(target, x, y, radii: dict[str, float], *, budget: AttackBud
                       clean=float(np.mean(clean_ok)), robust=robust,
                       union=float(np.mean(ok_all)), curves=curves, budget=asdict(budget))
     return res, advs
+
+
+def _exit_summary(macs_per_exit: np.ndarray, exits: np.ndarray) -> dict:
+    fractions = np.bincount(exits, minlength=len(macs_per_exit)) / max(len(exits), 1)
+    return {"avg_macs": round(float(macs_per_exit[exits].mean()), 1),
+            "exit_fractions": [round(float(f), 4) for f in fractions]}
+
+
+def exit_costs(target, x, y, advs: dict[str, np.ndarray], radii: dict[str, float], *,
+               budget: AttackBudget, seed: int = 0, clip=None,
+               progress=None) -> tuple[dict, dict[str, np.ndarray]]:
+    """What a multi-exit ``target`` spends, clean and under attack.
+
+    * ``clean``: average MACs and exit histogram of the clean windows;
+    * ``accuracy_attack``: the same on the adversarial windows the accuracy
+      attack kept (``advs``, one per norm);
+    * ``latency_attack``: under :func:`force_late_exits` (PGD on the
+      late-exit loss, ``budget.steps`` x ``budget.restarts``), which only
+      tries to make the policy spend MACs; its accuracy is reported too.
+
+    Returns (report, the latency attack's windows per norm)."""
+    from ditmos.robust.attacks import force_late_exits
+
+    budget = budget.check()
+    em = np.asarray(target.exit_macs, np.float64)
+    y = np.asarray(y, np.int64)
+    out = {"exit_macs": [int(m) for m in target.exit_macs], "max_macs": int(em[-1]),
+           "threshold": float(target.threshold),
+           "clean": _exit_summary(em, target.exits(x)),
+           "accuracy_attack": {n: _exit_summary(em, target.exits(a)) for n, a in advs.items()},
+           "latency_attack": {}}
+    late = {}
+    for norm in NORMS:
+        eps = float(radii.get(norm, 0.0))
+        if eps <= 0:
+            continue
+        a = force_late_exits(target, x, norm=norm, eps=eps, steps=budget.steps,
+                             restarts=budget.restarts, seed=seed + 13,
+                             l1_sparsity=budget.l1_sparsity, clip=clip)
+        pred, exits = target.decide(a)
+        out["latency_attack"][norm] = {**_exit_summary(em, exits),
+                                       "accuracy": round(float(np.mean(pred == y)), 5)}
+        late[norm] = a
+        if progress:
+            progress(f"latency {norm}", 1.0)
+    return out, late

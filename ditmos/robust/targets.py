@@ -15,6 +15,19 @@ It is attacked through two views and the worse of the two counts:
 * ``route="soft"``: a differentiable surrogate, the mixture
   ``sum_k softmax(route)_k * softmax(logits_k)``; its log is used as logits,
   so the attack can move a window to a weaker classifier.
+
+A multi-exit network (``ditmos train --method early_exit``) answers at the
+first exit whose max softmax probability reaches the threshold chosen on
+validation.  :class:`MultiExitTarget` is attacked through that exit policy:
+
+* ``policy``: the exit the policy takes on the current iterate is held
+  (no gradient through the choice); the loss is that exit's cross-entropy;
+* ``soft``: a differentiable surrogate of the policy: exit i stops with
+  probability ``sigmoid((conf_i - threshold) / 0.05)`` given that no earlier
+  exit stopped; the log of the resulting mixture of the exits' softmaxes is
+  used as logits, so the attack can push a window to another exit;
+* ``all``: the summed cross-entropy of every exit (all exits jointly);
+* ``exit_1`` .. ``exit_E``: one exit's cross-entropy alone.
 """
 
 from __future__ import annotations
@@ -139,6 +152,117 @@ class DitmosTarget:
         return _compiled_predict(self, x, "held", batch)
 
 
+class MultiExitTarget:
+    """A multi-exit Keras model (window -> list of exit logits) with its exit
+    policy: stop at the first exit whose max softmax probability is >=
+    ``threshold``; the last exit always answers.  ``exit_macs[i]`` is the
+    cumulative cost of stopping at exit i."""
+
+    TEMPERATURE = 0.05   # of the soft policy's stop probabilities
+    DOS_MARGIN = 0.1     # late_exit_loss pushes log-confidence this far below the threshold
+
+    def __init__(self, model, threshold: float, exit_macs, name: str = "early_exit"):
+        self.model = model
+        self.threshold = float(threshold)
+        self.exit_macs = np.asarray(exit_macs, np.int64)
+        self.n_exits = len(model.outputs)
+        if len(self.exit_macs) != self.n_exits:
+            raise DitmosError(f"{self.n_exits} exits but {len(self.exit_macs)} exit costs")
+        self.name = name
+        self.views = ("policy", "soft", "all") + tuple(f"exit_{i + 1}"
+                                                       for i in range(self.n_exits))
+
+    def outputs(self, x):
+        out = self.model(x, training=False)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
+    def _stop(self, outs):
+        """Hard stop decision per early exit, [B, E-1] booleans (float32 rule)."""
+        tf = _tf()
+        conf = tf.stack([tf.reduce_max(tf.nn.softmax(z), axis=1) for z in outs[:-1]], axis=1)
+        return conf >= self.threshold
+
+    def logits(self, x, view: str = "policy"):
+        tf = _tf()
+        outs = self.outputs(x)
+        if view == "policy":
+            if self.n_exits == 1:
+                return outs[0]
+            stop = tf.concat([self._stop(outs), tf.ones_like(self._stop(outs)[:, :1])], axis=1)
+            k = tf.stop_gradient(tf.argmax(tf.cast(stop, tf.int32), axis=1, output_type=tf.int32))
+            return tf.gather(tf.stack(outs, axis=1), k, axis=1, batch_dims=1)
+        if view == "soft":
+            probs = [tf.nn.softmax(z) for z in outs]
+            remain = tf.ones_like(probs[0][:, :1])
+            mix = tf.zeros_like(probs[0])
+            for i, p in enumerate(probs):
+                if i == len(probs) - 1:
+                    s = tf.ones_like(remain)
+                else:
+                    s = tf.sigmoid((tf.reduce_max(p, axis=1, keepdims=True) - self.threshold)
+                                   / self.TEMPERATURE)
+                mix += remain * s * p
+                remain = remain * (1.0 - s)
+            return tf.math.log(mix + 1e-12)
+        if view.startswith("exit_"):
+            i = int(view.split("_", 1)[1])
+            if not 1 <= i <= self.n_exits:
+                raise ValueError(f"unknown view {view!r}")
+            return outs[i - 1]
+        raise ValueError(f"unknown view {view!r}")
+
+    def loss(self, x, y, view: str = "policy"):
+        """Per-window attack loss of ``view`` (see the module docstring)."""
+        tf = _tf()
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits
+        if view == "all":
+            return tf.add_n([ce(labels=y, logits=z) for z in self.outputs(x)])
+        return ce(labels=y, logits=self.logits(x, view))
+
+    def late_exit_loss(self, x):
+        """What the latency attack maximises: minus the summed excess of every
+        early exit's log-confidence over ``log(threshold) - DOS_MARGIN``
+        (zero once every early exit is that far below the threshold)."""
+        tf = _tf()
+        outs = self.outputs(x)
+        if self.n_exits == 1 or not 0.0 < self.threshold <= 1.0:
+            return tf.zeros(tf.shape(x)[:1])  # nothing to force: one path only
+        level = float(np.log(self.threshold)) - self.DOS_MARGIN
+        excess = [tf.nn.relu(tf.reduce_max(tf.nn.log_softmax(z), axis=1) - level)
+                  for z in outs[:-1]]
+        return -tf.add_n(excess)
+
+    def exit_outputs(self, x: np.ndarray, batch: int = 512) -> list[np.ndarray]:
+        tf = _tf()
+        fn = self.__dict__.get("_outs_fn")
+        if fn is None:
+            fn = tf.function(lambda v: self.outputs(v), reduce_retracing=True)
+            self.__dict__["_outs_fn"] = fn
+        parts = [[np.asarray(t) for t in fn(tf.constant(x[i:i + batch], tf.float32))]
+                 for i in range(0, len(x), batch)]
+        return [np.concatenate(p) for p in zip(*parts)]
+
+    def decide(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(predictions, exit index) of the real exit policy."""
+        from ditmos.training.baselines import apply_threshold
+
+        x = np.asarray(x, np.float32)
+        if len(x) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        pred, chosen = apply_threshold(self.exit_outputs(x), self.threshold, self.exit_macs)
+        return pred.astype(np.int64), chosen.astype(np.int64)
+
+    def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
+        return self.decide(x)[0]
+
+    def exits(self, x: np.ndarray) -> np.ndarray:
+        return self.decide(x)[1]
+
+    def macs(self, x: np.ndarray) -> np.ndarray:
+        """MACs the policy spends on each window."""
+        return self.exit_macs[self.exits(x)]
+
+
 def single_target(run_dir) -> KerasTarget:
     """The single CNN (``models/single.keras``) of a robust-training run."""
     import keras
@@ -152,3 +276,51 @@ def single_target(run_dir) -> KerasTarget:
     except (OSError, ValueError) as e:
         raise DitmosError(f"cannot load {path}: {e}") from None
     return KerasTarget(model, name="single")
+
+
+def early_exit_target(run_dir) -> MultiExitTarget:
+    """The multi-exit CNN of a ``ditmos train --method early_exit`` run, with
+    the exit threshold its training chose on validation."""
+    import keras
+
+    run_dir = Path(run_dir)
+    path = run_dir / "models" / "early_exit.keras"
+    if not path.is_file():
+        raise DitmosError(f"{path} not found: is {run_dir} a finished 'ditmos train --method "
+                          f"early_exit' run directory?")
+    try:
+        info = json.loads((run_dir / "robust.json").read_text())
+        policy = info["exit_policy"]
+        model = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError, KeyError) as e:
+        raise DitmosError(f"cannot load the multi-exit run {run_dir}: {e}") from None
+    return MultiExitTarget(model, policy["threshold"], info["exit_macs"])
+
+
+def run_model_kind(run_dir) -> str:
+    """Which model a run directory holds: ``ditmos``, ``single`` or
+    ``early_exit`` (from its files)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "export" / "export.json").is_file() or not (run_dir / "robust.json").is_file():
+        return "ditmos"
+    try:
+        kind = json.loads((run_dir / "robust.json").read_text()).get("model", "single")
+    except (OSError, ValueError) as e:
+        raise DitmosError(f"cannot read {run_dir / 'robust.json'}: {e}") from None
+    return kind if kind in ("single", "early_exit") else "single"
+
+
+def load_target(run_dir, kind: str = "auto"):
+    """``(kind, target)`` for the model of ``run_dir`` (``kind="auto"``:
+    :func:`run_model_kind`)."""
+    found = run_model_kind(run_dir)
+    if kind == "auto":
+        kind = found
+    elif kind != found:
+        raise DitmosError(f"{run_dir} holds a '{found}' model, not '{kind}'; pass --model "
+                          f"{found} or auto")
+    if kind == "single":
+        return kind, single_target(run_dir)
+    if kind == "early_exit":
+        return kind, early_exit_target(run_dir)
+    return kind, DitmosTarget.from_run(run_dir)

@@ -1,4 +1,7 @@
-"""Adversarial training against one or several l_p norms (``ditmos train --robust``).
+"""Adversarial training against one or several l_p norms (``ditmos train --robust``),
+of the single CNN (``--method single``, below) or, RDI-Nets style, of the
+multi-exit CNN of the early-exit baseline (``--method early_exit``,
+:class:`MultiExitTrainer`, modes none/linf/l2/l1; docs/robustness.md).
 
 The trained model is the single CNN of the equal-MACs baseline (the
 budget-matched network of :mod:`ditmos.training.baselines`: the MACs per
@@ -53,6 +56,8 @@ import numpy as np
 from ditmos.errors import DitmosError
 
 MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
+METHODS = ("single", "early_exit")
+EXIT_ATTACKS = ("max_avg", "avg")
 NORMS = ("linf", "l2", "l1")
 FORMAT = "ditmos-robust-train/1"
 
@@ -69,6 +74,10 @@ DEFAULTS = {
     "val_samples": 500,         # validation windows scored per epoch
     "val_steps": 10,            # PGD steps of the validation score
     "pair": "auto",             # RAMP key pair: "auto" or e.g. "linf,l1"
+    # multi-exit network (--method early_exit) only:
+    "exit_attack": "max_avg",   # training attack on the exits: "max_avg" (RDI-Nets) or "avg"
+    "mac_factor": 2.0,          # full-depth MACs of the backbone / the single CNN's MACs
+    "mac_budget": 0.7,          # threshold: avg clean val MACs <= mac_budget x single's MACs
 }
 
 
@@ -145,9 +154,34 @@ def _ascent(g, norm: str, alpha: float, l1_sparsity: float):
     return tf.reshape(s, tf.shape(g))
 
 
+def ce_objective(outputs, y):
+    """Per-window cross-entropy of a single-output model."""
+    return _tf().nn.sparse_softmax_cross_entropy_with_logits(y, outputs)
+
+
+def exit_ce(outputs, y):
+    """``[E, B]`` cross-entropy of every exit of a multi-exit model."""
+    tf = _tf()
+    return tf.stack([tf.nn.sparse_softmax_cross_entropy_with_logits(y, z) for z in outputs])
+
+
+def all_exits_objective(outputs, y):
+    """The sum over exits of their cross-entropies (RDI-Nets' average-exit
+    attack up to the constant 1/E)."""
+    return _tf().reduce_sum(exit_ce(outputs, y), axis=0)
+
+
+def exit_objective(k: int):
+    """The cross-entropy of exit ``k`` (0-based) only."""
+    def objective(outputs, y):
+        return _tf().nn.sparse_softmax_cross_entropy_with_logits(y, outputs[k])
+    return objective
+
+
 def pgd_tf(model, x, y, *, norm: str, eps: float, steps: int, step_factor: float = 2.5,
-           l1_sparsity: float = 0.05, random_start: bool = True):
-    """PGD on the cross-entropy of ``model`` (inference mode), all in TF ops
+           l1_sparsity: float = 0.05, random_start: bool = True, objective=ce_objective):
+    """PGD on ``objective(model(x), y)`` (per-window loss; default the
+    cross-entropy of a single-output model) in inference mode, all in TF ops
     (call it inside a ``tf.function``).  Returns the last iterate."""
     tf = _tf()
     alpha = step_factor * eps / max(steps, 1)
@@ -158,8 +192,7 @@ def pgd_tf(model, x, y, *, norm: str, eps: float, steps: int, step_factor: float
     def body(i, d):
         with tf.GradientTape() as tape:
             tape.watch(d)
-            logits = model(x + d, training=False)
-            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+            loss = tf.reduce_sum(objective(model(x + d, training=False), y))
         g = tape.gradient(loss, d)
         return i + 1, tf.ensure_shape(_project(d + _ascent(g, norm, alpha, l1_sparsity),
                                                norm, eps), x.shape)
@@ -298,31 +331,128 @@ class RobustTrainer:
                 "gp_mean_cos": float(np.mean(coss)) if coss else 0.0}
 
 
+class MultiExitTrainer:
+    """RDI-Nets adversarial training of a multi-exit Keras model (window ->
+    list of exit logits, :func:`ditmos.models.baselines.build_early_exit`).
+
+    Loss per batch: ``0.5 * sum_i CE(z_i(x), y) + 0.5 * sum_i CE(z_i(x_adv), y)``
+    over the exits i (all weights 1; ``mode="none"``: the clean term alone,
+    unhalved).  ``x_adv`` comes from an attack on every exit:
+    ``exit_attack="max_avg"`` runs one PGD per exit (each maximising that
+    exit's cross-entropy) and keeps, per window, the candidate with the
+    largest summed cross-entropy over all exits; ``"avg"`` is one PGD on the
+    summed cross-entropy (cheaper, weaker)."""
+
+    MODES = ("none", "linf", "l2", "l1")
+
+    def __init__(self, model, radii: dict[str, float], mode: str, hp: dict, *, steps_total: int,
+                 seed: int = 0):
+        import keras
+
+        if mode not in self.MODES:
+            raise DitmosError(f"robust mode {mode!r} is not available for the multi-exit "
+                              f"network; choose one of {', '.join(self.MODES)}")
+        if hp.get("exit_attack") not in EXIT_ATTACKS:
+            raise DitmosError(f"robust 'exit_attack' must be one of {', '.join(EXIT_ATTACKS)}, "
+                              f"got {hp.get('exit_attack')!r}")
+        self.model, self.radii, self.mode, self.hp = model, dict(radii), mode, dict(hp)
+        self.n_exits = len(model.outputs)
+        self.rng = np.random.default_rng([seed, 11])
+        sched = keras.optimizers.schedules.CosineDecay(float(hp["lr"]), max(1, steps_total))
+        self.opt = keras.optimizers.Adam(sched)
+        self._step = None
+
+    def adversarial(self, x, y):
+        """The training attack's windows (TF ops; call inside a tf.function)."""
+        tf = _tf()
+        norm = self.mode
+        kw = dict(norm=norm, eps=float(self.radii[norm]), steps=int(self.hp["attack_steps"]),
+                  step_factor=float(self.hp["step_factor"]),
+                  l1_sparsity=float(self.hp["l1_sparsity"]))
+        if self.hp["exit_attack"] == "avg":
+            return pgd_tf(self.model, x, y, objective=all_exits_objective, **kw)
+        cands = [pgd_tf(self.model, x, y, objective=exit_objective(k), **kw)
+                 for k in range(self.n_exits)]
+        b = tf.shape(x)[0]
+        outs = self.model(tf.concat(cands, axis=0), training=False)
+        total = tf.reshape(all_exits_objective(outs, tf.tile(y, [self.n_exits])),
+                           [self.n_exits, b])
+        pick = tf.argmax(total, axis=0, output_type=tf.int32)
+        stacked = tf.stack(cands, axis=1)  # [B, E, T, C]
+        return tf.stop_gradient(tf.gather(stacked, pick, axis=1, batch_dims=1))
+
+    def _loss(self, x, y):
+        tf = _tf()
+        if self.mode == "none":
+            return tf.reduce_mean(all_exits_objective(self.model(x, training=True), y))
+        xa = self.adversarial(x, y)
+        outs = self.model(tf.concat([x, xa], axis=0), training=True)
+        per = all_exits_objective(outs, tf.tile(y, [2]))
+        # the clean and the adversarial half, each summed over exits, averaged over windows
+        return 0.5 * tf.reduce_sum(per) / tf.cast(tf.shape(x)[0], per.dtype)
+
+    def train_epoch(self, x, y) -> dict:
+        tf = _tf()
+        if self._step is None:
+            model, opt = self.model, self.opt
+
+            @tf.function(reduce_retracing=True, autograph=False)
+            def step(xb, yb):
+                with tf.GradientTape() as tape:
+                    loss = self._loss(xb, yb)
+                grads = tape.gradient(loss, model.trainable_variables)
+                opt.apply_gradients(zip(grads, model.trainable_variables))
+                return loss
+            self._step = step
+        order = self.rng.permutation(len(x))
+        bs = int(self.hp["batch_size"])
+        losses = [float(self._step(tf.constant(x[order[i:i + bs]]), tf.constant(y[order[i:i + bs]])))
+                  for i in range(0, len(x), bs)]
+        return {"loss": float(np.mean(losses))}
+
+
 # --------------------------------------------------------------------------- #
 # Validation score (cheap PGD on a fixed subset)
 # --------------------------------------------------------------------------- #
 
+def _n_outputs(model) -> int:
+    return len(model.outputs)
+
+
 def robust_correct(model, x, y, radii, norms, *, steps: int, batch: int = 500,
                    l1_sparsity: float = 0.05) -> dict[str, np.ndarray]:
-    """Per-window correctness clean and under a cheap PGD of each norm."""
+    """Per-window correctness clean and under a cheap PGD of each norm:
+    ``[N]`` booleans for a single-output model; ``[E, N]`` (every exit) for a
+    multi-exit model, attacked with the all-exits objective."""
     tf = _tf()
+    multi = _n_outputs(model) > 1
+    objective = all_exits_objective if multi else ce_objective
     cache = model.__dict__.setdefault("_ditmos_val_fns", {})
+
+    def correct(outs, yb):
+        outs = outs if multi else [outs]
+        return np.stack([np.argmax(np.asarray(z), 1) == yb for z in outs])
+
     out = {"clean": [], **{n: [] for n in norms}}
     for i in range(0, len(x), batch):
         xb, yb = tf.constant(x[i:i + batch]), tf.constant(y[i:i + batch])
-        out["clean"].append(np.argmax(model(xb, training=False), 1) == y[i:i + batch])
+        out["clean"].append(correct(model(xb, training=False), y[i:i + batch]))
         for n in norms:
             key = (n, steps, float(radii[n]))
             if key not in cache:
-                cache[key] = tf.function(lambda a, b, n=n: tf.argmax(model(pgd_tf(
+                cache[key] = tf.function(lambda a, b, n=n: model(pgd_tf(
                     model, a, b, norm=n, eps=float(radii[n]), steps=steps,
-                    l1_sparsity=l1_sparsity), training=False), 1), reduce_retracing=True,
-                    autograph=False)
-            out[n].append(np.asarray(cache[key](xb, yb)) == y[i:i + batch])
-    return {k: np.concatenate(v) for k, v in out.items()}
+                    l1_sparsity=l1_sparsity, objective=objective), training=False),
+                    reduce_retracing=True, autograph=False)
+            out[n].append(correct(cache[key](xb, yb), y[i:i + batch]))
+    res = {k: np.concatenate(v, axis=1) for k, v in out.items()}
+    return res if multi else {k: v[0] for k, v in res.items()}
 
 
 def validation_score(mode: str, model, x, y, radii, hp) -> dict:
+    """Clean and cheap-PGD accuracies and the score that picks the epoch: the
+    share of windows right clean and under the mode's norm(s) (a multi-exit
+    model: averaged over its exits)."""
     norms = () if mode == "none" else ((mode,) if mode in NORMS else NORMS)
     ok = robust_correct(model, x, y, radii, norms, steps=int(hp["val_steps"]),
                         l1_sparsity=float(hp["l1_sparsity"]))
@@ -348,18 +478,37 @@ def parse_pair(text) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def _build_single(cfg: dict, input_shape, num_classes: int):
-    from ditmos.models.baselines import build_convnet, search_budget_spec
-    from ditmos.training.baselines import DEFAULTS as BASE
+def _budget(cfg: dict, input_shape, num_classes: int):
     from ditmos.training.baselines import budget_from_architecture
     from ditmos.training.config import architecture
 
-    budget = budget_from_architecture(architecture(cfg), input_shape, num_classes)
+    return budget_from_architecture(architecture(cfg), input_shape, num_classes)
+
+
+def _build_single(cfg: dict, input_shape, num_classes: int):
+    from ditmos.models.baselines import build_convnet, search_budget_spec
+    from ditmos.training.baselines import DEFAULTS as BASE
+
+    budget = _budget(cfg, input_shape, num_classes)
     q = BASE["quick"]
     match = search_budget_spec(budget.selector, budget.input_shape, budget.num_classes,
                                target=budget.inference_macs, metric="macs", depths=q["depths"],
                                tolerance=q["tolerance"])[0]
     return match, lambda: build_convnet(match.spec, input_shape, num_classes, name="single")
+
+
+def _build_early_exit(cfg: dict, input_shape, num_classes: int, mac_factor: float):
+    """The multi-exit network of the ``early_exit`` baseline (same builder,
+    same backbone rule) with a full-depth cost of ``mac_factor`` x the budget."""
+    from ditmos.models.baselines import build_early_exit, early_exit_costs
+    from ditmos.training.baselines import DEFAULTS as BASE
+    from ditmos.training.baselines import early_exit_spec
+
+    budget = _budget(cfg, input_shape, num_classes)
+    spec, ratio = early_exit_spec(budget, {"early_exit_mac_factor": float(mac_factor),
+                                           "tolerance": BASE["quick"]["tolerance"]})
+    exit_macs = [int(c.macs) for c in early_exit_costs(spec, input_shape, num_classes)]
+    return spec, exit_macs, lambda: build_early_exit(spec, input_shape, num_classes)
 
 
 def proxy_pair(build, data, radii, hp, seed: int) -> tuple[tuple[str, str], dict]:
@@ -384,13 +533,18 @@ def proxy_pair(build, data, radii, hp, seed: int) -> tuple[tuple[str, str], dict
     return pair, scores
 
 
-def train_single_robust(dataset: str, out_dir, *, mode: str, seed: int = 0,
-                        config_file=None, overrides: dict | None = None, pair=None,
-                        quiet: bool = False) -> Path:
-    """Train the equal-MACs single CNN with ``mode`` into a new run directory:
-    config.json, splits.npz, normalization.json, models/single.keras,
+def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, seed: int = 0,
+                 config_file=None, overrides: dict | None = None, pair=None,
+                 quiet: bool = False) -> Path:
+    """Adversarially train ``method`` with ``mode`` into a new run directory:
+    config.json, splits.npz, normalization.json, models/METHOD.keras and
     robust.json (mode, hyper-parameters, per-epoch history, clean and cheap-PGD
-    accuracies of the kept epoch on validation and test)."""
+    accuracies of the kept epoch on validation and test; for the multi-exit
+    network also its exit costs and the exit threshold chosen on validation).
+
+    ``method="single"``: the equal-MACs single CNN (:class:`RobustTrainer`).
+    ``method="early_exit"``: the multi-exit CNN of the ``early_exit``
+    baseline, trained RDI-Nets style (:class:`MultiExitTrainer`)."""
     import io
 
     import keras
@@ -400,8 +554,15 @@ def train_single_robust(dataset: str, out_dir, *, mode: str, seed: int = 0,
     from ditmos.training.config import resolve_config
     from ditmos.training.run import _versions, prepare_data
 
-    if mode not in MODES:
-        raise DitmosError(f"unknown robust mode {mode!r}; choose one of {', '.join(MODES)}")
+    if method not in METHODS:
+        raise DitmosError(f"unknown method {method!r} for robust training; choose one of "
+                          f"{', '.join(METHODS)}")
+    allowed = MODES if method == "single" else MultiExitTrainer.MODES
+    if mode not in allowed:
+        raise DitmosError(f"robust mode {mode!r} is not available for --method {method}; "
+                          f"choose one of {', '.join(allowed)}")
+    if pair is not None and mode != "ramp":
+        raise DitmosError("a RAMP key pair only applies to --robust ramp")
     run_dir = Path(out_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise DitmosError(f"{run_dir} exists and is not empty; choose a new --out directory")
@@ -415,6 +576,12 @@ def train_single_robust(dataset: str, out_dir, *, mode: str, seed: int = 0,
     if pair is not None:
         hp["pair"] = pair
     pair_t = parse_pair(hp["pair"])
+    for key in ("mac_factor", "mac_budget"):
+        if not isinstance(hp[key], (int, float)) or isinstance(hp[key], bool) or hp[key] <= 0:
+            raise DitmosError(f"robust '{key}' must be a positive number, got {hp[key]!r}")
+    if hp["exit_attack"] not in EXIT_ATTACKS:
+        raise DitmosError(f"robust 'exit_attack' must be one of {', '.join(EXIT_ATTACKS)}, "
+                          f"got {hp['exit_attack']!r}")
     cfg = resolve_config(dataset, "quick", seed=seed, overrides=user)
 
     tf = _tf()
@@ -424,6 +591,9 @@ def train_single_robust(dataset: str, out_dir, *, mode: str, seed: int = 0,
     input_shape = tuple(int(v) for v in ds.X.shape[1:])
     radii = default_radii(input_shape)
     match, build = _build_single(cfg, input_shape, data["num_classes"])
+    if method == "early_exit":
+        ee_spec, exit_macs, build = _build_early_exit(cfg, input_shape, data["num_classes"],
+                                                      hp["mac_factor"])
     for k in ("x_train", "x_val", "x_test"):
         data[k] = data[k].astype(np.float32)
 
@@ -444,8 +614,12 @@ def train_single_robust(dataset: str, out_dir, *, mode: str, seed: int = 0,
     keras.utils.set_random_seed(seed)
     model = build()
     n_batches = math.ceil(len(data["x_train"]) / int(hp["batch_size"]))
-    trainer = RobustTrainer(model, radii, mode, hp, steps_total=n_batches * int(hp["epochs"]),
-                            pair=pair_t, seed=seed)
+    if method == "single":
+        trainer = RobustTrainer(model, radii, mode, hp, steps_total=n_batches * int(hp["epochs"]),
+                                pair=pair_t, seed=seed)
+    else:
+        trainer = MultiExitTrainer(model, radii, mode, hp,
+                                   steps_total=n_batches * int(hp["epochs"]), seed=seed)
     vrng = np.random.default_rng([seed, 3])
     vi = np.sort(vrng.permutation(len(data["x_val"]))[:int(hp["val_samples"])])
     xv, yv = data["x_val"][vi], data["y_val"][vi]
@@ -458,7 +632,7 @@ def train_single_robust(dataset: str, out_dir, *, mode: str, seed: int = 0,
                         **{f"val_{k}": round(v, 5) for k, v in val.items()}})
         if best is None or val["score"] > best[0]:
             best = (val["score"], ep + 1, model.get_weights())
-        log(f"{mode} epoch {ep + 1}/{hp['epochs']}: loss {info['loss']:.4f}, val clean "
+        log(f"{method} {mode} epoch {ep + 1}/{hp['epochs']}: loss {info['loss']:.4f}, val clean "
             f"{val['clean']:.4f}, val score {val['score']:.4f} ({time.monotonic() - t0:.0f} s)")
     model.set_weights(best[2])
     seconds = time.monotonic() - t0
@@ -467,17 +641,48 @@ def train_single_robust(dataset: str, out_dir, *, mode: str, seed: int = 0,
         r = robust_correct(model, x, y, radii, NORMS, steps=int(hp["val_steps"]),
                            l1_sparsity=float(hp["l1_sparsity"]))
         u = r["clean"] & r["linf"] & r["l2"] & r["l1"]
-        return {**{k: round(float(v.mean()), 5) for k, v in r.items()},
-                "union": round(float(u.mean()), 5)}
+        if method == "single":
+            return {**{k: round(float(v.mean()), 5) for k, v in r.items()},
+                    "union": round(float(u.mean()), 5)}
+        # per exit (each exit alone, attacked through the all-exits objective)
+        return {**{k: [round(float(e), 5) for e in v.mean(axis=1)] for k, v in r.items()},
+                "union": [round(float(e), 5) for e in u.mean(axis=1)]}
 
-    summary = {"format": FORMAT, "model": "single", "mode": mode, "dataset": cfg["dataset"],
+    summary = {"format": FORMAT, "model": method, "mode": mode, "dataset": cfg["dataset"],
                "seed": seed, "input_shape": list(input_shape),
-               "class_names": list(data["class_names"]), "spec": match.spec.to_dict(),
-               "macs": int(match.cost.macs), "params": int(match.cost.params),
-               "radii": radii, "hyper": hp, "pair": pair_info, "best_epoch": best[1],
-               "train_seconds": round(seconds, 1), "history": history,
-               "cheap_pgd": {"steps": int(hp["val_steps"]), "val": accs(data["x_val"], data["y_val"]),
-                             "test": accs(data["x_test"], data["y_test"])}}
+               "class_names": list(data["class_names"]), "radii": radii, "hyper": hp,
+               "pair": pair_info, "best_epoch": best[1], "train_seconds": round(seconds, 1),
+               "history": history}
+    if method == "single":
+        summary.update(spec=match.spec.to_dict(), macs=int(match.cost.macs),
+                       params=int(match.cost.params))
+    else:
+        from ditmos.models.baselines import count_cost
+        from ditmos.training.baselines import apply_threshold, choose_threshold
+
+        budget_macs = float(hp["mac_budget"]) * match.cost.macs
+        val_outs = [np.asarray(o) for o in _outputs(model, data["x_val"])]
+        choice = choose_threshold(val_outs, data["y_val"], exit_macs, budget_macs)
+        test_outs = [np.asarray(o) for o in _outputs(model, data["x_test"])]
+        pred, chosen = apply_threshold(test_outs, choice["threshold"], exit_macs)
+        em = np.asarray(exit_macs, np.float64)
+        cost = count_cost(model)
+        summary.update(
+            spec=ee_spec.to_dict(), params=int(cost.params), exit_macs=exit_macs,
+            max_macs=int(exit_macs[-1]), single_macs=int(match.cost.macs),
+            exit_policy={"rule": "first exit whose max softmax probability >= threshold "
+                                 "(the last exit always answers)",
+                         "threshold": choice["threshold"], "mac_budget": round(budget_macs, 1),
+                         "within_budget": choice["within_budget"],
+                         "val_accuracy": round(choice["val_accuracy"], 5),
+                         "val_avg_macs": round(choice["val_avg_macs"], 1)},
+            test={"accuracy": round(float(np.mean(pred == data["y_test"])), 5),
+                  "avg_macs": round(float(em[chosen].mean()), 1),
+                  "exit_fractions": [round(float(f), 4) for f in
+                                     np.bincount(chosen, minlength=len(exit_macs)) / len(chosen)]})
+        summary["macs"] = int(round(summary["test"]["avg_macs"]))
+    summary["cheap_pgd"] = {"steps": int(hp["val_steps"]), "val": accs(data["x_val"], data["y_val"]),
+                            "test": accs(data["x_test"], data["y_test"])}
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "versions.json", _versions())
     buf = io.BytesIO()
@@ -486,8 +691,17 @@ def train_single_robust(dataset: str, out_dir, *, mode: str, seed: int = 0,
     atomic_write_json(run_dir / "normalization.json", norm.to_dict())
     atomic_write_json(run_dir / "config.json", cfg)
     (run_dir / "models").mkdir(exist_ok=True)
-    tmp = run_dir / "models" / ".single.tmp.keras"
+    tmp = run_dir / "models" / f".{method}.tmp.keras"
     model.save(tmp)
-    tmp.replace(run_dir / "models" / "single.keras")
+    tmp.replace(run_dir / "models" / f"{method}.keras")
     atomic_write_json(run_dir / "robust.json", summary)  # last: marks the run as finished
     return run_dir
+
+
+def _outputs(model, x: np.ndarray, batch: int = 1024) -> list[np.ndarray]:
+    """Every output of ``model`` on ``x`` (inference mode, in batches)."""
+    parts = []
+    for i in range(0, len(x), batch):
+        o = model(x[i:i + batch], training=False)
+        parts.append([np.asarray(t) for t in (o if isinstance(o, (list, tuple)) else [o])])
+    return [np.concatenate(p) for p in zip(*parts)]

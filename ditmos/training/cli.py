@@ -58,14 +58,18 @@ from ditmos.errors import DitmosError
                    "classifier's adversarial direction (docs/smoothing.md).")
 @click.option("--sigma", type=float, default=None,
               help="With --smoothing: noise std in normalised input units.")
-@click.option("--model", "model_kind", type=click.Choice(["ditmos", "single"]),
+@click.option("--method", "--model", "model_kind",
+              type=click.Choice(["ditmos", "single", "early_exit"]),
               default="ditmos", show_default=True,
-              help="ditmos, or the equal-MACs single CNN baseline (for --robust).")
+              help="ditmos; or, for --robust, the equal-MACs single CNN baseline (single) or "
+                   "the multi-exit CNN of the early-exit baseline (early_exit, RDI-Nets "
+                   "training). --model is the same option.")
 @click.option("--robust", "robust_mode", default=None,
               type=click.Choice(["none", "linf", "l2", "l1", "max", "avg", "eat", "ramp"]),
-              help="Adversarial training (with --model single): PGD on one norm (linf, l2, "
-                   "l1), the worst (max) or mean (avg) over the three, E-AT (eat), RAMP "
-                   "(ramp), or none (standard training in the same loop).")
+              help="Adversarial training (with --method single or early_exit): PGD on one "
+                   "norm (linf, l2, l1), the worst (max) or mean (avg) over the three, E-AT "
+                   "(eat), RAMP (ramp), or none (standard training in the same loop). "
+                   "early_exit takes none, linf, l2, l1.")
 @click.option("--pair", default=None, metavar="Q,R",
               help="RAMP key pair, e.g. 'linf,l1' (default: a cheap proxy of the RAMP rule).")
 @click.option("--quiet", is_flag=True, help="No progress bars (CI).")
@@ -84,11 +88,18 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
     without retraining them.
 
     \b
-    With --model single --robust MODE: adversarially train the single CNN
+    With --method single --robust MODE: adversarially train the single CNN
     with the MACs of DiTMoS's selector + one classifier (quick schedule)
     and write RUN/models/single.keras and RUN/robust.json; attack it with
     'ditmos robust attack RUN'. Hyper-parameters: the "robust" section of
     --config (e.g. {"robust": {"epochs": 20, "attack_steps": 5}}).
+
+    \b
+    With --method early_exit --robust MODE: RDI-Nets training of the
+    early-exit baseline's multi-exit CNN (every exit on clean and on
+    adversarial windows from an attack on all exits), then its exit
+    threshold on validation; writes RUN/models/early_exit.keras and
+    RUN/robust.json (threshold, per-exit MACs). See docs/robustness.md.
     """
     from pathlib import Path
 
@@ -115,26 +126,34 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
     if smoothing == "smoothmix":
         raise DitmosError("--smoothing smoothmix is available for --model single only; DiTMoS "
                           "trains with --smoothing gaussian")
-    if model_kind == "single" or robust_mode is not None:
-        if model_kind != "single":
-            raise DitmosError("--robust is available for --model single only (adversarial "
-                              "training of DiTMoS itself is not implemented yet)")
+    if model_kind != "ditmos" or robust_mode is not None:
+        if model_kind == "ditmos":
+            raise DitmosError("--robust is available for --method single or early_exit only "
+                              "(adversarial training of DiTMoS itself is not implemented yet)")
         if resume or compare or widths or seeds or width != 1.0 or preset != "quick" \
                 or smoothing != "none":
-            raise DitmosError("--model single takes only --dataset, --out, --config, --seed, "
-                              "--robust, --pair, --quiet")
+            raise DitmosError(f"--method {model_kind} takes only --dataset, --out, --config, "
+                              f"--seed, --robust, --pair, --quiet")
         if pair is not None and robust_mode != "ramp":
             raise DitmosError("--pair only applies to --robust ramp")
-        from ditmos.robust.training import train_single_robust
+        from ditmos.robust.training import train_robust
 
-        run_dir = train_single_robust(dataset, out_dir, mode=robust_mode or "none", seed=seed,
-                                      config_file=config_file, pair=pair, quiet=quiet)
+        run_dir = train_robust(dataset, out_dir, method=model_kind, mode=robust_mode or "none",
+                               seed=seed, config_file=config_file, pair=pair, quiet=quiet)
         import json
 
-        r = json.loads((run_dir / "robust.json").read_text())["cheap_pgd"]["test"]
-        click.echo(f"{run_dir}: test clean {r['clean']:.4f}; cheap PGD linf {r['linf']:.4f} "
-                   f"l2 {r['l2']:.4f} l1 {r['l1']:.4f} union {r['union']:.4f} "
-                   f"(full attack: ditmos robust attack {run_dir})")
+        info = json.loads((run_dir / "robust.json").read_text())
+        r = info["cheap_pgd"]["test"]
+        if model_kind == "single":
+            click.echo(f"{run_dir}: test clean {r['clean']:.4f}; cheap PGD linf {r['linf']:.4f} "
+                       f"l2 {r['l2']:.4f} l1 {r['l1']:.4f} union {r['union']:.4f} "
+                       f"(full attack: ditmos robust attack {run_dir})")
+        else:
+            t, pol = info["test"], info["exit_policy"]
+            click.echo(f"{run_dir}: test clean {t['accuracy']:.4f} at {t['avg_macs']:.0f} average "
+                       f"MACs (max {info['max_macs']}; threshold {pol['threshold']:.4f} from "
+                       f"validation; exits {t['exit_fractions']}); cheap PGD per exit linf "
+                       f"{r['linf']} (full attack: ditmos robust attack {run_dir})")
         return
 
     overrides = None

@@ -172,7 +172,7 @@ def test_cli_trains_a_robust_single_cnn_and_attacks_it(tmp_path, capsys):
     assert "No finished run: max." in text
     assert main(["train", "--dataset", "hapt", "--robust", "linf",
                  "--out", str(tmp_path / "x")]) == 2
-    assert "--model single" in capsys.readouterr().err
+    assert "--method single or early_exit" in capsys.readouterr().err
 
 
 def test_table_without_finished_runs_is_a_clear_error(tmp_path, capsys):
