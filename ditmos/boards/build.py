@@ -191,6 +191,8 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
                f"-DDITMOS_UART_BAUD={baud or board.uart.get('baud', 115200)}u"]
     if profile:
         defines.append("-DDITMOS_PROFILE=1")
+    if (model_dir / "prepare.h").is_file():  # the RAW request runs the input pipeline
+        defines.append("-DDITMOS_HAS_PREPARE=1")
     for name, value in dict(extra_defines).items():
         if not re.fullmatch(r"DITMOS_[A-Z0-9_]+", name) or not re.fullmatch(r"[0-9A-Za-z_]+",
                                                                              str(value)):
