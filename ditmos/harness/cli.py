@@ -11,7 +11,7 @@ Examples:
   ditmos evaluate --run runs/hapt --build build/host --emulate --jobs 2 --out eval/host
   ditmos evaluate --run runs/hapt --build build/mps2 --port socket://127.0.0.1:PORT --out eval/emu
   ditmos evaluate --run runs/hapt --build build/nucleo --port /dev/ttyACM0 --out eval/nucleo
-  ditmos evaluate --run runs/hapt --build build/mps2 --emulate --raw --limit 50 --out eval/raw
+  ditmos evaluate --run runs/hapt --build build/mps2 --emulate --raw --limit 20 --out eval/raw
 
 \b
 --raw sends the raw test inputs instead of int8 windows (RAW requests,
