@@ -246,6 +246,10 @@ class DeviceClient:
                     self.hello()
                     seq = self._next_seq()
                     raw = encode_frame(msg_type, seq, payload)
+                if last_error.code in (ErrorCode.BAD_OFFSET, ErrorCode.NO_RAW) and frame.seq == seq:
+                    # refused before the sequence check passed: the device still expects
+                    # this number, so the next request carries it again
+                    self._seq = (seq - 1) & 0xFFFF
                 if last_error.code == ErrorCode.BAD_OFFSET and frame.seq == seq:
                     raise _RawRestart(f"ERROR BAD_OFFSET, {last_error.detail} bytes held")
                 if last_error.code == ErrorCode.NO_RAW and frame.seq == seq:
