@@ -151,6 +151,13 @@ def test_raw_audio_on_the_device_equals_the_host_pipeline(audio_model, tmp_path)
     assert all(g[3] > 0 for g in got)  # host wall clock of the pipeline, ns
 
     mps2 = build_project("mps2_an500", gen, tmp_path / "mps2")
+    mem = json.loads((mps2 / "manifest.json").read_text())["memory"]
+    pipe = mem["input_pipeline"]  # what the linker kept of prepare.c + the front end
+    assert pipe["code"] > 500 and pipe["constants"] > 4000 and "firmware.map" in pipe["source"]
+    raw = pipe["raw_request"]
+    assert raw["raw_input"] == 2 * CONFIG.clip_samples and raw["window"] == 49 * 13
+    assert raw["scratch"] == 4 * (2 * CONFIG.n_fft + 2 * CONFIG.n_mels)
+    assert raw["ram"] >= raw["raw_input"] + raw["window"] + raw["scratch"]
     with QemuTarget(mps2, workdir=tmp_path / "qemu") as target:
         got = _raw_answers(target.url, clips[:3], marks=target.plugin_log)
     assert [g[:3] for g in got] == want[:3]
