@@ -134,9 +134,9 @@ def test_raw_audio_on_the_device_equals_the_host_pipeline(audio_model, tmp_path)
     from ditmos.boards.host import HostDevice
     from ditmos.boards.qemu import QemuTarget
 
+    from ditmos.codegen import kernel_sources
+
     d, ds, split, norm = audio_model
-    gen = tmp_path / "gen"
-    generate(d, gen, frontend=CONFIG)
     pick = split.test[::50]  # 10 clips over the split
     _, a = load_clips()
     clips = fit_clips(a["audio"], a["lengths"], CONFIG.clip_samples)[pick]
@@ -144,13 +144,19 @@ def test_raw_audio_on_the_device_equals_the_host_pipeline(audio_model, tmp_path)
     pred, route, scores = ref.predict(ref.quantize_input(norm.apply(ds.X[pick])))
     want = [(int(p), int(q), [int(v) for v in s]) for p, q, s in zip(pred, route, scores)]
 
-    host = build_project("host", gen, tmp_path / "host")
+    def build(board, kernels):
+        gen = tmp_path / f"gen_{kernels}"
+        generate(d, gen, kernels=kernels, frontend=CONFIG)
+        return build_project(board, gen, tmp_path / board, kernels=kernels,
+                             kernel_sources=kernel_sources(kernels))
+
+    host = build("host", "ref")
     with HostDevice(host, workdir=tmp_path / "dev") as dev:
         got = _raw_answers(dev.url, clips)
     assert [g[:3] for g in got] == want
     assert all(g[3] > 0 for g in got)  # host wall clock of the pipeline, ns
 
-    mps2 = build_project("mps2_an500", gen, tmp_path / "mps2")
+    mps2 = build("mps2_an500", "cm7")
     mem = json.loads((mps2 / "manifest.json").read_text())["memory"]
     pipe = mem["input_pipeline"]  # what the linker kept of prepare.c + the front end
     assert pipe["code"] > 500 and pipe["constants"] > 4000 and "firmware.map" in pipe["source"]
