@@ -21,7 +21,14 @@ Result (``--json``; stable keys):
   instructions with each kernel set, ``ratio`` = reference / optimized,
   ``*_per_mac``, samples that ran it);
 - ``floor_per_mac`` = 0.5 (one SMLAD does two multiply-accumulates) and
-  ``optimized_vs_floor`` = optimized_per_mac / floor_per_mac.
+  ``optimized_vs_floor`` = optimized_per_mac / floor_per_mac;
+- ``input_pipeline`` (None for a model without ``prepare.h``): the samples go
+  to the device raw (RAW requests, ``ditmos evaluate --raw``), so the device
+  runs the generated input pipeline (for audio the MFCC front end) before
+  each inference; ``raw`` (the kind of input), ``instructions`` (mean, with
+  ``min`` / ``max``) counted between the marks around the pipeline in the cm7
+  build, ``with_inference`` = pipeline + inference, ``share`` = pipeline /
+  (pipeline + inference).  The inference figures above exclude the pipeline.
 """
 
 from __future__ import annotations
@@ -76,7 +83,9 @@ def _measure_set(run_dir: Path, int8_dir: Path, work: Path, kernels: str, sample
     build_dir = build_firmware(BOARD, int8_dir, work / f"build_{kernels}", kernels=kernels,
                                profile=True, strategy=strategy)
     eval_dir = work / f"eval_{kernels}"
-    report = evaluate(run_dir, build_dir, eval_dir, emulate=True, limit=samples)
+    # with an input pipeline the device gets raw inputs and prepares them itself
+    raw = "auto" if (Path(build_dir) / "model" / "prepare.h").is_file() else None
+    report = evaluate(run_dir, build_dir, eval_dir, emulate=True, limit=samples, raw=raw)
     records = read_samples(eval_dir / SAMPLES_FILE)
     found = find_codegen_manifest(Path(build_dir))
     if found is None:
@@ -85,7 +94,7 @@ def _measure_set(run_dir: Path, int8_dir: Path, work: Path, kernels: str, sample
     if not recs or any(r.get("cost") in (None, 0) for r in recs):
         raise DitmosError(f"the {kernels} build reported no instruction counts "
                           f"(is the QEMU plugin working?); see {eval_dir}")
-    return {"records": recs, "codegen": found[1],
+    return {"records": recs, "codegen": found[1], "raw": (report.get("input_pipeline") or {}).get("raw"),
             "mismatches": int(report.get("mismatches", 0) or 0)
             + int(report.get("score_mismatches", 0) or 0)}
 
@@ -137,6 +146,17 @@ def measure_latency(run_dir: str | Path, *, samples: int = 8, work_dir: str | Pa
     n = len(opt["records"])
     ref_mean = sum(int(r["cost"]) for r in ref["records"]) / n
     opt_mean = sum(int(r["cost"]) for r in opt["records"]) / n
+    pipeline = None
+    if opt["raw"] is not None:
+        prep = [r.get("prepare_cost") for r in opt["records"]]
+        if any(p in (None, 0) for p in prep):
+            raise DitmosError("the cm7 build reported no instruction count for its input "
+                              "pipeline (marks 254/255)")
+        prep_mean = sum(prep) / n
+        pipeline = {"raw": opt["raw"], "instructions": prep_mean,
+                    "min": min(prep), "max": max(prep),
+                    "share": prep_mean / (prep_mean + opt_mean),
+                    "with_inference": prep_mean + opt_mean}
     macs = macs_total / n
     out_layers = []
     for key in sorted(layers, key=lambda k: (k[0] != "selector", k[0], k[1])):
@@ -159,6 +179,7 @@ def measure_latency(run_dir: str | Path, *, samples: int = 8, work_dir: str | Pa
         "floor_per_mac": FLOOR_PER_MAC,
         "optimized_vs_floor": opt_mean / macs / FLOOR_PER_MAC if macs else None,
         "mismatches": {"ref": ref["mismatches"], "cm7": opt["mismatches"]},
+        "input_pipeline": pipeline,
         "layers": out_layers,
     }
 
@@ -182,6 +203,13 @@ def format_latency(res: dict) -> str:
         f"instructions per MAC: ref {res['reference_per_mac']:.2f}, cm7 "
         f"{res['optimized_per_mac']:.3f} = {res['optimized_vs_floor']:.2f}x the "
         f"{res['floor_per_mac']} floor (one SMLAD per two MACs)")
+    pipe = res.get("input_pipeline")
+    if pipe:
+        lines.append(
+            f"input pipeline on the device (raw {pipe['raw']} -> int8 window, cm7 build): "
+            f"{pipe['instructions']:.0f} instructions (min {pipe['min']}, max {pipe['max']}); "
+            f"with the inference {pipe['with_inference']:.0f}, pipeline share "
+            f"{100 * pipe['share']:.1f}%")
     mm = res["mismatches"]
     if mm["ref"] or mm["cm7"]:
         lines.append(f"WARNING: answers differ from the TFLM reference (ref {mm['ref']}, "

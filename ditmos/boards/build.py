@@ -191,6 +191,8 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
                f"-DDITMOS_UART_BAUD={baud or board.uart.get('baud', 115200)}u"]
     if profile:
         defines.append("-DDITMOS_PROFILE=1")
+    if (model_dir / "prepare.h").is_file():  # the RAW request runs the input pipeline
+        defines.append("-DDITMOS_HAS_PREPARE=1")
     for name, value in dict(extra_defines).items():
         if not re.fullmatch(r"DITMOS_[A-Z0-9_]+", name) or not re.fullmatch(r"[0-9A-Za-z_]+",
                                                                              str(value)):
@@ -284,6 +286,90 @@ def _object_sizes(out_dir: Path, name: str) -> dict[str, int]:
     return sizes
 
 
+# Objects of the input pipeline (prepare.c and the front end) and of the RAW
+# request's buffers (the raw input, its int8 window, the front end's scratch).
+PIPELINE_OBJECTS = ("prepare.o", "ditmos_mfcc.o")
+RAW_OBJECTS = ("ditmos_raw.o",)
+_MAP_ENTRY = re.compile(r"^ (\.[\w.$-]+|COMMON)?\s+0x([0-9a-fA-F]+)\s+0x([0-9a-fA-F]+)\s+(\S+\.o)\s*$")
+_MAP_NAME = re.compile(r"^ (\.[\w.$-]+|COMMON)\s*$")
+
+
+def _part_of(section: str) -> str | None:
+    if section.startswith(".text"):
+        return "code"
+    if section.startswith(".rodata"):
+        return "constants"
+    if section.startswith(".data"):
+        return "data"
+    if section.startswith(".bss") or section == "COMMON":
+        return "bss"
+    return None
+
+
+def _add_part(sizes: dict, part: str | None, size: int) -> None:
+    if part == "code" or part == "constants":
+        sizes[part] += size
+    elif part == "data":  # initial values in flash, the variables in RAM
+        sizes["constants"] += size
+        sizes["ram"] += size
+    elif part == "bss":
+        sizes["ram"] += size
+
+
+def linked_object_sizes(map_text: str, objects) -> dict[str, int]:
+    """Code, constants and RAM bytes the linker placed from ``objects`` (file
+    names), read from a GNU ld map file (what --gc-sections kept)."""
+    sizes = {"code": 0, "constants": 0, "ram": 0}
+    _, sep, body = map_text.partition("Linker script and memory map")
+    if not sep:
+        raise DitmosError("the linker map has no memory map section")
+    pending = None
+    for line in body.splitlines():
+        m = _MAP_NAME.match(line)
+        if m:
+            pending = m.group(1)
+            continue
+        m = _MAP_ENTRY.match(line)
+        if m:
+            name = m.group(1) or pending
+            pending = None
+            if name and Path(m.group(4)).name in objects:
+                _add_part(sizes, _part_of(name), int(m.group(3), 16))
+        elif line.strip():
+            pending = None
+    return sizes
+
+
+def object_part_sizes(out_dir: Path, objects) -> dict[str, int]:
+    """The same from the compiled objects (host board: no linker map)."""
+    sizes = {"code": 0, "constants": 0, "ram": 0}
+    for name in objects:
+        path = out_dir / "obj" / name
+        if path.exists():
+            for sec in Elf(path).sections:
+                if sec.alloc and sec.size:
+                    _add_part(sizes, _part_of(sec.name), sec.size)
+    return sizes
+
+
+def pipeline_memory(board: Board, out_dir: Path, elf: Elf | None = None) -> dict | None:
+    """The input pipeline's share of the firmware (None without prepare.c)."""
+    if not (out_dir / "obj" / "prepare.o").exists():
+        return None
+    if board.is_arm:
+        text = (out_dir / "firmware.map").read_text(errors="replace")
+        pipe, raw = linked_object_sizes(text, PIPELINE_OBJECTS), linked_object_sizes(text, RAW_OBJECTS)
+        source = "linker map (firmware.map)"
+    else:
+        pipe, raw = object_part_sizes(out_dir, PIPELINE_OBJECTS), object_part_sizes(out_dir, RAW_OBJECTS)
+        source = "compiled objects (before linking)"
+    if elf is not None:  # the RAW request's buffers one by one (static symbols of ditmos_raw.c)
+        for key, sym in (("raw_input", "raw_buf"), ("window", "raw_window"),
+                         ("scratch", "raw_scratch")):
+            raw[key] = elf.symbols[sym].size if sym in elf.symbols else 0
+    return {**pipe, "raw_request": raw, "source": source}
+
+
 def memory_table(board: Board, elf: Elf, out_dir: Path, info: ModelInfo) -> dict:
     """Flash and RAM use per part, from the linked ELF (arm) or objects (host)."""
     if board.is_arm:
@@ -309,11 +395,15 @@ def memory_table(board: Board, elf: Elf, out_dir: Path, info: ModelInfo) -> dict
         ram = {"arena": info.arena_size, "stack": 0,
                "data_bss": elf.size(".data") + elf.size(".bss")}
         sections, flash_limit, ram_limit = {}, None, None
-    return {
+    table = {
         "flash": {**flash, "total": sum(flash.values()), "limit": flash_limit},
         "ram": {**ram, "total": sum(ram.values()), "limit": ram_limit},
         "sections": sections,
     }
+    pipe = pipeline_memory(board, out_dir, elf)
+    if pipe is not None:
+        table["input_pipeline"] = pipe
+    return table
 
 
 def format_memory_table(board_name: str, memory: dict) -> str:
@@ -330,6 +420,15 @@ def format_memory_table(board_name: str, memory: dict) -> str:
             lines.append(f"    {key.replace('_', ' '):<14}{v:>10}{share}")
         share = f"{100 * m['total'] / limit:8.2f}%" if limit else ""
         lines.append(f"    {'total':<14}{m['total']:>10}{share}")
+    pipe = memory.get("input_pipeline")
+    if pipe:
+        raw = pipe["raw_request"]
+        lines.append("  INPUT PIPELINE (prepare.c, front end; included above)")
+        for key in ("code", "constants", "ram"):
+            lines.append(f"    {key:<14}{pipe[key]:>10}")
+        lines.append(f"    {'RAW buffers':<14}{raw['ram']:>10}  RAM: raw input "
+                     f"{raw.get('raw_input', '?')}, window {raw.get('window', '?')}, front-end "
+                     f"scratch {raw.get('scratch', '?')} (+{raw['code']} B code)")
     return "\n".join(lines)
 
 

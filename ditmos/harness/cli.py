@@ -12,6 +12,16 @@ Examples:
   ditmos evaluate --run runs/hapt --build build/mps2 --port socket://127.0.0.1:PORT --out eval/emu
   ditmos evaluate --run runs/hapt --build build/nucleo --port /dev/ttyACM0 --out eval/nucleo
   ditmos evaluate --run runs/hapt --method early_exit --build build/host-ee --emulate --out eval/host-ee
+  ditmos evaluate --run runs/hapt --build build/mps2 --emulate --raw --limit 20 --out eval/raw
+
+\b
+--raw sends the raw test inputs instead of int8 windows (RAW requests,
+docs/protocol.md): int16 audio clips for a dataset with an on-device front
+end (fsdd_audio), int16 sensor counts for a dataset with a count scale
+(hapt), float windows otherwise, or the kind named (--raw float).  The device
+runs the generated input pipeline (front end, normalisation, quantisation)
+and the model; every answer must still equal the host reference.  The
+pipeline's own cost is reported beside the inference's.
 
 \b
 Latency, one unit per report: ms at the board clock (Nucleo, cycle
@@ -46,9 +56,13 @@ histogram counts the exits taken.
 @click.option("--resume", is_flag=True, help="Keep the samples already in OUT and measure the rest.")
 @click.option("--limit", type=int, default=None, help="Only the first N test samples.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait for one answer.")
+@click.option("--raw", "raw", is_flag=False, flag_value="auto", default=None,
+              type=click.Choice(["auto", "float", "i16", "audio"]),
+              help="Send raw inputs; the device prepares them (kind: auto, float, i16, audio; "
+                   "--raw alone = auto).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def evaluate(run_dir, method, build_dir, out_dir, ports, baud, emulate, jobs, marks, resume,
-             limit, timeout, quiet):
+             limit, timeout, raw, quiet):
     """Stream the test split to the device(s) and compare every answer with the host reference."""
     from ditmos.harness.evaluate import evaluate as run
     from ditmos.harness.summary import summary_lines
@@ -65,7 +79,7 @@ def evaluate(run_dir, method, build_dir, out_dir, ports, baud, emulate, jobs, ma
 
     report = run(run_dir, build_dir, out_dir, ports=list(ports), baudrate=baud, emulate=emulate,
                  jobs=jobs, marks=list(marks), resume=resume, limit=limit, timeout=timeout,
-                 method=method, progress=progress)
+                 method=method, raw=raw, progress=progress)
     for line in summary_lines(report):
         click.echo(line)
     if report["mismatches"]:

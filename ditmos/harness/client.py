@@ -48,10 +48,25 @@ from ditmos.harness.protocol import (
     InferResult,
     MsgType,
     ProtocolError,
+    RAW_HEADER,
+    RawKind,
+    RawResult,
     encode_certify,
     encode_frame,
+    raw_chunks,
 )
 from ditmos.harness.transport import Transport
+
+
+def _raw_kind_name(kind: int) -> str:
+    try:
+        return RawKind(kind).name
+    except ValueError:
+        return str(kind)
+
+
+class _RawRestart(DitmosError):
+    """BAD_OFFSET: the device lost the chunks sent so far (it rebooted)."""
 
 
 class DeviceTimeout(DitmosError):
@@ -137,6 +152,41 @@ class DeviceClient:
         frame = self._request(MsgType.INFER, bytes(sample))
         return InferResult.decode(frame.payload)
 
+    def raw(self, kind: int, data: bytes) -> RawResult:
+        """Send one raw input (RAW chunks in order); the device runs its input
+        pipeline and the model on it: the last chunk's RAW_OK carries the answer."""
+        chunks = raw_chunks(kind, data)
+        for attempt in range(self.retries + 1):
+            try:
+                return self._raw_chunks(kind, data, chunks)
+            except _RawRestart as err:
+                if attempt == self.retries:
+                    raise DeviceRejected(f"device on {self.url} kept losing the chunks of a raw "
+                                         f"input ({err}) on {attempt + 1} attempts") from err
+        raise AssertionError("unreachable")
+
+    def _raw_chunks(self, kind: int, data: bytes, chunks: list[bytes]) -> RawResult:
+        for i, payload in enumerate(chunks):
+            try:
+                res = RawResult.decode(self._request(MsgType.RAW, payload).payload)
+            except _RawRestart as err:
+                if i == 0:  # even a fresh input was refused: it is longer than the device's
+                    raise DeviceRejected(
+                        f"device on {self.url} refused a raw {_raw_kind_name(kind)} input of "
+                        f"{len(data)} bytes ({err}): it expects another size; rebuild the "
+                        f"firmware for this run") from err
+                raise
+            end = RAW_HEADER.unpack_from(payload)[1] + len(payload) - RAW_HEADER.size
+            if res.total != len(data):
+                raise ProtocolError(
+                    f"device on {self.url} expects raw inputs of {res.total} bytes "
+                    f"({RawKind(kind).name}), this one has {len(data)}")
+            if res.received != end or res.complete != (i == len(chunks) - 1):
+                raise ProtocolError(
+                    f"device on {self.url} reports {res.received} of {res.total} raw bytes "
+                    f"after sending {end}")
+        return res
+
     def certify(self, window: bytes, thresholds, offset: int, seed: int, first: int, n: int, *,
                 timeout: float | None = None) -> CertifyResult:
         """Class counts of ``n`` noisy inferences on the device (integer smoothing,
@@ -196,6 +246,18 @@ class DeviceClient:
                     self.hello()
                     seq = self._next_seq()
                     raw = encode_frame(msg_type, seq, payload)
+                if last_error.code in (ErrorCode.BAD_OFFSET, ErrorCode.NO_RAW) and frame.seq == seq:
+                    # refused before the sequence check passed: the device still expects
+                    # this number, so the next request carries it again
+                    self._seq = (seq - 1) & 0xFFFF
+                if last_error.code == ErrorCode.BAD_OFFSET and frame.seq == seq:
+                    raise _RawRestart(f"ERROR BAD_OFFSET, {last_error.detail} bytes held")
+                if last_error.code == ErrorCode.NO_RAW and frame.seq == seq:
+                    raise DeviceRejected(
+                        f"device on {self.url} has no raw input of kind "
+                        f"{_raw_kind_name(last_error.detail)} (ERROR NO_RAW): its firmware was "
+                        f"built without it (a model without prepare.h, or a kind this model's "
+                        f"pipeline lacks); rebuild with this ditmos (`ditmos build`)")
                 if last_error.code == ErrorCode.INFER_FAILED and frame.seq == seq:
                     raise DeviceRejected(
                         f"device on {self.url} failed to run the model (INFER_FAILED, detail "

@@ -94,6 +94,24 @@ def latency_part(recs: list[SampleRecord], scale: _Scale) -> dict:
     return lat
 
 
+def input_pipeline_part(recs: list[SampleRecord], w: Workload, scale: _Scale) -> dict | None:
+    """RAW evaluations: the device's own input pipeline (front end, normalisation,
+    quantisation) per sample, in the latency's unit, and its share of pipeline +
+    inference."""
+    if w.raw_kind is None:
+        return None
+    part: dict = {"raw": w.raw_kind, "unit": scale.unit}
+    pairs = [(r.prepare_cost, r.cost) for r in recs
+             if r.prepare_cost is not None and r.cost is not None]
+    if not pairs or scale.unit is None:
+        part["available"] = False
+        return part
+    prep = [p * scale.factor for p, _ in pairs]
+    part.update({"available": True, **_dist(prep),
+                 "share_median": float(np.median([p / (p + c) for p, c in pairs if p + c > 0]))})
+    return part
+
+
 def per_layer_part(recs: list[SampleRecord], w: Workload, scale: _Scale) -> dict | None:
     """By (program, layer index); a classifier layer is attributed to the
     classifier the sample was routed to."""
@@ -190,6 +208,7 @@ def build_report(w: Workload, records: dict[int, SampleRecord], devices: list[De
     report = accuracy_part(recs, w, n_total)
     report["latency"] = latency_part(recs, scale)
     report["per_layer_latency"] = per_layer_part(recs, w, scale)
+    report["input_pipeline"] = input_pipeline_part(recs, w, scale)
     report["memory"] = memory_part(w, devices, list(session_stats))
     report["routing"] = routing_part(recs, w)
     report["confusion"] = confusion_part(recs, w)

@@ -25,6 +25,7 @@ from typing import Callable
 
 from ditmos.errors import DitmosError
 from ditmos.harness.eval_report import build_report
+from ditmos.harness.protocol import MAX_PAYLOAD
 from ditmos.harness.fleet import emulated_devices, marks_for_port, qemu_devices
 from ditmos.harness.records import (
     REPORT_FILE,
@@ -68,6 +69,11 @@ def _open_session(workload: Workload, out: Path, *, resume: bool, limit: int | N
                 f"{samples_path} already holds measured samples: pass --resume to continue "
                 f"that evaluation, or choose another --out")
         old = json.loads(session_path.read_text()) if session_path.exists() else {}
+        if old.get("raw") != meta.get("raw"):
+            raise DitmosError(
+                f"{samples_path} was measured with raw input {old.get('raw') or 'off'}, this "
+                f"evaluation uses {meta.get('raw') or 'off'}: --resume needs the same --raw; "
+                f"use another --out")
         if old.get("model_hash") != workload.model_hash:
             raise DitmosError(
                 f"{samples_path} was measured for model {str(old.get('model_hash'))[:16]}, this "
@@ -183,11 +189,13 @@ def model_facts(run_dir: Path) -> dict:
 def evaluate(run_dir, build_dir, out_dir, *, ports: list[str] = (), baudrate: int = 115200,
              emulate: bool = False, jobs: int = 1, resume: bool = False,
              limit: int | None = None, timeout: float | None = None,
-             marks: list[str] = (), method: str | None = None,
+             marks: list[str] = (), method: str | None = None, raw: str | None = None,
              progress: Callable[[int, int], None] | None = None) -> dict:
     """``ditmos evaluate``: the whole test split (or ``limit`` samples) on real
     boards or emulators already running (``ports``), or on ``jobs`` QEMU
-    instances or host processes started here (``emulate``)."""
+    instances or host processes started here (``emulate``).  With ``raw`` (a kind of
+    :func:`ditmos.harness.workload.raw_test_inputs`) the devices get the raw test
+    inputs and run the input pipeline themselves (RAW requests)."""
     if bool(ports) == bool(emulate):
         raise DitmosError("give either --port (one or more) or --emulate")
     if jobs < 1:
@@ -196,19 +204,25 @@ def evaluate(run_dir, build_dir, out_dir, *, ports: list[str] = (), baudrate: in
         raise DitmosError("--marks goes with --port (an emulator started elsewhere); "
                           "--emulate finds its own instruction counts")
     out = Path(out_dir)
-    workload = load_workload(run_dir, build_dir, limit=limit, cache_dir=out)
+    workload = load_workload(run_dir, build_dir, limit=limit, cache_dir=out, raw=raw)
     meta = {"run_dir": str(run_dir), "build_dir": str(build_dir),
             "board": workload.facts.board, "emulated": bool(emulate),
             **model_facts(Path(run_dir))}
     if method:
         meta["method"] = method
+    if workload.raw_kind is not None:
+        meta["raw"] = workload.raw_kind
     if not emulate:
         devices = _port_devices(list(ports), list(marks), baudrate,
                                 Path(build_dir) if build_dir is not None else None)
         # a request of T*C bytes at 10 bits per byte, plus the inference itself
-        t = timeout or max(2.0, 3 * workload.inputs[0].size * 10 / baudrate + 1.0)
+        size = workload.inputs[0].size if workload.raw is None else min(
+            workload.raw[0].nbytes + 13, MAX_PAYLOAD + 10)
+        t = timeout or max(2.0, 3 * size * 10 / baudrate + 1.0)
         return run_evaluation(workload, devices, out, resume=resume, limit=None, timeout=t,
                               meta=meta, progress=progress)
     with emulated_devices(Path(build_dir), jobs, out) as devices:
+        # a raw audio clip runs millions of front-end instructions per answer in QEMU
         return run_evaluation(workload, devices, out, resume=resume, limit=None,
-                              timeout=timeout or 10.0, meta=meta, progress=progress)
+                              timeout=timeout or (30.0 if workload.raw is not None else 10.0),
+                              meta=meta, progress=progress)

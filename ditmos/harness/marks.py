@@ -7,6 +7,8 @@ The guest sends its INFER_OK only after the closing mark, so when an answer
 arrives its marks are already in the log: the last complete begin..end group
 read so far belongs to it (a retransmitted INFER runs the same deterministic
 code again, so an earlier group for the same sample has the same count).
+A RAW request marks its input pipeline with ids 254 and 255 just before the
+inference's group; ``take()`` leaves that count in ``last_prepare``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from ditmos.errors import DitmosError
 MARK_BEGIN = 0
 MARK_END = 1
 MARK_LAYER_BASE = 2
+# around the input pipeline of a RAW request (before its inference's mark 0)
+MARK_PREPARE_BEGIN = 254
+MARK_PREPARE_END = 255
 
 
 class MarkLog:
@@ -28,6 +33,10 @@ class MarkLog:
         self._tail = b""
         self._group: list[tuple[int, int]] | None = None
         self._complete: tuple[list[tuple[int, int]]] | None = None
+        self._prepare_begin: int | None = None
+        self._prepare: int | None = None      # the pipeline before the group being read
+        self._complete_prepare: int | None = None
+        self.last_prepare: int | None = None  # set by take(): None without a RAW pipeline
 
     def _read_new(self) -> None:
         try:
@@ -44,12 +53,17 @@ class MarkLog:
             if len(parts) != 3 or parts[0] != b"mark":
                 continue
             mid, count = int(parts[1]), int(parts[2])
-            if mid == MARK_BEGIN:
+            if mid == MARK_PREPARE_BEGIN:
+                self._prepare_begin, self._prepare = count, None
+            elif mid == MARK_PREPARE_END and self._prepare_begin is not None:
+                self._prepare, self._prepare_begin = count - self._prepare_begin, None
+            elif mid == MARK_BEGIN:
                 self._group = [(mid, count)]
             elif self._group is not None:
                 self._group.append((mid, count))
                 if mid == MARK_END:
                     self._complete = (self._group,)
+                    self._complete_prepare, self._prepare = self._prepare, None
                     self._group = None
 
     def take(self, num_layers: int = 0, timeout: float = 2.0) -> tuple[int, list[int]]:
@@ -62,6 +76,7 @@ class MarkLog:
             if self._complete is not None:
                 group = self._complete[0]
                 self._complete = None
+                self.last_prepare = self._complete_prepare
                 begin, end = group[0][1], group[-1][1]
                 layers, prev = [0] * num_layers, begin
                 for mid, count in group[1:-1]:

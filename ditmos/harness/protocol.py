@@ -39,11 +39,13 @@ class MsgType(enum.IntEnum):
     STATS = 0x03
     RESET = 0x04
     CERTIFY = 0x05
+    RAW = 0x06
     HELLO_OK = 0x81
     INFER_OK = 0x82
     STATS_OK = 0x83
     RESET_OK = 0x84
     CERTIFY_OK = 0x85
+    RAW_OK = 0x86
     ERROR = 0x7F
 
 
@@ -53,6 +55,7 @@ RESPONSE_OF = {
     MsgType.STATS: MsgType.STATS_OK,
     MsgType.RESET: MsgType.RESET_OK,
     MsgType.CERTIFY: MsgType.CERTIFY_OK,
+    MsgType.RAW: MsgType.RAW_OK,
 }
 
 
@@ -68,6 +71,16 @@ class ErrorCode(enum.IntEnum):
     BAD_SEQUENCE = 6
     TIMEOUT = 7
     INFER_FAILED = 8
+    NO_RAW = 9       # RAW of a kind this firmware was not built with
+    BAD_OFFSET = 10  # RAW chunk that leaves a gap, changes kind or overruns the input
+
+
+class RawKind(enum.IntEnum):
+    """What a RAW request carries (docs/protocol.md)."""
+
+    FLOAT = 1  # float32 window [T][C] in the training data's units
+    I16 = 2    # int16 sensor counts [T][C] (per-channel scale built in)
+    AUDIO = 3  # int16 audio clip (the front end's clip length)
 
 
 class ModelKind(enum.IntEnum):
@@ -400,6 +413,51 @@ class CertifyResult:
     def encode(self) -> bytes:
         n = len(self.counts)
         return struct.pack(f"<H{n}II", n, *self.counts, self.cost)
+
+
+RAW_HEADER = struct.Struct("<BI")  # kind, byte offset of the chunk
+_RAW_OK = struct.Struct("<III")    # received, total, prepare cost
+
+
+def raw_chunks(kind: int, data: bytes, chunk: int = MAX_PAYLOAD - RAW_HEADER.size) -> list[bytes]:
+    """The RAW payloads that send ``data`` (one raw input) in order."""
+    if not data:
+        raise ProtocolError("a RAW input needs at least one byte")
+    return [RAW_HEADER.pack(int(kind), off) + bytes(data[off:off + chunk])
+            for off in range(0, len(data), chunk)]
+
+
+@dataclass(frozen=True)
+class RawResult:
+    """RAW_OK: the bytes received so far; once complete, the cost of the input
+    pipeline and the inference's answer."""
+
+    received: int
+    total: int
+    prepare_cost: int
+    result: InferResult | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.result is not None
+
+    @classmethod
+    def decode(cls, payload: bytes) -> "RawResult":
+        if len(payload) < _RAW_OK.size:
+            raise ProtocolError(f"RAW_OK payload of {len(payload)} bytes is too short")
+        received, total, cost = _RAW_OK.unpack_from(payload, 0)
+        rest = payload[_RAW_OK.size:]
+        if received > total:
+            raise ProtocolError(f"RAW_OK reports {received} of {total} bytes")
+        if received < total:
+            if rest:
+                raise ProtocolError(f"RAW_OK for an incomplete input carries {len(rest)} extra bytes")
+            return cls(received, total, cost)
+        return cls(received, total, cost, InferResult.decode(rest))
+
+    def encode(self) -> bytes:
+        head = _RAW_OK.pack(self.received, self.total, self.prepare_cost)
+        return head + (self.result.encode() if self.result is not None else b"")
 
 
 _STATS = struct.Struct("<IIIII")

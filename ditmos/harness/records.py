@@ -39,9 +39,13 @@ class SampleRecord:
     layer_cost: list[int | float]  # by layer index, 0 for a layer that did not run
     device: str
     boot: int
+    prepare_cost: int | float | None = None  # RAW: the device's input pipeline, cost's unit
 
     def to_json(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["prepare_cost"] is None:  # not a RAW evaluation
+            del d["prepare_cost"]
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "SampleRecord":
@@ -52,7 +56,7 @@ class SampleRecord:
                    cost=d.get("cost"), cost_kind=str(d.get("cost_kind") or "none"),
                    clock_hz=int(d.get("clock_hz") or 0),
                    layer_cost=list(d.get("layer_cost") or []), device=str(d.get("device", "")),
-                   boot=int(d.get("boot") or 0))
+                   boot=int(d.get("boot") or 0), prepare_cost=d.get("prepare_cost"))
 
 
 class SampleLog:

@@ -29,6 +29,13 @@ def summary_lines(report: dict) -> list[str]:
                      f"max {lat['max']:.6g}")
     elif lat.get("note"):
         lines.append(f"latency: unavailable ({lat['note']})")
+    pipe = report.get("input_pipeline")
+    if pipe and pipe.get("available"):
+        lines.append(f"input pipeline on the device (raw {pipe['raw']}, {pipe['unit']}): median "
+                     f"{pipe['median']:.6g}  max {pipe['max']:.6g}  share of pipeline + inference "
+                     f"{100 * pipe['share_median']:.1f}%")
+    elif pipe:
+        lines.append(f"input pipeline on the device (raw {pipe['raw']}): cost not measured")
     mem = report["memory"]
     if mem:
         lines.append("memory: " + "  ".join(f"{k} {v}" for k, v in mem.items()

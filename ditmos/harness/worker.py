@@ -20,7 +20,7 @@ import numpy as np
 from ditmos.errors import DitmosError
 from ditmos.harness.client import DeviceClient
 from ditmos.harness.marks import MarkLog
-from ditmos.harness.protocol import CostKind, DeviceStats, HelloInfo, InferResult
+from ditmos.harness.protocol import CostKind, DeviceStats, HelloInfo, InferResult, RawKind
 from ditmos.harness.records import SampleLog, SampleRecord
 from ditmos.harness.transport import SerialTransport
 from ditmos.harness.workload import Workload
@@ -89,7 +89,7 @@ def check_device(info: HelloInfo, w: Workload, url: str) -> None:
 
 
 def make_record(i: int, res: InferResult, cost, layer_cost: list, w: Workload, label: str,
-                info: HelloInfo) -> SampleRecord:
+                info: HelloInfo, prepare_cost=None) -> SampleRecord:
     scores = list(res.scores)
     return SampleRecord(
         index=int(i), label=int(w.labels[i]), predicted=int(res.predicted), route=int(res.route),
@@ -98,7 +98,7 @@ def make_record(i: int, res: InferResult, cost, layer_cost: list, w: Workload, l
         scores_match=scores == [int(v) for v in w.ref_scores[i]],
         cost=cost, cost_kind=CostKind(info.cost_kind).name.lower(),
         clock_hz=info.core_clock_hz, layer_cost=layer_cost, device=label,
-        boot=info.boot_counter)
+        boot=info.boot_counter, prepare_cost=prepare_cost)
 
 
 class DeviceWorker(threading.Thread):
@@ -141,15 +141,24 @@ class DeviceWorker(threading.Thread):
                 i = self.todo.get_nowait()
             except queue.Empty:
                 return
+            w = self.workload
             try:
-                res = client.infer(self.workload.inputs[i].tobytes())
+                if w.raw is not None:  # the device prepares the raw input itself
+                    raw = client.raw(RawKind[w.raw_kind.upper()], w.raw[i].tobytes())
+                    res = raw.result
+                else:
+                    res = client.infer(w.inputs[i].tobytes())
             except BaseException:
                 self.todo.put(i)  # not measured: leave it for another device or --resume
                 raise
             self.hello = client.info
             cost, layer_cost = self._cost(res)
-            self.results.add(make_record(i, res, cost, layer_cost, self.workload,
-                                         self.spec.label, self.hello))
+            prepare = None
+            if w.raw is not None:
+                prepare = (raw.prepare_cost if self.hello.cost_kind in _COST_IN_ANSWER
+                           else self.marks.last_prepare if self.marks is not None else None)
+            self.results.add(make_record(i, res, cost, layer_cost, w, self.spec.label,
+                                         self.hello, prepare_cost=prepare))
             self.measured += 1
 
     def run(self) -> None:

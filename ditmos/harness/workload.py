@@ -51,6 +51,8 @@ class Workload:
     num_classifiers: int
     class_names: list[str] = field(default_factory=list)
     facts: RunFacts = field(default_factory=RunFacts)
+    raw: np.ndarray | None = None  # raw test inputs (``ditmos evaluate --raw``), indexed alike
+    raw_kind: str | None = None    # float / i16 / audio (docs/protocol.md, RAW)
 
     @property
     def hash16(self) -> str:
@@ -134,10 +136,63 @@ def reference_answers(ref, x_q: np.ndarray, model_hash: str, cache: Path | None)
     return Reference(pred, route, scores)
 
 
+RAW_KINDS = ("auto", "float", "i16", "audio")
+
+
+def raw_test_inputs(run_dir: str | Path, kind: str = "auto",
+                    limit: int | None = None) -> tuple[str, np.ndarray]:
+    """``(kind, raw)``: the run's test split as the device's RAW request takes it,
+    before any normalisation: ``audio`` int16 clips (a dataset with an on-device
+    front end), ``i16`` int16 sensor counts (a dataset with a per-channel count
+    scale), or ``float`` windows in the training data's units.  ``auto`` picks the
+    first the dataset has in that order."""
+    from ditmos.codegen.prepare import run_frontend, run_raw_scale
+    from ditmos.data import Splits, load_dataset
+
+    if kind not in RAW_KINDS:
+        raise DitmosError(f"unknown raw input kind {kind!r}; choose one of {', '.join(RAW_KINDS)}")
+    run_dir = Path(run_dir)
+    cfg = read_json(run_dir / "config.json", "is it a `ditmos train` run directory?")
+    test = Splits.load(run_dir / "splits.npz").test
+    if limit is not None:
+        test = test[:limit]
+    int8_dir = run_dir / "int8"
+    frontend = run_frontend(int8_dir)
+    scale = run_raw_scale(int8_dir)
+    if kind == "auto":
+        kind = "audio" if frontend is not None else "i16" if scale is not None else "float"
+    if kind == "audio":
+        if frontend is None:
+            raise DitmosError(f"dataset '{cfg['dataset']}' has no on-device front end: "
+                              f"--raw audio needs raw audio clips (e.g. fsdd_audio)")
+        import importlib
+
+        from ditmos.data.registry import parse_spec
+
+        module = importlib.import_module(parse_spec(cfg["dataset"])[0].loader.split(":")[0])
+        _, a = module.load_clips()
+        clips = module.fit_clips(a["audio"], a["lengths"], frontend.clip_samples)
+        return kind, np.ascontiguousarray(clips[test])
+    x = np.asarray(load_dataset(cfg["dataset"]).X[test], dtype=np.float32)
+    if kind == "float":
+        return kind, np.ascontiguousarray(x)
+    if scale is None:
+        raise DitmosError(f"dataset '{cfg['dataset']}' has no int16 count scale: use --raw float")
+    s = np.asarray(scale, dtype=np.float32)
+    counts = np.rint(x / s)
+    if np.abs(counts).max(initial=0) > 32767 or not np.array_equal(
+            counts.astype(np.int16).astype(np.float32) * s, x):
+        raise DitmosError(f"dataset '{cfg['dataset']}' windows are not int16 counts times its "
+                          f"scale: use --raw float")
+    return kind, np.ascontiguousarray(counts.astype(np.int16))
+
+
 def load_workload(run_dir: str | Path, build_dir: str | Path | None, *,
-                  limit: int | None = None, cache_dir: str | Path | None = None) -> Workload:
+                  limit: int | None = None, cache_dir: str | Path | None = None,
+                  raw: str | None = None) -> Workload:
     """The test split quantised with the int8 manifest's parameters, plus the host
-    TFLM reference answers and the figures the report quotes."""
+    TFLM reference answers and the figures the report quotes; with ``raw`` (a
+    kind of :func:`raw_test_inputs`) also the raw inputs the device prepares itself."""
     from ditmos.quantize.reference import reference_for
     from ditmos.training.rundir import load_run_data
 
@@ -155,7 +210,11 @@ def load_workload(run_dir: str | Path, build_dir: str | Path | None, *,
     x_q = ref.quantize_input(x)
     cache = Path(cache_dir) / REFERENCE_CACHE if cache_dir is not None else None
     answers = reference_answers(ref, x_q, manifest["model_hash"], cache)
-    return Workload(inputs=x_q, labels=y, ref_pred=answers.pred, ref_route=answers.route,
+    raw_kind, raw_x = raw_test_inputs(run_dir, raw, limit) if raw else (None, None)
+    if raw_x is not None and len(raw_x) != len(x_q):
+        raise DitmosError(f"{run_dir}: {len(raw_x)} raw test inputs for {len(x_q)} windows")
+    return Workload(raw=raw_x, raw_kind=raw_kind, inputs=x_q, labels=y, ref_pred=answers.pred,
+                    ref_route=answers.route,
                     ref_scores=answers.scores, model_hash=manifest["model_hash"],
                     num_classes=int(manifest["num_classes"]),
                     num_classifiers=int(manifest["K"]),

@@ -180,6 +180,27 @@ def tables(data: ReportData) -> list[dict]:
                                "RAM", "stack high-water", "arena", "method",
                                "routes / exits taken", "Pareto front"],
                     "rows": rows, "meta": None})
+        pipes = [(path, r) for path, r in data.evals if (r.get("input_pipeline") or {}).get("raw")]
+        if pipes:
+            rows = []
+            for path, r in pipes:
+                p, lat = r["input_pipeline"], r.get("latency") or {}
+                pm = ((r.get("memory") or {}).get("build") or {}).get("input_pipeline") or {}
+                raw_ram = (pm.get("raw_request") or {}).get("ram")
+                rows.append([
+                    path.name, p["raw"],
+                    "—" if not p.get("available") else f"{_num(p['median'])} {p['unit']}",
+                    "—" if not lat.get("unit") else f"{_num(lat['median'])} {lat['unit']}",
+                    _pct(p.get("share_median")) if p.get("available") else "—",
+                    _num(pm.get("code")), _num(pm.get("constants")), _num(pm.get("ram")),
+                    _num(raw_ram)])
+            out.append({"key": "input-pipeline",
+                        "title": "Input pipeline on the device (raw inputs, `ditmos evaluate "
+                                 "--raw`): front end, normalisation, quantisation",
+                        "header": ["evaluation", "raw input", "pipeline median",
+                                   "inference median", "pipeline share", "code B",
+                                   "constants B", "RAM B", "RAW buffers B"],
+                        "rows": rows, "meta": None})
         for path, r in data.evals:
             if r.get("mismatch_list"):
                 out.append({"key": f"mismatches-{path.name}",

@@ -133,7 +133,8 @@ def write_results(compare_dirs, out_dir) -> list[Path]:
     lines = ["# Measured results", "",
              "The comparison part of this page is written by `" + COMMAND + "` from the "
              "comparisons listed below; do not edit it by hand (the command rewrites it and "
-             "every `compare_*` file here). Each `compare_*.md` is the full comparison (every method, every width, the search effort of both sides), "
+             "every `compare_*` file here). Each `compare_*.md` is the full comparison "
+             "(every method, every width, the search effort of both sides), "
              "each `compare_*.json` its data (schema in docs/artefacts.md).", "",
              "Accuracies on the test split in %, mean ± standard deviation (n−1) over the "
              "seeds; every model selected on the validation split.", "",

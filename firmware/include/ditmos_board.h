@@ -42,5 +42,8 @@ void ditmos_mark(uint32_t id);
 #define DITMOS_MARK_INFER_BEGIN 0u
 #define DITMOS_MARK_INFER_END 1u
 #define DITMOS_MARK_LAYER_BASE 2u /* + layer index, after each profiled layer */
+/* around the input pipeline of a RAW request, before mark 0 of its inference */
+#define DITMOS_MARK_PREPARE_BEGIN 254u
+#define DITMOS_MARK_PREPARE_END 255u
 
 #endif /* DITMOS_BOARD_H */

@@ -32,6 +32,8 @@
 #define DITMOS_MSG_RESET 0x04u
 /* randomized smoothing: class counts (docs/protocol.md) */
 #define DITMOS_MSG_CERTIFY 0x05u
+/* raw samples through the device's input pipeline (docs/protocol.md) */
+#define DITMOS_MSG_RAW 0x06u
 #define DITMOS_MSG_RESPONSE_FLAG 0x80u
 #define DITMOS_MSG_ERROR 0x7Fu
 
@@ -44,6 +46,13 @@
 #define DITMOS_ERR_BAD_SEQUENCE 6u
 #define DITMOS_ERR_TIMEOUT 7u
 #define DITMOS_ERR_INFER_FAILED 8u
+#define DITMOS_ERR_NO_RAW 9u
+#define DITMOS_ERR_BAD_OFFSET 10u
+
+/* Kinds of raw input in a RAW request. */
+#define DITMOS_RAW_FLOAT 1u
+#define DITMOS_RAW_I16 2u
+#define DITMOS_RAW_AUDIO 3u
 
 /* cost_kind values in HELLO_OK. */
 #define DITMOS_COST_CYCLES 0u

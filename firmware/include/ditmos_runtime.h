@@ -37,6 +37,23 @@ uint16_t ditmos_certify_length(const uint8_t *payload, uint16_t length);
  * end, or NULL if the table is malformed or the model fails.  *n = inferences. */
 uint8_t *ditmos_put_certify(const uint8_t *payload, uint8_t *p, uint32_t *n);
 
+/* Runs one inference and writes INFER_OK's fields at p; returns their end,
+ * or NULL if the model fails. */
+uint8_t *ditmos_put_infer(const int8_t *input, uint8_t *p);
+
+/* RAW (ditmos_raw.c): bytes of a complete raw input of `kind` in this
+ * firmware (0: kind not built in). */
+uint32_t ditmos_raw_total(uint8_t kind);
+
+/* Checks a RAW request against the state of the raw buffer: 0, or an ERROR
+ * code in *code with the detail returned. */
+uint16_t ditmos_raw_check(const uint8_t *payload, uint16_t length, uint8_t *code);
+
+/* Stores a checked RAW chunk and writes RAW_OK's payload at p; once the input
+ * is complete, runs the input pipeline and the model (*ran = 1).  NULL if the
+ * model fails. */
+uint8_t *ditmos_put_raw(const uint8_t *payload, uint16_t length, uint8_t *p, int *ran);
+
 /* The device main loop: never returns on a microcontroller; returns when the
  * host board's link closes. */
 void ditmos_runtime_run(void);

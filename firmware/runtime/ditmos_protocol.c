@@ -130,8 +130,9 @@ static int cost_in_answer(void)
     return kind == DITMOS_COST_CYCLES || kind == DITMOS_COST_NANOSECONDS;
 }
 
-/* Runs one inference; returns NULL if the model reports a failure. */
-static uint8_t *put_infer(const int8_t *input, uint8_t *p)
+/* Runs one inference and writes INFER_OK's fields at p; returns their end,
+ * or NULL if the model reports a failure. */
+uint8_t *ditmos_put_infer(const int8_t *input, uint8_t *p)
 {
     static ditmos_result_t result;
     uint32_t start, cost;
@@ -176,7 +177,7 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t
 
     *reset_after = 0;
     if (cap < DITMOS_MAX_RESPONSE) return 0;
-    if (f->type < DITMOS_MSG_HELLO || f->type > DITMOS_MSG_CERTIFY) {
+    if (f->type < DITMOS_MSG_HELLO || f->type > DITMOS_MSG_RAW) {
         return reply_error(s, f, DITMOS_ERR_BAD_TYPE, f->type, out, cap);
     }
     /* HELLO is accepted with any sequence number and restarts the sequence
@@ -198,6 +199,12 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t
         if (f->length != want) {
             return reply_error(s, f, DITMOS_ERR_BAD_LENGTH, want, out, cap);
         }
+    } else if (f->type == DITMOS_MSG_RAW) {
+        uint8_t code;
+        const uint16_t detail = ditmos_raw_check(f->payload, f->length, &code);
+        if (code != 0) {
+            return reply_error(s, f, code, detail, out, cap);
+        }
     } else if (f->length != 0) {
         return reply_error(s, f, DITMOS_ERR_BAD_LENGTH, 0, out, cap);
     }
@@ -209,7 +216,7 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t
         end = put_hello(payload);
         break;
     case DITMOS_MSG_INFER:
-        end = put_infer((const int8_t *)f->payload, payload);
+        end = ditmos_put_infer((const int8_t *)f->payload, payload);
         if (end == NULL) return reply_error(s, f, DITMOS_ERR_INFER_FAILED, 0, out, cap);
         if (!retransmission) s->inferences++;
         break;
@@ -218,6 +225,13 @@ size_t ditmos_handle_frame(ditmos_session_t *s, const ditmos_frame_t *f, uint8_t
         end = ditmos_put_certify(f->payload, payload, &n);
         if (end == NULL) return reply_error(s, f, DITMOS_ERR_INFER_FAILED, 0, out, cap);
         if (!retransmission) s->inferences += n;
+        break;
+    }
+    case DITMOS_MSG_RAW: {
+        int ran = 0;
+        end = ditmos_put_raw(f->payload, f->length, payload, &ran);
+        if (end == NULL) return reply_error(s, f, DITMOS_ERR_INFER_FAILED, 0, out, cap);
+        if (ran && !retransmission) s->inferences++;
         break;
     }
     case DITMOS_MSG_STATS:

@@ -44,7 +44,7 @@ def _exchange(link, x_q, expected):
 
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="no qemu-system-arm")
-def test_generated_model_in_qemu_equals_reference(tiny_int8, test_windows, tmp_path):
+def test_generated_model_in_qemu_equals_reference(tiny_run, tiny_int8, test_windows, tmp_path):
     out = build_firmware("mps2_an500", tiny_int8, tmp_path / "build", kernels="cm7")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kernels"] == "cm7" and manifest["memory"]["flash"]["model_weights"] > 0
@@ -56,15 +56,46 @@ def test_generated_model_in_qemu_equals_reference(tiny_int8, test_windows, tmp_p
         marks = [ln.split() for ln in target.plugin_log.read_text().splitlines()]
         assert [m[1] for m in marks[:2]] == ["0", "1"]
         link.close()
+        _raw_exchange(target.url, tiny_run, expected[:8], marks=target.plugin_log)
 
 
-def test_generated_model_on_host_board_equals_reference(tiny_int8, test_windows, tmp_path):
+def _raw_exchange(url, run_dir, expected, marks=None):
+    """RAW requests with the raw test windows (int16 counts and float): the device's
+    own input pipeline gives the answers of the host pipeline."""
+    from ditmos.harness.client import DeviceClient
+    from ditmos.harness.marks import MarkLog
+    from ditmos.harness.protocol import RawKind
+    from ditmos.harness.transport import SerialTransport
+    from ditmos.harness.workload import raw_test_inputs
+
+    t = SerialTransport(url, 115200)
+    t.open()
+    try:
+        client = DeviceClient(t, timeout=10.0)
+        client.hello()
+        log = MarkLog(marks) if marks is not None else None
+        for kind in ("i16", "float"):
+            _, raw = raw_test_inputs(run_dir, kind, limit=len(expected))
+            for x, (pred, route, logits) in zip(raw, expected):
+                r = client.raw(RawKind[kind.upper()], np.ascontiguousarray(x).tobytes())
+                assert (r.result.predicted, r.result.route) == (pred, route)
+                assert list(r.result.scores) == np.asarray(logits, np.int8).ravel().tolist()
+                if log is not None:
+                    log.take()
+                    assert log.last_prepare > 0  # marks 254/255 around the pipeline
+    finally:
+        t.close()
+
+
+def test_generated_model_on_host_board_equals_reference(tiny_run, tiny_int8, test_windows,
+                                                        tmp_path):
     out = build_firmware("host", tiny_int8, tmp_path / "build")
     x_q, expected = test_windows
     with HostDevice(out, workdir=tmp_path / "dev") as dev:
         link = Link(path=dev.port)
         _exchange(link, x_q, expected)
         link.close()
+        _raw_exchange(dev.url, tiny_run, expected[:8])
 
 
 def test_generated_model_builds_for_the_nucleo(tiny_int8, tmp_path):

@@ -69,3 +69,25 @@ def test_reset_reboots_and_counts_boots(device):
 def test_host_device_rejects_other_builds(mps2_build):
     with pytest.raises(DitmosError, match="not for the host board"):
         HostDevice(mps2_build)
+
+
+def test_raw_needs_a_model_with_an_input_pipeline(host_build, tmp_path):
+    """The fixture model has no prepare.h: RAW is refused with NO_RAW (detail = the kind),
+    and the client says why in one line."""
+    from ditmos.harness.client import DeviceClient, DeviceRejected
+    from ditmos.harness.protocol import RawKind
+    from ditmos.harness.transport import SerialTransport
+
+    with HostDevice(host_build, workdir=tmp_path) as dev:
+        t = SerialTransport(dev.url, 115200)
+        t.open()
+        try:
+            client = DeviceClient(t, timeout=2.0)
+            client.hello()
+            before = client.stats().errors
+            with pytest.raises(DeviceRejected, match="no raw input of kind I16 .*NO_RAW"):
+                client.raw(RawKind.I16, bytes(8))
+            after = client.stats()
+            assert after.errors == before + 1 and after.inferences == 0
+        finally:
+            t.close()

@@ -30,6 +30,7 @@ def _build_fuzzer(tmp_path):
            f"-I{fw / 'include'}", f"-I{FIXTURE_MODEL}",
            str(fw / "runtime" / "ditmos_frame.c"), str(fw / "runtime" / "ditmos_protocol.c"),
            str(fw / "runtime" / "ditmos_certify.c"), str(fw / "runtime" / "ditmos_smooth.c"),
+           str(fw / "runtime" / "ditmos_raw.c"),
            str(fw / "runtime" / "ditmos_smooth_model.c"),
            str(fw / "boards" / "host" / "board.c"), str(FIXTURE_MODEL / "model.c"),
            str(FIXTURE_MODEL / "weights.c"), str(FIXTURE_MODEL.parent.parent / "fuzz_frames.c"),

@@ -36,6 +36,7 @@ def _python() -> dict[str, int]:
     py.update({f"DITMOS_ERR_{e.name}": int(e) for e in P.ErrorCode})
     py.update({f"DITMOS_COST_{k.name}": int(k) for k in P.CostKind})
     py.update({f"DITMOS_KIND_{k.name}": int(k) for k in P.ModelKind})
+    py.update({f"DITMOS_RAW_{k.name}": int(k) for k in P.RawKind})
     return py
 
 

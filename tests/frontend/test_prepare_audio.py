@@ -95,3 +95,76 @@ def test_audio_example_application(audio_model, tmp_path):
     want = [f"clip {i + 1}: class {p} {ref.class_names[p]} (route {q})"
             for i, (p, q) in enumerate(zip(pred, route))]
     assert r.stdout.strip().splitlines() == want
+
+
+def _raw_answers(url: str, clips, marks=None):
+    """RAW audio requests to the device at ``url``: [(predicted, route, scores,
+    prepare cost)], the front end's cost from ``marks`` (QEMU) or RAW_OK."""
+    from ditmos.harness.client import DeviceClient
+    from ditmos.harness.marks import MarkLog
+    from ditmos.harness.protocol import RawKind
+    from ditmos.harness.transport import SerialTransport
+
+    t = SerialTransport(url, 115200)
+    t.open()
+    out = []
+    try:
+        client = DeviceClient(t, timeout=10.0)
+        client.hello()
+        log = MarkLog(marks) if marks is not None else None
+        for clip in clips:
+            r = client.raw(RawKind.AUDIO, np.ascontiguousarray(clip).tobytes())
+            if log is not None:
+                log.take()
+            cost = log.last_prepare if log is not None else r.prepare_cost
+            out.append((r.result.predicted, r.result.route, list(r.result.scores), cost))
+        assert client.stats().inferences == len(clips)
+    finally:
+        t.close()
+    return out
+
+
+@pytest.mark.slow
+def test_raw_audio_on_the_device_equals_the_host_pipeline(audio_model, tmp_path):
+    """RAW requests with int16 clips of the speaker test split: the host-board firmware
+    and the Cortex-M7 firmware in QEMU run the MFCC front end, normalisation,
+    quantisation and the model, and answer exactly as the host reference does on the
+    training features; QEMU counts the front end's instructions apart."""
+    from ditmos.boards.build import build_project
+    from ditmos.boards.host import HostDevice
+    from ditmos.boards.qemu import QemuTarget
+
+    from ditmos.codegen import kernel_sources
+
+    d, ds, split, norm = audio_model
+    pick = split.test[::50]  # 10 clips over the split
+    _, a = load_clips()
+    clips = fit_clips(a["audio"], a["lengths"], CONFIG.clip_samples)[pick]
+    ref = ComposedReference(d)
+    pred, route, scores = ref.predict(ref.quantize_input(norm.apply(ds.X[pick])))
+    want = [(int(p), int(q), [int(v) for v in s]) for p, q, s in zip(pred, route, scores)]
+
+    def build(board, kernels):
+        gen = tmp_path / f"gen_{kernels}"
+        generate(d, gen, kernels=kernels, frontend=CONFIG)
+        return build_project(board, gen, tmp_path / board, kernels=kernels,
+                             kernel_sources=kernel_sources(kernels))
+
+    host = build("host", "ref")
+    with HostDevice(host, workdir=tmp_path / "dev") as dev:
+        got = _raw_answers(dev.url, clips)
+    assert [g[:3] for g in got] == want
+    assert all(g[3] > 0 for g in got)  # host wall clock of the pipeline, ns
+
+    mps2 = build("mps2_an500", "cm7")
+    mem = json.loads((mps2 / "manifest.json").read_text())["memory"]
+    pipe = mem["input_pipeline"]  # what the linker kept of prepare.c + the front end
+    assert pipe["code"] > 500 and pipe["constants"] > 4000 and "firmware.map" in pipe["source"]
+    raw = pipe["raw_request"]
+    assert raw["raw_input"] == 2 * CONFIG.clip_samples and raw["window"] == 49 * 13
+    assert raw["scratch"] == 4 * (2 * CONFIG.n_fft + 2 * CONFIG.n_mels)
+    assert raw["ram"] >= raw["raw_input"] + raw["window"] + raw["scratch"]
+    with QemuTarget(mps2, workdir=tmp_path / "qemu") as target:
+        got = _raw_answers(target.url, clips[:3], marks=target.plugin_log)
+    assert [g[:3] for g in got] == want[:3]
+    assert all(g[3] is not None and g[3] > 100_000 for g in got)  # 49 frames of FFT + mel + DCT

@@ -106,3 +106,31 @@ def test_two_ports_split_the_samples_and_merge(tiny_run, host_model_build, tmp_p
     measured = [d["measured"] for d in rep["devices"]]
     assert len(measured) == 2 and sum(measured) == 80
     assert [d["stats"]["inferences"] for d in rep["devices"]] == measured
+
+
+def test_evaluate_raw_on_the_host_board(tiny_run, host_model_build, tmp_path, capsys):
+    """--raw: the device gets hapt's int16 counts (and float windows), prepares them
+    itself, and every answer equals the host pipeline's; the pipeline's own cost is
+    reported beside the inference's."""
+    from ditmos.harness.workload import raw_test_inputs
+
+    kind, counts = raw_test_inputs(tiny_run, limit=30)
+    assert kind == "i16" and counts.dtype == "int16" and counts.shape[0] == 30
+    for raw in ("i16", "float"):
+        out = tmp_path / raw
+        assert main(["evaluate", "--run", str(tiny_run), "--build", str(host_model_build),
+                     "--out", str(out), "--emulate", "--raw", raw, "--limit", "30",
+                     "--quiet"]) == 0
+        rep = json.loads((out / "report.json").read_text())
+        assert rep["samples"] == 30 and rep["mismatches"] == 0 and rep["score_mismatches"] == 0
+        assert rep["devices"][0]["stats"]["inferences"] == 30
+        pipe = rep["input_pipeline"]
+        assert pipe["raw"] == raw and pipe["available"] and pipe["median"] > 0
+        assert f"input pipeline on the device (raw {raw}" in capsys.readouterr().out
+    # a resumed run keeps its kind of input
+    rc = main(["evaluate", "--run", str(tiny_run), "--build", str(host_model_build),
+               "--out", str(tmp_path / "float"), "--emulate", "--resume", "--limit", "30"])
+    assert rc == 2 and "--resume needs the same --raw" in capsys.readouterr().err
+    rc = main(["evaluate", "--run", str(tiny_run), "--build", str(host_model_build),
+               "--out", str(tmp_path / "x"), "--emulate", "--raw", "audio"])
+    assert rc == 2 and "has no on-device front end" in capsys.readouterr().err

@@ -23,6 +23,9 @@ def test_latency_bench_counts_both_kernel_sets(tiny_run, tiny_int8, tmp_path, ca
     res = json.loads(capsys.readouterr().out)
     assert res["samples"] == 2
     assert res["mismatches"] == {"ref": 0, "cm7": 0}
+    pipe = res["input_pipeline"]  # hapt's int16 counts prepared on the device, counted apart
+    assert pipe["raw"] == "i16" and pipe["instructions"] > 0
+    assert pipe["share"] == pytest.approx(pipe["instructions"] / pipe["with_inference"])
     ref, opt, macs = res["reference_instructions"], res["optimized_instructions"], res["macs"]
     assert macs > 0 and 0 < opt < ref
     assert res["ratio"] == pytest.approx(ref / opt)
