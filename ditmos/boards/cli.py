@@ -62,7 +62,7 @@ def _int8_dir(run_dir: Path, method: str = "ditmos") -> Path:
 
 @click.command("build", epilog="""\b
 Example (the most accurate compared method within 50 ms and 256 KB of flash):
-  ditmos build --board mps2_an500 --run runs/hapt --pick best --max-latency-ms 50 --max-flash 262144 --out build/mps2-pick
+  ditmos build --board mps2_an500 --run runs/hapt --pick best --max-latency-ms 50 --max-flash 262144 --out build/pick
 """)
 @click.option("--board", type=click.Choice(board_names()), default="nucleo_f767zi",
               show_default=True, help="Target board (facts in ditmos/boards/boards.json).")

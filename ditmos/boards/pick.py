@@ -5,8 +5,8 @@ latency, flash and RAM limits.
 Each candidate is built for the board into a temporary folder, so flash and
 RAM are the linked image's own figures.  Latency is a measured evaluation's
 median when one of the ``--eval`` directories holds that method on that board,
-else an estimate: the method's MACs per inference (the average over the
-exits taken, for the early-exit CNN) x the board's measured instructions per
+else an estimate: the method's MACs per inference (for the early-exit CNN
+the average over the exits taken on the validation split) x the board's measured instructions per
 MAC for the kernel set (``instructions_per_mac`` in boards.json, from
 ``ditmos bench latency``) / the board's core clock, i.e. one instruction per
 cycle.  The host board has no clock, so only a measured evaluation gives it a
@@ -79,7 +79,8 @@ def comparison_candidates(run_dir: Path) -> list[Candidate]:
         have = {w: res for w, res in results.items() if name in (res.get("methods") or {})}
         tag = _width_tag(have, own)
         row = have[tag]["methods"][name]
-        c = Candidate(name, width=float(tag), macs=row.get("macs"))
+        # the early-exit CNN: its average over the exits taken on the validation split
+        c = Candidate(name, width=float(tag), macs=row.get("val_avg_macs", row.get("macs")))
         per_seed = row.get("val_accuracy_per_seed")
         if per_seed and seed in seeds and len(per_seed) == len(seeds):
             c.val_accuracy = per_seed[seeds.index(seed)]
