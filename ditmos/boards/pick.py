@@ -159,7 +159,22 @@ def pick_best(board_name: str, run_dir: Path, *, max_latency_ms=None, max_flash=
     board = get_board(board_name)
     kernels = kernels or board.default_kernels
     cands = comparison_candidates(Path(run_dir))
-    todo = [c for c in cands if c.int8_dir is not None]
+    for c in cands:
+        measured = measured_latency_ms(eval_dirs, c.method, board)
+        if measured is not None:
+            c.latency_ms, c.latency_source = measured[0], f"measured ({measured[1]})"
+        else:
+            c.latency_ms = estimated_latency_ms(c.macs, board, kernels)
+            c.latency_source = "estimated" if c.latency_ms is not None else ""
+        if c.int8_dir is None or max_latency_ms is None:
+            continue
+        if c.latency_ms is None:
+            c.rejected.append(f"latency unknown on {board.name} (no clock and no measured "
+                              f"evaluation: give --eval)")
+        elif c.latency_ms > max_latency_ms:
+            c.rejected.append(f"latency {c.latency_ms:.3g} ms > {max_latency_ms:g} ms")
+    # only what can still be picked is built (flash and RAM of the others: "-")
+    todo = [c for c in cands if c.int8_dir is not None and not c.rejected]
     with tempfile.TemporaryDirectory(prefix="ditmos-pick-") as tmp:
         for i, c in enumerate(todo, 1):
             echo(f"[{i}/{len(todo)}] building {c.method} for {board.name} to measure its "
@@ -172,21 +187,9 @@ def pick_best(board_name: str, run_dir: Path, *, max_latency_ms=None, max_flash=
                 continue
             mem = json.loads((out / "manifest.json").read_text())["memory"]
             c.flash, c.ram = int(mem["flash"]["total"]), int(mem["ram"]["total"])
-    for c in cands:
-        measured = measured_latency_ms(eval_dirs, c.method, board)
-        if measured is not None:
-            c.latency_ms, c.latency_source = measured[0], f"measured ({measured[1]})"
-        else:
-            c.latency_ms = estimated_latency_ms(c.macs, board, kernels)
-            c.latency_source = "estimated" if c.latency_ms is not None else ""
-        if c.int8_dir is None or c.flash is None:
+    for c in todo:
+        if c.flash is None:
             continue
-        if max_latency_ms is not None:
-            if c.latency_ms is None:
-                c.rejected.append(f"latency unknown on {board.name} (no clock and no measured "
-                                  f"evaluation: give --eval)")
-            elif c.latency_ms > max_latency_ms:
-                c.rejected.append(f"latency {c.latency_ms:.3g} ms > {max_latency_ms:g} ms")
         if max_flash is not None and c.flash > max_flash:
             c.rejected.append(f"flash {c.flash} B > {max_flash} B")
         if max_ram is not None and c.ram > max_ram:
