@@ -60,7 +60,10 @@ def _int8_dir(run_dir: Path, method: str = "ditmos") -> Path:
     return int8
 
 
-@click.command("build")
+@click.command("build", epilog="""\b
+Example (the most accurate compared method within 50 ms and 256 KB of flash):
+  ditmos build --board mps2_an500 --run runs/hapt --pick best --max-latency-ms 50 --max-flash 262144 --out build/pick
+""")
 @click.option("--board", type=click.Choice(board_names()), default="nucleo_f767zi",
               show_default=True, help="Target board (facts in ditmos/boards/boards.json).")
 @click.option("--run", "run_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -70,6 +73,20 @@ def _int8_dir(run_dir: Path, method: str = "ditmos") -> Path:
               help="With --run: which method of RUN's comparison to build (ditmos, an "
                    "ablation_<name>, weak_equal_macs, equal_params, early_exit); quantise "
                    "it first with `ditmos quantize RUN --method NAME`.")
+@click.option("--pick", type=click.Choice(["best"]),
+              help="With --run: build every deployable method of RUN's comparison (quantised "
+                   "ones) into a temporary folder and deploy the most accurate on the "
+                   "validation split that fits every --max-* limit; prints each candidate "
+                   "with its accuracy, latency, flash, RAM and why it was rejected.")
+@click.option("--max-latency-ms", type=click.FloatRange(min=0, min_open=True),
+              help="With --pick: latency limit in ms (a measured --eval median, else MACs x "
+                   "the board's instructions per MAC (boards.json) / its clock).")
+@click.option("--max-flash", type=click.IntRange(min=1), help="With --pick: flash limit in bytes.")
+@click.option("--max-ram", type=click.IntRange(min=1), help="With --pick: RAM limit in bytes.")
+@click.option("--eval", "eval_dirs", multiple=True,
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="With --pick (repeatable): `ditmos evaluate` output directories; a method "
+                   "evaluated on this board takes its measured median latency from there.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Build directory [default: build/BOARD].")
 @click.option("--kernels", type=click.Choice(["ref", "cm7"]),
@@ -87,8 +104,8 @@ def _int8_dir(run_dir: Path, method: str = "ditmos") -> Path:
               help="Build an existing C model directory (model.h, model.c, weights.c "
                    "and its codegen manifest.json) instead of generating one.")
 @click.option("--quiet", is_flag=True, help="Less progress output.")
-def build(board, run_dir, method, out_dir, kernels, strategy, profile, baud, show_plan,
-          stack_size, model_dir, quiet):
+def build(board, run_dir, method, pick, max_latency_ms, max_flash, max_ram, eval_dirs, out_dir,
+          kernels, strategy, profile, baud, show_plan, stack_size, model_dir, quiet):
     """Generate C for a run and compile the firmware for a board.
 
     Writes BUILD_DIR/firmware.elf, firmware.bin, manifest.json and a
@@ -98,6 +115,33 @@ def build(board, run_dir, method, out_dir, kernels, strategy, profile, baud, sho
     from ditmos.boards.build import build_firmware, build_project, format_memory_table
 
     out = out_dir or _default_out(board)
+    limits = [n for n, v in (("--max-latency-ms", max_latency_ms), ("--max-flash", max_flash),
+                             ("--max-ram", max_ram)) if v is not None] + (
+        ["--eval"] if eval_dirs else [])
+    if pick is not None:
+        source = click.get_current_context().get_parameter_source("method")
+        if source != click.core.ParameterSource.DEFAULT:
+            raise DitmosError("give either --pick or --method, not both (--pick chooses the "
+                              "method)")
+        if run_dir is None or model_dir is not None:
+            raise DitmosError("--pick needs --run RUN (a run with a comparison) and no "
+                              "--model-dir")
+        from ditmos.boards.pick import NoFit, format_candidates, pick_best
+
+        try:
+            cands, best = pick_best(board, run_dir, max_latency_ms=max_latency_ms,
+                                    max_flash=max_flash, max_ram=max_ram, eval_dirs=eval_dirs,
+                                    kernels=kernels, strategy=strategy, stack_size=stack_size,
+                                    echo=(lambda s: None) if quiet else
+                                    (lambda s: click.echo(s, err=True)))
+        except NoFit as err:
+            click.echo(format_candidates(err.candidates, None))
+            raise
+        click.echo(format_candidates(cands, best))
+        click.echo(f"picked {best.method}; building it into {out}", err=True)
+        method = best.method
+    elif limits:
+        raise DitmosError(f"{', '.join(limits)}: only with --pick best")
     if model_dir is not None:
         if run_dir is not None:
             raise DitmosError("give either --run or --model-dir, not both")
