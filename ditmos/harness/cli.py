@@ -11,7 +11,7 @@ Examples:
   ditmos evaluate --run runs/hapt --build build/host --emulate --jobs 2 --out eval/host
   ditmos evaluate --run runs/hapt --build build/mps2 --port socket://127.0.0.1:PORT --out eval/emu
   ditmos evaluate --run runs/hapt --build build/nucleo --port /dev/ttyACM0 --out eval/nucleo
-  ditmos evaluate --certify --sigma 0.25 --n0 10 --n 50 --limit 2 --run runs/hapt --build build/host --emulate --out eval/cert
+  ditmos evaluate --certify --sigma 0.25 --n 50 --limit 2 --run runs/hapt --build build/host --emulate --out eval/cert
 
 \b
 --certify: randomized smoothing on the device (docs/smoothing.md).  Each
