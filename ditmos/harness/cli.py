@@ -13,6 +13,7 @@ Examples:
   ditmos evaluate --run runs/hapt --build build/nucleo --port /dev/ttyACM0 --out eval/nucleo
   ditmos evaluate --run runs/hapt --method early_exit --build build/host-ee --emulate --out eval/host-ee
   ditmos evaluate --run runs/hapt --build build/mps2 --emulate --raw --limit 20 --out eval/raw
+  ditmos evaluate --certify --sigma 0.25 --n 50 --limit 2 --run runs/hapt --build build/host --emulate --out eval/cert
 
 \b
 --raw sends the raw test inputs instead of int8 windows (RAW requests,
@@ -22,6 +23,15 @@ end (fsdd_audio), int16 sensor counts for a dataset with a count scale
 runs the generated input pipeline (front end, normalisation, quantisation)
 and the model; every answer must still equal the host reference.  The
 pipeline's own cost is reported beside the inference's.
+
+\b
+--certify: randomized smoothing on the device (docs/smoothing.md).  Each
+test window gets CERTIFY requests for n0 + n noisy inferences; the device's
+vote counts must equal the host's integer simulation (a difference is a
+mismatch, exit status 1), and the certificate is computed from them.
+Written: OUT/certify.jsonl (one record per window, --resume keeps them) and
+OUT/certify_report.json (certified accuracy per radius, ACR, abstain rate,
+latency per certified prediction).
 
 \b
 Latency, one unit per report: ms at the board clock (Nucleo, cycle
@@ -61,9 +71,30 @@ histogram counts the exits taken.
               help="Send raw inputs; the device prepares them (kind: auto, float, i16, audio; "
                    "--raw alone = auto).")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option("--certify", is_flag=True,
+              help="Certified (randomized smoothing) predictions instead of plain inferences.")
+@click.option("--sigma", type=float, default=None,
+              help="With --certify: noise level in normalised input units (required).")
+@click.option("--n0", type=int, default=100, show_default=True,
+              help="With --certify: selection inferences per window.")
+@click.option("--n", "n_est", type=int, default=1000, show_default=True,
+              help="With --certify: estimation inferences per window.")
+@click.option("--alpha", type=float, default=0.001, show_default=True,
+              help="With --certify: failure probability of the certificate.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="With --certify: noise seed (the same windows' seeds as `ditmos certify`).")
 def evaluate(run_dir, method, build_dir, out_dir, ports, baud, emulate, jobs, marks, resume,
-             limit, timeout, raw, quiet):
+             limit, timeout, raw, quiet, certify, sigma, n0, n_est, alpha, seed):
     """Stream the test split to the device(s) and compare every answer with the host reference."""
+    if certify:
+        if raw is not None or method != "ditmos":
+            raise click.UsageError("--certify certifies the DiTMoS model from int8 windows: "
+                                   "drop --raw and --method")
+        _certify(run_dir, build_dir, out_dir, ports, baud, emulate, jobs, marks, resume, limit,
+                 timeout, quiet, sigma, n0, n_est, alpha, seed)
+        return
+    if sigma is not None:
+        raise click.UsageError("--sigma goes with --certify")
     from ditmos.harness.evaluate import evaluate as run
     from ditmos.harness.summary import summary_lines
     from ditmos.methods import method_run_dir
@@ -81,6 +112,29 @@ def evaluate(run_dir, method, build_dir, out_dir, ports, baud, emulate, jobs, ma
                  jobs=jobs, marks=list(marks), resume=resume, limit=limit, timeout=timeout,
                  method=method, raw=raw, progress=progress)
     for line in summary_lines(report):
+        click.echo(line)
+    if report["mismatches"]:
+        raise click.exceptions.Exit(1)
+
+
+def _certify(run_dir, build_dir, out_dir, ports, baud, emulate, jobs, marks, resume, limit,
+             timeout, quiet, sigma, n0, n, alpha, seed):
+    from ditmos.harness.certify_eval import certify_summary_lines, evaluate_certify
+
+    if sigma is None:
+        raise click.UsageError("--certify needs --sigma (noise level in normalised input units)")
+    if jobs != 1:
+        raise click.UsageError("--certify runs on one device: leave --jobs at 1")
+
+    def progress(done, total):
+        if not quiet:
+            click.echo(f"  {done}/{total} windows certified", err=True)
+
+    report = evaluate_certify(run_dir, build_dir, out_dir, sigma=sigma, n0=n0, n=n,
+                              alpha=alpha, seed=seed, ports=list(ports), baudrate=baud,
+                              emulate=emulate, resume=resume, limit=limit, timeout=timeout,
+                              marks=list(marks), progress=progress)
+    for line in certify_summary_lines(report):
         click.echo(line)
     if report["mismatches"]:
         raise click.exceptions.Exit(1)
