@@ -142,9 +142,11 @@ def _attack_fn(target, view: str):
                 tape.watch(xt)
                 if both is not None:
                     logits, pred = both(xt, view)
-                else:
+                elif own_loss is None:
                     logits = target.logits(xt, view)
                     pred = tf.argmax(logits, axis=1)
+                else:  # a loss of its own (views without logits); decision: target.predict
+                    logits, pred = None, tf.zeros(tf.shape(xt)[:1], tf.int64)
                 if own_loss is not None:
                     loss = own_loss(xt, yt, view)
                 else:
