@@ -14,8 +14,10 @@ How they run, on a tiny run instead of the real presets:
   ``--config TINY.json`` appended, the tiny run's configuration (the presets
   take minutes); ``runs/default``, where the argument-less ``ditmos build``
   trains, already holds the tiny run, so that command takes its documented
-  "reusing" path; a ``--compare`` line also gets ``--ablations none`` (the
-  ablation rows are trained by the comparison tests in ``tests/training``);
+  "reusing" path; a ``--compare`` line also gets ``--ablations none`` and
+  ``--baselines weak_equal_macs,early_exit`` (the baselines later lines deploy;
+  ablation rows and the other baselines are trained by the comparison tests in
+  ``tests/training``);
 * ``ditmos emulate`` stays running in the background until the end, and
   ``PORT`` in later lines is the port it printed;
 * lines that need a board (``ditmos flash``, ``--port /dev/tty...``) must fail
@@ -218,6 +220,9 @@ def test_every_documented_command_line_runs(tiny_run, tiny_int8, tmp_path):
                 argv += ["--config", str(tiny)]
                 if "--compare" in argv and "--ablations" not in argv:
                     argv += ["--ablations", "none"]  # ablation rows: tests/training
+                if "--compare" in argv and "--baselines" not in argv:
+                    # the baselines later lines deploy; the others: tests/training
+                    argv += ["--baselines", "weak_equal_macs,early_exit"]
             if path == ["emulate"]:
                 problem = emulators.start(argv, work, env)
                 if problem:
