@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, help="builds and evaluations [RUN/device]")
     p.add_argument("--limit", type=int, help="only the first N test windows")
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "docs"
-                   / "results")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for the table (scripts/device_results.sh: docs/results)")
     a = p.parse_args(argv)
     try:
         work = a.work or a.run / "device"
