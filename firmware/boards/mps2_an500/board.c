@@ -84,11 +84,21 @@ __attribute__((naked, used, aligned(4))) void ditmos_mark_sled(void)
     __asm volatile(".rept 256\n\tbx lr\n\t.endr");
 }
 
+/* A measured region (inference, input pipeline) runs with interrupts masked:
+ * QEMU's SysTick follows the host's clock, so a 1 ms tick (or a retransmitted
+ * frame's bytes) landing inside a region would add its handler's instructions
+ * to that sample's count at random.  Masked, the interrupt stays pending and
+ * is taken right after the region's end mark, outside the count; the UART
+ * holds the byte (QEMU stops feeding it until the data register is read). */
 __attribute__((noinline, used)) void ditmos_mark(uint32_t id)
 {
     if (id < MARK_IDS) {
         void (*entry)(void) = (void (*)(void))((uintptr_t)ditmos_mark_sled + 2u * id);
+        if (id == DITMOS_MARK_INFER_BEGIN || id == DITMOS_MARK_PREPARE_BEGIN)
+            __asm volatile("cpsid i" ::: "memory");
         entry();
+        if (id == DITMOS_MARK_INFER_END || id == DITMOS_MARK_PREPARE_END)
+            __asm volatile("cpsie i" ::: "memory");
     }
 }
 
