@@ -14,6 +14,11 @@ Programmers, in this order with ``tool="auto"``:
 
 OpenOCD runs ``program ELF verify reset exit``: write, read back and compare,
 then start the firmware.
+
+On Linux the board's ST-LINK probe is looked for on the USB bus first (sysfs:
+vendor 0x0483 with an ST-LINK product id): without it no programmer can reach
+the board, so ``ditmos flash`` says so at once instead of installing or
+starting one.
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ from ditmos.errors import DitmosError
 
 TOOLS = ("auto", "platformio", "openocd", "st-flash")
 PIO_OPENOCD = "tool-openocd"
+# sysfs lists every USB device with its idVendor/idProduct (libusb, which
+# OpenOCD and st-flash use, reads the same tree)
+USB_DEVICES = Path("/sys/bus/usb/devices")
+ST_VENDOR = "0483"
+STLINK_PRODUCTS = {"3744": "ST-LINK/V1", "3748": "ST-LINK/V2", "374a": "ST-LINK/V2-1",
+                   "374b": "ST-LINK/V2-1", "374d": "STLINK-V3", "374e": "STLINK-V3",
+                   "374f": "STLINK-V3", "3752": "ST-LINK/V2-1", "3753": "STLINK-V3",
+                   "3754": "STLINK-V3", "3757": "STLINK-V3"}
 PIO_OPENOCD_SPEC = "platformio/tool-openocd"
 # PlatformIO's OpenOCD package keeps its scripts in PACKAGE_DIR/openocd/scripts
 # (PlatformIO itself passes `-s` with that path); `pio pkg exec` puts
@@ -72,6 +85,37 @@ def check_image(build_dir: Path, manifest: dict, *, binary: bool = False) -> Pat
     return path
 
 
+def find_stlink(devices: Path | None = None) -> list[str]:
+    """The ST-LINK probes on the USB bus, as 'NAME at BUS-PORT' (empty: none).
+
+    Raises DitmosError when this Linux machine shows no USB bus at all (a
+    container without USB passed through): no programmer could reach a board."""
+    devices = USB_DEVICES if devices is None else devices
+    if not devices.is_dir():
+        raise DitmosError(f"this machine shows no USB bus ({devices} is missing; a container "
+                          "or VM without USB passed through?): the Nucleo's ST-LINK cannot be "
+                          "reached from here; flash from the machine the board is plugged into")
+    found = []
+    for dev in sorted(devices.iterdir()):
+        try:
+            vendor = (dev / "idVendor").read_text().strip().lower()
+            product = (dev / "idProduct").read_text().strip().lower()
+        except OSError:  # interfaces and hubs' ports have no ids
+            continue
+        if vendor == ST_VENDOR and product in STLINK_PRODUCTS:
+            found.append(f"{STLINK_PRODUCTS[product]} at {dev.name}")
+    return found
+
+
+def _check_probe() -> None:
+    if not sys.platform.startswith("linux"):
+        return  # no sysfs to look in: the programmer's own message will tell
+    if not find_stlink():
+        raise DitmosError("no ST-LINK probe on USB: connect the Nucleo's ST-LINK USB port "
+                          "(CN1, beside the reset button) with a data cable; `lsusb` should "
+                          "list 0483:374b")
+
+
 def openocd_args(board: Board, elf: Path) -> list[str]:
     config = board.extra.get("openocd_config")
     if not config:
@@ -104,6 +148,7 @@ def flash_firmware(board: Board, build_dir: Path, manifest: dict, *, tool: str =
         raise DitmosError(f"unknown programmer '{tool}'; choose one of {', '.join(TOOLS)}")
     elf = check_image(build_dir, manifest)
     model = manifest.get("model_hash", "?")
+    _check_probe()
 
     pio_offline = False
     if tool in ("auto", "platformio"):

@@ -78,6 +78,14 @@ def fakes(tmp_path, monkeypatch):
 
     # this environment's own pio (beside the interpreter) stays out of the way
     monkeypatch.setattr(flash_mod.sys, "executable", str(tmp_path / "nopython" / "python"))
+    # a USB bus (sysfs layout) with a root hub and the Nucleo's ST-LINK/V2-1 plugged in
+    usb = tmp_path / "usb"
+    for name, vendor, product in (("usb1", "1d6b", "0002"), ("1-1", "0483", "374b")):
+        (usb / name).mkdir(parents=True)
+        (usb / name / "idVendor").write_text(vendor + "\n")
+        (usb / name / "idProduct").write_text(product + "\n")
+    (usb / "1-1:1.0").mkdir()  # an interface: no ids
+    monkeypatch.setattr(flash_mod, "USB_DEVICES", usb)
     return install, calls
 
 
@@ -176,3 +184,18 @@ def test_programmer_failure_and_missing_programmers_are_one_line_errors(build, f
 def test_flash_refuses_a_build_for_another_board(mps2_build, fakes, capsys):
     assert main(["flash", "--build", str(mps2_build)]) == 2
     assert "for mps2_an500, not nucleo_f767zi" in capsys.readouterr().err
+
+
+def test_without_an_st_link_on_usb_no_programmer_runs(build, fakes, tmp_path, monkeypatch,
+                                                      capsys):
+    install, calls = fakes
+    install("pio", "openocd", "st-flash")
+    assert flash_mod.find_stlink() == ["ST-LINK/V2-1 at 1-1"]
+    shutil.rmtree(tmp_path / "usb" / "1-1")  # unplugged: only the root hub is left
+    assert main(["flash", "--build", str(build)]) == 2
+    err = capsys.readouterr().err
+    assert "no ST-LINK probe on USB" in err and "Traceback" not in err
+    monkeypatch.setattr(flash_mod, "USB_DEVICES", tmp_path / "no_such_bus")  # a container
+    assert main(["flash", "--build", str(build)]) == 2
+    assert "shows no USB bus" in capsys.readouterr().err
+    assert calls() == []  # no install attempt, no programmer started
