@@ -60,6 +60,28 @@ def tiny_int8_fsdd(tiny_run_fsdd) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_compare(tiny_run, tmp_path_factory) -> Path:
+    """What `ditmos train --out RUN --compare --widths 0.5,1` makes, kept small
+    for CI (read-only for its users): a copy of the tiny run, one more DiTMoS
+    width, the ablation without aggregation, and of the trained baselines the
+    equal-MACs and equal-params CNNs (one epoch, one depth); the strong model
+    and the ensemble come with the run."""
+    import shutil
+
+    from ditmos.training.compare import run_compare
+    from ditmos.training.sweep import make_executor
+
+    run = tmp_path_factory.mktemp("cmp") / "run"
+    shutil.copytree(tiny_run, run)
+    out = run_compare(run, widths=(0.5, 1.0), quiet=True, ablation_names=("no_aggregation",),
+                      executor=make_executor(no_ray=True),
+                      baseline_overrides={"epochs": 1, "depths": [2], "only": [
+                          "weak_equal_macs", "equal_params", "strong", "ensemble_average"]})
+    assert out == run / "compare"
+    return run
+
+
+@pytest.fixture(scope="session")
 def tiny_compare_networks(tiny_run, tmp_path_factory) -> Path:
     """A copy of the tiny run with a comparison at its own width holding the
     single CNNs' deployable kind: the equal-MACs CNN and the early-exit CNN,

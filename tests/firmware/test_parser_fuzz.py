@@ -15,7 +15,7 @@ from ditmos.paths import firmware_dir
 from firmware.frames import (FIXTURE_MODEL, HELLO, INFER, RESET, STATS, encode,
                              fixture_model)
 
-FUZZ_SECONDS = 40
+FUZZ_SECONDS = 25
 
 
 def _build_fuzzer(tmp_path):

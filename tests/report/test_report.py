@@ -235,22 +235,6 @@ def test_report_says_what_is_missing(tmp_path):
 # A real (tiny) `--compare` run
 # --------------------------------------------------------------------------- #
 
-@pytest.fixture(scope="module")
-def tiny_compare(tiny_run, tmp_path_factory):
-    """What `ditmos train --out RUN --compare --widths 0.5,1` makes, kept small
-    for CI: the session's tiny run, one more DiTMoS width, the cheapest
-    ablation, and of the trained baselines only the equal-MACs CNN (one
-    epoch, one depth); the strong model and the ensemble come with the run."""
-    from ditmos.training.compare import run_compare
-
-    run = tmp_path_factory.mktemp("cmp") / "run"
-    shutil.copytree(tiny_run, run)
-    run_compare(run, widths=(0.5, 1.0), quiet=True, ablation_names=("no_adversarial",),
-                baseline_overrides={"epochs": 1, "depths": [2], "only": [
-                    "weak_equal_macs", "strong", "ensemble_average"]})
-    return run
-
-
 @pytest.mark.slow
 def test_report_of_a_real_compare_run_shows_every_method_at_every_width(tiny_compare, tmp_path):
     run = tiny_compare
@@ -275,7 +259,7 @@ def test_report_of_a_real_compare_run_shows_every_method_at_every_width(tiny_com
         assert (label("union"), w) in rows
     assert len(rows) == expected
     names = {n for res in comp["results"].values() for n in res["methods"]}
-    assert "ablation_no_adversarial" in names and "weak_equal_macs" in names
+    assert "ablation_no_aggregation" in names and "weak_equal_macs" in names
     # the plots hold every costed method at every width
     res = write_report(collect(run), tmp_path / "again")
     for key in ("accuracy_vs_macs", "accuracy_vs_flash"):

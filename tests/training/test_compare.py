@@ -88,23 +88,13 @@ def test_every_ablation_config_is_accepted_by_training(tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_on_tiny_subset_writes_tables(tiny_run, tmp_path):
+def test_compare_on_tiny_subset_writes_tables(tiny_compare):
     """The CLI's form: compare around a finished (tiny) run; one more width
-    and one ablation are trained, cheap baselines only."""
-    import shutil
-
-    from ditmos.training.compare import run_compare
-    from ditmos.training.sweep import make_executor
-
-    run = tmp_path / "run"
-    shutil.copytree(tiny_run, run)
+    and one ablation are trained, cheap baselines only (the session fixture)."""
+    run = tiny_compare
+    out = run / "compare"
     run_width = json.loads((run / "config.json").read_text())["width"]
     assert run_width == 1.0
-    out = run_compare(run, widths=(0.5, 1.0), quiet=True, ablation_names=("no_aggregation",),
-                      executor=make_executor(no_ray=True),
-                      baseline_overrides={"epochs": 1, "depths": [2], "only": [
-                          "weak_equal_macs", "equal_params", "strong", "ensemble_average"]})
-    assert out == run / "compare"
     report = json.loads((out / "compare.json").read_text())
     assert report["format"] == "ditmos-compare/2" and report["widths"] == [0.5, 1.0]
     assert list(report["results"]) == ["0.5", "1"]
