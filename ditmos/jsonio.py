@@ -1,13 +1,17 @@
-"""Reading and writing the JSON artefacts (manifests, configs, metrics).
+"""Reading and writing the artefacts (manifests, configs, metrics, run folders).
 
 One reader for every stage, so a missing or broken file always gives the same
-kind of one-line error naming the file and what to do about it.
+kind of one-line error naming the file and what to do about it; one way to
+replace a whole artefact folder so that it is either complete or absent.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -36,3 +40,26 @@ def write_json(path: str | Path, data, *, indent: int | None = 1) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=indent) + "\n")
     os.replace(tmp, path)
+
+
+@contextmanager
+def replaced_dir(dest: str | Path):
+    """Yield an empty temporary sibling of ``dest`` to fill; when the block
+    ends without an exception it takes ``dest``'s place (an old ``dest`` is
+    removed), otherwise it is removed.  ``dest`` is never seen half-written."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        yield tmp
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old{os.getpid()}")
+            shutil.rmtree(old, ignore_errors=True)
+            dest.rename(old)
+            tmp.rename(dest)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -128,3 +128,19 @@ def strong_from_bank(arch, input_shape, num_classes, bank, batch_size=None):
     m = build_strong(arch, input_shape, num_classes, batch_size)
     load_bank_weights(m, arch.strong, bank.member_weights(0), "", "logits")
     return m
+
+
+def with_batch(model, batch: int | None):
+    """A twin of a Keras functional ``model`` (same weights) whose inputs take
+    a batch dimension of ``batch`` (None: any batch size)."""
+    keras = _keras()
+    config = model.get_config()
+    for layer in config.get("layers", []):
+        if layer.get("class_name") == "InputLayer":
+            cfg = layer["config"]
+            for key in ("batch_shape", "batch_input_shape"):
+                if cfg.get(key):
+                    cfg[key] = [batch] + list(cfg[key][1:])
+    twin = keras.Model.from_config(config)
+    twin.set_weights(model.get_weights())
+    return twin

@@ -168,18 +168,9 @@ def batch_model(model):
     Used only for fast float evaluation; checked against the original on the
     first sample by :func:`float_outputs`.
     """
-    import keras
+    from ditmos.models.keras_models import with_batch
 
-    config = model.get_config()
-    for layer in config.get("layers", []):
-        if layer.get("class_name") == "InputLayer":
-            cfg = layer["config"]
-            for key in ("batch_shape", "batch_input_shape"):
-                if cfg.get(key):
-                    cfg[key] = [None] + list(cfg[key][1:])
-    twin = keras.Model.from_config(config)
-    twin.set_weights(model.get_weights())
-    return twin
+    return with_batch(model, None)
 
 
 def float_outputs(model, inputs: dict[str, np.ndarray], *, batch_size: int = 256) -> list[np.ndarray]:

@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ditmos import __version__
 from ditmos.errors import DitmosError
-from ditmos.jsonio import read_json
+from ditmos.jsonio import read_json, replaced_dir
 from ditmos.quantize import qmath
 from ditmos.quantize.reference import (
     MANIFEST_FORMAT, NetworkReference, exit_taken, exit_threshold_q)
@@ -134,21 +132,9 @@ def quantize_network_run(run_dir: Path, normalization: dict, data, *, calibratio
                               f"({q.scale}, {q.zero_point}), expected TFLite's int8 softmax "
                               f"(1/256, -128)")
     int8_dir = run_dir / "int8"
-    tmp = Path(tempfile.mkdtemp(prefix=".int8.", dir=run_dir))
-    try:
+    with replaced_dir(int8_dir) as tmp:
         (tmp / "network.tflite").write_bytes(blob)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if int8_dir.exists():
-            old = run_dir / ".int8.old"
-            shutil.rmtree(old, ignore_errors=True)
-            int8_dir.rename(old)
-            tmp.rename(int8_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(int8_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     console.log(f"wrote {int8_dir}")
 
     x_test = np.asarray(data.x_test, dtype=np.float32)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from ditmos import __version__
 from ditmos.errors import DitmosError
-from ditmos.jsonio import read_json
+from ditmos.jsonio import read_json, replaced_dir
 from ditmos.quantize import qmath
 from ditmos.quantize.reference import MANIFEST_FORMAT, ComposedReference
 from ditmos.quantize.tflite_model import check_firmware_ops, read_tflite
@@ -214,23 +213,10 @@ def quantize_models(models: ExportModels, out_dir: str | Path, x_calib: np.ndarr
     manifest = build_manifest(info, normalization, blobs, parsed, calibration_samples=len(x_calib))
     manifest["route_floor"] = route_floor
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with replaced_dir(out_dir) as tmp:
         for name, data in blobs.items():
             (tmp / f"{name}.tflite").write_bytes(data)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -26,31 +26,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from ditmos.errors import DitmosError
+from ditmos.jsonio import replaced_dir
+from ditmos.models.keras_models import with_batch
 
 KIND = "network"
 MODEL_FILE = "network.keras"
-
-
-def fixed_batch(model, batch: int = 1):
-    """A twin of ``model`` with the batch dimension fixed to ``batch`` (same weights)."""
-    import keras
-
-    config = model.get_config()
-    for layer in config.get("layers", []):
-        if layer.get("class_name") == "InputLayer":
-            cfg = layer["config"]
-            for key in ("batch_shape", "batch_input_shape"):
-                if cfg.get(key):
-                    cfg[key] = [batch] + list(cfg[key][1:])
-    twin = keras.Model.from_config(config)
-    twin.set_weights(model.get_weights())
-    return twin
 
 
 def _finite_or_none(x):
@@ -99,26 +82,14 @@ def write_network_run(run_dir, *, model, method: str, config: dict, splits, norm
         "val": {"float": {"network": result.get("val_accuracy")}},
         "test": {"float": {"network": result.get("test_accuracy")}},
     }
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
-    try:
+    with replaced_dir(run_dir) as tmp:
         (tmp / "export").mkdir()
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         splits.save(tmp / "splits.npz")
         normalizer.save(tmp / "normalization.json")
-        fixed_batch(model, 1).save(tmp / "export" / MODEL_FILE)
+        with_batch(model, 1).save(tmp / "export" / MODEL_FILE)
         (tmp / "export" / "export.json").write_text(json.dumps(export_info, indent=2) + "\n")
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        if run_dir.exists():
-            old = run_dir.with_name(f".{run_dir.name}.old{os.getpid()}")
-            run_dir.rename(old)
-            tmp.rename(run_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(run_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return run_dir
 
 
