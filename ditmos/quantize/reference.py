@@ -118,8 +118,10 @@ def load_manifest(int8_dir: str | Path) -> dict:
     return manifest
 
 
-class ComposedReference:
-    """Composed int8 DiTMoS inference on the host (see the module docstring)."""
+class _Int8Reference:
+    """What every int8 reference shares: the checked manifest, one interpreter
+    per sub-model (sha256-checked), input quantisation and the batch loop.
+    Subclasses give ``predict_one`` (prediction, route or exit, int8 logits)."""
 
     def __init__(self, int8_dir: str | Path, *, backend: str = "tflm"):
         if backend not in BACKENDS:
@@ -133,27 +135,22 @@ class ComposedReference:
         self.input_shape = tuple(m["input_shape"])
         self.input_scale = float(m["input_quant"]["scale"])
         self.input_zero_point = int(m["input_quant"]["zero_point"])
-        self._runners = {}
-        runner_cls = _TFLMRunner if backend == "tflm" else _LiteRTRefRunner
-        for name, sub in m["submodels"].items():
-            path = self.int8_dir / sub["file"]
-            if not path.is_file():
-                raise DitmosError(f"{path}: missing (listed in manifest.json)")
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != sub["sha256"]:
-                raise DitmosError(f"{path}: sha256 {digest[:16]}... does not match "
-                                  f"manifest.json ({sub['sha256'][:16]}...); re-run 'ditmos quantize'")
-            runner = runner_cls(data, f"{path}")
-            runner.set_output_count(len(sub["outputs"]))
-            self._runners[name] = runner
-        # links: classifier input -> (source, requantise params or None)
-        self._links: dict[tuple[str, str], dict] = {}
-        for link in m["links"]:
-            sub, inp = link["to"].split(":", 1)
-            self._links[(sub, inp)] = link
 
-    # -- single sub-models ---------------------------------------------------
+    def _open_runner(self, sub: dict):
+        """The interpreter of one manifest sub-model, its file checked first."""
+        path = self.int8_dir / sub["file"]
+        if not path.is_file():
+            raise DitmosError(f"{path}: missing (listed in manifest.json)")
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sub["sha256"]:
+            raise DitmosError(f"{path}: sha256 {digest[:16]}... does not match "
+                              f"manifest.json ({sub['sha256'][:16]}...); re-run 'ditmos quantize'")
+        runner_cls = _TFLMRunner if self.backend == "tflm" else _LiteRTRefRunner
+        runner = runner_cls(data, f"{path}")
+        runner.set_output_count(len(sub["outputs"]))
+        return runner
+
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         """Normalised float windows ``[..., T, C]`` -> int8, exactly as the firmware."""
         x = np.asarray(x, dtype=np.float32)
@@ -166,6 +163,52 @@ class ComposedReference:
                               "they cannot be quantised")
         return qmath.quantize(x, self.input_scale, self.input_zero_point)
 
+    def _window(self, x_q: np.ndarray) -> np.ndarray:
+        x_q = np.asarray(x_q)
+        if x_q.dtype != np.int8:
+            raise DitmosError(f"input window must be int8 (use quantize_input), got {x_q.dtype}")
+        if tuple(x_q.shape[-2:]) != self.input_shape or x_q.size != np.prod(self.input_shape):
+            raise DitmosError(f"one input window of shape {self.input_shape} expected, "
+                              f"got {x_q.shape}")
+        return x_q.reshape(self.input_shape)
+
+    def predict_one(self, x_q: np.ndarray) -> tuple[int, int, np.ndarray]:
+        raise NotImplementedError
+
+    def predict(self, x_q: np.ndarray, *, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """int8 windows ``[N, T, C]`` (or one ``[T, C]``) -> (pred ``[N]``,
+        route ``[N]``, int8 logits ``[N, num_classes]``).  Ties in argmax go
+        to the lowest index."""
+        x_q = np.asarray(x_q)
+        single = x_q.ndim == 2
+        batch = x_q[None] if single else x_q
+        n = len(batch)
+        pred = np.empty(n, np.int64)
+        route = np.empty(n, np.int64)
+        logits = np.empty((n, self.num_classes), np.int8)
+        for i in range(n):
+            pred[i], route[i], logits[i] = self.predict_one(batch[i])
+            if progress is not None:
+                progress(1)
+        if single:
+            return pred[:1], route[:1], logits[:1]
+        return pred, route, logits
+
+
+class ComposedReference(_Int8Reference):
+    """Composed int8 DiTMoS inference on the host (see the module docstring)."""
+
+    def __init__(self, int8_dir: str | Path, *, backend: str = "tflm"):
+        super().__init__(int8_dir, backend=backend)
+        m = self.manifest
+        self._runners = {name: self._open_runner(sub) for name, sub in m["submodels"].items()}
+        # links: classifier input -> (source, requantise params or None)
+        self._links: dict[tuple[str, str], dict] = {}
+        for link in m["links"]:
+            sub, inp = link["to"].split(":", 1)
+            self._links[(sub, inp)] = link
+
+    # -- single sub-models ---------------------------------------------------
     def _run(self, name: str, named_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         sub = self.manifest["submodels"][name]
         ordered = sorted(sub["inputs"], key=lambda t: t["index"])
@@ -216,40 +259,12 @@ class ComposedReference:
         out = self._run(f"classifier_{k}", self.classifier_inputs(k, x_q, sel_feats))
         return out["logits"]
 
-    def _window(self, x_q: np.ndarray) -> np.ndarray:
-        x_q = np.asarray(x_q)
-        if x_q.dtype != np.int8:
-            raise DitmosError(f"input window must be int8 (use quantize_input), got {x_q.dtype}")
-        if tuple(x_q.shape[-2:]) != self.input_shape or x_q.size != np.prod(self.input_shape):
-            raise DitmosError(f"one input window of shape {self.input_shape} expected, "
-                              f"got {x_q.shape}")
-        return x_q.reshape(self.input_shape)
-
     # -- the composition -------------------------------------------------------
     def predict_one(self, x_q: np.ndarray) -> tuple[int, int, np.ndarray]:
         route_logits, feats = self.run_selector(x_q)
         route = int(qmath.argmax_first(route_logits))
         logits = self.run_classifier(route, x_q, feats)
         return int(qmath.argmax_first(logits)), route, logits
-
-    def predict(self, x_q: np.ndarray, *, progress=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """int8 windows ``[N, T, C]`` (or one ``[T, C]``) -> (pred ``[N]``,
-        route ``[N]``, int8 logits ``[N, num_classes]``).  Ties in argmax go
-        to the lowest index."""
-        x_q = np.asarray(x_q)
-        single = x_q.ndim == 2
-        batch = x_q[None] if single else x_q
-        n = len(batch)
-        pred = np.empty(n, np.int64)
-        route = np.empty(n, np.int64)
-        logits = np.empty((n, self.num_classes), np.int8)
-        for i in range(n):
-            pred[i], route[i], logits[i] = self.predict_one(batch[i])
-            if progress is not None:
-                progress(1)
-        if single:
-            return pred[:1], route[:1], logits[:1]
-        return pred, route, logits
 
     def run_all(self, x_q: np.ndarray, *, progress=None) -> dict[str, np.ndarray]:
         """Every sub-model on every window (for per-model accuracy and checks):
@@ -296,41 +311,19 @@ def exit_taken(confidences: list[np.ndarray], thresholds_q: list[int]) -> int:
     return len(confidences)
 
 
-class NetworkReference:
+class NetworkReference(_Int8Reference):
     """int8 inference of a ``network`` int8 directory (a single CNN, or a
     multi-exit CNN with its exit rule) in the TFLM interpreter; the same
     interface as :class:`ComposedReference` (``route`` = the exit taken)."""
 
     def __init__(self, int8_dir: str | Path, *, backend: str = "tflm"):
-        if backend not in BACKENDS:
-            raise DitmosError(f"unknown reference backend {backend!r} (choose from {BACKENDS})")
-        self.int8_dir = Path(int8_dir)
-        self.backend = backend
-        self.manifest = m = load_manifest(self.int8_dir)
+        super().__init__(int8_dir, backend=backend)
+        m = self.manifest
         if m.get("kind") != "network":
             raise DitmosError(f"{self.int8_dir}: not a network int8 directory")
-        self.K = int(m["K"])
-        self.num_classes = int(m["num_classes"])
-        self.class_names = list(m["class_names"])
-        self.input_shape = tuple(m["input_shape"])
-        self.input_scale = float(m["input_quant"]["scale"])
-        self.input_zero_point = int(m["input_quant"]["zero_point"])
         self.exits = list(m.get("exits") or [])
         self.final = str(m["final"])
-        sub = m["submodels"]["network"]
-        path = self.int8_dir / sub["file"]
-        if not path.is_file():
-            raise DitmosError(f"{path}: missing (listed in manifest.json)")
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != sub["sha256"]:
-            raise DitmosError(f"{path}: sha256 does not match manifest.json; re-run "
-                              f"'ditmos quantize'")
-        runner_cls = _TFLMRunner if backend == "tflm" else _LiteRTRefRunner
-        self._runner = runner_cls(data, str(path))
-        self._runner.set_output_count(len(sub["outputs"]))
-
-    quantize_input = ComposedReference.quantize_input
-    _window = ComposedReference._window
+        self._runner = self._open_runner(m["submodels"]["network"])
 
     def run_network(self, x_q: np.ndarray) -> dict[str, np.ndarray]:
         """One int8 window -> every output of the network by name."""
@@ -345,8 +338,6 @@ class NetworkReference:
                        [int(x["threshold_q"]) for x in self.exits])
         logits = out[self.exits[e]["logits"]] if e < len(self.exits) else out[self.final]
         return int(qmath.argmax_first(logits)), e, logits
-
-    predict = ComposedReference.predict
 
     def run_all(self, x_q: np.ndarray, *, progress=None) -> dict[str, np.ndarray]:
         """Every output of the network on every window ``{name: [N, ...]}``."""
