@@ -69,7 +69,7 @@ void ditmos_mfcc_frame(const ditmos_mfcc_params *p, const int16_t *frame,
         mel[m] = acc;
     }
     for (int32_t m = 0; m < p->n_mels; ++m) {
-        logm[m] = log2_q10(mel[m] + 1u, p->log_lut);
+        logm[m] = log2_q10(mel[m] + p->mel_floor, p->log_lut);
     }
     for (int32_t i = 0; i < p->n_coeffs; ++i) {
         const int32_t *d = p->dct + i * p->n_mels;
