@@ -37,12 +37,12 @@ void run_clips(const int16_t *clips, int32_t n_clips, int32_t clip_samples, int3
 """
 
 
-def build_frontend(cfg: FixedMfccConfig, out_dir: Path):
+def build_frontend(cfg: FixedMfccConfig, out_dir: Path, extra_flags: tuple[str, ...] = ()):
     src = out_dir / "wrapper.c"
     src.write_text(WRAPPER.format(tables=c_tables(cfg, "test"), n_fft=cfg.n_fft, n_mels=cfg.n_mels,
                                   n_coeffs=cfg.n_coeffs))
     lib = out_dir / "libmfcc.so"
-    r = subprocess.run(["gcc", *CFLAGS, "-fPIC", "-shared", f"-I{FRONTEND}", str(src),
+    r = subprocess.run(["gcc", *CFLAGS, *extra_flags, "-fPIC", "-shared", f"-I{FRONTEND}", str(src),
                         str(FRONTEND / "ditmos_mfcc.c"), "-o", str(lib)], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     so = C.CDLL(str(lib))
@@ -100,11 +100,16 @@ def test_c_equals_python_on_edge_cases(c_mfcc):
 
 
 def test_other_parameters_also_match(tmp_path):
+    """Other parameters, and the C without compiler builtins (the portable
+    highest-set-bit search instead of CLZ)."""
     cfg = FixedMfccConfig(sample_rate=16000, clip_samples=4000, frame_length=400, hop_length=160,
                           n_fft=512, n_mels=40, f_min=20.0, f_max=7600.0, n_coeffs=10)
     clips = edge_clips(cfg, np.random.default_rng(1))
-    run = build_frontend(cfg, tmp_path)
-    assert run(clips).tobytes() == mfcc_fixed(clips, cfg).tobytes()
+    ref = mfcc_fixed(clips, cfg).tobytes()
+    assert build_frontend(cfg, tmp_path)(clips).tobytes() == ref
+    portable = tmp_path / "portable"
+    portable.mkdir()
+    assert build_frontend(cfg, portable, ("-DDITMOS_MFCC_NO_BUILTINS",))(clips).tobytes() == ref
 
 
 def test_fixed_point_tracks_the_float_front_end(recordings):
