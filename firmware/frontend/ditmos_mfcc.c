@@ -8,19 +8,19 @@ static inline int32_t round_q15(int64_t v) {
 
 /* The butterflies of one radix-2 stage that share twiddle index j, over every
  * group: a' = a + t, b' = a - t (b is `half` after a, groups `size` apart),
- * with t given by the two statements T_RE and T_IM. */
+ * with t given by the two statements T_RE and T_IM. x holds the complex
+ * values interleaved (re, im), so each is one 64-bit load and store. */
 #define BUTTERFLIES(T_RE, T_IM)                                                 \
-    for (int32_t ia = j; ia < n; ia += size) {                                  \
-        const int32_t ib = ia + half;                                           \
-        const int32_t br = re[ib], bi = im[ib];                                 \
+    for (int32_t *a = x + 2 * j, *b = a + 2 * half; a < end; a += 2 * size, b += 2 * size) { \
+        const int32_t br = b[0], bi = b[1];                                     \
         int32_t tr, ti;                                                         \
         T_RE;                                                                   \
         T_IM;                                                                   \
-        const int32_t ar = re[ia], ai = im[ia];                                 \
-        re[ia] = ar + tr;                                                       \
-        im[ia] = ai + ti;                                                       \
-        re[ib] = ar - tr;                                                       \
-        im[ib] = ai - ti;                                                       \
+        const int32_t ar = a[0], ai = a[1];                                     \
+        a[0] = ar + tr;                                                         \
+        a[1] = ai + ti;                                                         \
+        b[0] = ar - tr;                                                         \
+        b[1] = ai - ti;                                                         \
     }
 
 /* The reference's radix-2 DIT FFT, the same integers. The first two stages
@@ -29,8 +29,9 @@ static inline int32_t round_q15(int64_t v) {
  * Twiddles 1 (j = 0) and -j (j = half/2: cos 0, sin 32768) are exact in the
  * reference's arithmetic ((b * 32768 + 2^14) >> 15 = b), so they take no
  * multiply. */
-static void fft_from_stage3(const ditmos_mfcc_params *p, int32_t *re, int32_t *im) {
+static void fft_from_stage3(const ditmos_mfcc_params *p, int32_t *x) {
     const int32_t n = p->n_fft;
+    const int32_t *end = x + 2 * n;
     for (int32_t size = 8; size <= n; size *= 2) {
         const int32_t half = size / 2;
         const int32_t step = n / size;
@@ -69,10 +70,9 @@ static int32_t log2_q10(uint64_t v, const int32_t *lut) {
 void ditmos_mfcc_frame(const ditmos_mfcc_params *p, const int16_t *frame,
                        int32_t *scratch, int32_t *out) {
     const int32_t n = p->n_fft;
-    int32_t *re = scratch;
-    int32_t *im = scratch + n;
+    int32_t *x = scratch; /* [n] complex values, re and im interleaved */
     uint64_t *mel = (uint64_t *)(scratch + 2 * n); /* n_mels words x 2 */
-    int32_t *logm = re; /* re/im are free again once the mel energies exist */
+    int32_t *logm = x; /* x is free again once the mel energies exist */
 
     /* window, bit-reversed order, and the first two FFT stages (twiddles 1
      * and -j on a real input: sums only) on each group of four inputs. The
@@ -80,32 +80,33 @@ void ditmos_mfcc_frame(const ditmos_mfcc_params *p, const int16_t *frame,
     const int32_t *bitrev = p->bitrev, *window = p->window;
     const int32_t frame_length = p->frame_length;
     for (int32_t i = 0; i < n; i += 4) {
-        int32_t x[4];
+        int32_t v[4];
         for (int32_t q = 0; q < 4; ++q) {
             const int32_t src = bitrev[i + q];
-            x[q] = src < frame_length ? (frame[src] * window[src] + (1 << 14)) >> 15 : 0;
+            v[q] = src < frame_length ? (frame[src] * window[src] + (1 << 14)) >> 15 : 0;
         }
-        const int32_t s01 = x[0] + x[1], d01 = x[0] - x[1];
-        const int32_t s23 = x[2] + x[3], d23 = x[2] - x[3];
-        re[i] = s01 + s23;
-        im[i] = 0;
-        re[i + 1] = d01;
-        im[i + 1] = -d23;
-        re[i + 2] = s01 - s23;
-        im[i + 2] = 0;
-        re[i + 3] = d01;
-        im[i + 3] = d23;
+        const int32_t s01 = v[0] + v[1], d01 = v[0] - v[1];
+        const int32_t s23 = v[2] + v[3], d23 = v[2] - v[3];
+        int32_t *y = x + 2 * i;
+        y[0] = s01 + s23;
+        y[1] = 0;
+        y[2] = d01;
+        y[3] = -d23;
+        y[4] = s01 - s23;
+        y[5] = 0;
+        y[6] = d01;
+        y[7] = d23;
     }
-    fft_from_stage3(p, re, im);
+    fft_from_stage3(p, x);
 
     const int32_t *w = p->fb_weights, *fb_start = p->fb_start, *fb_len = p->fb_len;
     const int32_t n_mels = p->n_mels;
     for (int32_t m = 0; m < n_mels; ++m) {
         uint64_t acc = 0;
-        const int32_t *r = re + fb_start[m], *q = im + fb_start[m];
+        const int32_t *bin = x + 2 * fb_start[m];
         const int32_t len = fb_len[m];
-        for (int32_t k = 0; k < len; ++k) {
-            const uint64_t power = (uint64_t)((int64_t)r[k] * r[k] + (int64_t)q[k] * q[k]);
+        for (int32_t k = 0; k < len; ++k, bin += 2) {
+            const uint64_t power = (uint64_t)((int64_t)bin[0] * bin[0] + (int64_t)bin[1] * bin[1]);
             acc += power * (uint32_t)w[k];
         }
         w += len;
