@@ -16,6 +16,7 @@ _BENCHES = {
     "latency": ("ditmos.bench.latency", "QEMU instruction counts: reference vs optimised kernels."),
     "certify": ("ditmos.bench.certify", "Float / integer-only randomized-smoothing time, same windows."),
     "robust": ("ditmos.bench.robust", "Time of the union evaluation (all attacks) of a test split."),
+    "frontend": ("ditmos.bench.frontend", "Accuracy of the fixed-point vs the float MFCC front end (fsdd_audio)."),
 }
 
 

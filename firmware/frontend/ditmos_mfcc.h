@@ -25,6 +25,7 @@ typedef struct {
     const int32_t *fb_weights;   /* concatenated filter weights, Q15 */
     const int32_t *log_lut;      /* [65] round(log2(1 + i/64) * 1024) */
     const int32_t *dct;          /* [n_coeffs][n_mels] orthonormal DCT-II, Q15 */
+    uint64_t mel_floor;          /* added to each mel energy before the log */
 } ditmos_mfcc_params;
 
 /* int32 words of scratch ditmos_mfcc_frame needs: 2*n_fft + 2*n_mels. */

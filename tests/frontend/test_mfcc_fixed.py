@@ -16,7 +16,7 @@ import pytest
 
 from ditmos.data.fsdd_audio import CONFIG, fit_clips, load_clips
 from ditmos.data.mfcc import mfcc
-from ditmos.data.mfcc_fixed import FixedMfccConfig, c_tables, mfcc_fixed
+from ditmos.data.mfcc_fixed import FixedMfccConfig, c_tables, mfcc_fixed, to_float_units
 
 REPO = Path(__file__).resolve().parents[2]
 FRONTEND = REPO / "firmware" / "frontend"
@@ -37,12 +37,12 @@ void run_clips(const int16_t *clips, int32_t n_clips, int32_t clip_samples, int3
 """
 
 
-def build_frontend(cfg: FixedMfccConfig, out_dir: Path):
+def build_frontend(cfg: FixedMfccConfig, out_dir: Path, extra_flags: tuple[str, ...] = ()):
     src = out_dir / "wrapper.c"
     src.write_text(WRAPPER.format(tables=c_tables(cfg, "test"), n_fft=cfg.n_fft, n_mels=cfg.n_mels,
                                   n_coeffs=cfg.n_coeffs))
     lib = out_dir / "libmfcc.so"
-    r = subprocess.run(["gcc", *CFLAGS, "-fPIC", "-shared", f"-I{FRONTEND}", str(src),
+    r = subprocess.run(["gcc", *CFLAGS, *extra_flags, "-fPIC", "-shared", f"-I{FRONTEND}", str(src),
                         str(FRONTEND / "ditmos_mfcc.c"), "-o", str(lib)], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     so = C.CDLL(str(lib))
@@ -100,23 +100,45 @@ def test_c_equals_python_on_edge_cases(c_mfcc):
 
 
 def test_other_parameters_also_match(tmp_path):
+    """Other parameters, and the C without compiler builtins (the portable
+    highest-set-bit search instead of CLZ)."""
     cfg = FixedMfccConfig(sample_rate=16000, clip_samples=4000, frame_length=400, hop_length=160,
                           n_fft=512, n_mels=40, f_min=20.0, f_max=7600.0, n_coeffs=10)
     clips = edge_clips(cfg, np.random.default_rng(1))
-    run = build_frontend(cfg, tmp_path)
-    assert run(clips).tobytes() == mfcc_fixed(clips, cfg).tobytes()
+    ref = mfcc_fixed(clips, cfg).tobytes()
+    assert build_frontend(cfg, tmp_path)(clips).tobytes() == ref
+    portable = tmp_path / "portable"
+    portable.mkdir()
+    assert build_frontend(cfg, portable, ("-DDITMOS_MFCC_NO_BUILTINS",))(clips).tobytes() == ref
 
 
 def test_fixed_point_tracks_the_float_front_end(recordings):
     clips = recordings[:40]
-    fixed = mfcc_fixed(clips, CONFIG) / 1024.0 * np.log(2.0)
+    fixed = to_float_units(mfcc_fixed(clips, CONFIG), CONFIG)
     ref = mfcc(clips / 32768.0, CONFIG.float_config())
-    # frames with sound (the float log floor, 1e-6, dominates near-silent frames)
-    diff = (fixed - ref)[ref[..., 0] > -30.0]
-    assert len(diff) > 500
-    # c0 carries a constant offset (Q15 filter weights, int16 input scale); the rest agree
-    assert np.std(diff[:, 0]) < 0.05
-    assert np.mean(np.abs(diff[:, 1:])) < 0.02
+    diff = fixed - ref
+    # every frame, also the silent ones (zero padding, faint noise): the mel floor
+    # is the float front end's log floor
+    silent = ref[..., 0] < -70.0
+    assert silent.sum() > 500 and (~silent).sum() > 500
+    for part in (diff[silent], diff[~silent]):
+        assert np.max(np.abs(part[:, 0])) < 0.2
+        assert np.mean(np.abs(part[:, 0])) < 0.03
+        assert np.mean(np.abs(part[:, 1:])) < 0.01
+
+
+def test_without_the_floor_silence_falls_far_below_the_float_front_end():
+    """The bug the mel floor fixes: M + 1 puts digital silence 17 nats per band
+    under the float front end's clamp."""
+    cfg = FixedMfccConfig(log_floor=0.0)
+    assert cfg.mel_floor == 1 and CONFIG.mel_floor == round(1e-6 * 2 ** 45)
+    silence = np.zeros(CONFIG.clip_samples, dtype=np.int16)
+    per_band = np.sqrt(CONFIG.n_mels)
+    no_floor = to_float_units(mfcc_fixed(silence, cfg), cfg)[:, 0] / per_band
+    floored = to_float_units(mfcc_fixed(silence, CONFIG), CONFIG)[:, 0] / per_band
+    ref = mfcc(silence / 32768.0, CONFIG.float_config())[:, 0] / per_band
+    assert np.all(np.abs(floored - ref) < 0.01)
+    assert np.all(ref - no_floor > 17.0)
 
 
 def test_bad_input_is_refused():
@@ -126,6 +148,8 @@ def test_bad_input_is_refused():
         mfcc_fixed(np.zeros(100, dtype=np.int16))
     with pytest.raises(ValueError, match="power of two"):
         FixedMfccConfig(n_fft=250)
+    with pytest.raises(ValueError, match="log_floor"):
+        FixedMfccConfig(log_floor=-1.0)
 
 
 def _fnv(data: bytes) -> str:
