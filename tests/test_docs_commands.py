@@ -17,7 +17,10 @@ How they run, on a tiny run instead of the real presets:
   "reusing" path; a ``--compare`` line also gets ``--ablations none`` and
   ``--baselines weak_equal_macs,early_exit`` (the baselines later lines deploy;
   ablation rows and the other baselines are trained by the comparison tests in
-  ``tests/training``);
+  ``tests/training``) and ``--widths 1``, the run's own width (DiTMoS at other
+  widths: the same tests);
+* a ``--samples N`` above 10 (test windows for attacks and certificates) is
+  lowered to 10: the line's every option still runs, on fewer windows;
 * ``ditmos emulate`` stays running in the background until the end, and
   ``PORT`` in later lines is the port it printed;
 * lines that need a board (``ditmos flash``, ``--port /dev/tty...``) must fail
@@ -223,6 +226,11 @@ def test_every_documented_command_line_runs(tiny_run, tiny_int8, tmp_path):
                 if "--compare" in argv and "--baselines" not in argv:
                     # the baselines later lines deploy; the others: tests/training
                     argv += ["--baselines", "weak_equal_macs,early_exit"]
+                if "--compare" in argv:
+                    argv += ["--widths", "1"]  # the last value given wins
+            for i, a in enumerate(argv[:-1]):
+                if a == "--samples" and argv[i + 1].isdigit() and int(argv[i + 1]) > 10:
+                    argv[i + 1] = "10"
             if path == ["emulate"]:
                 problem = emulators.start(argv, work, env)
                 if problem:
