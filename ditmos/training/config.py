@@ -26,8 +26,9 @@ ROUTING_TARGETS = ("best_classifier", "cluster")
 # network with the selector as its trunk -- then copied into the K heads.
 _GENERALIST_OFF = {"epochs": 0, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
                    "lr_halve_every": 6, "distill": 0.0, "temperature": 4.0,
-                   "fallback": True, "freeze_trunk": True, "restarts": 1, "probe_epochs": 0,
-                   "average_epochs": 0}
+                   "fallback": True, "freeze_trunk": True, "restarts": 1, "probe_epochs": 0}
+# optional generalist keys (absent = off), left out of the presets so that runs
+# started before they existed still resume: "average_epochs" (0)
 
 # The full schedule.  The authors' reference schedule (SGD at batch 8, 30
 # classifier + 20 selector pre-training epochs, 40 rounds of 6 + 6
