@@ -32,6 +32,10 @@ and seed as the reference run.
 ``distill``
     the generalist is also distilled from the strong model
     (``generalist.distill = 0.5``).
+``weight_average``
+    the generalist ends with the mean weights of its last half of epochs
+    instead of its best epoch on validation
+    (``generalist.average_epochs = epochs // 2``).
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from pathlib import Path
 from ditmos.errors import DitmosError
 
 ABLATIONS = ("random_split", "no_adversarial", "no_aggregation", "no_generalist", "no_fallback",
-             "kmeans_split", "no_overlap", "no_restarts", "distill")
+             "kmeans_split", "no_overlap", "no_restarts", "distill", "weight_average")
 
 
 def ablation_overrides(name: str, base: dict) -> dict:
@@ -72,6 +76,8 @@ def ablation_overrides(name: str, base: dict) -> dict:
         return {"generalist": {"restarts": 1}}
     if name == "distill":
         return {"generalist": {"distill": 0.5}}
+    if name == "weight_average":
+        return {"generalist": {"average_epochs": max(1, int(base["generalist"]["epochs"]) // 2)}}
     raise DitmosError(f"unknown ablation '{name}'; choose one of {list(ABLATIONS)}")
 
 

@@ -330,6 +330,8 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
                             "per output channel (BN folded); flash_bytes: int8 weights + "
                             "int32 biases",
               "results": {}, "search": {}, "engine": dict(executor.info)}
+    if cfile is not None:  # what the tables were trained with beyond the preset
+        report["config_file"] = json.loads(Path(cfile).read_text())
     by_key = {t.key: t for t in trials}
     split_of_seed: dict[int, tuple[str, str]] = {}
     for w in widths:

@@ -27,6 +27,8 @@ ROUTING_TARGETS = ("best_classifier", "cluster")
 _GENERALIST_OFF = {"epochs": 0, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
                    "lr_halve_every": 6, "distill": 0.0, "temperature": 4.0,
                    "fallback": True, "freeze_trunk": True, "restarts": 1, "probe_epochs": 0}
+# optional generalist keys (absent = off), left out of the presets so that runs
+# started before they existed still resume: "average_epochs" (0)
 
 # The full schedule.  The authors' reference schedule (SGD at batch 8, 30
 # classifier + 20 selector pre-training epochs, 40 rounds of 6 + 6
@@ -96,7 +98,7 @@ _ALLOWED = {
     "strong": _STAGE_KEYS,
     "split": {"method", "n_init", "max_iter"},
     "generalist": _STAGE_KEYS | {"distill", "temperature", "fallback", "freeze_trunk",
-                                 "restarts", "probe_epochs"},
+                                 "restarts", "probe_epochs", "average_epochs"},
     "classifier_pretrain": _STAGE_KEYS | {"out_weight"},
     "routing": {"target"},
     "selector_pretrain": _STAGE_KEYS,
@@ -192,6 +194,7 @@ def validate_schedule(cfg: dict) -> None:
     _num(g["temperature"], "generalist.temperature", 0.1, 100.0)
     _num(g.get("restarts", 1), "generalist.restarts", 1, 100, True)
     _num(g.get("probe_epochs", 0), "generalist.probe_epochs", 0, 10000, True)
+    _num(g.get("average_epochs", 0), "generalist.average_epochs", 0, 10000, True)
     for k in ("fallback", "freeze_trunk"):
         if not isinstance(g[k], bool):
             raise DitmosError(f"config 'generalist.{k}' must be true or false, got {g[k]!r}")

@@ -16,7 +16,11 @@ class Reporter:
         self._task = None
         self._t0 = time.monotonic()
         self.stage_times: dict[str, float] = {}
+        # CPU seconds of this process (all threads) per stage: on a shared machine
+        # wall time includes waiting for a core, CPU time does not
+        self.stage_cpu: dict[str, float] = {}
         self._stage_start = None
+        self._stage_cpu0 = 0.0
         self._stage = None
 
     def log(self, msg: str) -> None:
@@ -33,6 +37,7 @@ class Reporter:
 
     def start_stage(self, name: str, total: int, done: int = 0) -> None:
         self._stage, self._stage_start = name, time.monotonic()
+        self._stage_cpu0 = time.process_time()
         self.log(f"stage {name}: start ({done}/{total} done)")
         if self.quiet:
             return
@@ -54,5 +59,7 @@ class Reporter:
             self._progress.stop()
             self._progress = None
         dt = time.monotonic() - self._stage_start
+        cpu = time.process_time() - self._stage_cpu0
         self.stage_times[self._stage] = self.stage_times.get(self._stage, 0.0) + dt
-        self.log(f"stage {self._stage}: done in {dt:.1f}s {msg}".rstrip())
+        self.stage_cpu[self._stage] = self.stage_cpu.get(self._stage, 0.0) + cpu
+        self.log(f"stage {self._stage}: done in {dt:.1f}s (CPU {cpu:.1f}s) {msg}".rstrip())

@@ -106,6 +106,8 @@ def _command(rep: dict) -> str:
            if m.startswith("ablation_")}
     if not abl:
         cmd += " --ablations none"
+    if rep.get("config_file") is not None:
+        cmd += " --config CONFIG.json"
     return cmd
 
 
@@ -153,7 +155,9 @@ def write_results(compare_dirs, out_dir) -> list[Path]:
                          if eng.get("trials") else "")
                         + (f"; wall time {wall:.0f} s" if wall is not None else ""))
                      + f"; trained baselines: {', '.join(_trained(rep)) or 'none'}; "
-                     f"trained by `{_command(rep)}`.")
+                     f"trained by `{_command(rep)}`"
+                     + (f" with CONFIG.json = `{json.dumps(rep['config_file'])}`"
+                        if rep.get("config_file") is not None else "") + ".")
     readme = out / "README.md"
     old = readme.read_text() if readme.exists() else None
     _write_text_atomic(readme, _merge_readme(old, lines))

@@ -152,6 +152,7 @@ def train_run(dataset: str, preset: str, out_dir, *, config_file=None, width: fl
     rep.end_stage()
     metrics = compute_metrics(tr, data, input_shape, keras_params)
     metrics["timing"] = {"stage_seconds_this_process": rep.stage_times,
+                         "stage_cpu_seconds_this_process": rep.stage_cpu,
                          "total_seconds_this_process": time.monotonic() - t0}
     atomic_write_json(run_dir / "metrics.json", metrics)
     t = metrics["test"]["float"]

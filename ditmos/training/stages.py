@@ -458,6 +458,7 @@ def train_generalist(tr: Trainer) -> None:
         tr.finish(stage)
         return
     g = tr.cfg[stage]
+    average = min(int(g.get("average_epochs", 0)), int(g["epochs"]))
     start = tr.begin(stage)
     opt = tr.optimizer(stage, g["optimizer"],
                        tr.selector.trunk_variables(tr.trunk_blocks) + tr.generalist.trainable)
@@ -479,7 +480,10 @@ def train_generalist(tr: Trainer) -> None:
         if best is None or acc > best["val_acc"]:
             tr.progress["generalist_best"] = {"val_acc": acc, "epoch": ep + 1}
             tr.best_state = {**prefixed("gen_selector", tr.selector.get_state()),
+                             **_average_part(tr.best_state),
                              **prefixed("gen_head", tr.generalist.get_state())}
+        if average and ep >= g["epochs"] - average:  # a running sum of the last epochs
+            tr.best_state = _accumulate(tr, tr.best_state or {})
         return tot / max(n, 1), acc
 
     restarts, probe = int(g.get("restarts", 1)), min(int(g.get("probe_epochs", 0)), g["epochs"])
@@ -491,15 +495,57 @@ def train_generalist(tr: Trainer) -> None:
         loss, acc = run_epoch(ep)
         tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": loss, "val_acc": acc})
         tr.rep.advance(f"loss {loss:.3f} val {acc:.3f}")
-    if tr.best_state is not None:  # the best epoch on validation
+    if average and tr.best_state is not None:  # the weight average of the last epochs
+        _use_average(tr, average)
+    elif tr.best_state is not None:  # the best epoch on validation
         tr.selector.set_state(unprefixed("gen_selector", tr.best_state))
         tr.generalist.set_state(unprefixed("gen_head", tr.best_state))
-        tr.best_state = None
+    tr.best_state = None
     tr.classifiers.set_state(Bank.replicate(tr.generalist.get_state(), tr.arch.K))
     v = tr.val_accuracy()
     _consider_best(tr, v, "generalist")
     tr.rep.end_stage(f"val {v['ditmos']:.3f}")
     tr.finish(stage)
+
+
+def _average_part(state: dict | None) -> dict:
+    """The running weight sums kept inside ``best_state`` (empty if none)."""
+    if not state:
+        return {}
+    return {k: v for k, v in state.items() if k.startswith(("avg_selector/", "avg_head/"))}
+
+
+def _accumulate(tr: Trainer, state: dict) -> dict:
+    """``state`` with the current selector and generalist weights added to its
+    running sums (kept in ``best_state`` so that they are checkpointed)."""
+    out = dict(state)
+    for prefix, bank in (("avg_selector", tr.selector), ("avg_head", tr.generalist)):
+        for k, v in prefixed(prefix, bank.get_state()).items():
+            out[k] = out[k] + v if k in out else v.copy()
+    return out
+
+
+def _use_average(tr: Trainer, n: int) -> None:
+    """Load the mean of the last ``n`` epochs' weights into the selector and the
+    generalist and re-estimate their batch-norm statistics on training data
+    (averaged weights need their own statistics)."""
+    st = tr.best_state
+    tr.selector.set_state({k: v / n for k, v in unprefixed("avg_selector", st).items()})
+    tr.generalist.set_state({k: v / n for k, v in unprefixed("avg_head", st).items()})
+    idx = np.sort(tr.rng("generalist", 0, 98).permutation(len(tr.x_train))[:2048])
+    x = tf.constant(tr.x_train[idx])
+    moms = tr.selector.momentum, tr.generalist.momentum
+    tr.selector.momentum = tr.generalist.momentum = 0.0
+    try:
+        _, sb = tr.selector(x, training=True, return_blocks=True)
+        tr.generalist(x, training=True, side=tr._side(sb))
+    finally:
+        tr.selector.momentum, tr.generalist.momentum = moms
+    bs = int(tr.cfg["eval_batch_size"])
+    lg = np.concatenate([tr._generalist_eval(tf.constant(tr.x_val[i:i + bs])).numpy()
+                         for i in range(0, len(tr.x_val), bs)])
+    tr.progress["generalist_average"] = {"epochs": n,
+                                         "val_acc": float((lg.argmax(1) == tr.y_val).mean())}
 
 
 def _generalist_restarts(tr: Trainer, opt: Optimizer, run_epoch, restarts: int,

@@ -239,3 +239,42 @@ def test_generalist_restarts_keep_the_best_start_on_validation(tmp_path):
     with pytest.raises(DitmosError, match="generalist.restarts"):
         from ditmos.training.config import resolve_config
         resolve_config("hapt", "quick", overrides={"generalist": {"restarts": 0}})
+
+
+def test_generalist_average_is_the_mean_of_the_epochs_weights_with_fresh_bn_statistics(
+        tmp_path):
+    """generalist.average_epochs N: the stage ends with the mean of the last N
+    epochs' weights (running sums kept in the checkpointed best state), whose
+    batch-norm statistics are re-estimated on training data."""
+    import tensorflow as tf
+
+    from ditmos.training.config import architecture, resolve_config
+    from ditmos.training.progress import Reporter
+    from ditmos.training.stages import Trainer, _accumulate, _use_average
+    from ditmos.training.testing import tiny_config
+
+    cfg = resolve_config("hapt", "quick", overrides=dict(
+        tiny_config("hapt"), generalist={"epochs": 2, "average_epochs": 2}))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 128, 6)).astype(np.float32)
+    y = np.arange(40) % 6
+    data = {"x_train": x, "y_train": y, "x_val": x[:10], "y_val": y[:10], "num_classes": 6}
+    tr = Trainer(cfg, architecture(cfg), data, tmp_path, Reporter(None, True))
+    states = []
+    for k in range(2):
+        sel = {n: v + np.float32(k) for n, v in tr.selector.get_state().items()}
+        tr.selector.set_state(sel)
+        states.append(sel)
+        tr.best_state = _accumulate(tr, tr.best_state or {})
+    _use_average(tr, 2)
+    got = tr.selector.get_state()
+    assert np.allclose(got["b0/kernel"], (states[0]["b0/kernel"] + states[1]["b0/kernel"]) / 2)
+    assert not np.allclose(got["b0/kernel"], states[1]["b0/kernel"])
+    # BN statistics: those of the training windows under the averaged weights
+    h = tf.nn.conv1d(x, got["b0/kernel"], stride=1, padding="VALID").numpy()
+    assert np.allclose(got["b0/mean"], h.mean(axis=(0, 1)), atol=1e-4)
+    assert np.allclose(got["b0/var"], h.var(axis=(0, 1)), rtol=1e-3, atol=1e-4)
+    assert 0.0 <= tr.progress["generalist_average"]["val_acc"] <= 1.0
+    tr.selector(tf.constant(x[:4]), training=False)  # still a working network
+    with pytest.raises(DitmosError, match="generalist.average_epochs"):
+        resolve_config("hapt", "quick", overrides={"generalist": {"average_epochs": -1}})

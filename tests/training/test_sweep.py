@@ -245,6 +245,10 @@ def test_results_command_regenerates_docs(sequential, tmp_path):
            f"{100 * d:.2f} |" in readme
     md = (out / "compare_hapt_quick.md").read_text()
     assert md == (sequential / "compare.md").read_text()
+    # the comparison was trained with a config file: its content is part of the command
+    assert rep["config_file"]["subset"] == 600
+    assert f"--config CONFIG.json` with CONFIG.json = `{json.dumps(rep['config_file'])}`" \
+        in readme
     bad = subprocess.run(["sh", str(repo / "scripts" / "results.sh"), str(tmp_path / "nope"),
                           "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stderr.startswith("ditmos: error:")
