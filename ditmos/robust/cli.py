@@ -513,11 +513,13 @@ def cheap_table(dataset: str, out_dir: Path, modes) -> str:
     """The cheap-PGD figures every finished run of ``out_dir`` recorded."""
     rows, missing = [], []
     for mode in modes:
-        path = out_dir / mode / "robust.json"
-        if not path.is_file():
+        names = [mode]
+        if mode == "ramp":  # the runs of a RAMP sweep as well
+            names += sorted(p.parent.name for p in out_dir.glob("ramp_lam*_beta*/robust.json"))
+        found = [n for n in names if (out_dir / n / "robust.json").is_file()]
+        if not found:
             missing.append(mode)
-            continue
-        rows.append((mode, json.loads(path.read_text())))
+        rows += [(n, json.loads((out_dir / n / "robust.json").read_text())) for n in found]
     if not rows:
         raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(modes)}")
     info0 = rows[0][1]
@@ -534,10 +536,13 @@ def cheap_table(dataset: str, out_dir: Path, modes) -> str:
              f"restarts, no Square): weaker than `ditmos robust attack`, so an upper bound "
              f"on robust accuracy. Radii "
              + ", ".join(f"{k} {v:g}" for k, v in info0["radii"].items()) + ".", ""]
-    pairs = [f"{m}: {'-'.join(i['pair']['pair'])} ({i['pair']['rule']})" for m, i in rows
-             if i.get("pair")]
+    pairs: dict[str, list[str]] = {}
+    for m, i in rows:
+        if i.get("pair"):
+            pairs.setdefault(f"{'-'.join(i['pair']['pair'])} ({i['pair']['rule']})", []).append(m)
     if pairs:
-        lines += ["RAMP key pair " + "; ".join(pairs) + ".", ""]
+        lines += ["RAMP key pair " + "; ".join(f"{p} for {', '.join(ms)}"
+                                               for p, ms in pairs.items()) + ".", ""]
     lines += ["| mode | split | clean | l_inf | l_2 | l_1 | union | best epoch | train s |",
               "|---|---|---|---|---|---|---|---|---|"]
     for mode, info in rows:
