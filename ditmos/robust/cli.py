@@ -279,9 +279,17 @@ def _run_name(method: str, mode: str) -> str:
               help="Tabulate the cheap-PGD accuracies each finished run recorded at the end of "
                    "training (whole validation and test splits; no restarts, no Square) instead "
                    "of attacking; implies --no-train.")
+@click.option("--ramp-lambdas", default=None,
+              help="Comma-separated RAMP logit-pairing weights to sweep (e.g. 0.5,2). With "
+                   "this or --ramp-betas, RAMP trains one run per (lambda, beta) as "
+                   "OUT/ramp_lamLAMBDA_betaBETA and the table reports the one with the best "
+                   "union accuracy on the VALIDATION split.")
+@click.option("--ramp-betas", default=None,
+              help="Comma-separated gradient-projection blends to sweep (0 = no gradient "
+                   "projection), e.g. 0,0.5.")
 @click.option("--quiet", is_flag=True)
 def table(dataset, out_dir, modes, methods, config_file, steps, restarts, queries, samples, seed,
-          write_path, do_train, cheap, quiet):
+          write_path, do_train, cheap, ramp_lambdas, ramp_betas, quiet):
     """Train the equal-MACs single CNN (and with --methods early_exit the
     multi-exit CNN) with every robust-training mode, attack each on the test
     split (float model, radius 1.0 x the defaults) and write a table of clean
@@ -311,6 +319,9 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
         if no_ee:
             raise DitmosError(f"--methods early_exit trains modes {', '.join(MultiExitTrainer.MODES)}"
                               f" only; drop {', '.join(no_ee)} from --modes")
+    grid = _ramp_grid(ramp_lambdas, ramp_betas, config_file)
+    if grid and "early_exit" in meths:
+        raise DitmosError("--ramp-lambdas/--ramp-betas apply to the single CNN's ramp mode only")
     # single-norm runs first: RAMP's key pair is read from them
     wanted = sorted(wanted, key=lambda m: (m != "none", m not in ("linf", "l2", "l1"),
                                            TABLE_MODES.index(m)))
@@ -324,9 +335,15 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
     rows, pair_note, missing = [], None, []
+    sweep_note = None
     for mode in wanted:
         for method in meths:
             run = out_dir / _run_name(method, mode)
+            if mode == "ramp" and grid:
+                run, sweep_note = _ramp_sweep(dataset, out_dir, grid, config_file, seed,
+                                              do_train, quiet, missing)
+                if run is None:
+                    continue
             if not (run / "robust.json").is_file() and not do_train:
                 missing.append(_run_name(method, mode))
                 continue
@@ -335,20 +352,18 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
                     import shutil
                     shutil.rmtree(run)  # an unfinished run of an interrupted table
                 pair = None
-                if mode == "ramp" and all((out_dir / n / "robust.json").is_file()
-                                          for n in ("linf", "l2", "l1")):
-                    own = {n: json.loads((out_dir / n / "robust.json").read_text())
-                           ["cheap_pgd"]["val"][n] for n in ("linf", "l2", "l1")}
-                    pick = sorted(own, key=lambda n: own[n])[:2]
-                    pair = ",".join(pick)
-                    pair_note = (f"RAMP key pair {pick[0]}-{pick[1]}: own-norm validation "
-                                 f"robust accuracy of the single-norm AT runs "
-                                 + ", ".join(f"{n} {100 * v:.1f}" for n, v in own.items()))
+                if mode == "ramp":
+                    pair, pair_note = rule_pair(out_dir)
                 if not quiet:
                     click.echo(f"training {method} {mode} -> {run}", err=True)
                 train_robust(dataset, run, method=method, mode=mode, seed=seed,
                              config_file=config_file, pair=pair, quiet=quiet)
             info = json.loads((run / "robust.json").read_text())
+            if mode == "ramp" and pair_note is None and info.get("pair"):
+                if info["pair"]["rule"] == "given":
+                    pair, note = rule_pair(out_dir)
+                    if pair == ",".join(info["pair"]["pair"]):
+                        pair_note = note  # given as the rule picks it from these runs
             if mode == "ramp" and pair_note is None and info.get("pair"):
                 pair_note = (f"RAMP key pair {'-'.join(info['pair']['pair'])} "
                              f"({info['pair']['rule']})")
@@ -377,7 +392,8 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
     if "early_exit" in meths:
         text = format_method_table(dataset, rows, budget, missing)
     else:
-        text = format_mode_table(dataset, rows, budget, samples, pair_note, missing)
+        text = format_mode_table(dataset, rows, budget, samples, pair_note, missing,
+                                 sweep_note)
     click.echo(text)
     if write_path:
         write_path.parent.mkdir(parents=True, exist_ok=True)
@@ -385,6 +401,105 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
         tmp.write_text(text)
         os.replace(tmp, write_path)
         click.echo(f"wrote {write_path}")
+
+
+def _floats(text, what: str) -> list[float]:
+    try:
+        vals = [float(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or any(not np.isfinite(v) or v < 0 for v in vals):
+        raise DitmosError(f"{what} must be comma-separated non-negative numbers, got {text!r}")
+    return vals
+
+
+def _ramp_grid(lambdas, betas, config_file) -> list[tuple[float, float]]:
+    """The (lambda, beta) points of a RAMP sweep ([] = no sweep); an option
+    left out takes the config's (or the default) value."""
+    from ditmos.robust.training import DEFAULTS
+
+    if lambdas is None and betas is None:
+        return []
+    rob = {**DEFAULTS, **((_read_config(config_file).get("robust") or {}))}
+    lams = _floats(lambdas, "--ramp-lambdas") if lambdas is not None \
+        else [float(rob["ramp_lambda"])]
+    bets = _floats(betas, "--ramp-betas") if betas is not None \
+        else [float(rob["gp_beta"]) if rob.get("gp", True) else 0.0]
+    if any(b >= 1 for b in bets):
+        raise DitmosError("--ramp-betas must lie in [0, 1) (beta 1 drops the adversarial update)")
+    return [(lam, b) for lam in dict.fromkeys(lams) for b in dict.fromkeys(bets)]
+
+
+def _read_config(config_file) -> dict:
+    if not config_file:
+        return {}
+    try:
+        cfg = json.loads(Path(config_file).read_text())
+    except (OSError, ValueError) as e:
+        raise DitmosError(f"cannot read --config {config_file}: {e}") from e
+    if not isinstance(cfg, dict):
+        raise DitmosError(f"--config {config_file} must hold a JSON object")
+    return cfg
+
+
+def rule_pair(out_dir: Path):
+    """RAMP's key pair by its rule from the single-norm AT runs under
+    ``out_dir`` (the two norms least robust against their own attack, cheap
+    PGD on the validation split) and a sentence saying so; (None, None)
+    unless the linf, l2 and l1 runs are all finished."""
+    if not all((out_dir / n / "robust.json").is_file() for n in ("linf", "l2", "l1")):
+        return None, None
+    own = {n: json.loads((out_dir / n / "robust.json").read_text())["cheap_pgd"]["val"][n]
+           for n in ("linf", "l2", "l1")}
+    pick = sorted(own, key=lambda n: own[n])[:2]
+    return ",".join(pick), (f"RAMP key pair {pick[0]}-{pick[1]}: own-norm validation robust "
+                            f"accuracy of the single-norm AT runs "
+                            + ", ".join(f"{n} {100 * v:.1f}" for n, v in own.items()))
+
+
+def ramp_run_name(lam: float, beta: float) -> str:
+    return f"ramp_lam{lam:g}_beta{beta:g}"
+
+
+def _ramp_sweep(dataset, out_dir: Path, grid, config_file, seed, do_train, quiet, missing):
+    """Train (or reuse) one RAMP run per (lambda, beta) of ``grid`` and pick
+    the one with the best union accuracy on the validation split (cheap PGD
+    over the whole split, recorded by each run; ties: higher validation clean
+    accuracy, then the earlier grid point).  Returns (chosen run or None, note)."""
+    import shutil
+
+    from ditmos.robust.training import train_robust
+
+    cfg = _read_config(config_file)
+    pair = rule_pair(out_dir)[0]
+    scored = []
+    for lam, beta in grid:
+        run = out_dir / ramp_run_name(lam, beta)
+        if not (run / "robust.json").is_file():
+            if not do_train:
+                missing.append(run.name)
+                continue
+            if run.exists():
+                shutil.rmtree(run)  # an unfinished run of an interrupted table
+            rob = {**(cfg.get("robust") or {}), "ramp_lambda": lam, "gp_beta": beta,
+                   "gp": beta > 0}
+            if not quiet:
+                click.echo(f"training single ramp lambda {lam:g} beta {beta:g} -> {run}",
+                           err=True)
+            train_robust(dataset, run, method="single", mode="ramp", seed=seed,
+                         config_file=None, overrides={**cfg, "robust": rob}, pair=pair,
+                         quiet=quiet)
+        val = json.loads((run / "robust.json").read_text())["cheap_pgd"]["val"]
+        scored.append(((val["union"], val["clean"], -len(scored)), lam, beta, run, val))
+    if not scored:
+        return None, None
+    best = max(scored, key=lambda t: t[0])
+    note = ("RAMP hyper-parameters chosen on the validation split (cheap-PGD union / clean "
+            "accuracy of each run; beta 0 = no gradient projection): "
+            + ", ".join(f"lambda {lam:g} beta {beta:g}: {100 * v['union']:.1f} / "
+                        f"{100 * v['clean']:.1f}" for _, lam, beta, _, v in scored)
+            + f"; reported: lambda {best[1]:g}, beta {best[2]:g}")
+    return best[3], note
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -398,11 +513,13 @@ def cheap_table(dataset: str, out_dir: Path, modes) -> str:
     """The cheap-PGD figures every finished run of ``out_dir`` recorded."""
     rows, missing = [], []
     for mode in modes:
-        path = out_dir / mode / "robust.json"
-        if not path.is_file():
+        names = [mode]
+        if mode == "ramp":  # the runs of a RAMP sweep as well
+            names += sorted(p.parent.name for p in out_dir.glob("ramp_lam*_beta*/robust.json"))
+        found = [n for n in names if (out_dir / n / "robust.json").is_file()]
+        if not found:
             missing.append(mode)
-            continue
-        rows.append((mode, json.loads(path.read_text())))
+        rows += [(n, json.loads((out_dir / n / "robust.json").read_text())) for n in found]
     if not rows:
         raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(modes)}")
     info0 = rows[0][1]
@@ -419,10 +536,13 @@ def cheap_table(dataset: str, out_dir: Path, modes) -> str:
              f"restarts, no Square): weaker than `ditmos robust attack`, so an upper bound "
              f"on robust accuracy. Radii "
              + ", ".join(f"{k} {v:g}" for k, v in info0["radii"].items()) + ".", ""]
-    pairs = [f"{m}: {'-'.join(i['pair']['pair'])} ({i['pair']['rule']})" for m, i in rows
-             if i.get("pair")]
+    pairs: dict[str, list[str]] = {}
+    for m, i in rows:
+        if i.get("pair"):
+            pairs.setdefault(f"{'-'.join(i['pair']['pair'])} ({i['pair']['rule']})", []).append(m)
     if pairs:
-        lines += ["RAMP key pair " + "; ".join(pairs) + ".", ""]
+        lines += ["RAMP key pair " + "; ".join(f"{p} for {', '.join(ms)}"
+                                               for p, ms in pairs.items()) + ".", ""]
     lines += ["| mode | split | clean | l_inf | l_2 | l_1 | union | best epoch | train s |",
               "|---|---|---|---|---|---|---|---|---|"]
     for mode, info in rows:
@@ -515,7 +635,8 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_mode_table(dataset, rows, budget, samples, pair_note, missing=()) -> str:
+def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(),
+                      sweep_note=None) -> str:
     info0 = rows[0][1]
     f0 = rows[0][2]["float"]
     hp = info0["hyper"]
@@ -533,11 +654,17 @@ def format_mode_table(dataset, rows, budget, samples, pair_note, missing=()) -> 
              f"clean and under every norm's attack.", ""]
     if pair_note:
         lines += [pair_note + ".", ""]
+    if sweep_note:
+        lines += [sweep_note + ".", ""]
     lines += ["| mode | clean | l_inf | l_2 | l_1 | union | best epoch | train s |",
               "|---|---|---|---|---|---|---|---|"]
     for mode, info, res in rows:
         f = res["float"]
         rob = f["robust"]
+        if mode == "ramp":
+            h = info["hyper"]
+            gp = f"beta {h['gp_beta']:g}" if h.get("gp", True) else "no GP"
+            mode = f"ramp (lambda {h['ramp_lambda']:g}, {gp})"
         lines.append(f"| {mode} | {100 * f['clean']:.2f} | {100 * rob['linf']:.2f} | "
                      f"{100 * rob['l2']:.2f} | {100 * rob['l1']:.2f} | {100 * f['union']:.2f} | "
                      f"{info['best_epoch']} | {info['train_seconds']:.0f} |")

@@ -67,7 +67,7 @@ DEFAULTS = {
     "attack_steps": 5,          # PGD steps per training example
     "step_factor": 2.5,         # step size = step_factor * eps / attack_steps
     "l1_sparsity": 0.05,        # share of coordinates moved by one l_1 step
-    "ramp_lambda": 5.0,         # weight of the logit-pairing KL (RAMP scratch scripts)
+    "ramp_lambda": 2.0,         # weight of the logit-pairing KL (the paper, from scratch)
     "gp_beta": 0.5,             # gradient-projection blend
     "gp": True,                 # RAMP: gradient projection once per epoch (False: plain RAMP loss)
     "eat_momentum": 0.9,        # running robust accuracy of E-AT

@@ -184,3 +184,36 @@ def test_table_without_finished_runs_is_a_clear_error(tmp_path, capsys):
     assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path / "t"),
                  "--modes", "linf,fgsm"]) == 2
     assert "unknown mode" in capsys.readouterr().err
+
+
+def _fake_ramp_run(folder, union, clean):
+    folder.mkdir(parents=True)
+    (folder / "robust.json").write_text(json.dumps(
+        {"cheap_pgd": {"val": {"union": union, "clean": clean}}}))
+
+
+def test_ramp_sweep_reports_the_best_validation_union(tmp_path):
+    """The sweep picks by validation union (ties: validation clean), never by
+    test figures, and lists unfinished grid points as missing."""
+    from ditmos.robust.cli import _ramp_grid, _ramp_sweep, ramp_run_name
+
+    grid = _ramp_grid("0.5,2", "0,0.5", None)
+    assert grid == [(0.5, 0.0), (0.5, 0.5), (2.0, 0.0), (2.0, 0.5)]
+    _fake_ramp_run(tmp_path / ramp_run_name(0.5, 0.0), 0.80, 0.95)
+    _fake_ramp_run(tmp_path / ramp_run_name(2.0, 0.0), 0.83, 0.90)
+    _fake_ramp_run(tmp_path / ramp_run_name(2.0, 0.5), 0.83, 0.93)
+    missing = []
+    run, note = _ramp_sweep("hapt", tmp_path, grid, None, 0, False, True, missing)
+    assert run == tmp_path / "ramp_lam2_beta0.5"
+    assert missing == ["ramp_lam0.5_beta0.5"]
+    assert "lambda 0.5 beta 0: 80.0 / 95.0" in note and "reported: lambda 2, beta 0.5" in note
+    # an option left out takes the config's value; bad values are clear errors
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"robust": {"ramp_lambda": 3, "gp": False}}))
+    assert _ramp_grid(None, "0.5", cfg) == [(3.0, 0.5)]
+    assert _ramp_grid("1", None, cfg) == [(1.0, 0.0)]
+    assert _ramp_grid(None, None, cfg) == []
+    for lam, beta, msg in (("x", None, "--ramp-lambdas"), ("1", "1", "--ramp-betas"),
+                           ("-1", None, "non-negative")):
+        with pytest.raises(DitmosError, match=msg):
+            _ramp_grid(lam, beta, None)
