@@ -57,3 +57,33 @@ def test_certify_tiny_run(tiny_run, tiny_int8):
     from ditmos.smoothing.certify import clopper_pearson_lower, radius
     top = radius(clopper_pearson_lower(60, 60, 0.001), 0.25)
     assert all(r["radius"] <= top + 1e-12 for r in f["samples"] + i["samples"])
+
+
+@pytest.mark.slow
+def test_bench_certify_tiny_run_and_routed_float_model(tiny_run, tiny_int8, capsys):
+    import tensorflow as tf
+
+    from ditmos.smoothing.smoothers import FloatModel
+    from ditmos.training.rundir import load_run_data
+
+    # the routed float model = every classifier on every window, then the routed one
+    fm = FloatModel(tiny_run, batch=64)
+    x = load_run_data(tiny_run).x_test[:100].astype(np.float32)
+    sel = fm.selector({"window": tf.constant(x)}, training=False)
+    feeds = {f"sel_feat_{b}": sel[f"feat_{b}"] for b in fm.shared}
+    per = []
+    for c in fm.classifiers:
+        out = c({"window": tf.constant(x), **feeds}, training=False)
+        per.append(np.asarray(out["logits"] if isinstance(out, dict) else out))
+    route = np.argmax(np.asarray(sel["route"]), 1)
+    want = np.argmax(np.stack(per, 1)[np.arange(len(x)), route], 1)
+    np.testing.assert_array_equal(fm.predict(x), want)
+    assert main(["bench", "certify", str(tiny_run), "--n", "40", "--samples", "2",
+                 "--repeat", "1", "--int-batch", "16", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["integer_counts_identical"] and res["threads"] == 1
+    for k in ("float", "batched", "int"):
+        assert res[f"{k}_cpu_seconds"] > 0
+    assert res["float_noise_cpu_seconds"] <= res["float_cpu_seconds"]
+    assert main(["bench", "certify", str(tiny_run), "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
