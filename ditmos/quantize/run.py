@@ -181,7 +181,8 @@ def _sha256(data: bytes) -> str:
 
 
 def quantize_models(models: ExportModels, out_dir: str | Path, x_calib: np.ndarray,
-                    normalization: dict, *, log: Callable[[str], None] = lambda s: None) -> Path:
+                    normalization: dict, *, log: Callable[[str], None] = lambda s: None,
+                    calibration_noise: float = 0.0) -> Path:
     """Convert every sub-model, check its operators, write ``out_dir`` (replaced
     atomically) with the .tflite files and manifest.json.  ``x_calib`` are
     normalised training windows ``[N, T, C]``."""
@@ -211,6 +212,8 @@ def quantize_models(models: ExportModels, out_dir: str | Path, x_calib: np.ndarr
         check_firmware_ops(model, what=f"{name} ({models.export_dir / (name + '.keras')})")
         parsed[name] = model
     manifest = build_manifest(info, normalization, blobs, parsed, calibration_samples=len(x_calib))
+    if calibration_noise > 0:
+        manifest["calibration"]["noise_sigma"] = float(calibration_noise)
     manifest["route_floor"] = route_floor
 
     with replaced_dir(out_dir) as tmp:
@@ -391,8 +394,20 @@ def check_run_dir(run_dir: Path) -> dict:
     return norm
 
 
+def noisy_calibration(x: np.ndarray, sigma: float) -> np.ndarray:
+    """The calibration windows and, for ``sigma`` > 0, a copy of them under
+    Gaussian noise of std ``sigma`` (normalised units, seeded): the ranges of a
+    model that will run under randomized smoothing's noise."""
+    if sigma <= 0:
+        return x
+    rng = np.random.default_rng([CALIBRATION_SEED, 29])
+    noisy = x + np.float32(sigma) * rng.standard_normal(x.shape, dtype=np.float32)
+    return np.concatenate([x, noisy.astype(np.float32)])
+
+
 def quantize_run(run_dir: str | Path, *, calibration_samples: int = 500,
-                 quiet: bool = False, method: str = "ditmos") -> Path:
+                 quiet: bool = False, method: str = "ditmos",
+                 calibration_noise: float = 0.0) -> Path:
     """Quantise a trained run; returns ``RUN_DIR/int8`` (see the module docstring).
 
     ``method`` names a method of RUN's comparison (``ditmos.methods.method_run_dir``):
@@ -403,10 +418,15 @@ def quantize_run(run_dir: str | Path, *, calibration_samples: int = 500,
     from ditmos.training.network_run import is_network_run
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
+    if not (np.isfinite(calibration_noise) and 0 <= calibration_noise <= 10):
+        raise DitmosError(f"--calibration-noise must lie in [0, 10], got {calibration_noise}")
     run_dir = method_run_dir(Path(run_dir), method)
     console = Console(quiet=quiet)
     normalization = check_run_dir(run_dir)
     if is_network_run(run_dir):
+        if calibration_noise > 0:
+            raise DitmosError("--calibration-noise is for DiTMoS runs (the smoothed models); "
+                              "this is a single- or early-exit-CNN run")
         if calibration_samples < 1:
             raise DitmosError(f"--calibration-samples must be at least 1, got "
                               f"{calibration_samples}")
@@ -436,8 +456,9 @@ def quantize_run(run_dir: str | Path, *, calibration_samples: int = 500,
     if len(x_train) == 0:
         raise DitmosError(f"{run_dir}: the training split is empty; nothing to calibrate on")
     idx = calibration_indices(len(x_train), calibration_samples)
-    int8_dir = quantize_models(models, run_dir / "int8", x_train[idx], normalization,
-                               log=console.log)
+    int8_dir = quantize_models(models, run_dir / "int8",
+                               noisy_calibration(x_train[idx], calibration_noise), normalization,
+                               log=console.log, calibration_noise=calibration_noise)
     console.log(f"wrote {int8_dir}")
 
     x_test = np.asarray(data.x_test, dtype=np.float32)

@@ -71,12 +71,12 @@ def batch_free(data: bytes) -> bytes:
 class _Sub:
     """One sub-model in LiteRT (optimised builtin kernels), any batch size."""
 
-    def __init__(self, data: bytes, sub: dict, what: str):
+    def __init__(self, data: bytes, sub: dict, what: str, threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         try:
             self.it = Interpreter(
-                model_content=batch_free(data), num_threads=1,
+                model_content=batch_free(data), num_threads=int(threads),
                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         except (RuntimeError, ValueError) as err:
             raise DitmosError(f"{what}: LiteRT cannot load the model ({err})") from err
@@ -103,7 +103,7 @@ class _Sub:
 class BatchedInt8Model:
     """The composed int8 DiTMoS of an ``int8`` directory, on batches of windows."""
 
-    def __init__(self, int8_dir):
+    def __init__(self, int8_dir, threads: int = 1):
         from ditmos.quantize.reference import load_manifest
 
         self.int8_dir = Path(int8_dir)
@@ -121,7 +121,7 @@ class BatchedInt8Model:
             if hashlib.sha256(data).hexdigest() != sub["sha256"]:
                 raise DitmosError(f"{path}: sha256 does not match manifest.json; "
                                   f"re-run 'ditmos quantize'")
-            self.subs[name] = _Sub(data, sub, str(path))
+            self.subs[name] = _Sub(data, sub, str(path), threads)
         # classifier input -> (source, 256-entry requantisation table or None)
         self.links: dict[tuple[str, str], tuple[str, np.ndarray | None]] = {}
         codes = np.arange(-128, 128, dtype=np.int64).astype(np.int8)

@@ -33,11 +33,14 @@ import click
 @click.option("--tabulate", is_flag=True,
               help="Certify nothing: tabulate the existing RUN_DIR/certify files of this sigma "
                    "(several RUN_DIRs: one table, a row per run and kind).")
+@click.option("--seeds", default=None, metavar="S1,S2,...",
+              help="With --tabulate: mean ± std over these certification seeds (files "
+                   "written with --seed), and the int8 - float difference per radius.")
 @click.option("--markdown", type=click.Path(dir_okay=False),
               help="Also write the table (with its parameters) to this Markdown file.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed, tabulate, markdown,
-            quiet):
+def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed, tabulate, seeds,
+            markdown, quiet):
     """Certify RUN_DIR's model with randomized smoothing on test windows.
 
     RUN_DIR is a DiTMoS run or a single-CNN run ('ditmos train --model single
@@ -49,21 +52,40 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
     the int8 input and runs the generated int8 C model, exactly as the
     device does.  Prints certified accuracy per l2 radius, the average
     certified radius (ACR) and the abstain rate; writes
-    RUN_DIR/certify/{float,int8}_sigma<S>.json.  See docs/smoothing.md for
-    what each certificate covers.
+    RUN_DIR/certify/{float,int8}_sigma<S>.json (``..._sigma<S>_seed<k>.json``
+    for --seed k > 0).  See docs/smoothing.md for what each certificate covers.
     """
     from pathlib import Path
 
     from ditmos.errors import DitmosError
     from ditmos.smoothing.run import (certify_run, format_table, load_results,
-                                     training_label, write_markdown)
+                                     load_seed_results, seed_table, training_label,
+                                     write_markdown, write_seed_markdown)
 
+    if seeds is not None and not tabulate:
+        raise DitmosError("--seeds goes with --tabulate (certify one seed at a time with --seed)")
+    if tabulate and seeds is not None:
+        try:
+            seed_list = [int(v) for v in seeds.split(",") if v.strip()]
+        except ValueError:
+            raise DitmosError(f"--seeds wants comma-separated integers, got {seeds!r}") from None
+        if len(seed_list) < 2 or len(set(seed_list)) != len(seed_list):
+            raise DitmosError(f"--seeds wants at least two different seeds, got {seeds!r}")
+        groups = load_seed_results(run_dirs, sigma, seed_list)
+        click.echo(seed_table(groups)[0])
+        if markdown:
+            cmd = ("ditmos certify " + " ".join(Path(r).name for r in run_dirs)
+                   + f" --sigma {sigma:g} --tabulate --seeds {','.join(map(str, seed_list))}"
+                   + f" --markdown {Path(markdown).name}")
+            write_seed_markdown(groups, seed_list, markdown, cmd)
+        return
     if tabulate:
-        results = load_results(run_dirs, sigma)
+        results = load_results(run_dirs, sigma, seed)
         click.echo(format_table(results))
         if markdown:
             cmd = ("ditmos certify " + " ".join(Path(r).name for r in run_dirs)
-                   + f" --sigma {sigma:g} --tabulate --markdown {Path(markdown).name}")
+                   + f" --sigma {sigma:g}" + (f" --seed {seed}" if seed else "")
+                   + f" --tabulate --markdown {Path(markdown).name}")
             write_markdown(results, markdown, command=cmd)
         return
     if len(run_dirs) > 1:

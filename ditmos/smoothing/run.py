@@ -84,7 +84,7 @@ def certify_run(run_dir, *, sigma: float, n0: int = 100, n: int = 10000, alpha: 
             "sigma_units": "normalised input (z-scored per channel)", "n0": n0, "n": n,
             "alpha": alpha, "seed": seed, "radii": radii}
     written = {}
-    tag = f"sigma{sigma:g}"
+    tag = file_tag(sigma, seed)
     if float_:
         model = FloatModel(run_dir, batch=batch)
         sm = FloatSmoother(model, sigma)
@@ -165,10 +165,15 @@ def training_label(run_dir) -> str:
     return f"DiTMoS, {sm['method']} sigma {float(sm['sigma']):g}"
 
 
-def load_results(run_dirs, sigma: float) -> dict[str, dict]:
-    """The existing certification files of ``sigma`` of one or several runs,
-    keyed by row label (``kind`` for one run, ``run kind`` for several)."""
-    tag = f"sigma{float(sigma):g}"
+def file_tag(sigma: float, seed: int = 0) -> str:
+    """``sigma<S>`` (seed 0) or ``sigma<S>_seed<k>``: the certification file's name part."""
+    return f"sigma{float(sigma):g}" + (f"_seed{int(seed)}" if int(seed) else "")
+
+
+def load_results(run_dirs, sigma: float, seed: int = 0) -> dict[str, dict]:
+    """The existing certification files of ``sigma`` (and ``seed``) of one or several
+    runs, keyed by row label (``kind`` for one run, ``run kind`` for several)."""
+    tag = file_tag(sigma, seed)
     results = {}
     for rd in run_dirs:
         rd = Path(rd)
@@ -178,7 +183,8 @@ def load_results(run_dirs, sigma: float) -> dict[str, dict]:
                 label = kind if len(run_dirs) == 1 else f"{rd.name} {kind}"
                 results[label] = {**json.loads(p.read_text()), "training": training_label(rd)}
     if not results:
-        raise DitmosError(f"no certification files for sigma {float(sigma):g} in "
+        raise DitmosError(f"no certification files for sigma {float(sigma):g}"
+                          + (f" seed {int(seed)}" if int(seed) else "") + " in "
                           + ", ".join(str(Path(r) / "certify") for r in run_dirs)
                           + "; run 'ditmos certify' first")
     return results
@@ -229,6 +235,86 @@ def write_markdown(results: dict[str, dict], path, command: str | None = None) -
                                              f"{100 * r['summary_float_input']['certified_accuracy']['0']:.1f}%"
                                              if r.get("kind") == "int8" else ""))
     lines += ["", format_table(results), ""]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)
+
+
+def load_seed_results(run_dirs, sigma: float, seeds) -> dict[str, list[dict]]:
+    """The certification files of several seeds, per row label: ``{label: [one result
+    per seed]}``; every label must have every seed."""
+    per_seed = [load_results(run_dirs, sigma, s) for s in seeds]
+    labels = list(per_seed[0])
+    for s, res in zip(seeds, per_seed):
+        if list(res) != labels:
+            raise DitmosError(f"seed {s} has the rows {sorted(res)}, seed {seeds[0]} has "
+                              f"{sorted(labels)}: certify every run and kind with every seed")
+    return {lab: [res[lab] for res in per_seed] for lab in labels}
+
+
+def _rows_of(summary: dict, radii) -> list[float]:
+    """Certified accuracy per radius, ACR, smoothed accuracy, abstain rate (in %,
+    except the ACR)."""
+    acc = summary.get("smoothed_accuracy")
+    return ([100 * summary["certified_accuracy"][r] for r in radii] + [summary["acr"]]
+            + [100 * (acc if acc is not None else float("nan")), 100 * summary["abstain_rate"]])
+
+
+def seed_table(groups: dict[str, list[dict]]) -> tuple[str, dict]:
+    """Mean ± std over seeds per row, and per run the paired difference int8 - float;
+    returns the table and ``{run: largest |mean difference| of certified accuracy}``."""
+    first = next(iter(groups.values()))[0]
+    radii = list(first["summary"]["certified_accuracy"])
+    head = (["smoothing"] + [f"r={r}" for r in radii] + ["ACR", "smoothed acc", "abstain %"])
+    lines = [" | ".join(head), " | ".join("---" for _ in head)]
+
+    def fmt(v, acr_col):
+        m, s = float(np.mean(v)), float(np.std(v))
+        return f"{m:.3f} ± {s:.3f}" if acr_col else f"{m:.1f} ± {s:.1f}"
+
+    vals = {lab: np.array([_rows_of(r["summary"], radii) for r in res])
+            for lab, res in groups.items()}
+    acr_col = len(radii)
+    for lab, v in vals.items():
+        lines.append(" | ".join([lab] + [fmt(v[:, j], j == acr_col) for j in range(v.shape[1])]))
+    worst = {}
+    for lab in groups:
+        if not lab.endswith("int8"):
+            continue
+        run = lab[:-len("int8")]
+        flab = run + "float"
+        if flab not in vals:
+            continue
+        d = vals[lab] - vals[flab]
+        name = (run.strip() + " " if run.strip() else "") + "int8 - float"
+        lines.append(" | ".join([name] + [fmt(d[:, j], j == acr_col)
+                                          for j in range(d.shape[1])]))
+        worst[run.strip() or "run"] = float(np.max(np.abs(d[:, :len(radii)].mean(0))))
+    return "\n".join(lines), worst
+
+
+def write_seed_markdown(groups: dict[str, list[dict]], seeds, path, command: str) -> None:
+    """The seed table and the parameters it was measured with, as a Markdown file."""
+    table, worst = seed_table(groups)
+    runs = sorted({Path(r[0]["run"]).name for r in groups.values()})
+    r0 = next(iter(groups.values()))[0]
+    lines = [f"# Randomized smoothing certification over seeds: "
+             + ", ".join(f"`{r}`" for r in runs), "",
+             f"Written by `{command}` (docs/smoothing.md).  Mean ± std over the certification "
+             f"seeds {', '.join(str(s) for s in seeds)} (the noise draws; the model is the "
+             f"same) of certified accuracy in % at each l2 radius (normalised input units), "
+             f"ACR, smoothed accuracy and abstain rate; the `int8 - float` rows are the "
+             f"per-seed paired differences.", "",
+             f"- sigma {r0['sigma']:g}, n0 {r0['n0']}, n {r0['n']}, alpha {r0['alpha']:g}, "
+             f"{r0['summary']['samples']} test windows (evenly spread over the test split)"]
+    for lab, res in groups.items():
+        lines.append(f"- {lab}: {res[0].get('training', '')}, "
+                     f"{np.mean([r['seconds_per_sample'] for r in res]):.2f} s per window")
+    for run, w in worst.items():
+        lines.append(f"- {run}: largest |mean int8 - float| over the radii: {w:.2f} points")
+    lines += ["", table, ""]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

@@ -42,19 +42,36 @@ class FloatModel:
             raise DitmosError(f"cannot load the Keras models in {models}: {e}") from None
         self.shared = list(export.get("shared_blocks", []))
         self.num_classes = int(export.get("num_classes") or len(export["class_names"]))
+        selector, shared = self.selector, self.shared
 
         @tf.function(reduce_retracing=True)
+        def _route(x):
+            sel = selector({"window": x}, training=False)
+            return (tf.argmax(sel["route"], axis=1, output_type=tf.int32),
+                    [sel[f"feat_{b}"] for b in shared])
+
+        def _classifier(clf):
+            @tf.function(reduce_retracing=True)
+            def run(x, feats):
+                out = clf({"window": x, **{f"sel_feat_{b}": v for b, v in zip(shared, feats)}},
+                          training=False)
+                out = out["logits"] if isinstance(out, dict) else out
+                return tf.argmax(out, axis=1, output_type=tf.int32)
+            return run
+
+        classifiers = [_classifier(c) for c in self.classifiers]
+
         def _classes(x):
-            sel = self.selector({"window": x}, training=False)
-            feeds = {f"sel_feat_{b}": sel[f"feat_{b}"] for b in self.shared}
-            per = []
-            for clf in self.classifiers:
-                out = clf({"window": x, **feeds}, training=False)
-                per.append(out["logits"] if isinstance(out, dict) else out)
-            per = tf.stack(per, axis=1)
-            k = tf.argmax(sel["route"], axis=1, output_type=tf.int32)
-            return tf.argmax(tf.gather(per, k, axis=1, batch_dims=1), axis=1,
-                             output_type=tf.int32)
+            # hard routing: the selector on every window, then each classifier on
+            # the windows routed to it only (as the device and the int8 engine do)
+            route, feats = _route(x)
+            route = route.numpy()
+            out = np.empty(len(route), np.int32)
+            for k, run in enumerate(classifiers):
+                idx = np.flatnonzero(route == k)
+                if len(idx):
+                    out[idx] = run(tf.gather(x, idx), [tf.gather(f, idx) for f in feats]).numpy()
+            return out
 
         self._classes = _classes
 
@@ -70,15 +87,15 @@ class FloatModel:
         self.num_classes = int(model.output_shape[-1])
 
         @tf.function(reduce_retracing=True)
-        def _classes(x):
+        def _logits_argmax(x):
             return tf.argmax(model(x, training=False), axis=1, output_type=tf.int32)
 
-        self._classes = _classes
+        self._classes = lambda x: _logits_argmax(x).numpy()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
-        out = [self._classes(tf.constant(x[i:i + self.batch], tf.float32)).numpy()
+        out = [self._classes(tf.constant(x[i:i + self.batch], tf.float32))
                for i in range(0, len(x), self.batch)]
         return np.concatenate(out) if out else np.zeros(0, np.int32)
 
@@ -124,7 +141,7 @@ class IntSmoother:
     """
 
     def __init__(self, int8_dir, sigma: float, *, work_dir: str | Path | None = None,
-                 engine: str = "batched", chunk: int = 10000):
+                 engine: str = "batched", chunk: int = 10000, threads: int = 1):
         from ditmos.codegen import generate
         from ditmos.codegen.host import compile_model
         from ditmos.quantize.reference import load_manifest
@@ -168,7 +185,7 @@ class IntSmoother:
         if engine == "batched":
             from ditmos.smoothing.batched import BatchedInt8Model
 
-            self.batched = BatchedInt8Model(self.int8_dir)
+            self.batched = BatchedInt8Model(self.int8_dir, threads)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
         from ditmos.quantize import qmath

@@ -56,6 +56,7 @@ DEFAULTS = {
     "step_size": None,      # a: None = 2 * sigma (the CIFAR-10 setting a = 0.5 at sigma 0.25 ... 2 at 1)
     "eta": 5.0,             # weight of the mixup KL term
     "warmup_epochs": 3,     # epochs over which the mixup weight ramps up to 1
+    "mix_step": 0,          # 0: mix from x itself; 1: one-step adversary (see adversary())
     "val_samples": 500,     # validation windows of the model-selection score
     "val_noises": 256,      # noisy predictions per validation window
 }
@@ -83,6 +84,10 @@ class SmoothingTrainer:
         self.T = int(hp["steps"])
         self.a = float(hp["step_size"]) if hp.get("step_size") is not None else 2.0 * self.sigma
         self.eta = float(hp["eta"])
+        self.mix_step = int(hp.get("mix_step", 0))
+        if self.mix_step not in (0, 1) or self.mix_step >= max(1, self.T):
+            raise DitmosError(f"config 'smoothing.mix_step' must be 0 or 1 (and below "
+                              f"'steps'), got {hp.get('mix_step')}")
         self.C = int(num_classes)
         self.rng = np.random.default_rng([seed, 17])
         tf.random.set_seed(seed)
@@ -103,34 +108,48 @@ class SmoothingTrainer:
         z = tf.reshape(z, [self.m, -1, self.C])
         return tf.reduce_mean(tf.nn.softmax(z), axis=0), z
 
-    def adversary(self, x, y, noise):
-        """``T`` normalised-gradient ascent steps of size ``a`` on ``-log F(x)_y``."""
+    def adversary(self, x, y, noise, w):
+        """``T`` normalised-gradient ascent steps of size ``a`` on ``-log F(x)_y``.
+
+        Returns ``(x_0, x_T)``: the clean side of the mixup and the adversarial
+        end.  With ``mix_step`` 0 the clean side is ``x``; with 1 (the paper's
+        one-step adversary) it is the point after the first step, pulled back
+        into the l2 ball of radius ``w * a`` around ``x`` (``w`` the warm-up
+        weight), and the noisy cross-entropy is taken there as well."""
         tf = self.tf
         onehot = tf.one_hot(y, self.C)
-
-        def body(i, xa):
+        xa, x0 = x, x
+        for i in range(self.T):  # T is small: unrolled in the traced graph
+            if i == self.mix_step and i > 0:
+                x0 = xa
             with tf.GradientTape() as tape:
                 tape.watch(xa)
                 f, _ = self._soft(xa, noise, False)
                 loss = -tf.reduce_sum(tf.math.log(tf.reduce_sum(f * onehot, 1) + 1e-10))
             g = tape.gradient(loss, xa)
             gn = tf.sqrt(tf.reduce_sum(tf.square(g), axis=[1, 2], keepdims=True))
-            return i + 1, tf.ensure_shape(xa + self.a * g / (gn + 1e-12), x.shape)
-
-        _, xt = tf.while_loop(lambda i, xa: i < self.T, body, (tf.constant(0), x))
-        return tf.stop_gradient(xt)
+            xa = xa + self.a * g / (gn + 1e-12)
+        if self.mix_step:
+            d = x0 - x
+            dn = tf.sqrt(tf.reduce_sum(tf.square(d), axis=[1, 2], keepdims=True))
+            cap = w * self.a * self.mix_step
+            x0 = x + d * tf.minimum(1.0, cap / (dn + 1e-12))
+        return tf.stop_gradient(x0), tf.stop_gradient(xa)
 
     def _loss(self, x, y, w):
         tf = self.tf
         shape = tf.concat([[self.m], tf.shape(x)], 0)
         noise = tf.random.normal(shape, stddev=self.sigma)
+        if self.method == "smoothmix" and self.mix_step:
+            x, xt = self.adversary(x, y, noise, w)
         f_clean, z = self._soft(x, noise, True)
         ym = tf.tile(y, [self.m])
         ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
             ym, tf.reshape(z, [-1, self.C])))
         if self.method == "gaussian":
             return ce, ce
-        xt = self.adversary(x, y, noise)
+        if not self.mix_step:
+            _, xt = self.adversary(x, y, noise, w)
         lam = tf.random.uniform([tf.shape(x)[0], 1, 1], 0.0, 0.5)
         x_mix = (1.0 - lam) * x + lam * xt
         lam2 = lam[:, :, 0]

@@ -1,6 +1,8 @@
 """End to end, as in CI: quick preset on hapt -> quantise -> build mps2_an500 (profiling) ->
 `ditmos evaluate --emulate` -> every on-device prediction equals the host TFLM
-reference over the whole test split; then `ditmos report` draws the page."""
+reference over the whole test split; then `ditmos report` draws the page, and
+`ditmos evaluate --certify` on the same firmware returns vote counts equal to the
+host's integer smoothing (a small n, two windows)."""
 
 import json
 import time
@@ -57,4 +59,20 @@ def test_hapt_quick_on_qemu_equals_the_host_reference(tmp_path):
     assert rc == 0
     html = (tmp_path / "report" / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 5
+    t = time.monotonic()
+    cev = tmp_path / "certify"
+    rc = main(["evaluate", "--certify", "--sigma", "0.25", "--n0", "8", "--n", "40",
+               "--limit", "2", "--run", str(run), "--build", str(build), "--out", str(cev),
+               "--emulate", "--quiet"])
+    times["certify"] = time.monotonic() - t
+    assert rc == 0
+    crep = json.loads((cev / "certify_report.json").read_text())
+    assert crep["complete"] and crep["samples_measured"] == 2 and crep["mismatches"] == 0
+    for line in (cev / "certify.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        assert r["match"] and r["counts"] == r["reference_counts"] and sum(r["counts"]) == 40
+    lat = crep["latency"]
+    assert lat["unit"] == "instructions" and lat["inferences_per_prediction"] == 48
+    # 48 noisy inferences cost at least 48 plain ones
+    assert lat["mean_per_certified_prediction"] > 48 * rep["latency"]["median"]
     print("end-to-end stage seconds:", {k: round(v, 1) for k, v in times.items()})

@@ -57,3 +57,65 @@ def test_certify_tiny_run(tiny_run, tiny_int8):
     from ditmos.smoothing.certify import clopper_pearson_lower, radius
     top = radius(clopper_pearson_lower(60, 60, 0.001), 0.25)
     assert all(r["radius"] <= top + 1e-12 for r in f["samples"] + i["samples"])
+
+
+@pytest.mark.slow
+def test_bench_certify_tiny_run_and_routed_float_model(tiny_run, tiny_int8, capsys):
+    import tensorflow as tf
+
+    from ditmos.smoothing.smoothers import FloatModel
+    from ditmos.training.rundir import load_run_data
+
+    # the routed float model = every classifier on every window, then the routed one
+    fm = FloatModel(tiny_run, batch=64)
+    x = load_run_data(tiny_run).x_test[:100].astype(np.float32)
+    sel = fm.selector({"window": tf.constant(x)}, training=False)
+    feeds = {f"sel_feat_{b}": sel[f"feat_{b}"] for b in fm.shared}
+    per = []
+    for c in fm.classifiers:
+        out = c({"window": tf.constant(x), **feeds}, training=False)
+        per.append(np.asarray(out["logits"] if isinstance(out, dict) else out))
+    route = np.argmax(np.asarray(sel["route"]), 1)
+    want = np.argmax(np.stack(per, 1)[np.arange(len(x)), route], 1)
+    np.testing.assert_array_equal(fm.predict(x), want)
+    assert main(["bench", "certify", str(tiny_run), "--n", "40", "--samples", "2",
+                 "--repeat", "1", "--int-batch", "16", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["integer_counts_identical"] and res["threads"] == 1
+    for k in ("float", "batched", "int"):
+        assert res[f"{k}_cpu_seconds"] > 0
+    assert res["float_noise_cpu_seconds"] <= res["float_cpu_seconds"]
+    assert main(["bench", "certify", str(tiny_run), "--threads", "0"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+def _fake_result(kind, seed, ca, acr):
+    radii = ["0", "0.25"]
+    return {"format": "ditmos-certify/1", "run": "r", "kind": kind, "sigma": 0.5, "n0": 10,
+            "n": 100, "alpha": 0.001, "seed": seed, "seconds_per_sample": 1.0,
+            "summary": {"samples": 4, "certified_accuracy": dict(zip(radii, ca)), "acr": acr,
+                        "abstain_rate": 0.25, "smoothed_accuracy": ca[0]}}
+
+
+def test_tabulate_over_seeds(tmp_path, capsys):
+    run = tmp_path / "r"
+    (run / "certify").mkdir(parents=True)
+    vals = {("float", 0): ([0.75, 0.5], 0.3), ("float", 1): ([0.75, 0.25], 0.2),
+            ("int8", 0): ([0.75, 0.5], 0.3), ("int8", 1): ([0.5, 0.25], 0.1)}
+    for (kind, seed), (ca, acr) in vals.items():
+        name = f"{kind}_sigma0.5" + (f"_seed{seed}" if seed else "") + ".json"
+        (run / "certify" / name).write_text(json.dumps(_fake_result(kind, seed, ca, acr)))
+    md = tmp_path / "t.md"
+    assert main(["certify", str(run), "--sigma", "0.5", "--tabulate", "--seeds", "0,1",
+                 "--markdown", str(md)]) == 0
+    out = capsys.readouterr().out
+    assert "float | 75.0 ± 0.0 | 37.5 ± 12.5 | 0.250 ± 0.050" in out
+    # paired differences int8 - float: seed 0 (0, 0), seed 1 (-25, 0)
+    assert "int8 - float | -12.5 ± 12.5 | 0.0 ± 0.0 | -0.050 ± 0.050" in out
+    text = md.read_text()
+    assert "--seeds 0,1" in text and "largest |mean int8 - float| over the radii: 12.50" in text
+    (run / "certify" / "int8_sigma0.5_seed1.json").unlink()
+    assert main(["certify", str(run), "--sigma", "0.5", "--tabulate", "--seeds", "0,1"]) == 2
+    assert "seed 1 has the rows" in capsys.readouterr().err
+    assert main(["certify", str(run), "--sigma", "0.5", "--seeds", "0,1"]) == 2
+    assert "--seeds goes with --tabulate" in capsys.readouterr().err

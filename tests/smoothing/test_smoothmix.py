@@ -39,7 +39,9 @@ def test_adversary_lowers_the_smoothed_confidence_and_smoothmix_trains():
     assert np.isfinite(info["loss"]) and info["mix_weight"] == pytest.approx(1 / 3)
     assert info["loss"] >= info["noisy_ce"] - 1e-6  # the mixup KL term is >= 0
     noise = tf.random.normal([hp["noises"], *x.shape], stddev=0.25, seed=1)
-    xt = t.adversary(tf.constant(x), tf.constant(y), noise).numpy()
+    x0, xt = t.adversary(tf.constant(x), tf.constant(y), noise, 1.0)
+    assert np.array_equal(x0.numpy(), x)  # mix_step 0: the clean side is x itself
+    xt = xt.numpy()
     step = np.linalg.norm((xt - x).reshape(len(x), -1), axis=1)
     assert np.all(step <= 3 * t.a + 1e-4)  # T steps of length a at most
     f0, _ = t._soft(tf.constant(x), noise, False)
@@ -47,6 +49,16 @@ def test_adversary_lowers_the_smoothed_confidence_and_smoothmix_trains():
     p0 = np.take_along_axis(f0.numpy(), y[:, None], 1).mean()
     p1 = np.take_along_axis(f1.numpy(), y[:, None], 1).mean()
     assert p1 < p0  # the smoothed classifier is less sure of the label after the walk
+    one = SmoothingTrainer(m, "smoothmix", 0.25, {**hp, "mix_step": 1}, 3, steps_total=4)
+    x1, xt1 = one.adversary(tf.constant(x), tf.constant(y), noise, 0.5)
+    d1 = np.linalg.norm((x1.numpy() - x).reshape(len(x), -1), axis=1)
+    assert np.all(d1 <= 0.5 * one.a + 1e-4) and np.all(d1 > 0.4 * one.a)  # one step, capped
+    assert np.all(np.linalg.norm((xt1.numpy() - x).reshape(len(x), -1), axis=1)
+                  <= 3 * one.a + 1e-4)
+    assert np.isfinite(one.train_epoch(x, y, 1)["loss"])
+    with pytest.raises(DitmosError, match="mix_step"):
+        SmoothingTrainer(_tiny_model(), "smoothmix", 0.25, {**hp, "mix_step": 2}, 3,
+                         steps_total=1)
     g = SmoothingTrainer(_tiny_model(), "gaussian", 0.25, hp, 3, steps_total=4, seed=0)
     gi = g.train_epoch(x, y, 1)
     assert gi["loss"] == pytest.approx(gi["noisy_ce"])
