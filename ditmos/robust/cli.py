@@ -279,9 +279,14 @@ def _run_name(method: str, mode: str) -> str:
               help="Tabulate the cheap-PGD accuracies each finished run recorded at the end of "
                    "training (whole validation and test splits; no restarts, no Square) instead "
                    "of attacking; implies --no-train.")
+@click.option("--variant", "variants", multiple=True, metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+              help="With --methods early_exit: one more multi-exit row per mode, trained with "
+                   "these 'robust' hyper-parameters on top of --config (run OUT/"
+                   "early_exit_MODE_NAME), e.g. 'rthr:threshold_on=robust' or "
+                   "'mf12:mac_factor=1.2,threshold_on=robust'. Repeatable.")
 @click.option("--quiet", is_flag=True)
 def table(dataset, out_dir, modes, methods, config_file, steps, restarts, queries, samples, seed,
-          write_path, do_train, cheap, quiet):
+          write_path, do_train, cheap, variants, quiet):
     """Train the equal-MACs single CNN (and with --methods early_exit the
     multi-exit CNN) with every robust-training mode, attack each on the test
     split (float model, radius 1.0 x the defaults) and write a table of clean
@@ -306,6 +311,11 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
     if badm or not meths:
         raise DitmosError(f"--methods: unknown method(s) {badm}; choose from "
                           f"{', '.join(TABLE_METHODS)}")
+    var = parse_variants(variants)
+    if var and "early_exit" not in meths:
+        raise DitmosError("--variant needs --methods with early_exit")
+    if var and cheap:
+        raise DitmosError("--variant and --cheap do not go together")
     if "early_exit" in meths:
         no_ee = [m for m in wanted if m not in MultiExitTrainer.MODES]
         if no_ee:
@@ -324,11 +334,14 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
     rows, pair_note, missing = [], None, []
+    base_cfg = json.loads(Path(config_file).read_text()) if config_file else {}
     for mode in wanted:
-        for method in meths:
-            run = out_dir / _run_name(method, mode)
+        jobs = [(m, None) for m in meths] + [("early_exit", v) for v in var]
+        for method, variant in jobs:
+            name = _run_name(method, mode) + (f"_{variant[0]}" if variant else "")
+            run = out_dir / name
             if not (run / "robust.json").is_file() and not do_train:
-                missing.append(_run_name(method, mode))
+                missing.append(name)
                 continue
             if not (run / "robust.json").is_file():
                 if run.exists():
@@ -346,9 +359,13 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
                                  + ", ".join(f"{n} {100 * v:.1f}" for n, v in own.items()))
                 if not quiet:
                     click.echo(f"training {method} {mode} -> {run}", err=True)
+                over = None if variant is None else {
+                    "robust": {**(base_cfg.get("robust") or {}), **variant[1]}}
                 train_robust(dataset, run, method=method, mode=mode, seed=seed,
-                             config_file=config_file, pair=pair, quiet=quiet)
+                             config_file=config_file, overrides=over, pair=pair, quiet=quiet)
             info = json.loads((run / "robust.json").read_text())
+            if variant is not None:
+                info = dict(info, variant={"name": variant[0], "robust": variant[1]})
             if mode == "ramp" and pair_note is None and info.get("pair"):
                 pair_note = (f"RAMP key pair {'-'.join(info['pair']['pair'])} "
                              f"({info['pair']['rule']})")
@@ -369,7 +386,7 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
                 write_json(att, res, indent=2)
             if not quiet:
                 f = res["float"]
-                click.echo(f"  {method} {mode}: clean {f['clean']:.4f} union {f['union']:.4f} "
+                click.echo(f"  {name}: clean {f['clean']:.4f} union {f['union']:.4f} "
                            f"({res['seconds']} s)", err=True)
             rows.append((mode, info, res))
     if not rows:
@@ -385,6 +402,36 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
         tmp.write_text(text)
         os.replace(tmp, write_path)
         click.echo(f"wrote {write_path}")
+
+
+def parse_variants(texts) -> list[tuple[str, dict]]:
+    """``NAME:KEY=VALUE[,KEY=VALUE]`` -> (NAME, {KEY: VALUE}); values are read
+    as JSON when they parse (numbers, true/false), else kept as text."""
+    import re
+
+    from ditmos.robust.training import DEFAULTS
+
+    out = []
+    for text in texts:
+        name, sep, body = text.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not body.strip():
+            raise DitmosError(f"--variant {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE] with a "
+                              f"NAME of letters, digits, '_', '-' or '.'")
+        hp = {}
+        for item in body.split(","):
+            key, eq, val = item.partition("=")
+            key = key.strip()
+            if not eq or key not in DEFAULTS:
+                raise DitmosError(f"--variant {text!r}: {item!r} is not KEY=VALUE with a "
+                                  f"'robust' key ({', '.join(sorted(DEFAULTS))})")
+            try:
+                hp[key] = json.loads(val)
+            except json.JSONDecodeError:
+                hp[key] = val.strip()
+        if name in {n for n, _ in out}:
+            raise DitmosError(f"--variant: the name {name!r} is given twice")
+        out.append((name, hp))
+    return out
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -436,27 +483,41 @@ def cheap_table(dataset: str, out_dir: Path, modes) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _variant_label(info: dict) -> str:
+    v = info.get("variant")
+    if not v:
+        return "RDI-Nets multi-exit"
+    return (f"RDI-Nets multi-exit, {v['name']} ("
+            + ", ".join(f"{k} {val}" for k, val in v["robust"].items()) + ")")
+
+
 def format_method_table(dataset, rows, budget, missing=()) -> str:
     """RDI-Nets (multi-exit, robust) against the single CNN trained with the
     same attack: accuracy and average MACs side by side, with the verdict per
-    mode computed from the numbers."""
+    mode (and per variant) computed from the numbers."""
     from ditmos.robust.training import DEFAULTS as TRAIN_DEFAULTS
 
     single = {m: (i, r) for m, i, r in rows if i["model"] == "single"}
-    ee = {m: (i, r) for m, i, r in rows if i["model"] == "early_exit"}
-    any_info, any_res = next(((i, r) for _, i, r in rows if i["model"] == "early_exit"),
-                             (rows[0][1], rows[0][2]))
-    hp = {**TRAIN_DEFAULTS, **any_info["hyper"]}
+    ee = [(m, i, r) for m, i, r in rows if i["model"] == "early_exit"]
+    any_info, any_res = next(((i, r) for _, i, r in ee if not i.get("variant")),
+                             (ee[0][1], ee[0][2]) if ee else (rows[0][1], rows[0][2]))
+    # the hyper-parameters every row shares: the base ones, without a variant's changes
+    hp = {**TRAIN_DEFAULTS, **any_info["hyper"], **{
+        k: TRAIN_DEFAULTS[k] for k in (any_info.get("variant") or {}).get("robust", {})}}
     f0 = any_res["float"]
+    thr_on = ("the share of validation windows right clean and under a cheap PGD on each exit "
+              "and on all exits jointly, through the policy" if hp.get("threshold_on") == "robust"
+              else "the most accurate on clean validation windows")
     lines = [f"# Robust multi-exit networks (RDI-Nets) vs the single CNN on {dataset}", "",
              "Written by `ditmos robust table --methods single,early_exit` (see "
              "docs/robustness.md); do not edit by hand.", "",
              f"Training: seed {any_info['seed']}, {hp['epochs']} epochs, batch "
              f"{hp['batch_size']}, {hp['attack_steps']}-step PGD per training example "
-             f"(multi-exit: the '{hp['exit_attack']}' attack on all exits); epoch kept by the "
-             f"validation score. Multi-exit exit threshold: the most accurate on clean "
-             f"validation windows whose average MACs stay within {hp['mac_budget']:g} x the "
-             f"single CNN's MACs.", "",
+             f"(multi-exit: the '{hp['exit_attack']}' attack on all exits, full-depth backbone "
+             f"{hp['mac_factor']:g} x the single CNN's MACs); epoch kept by the validation score. "
+             f"Multi-exit exit threshold: {thr_on}, among those whose average clean MACs stay "
+             f"within {hp['mac_budget']:g} x the single CNN's MACs. A row named after a variant "
+             f"was trained with the listed hyper-parameters changed (`--variant`).", "",
              f"Attack (test split, {f0['n']} windows, float models): radii "
              + ", ".join(f"{k} {v:g}" for k, v in f0["radii"].items())
              + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
@@ -466,9 +527,9 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
              f"Latency attack: PGD with the same budget that lowers every early exit's "
              f"confidence below the threshold (maximises MACs).", "",
              "| training | model | clean | l_inf | l_2 | l_1 | union | avg MACs clean | "
-             "avg MACs under accuracy attack (l_inf / l_2 / l_1) | avg MACs under latency "
-             "attack (l_inf / l_2 / l_1) | max MACs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "exits clean | avg MACs under accuracy attack (l_inf / l_2 / l_1) | avg MACs "
+             "under latency attack (l_inf / l_2 / l_1) | max MACs |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for mode, info, res in rows:
         f = res["float"]
         rob = f["robust"]
@@ -476,11 +537,12 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
         cells.append(f"{100 * f['union']:.2f}")
         if info["model"] == "single":
             name = "single CNN"
-            macs = [f"{info['macs']:,}", "= clean", "= clean", f"{info['macs']:,}"]
+            macs = [f"{info['macs']:,}", "—", "= clean", "= clean", f"{info['macs']:,}"]
         else:
-            name = "RDI-Nets multi-exit"
+            name = _variant_label(info)
             m = res["macs"]
             macs = [f"{m['clean']['avg_macs']:,.0f}",
+                    " / ".join(f"{v:.2f}" for v in m["clean"].get("exit_fractions", [])) or "—",
                     " / ".join(f"{m['accuracy_attack'][k]['avg_macs']:,.0f}"
                                for k in ("linf", "l2", "l1") if k in m["accuracy_attack"]),
                     " / ".join(f"{m['latency_attack'][k]['avg_macs']:,.0f}"
@@ -488,10 +550,10 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
                     f"{m['max_macs']:,}"]
         lines.append(f"| {mode} | {name} | {' | '.join(cells)} | {' | '.join(macs)} |")
     verdicts = []
-    for mode in ee:
+    for mode, ei, er in ee:
         if mode not in single:
             continue
-        (si, sr), er = single[mode], ee[mode][1]
+        si, sr = single[mode]
         sf, ef = sr["float"], er["float"]
         saving = 1 - er["macs"]["clean"]["avg_macs"] / si["macs"]
         norms = [n for n in ("linf", "l2", "l1") if ef["radii"].get(n, 0) > 0]
@@ -499,8 +561,9 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
         ok_rob = all(ef["robust"][n] >= sf["robust"][n] for n in norms)
         ok_macs = saving >= 0.30
         late = max((v["avg_macs"] for v in er["macs"]["latency_attack"].values()), default=0)
+        who = "RDI-Nets" if not ei.get("variant") else f"RDI-Nets {ei['variant']['name']}"
         verdicts.append(
-            f"- {mode}: RDI-Nets clean {100 * ef['clean']:.2f} vs {100 * sf['clean']:.2f} "
+            f"- {mode}: {who} clean {100 * ef['clean']:.2f} vs {100 * sf['clean']:.2f} "
             f"({'≥' if ok_clean else '<'}), robust "
             + ", ".join(f"{n} {100 * ef['robust'][n]:.2f} vs {100 * sf['robust'][n]:.2f}"
                         for n in norms)
