@@ -144,14 +144,28 @@ def _fmt(v, unit: str) -> str:
     return f"{v:,.0f}" if unit in ("instructions", "cycles") else f"{v:.3g}"
 
 
-def render(rows: list[dict], *, dataset: str, preset: str, board: str) -> str:
+def trained_by(run_dir: Path) -> str | None:
+    """The `ditmos train --compare` command line of RUN's comparison."""
+    from ditmos.training.results import _command
+
+    cdir = compare_dir_of(run_dir)
+    if cdir is None:
+        return None
+    cmd = _command(json.loads((cdir / "compare.json").read_text()))
+    w = json.loads((Path(run_dir) / "config.json").read_text()).get("width")
+    return cmd + (f" --width {float(w):g}" if w is not None and float(w) != 1.0 else "")
+
+
+def render(rows: list[dict], *, dataset: str, preset: str, board: str,
+           command: str | None = None) -> str:
     lat_unit = next((r["report"]["latency"].get("unit") for r in rows
                      if r["report"]["latency"].get("available")), None)
     lines = [f"# {dataset} ({preset}): every compared model on {board}", "",
              f"Written by `{COMMAND}`; never edit by hand. Accuracy on the device over "
              f"the evaluated test windows; mismatches against the host int8 reference "
              f"(prediction, route/exit); latency in {lat_unit or 'n/a'}; flash and RAM "
-             f"of the linked firmware in bytes.", "",
+             f"of the linked firmware in bytes."
+             + (f" The comparison (RUN) was trained by `{command}`." if command else ""), "",
              "| method | samples | accuracy (device) | mismatches | latency median | latency p95 "
              "| flash | RAM | routes / exits |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -243,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                 for m in deployable_methods(a.run)]
         cfg = json.loads((a.run / "config.json").read_text())
         dataset = str(cfg.get("dataset", "run")).split(":")[0]
-        text = render(rows, dataset=dataset, preset=str(cfg.get("preset")), board=a.board)
+        text = render(rows, dataset=dataset, preset=str(cfg.get("preset")), board=a.board,
+                      command=trained_by(a.run))
         a.out.mkdir(parents=True, exist_ok=True)
         out = a.out / f"device_{dataset}_{cfg.get('preset')}_{a.board}.md"
         out.write_text(text)
