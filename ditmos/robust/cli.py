@@ -57,7 +57,9 @@ def robust() -> None:
 @click.option("--int8/--no-int8", "with_int8", default=None,
               help="Also classify the adversarial windows with the int8 TFLM reference "
                    "(needs 'ditmos quantize RUN_DIR' first) and run Square on it directly. "
-                   "Default: on for DiTMoS, off for --model single (not available there).")
+                   "Default: on for DiTMoS, and for a robust single or multi-exit CNN run "
+                   "once 'ditmos quantize RUN_DIR' has made its int8/ (a multi-exit network "
+                   "through its integer exit test, with the exits the int8 policy takes).")
 @click.option("--model", "--method", "model_kind",
               type=click.Choice(["auto", "ditmos", "single", "early_exit"]),
               default="auto", show_default=True,
@@ -108,10 +110,8 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     from ditmos.training.rundir import load_run_data
 
     kind = run_model_kind(run_dir) if model_kind == "auto" else model_kind
-    if with_int8 is None:
-        with_int8 = kind == "ditmos"
-    elif with_int8 and kind != "ditmos":
-        raise DitmosError("--int8 is only available for the DiTMoS model; pass --no-int8")
+    if with_int8 is None:  # DiTMoS always; the robust CNNs once `ditmos quantize` made int8/
+        with_int8 = kind == "ditmos" or (run_dir / "int8" / "manifest.json").is_file()
     if build_dir is not None:
         if kind != "ditmos":
             raise DitmosError("--build: the device check needs a DiTMoS run with int8/")
@@ -146,7 +146,8 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     if with_int8:
         from ditmos.robust.int8 import int8_robustness
 
-        out["int8"] = int8_robustness(int8_dir, x, y, advs, radii, queries=queries, seed=seed)
+        out["int8"] = int8_robustness(int8_dir, x, y, advs, radii, queries=queries, seed=seed,
+                                      exit_macs=getattr(target, "exit_macs", None))
     folder = run_dir / "robust"
     folder.mkdir(exist_ok=True)
     _atomic_npz(folder / "adversarial.npz", y=y, clean=x, **arrays)
@@ -238,6 +239,16 @@ def format_table(out: dict) -> str:
         lines.append(f"| {name} | {100 * r['clean']:.2f} | {' | '.join(cells)} | {union} |")
     if "macs" in out:
         lines += ["", format_macs(out["macs"])]
+    ex = (out.get("int8") or {}).get("exits")
+    if ex:
+        lines += ["", "int8 exit policy (integer confidence test, as on the device):", "",
+                  "| int8 inputs | avg MACs | exit fractions |", "|---|---|---|"]
+        rows = [("clean", ex["clean"])] + [(f"float adv. {n}", r)
+                                           for n, r in ex["transfer"].items()]
+        rows += [(f"Square on int8 {n}", r) for n, r in (ex.get("square") or {}).items()]
+        for name, r in rows:
+            lines.append(f"| {name} | {r['avg_macs']:,.0f} | "
+                         f"{' / '.join(f'{f:.2f}' for f in r['exit_fractions'])} |")
     return "\n".join(lines)
 
 

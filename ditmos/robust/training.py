@@ -59,6 +59,8 @@ MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
 METHODS = ("single", "early_exit")
 EXIT_ATTACKS = ("max_avg", "max_all", "avg")
 THRESHOLD_ON = ("clean", "robust")
+#: the comparison method each robust model is (the name its network run carries)
+ROBUST_NETWORK_METHOD = {"single": "weak_equal_macs", "early_exit": "early_exit"}
 NORMS = ("linf", "l2", "l1")
 FORMAT = "ditmos-robust-train/1"
 
@@ -768,6 +770,24 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
     tmp = run_dir / "models" / f".{method}.tmp.keras"
     model.save(tmp)
     tmp.replace(run_dir / "models" / f"{method}.keras")
+    # the network-run layout too, so that `ditmos quantize RUN` converts it to int8
+    from ditmos.training.network_run import write_network_export
+
+    val_acc = summary["cheap_pgd"]["val"]["clean"]
+    test_acc = summary["cheap_pgd"]["test"]["clean"]
+    if method == "single":
+        result = {"val_accuracy": val_acc, "test_accuracy": test_acc, "macs": summary["macs"],
+                  "params": summary["params"], "spec": summary["spec"]}
+    else:
+        result = {"val_accuracy": summary["exit_policy"]["val_accuracy"],
+                  "test_accuracy": summary["test"]["accuracy"], "macs": summary["macs"],
+                  "params": summary["params"], "spec": summary["spec"],
+                  "threshold": summary["exit_policy"]["threshold"], "exit_macs": exit_macs,
+                  "max_macs": summary["max_macs"],
+                  "exit_fractions": summary["test"]["exit_fractions"]}
+    write_network_export(run_dir, model=model, method=ROBUST_NETWORK_METHOD[method],
+                         class_names=list(data["class_names"]), input_shape=input_shape,
+                         result=result)
     atomic_write_json(run_dir / "robust.json", summary)  # last: marks the run as finished
     return run_dir
 

@@ -66,6 +66,34 @@ def write_network_run(run_dir, *, model, method: str, config: dict, splits, norm
     ``model`` whose outputs are ``logits`` or ``exit_1`` .. ``exit_D``.
     ``result`` is the method's comparison row (``val_accuracy``,
     ``test_accuracy``, ``macs``, ``params``, ``threshold``, ``exit_macs``, ...)."""
+    run_dir = Path(run_dir)
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
+    try:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        splits.save(tmp / "splits.npz")
+        normalizer.save(tmp / "normalization.json")
+        write_network_export(tmp, model=model, method=method, class_names=class_names,
+                             input_shape=input_shape, result=result)
+        if run_dir.exists():
+            old = run_dir.with_name(f".{run_dir.name}.old{os.getpid()}")
+            run_dir.rename(old)
+            tmp.rename(run_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(run_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return run_dir
+
+
+def write_network_export(run_dir, *, model, method: str, class_names, input_shape,
+                         result: dict | None = None) -> None:
+    """``export/`` and ``metrics.json`` of a network run, into ``run_dir``
+    (which already holds, or will hold, config, splits and normalisation): what
+    ``ditmos quantize`` reads.  Used by :func:`write_network_run` and by robust
+    training (docs/robustness.md), whose runs are network runs too."""
     from ditmos.quantize.convert import output_names
 
     run_dir = Path(run_dir)
@@ -99,27 +127,10 @@ def write_network_run(run_dir, *, model, method: str, config: dict, splits, norm
         "val": {"float": {"network": result.get("val_accuracy")}},
         "test": {"float": {"network": result.get("test_accuracy")}},
     }
-    run_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.", dir=run_dir.parent))
-    try:
-        (tmp / "export").mkdir()
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        splits.save(tmp / "splits.npz")
-        normalizer.save(tmp / "normalization.json")
-        fixed_batch(model, 1).save(tmp / "export" / MODEL_FILE)
-        (tmp / "export" / "export.json").write_text(json.dumps(export_info, indent=2) + "\n")
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        if run_dir.exists():
-            old = run_dir.with_name(f".{run_dir.name}.old{os.getpid()}")
-            run_dir.rename(old)
-            tmp.rename(run_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(run_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return run_dir
+    (run_dir / "export").mkdir(parents=True, exist_ok=True)
+    fixed_batch(model, 1).save(run_dir / "export" / MODEL_FILE)
+    (run_dir / "export" / "export.json").write_text(json.dumps(export_info, indent=2) + "\n")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def is_network_run(run_dir) -> bool:

@@ -142,9 +142,18 @@ def test_cli_trains_rdi_and_attacks_it_through_the_exit_policy(tmp_path, capsys)
     assert len(info["exit_macs"]) == len(info["cheap_pgd"]["test"]["clean"]) >= 2
     assert info["exit_policy"]["val_avg_macs"] <= info["exit_policy"]["mac_budget"] or \
         not info["exit_policy"]["within_budget"]
+    # the run is a network run too: quantised to int8, then attacked through the
+    # int8 exit policy as well
+    assert main(["quantize", str(run), "--calibration-samples", "40", "--quiet"]) == 0
     assert main(["robust", "attack", str(run), "--samples", "12", "--steps", "2",
                  "--restarts", "1", "--queries", "3", "--quiet"]) == 0
     out = json.loads((run / "robust" / "attack.json").read_text())
+    q = out["int8"]
+    assert q["transfer"]["n"] == 12 and q["square"]["n"] == 12
+    for r in [q["exits"]["clean"], *q["exits"]["transfer"].values(), q["exits"]["square"]["linf"]]:
+        assert abs(sum(r["exit_fractions"]) - 1) < 1e-3
+        assert min(info["exit_macs"]) <= r["avg_macs"] <= max(info["exit_macs"])
+    assert "int8 exit policy" in capsys.readouterr().out
     m = out["macs"]
     assert out["model"] == "early_exit" and out["float"]["n"] == 12
     for norm in ("linf", "l2", "l1"):
