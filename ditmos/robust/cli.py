@@ -502,6 +502,17 @@ def _variant_label(info: dict) -> str:
             + ", ".join(f"{k} {val}" for k, val in v["robust"].items()) + ")")
 
 
+def _val_cell(info: dict) -> str:
+    """Validation clean / robust figures of a robust run (see format_method_table)."""
+    def pct(v):
+        return "—" if v is None else f"{100 * float(v):.2f}"
+    if info["model"] == "single":
+        val = (info.get("cheap_pgd") or {}).get("val") or {}
+        return f"{pct(val.get('clean'))} / {pct(val.get('union'))}"
+    pol = info.get("exit_policy") or {}
+    return f"{pct(pol.get('val_accuracy'))} / {pct(pol.get('val_robust_score'))}"
+
+
 def format_method_table(dataset, rows, budget, missing=()) -> str:
     """RDI-Nets (multi-exit, robust) against the single CNN trained with the
     same attack: accuracy and average MACs side by side, with the verdict per
@@ -537,15 +548,21 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
              f"queries) for l_inf. Union = correct clean and under every norm's attack. "
              f"Latency attack: PGD with the same budget that lowers every early exit's "
              f"confidence below the threshold (maximises MACs).", "",
-             "| training | model | clean | l_inf | l_2 | l_1 | union | avg MACs clean | "
-             "exits clean | avg MACs under accuracy attack (l_inf / l_2 / l_1) | avg MACs "
-             "under latency attack (l_inf / l_2 / l_1) | max MACs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "The validation column is what a choice between rows may use: clean accuracy "
+             "and the robust score (multi-exit: the policy's score of the robust threshold "
+             "choice, when the threshold was chosen on it; single CNN: the cheap-PGD union) "
+             "on the validation split.", "",
+             "| training | model | validation clean / robust | clean | l_inf | l_2 | l_1 | "
+             "union | avg MACs clean | exits clean | avg MACs under accuracy attack "
+             "(l_inf / l_2 / l_1) | avg MACs under latency attack (l_inf / l_2 / l_1) | "
+             "max MACs |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for mode, info, res in rows:
         f = res["float"]
         rob = f["robust"]
         cells = [f"{100 * f['clean']:.2f}"] + [f"{100 * rob[k]:.2f}" for k in ("linf", "l2", "l1")]
         cells.append(f"{100 * f['union']:.2f}")
+        cells.insert(0, _val_cell(info))
         if info["model"] == "single":
             name = "single CNN"
             macs = [f"{info['macs']:,}", "—", "= clean", "= clean", f"{info['macs']:,}"]

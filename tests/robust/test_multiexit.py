@@ -236,9 +236,10 @@ def test_table_variants_parse_and_get_their_own_row_and_verdict():
     base = _row("early_exit", 0.96, (0.79, 0.85, 0.90), macs=650.0)
     var = _row("early_exit", 0.96, (0.81, 0.85, 0.90), macs=650.0)
     var[0]["variant"] = {"name": "mf12", "robust": {"mac_factor": 1.2}}
+    var[0]["exit_policy"] = {"val_accuracy": 0.95, "val_robust_score": 0.83}
     text = format_method_table("hapt", [("linf", *s), ("linf", *base), ("linf", *var)],
                                AttackBudget())
-    assert "RDI-Nets multi-exit, mf12 (mac_factor 1.2)" in text
+    assert "| linf | RDI-Nets multi-exit, mf12 (mac_factor 1.2) | 95.00 / 83.00 | 96.00 |" in text
     lines = [ln for ln in text.splitlines() if ln.startswith("- linf")]
     assert len(lines) == 2 and "Target missed" in lines[0]
     assert "RDI-Nets mf12" in lines[1] and "Target met" in lines[1]
