@@ -171,7 +171,7 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     if write_path:
         f = out["float"]
         text = "\n".join([
-            f"# Union robustness of {run_dir.name} ({model_kind})", "",
+            f"# Union robustness of {run_dir.name} ({kind})", "",
             "Written by `ditmos robust attack` (see docs/robustness.md); do not edit by hand.", "",
             f"Test split, {f['n']} windows; radii "
             + ", ".join(f"{k} {v:g}" for k, v in f["radii"].items())
