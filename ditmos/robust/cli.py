@@ -57,7 +57,9 @@ def robust() -> None:
 @click.option("--int8/--no-int8", "with_int8", default=None,
               help="Also classify the adversarial windows with the int8 TFLM reference "
                    "(needs 'ditmos quantize RUN_DIR' first) and run Square on it directly. "
-                   "Default: on for DiTMoS, off for --model single (not available there).")
+                   "Default: on for DiTMoS, and for a robust single or multi-exit CNN run "
+                   "once 'ditmos quantize RUN_DIR' has made its int8/ (a multi-exit network "
+                   "through its integer exit test, with the exits the int8 policy takes).")
 @click.option("--model", "--method", "model_kind",
               type=click.Choice(["auto", "ditmos", "single", "early_exit"]),
               default="auto", show_default=True,
@@ -108,10 +110,8 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     from ditmos.training.rundir import load_run_data
 
     kind = run_model_kind(run_dir) if model_kind == "auto" else model_kind
-    if with_int8 is None:
-        with_int8 = kind == "ditmos"
-    elif with_int8 and kind != "ditmos":
-        raise DitmosError("--int8 is only available for the DiTMoS model; pass --no-int8")
+    if with_int8 is None:  # DiTMoS always; the robust CNNs once `ditmos quantize` made int8/
+        with_int8 = kind == "ditmos" or (run_dir / "int8" / "manifest.json").is_file()
     if build_dir is not None:
         if kind != "ditmos":
             raise DitmosError("--build: the device check needs a DiTMoS run with int8/")
@@ -146,7 +146,8 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     if with_int8:
         from ditmos.robust.int8 import int8_robustness
 
-        out["int8"] = int8_robustness(int8_dir, x, y, advs, radii, queries=queries, seed=seed)
+        out["int8"] = int8_robustness(int8_dir, x, y, advs, radii, queries=queries, seed=seed,
+                                      exit_macs=getattr(target, "exit_macs", None))
     folder = run_dir / "robust"
     folder.mkdir(exist_ok=True)
     _atomic_npz(folder / "adversarial.npz", y=y, clean=x, **arrays)
@@ -170,7 +171,7 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     if write_path:
         f = out["float"]
         text = "\n".join([
-            f"# Union robustness of {run_dir.name} ({model_kind})", "",
+            f"# Union robustness of {run_dir.name} ({kind})", "",
             "Written by `ditmos robust attack` (see docs/robustness.md); do not edit by hand.", "",
             f"Test split, {f['n']} windows; radii "
             + ", ".join(f"{k} {v:g}" for k, v in f["radii"].items())
@@ -238,6 +239,16 @@ def format_table(out: dict) -> str:
         lines.append(f"| {name} | {100 * r['clean']:.2f} | {' | '.join(cells)} | {union} |")
     if "macs" in out:
         lines += ["", format_macs(out["macs"])]
+    ex = (out.get("int8") or {}).get("exits")
+    if ex:
+        lines += ["", "int8 exit policy (integer confidence test, as on the device):", "",
+                  "| int8 inputs | avg MACs | exit fractions |", "|---|---|---|"]
+        rows = [("clean", ex["clean"])] + [(f"float adv. {n}", r)
+                                           for n, r in ex["transfer"].items()]
+        rows += [(f"Square on int8 {n}", r) for n, r in (ex.get("square") or {}).items()]
+        for name, r in rows:
+            lines.append(f"| {name} | {r['avg_macs']:,.0f} | "
+                         f"{' / '.join(f'{f:.2f}' for f in r['exit_fractions'])} |")
     return "\n".join(lines)
 
 
@@ -287,9 +298,14 @@ def _run_name(method: str, mode: str) -> str:
 @click.option("--ramp-betas", default=None,
               help="Comma-separated gradient-projection blends to sweep (0 = no gradient "
                    "projection), e.g. 0,0.5.")
+@click.option("--variant", "variants", multiple=True, metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+              help="With --methods early_exit: one more multi-exit row per mode, trained with "
+                   "these 'robust' hyper-parameters on top of --config (run OUT/"
+                   "early_exit_MODE_NAME), e.g. 'rthr:threshold_on=robust' or "
+                   "'mf12:mac_factor=1.2,threshold_on=robust'. Repeatable.")
 @click.option("--quiet", is_flag=True)
 def table(dataset, out_dir, modes, methods, config_file, steps, restarts, queries, samples, seed,
-          write_path, do_train, cheap, ramp_lambdas, ramp_betas, quiet):
+          write_path, do_train, cheap, ramp_lambdas, ramp_betas, variants, quiet):
     """Train the equal-MACs single CNN (and with --methods early_exit the
     multi-exit CNN) with every robust-training mode, attack each on the test
     split (float model, radius 1.0 x the defaults) and write a table of clean
@@ -314,6 +330,11 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
     if badm or not meths:
         raise DitmosError(f"--methods: unknown method(s) {badm}; choose from "
                           f"{', '.join(TABLE_METHODS)}")
+    var = parse_variants(variants)
+    if var and "early_exit" not in meths:
+        raise DitmosError("--variant needs --methods with early_exit")
+    if var and cheap:
+        raise DitmosError("--variant and --cheap do not go together")
     if "early_exit" in meths:
         no_ee = [m for m in wanted if m not in MultiExitTrainer.MODES]
         if no_ee:
@@ -336,16 +357,19 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
     budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
     rows, pair_note, missing = [], None, []
     sweep_note = None
+    base_cfg = _read_config(config_file)
     for mode in wanted:
-        for method in meths:
-            run = out_dir / _run_name(method, mode)
-            if mode == "ramp" and grid:
+        jobs = [(m, None) for m in meths] + [("early_exit", v) for v in var]
+        for method, variant in jobs:
+            name = _run_name(method, mode) + (f"_{variant[0]}" if variant else "")
+            run = out_dir / name
+            if mode == "ramp" and grid and method == "single" and variant is None:
                 run, sweep_note = _ramp_sweep(dataset, out_dir, grid, config_file, seed,
                                               do_train, quiet, missing)
                 if run is None:
                     continue
             if not (run / "robust.json").is_file() and not do_train:
-                missing.append(_run_name(method, mode))
+                missing.append(name)
                 continue
             if not (run / "robust.json").is_file():
                 if run.exists():
@@ -356,9 +380,13 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
                     pair, pair_note = rule_pair(out_dir)
                 if not quiet:
                     click.echo(f"training {method} {mode} -> {run}", err=True)
+                over = None if variant is None else {
+                    "robust": {**(base_cfg.get("robust") or {}), **variant[1]}}
                 train_robust(dataset, run, method=method, mode=mode, seed=seed,
-                             config_file=config_file, pair=pair, quiet=quiet)
+                             config_file=config_file, overrides=over, pair=pair, quiet=quiet)
             info = json.loads((run / "robust.json").read_text())
+            if variant is not None:
+                info = dict(info, variant={"name": variant[0], "robust": variant[1]})
             if mode == "ramp" and pair_note is None and info.get("pair"):
                 if info["pair"]["rule"] == "given":
                     pair, note = rule_pair(out_dir)
@@ -384,7 +412,7 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
                 write_json(att, res, indent=2)
             if not quiet:
                 f = res["float"]
-                click.echo(f"  {method} {mode}: clean {f['clean']:.4f} union {f['union']:.4f} "
+                click.echo(f"  {name}: clean {f['clean']:.4f} union {f['union']:.4f} "
                            f"({res['seconds']} s)", err=True)
             rows.append((mode, info, res))
     if not rows:
@@ -502,6 +530,36 @@ def _ramp_sweep(dataset, out_dir: Path, grid, config_file, seed, do_train, quiet
     return best[3], note
 
 
+def parse_variants(texts) -> list[tuple[str, dict]]:
+    """``NAME:KEY=VALUE[,KEY=VALUE]`` -> (NAME, {KEY: VALUE}); values are read
+    as JSON when they parse (numbers, true/false), else kept as text."""
+    import re
+
+    from ditmos.robust.training import DEFAULTS
+
+    out = []
+    for text in texts:
+        name, sep, body = text.partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not body.strip():
+            raise DitmosError(f"--variant {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE] with a "
+                              f"NAME of letters, digits, '_', '-' or '.'")
+        hp = {}
+        for item in body.split(","):
+            key, eq, val = item.partition("=")
+            key = key.strip()
+            if not eq or key not in DEFAULTS:
+                raise DitmosError(f"--variant {text!r}: {item!r} is not KEY=VALUE with a "
+                                  f"'robust' key ({', '.join(sorted(DEFAULTS))})")
+            try:
+                hp[key] = json.loads(val)
+            except json.JSONDecodeError:
+                hp[key] = val.strip()
+        if name in {n for n, _ in out}:
+            raise DitmosError(f"--variant: the name {name!r} is given twice")
+        out.append((name, hp))
+    return out
+
+
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -556,27 +614,52 @@ def cheap_table(dataset: str, out_dir: Path, modes) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _variant_label(info: dict) -> str:
+    v = info.get("variant")
+    if not v:
+        return "RDI-Nets multi-exit"
+    return (f"RDI-Nets multi-exit, {v['name']} ("
+            + ", ".join(f"{k} {val}" for k, val in v["robust"].items()) + ")")
+
+
+def _val_cell(info: dict) -> str:
+    """Validation clean / robust figures of a robust run (see format_method_table)."""
+    def pct(v):
+        return "—" if v is None else f"{100 * float(v):.2f}"
+    if info["model"] == "single":
+        val = (info.get("cheap_pgd") or {}).get("val") or {}
+        return f"{pct(val.get('clean'))} / {pct(val.get('union'))}"
+    pol = info.get("exit_policy") or {}
+    return f"{pct(pol.get('val_accuracy'))} / {pct(pol.get('val_robust_score'))}"
+
+
 def format_method_table(dataset, rows, budget, missing=()) -> str:
     """RDI-Nets (multi-exit, robust) against the single CNN trained with the
     same attack: accuracy and average MACs side by side, with the verdict per
-    mode computed from the numbers."""
+    mode (and per variant) computed from the numbers."""
     from ditmos.robust.training import DEFAULTS as TRAIN_DEFAULTS
 
     single = {m: (i, r) for m, i, r in rows if i["model"] == "single"}
-    ee = {m: (i, r) for m, i, r in rows if i["model"] == "early_exit"}
-    any_info, any_res = next(((i, r) for _, i, r in rows if i["model"] == "early_exit"),
-                             (rows[0][1], rows[0][2]))
-    hp = {**TRAIN_DEFAULTS, **any_info["hyper"]}
+    ee = [(m, i, r) for m, i, r in rows if i["model"] == "early_exit"]
+    any_info, any_res = next(((i, r) for _, i, r in ee if not i.get("variant")),
+                             (ee[0][1], ee[0][2]) if ee else (rows[0][1], rows[0][2]))
+    # the hyper-parameters every row shares: the base ones, without a variant's changes
+    hp = {**TRAIN_DEFAULTS, **any_info["hyper"], **{
+        k: TRAIN_DEFAULTS[k] for k in (any_info.get("variant") or {}).get("robust", {})}}
     f0 = any_res["float"]
+    thr_on = ("the share of validation windows right clean and under a cheap PGD on each exit "
+              "and on all exits jointly, through the policy" if hp.get("threshold_on") == "robust"
+              else "the most accurate on clean validation windows")
     lines = [f"# Robust multi-exit networks (RDI-Nets) vs the single CNN on {dataset}", "",
              "Written by `ditmos robust table --methods single,early_exit` (see "
              "docs/robustness.md); do not edit by hand.", "",
              f"Training: seed {any_info['seed']}, {hp['epochs']} epochs, batch "
              f"{hp['batch_size']}, {hp['attack_steps']}-step PGD per training example "
-             f"(multi-exit: the '{hp['exit_attack']}' attack on all exits); epoch kept by the "
-             f"validation score. Multi-exit exit threshold: the most accurate on clean "
-             f"validation windows whose average MACs stay within {hp['mac_budget']:g} x the "
-             f"single CNN's MACs.", "",
+             f"(multi-exit: the '{hp['exit_attack']}' attack on all exits, full-depth backbone "
+             f"{hp['mac_factor']:g} x the single CNN's MACs); epoch kept by the validation score. "
+             f"Multi-exit exit threshold: {thr_on}, among those whose average clean MACs stay "
+             f"within {hp['mac_budget']:g} x the single CNN's MACs. A row named after a variant "
+             f"was trained with the listed hyper-parameters changed (`--variant`).", "",
              f"Attack (test split, {f0['n']} windows, float models): radii "
              + ", ".join(f"{k} {v:g}" for k, v in f0["radii"].items())
              + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
@@ -585,22 +668,29 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
              f"queries) for l_inf. Union = correct clean and under every norm's attack. "
              f"Latency attack: PGD with the same budget that lowers every early exit's "
              f"confidence below the threshold (maximises MACs).", "",
-             "| training | model | clean | l_inf | l_2 | l_1 | union | avg MACs clean | "
-             "avg MACs under accuracy attack (l_inf / l_2 / l_1) | avg MACs under latency "
-             "attack (l_inf / l_2 / l_1) | max MACs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "The validation column is what a choice between rows may use: clean accuracy "
+             "and the robust score (multi-exit: the policy's score of the robust threshold "
+             "choice, when the threshold was chosen on it; single CNN: the cheap-PGD union) "
+             "on the validation split.", "",
+             "| training | model | validation clean / robust | clean | l_inf | l_2 | l_1 | "
+             "union | avg MACs clean | exits clean | avg MACs under accuracy attack "
+             "(l_inf / l_2 / l_1) | avg MACs under latency attack (l_inf / l_2 / l_1) | "
+             "max MACs |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for mode, info, res in rows:
         f = res["float"]
         rob = f["robust"]
         cells = [f"{100 * f['clean']:.2f}"] + [f"{100 * rob[k]:.2f}" for k in ("linf", "l2", "l1")]
         cells.append(f"{100 * f['union']:.2f}")
+        cells.insert(0, _val_cell(info))
         if info["model"] == "single":
             name = "single CNN"
-            macs = [f"{info['macs']:,}", "= clean", "= clean", f"{info['macs']:,}"]
+            macs = [f"{info['macs']:,}", "—", "= clean", "= clean", f"{info['macs']:,}"]
         else:
-            name = "RDI-Nets multi-exit"
+            name = _variant_label(info)
             m = res["macs"]
             macs = [f"{m['clean']['avg_macs']:,.0f}",
+                    " / ".join(f"{v:.2f}" for v in m["clean"].get("exit_fractions", [])) or "—",
                     " / ".join(f"{m['accuracy_attack'][k]['avg_macs']:,.0f}"
                                for k in ("linf", "l2", "l1") if k in m["accuracy_attack"]),
                     " / ".join(f"{m['latency_attack'][k]['avg_macs']:,.0f}"
@@ -608,10 +698,10 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
                     f"{m['max_macs']:,}"]
         lines.append(f"| {mode} | {name} | {' | '.join(cells)} | {' | '.join(macs)} |")
     verdicts = []
-    for mode in ee:
+    for mode, ei, er in ee:
         if mode not in single:
             continue
-        (si, sr), er = single[mode], ee[mode][1]
+        si, sr = single[mode]
         sf, ef = sr["float"], er["float"]
         saving = 1 - er["macs"]["clean"]["avg_macs"] / si["macs"]
         norms = [n for n in ("linf", "l2", "l1") if ef["radii"].get(n, 0) > 0]
@@ -619,8 +709,9 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
         ok_rob = all(ef["robust"][n] >= sf["robust"][n] for n in norms)
         ok_macs = saving >= 0.30
         late = max((v["avg_macs"] for v in er["macs"]["latency_attack"].values()), default=0)
+        who = "RDI-Nets" if not ei.get("variant") else f"RDI-Nets {ei['variant']['name']}"
         verdicts.append(
-            f"- {mode}: RDI-Nets clean {100 * ef['clean']:.2f} vs {100 * sf['clean']:.2f} "
+            f"- {mode}: {who} clean {100 * ef['clean']:.2f} vs {100 * sf['clean']:.2f} "
             f"({'≥' if ok_clean else '<'}), robust "
             + ", ".join(f"{n} {100 * ef['robust'][n]:.2f} vs {100 * sf['robust'][n]:.2f}"
                         for n in norms)

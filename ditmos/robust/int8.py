@@ -5,6 +5,14 @@ adversarial windows (transfer), and the gradient-free Square attack run
 directly on the int8 reference (its integer scores as the margin), which
 needs no gradient of the quantised network and so cannot be fooled by the
 zero gradients of rounding.
+
+Any int8 directory: DiTMoS (route = the classifier chosen) or a network (a
+single CNN, or a multi-exit CNN whose route is the exit its integer
+confidence test takes, exactly as on the device).  For a multi-exit network
+the Square attack's margin is the integer logits of the exit the int8
+policy takes on each query (an attack through the policy), and the exits
+taken clean, on the transferred windows and on Square's windows are
+reported with their average MACs when ``exit_macs`` is given.
 """
 
 from __future__ import annotations
@@ -20,26 +28,39 @@ def _input_clip(ref) -> tuple[float, float]:
     return ((-128 - z) * s, (127 - z) * s)
 
 
+def _exits(routes: np.ndarray, exit_macs) -> dict:
+    macs = np.asarray(exit_macs, np.float64)
+    return {"avg_macs": round(float(macs[routes].mean()), 1),
+            "exit_fractions": [round(float(f), 4) for f in
+                               np.bincount(routes, minlength=len(macs)) / max(len(routes), 1)]}
+
+
 def int8_robustness(int8_dir, x: np.ndarray, y: np.ndarray, advs: dict[str, np.ndarray],
                     radii: dict[str, float], *, queries: int = 300, seed: int = 0,
-                    square_samples: int = 200) -> dict:
-    from ditmos.quantize.reference import ComposedReference
+                    square_samples: int = 200, exit_macs=None) -> dict:
+    from ditmos.quantize.reference import reference_for
 
-    ref = ComposedReference(int8_dir)
+    ref = reference_for(int8_dir)
     y = np.asarray(y, np.int64)
 
-    def predict(v):
-        return ref.predict(ref.quantize_input(np.clip(v, *_input_clip(ref))))[0]
+    def run(v):
+        pred, route, _ = ref.predict(ref.quantize_input(np.clip(v, *_input_clip(ref))))
+        return pred, route
 
-    clean_ok = predict(x) == y
-    robust, ok_all = {}, clean_ok.copy()
+    clean_pred, clean_route = run(x)
+    clean_ok = clean_pred == y
+    robust, ok_all, routes = {}, clean_ok.copy(), {}
     for norm in NORMS:
-        ok = clean_ok & (predict(advs[norm]) == y)
+        pred, routes[norm] = run(advs[norm])
+        ok = clean_ok & (pred == y)
         robust[norm] = float(np.mean(ok))
         ok_all &= ok
     out = {"interpreter": "tflm",
            "transfer": {"n": int(len(x)), "clean": float(np.mean(clean_ok)), "robust": robust,
                         "union": float(np.mean(ok_all))}}
+    if exit_macs is not None:
+        out["exits"] = {"clean": _exits(clean_route, exit_macs),
+                        "transfer": {n: _exits(r, exit_macs) for n, r in routes.items()}}
     if queries > 0 and radii.get("linf", 0) > 0:
         n = min(square_samples, len(x))
 
@@ -48,7 +69,10 @@ def int8_robustness(int8_dir, x: np.ndarray, y: np.ndarray, advs: dict[str, np.n
 
         adv = square_linf(scores, x[:n], y[:n], eps=float(radii["linf"]), queries=queries,
                           seed=seed + 13, clip=_input_clip(ref))
-        ok = (predict(x[:n]) == y[:n]) & (predict(adv) == y[:n])
+        pred, route = run(adv)
+        ok = clean_ok[:n] & (pred == y[:n])
         out["square"] = {"n": int(n), "clean": float(np.mean(clean_ok[:n])),
                          "robust": {"linf": float(np.mean(ok))}, "union": None}
+        if exit_macs is not None:
+            out["exits"]["square"] = {"linf": _exits(route, exit_macs)}
     return out

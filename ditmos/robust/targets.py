@@ -300,8 +300,11 @@ def early_exit_target(run_dir) -> MultiExitTarget:
 def run_model_kind(run_dir) -> str:
     """Which model a run directory holds: ``ditmos``, ``single`` or
     ``early_exit`` (from its files)."""
+    from ditmos.training.network_run import is_network_run
+
     run_dir = Path(run_dir)
-    if (run_dir / "export" / "export.json").is_file() or not (run_dir / "robust.json").is_file():
+    if not (run_dir / "robust.json").is_file() or (
+            (run_dir / "export" / "export.json").is_file() and not is_network_run(run_dir)):
         return "ditmos"
     try:
         kind = json.loads((run_dir / "robust.json").read_text()).get("model", "single")

@@ -57,7 +57,10 @@ from ditmos.errors import DitmosError
 
 MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
 METHODS = ("single", "early_exit")
-EXIT_ATTACKS = ("max_avg", "avg")
+EXIT_ATTACKS = ("max_avg", "max_all", "avg")
+THRESHOLD_ON = ("clean", "robust")
+#: the comparison method each robust model is (the name its network run carries)
+ROBUST_NETWORK_METHOD = {"single": "weak_equal_macs", "early_exit": "early_exit"}
 NORMS = ("linf", "l2", "l1")
 FORMAT = "ditmos-robust-train/1"
 
@@ -75,9 +78,12 @@ DEFAULTS = {
     "val_steps": 10,            # PGD steps of the validation score
     "pair": "auto",             # RAMP key pair: "auto" or e.g. "linf,l1"
     # multi-exit network (--method early_exit) only:
-    "exit_attack": "max_avg",   # training attack on the exits: "max_avg" (RDI-Nets) or "avg"
+    "exit_attack": "max_avg",   # training attack on the exits: "max_avg" (RDI-Nets), "max_all"
+                                # (max_avg's candidates plus the all-exits PGD) or "avg"
     "mac_factor": 2.0,          # full-depth MACs of the backbone / the single CNN's MACs
     "mac_budget": 0.7,          # threshold: avg clean val MACs <= mac_budget x single's MACs
+    "threshold_on": "clean",    # threshold picked on clean val accuracy, or "robust": on the
+                                # share of val windows right clean and under attack
 }
 
 
@@ -340,8 +346,9 @@ class MultiExitTrainer:
     unhalved).  ``x_adv`` comes from an attack on every exit:
     ``exit_attack="max_avg"`` runs one PGD per exit (each maximising that
     exit's cross-entropy) and keeps, per window, the candidate with the
-    largest summed cross-entropy over all exits; ``"avg"`` is one PGD on the
-    summed cross-entropy (cheaper, weaker)."""
+    largest summed cross-entropy over all exits; ``"max_all"`` adds the
+    PGD on the summed cross-entropy to those candidates; ``"avg"`` is that
+    PGD alone (cheaper, weaker)."""
 
     MODES = ("none", "linf", "l2", "l1")
 
@@ -373,10 +380,12 @@ class MultiExitTrainer:
             return pgd_tf(self.model, x, y, objective=all_exits_objective, **kw)
         cands = [pgd_tf(self.model, x, y, objective=exit_objective(k), **kw)
                  for k in range(self.n_exits)]
+        if self.hp["exit_attack"] == "max_all":
+            cands.append(pgd_tf(self.model, x, y, objective=all_exits_objective, **kw))
         b = tf.shape(x)[0]
         outs = self.model(tf.concat(cands, axis=0), training=False)
-        total = tf.reshape(all_exits_objective(outs, tf.tile(y, [self.n_exits])),
-                           [self.n_exits, b])
+        total = tf.reshape(all_exits_objective(outs, tf.tile(y, [len(cands)])),
+                           [len(cands), b])
         pick = tf.argmax(total, axis=0, output_type=tf.int32)
         stacked = tf.stack(cands, axis=1)  # [B, E, T, C]
         return tf.stop_gradient(tf.gather(stacked, pick, axis=1, batch_dims=1))
@@ -462,6 +471,59 @@ def validation_score(mode: str, model, x, y, radii, hp) -> dict:
         allok &= ok[n]
     res["score"] = float(allok.mean())
     return res
+
+
+def choose_robust_threshold(model, x_val, y_val, xs, ys, radii, mode: str, hp: dict,
+                            exit_macs, mac_budget: float) -> dict:
+    """The exit threshold chosen for robustness, on VALIDATION data only.
+
+    On the subset ``xs, ys`` (of the validation split) the mode's attack is
+    run once per exit (that exit's cross-entropy) and once on all exits
+    jointly, each a cheap PGD independent of the threshold.  For every
+    candidate threshold a window of the subset counts as right when the exit
+    policy answers it correctly clean and on every one of those adversarial
+    windows; the threshold kept is the one with the most such windows whose
+    average clean MACs on the whole validation split stay within
+    ``mac_budget`` (ties: higher clean accuracy, then fewer MACs); if none
+    fits, the cheapest.  The attacks do not see the threshold, so this is an
+    estimate of robustness under the policy attack, not a bound."""
+    from ditmos.training.baselines import _softmax, apply_threshold
+
+    tf = _tf()
+    if mode not in NORMS:
+        raise DitmosError(f"robust 'threshold_on': 'robust' needs a single-norm mode "
+                          f"({', '.join(NORMS)}), not {mode!r}")
+    n_exits = _n_outputs(model)
+    objectives = [exit_objective(k) for k in range(n_exits)] + [all_exits_objective]
+    kw = dict(norm=mode, eps=float(radii[mode]), steps=int(hp["val_steps"]),
+              l1_sparsity=float(hp["l1_sparsity"]))
+    adv_outs = []
+    for obj in objectives:  # eagerly: a few steps on a few hundred windows, once
+        xa = np.concatenate([np.asarray(pgd_tf(model, tf.constant(xs[i:i + 500]),
+                                               tf.constant(ys[i:i + 500]), objective=obj, **kw))
+                             for i in range(0, len(xs), 500)])
+        adv_outs.append(_outputs(model, xa))
+    val_outs = _outputs(model, x_val)
+    sub_outs = _outputs(model, xs)
+    confs = np.concatenate([_softmax(z).max(axis=-1) for z in val_outs[:-1]])
+    grid = np.unique(np.concatenate([np.quantile(confs, np.linspace(0, 1, 201)), [0.0, 1.0, np.inf]]))
+    macs = np.asarray(exit_macs, dtype=np.float64)
+    rows = []
+    for t in grid:
+        pred, chosen = apply_threshold(val_outs, float(t), exit_macs)
+        ok = apply_threshold(sub_outs, float(t), exit_macs)[0] == ys
+        for outs in adv_outs:
+            ok &= apply_threshold(outs, float(t), exit_macs)[0] == ys
+        rows.append((float(ok.mean()), float(np.mean(pred == y_val)), float(macs[chosen].mean()),
+                     float(t)))
+    feasible = [r for r in rows if r[2] <= mac_budget]
+    if feasible:
+        score, acc, avg, t = max(feasible, key=lambda r: (r[0], r[1], -r[2]))
+    else:
+        score, acc, avg, t = min(rows, key=lambda r: (r[2], -r[0]))
+    return {"threshold": t, "val_accuracy": acc, "val_avg_macs": avg,
+            "within_budget": bool(feasible), "val_robust_score": score,
+            "robust_windows": int(len(ys)), "attacks": n_exits + 1}
 
 
 # --------------------------------------------------------------------------- #
@@ -582,6 +644,12 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
     if hp["exit_attack"] not in EXIT_ATTACKS:
         raise DitmosError(f"robust 'exit_attack' must be one of {', '.join(EXIT_ATTACKS)}, "
                           f"got {hp['exit_attack']!r}")
+    if hp["threshold_on"] not in THRESHOLD_ON:
+        raise DitmosError(f"robust 'threshold_on' must be one of {', '.join(THRESHOLD_ON)}, "
+                          f"got {hp['threshold_on']!r}")
+    if hp["threshold_on"] == "robust" and (method != "early_exit" or mode not in NORMS):
+        raise DitmosError("robust 'threshold_on': 'robust' applies to --method early_exit with "
+                          f"a single-norm mode ({', '.join(NORMS)})")
     cfg = resolve_config(dataset, "quick", seed=seed, overrides=user)
 
     tf = _tf()
@@ -662,7 +730,12 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
 
         budget_macs = float(hp["mac_budget"]) * match.cost.macs
         val_outs = [np.asarray(o) for o in _outputs(model, data["x_val"])]
-        choice = choose_threshold(val_outs, data["y_val"], exit_macs, budget_macs)
+        if hp["threshold_on"] == "robust":
+            log("choosing the exit threshold on robust validation accuracy")
+            choice = choose_robust_threshold(model, data["x_val"], data["y_val"], xv, yv, radii,
+                                             mode, hp, exit_macs, budget_macs)
+        else:
+            choice = choose_threshold(val_outs, data["y_val"], exit_macs, budget_macs)
         test_outs = [np.asarray(o) for o in _outputs(model, data["x_test"])]
         pred, chosen = apply_threshold(test_outs, choice["threshold"], exit_macs)
         em = np.asarray(exit_macs, np.float64)
@@ -673,6 +746,9 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
             exit_policy={"rule": "first exit whose max softmax probability >= threshold "
                                  "(the last exit always answers)",
                          "threshold": choice["threshold"], "mac_budget": round(budget_macs, 1),
+                         "chosen_on": hp["threshold_on"],
+                         **({"val_robust_score": round(choice["val_robust_score"], 5)}
+                            if "val_robust_score" in choice else {}),
                          "within_budget": choice["within_budget"],
                          "val_accuracy": round(choice["val_accuracy"], 5),
                          "val_avg_macs": round(choice["val_avg_macs"], 1)},
@@ -694,6 +770,24 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
     tmp = run_dir / "models" / f".{method}.tmp.keras"
     model.save(tmp)
     tmp.replace(run_dir / "models" / f"{method}.keras")
+    # the network-run layout too, so that `ditmos quantize RUN` converts it to int8
+    from ditmos.training.network_run import write_network_export
+
+    val_acc = summary["cheap_pgd"]["val"]["clean"]
+    test_acc = summary["cheap_pgd"]["test"]["clean"]
+    if method == "single":
+        result = {"val_accuracy": val_acc, "test_accuracy": test_acc, "macs": summary["macs"],
+                  "params": summary["params"], "spec": summary["spec"]}
+    else:
+        result = {"val_accuracy": summary["exit_policy"]["val_accuracy"],
+                  "test_accuracy": summary["test"]["accuracy"], "macs": summary["macs"],
+                  "params": summary["params"], "spec": summary["spec"],
+                  "threshold": summary["exit_policy"]["threshold"], "exit_macs": exit_macs,
+                  "max_macs": summary["max_macs"],
+                  "exit_fractions": summary["test"]["exit_fractions"]}
+    write_network_export(run_dir, model=model, method=ROBUST_NETWORK_METHOD[method],
+                         class_names=list(data["class_names"]), input_shape=input_shape,
+                         result=result)
     atomic_write_json(run_dir / "robust.json", summary)  # last: marks the run as finished
     return run_dir
 

@@ -98,8 +98,11 @@ def train(dataset, preset, out_dir, config_file, width, seed, resume, compare, w
     With --method early_exit --robust MODE: RDI-Nets training of the
     early-exit baseline's multi-exit CNN (every exit on clean and on
     adversarial windows from an attack on all exits), then its exit
-    threshold on validation; writes RUN/models/early_exit.keras and
-    RUN/robust.json (threshold, per-exit MACs). See docs/robustness.md.
+    threshold on validation (clean accuracy, or with
+    {"robust": {"threshold_on": "robust"}} robust accuracy); writes
+    RUN/models/early_exit.keras, RUN/robust.json (threshold, per-exit MACs)
+    and the network-run files 'ditmos quantize RUN' converts to int8. See
+    docs/robustness.md.
     """
     from pathlib import Path
 

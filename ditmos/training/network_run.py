@@ -49,6 +49,22 @@ def write_network_run(run_dir, *, model, method: str, config: dict, splits, norm
     ``model`` whose outputs are ``logits`` or ``exit_1`` .. ``exit_D``.
     ``result`` is the method's comparison row (``val_accuracy``,
     ``test_accuracy``, ``macs``, ``params``, ``threshold``, ``exit_macs``, ...)."""
+    run_dir = Path(run_dir)
+    with replaced_dir(run_dir) as tmp:
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        splits.save(tmp / "splits.npz")
+        normalizer.save(tmp / "normalization.json")
+        write_network_export(tmp, model=model, method=method, class_names=class_names,
+                             input_shape=input_shape, result=result)
+    return run_dir
+
+
+def write_network_export(run_dir, *, model, method: str, class_names, input_shape,
+                         result: dict | None = None) -> None:
+    """``export/`` and ``metrics.json`` of a network run, into ``run_dir``
+    (which already holds, or will hold, config, splits and normalisation): what
+    ``ditmos quantize`` reads.  Used by :func:`write_network_run` and by robust
+    training (docs/robustness.md), whose runs are network runs too."""
     from ditmos.quantize.convert import output_names
 
     run_dir = Path(run_dir)
@@ -82,15 +98,10 @@ def write_network_run(run_dir, *, model, method: str, config: dict, splits, norm
         "val": {"float": {"network": result.get("val_accuracy")}},
         "test": {"float": {"network": result.get("test_accuracy")}},
     }
-    with replaced_dir(run_dir) as tmp:
-        (tmp / "export").mkdir()
-        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        splits.save(tmp / "splits.npz")
-        normalizer.save(tmp / "normalization.json")
-        with_batch(model, 1).save(tmp / "export" / MODEL_FILE)
-        (tmp / "export" / "export.json").write_text(json.dumps(export_info, indent=2) + "\n")
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    return run_dir
+    (run_dir / "export").mkdir(parents=True, exist_ok=True)
+    with_batch(model, 1).save(run_dir / "export" / MODEL_FILE)
+    (run_dir / "export" / "export.json").write_text(json.dumps(export_info, indent=2) + "\n")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def is_network_run(run_dir) -> bool:

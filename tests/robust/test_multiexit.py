@@ -142,9 +142,18 @@ def test_cli_trains_rdi_and_attacks_it_through_the_exit_policy(tmp_path, capsys)
     assert len(info["exit_macs"]) == len(info["cheap_pgd"]["test"]["clean"]) >= 2
     assert info["exit_policy"]["val_avg_macs"] <= info["exit_policy"]["mac_budget"] or \
         not info["exit_policy"]["within_budget"]
+    # the run is a network run too: quantised to int8, then attacked through the
+    # int8 exit policy as well
+    assert main(["quantize", str(run), "--calibration-samples", "40", "--quiet"]) == 0
     assert main(["robust", "attack", str(run), "--samples", "12", "--steps", "2",
                  "--restarts", "1", "--queries", "3", "--quiet"]) == 0
     out = json.loads((run / "robust" / "attack.json").read_text())
+    q = out["int8"]
+    assert q["transfer"]["n"] == 12 and q["square"]["n"] == 12
+    for r in [q["exits"]["clean"], *q["exits"]["transfer"].values(), q["exits"]["square"]["linf"]]:
+        assert abs(sum(r["exit_fractions"]) - 1) < 1e-3
+        assert min(info["exit_macs"]) <= r["avg_macs"] <= max(info["exit_macs"])
+    assert "int8 exit policy" in capsys.readouterr().out
     m = out["macs"]
     assert out["model"] == "early_exit" and out["float"]["n"] == 12
     for norm in ("linf", "l2", "l1"):
@@ -188,3 +197,49 @@ def test_the_comparison_table_computes_its_verdict():
     for row in (slow, weak):
         text = format_method_table("hapt", [("linf", *s), ("linf", *row)], AttackBudget())
         assert "Target missed" in text
+
+
+def test_the_robust_threshold_scores_the_attacks_through_the_policy():
+    from ditmos.robust.training import choose_robust_threshold
+
+    x, y = _tiny_data(48)
+    model, macs = _tiny_multi_exit()
+    hp = {"val_steps": 2, "l1_sparsity": 0.05}
+    radii = {"linf": 0.2}
+    free = choose_robust_threshold(model, x, y, x[:24], y[:24], radii, "linf", hp, macs, 1e12)
+    assert free["within_budget"] and free["attacks"] == len(macs) + 1
+    # the score counts windows right clean AND on every attack: never above clean accuracy
+    pred, _ = apply_threshold(MultiExitTarget(model, 1.0, macs).exit_outputs(x[:24]),
+                              free["threshold"], macs)
+    assert free["val_robust_score"] <= np.mean(pred == y[:24]) + 1e-9
+    # a budget of the first exit's cost leaves only thresholds that stop everyone there
+    tight = choose_robust_threshold(model, x, y, x[:24], y[:24], radii, "linf", hp, macs,
+                                    float(macs[0]))
+    assert tight["within_budget"] and tight["val_avg_macs"] == macs[0]
+    with pytest.raises(DitmosError, match="single-norm mode"):
+        choose_robust_threshold(model, x, y, x, y, radii, "max", hp, macs, 1e12)
+
+
+def test_table_variants_parse_and_get_their_own_row_and_verdict():
+    from ditmos.robust.cli import format_method_table, parse_variants
+    from ditmos.robust.evaluate import AttackBudget
+
+    assert parse_variants(["mf:mac_factor=1.2,threshold_on=robust", "e:epochs=10"]) == [
+        ("mf", {"mac_factor": 1.2, "threshold_on": "robust"}), ("e", {"epochs": 10})]
+    for bad, msg in (("nocolon", "NAME:KEY=VALUE"), ("a:epochs", "not KEY=VALUE"),
+                     ("a:speed=2", "not KEY=VALUE"), ("a b:epochs=1", "NAME:KEY=VALUE")):
+        with pytest.raises(DitmosError, match=msg):
+            parse_variants([bad])
+    with pytest.raises(DitmosError, match="given twice"):
+        parse_variants(["a:epochs=1", "a:epochs=2"])
+    s = _row("single", 0.95, (0.80, 0.85, 0.84))
+    base = _row("early_exit", 0.96, (0.79, 0.85, 0.90), macs=650.0)
+    var = _row("early_exit", 0.96, (0.81, 0.85, 0.90), macs=650.0)
+    var[0]["variant"] = {"name": "mf12", "robust": {"mac_factor": 1.2}}
+    var[0]["exit_policy"] = {"val_accuracy": 0.95, "val_robust_score": 0.83}
+    text = format_method_table("hapt", [("linf", *s), ("linf", *base), ("linf", *var)],
+                               AttackBudget())
+    assert "| linf | RDI-Nets multi-exit, mf12 (mac_factor 1.2) | 95.00 / 83.00 | 96.00 |" in text
+    lines = [ln for ln in text.splitlines() if ln.startswith("- linf")]
+    assert len(lines) == 2 and "Target missed" in lines[0]
+    assert "RDI-Nets mf12" in lines[1] and "Target met" in lines[1]
