@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ditmos.codegen.lowering import Call, ConstArray
+from ditmos.codegen.lowering import CONV_MAX_PARTS, Call, ConstArray, kernels_header_define
 
 PACKED = "dtm_conv1d_packed_s8"
 PACKED_TYPE = "dtm_conv1d_packed_s8_params_t"
-GROUP = 4            # output channels per register tile (DITMOS_PACKED_GROUP)
-EDGE_BYTES = 256     # DITMOS_PACKED_EDGE_BYTES: padded windows are copied here
-MAX_PARTS = 4
+GROUP = kernels_header_define("DITMOS_PACKED_GROUP")  # output channels per register tile
+EDGE_BYTES = kernels_header_define("DITMOS_PACKED_EDGE_BYTES")  # padded windows are copied here
+MAX_PARTS = CONV_MAX_PARTS
 
 
 def _wrap32(v) -> np.ndarray:
