@@ -300,7 +300,7 @@ def write_seed_markdown(groups: dict[str, list[dict]], seeds, path, command: str
     table, worst = seed_table(groups)
     runs = sorted({Path(r[0]["run"]).name for r in groups.values()})
     r0 = next(iter(groups.values()))[0]
-    lines = [f"# Randomized smoothing certification over seeds: "
+    lines = ["# Randomized smoothing certification over seeds: "
              + ", ".join(f"`{r}`" for r in runs), "",
              f"Written by `{command}` (docs/smoothing.md).  Mean ± std over the certification "
              f"seeds {', '.join(str(s) for s in seeds)} (the noise draws; the model is the "
