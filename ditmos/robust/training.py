@@ -607,14 +607,14 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
     ``method="single"``: the equal-MACs single CNN (:class:`RobustTrainer`).
     ``method="early_exit"``: the multi-exit CNN of the ``early_exit``
     baseline, trained RDI-Nets style (:class:`MultiExitTrainer`)."""
-    import io
 
     import keras
 
     from ditmos.robust.evaluate import default_radii
-    from ditmos.training.checkpoint import atomic_write_bytes, atomic_write_json
+    from ditmos.training.checkpoint import atomic_write_json
     from ditmos.training.config import resolve_config
-    from ditmos.training.run import _versions, prepare_data
+    from ditmos.training.run import prepare_data
+    from ditmos.training.rundir import write_model_run
 
     if method not in METHODS:
         raise DitmosError(f"unknown method {method!r} for robust training; choose one of "
@@ -759,17 +759,8 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
         summary["macs"] = int(round(summary["test"]["avg_macs"]))
     summary["cheap_pgd"] = {"steps": int(hp["val_steps"]), "val": accs(data["x_val"], data["y_val"]),
                             "test": accs(data["x_test"], data["y_test"])}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "versions.json", _versions())
-    buf = io.BytesIO()
-    np.savez(buf, train=splits.train, val=splits.val, test=splits.test)
-    atomic_write_bytes(run_dir / "splits.npz", buf.getvalue())
-    atomic_write_json(run_dir / "normalization.json", norm.to_dict())
-    atomic_write_json(run_dir / "config.json", cfg)
-    (run_dir / "models").mkdir(exist_ok=True)
-    tmp = run_dir / "models" / f".{method}.tmp.keras"
-    model.save(tmp)
-    tmp.replace(run_dir / "models" / f"{method}.keras")
+    write_model_run(run_dir, config=cfg, splits=splits, normalizer=norm, model=model,
+                    name=method)
     # the network-run layout too, so that `ditmos quantize RUN` converts it to int8
     from ditmos.training.network_run import write_network_export
 

@@ -226,14 +226,14 @@ def train_single_smoothing(dataset: str, out_dir, *, method: str, sigma: float, 
     """Train the equal-MACs single CNN for smoothing into a new run directory:
     config.json, splits.npz, normalization.json, models/single.keras and
     smoothing.json (method, sigma, hyper-parameters, per-epoch history)."""
-    import io
 
     import keras
 
     from ditmos.robust.training import _build_single
-    from ditmos.training.checkpoint import atomic_write_bytes, atomic_write_json
+    from ditmos.training.checkpoint import atomic_write_json
     from ditmos.training.config import resolve_config
-    from ditmos.training.run import _versions, prepare_data
+    from ditmos.training.run import prepare_data
+    from ditmos.training.rundir import write_model_run
 
     if method not in METHODS:
         raise DitmosError(f"unknown smoothing method {method!r}; choose one of "
@@ -298,16 +298,7 @@ def train_single_smoothing(dataset: str, out_dir, *, method: str, sigma: float, 
                "macs": int(match.cost.macs), "params": int(match.cost.params),
                "hyper": hp_out, "best_epoch": best[1], "train_seconds": round(seconds, 1),
                "history": history}
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "versions.json", _versions())
-    buf = io.BytesIO()
-    np.savez(buf, train=splits.train, val=splits.val, test=splits.test)
-    atomic_write_bytes(run_dir / "splits.npz", buf.getvalue())
-    atomic_write_json(run_dir / "normalization.json", norm.to_dict())
-    atomic_write_json(run_dir / "config.json", cfg)
-    (run_dir / "models").mkdir(exist_ok=True)
-    tmp = run_dir / "models" / ".single.tmp.keras"
-    model.save(tmp)
-    tmp.replace(run_dir / "models" / "single.keras")
+    write_model_run(run_dir, config=cfg, splits=splits, normalizer=norm, model=model,
+                    name="single")
     atomic_write_json(run_dir / "smoothing.json", summary)  # last: marks the run as finished
     return run_dir

@@ -76,3 +76,27 @@ def load_run_data(run_dir) -> RunData:
         arrays[f"y_{name}"] = ds.y[idx].astype(np.int64)
     return RunData(run_dir=run_dir, config=cfg, class_names=list(ds.class_names), export=export,
                    normalization=norm.to_dict(), metrics=metrics, **arrays)
+
+
+def write_model_run(run_dir, *, config: dict, splits, normalizer, model, name: str) -> None:
+    """The files a single-model run (robust or smoothing training) starts with,
+    each written atomically: versions.json, splits.npz, normalization.json,
+    config.json and models/NAME.keras.  The caller writes its own summary
+    file last; that file marks the run as finished."""
+    import io
+
+    from ditmos.training.checkpoint import atomic_write_bytes, atomic_write_json
+    from ditmos.training.run import _versions
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / "versions.json", _versions())
+    buf = io.BytesIO()
+    np.savez(buf, train=splits.train, val=splits.val, test=splits.test)
+    atomic_write_bytes(run_dir / "splits.npz", buf.getvalue())
+    atomic_write_json(run_dir / "normalization.json", normalizer.to_dict())
+    atomic_write_json(run_dir / "config.json", config)
+    (run_dir / "models").mkdir(exist_ok=True)
+    tmp = run_dir / "models" / f".{name}.tmp.keras"
+    model.save(tmp)
+    tmp.replace(run_dir / "models" / f"{name}.keras")
