@@ -1,6 +1,7 @@
 """Dataset specs -> loaders.
 
-A spec is either a shipped name (``hapt``, ``hapt12``, ``fsdd``, ``fsdd_audio``) or
+A spec is either a shipped name (``hapt``, ``hapt12``, ``hapt_acc151``, ``fsdd``,
+``fsdd_audio``) or
 ``loader:PATH`` for
 data the user downloaded (``unimib:DIR``, ``speech_commands:DIR``,
 ``wesad:DIR``, ``npz:FILE``, ``csv:DIR`` ...).  Loader modules are imported
@@ -45,6 +46,9 @@ _ENTRIES = [
     DatasetEntry("hapt12", False, "ditmos.data.hapt12:load",
                  "UCI HAPT: 6 activities + 6 postural transitions, acc+gyro 50 Hz, 128x6 windows "
                  "(shipped)"),
+    DatasetEntry("hapt_acc151", False, "ditmos.data.hapt_acc151:load",
+                 "UCI HAPT accelerometer only, resampled to 151x3 windows; test subjects 22-30 "
+                 "(derived from hapt)", folder="hapt"),
     DatasetEntry("fsdd", False, "ditmos.data.fsdd:load",
                  "Free Spoken Digit Dataset: 10 digits, 13 MFCC x fixed frames, 3000 utterances (shipped)"),
     DatasetEntry("fsdd_audio", False, "ditmos.data.fsdd_audio:load",

@@ -20,7 +20,7 @@ def test_list(capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("hapt ") and lines[1].startswith("hapt12 ")
-    assert lines[2].startswith("fsdd ")
+    assert lines[2].startswith("hapt_acc151 ") and lines[3].startswith("fsdd ")
     assert any(line.startswith("unimib:PATH") for line in lines)
     assert any(line.startswith("npz:PATH") for line in lines)
 
@@ -66,7 +66,7 @@ def test_info_user_npz(capsys, tmp_path):
 
 def test_errors_are_one_line(capsys, tmp_path):
     for args, message in [
-        (("data", "info", "nosuch"), "ditmos: error: unknown dataset 'nosuch'; known: hapt, hapt12, fsdd"),
+        (("data", "info", "nosuch"), "ditmos: error: unknown dataset 'nosuch'; known: hapt, hapt12, hapt_acc151, fsdd"),
         (("data", "info", "unimib"), "ditmos: error: dataset 'unimib' needs a path: unimib:PATH"),
         (("data", "info", "fsdd:/x"), "ditmos: error: dataset 'fsdd' is shipped with ditmos and takes no path"),
         (("data", "info", f"npz:{tmp_path / 'missing.npz'}"), f"ditmos: error: {tmp_path / 'missing.npz'}: "

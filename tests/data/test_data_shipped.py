@@ -168,9 +168,9 @@ def test_shipped_data_budget():
 
 def test_registry_lists_every_documented_spec():
     names = [e.name for e in list_datasets()]
-    assert names == ["hapt", "hapt12", "fsdd", "fsdd_audio", "fsdd_audio_float", "unimib",
-                     "unimib-adl", "unimib-fall", "speech_commands", "speech_commands35", "wesad",
-                     "npz", "csv"]
+    assert names == ["hapt", "hapt12", "hapt_acc151", "fsdd", "fsdd_audio", "fsdd_audio_float",
+                     "unimib", "unimib-adl", "unimib-fall", "speech_commands", "speech_commands35",
+                     "wesad", "npz", "csv"]
     for e in list_datasets():
         assert (datasets_dir() / e.shipped_folder).is_dir() == (not e.takes_path)
         if not e.takes_path:
