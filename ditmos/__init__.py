@@ -1,6 +1,5 @@
 """ditmos: DiTMoS (Diverse Tiny-Model Selection) from training to firmware."""
 
-
 __version__ = "0.1.0"
 
 from ditmos import tfenv as _tfenv

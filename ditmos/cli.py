@@ -73,9 +73,12 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ditmos")
-@click.option("--debug", is_flag=True, envvar="DITMOS_DEBUG",
-              help="Show full tracebacks instead of one-line errors, and TensorFlow's "
-                   "native log lines (hidden otherwise).")
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="DITMOS_DEBUG",
+    help="Show full tracebacks instead of one-line errors, and TensorFlow's native log lines (hidden otherwise).",
+)
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """ditmos: train DiTMoS models and ship them to microcontrollers.
@@ -95,8 +98,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
         os.environ["DITMOS_DEBUG"] = "1"
 
 
-REPORT_HINT = ("please report it on the ditmos issue tracker with the output of "
-               "`ditmos --debug ...` and `ditmos --version`")
+REPORT_HINT = (
+    "please report it on the ditmos issue tracker with the output of `ditmos --debug ...` and `ditmos --version`"
+)
 
 
 def _command_words(argv: list[str]) -> str:
@@ -121,13 +125,16 @@ def _unexpected(err: BaseException, argv: list[str]) -> int:
     what = _command_words(argv)
     if isinstance(err, OSError) and err.strerror:
         where = f" ({err.filename})" if err.filename else ""
-        click.echo(f"ditmos: error: `{what}` failed: {err.strerror}{where}; "
-                   "`ditmos --debug ...` shows the traceback", err=True)
+        click.echo(
+            f"ditmos: error: `{what}` failed: {err.strerror}{where}; `ditmos --debug ...` shows the traceback", err=True
+        )
         return 1
     text = str(err).strip().splitlines()
     detail = f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
-    click.echo(f"ditmos: internal error: `{what}` failed ({detail}); `ditmos --debug ...` "
-               f"shows the traceback; {REPORT_HINT}", err=True)
+    click.echo(
+        f"ditmos: internal error: `{what}` failed ({detail}); `ditmos --debug ...` shows the traceback; {REPORT_HINT}",
+        err=True,
+    )
     return 1
 
 
@@ -138,9 +145,12 @@ def _thread_error(hook, argv: list[str]) -> None:
     text = str(hook.exc_value or "").strip().splitlines()
     detail = hook.exc_type.__name__ + (f": {text[0]}" if text else "")
     name = hook.thread.name if hook.thread is not None else "?"
-    click.echo(f"ditmos: internal error: a background thread ({name}) of "
-               f"`{_command_words(argv)}` failed ({detail}); `ditmos --debug ...` shows the "
-               f"traceback; {REPORT_HINT}", err=True)
+    click.echo(
+        f"ditmos: internal error: a background thread ({name}) of "
+        f"`{_command_words(argv)}` failed ({detail}); `ditmos --debug ...` shows the "
+        f"traceback; {REPORT_HINT}",
+        err=True,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,9 +31,9 @@ class Check:
     name: str
     required: bool
     ok: bool
-    detail: str        # path/version when present, what is wrong when not
+    detail: str  # path/version when present, what is wrong when not
     needed_for: str
-    apt: str | None    # Debian/Ubuntu package that provides it
+    apt: str | None  # Debian/Ubuntu package that provides it
     hint: str | None = None  # non-apt way to get it
 
 
@@ -46,9 +46,16 @@ def _first_line(cmd: list[str]) -> str:
     return text[0].strip() if text else ""
 
 
-def _tool(name: str, *, required: bool, needed_for: str, apt: str | None,
-          version_arg: str | None = "--version", hint: str | None = None,
-          beside_python: bool = False) -> Check:
+def _tool(
+    name: str,
+    *,
+    required: bool,
+    needed_for: str,
+    apt: str | None,
+    version_arg: str | None = "--version",
+    hint: str | None = None,
+    beside_python: bool = False,
+) -> Check:
     path = shutil.which(name)
     if beside_python:  # a pip-installed tool in this Python's environment (as `ditmos flash`)
         own = Path(sys.executable).with_name(name)
@@ -71,12 +78,10 @@ def _arm_cflags() -> list[str]:
 
 def _newlib() -> Check:
     """newlib's libc.a for the boards' float ABI, as the cross compiler sees it."""
-    name, needed_for, apt = "newlib (arm-none-eabi libc)", "Arm firmware (libc, libm)", \
-        "libnewlib-arm-none-eabi"
+    name, needed_for, apt = "newlib (arm-none-eabi libc)", "Arm firmware (libc, libm)", "libnewlib-arm-none-eabi"
     cc = shutil.which("arm-none-eabi-gcc")
     if cc is None:
-        return Check(name, True, False, "not checked: arm-none-eabi-gcc is missing",
-                     needed_for, apt)
+        return Check(name, True, False, "not checked: arm-none-eabi-gcc is missing", needed_for, apt)
     found = _first_line([cc, *_arm_cflags(), "-print-file-name=libc.a"])
     if found and os.path.isabs(found) and Path(found).is_file():
         return Check(name, True, True, str(Path(found).resolve()), needed_for, apt)
@@ -84,12 +89,14 @@ def _newlib() -> Check:
 
 
 def _qemu() -> Check:
-    check = _tool("qemu-system-arm", required=True, needed_for="ditmos emulate, "
-                  "evaluate --emulate", apt="qemu-system-arm")
+    check = _tool(
+        "qemu-system-arm", required=True, needed_for="ditmos emulate, evaluate --emulate", apt="qemu-system-arm"
+    )
     if not check.ok:
         return check
-    machines = subprocess.run([shutil.which("qemu-system-arm"), "-machine", "help"],
-                              capture_output=True, text=True, timeout=30).stdout
+    machines = subprocess.run(
+        [shutil.which("qemu-system-arm"), "-machine", "help"], capture_output=True, text=True, timeout=30
+    ).stdout
     if "mps2-an500" not in machines:
         check.ok = False
         check.detail += "; lacks the mps2-an500 machine (QEMU 4.0 or newer needed)"
@@ -105,8 +112,15 @@ def _package_data() -> Check:
         ok = True
     except DitmosError as err:
         ok, detail = False, str(err)
-    return Check("ditmos data files", True, ok, detail, "every command", None,
-                 hint="reinstall ditmos (pip install --force-reinstall ditmos)")
+    return Check(
+        "ditmos data files",
+        True,
+        ok,
+        detail,
+        "every command",
+        None,
+        hint="reinstall ditmos (pip install --force-reinstall ditmos)",
+    )
 
 
 def _python_deps() -> Check:
@@ -118,8 +132,9 @@ def _python_deps() -> Check:
     try:
         reqs = requires("ditmos") or []
     except PackageNotFoundError:
-        return Check(name, False, True, "not checked: ditmos runs from a source tree "
-                     "without being installed", needed_for, None)
+        return Check(
+            name, False, True, "not checked: ditmos runs from a source tree without being installed", needed_for, None
+        )
     missing, n = [], 0
     for req in reqs:
         if "extra ==" in req:
@@ -131,8 +146,15 @@ def _python_deps() -> Check:
         except PackageNotFoundError:
             missing.append(dist)
     if missing:
-        return Check(name, True, False, f"not installed: {', '.join(missing)}", needed_for,
-                     None, hint="pip install ditmos (without --no-deps)")
+        return Check(
+            name,
+            True,
+            False,
+            f"not installed: {', '.join(missing)}",
+            needed_for,
+            None,
+            hint="pip install ditmos (without --no-deps)",
+        )
     return Check(name, True, True, f"{n} packages installed", needed_for, None)
 
 
@@ -141,20 +163,21 @@ def run_checks() -> list[Check]:
         _package_data(),
         _python_deps(),
         _tool("make", required=True, needed_for="ditmos build", apt="make"),
-        _tool("gcc", required=True, needed_for="host board, QEMU instruction-count plugin",
-              apt="gcc"),
-        _tool("arm-none-eabi-gcc", required=True, needed_for="ditmos build (Arm boards)",
-              apt="gcc-arm-none-eabi"),
-        _tool("arm-none-eabi-objcopy", required=True, needed_for="firmware.bin",
-              apt="gcc-arm-none-eabi"),
+        _tool("gcc", required=True, needed_for="host board, QEMU instruction-count plugin", apt="gcc"),
+        _tool("arm-none-eabi-gcc", required=True, needed_for="ditmos build (Arm boards)", apt="gcc-arm-none-eabi"),
+        _tool("arm-none-eabi-objcopy", required=True, needed_for="firmware.bin", apt="gcc-arm-none-eabi"),
         _newlib(),
         _qemu(),
-        _tool("pio", required=False, needed_for="ditmos flash", apt=None,
-              hint="pip install 'ditmos[flash]'", beside_python=True),
-        _tool("openocd", required=False, needed_for="flashing without PlatformIO",
-              apt="openocd"),
-        _tool("st-flash", required=False, needed_for="flashing without PlatformIO",
-              apt="stlink-tools"),
+        _tool(
+            "pio",
+            required=False,
+            needed_for="ditmos flash",
+            apt=None,
+            hint="pip install 'ditmos[flash]'",
+            beside_python=True,
+        ),
+        _tool("openocd", required=False, needed_for="flashing without PlatformIO", apt="openocd"),
+        _tool("st-flash", required=False, needed_for="flashing without PlatformIO", apt="stlink-tools"),
     ]
 
 
@@ -179,20 +202,24 @@ def doctor(as_json: bool) -> None:
     missing_apt = [c.apt for c in missing if c.apt]
     optional_apt = [c.apt for c in checks if not c.required and not c.ok and c.apt]
     if as_json:
-        click.echo(json.dumps({
-            "ok": not missing,
-            "checks": [asdict(c) for c in checks],
-            "install": apt_command(missing_apt) if missing_apt else None,
-            "install_optional": apt_command(optional_apt) if optional_apt else None,
-        }, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "ok": not missing,
+                    "checks": [asdict(c) for c in checks],
+                    "install": apt_command(missing_apt) if missing_apt else None,
+                    "install_optional": apt_command(optional_apt) if optional_apt else None,
+                },
+                indent=2,
+            )
+        )
     else:
         width = max(len(c.name) for c in checks)
         for c in checks:
             status = "ok" if c.ok else ("MISSING" if c.required else "missing (optional)")
             click.echo(f"{c.name:<{width}}  {status:<18}  {c.detail}")
             if not c.ok:
-                click.echo(f"{'':<{width}}  {'':<18}  needed for: {c.needed_for}"
-                           + (f"; {c.hint}" if c.hint else ""))
+                click.echo(f"{'':<{width}}  {'':<18}  needed for: {c.needed_for}" + (f"; {c.hint}" if c.hint else ""))
         click.echo("")
         if missing:
             click.echo(f"{len(missing)} required tool(s) missing.")

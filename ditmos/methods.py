@@ -48,8 +48,12 @@ NOT_DEPLOYABLE = {
 
 
 def deployable(name: str) -> bool:
-    return (name == DEFAULT_METHOD or name in NETWORK_METHODS or name.startswith("ablation_")
-            or name.startswith("candidate_"))
+    return (
+        name == DEFAULT_METHOD
+        or name in NETWORK_METHODS
+        or name.startswith("ablation_")
+        or name.startswith("candidate_")
+    )
 
 
 def compare_dir_of(run_dir):
@@ -81,30 +85,33 @@ def method_run_dir(run_dir, method: str = DEFAULT_METHOD, *, width: float | None
         raise DitmosError(f"method '{method}' cannot be deployed: {NOT_DEPLOYABLE[method]}")
     cdir = compare_dir_of(run_dir)
     if cdir is None:
-        raise DitmosError(f"{run_dir} has no comparison (compare/compare.json); train it with "
-                          f"`ditmos train --compare` to deploy method '{method}'")
+        raise DitmosError(
+            f"{run_dir} has no comparison (compare/compare.json); train it with "
+            f"`ditmos train --compare` to deploy method '{method}'"
+        )
     comp = json.loads((cdir / "compare.json").read_text())
     results = comp.get("results") or {}
     have = {w: res for w, res in results.items() if method in (res.get("methods") or {})}
     if not have:
-        names = sorted({n for res in results.values() for n in res.get("methods") or {}
-                        if deployable(n)})
-        raise DitmosError(f"method '{method}' is not in {cdir / 'compare.json'}; deployable "
-                          f"methods there: {', '.join(names) or 'none'}")
+        names = sorted({n for res in results.values() for n in res.get("methods") or {} if deployable(n)})
+        raise DitmosError(
+            f"method '{method}' is not in {cdir / 'compare.json'}; deployable "
+            f"methods there: {', '.join(names) or 'none'}"
+        )
     if not deployable(method):
         raise DitmosError(f"method '{method}' cannot be deployed")
     if width is not None:
         tag = next((w for w in have if float(w) == float(width)), None)
         if tag is None:
-            raise DitmosError(f"method '{method}' was not trained at width {width:g} "
-                              f"(widths: {', '.join(sorted(have, key=float))})")
+            raise DitmosError(
+                f"method '{method}' was not trained at width {width:g} (widths: {', '.join(sorted(have, key=float))})"
+            )
     else:
         own = None
         cfg = run_dir / "config.json"
         if cfg.is_file():
             own = json.loads(cfg.read_text()).get("width")
-        tag = next((w for w in have if own is not None and float(w) == float(own)),
-                   max(have, key=float))
+        tag = next((w for w in have if own is not None and float(w) == float(own)), max(have, key=float))
     res = have[tag]
     seed = comp.get("seed", 0)
     if method == DEFAULT_METHOD:
@@ -112,9 +119,11 @@ def method_run_dir(run_dir, method: str = DEFAULT_METHOD, *, width: float | None
     else:
         path = cdir / f"width_{float(tag):g}" / f"{method}_s{seed}"
     if not (path / "export" / "export.json").is_file():
-        raise DitmosError(f"method '{method}' (width {float(tag):g}, seed {seed}) has no saved "
-                          f"model in {path}: comparisons made before models were saved "
-                          f"for deployment must train that trial again (delete "
-                          f"{cdir / 'trials' / f'w{float(tag):g}_s{seed}_{method}.json'} and "
-                          f"run the comparison again)")
+        raise DitmosError(
+            f"method '{method}' (width {float(tag):g}, seed {seed}) has no saved "
+            f"model in {path}: comparisons made before models were saved "
+            f"for deployment must train that trial again (delete "
+            f"{cdir / 'trials' / f'w{float(tag):g}_s{seed}_{method}.json'} and "
+            f"run the comparison again)"
+        )
     return path

@@ -34,8 +34,10 @@ def package_root() -> Path:
     root = files("ditmos")
     if not isinstance(root, Path):
         # Zip imports would need extraction; wheels are always unpacked by pip.
-        raise DitmosError(f"ditmos is imported from {root!s}, which is not a folder on "
-                          "disk; install it with pip (not as a zip) so its data files exist")
+        raise DitmosError(
+            f"ditmos is imported from {root!s}, which is not a folder on "
+            "disk; install it with pip (not as a zip) so its data files exist"
+        )
     return root
 
 
@@ -44,8 +46,9 @@ def resource(*parts: str) -> Path:
     ``resource("boards", "boards.json")``; a clear error if it is missing."""
     path = package_root().joinpath(*parts)
     if not path.exists():
-        raise DitmosError(f"{path}: data file of the ditmos package is missing; the "
-                          "installation is incomplete, reinstall ditmos")
+        raise DitmosError(
+            f"{path}: data file of the ditmos package is missing; the installation is incomplete, reinstall ditmos"
+        )
     return path
 
 
@@ -55,8 +58,7 @@ def asset_dir(name: str) -> Path:
         raise ValueError(f"unknown asset folder {name!r}")
     path = resource("_assets", name)
     if not path.is_dir():
-        raise DitmosError(f"{path}: expected the '{name}' folder of the ditmos package; "
-                          "reinstall ditmos")
+        raise DitmosError(f"{path}: expected the '{name}' folder of the ditmos package; reinstall ditmos")
     return path
 
 
@@ -80,6 +82,5 @@ def all_resources() -> list[Path]:
     """Every shipped data file (used by tests and ``ditmos doctor``)."""
     out = [boards_json()]
     for name in ASSET_DIRS:
-        out += sorted(p for p in asset_dir(name).rglob("*")
-                      if p.is_file() and "__pycache__" not in p.parts)
+        out += sorted(p for p in asset_dir(name).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     return out

@@ -82,7 +82,8 @@ _NATIVE_LINE = re.compile(
     rb"^(?:[IWE]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [\w./+-]+:\d+\] "
     rb"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     rb"|To enable the following instructions: .* rebuild TensorFlow"
-    rb"|\t \[\[\{\{node )")
+    rb"|\t \[\[\{\{node )"
+)
 _filter: dict | None = None
 
 
@@ -112,8 +113,9 @@ def filter_native_stderr() -> bool:
     os.dup2(w, 2)
     os.close(w)
     old = sys.stderr
-    sys.stderr = open(real, "w", buffering=1, encoding=old.encoding or "utf-8",
-                      errors=old.errors or "backslashreplace", closefd=False)
+    sys.stderr = open(
+        real, "w", buffering=1, encoding=old.encoding or "utf-8", errors=old.errors or "backslashreplace", closefd=False
+    )
 
     def pump():
         pending = b""

@@ -73,10 +73,18 @@ def tiny_compare(tiny_run, tmp_path_factory) -> Path:
 
     run = tmp_path_factory.mktemp("cmp") / "run"
     shutil.copytree(tiny_run, run)
-    out = run_compare(run, widths=(0.5, 1.0), quiet=True, ablation_names=("no_aggregation",),
-                      executor=make_executor(no_ray=True),
-                      baseline_overrides={"epochs": 1, "depths": [2], "only": [
-                          "weak_equal_macs", "equal_params", "strong", "ensemble_average"]})
+    out = run_compare(
+        run,
+        widths=(0.5, 1.0),
+        quiet=True,
+        ablation_names=("no_aggregation",),
+        executor=make_executor(no_ray=True),
+        baseline_overrides={
+            "epochs": 1,
+            "depths": [2],
+            "only": ["weak_equal_macs", "equal_params", "strong", "ensemble_average"],
+        },
+    )
     assert out == run / "compare"
     return run
 
@@ -93,9 +101,14 @@ def tiny_compare_networks(tiny_run, tmp_path_factory) -> Path:
 
     run = tmp_path_factory.mktemp("cmp_networks") / "run"
     shutil.copytree(tiny_run, run)
-    run_compare(run, widths=(1.0,), quiet=True, ablation_names=(), executor=make_executor(1),
-                baseline_overrides={"epochs": 1, "depths": [2],
-                                    "only": ["weak_equal_macs", "early_exit"]})
+    run_compare(
+        run,
+        widths=(1.0,),
+        quiet=True,
+        ablation_names=(),
+        executor=make_executor(1),
+        baseline_overrides={"epochs": 1, "depths": [2], "only": ["weak_equal_macs", "early_exit"]},
+    )
     return run
 
 

@@ -27,8 +27,9 @@ def test_unknown_command_is_a_usage_error(capsys):
 
 
 def test_user_error_is_one_line_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "ditmos", "data", "info", "no-such-dataset"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ditmos", "data", "info", "no-such-dataset"], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ditmos: error:"), proc.stderr
@@ -36,8 +37,12 @@ def test_user_error_is_one_line_without_traceback():
 
 
 def test_debug_shows_traceback():
-    proc = subprocess.run([sys.executable, "-m", "ditmos", "--debug", "data", "info", "no-such-dataset"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ditmos", "--debug", "data", "info", "no-such-dataset"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr
 
@@ -59,8 +64,9 @@ sys.exit(cli.main(sys.argv[1:]))
 
 
 def _run_crashing(body: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", _CRASHING_CLI.format(body=body), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", _CRASHING_CLI.format(body=body), *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_unexpected_error_is_one_line_naming_the_command_and_debug():
@@ -79,8 +85,9 @@ def test_unexpected_os_error_is_one_line_with_the_file():
     assert proc.returncode == 1, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert lines[0].startswith("ditmos: error: `ditmos crash` failed: No such file or directory "
-                               "(/nonexistent-dir/x.json)")
+    assert lines[0].startswith(
+        "ditmos: error: `ditmos crash` failed: No such file or directory (/nonexistent-dir/x.json)"
+    )
 
 
 def test_unexpected_error_with_debug_shows_traceback():
@@ -96,13 +103,14 @@ def test_exit_code_raised_by_a_command_is_returned():
 
 
 def test_background_thread_error_is_one_line():
-    body = ("import threading; t = threading.Thread(target=lambda: 1 / 0, name='worker'); "
-            "t.start(); t.join()")
+    body = "import threading; t = threading.Thread(target=lambda: 1 / 0, name='worker'); t.start(); t.join()"
     proc = _run_crashing(body, "crash")
     assert proc.returncode == 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-    assert lines[0].startswith("ditmos: internal error: a background thread (worker) of "
-                               "`ditmos crash` failed (ZeroDivisionError: division by zero)")
+    assert lines[0].startswith(
+        "ditmos: internal error: a background thread (worker) of "
+        "`ditmos crash` failed (ZeroDivisionError: division by zero)"
+    )
     debug = _run_crashing(body, "--debug", "crash")
     assert "Traceback" in debug.stderr

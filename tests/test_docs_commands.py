@@ -54,6 +54,7 @@ DOCS_SUBSET = 200
 
 # ------------------------------------------------------------------ extraction
 
+
 def _ditmos_part(text: str) -> str | None:
     """The ``ditmos ...`` command in a shell line (after ``&&``, without a comment
     or a ``.venv/bin/`` prefix), or None."""
@@ -117,15 +118,13 @@ def _resolve(argv: list[str]) -> tuple[click.Command, list[str], list[str]]:
 
 def _needs_board(argv: list[str], path: list[str]) -> bool:
     ports = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--port"]
-    return path == ["flash"] or any(p.startswith("/dev/") and not os.path.exists(p)
-                                    for p in ports)
+    return path == ["flash"] or any(p.startswith("/dev/") and not os.path.exists(p) for p in ports)
 
 
 def test_the_documented_command_lines_are_found_and_parse():
     cmds = documented_commands()
     names = {tuple(_resolve(shlex.split(c)[1:])[2][:1]) for c in cmds}
-    for stage in ("data", "train", "quantize", "build", "flash", "emulate", "evaluate", "report",
-                  "bench"):
+    for stage in ("data", "train", "quantize", "build", "flash", "emulate", "evaluate", "report", "bench"):
         assert (stage,) in names, stage
     # the two ways onto an emulator and the host board are shown
     assert any("--port socket://127.0.0.1:PORT" in c for c in cmds)
@@ -140,13 +139,16 @@ def test_the_documented_command_lines_are_found_and_parse():
 
 
 def test_extraction_rules():
-    text = ("```sh\nbash x.sh && .venv/bin/ditmos build --board host   # note\n"
-            "ditmos train ... --compare\n```\n| a | `ditmos data list`, `ditmos --debug ...` |\n"
-            "see `ditmos emulate` in the text\n")
+    text = (
+        "```sh\nbash x.sh && .venv/bin/ditmos build --board host   # note\n"
+        "ditmos train ... --compare\n```\n| a | `ditmos data list`, `ditmos --debug ...` |\n"
+        "see `ditmos emulate` in the text\n"
+    )
     assert readme_commands(text) == ["ditmos build --board host", "ditmos data list"]
 
 
 # ------------------------------------------------------------------ running
+
 
 def _docs_config(cfg: dict) -> dict:
     """The tiny run's configuration, smaller still: 200 training windows (100
@@ -156,8 +158,7 @@ def _docs_config(cfg: dict) -> dict:
     cfg = dict(cfg, subset=DOCS_SUBSET)
     for stage in ("strong", "classifier_pretrain", "selector_pretrain"):
         cfg[stage] = dict(cfg[stage], epochs=1)
-    cfg["adversarial"] = dict(cfg["adversarial"], rounds=1, selector_epochs=1,
-                              classifier_epochs=1)
+    cfg["adversarial"] = dict(cfg["adversarial"], rounds=1, selector_epochs=1, classifier_epochs=1)
     cfg["split"] = dict(cfg["split"], n_init=1)
     cfg["generalist"] = dict(cfg["generalist"], epochs=1)
     cfg["baselines"] = {"epochs": 1, "depths": [2]}
@@ -165,8 +166,9 @@ def _docs_config(cfg: dict) -> dict:
 
 
 def _run(argv: list[str], cwd: Path, env: dict, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ditmos", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "ditmos", *argv], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 class _Emulators:
@@ -175,8 +177,14 @@ class _Emulators:
         self.url: str | None = None
 
     def start(self, argv: list[str], cwd: Path, env: dict) -> str | None:
-        proc = subprocess.Popen([sys.executable, "-m", "ditmos", *argv], cwd=cwd, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ditmos", *argv],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.procs.append(proc)
         first = proc.stdout.readline()
         m = re.search(r"pyserial URL (socket://\S+?)\)", first)
@@ -253,10 +261,11 @@ def test_every_documented_command_line_runs(tiny_run, tiny_int8, tmp_path):
                 ran.append(line)
             err_lines = proc.stderr.strip().splitlines()
             if _needs_board(argv, path):
-                if proc.returncode != 2 or not err_lines or \
-                        not err_lines[-1].startswith("ditmos: error:"):
-                    failures.append(f"{line}: without a board it must fail with a one-line "
-                                    f"error, got exit {proc.returncode}: {proc.stderr[-400:]}")
+                if proc.returncode != 2 or not err_lines or not err_lines[-1].startswith("ditmos: error:"):
+                    failures.append(
+                        f"{line}: without a board it must fail with a one-line "
+                        f"error, got exit {proc.returncode}: {proc.stderr[-400:]}"
+                    )
             elif proc.returncode != 0:
                 failures.append(f"{line}: exit {proc.returncode}: {proc.stderr[-600:]}")
     finally:

@@ -8,16 +8,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-REQUIRED = ["ditmos data files", "Python dependencies", "make", "gcc", "arm-none-eabi-gcc", "arm-none-eabi-objcopy",
-            "newlib (arm-none-eabi libc)", "qemu-system-arm"]
+REQUIRED = [
+    "ditmos data files",
+    "Python dependencies",
+    "make",
+    "gcc",
+    "arm-none-eabi-gcc",
+    "arm-none-eabi-objcopy",
+    "newlib (arm-none-eabi libc)",
+    "qemu-system-arm",
+]
 
 
 def _doctor(path_dirs: list[Path] | None, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     if path_dirs is not None:
         env["PATH"] = os.pathsep.join(str(d) for d in path_dirs)
-    return subprocess.run([sys.executable, "-m", "ditmos", "doctor", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ditmos", "doctor", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _only(tmp_path: Path, *tools: str) -> Path:
@@ -53,7 +62,11 @@ def test_missing_tools_are_named_with_one_apt_command(tmp_path):
     install = [ln.strip() for ln in out.splitlines() if "apt-get install -y gcc" in ln]
     assert len(install) == 1, out
     assert install[0].split("apt-get install -y ")[1].split() == [
-        "gcc", "gcc-arm-none-eabi", "libnewlib-arm-none-eabi", "qemu-system-arm"]
+        "gcc",
+        "gcc-arm-none-eabi",
+        "libnewlib-arm-none-eabi",
+        "qemu-system-arm",
+    ]
     assert "Traceback" not in proc.stderr
 
 
@@ -68,8 +81,7 @@ def test_only_qemu_missing(tmp_path):
 
 
 def test_optional_tools_do_not_fail_the_check(tmp_path):
-    bin_dir = _only(tmp_path, "make", "gcc", "arm-none-eabi-gcc", "arm-none-eabi-objcopy",
-                    "qemu-system-arm")
+    bin_dir = _only(tmp_path, "make", "gcc", "arm-none-eabi-gcc", "arm-none-eabi-objcopy", "qemu-system-arm")
     proc = _doctor([bin_dir], "--json")
     assert proc.returncode == 0, proc.stdout
     report = json.loads(proc.stdout)

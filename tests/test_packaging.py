@@ -52,7 +52,7 @@ import pytest
 CHECKOUT = Path(__file__).resolve().parents[1]
 
 # Installed into the new venv as _ditmos_guard.py + a .pth that imports it.
-_GUARD = r'''
+_GUARD = r"""
 import os, sys
 
 _LOG = os.environ.get("DITMOS_GUARD_LOG")
@@ -96,12 +96,11 @@ def _hook(event, args):
 
 if _LOG and _FORBID:
     sys.addaudithook(_hook)
-'''
+"""
 
 
 def _run(cmd, *, cwd, env, timeout=600, ok=True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     shown = " ".join(str(c) for c in cmd)
     if ok:
         assert proc.returncode == 0, f"{shown}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
@@ -111,8 +110,11 @@ def _run(cmd, *, cwd, env, timeout=600, ok=True) -> subprocess.CompletedProcess:
 
 def _clean_copy(dest: Path) -> Path:
     """The tracked files of the checkout, as a fresh clone would have them."""
-    listed = subprocess.run(["git", "-C", str(CHECKOUT), "ls-files", "-z"], capture_output=True,
-                            check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(["git", "-C", str(CHECKOUT), "ls-files", "-z"], capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src, dst = CHECKOUT / rel, dest / rel
         if not (src.exists() or src.is_symlink()):
@@ -136,7 +138,7 @@ def _editable_location() -> list[str]:
     if not text:
         return []
     url = json.loads(text).get("url", "")
-    return [os.path.realpath(url[len("file://"):])] if url.startswith("file://") else []
+    return [os.path.realpath(url[len("file://") :])] if url.startswith("file://") else []
 
 
 @pytest.mark.slow
@@ -144,17 +146,16 @@ def _editable_location() -> list[str]:
 def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     for mod in ("build", "setuptools"):
         assert __import__("importlib").util.find_spec(mod), (
-            f"the packaging test needs '{mod}' (pip install -e '.[test]')")
+            f"the packaging test needs '{mod}' (pip install -e '.[test]')"
+        )
     src = _clean_copy(tmp_path / "src")
     dist = tmp_path / "dist"
-    base_env = {k: v for k, v in os.environ.items()
-                if k not in ("PYTHONPATH", "DITMOS_DEBUG", "PYTHONHOME")}
+    base_env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DITMOS_DEBUG", "PYTHONHOME")}
     base_env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     base_env["MPLBACKEND"] = "Agg"
 
     # -- sdist, then the wheel built from it ------------------------------------------
-    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", dist, src],
-         cwd=tmp_path, env=base_env)
+    _run([sys.executable, "-m", "build", "--no-isolation", "--outdir", dist, src], cwd=tmp_path, env=base_env)
     (sdist,) = dist.glob("ditmos-*.tar.gz")
     (wheel,) = dist.glob("ditmos-*-py3-none-any.whl")
     with tarfile.open(sdist) as tar:
@@ -162,12 +163,17 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     with zipfile.ZipFile(wheel) as zf:
         in_wheel = set(zf.namelist())
         metadata = zf.read(next(n for n in in_wheel if n.endswith(".dist-info/METADATA")))
-    shipped = ["ditmos/boards/boards.json", "ditmos/_assets/templates/model.c.j2",
-               "ditmos/_assets/firmware/tools/ditmos_insn_plugin.c",
-               "ditmos/_assets/firmware/runtime/ditmos_main.c",
-               "ditmos/_assets/datasets/hapt/hapt.npz", "ditmos/_assets/datasets/hapt/README.md",
-               "ditmos/_assets/datasets/hapt/LICENSE", "ditmos/_assets/datasets/fsdd/fsdd.npz",
-               "ditmos/_assets/datasets/fsdd/LICENSE"]
+    shipped = [
+        "ditmos/boards/boards.json",
+        "ditmos/_assets/templates/model.c.j2",
+        "ditmos/_assets/firmware/tools/ditmos_insn_plugin.c",
+        "ditmos/_assets/firmware/runtime/ditmos_main.c",
+        "ditmos/_assets/datasets/hapt/hapt.npz",
+        "ditmos/_assets/datasets/hapt/README.md",
+        "ditmos/_assets/datasets/hapt/LICENSE",
+        "ditmos/_assets/datasets/fsdd/fsdd.npz",
+        "ditmos/_assets/datasets/fsdd/LICENSE",
+    ]
     for name in shipped:
         assert name in in_sdist, f"{name} missing from the sdist"
         assert name in in_wheel, f"{name} missing from the wheel"
@@ -180,10 +186,32 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path, env=base_env)
     py = venv / "bin" / "python"
-    _run([sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "--no-index",
-          "--no-compile", "--disable-pip-version-check", "-q", wheel], cwd=tmp_path, env=base_env)
-    site = Path(subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            py,
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--no-compile",
+            "--disable-pip-version-check",
+            "-q",
+            wheel,
+        ],
+        cwd=tmp_path,
+        env=base_env,
+    )
+    site = Path(
+        subprocess.run(
+            [py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     shared = os.path.realpath(sysconfig.get_path("purelib"))
     shared_plat = os.path.realpath(sysconfig.get_path("platlib"))
     (site / "_shared_deps.pth").write_text("\n".join(dict.fromkeys([shared, shared_plat])) + "\n")
@@ -208,10 +236,21 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     guard_log.unlink()
 
     # The wheel's package (not the checkout's) is imported, and its data resolve inside it.
-    where = json.loads(_run([py, "-c", (
-        "import json, ditmos, ditmos.paths as p; print(json.dumps({"
-        "'pkg': ditmos.__file__, 'root': str(p.package_root()), "
-        "'files': [str(f) for f in p.all_resources()]}))")], cwd=work, env=env).stdout)
+    where = json.loads(
+        _run(
+            [
+                py,
+                "-c",
+                (
+                    "import json, ditmos, ditmos.paths as p; print(json.dumps({"
+                    "'pkg': ditmos.__file__, 'root': str(p.package_root()), "
+                    "'files': [str(f) for f in p.all_resources()]}))"
+                ),
+            ],
+            cwd=work,
+            env=env,
+        ).stdout
+    )
     pkg_dir = os.path.realpath(site / "ditmos")
     assert os.path.realpath(where["pkg"]).startswith(pkg_dir + os.sep)
     assert os.path.realpath(where["root"]) == pkg_dir
@@ -231,21 +270,56 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     from ditmos.training.testing import tiny_config
 
     (work / "tiny.json").write_text(json.dumps(tiny_config("hapt")))
-    _run([ditmos, "train", "--dataset", "hapt", "--preset", "quick", "--config", "tiny.json",
-          "--out", "runs/tiny", "--quiet"], cwd=work, env=env)
-    _run([ditmos, "quantize", "runs/tiny", "--calibration-samples", "200", "--quiet"],
-         cwd=work, env=env)
-    _run([ditmos, "build", "--board", "mps2_an500", "--run", "runs/tiny", "--out", "build/mps2",
-          "--quiet"], cwd=work, env=env)
-    _run([ditmos, "evaluate", "--run", "runs/tiny", "--build", "build/mps2", "--emulate",
-          "--limit", "40", "--out", "eval", "--quiet"], cwd=work, env=env)
+    _run(
+        [
+            ditmos,
+            "train",
+            "--dataset",
+            "hapt",
+            "--preset",
+            "quick",
+            "--config",
+            "tiny.json",
+            "--out",
+            "runs/tiny",
+            "--quiet",
+        ],
+        cwd=work,
+        env=env,
+    )
+    _run([ditmos, "quantize", "runs/tiny", "--calibration-samples", "200", "--quiet"], cwd=work, env=env)
+    _run(
+        [ditmos, "build", "--board", "mps2_an500", "--run", "runs/tiny", "--out", "build/mps2", "--quiet"],
+        cwd=work,
+        env=env,
+    )
+    _run(
+        [
+            ditmos,
+            "evaluate",
+            "--run",
+            "runs/tiny",
+            "--build",
+            "build/mps2",
+            "--emulate",
+            "--limit",
+            "40",
+            "--out",
+            "eval",
+            "--quiet",
+        ],
+        cwd=work,
+        env=env,
+    )
     report = json.loads((work / "eval" / "report.json").read_text())
     assert report["samples"] == 40 and report["mismatches"] == 0, report
-    _run([ditmos, "build", "--board", "nucleo_f767zi", "--run", "runs/tiny", "--out",
-          "build/nucleo", "--quiet"], cwd=work, env=env)
+    _run(
+        [ditmos, "build", "--board", "nucleo_f767zi", "--run", "runs/tiny", "--out", "build/nucleo", "--quiet"],
+        cwd=work,
+        env=env,
+    )
     assert (work / "build/nucleo/firmware.elf").stat().st_size > 0
-    assert json.loads((work / "build/nucleo/manifest.json").read_text())["board"] \
-        == "nucleo_f767zi"
+    assert json.loads((work / "build/nucleo/manifest.json").read_text())["board"] == "nucleo_f767zi"
     bad = _run([ditmos, "emulate", "--build", "no-such-build"], cwd=work, env=env, ok=False)
     assert bad.returncode == 2 and bad.stderr.startswith("ditmos: error: ")
 
@@ -254,8 +328,7 @@ def test_wheel_installs_and_runs_the_pipeline_outside_the_checkout(tmp_path):
     assert reads == "", f"files of the checkout were used:\n{reads[:3000]}"
     needles = sorted(forbid)
     for f in work.rglob("*"):
-        if f.is_file() and f.suffix in (".c", ".h", ".json", ".ini", ".ld", ".mk", "") \
-                and f.stat().st_size < 5_000_000:
+        if f.is_file() and f.suffix in (".c", ".h", ".json", ".ini", ".ld", ".mk", "") and f.stat().st_size < 5_000_000:
             text = f.read_bytes().decode("utf-8", "replace")
             for needle in needles:
                 assert needle not in text, f"{f} mentions {needle}"

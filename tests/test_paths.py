@@ -27,8 +27,12 @@ def test_assets_resolve_inside_the_package_folder():
 def test_every_tracked_asset_is_a_resource():
     """The files git tracks in templates/, firmware/, datasets/ are exactly
     what the package sees (the _assets links cover them all)."""
-    tracked = subprocess.run(["git", "-C", str(ROOT), "ls-files", "templates", "firmware",
-                              "datasets"], capture_output=True, text=True, check=True).stdout
+    tracked = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "templates", "firmware", "datasets"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     want = {ROOT / rel for rel in tracked.split()}
     have = {p.resolve() for p in paths.all_resources() if p.name != "boards.json"}
     assert want and want <= have, sorted(str(p) for p in want - have)

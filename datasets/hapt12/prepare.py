@@ -81,8 +81,8 @@ def build(data: dict) -> dict:
         "seg_subject": np.array(subj, np.int64),
         "seg_session": np.array(sess, np.int64),
         "seg_label": np.array(label, np.int64),
-        "seg_len": np.array(spans, np.int64),        # stored samples (context + transition + context)
-        "seg_pre": np.array(pre, np.int64),          # context samples before the transition
+        "seg_len": np.array(spans, np.int64),  # stored samples (context + transition + context)
+        "seg_pre": np.array(pre, np.int64),  # context samples before the transition
         "seg_trans_len": np.array(trans_len, np.int64),
         "transition_samples": np.int64(total),
     }
@@ -100,9 +100,11 @@ def main() -> None:
     if int(arrays["seg_trans_len"].sum()) != int(arrays["transition_samples"]):
         raise SystemExit("transition samples lost while cutting segments")
     np.savez_compressed(args.out, **arrays)
-    print(f"wrote {args.out} ({args.out.stat().st_size} bytes): "
-          f"{len(arrays['seg_len'])} transitions, {int(arrays['transition_samples'])} transition "
-          f"samples, {len(arrays['signals'])} stored samples with context")
+    print(
+        f"wrote {args.out} ({args.out.stat().st_size} bytes): "
+        f"{len(arrays['seg_len'])} transitions, {int(arrays['transition_samples'])} transition "
+        f"samples, {len(arrays['signals'])} stored samples with context"
+    )
 
 
 if __name__ == "__main__":

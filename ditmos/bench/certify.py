@@ -51,25 +51,35 @@ def _best(fn, repeat: int) -> tuple[float, float]:
 
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--sigma", type=float, default=0.25, show_default=True,
-              help="Noise std in normalised input units.")
-@click.option("--n", "n", type=int, default=10000, show_default=True,
-              help="Noisy predictions per window.")
-@click.option("--samples", type=int, default=5, show_default=True,
-              help="Test windows (evenly spread over the test split).")
+@click.option("--sigma", type=float, default=0.25, show_default=True, help="Noise std in normalised input units.")
+@click.option("--n", "n", type=int, default=10000, show_default=True, help="Noisy predictions per window.")
+@click.option(
+    "--samples", type=int, default=5, show_default=True, help="Test windows (evenly spread over the test split)."
+)
 @click.option("--repeat", type=int, default=2, show_default=True)
-@click.option("--threads", type=int, default=1, show_default=True,
-              help="Threads of both sides (TensorFlow's intra- and inter-op pools, LiteRT's "
-                   "interpreter); the C engine always runs one.")
-@click.option("--float-batch", type=int, default=10000, show_default=True,
-              help="Noisy windows per TensorFlow call (float side).")
-@click.option("--int-batch", type=int, default=2000, show_default=True,
-              help="Noisy windows per LiteRT call (batched integer side).")
-@click.option("--no-c", "no_c", is_flag=True,
-              help="Skip the (slow) C engine: no check of the batched counts against it.")
+@click.option(
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Threads of both sides (TensorFlow's intra- and inter-op pools, LiteRT's "
+    "interpreter); the C engine always runs one.",
+)
+@click.option(
+    "--float-batch", type=int, default=10000, show_default=True, help="Noisy windows per TensorFlow call (float side)."
+)
+@click.option(
+    "--int-batch",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="Noisy windows per LiteRT call (batched integer side).",
+)
+@click.option(
+    "--no-c", "no_c", is_flag=True, help="Skip the (slow) C engine: no check of the batched counts against it."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def command(run_dir, sigma, n, samples, repeat, threads, float_batch, int_batch, no_c,
-            as_json):
+def command(run_dir, sigma, n, samples, repeat, threads, float_batch, int_batch, no_c, as_json):
     """Time float vs integer-only smoothing on the same windows; print the ratio."""
     from ditmos.errors import DitmosError
     from ditmos.smoothing.certify import check_sigma
@@ -78,9 +88,14 @@ def command(run_dir, sigma, n, samples, repeat, threads, float_batch, int_batch,
     from ditmos.training.rundir import load_run_data
 
     check_sigma(sigma)
-    for name, v in (("--n", n), ("--samples", samples), ("--repeat", repeat),
-                    ("--threads", threads), ("--float-batch", float_batch),
-                    ("--int-batch", int_batch)):
+    for name, v in (
+        ("--n", n),
+        ("--samples", samples),
+        ("--repeat", repeat),
+        ("--threads", threads),
+        ("--float-batch", float_batch),
+        ("--int-batch", int_batch),
+    ):
         if v < 1:
             raise DitmosError(f"{name} must be >= 1, got {v}")
     run_dir = Path(run_dir)
@@ -96,8 +111,7 @@ def command(run_dir, sigma, n, samples, repeat, threads, float_batch, int_batch,
     except RuntimeError:  # TensorFlow already running in this process (in-process use)
         tf_threads = False
     fsm = FloatSmoother(FloatModel(run_dir, batch=float_batch), sigma)
-    ism = IntSmoother(run_dir / "int8", sigma, engine="batched", chunk=int_batch,
-                      threads=threads)
+    ism = IntSmoother(run_dir / "int8", sigma, engine="batched", chunk=int_batch, threads=threads)
     counts = {"batched": [], "c": []}
     try:
         x_q = ism.quantize(x)
@@ -115,8 +129,7 @@ def command(run_dir, sigma, n, samples, repeat, threads, float_batch, int_batch,
                 rng = np.random.default_rng([0, int(i)])
                 for off in range(0, n, float_batch):
                     b = min(float_batch, n - off)
-                    x[j][None] + (rng.standard_normal((b, *x[j].shape), dtype=np.float32)
-                                  * np.float32(sigma))
+                    x[j][None] + (rng.standard_normal((b, *x[j].shape), dtype=np.float32) * np.float32(sigma))
 
         def int_noise():
             for j, i in enumerate(idx):
@@ -125,8 +138,10 @@ def command(run_dir, sigma, n, samples, repeat, threads, float_batch, int_batch,
 
         def run_int(engine):
             def run():
-                counts[engine] = [ism.counts(x_q[j], n, window_seed(0, int(i)), engine=engine)
-                                  for j, i in enumerate(idx)]
+                counts[engine] = [
+                    ism.counts(x_q[j], n, window_seed(0, int(i)), engine=engine) for j, i in enumerate(idx)
+                ]
+
             return run
 
         (w_float, c_float) = _best(run_float, repeat)
@@ -138,17 +153,26 @@ def command(run_dir, sigma, n, samples, repeat, threads, float_batch, int_batch,
         ism.close()
     for a, b in zip(counts["batched"], counts["c"]):
         if not np.array_equal(a, b):
-            raise DitmosError(f"batched integer counts {a.tolist()} differ from the C model's "
-                              f"{b.tolist()}")
+            raise DitmosError(f"batched integer counts {a.tolist()} differ from the C model's {b.tolist()}")
     preds = n * len(idx)
-    res = {"run": str(run_dir), "sigma": sigma, "n": n, "samples": int(len(idx)),
-           "repeat": repeat, "threads": threads, "float_batch": float_batch,
-           "int_batch": int_batch, "tensorflow_threads_applied": tf_threads,
-           "integer_counts_identical": None if no_c else True}
-    rows = [("float", "float smoothing (TensorFlow, routed)", w_float, c_float),
-            ("float_noise", "  of which the Gaussian noise", w_fnoise, c_fnoise),
-            ("batched", "integer smoothing (batched, LiteRT int8)", w_bat, c_bat),
-            ("batched_noise", "  of which the integer noise", w_inoise, c_inoise)]
+    res = {
+        "run": str(run_dir),
+        "sigma": sigma,
+        "n": n,
+        "samples": int(len(idx)),
+        "repeat": repeat,
+        "threads": threads,
+        "float_batch": float_batch,
+        "int_batch": int_batch,
+        "tensorflow_threads_applied": tf_threads,
+        "integer_counts_identical": None if no_c else True,
+    }
+    rows = [
+        ("float", "float smoothing (TensorFlow, routed)", w_float, c_float),
+        ("float_noise", "  of which the Gaussian noise", w_fnoise, c_fnoise),
+        ("batched", "integer smoothing (batched, LiteRT int8)", w_bat, c_bat),
+        ("batched_noise", "  of which the integer noise", w_inoise, c_inoise),
+    ]
     if not no_c:
         rows.append(("int", "integer smoothing (generated int8 C, host)", w_int, c_int))
     for k, _, w, c in rows:
@@ -162,18 +186,23 @@ def command(run_dir, sigma, n, samples, repeat, threads, float_batch, int_batch,
     if as_json:
         click.echo(json.dumps(res, indent=1))
         return
-    click.echo(f"{len(idx)} windows x {n} noisy predictions, best of {repeat}, {threads} "
-               f"thread(s); batches: float {float_batch}, integer {int_batch}")
+    click.echo(
+        f"{len(idx)} windows x {n} noisy predictions, best of {repeat}, {threads} "
+        f"thread(s); batches: float {float_batch}, integer {int_batch}"
+    )
     if not tf_threads:
-        click.echo("note: TensorFlow was already initialised in this process; --threads was "
-                   "not applied to it")
+        click.echo("note: TensorFlow was already initialised in this process; --threads was not applied to it")
     click.echo(f"{'':48s}{'wall s':>9s}{'CPU s':>9s}{'CPU ms/prediction':>19s}")
     for k, label, w, c in rows:
         click.echo(f"{label:48s}{w:9.2f}{c:9.2f}{res[k + '_cpu_ms_per_prediction']:19.4f}")
     if not no_c:
         click.echo("integer counts: batched == C on every window")
-    click.echo(f"ratio float / integer batched: wall {res['ratio_wall_float_over_batched']:.2f}x, "
-               f"CPU {res['ratio_cpu_float_over_batched']:.2f}x")
+    click.echo(
+        f"ratio float / integer batched: wall {res['ratio_wall_float_over_batched']:.2f}x, "
+        f"CPU {res['ratio_cpu_float_over_batched']:.2f}x"
+    )
     if not no_c:
-        click.echo(f"ratio float / integer C:       wall {res['ratio_wall_float_over_int']:.2f}x, "
-                   f"CPU {res['ratio_cpu_float_over_int']:.2f}x")
+        click.echo(
+            f"ratio float / integer C:       wall {res['ratio_wall_float_over_int']:.2f}x, "
+            f"CPU {res['ratio_cpu_float_over_int']:.2f}x"
+        )

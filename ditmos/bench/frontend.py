@@ -47,8 +47,10 @@ def _run_info(run_dir: Path) -> dict:
         raise DitmosError(f"run directory {run_dir} does not exist")
     cfg = read_json(run_dir / "config.json", hint)
     if cfg.get("dataset") not in KINDS:
-        raise DitmosError(f"{run_dir} was trained on '{cfg.get('dataset')}'; the front-end "
-                          f"benchmark takes runs of {' or '.join(KINDS)}")
+        raise DitmosError(
+            f"{run_dir} was trained on '{cfg.get('dataset')}'; the front-end "
+            f"benchmark takes runs of {' or '.join(KINDS)}"
+        )
     for name in ("export/export.json", "models/strong.keras", "splits.npz", "normalization.json"):
         if not (run_dir / name).exists():
             raise DitmosError(f"{run_dir} has no {name}: {hint}")
@@ -60,8 +62,8 @@ def _features(clips: np.ndarray, cfg) -> dict[str, np.ndarray]:
     from ditmos.data.fsdd_audio import features
     from ditmos.data.mfcc_fixed import to_float_units
 
-    fixed = features(clips, "fixed", cfg)          # log2 Q10 / 1024, as fsdd_audio
-    flt = features(clips, "float", cfg)             # natural log, as fsdd_audio_float
+    fixed = features(clips, "fixed", cfg)  # log2 Q10 / 1024, as fsdd_audio
+    flt = features(clips, "float", cfg)  # natural log, as fsdd_audio_float
     per_c0 = 45.0 * math.sqrt(cfg.n_mels)
     float_as_fixed = flt / np.log(2.0)
     float_as_fixed[..., 0] += per_c0
@@ -89,7 +91,7 @@ class _Strong:
 
         outs = []
         for i in range(0, len(x), batch):
-            z = self.model({"window": tf.constant(x[i:i + batch], tf.float32)}, training=False)
+            z = self.model({"window": tf.constant(x[i : i + batch], tf.float32)}, training=False)
             outs.append(np.argmax(np.asarray(z["logits"] if isinstance(z, dict) else z), axis=1))
         return np.concatenate(outs).astype(np.int64)
 
@@ -115,11 +117,12 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 def _pm(values: list[float], scale: float = 100.0, signed: bool = False) -> str:
     m, s = _mean_std(values)
     fmt = "{:+.2f}" if signed else "{:.2f}"
-    return (fmt.format(m * scale) + (f" ± {s * scale:.2f}" if len(values) > 1 else ""))
+    return fmt.format(m * scale) + (f" ± {s * scale:.2f}" if len(values) > 1 else "")
 
 
-def measure(fixed_runs: list[Path], float_runs: list[Path], samples: int | None = None,
-            progress=lambda msg: None) -> dict:
+def measure(
+    fixed_runs: list[Path], float_runs: list[Path], samples: int | None = None, progress=lambda msg: None
+) -> dict:
     """The benchmark's result (see the module doc); runs must share one split."""
     from ditmos.data import Normalizer, Splits
     from ditmos.data.fsdd_audio import CONFIG, fit_clips, load_clips
@@ -137,8 +140,9 @@ def measure(fixed_runs: list[Path], float_runs: list[Path], samples: int | None 
     splits = [Splits.load(r / "splits.npz") for r, _ in runs]
     for (r, _), s in zip(runs[1:], splits[1:]):
         if any(not np.array_equal(getattr(s, n), getattr(splits[0], n)) for n in ("train", "val", "test")):
-            raise DitmosError(f"{r} has another data split than {runs[0][0]}; compare runs of one "
-                              f"split (the same split_seed)")
+            raise DitmosError(
+                f"{r} has another data split than {runs[0][0]}; compare runs of one split (the same split_seed)"
+            )
     split = splits[0]
     _, a = load_clips()
     clips = fit_clips(a["audio"], a["lengths"], CONFIG.clip_samples)
@@ -150,25 +154,37 @@ def measure(fixed_runs: list[Path], float_runs: list[Path], samples: int | None 
     out = {
         "dataset": "fsdd_audio",
         "samples": samples,
-        "split": {n: {"clips": int(len(getattr(split, n))), "clips_used": int(len(idx.get(n, []))),
-                      "speakers": sorted({speakers[int(s)] for s in a["speaker"][getattr(split, n)]})}
-                  for n in ("train", "val", "test")},
+        "split": {
+            n: {
+                "clips": int(len(getattr(split, n))),
+                "clips_used": int(len(idx.get(n, []))),
+                "speakers": sorted({speakers[int(s)] for s in a["speaker"][getattr(split, n)]}),
+            }
+            for n in ("train", "val", "test")
+        },
         "runs": [],
     }
     for (run_dir, kind), cfg in zip(runs, infos):
         progress(f"{run_dir} (trained on {kind} features, seed {cfg.get('seed')})")
         norm = Normalizer.load(run_dir / "normalization.json")
-        row = {"run": str(run_dir), "trained_on": kind, "seed": cfg.get("seed"),
-               "preset": cfg.get("preset"), "models": {}}
+        row = {
+            "run": str(run_dir),
+            "trained_on": kind,
+            "seed": cfg.get("seed"),
+            "preset": cfg.get("preset"),
+            "models": {},
+        }
         for name, target in _predictors(run_dir).items():
             res = {}
             for n in SPLITS:
                 y = labels[n]
                 pred = {fe: target.predict(norm.apply(feats[n][kind][fe])) for fe in ("fixed", "float")}
-                res[n] = {"fixed_features": float(np.mean(pred["fixed"] == y)),
-                          "float_features": float(np.mean(pred["float"] == y)),
-                          "agreement": float(np.mean(pred["fixed"] == pred["float"])),
-                          "clips": int(len(y))}
+                res[n] = {
+                    "fixed_features": float(np.mean(pred["fixed"] == y)),
+                    "float_features": float(np.mean(pred["float"] == y)),
+                    "agreement": float(np.mean(pred["fixed"] == pred["float"])),
+                    "clips": int(len(y)),
+                }
             row["models"][name] = res
         out["runs"].append(row)
     return out
@@ -180,31 +196,48 @@ def _binomial_se(p: float, n: int) -> float:
 
 def render_markdown(res: dict, command: str) -> str:
     sp = res["split"]
-    lines = ["# Fixed-point vs float MFCC front end (fsdd_audio)", "",
-             f"Written by `{command}`; do not edit by hand. Accuracies in %, mean ± standard "
-             "deviation (n−1) over the runs; float Keras models (DiTMoS and the run's strong CNN).",
-             "", "## Split", "", "| split | speakers | clips | clips used |", "|---|---|---|---|"]
+    lines = [
+        "# Fixed-point vs float MFCC front end (fsdd_audio)",
+        "",
+        f"Written by `{command}`; do not edit by hand. Accuracies in %, mean ± standard "
+        "deviation (n−1) over the runs; float Keras models (DiTMoS and the run's strong CNN).",
+        "",
+        "## Split",
+        "",
+        "| split | speakers | clips | clips used |",
+        "|---|---|---|---|",
+    ]
     for n in ("train", "val", "test"):
-        lines.append(f"| {n} | {len(sp[n]['speakers'])} ({', '.join(sp[n]['speakers'])}) | "
-                     f"{sp[n]['clips']} | {sp[n]['clips_used'] or '—'} |")
+        lines.append(
+            f"| {n} | {len(sp[n]['speakers'])} ({', '.join(sp[n]['speakers'])}) | "
+            f"{sp[n]['clips']} | {sp[n]['clips_used'] or '—'} |"
+        )
     runs = res["runs"]
     accs = [r["models"][m]["test"][f"{r['trained_on']}_features"] for r in runs for m in MODELS]
     n_test = sp["test"]["clips_used"]
     if accs:
         p = float(np.mean(accs))
-        lines += ["", f"One accuracy on {n_test} test clips of {len(sp['test']['speakers'])} "
-                      f"speaker(s) has a binomial standard error of "
-                      f"{100 * _binomial_se(p, n_test):.1f} points at the mean accuracy here "
-                      f"({100 * p:.1f}%), and the clips of one speaker are not independent, so "
-                      "differences between separately trained models of about a point are noise; "
-                      "table (a) compares the same model on the same clips and is the measure "
-                      "of the front end itself."]
-    lines += ["", "## (a) The same model, fed by each front end", "",
-              "Each model classifies the same clips with the features of both front ends "
-              "(the other front end's features mapped exactly onto its units). Δ = fixed-point − "
-              "float; agreement = same answer for the same clip.", "",
-              "| trained on | model | split | runs | float features | fixed-point features | Δ (pp) | agreement |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"One accuracy on {n_test} test clips of {len(sp['test']['speakers'])} "
+            f"speaker(s) has a binomial standard error of "
+            f"{100 * _binomial_se(p, n_test):.1f} points at the mean accuracy here "
+            f"({100 * p:.1f}%), and the clips of one speaker are not independent, so "
+            "differences between separately trained models of about a point are noise; "
+            "table (a) compares the same model on the same clips and is the measure "
+            "of the front end itself.",
+        ]
+    lines += [
+        "",
+        "## (a) The same model, fed by each front end",
+        "",
+        "Each model classifies the same clips with the features of both front ends "
+        "(the other front end's features mapped exactly onto its units). Δ = fixed-point − "
+        "float; agreement = same answer for the same clip.",
+        "",
+        "| trained on | model | split | runs | float features | fixed-point features | Δ (pp) | agreement |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for kind in ("float", "fixed"):
         group = [r for r in runs if r["trained_on"] == kind]
         if not group:
@@ -216,42 +249,73 @@ def render_markdown(res: dict, command: str) -> str:
                     f"| {kind} features | {m} | {n} | {len(group)} | "
                     f"{_pm([x['float_features'] for x in v])} | {_pm([x['fixed_features'] for x in v])} | "
                     f"{_pm([x['fixed_features'] - x['float_features'] for x in v], signed=True)} | "
-                    f"{_pm([x['agreement'] for x in v])} |")
+                    f"{_pm([x['agreement'] for x in v])} |"
+                )
     fixed = [r for r in runs if r["trained_on"] == "fixed"]
     flt = [r for r in runs if r["trained_on"] == "float"]
     if fixed and flt:
-        lines += ["", "## (b) Models trained on each front end's features", "",
-                  "Each run evaluated on the features it was trained on.", "",
-                  "| model | split | trained on fixed-point (runs) | trained on float (runs) | Δ (pp) |",
-                  "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## (b) Models trained on each front end's features",
+            "",
+            "Each run evaluated on the features it was trained on.",
+            "",
+            "| model | split | trained on fixed-point (runs) | trained on float (runs) | Δ (pp) |",
+            "|---|---|---|---|---|",
+        ]
         for m in MODELS:
             for n in SPLITS:
                 a = [r["models"][m][n]["fixed_features"] for r in fixed]
                 b = [r["models"][m][n]["float_features"] for r in flt]
-                lines.append(f"| {m} | {n} | {_pm(a)} ({len(a)}) | {_pm(b)} ({len(b)}) | "
-                             f"{100 * (np.mean(a) - np.mean(b)):+.2f} |")
-    lines += ["", "## Runs", "",
-              "| run | trained on | seed | preset | DiTMoS val | DiTMoS test | strong val | strong test |",
-              "|---|---|---|---|---|---|---|---|"]
+                lines.append(
+                    f"| {m} | {n} | {_pm(a)} ({len(a)}) | {_pm(b)} ({len(b)}) | "
+                    f"{100 * (np.mean(a) - np.mean(b)):+.2f} |"
+                )
+    lines += [
+        "",
+        "## Runs",
+        "",
+        "| run | trained on | seed | preset | DiTMoS val | DiTMoS test | strong val | strong test |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in runs:
         own = f"{r['trained_on']}_features"
         cells = [f"{100 * r['models'][m][n][own]:.2f}" for m in MODELS for n in SPLITS]
-        lines.append(f"| `{Path(r['run']).name}` ({Path(r['run']).parent.name}) | {r['trained_on']} | "
-                     f"{r['seed']} | {r['preset']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| `{Path(r['run']).name}` ({Path(r['run']).parent.name}) | {r['trained_on']} | "
+            f"{r['seed']} | {r['preset']} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 @click.command()
-@click.option("--fixed", "fixed_runs", multiple=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="A run trained on fsdd_audio (fixed-point features); repeat for each seed.")
-@click.option("--float", "float_runs", multiple=True,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="A run trained on fsdd_audio_float (float features); repeat for each seed.")
-@click.option("--samples", default=None, type=click.IntRange(1),
-              help="Only N clips of the validation and test splits, spread evenly (default: all).")
-@click.option("--write", "write_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the tables as Markdown to this file.")
+@click.option(
+    "--fixed",
+    "fixed_runs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A run trained on fsdd_audio (fixed-point features); repeat for each seed.",
+)
+@click.option(
+    "--float",
+    "float_runs",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A run trained on fsdd_audio_float (float features); repeat for each seed.",
+)
+@click.option(
+    "--samples",
+    default=None,
+    type=click.IntRange(1),
+    help="Only N clips of the validation and test splits, spread evenly (default: all).",
+)
+@click.option(
+    "--write",
+    "write_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the tables as Markdown to this file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(fixed_runs, float_runs, samples, write_path, as_json):
     """Accuracy cost of the fixed-point MFCC front end on fsdd_audio: (a) each

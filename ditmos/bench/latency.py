@@ -58,8 +58,9 @@ def _rows_by_program(codegen: dict) -> dict[str, list[dict]]:
         if isinstance(row.get("layer_index"), int) and row["layer_index"] >= 0:
             rows.setdefault(str(row.get("program", "?")), []).append(row)
     if "selector" not in rows:
-        raise DitmosError("the codegen manifest lists no profiled selector layers; "
-                          "this build cannot be benchmarked per layer")
+        raise DitmosError(
+            "the codegen manifest lists no profiled selector layers; this build cannot be benchmarked per layer"
+        )
     return rows
 
 
@@ -69,19 +70,18 @@ def _programs_run(rows: dict[str, list[dict]], route: int) -> list[str]:
     progs = [p for p in rows if not re.fullmatch(r"classifier_\d+", p)]
     k = f"classifier_{route}"
     if k not in rows:
-        raise DitmosError(f"an inference was routed to {k}, which the codegen manifest "
-                          f"does not list")
+        raise DitmosError(f"an inference was routed to {k}, which the codegen manifest does not list")
     return progs + [k]
 
 
-def _measure_set(run_dir: Path, int8_dir: Path, work: Path, kernels: str, samples: int,
-                 strategy: str) -> dict:
+def _measure_set(run_dir: Path, int8_dir: Path, work: Path, kernels: str, samples: int, strategy: str) -> dict:
     from ditmos.boards import build_firmware
     from ditmos.harness.evaluate import SAMPLES_FILE, evaluate, read_samples
     from ditmos.codegen import find_codegen_manifest
 
-    build_dir = build_firmware(BOARD, int8_dir, work / f"build_{kernels}", kernels=kernels,
-                               profile=True, strategy=strategy)
+    build_dir = build_firmware(
+        BOARD, int8_dir, work / f"build_{kernels}", kernels=kernels, profile=True, strategy=strategy
+    )
     eval_dir = work / f"eval_{kernels}"
     # with an input pipeline the device gets raw inputs and prepares them itself
     raw = "auto" if (Path(build_dir) / "model" / "prepare.h").is_file() else None
@@ -92,32 +92,36 @@ def _measure_set(run_dir: Path, int8_dir: Path, work: Path, kernels: str, sample
         raise DitmosError(f"{build_dir} has no codegen manifest; cannot attribute layers")
     recs = [records[i] for i in sorted(records)]
     if not recs or any(r.get("cost") in (None, 0) for r in recs):
-        raise DitmosError(f"the {kernels} build reported no instruction counts "
-                          f"(is the QEMU plugin working?); see {eval_dir}")
-    return {"records": recs, "codegen": found[1], "raw": (report.get("input_pipeline") or {}).get("raw"),
-            "mismatches": int(report.get("mismatches", 0) or 0)
-            + int(report.get("score_mismatches", 0) or 0)}
+        raise DitmosError(
+            f"the {kernels} build reported no instruction counts (is the QEMU plugin working?); see {eval_dir}"
+        )
+    return {
+        "records": recs,
+        "codegen": found[1],
+        "raw": (report.get("input_pipeline") or {}).get("raw"),
+        "mismatches": int(report.get("mismatches", 0) or 0) + int(report.get("score_mismatches", 0) or 0),
+    }
 
 
-def measure_latency(run_dir: str | Path, *, samples: int = 8, work_dir: str | Path | None = None,
-                    strategy: str = "slicing") -> dict:
+def measure_latency(
+    run_dir: str | Path, *, samples: int = 8, work_dir: str | Path | None = None, strategy: str = "slicing"
+) -> dict:
     """Build and run both kernel sets; return the benchmark dictionary."""
     run_dir = Path(run_dir)
     int8_dir = run_dir / "int8"
     if not (int8_dir / "manifest.json").is_file():
-        raise DitmosError(f"{int8_dir / 'manifest.json'} does not exist: run "
-                          f"`ditmos quantize {run_dir}` first")
+        raise DitmosError(f"{int8_dir / 'manifest.json'} does not exist: run `ditmos quantize {run_dir}` first")
     if samples < 1:
         raise DitmosError(f"--samples must be at least 1, got {samples}")
     with tempfile.TemporaryDirectory(prefix="ditmos_latency_") as tmp:
         work = Path(work_dir) if work_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        sets = {k: _measure_set(run_dir, int8_dir, work, k, samples, strategy)
-                for k in KERNEL_SETS}
+        sets = {k: _measure_set(run_dir, int8_dir, work, k, samples, strategy) for k in KERNEL_SETS}
     ref, opt = sets["ref"], sets["cm7"]
     rows = _rows_by_program(opt["codegen"])
-    ref_kernels = {(r.get("program"), r.get("layer_index")): r.get("kernel")
-                   for r in ref["codegen"].get("layers") or []}
+    ref_kernels = {
+        (r.get("program"), r.get("layer_index")): r.get("kernel") for r in ref["codegen"].get("layers") or []
+    }
     by_index = {i: r for i, r in enumerate(ref["records"])}
     if [r["index"] for r in ref["records"]] != [r["index"] for r in opt["records"]]:
         raise DitmosError("the two builds measured different samples")
@@ -134,12 +138,21 @@ def measure_latency(run_dir: str | Path, *, samples: int = 8, work_dir: str | Pa
                 macs_total += int(row.get("macs", 0) or 0)
                 if j >= len(lc_ref) or j >= len(lc_opt):
                     continue
-                entry = layers.setdefault((prog, j), {
-                    "program": prog, "layer_index": j, "kind": row.get("kind"),
-                    "kernel": row.get("kernel"),
-                    "reference_kernel": ref_kernels.get((prog, j)),
-                    "layer": _short(row.get("layer", "")), "macs": int(row.get("macs", 0) or 0),
-                    "samples": 0, "_ref": 0, "_opt": 0})
+                entry = layers.setdefault(
+                    (prog, j),
+                    {
+                        "program": prog,
+                        "layer_index": j,
+                        "kind": row.get("kind"),
+                        "kernel": row.get("kernel"),
+                        "reference_kernel": ref_kernels.get((prog, j)),
+                        "layer": _short(row.get("layer", "")),
+                        "macs": int(row.get("macs", 0) or 0),
+                        "samples": 0,
+                        "_ref": 0,
+                        "_opt": 0,
+                    },
+                )
                 entry["samples"] += 1
                 entry["_ref"] += int(lc_ref[j])
                 entry["_opt"] += int(lc_opt[j])
@@ -150,25 +163,35 @@ def measure_latency(run_dir: str | Path, *, samples: int = 8, work_dir: str | Pa
     if opt["raw"] is not None:
         prep = [r.get("prepare_cost") for r in opt["records"]]
         if any(p in (None, 0) for p in prep):
-            raise DitmosError("the cm7 build reported no instruction count for its input "
-                              "pipeline (marks 254/255)")
+            raise DitmosError("the cm7 build reported no instruction count for its input pipeline (marks 254/255)")
         prep_mean = sum(prep) / n
-        pipeline = {"raw": opt["raw"], "instructions": prep_mean,
-                    "min": min(prep), "max": max(prep),
-                    "share": prep_mean / (prep_mean + opt_mean),
-                    "with_inference": prep_mean + opt_mean}
+        pipeline = {
+            "raw": opt["raw"],
+            "instructions": prep_mean,
+            "min": min(prep),
+            "max": max(prep),
+            "share": prep_mean / (prep_mean + opt_mean),
+            "with_inference": prep_mean + opt_mean,
+        }
     macs = macs_total / n
     out_layers = []
     for key in sorted(layers, key=lambda k: (k[0] != "selector", k[0], k[1])):
         e = layers[key]
         rr, oo = e.pop("_ref") / e["samples"], e.pop("_opt") / e["samples"]
-        e.update({"reference_instructions": rr, "optimized_instructions": oo,
-                  "ratio": rr / oo if oo else None,
-                  "reference_per_mac": rr / e["macs"] if e["macs"] else None,
-                  "optimized_per_mac": oo / e["macs"] if e["macs"] else None})
+        e.update(
+            {
+                "reference_instructions": rr,
+                "optimized_instructions": oo,
+                "ratio": rr / oo if oo else None,
+                "reference_per_mac": rr / e["macs"] if e["macs"] else None,
+                "optimized_per_mac": oo / e["macs"] if e["macs"] else None,
+            }
+        )
         out_layers.append(e)
     return {
-        "board": BOARD, "strategy": strategy, "samples": n,
+        "board": BOARD,
+        "strategy": strategy,
+        "samples": n,
         "unit": "retired instructions (QEMU TCG plugin)",
         "reference_instructions": ref_mean,
         "optimized_instructions": opt_mean,
@@ -188,48 +211,71 @@ def format_latency(res: dict) -> str:
     def per(v):
         return f"{v:.2f}" if v else "-"
 
-    lines = [f"{'program':<14}{'#':>3} {'cm7 kernel':<18}{'MACs':>8}{'ref instr':>11}"
-             f"{'cm7 instr':>11}{'ref/MAC':>9}{'cm7/MAC':>9}{'ref/cm7':>9}"]
+    lines = [
+        f"{'program':<14}{'#':>3} {'cm7 kernel':<18}{'MACs':>8}{'ref instr':>11}"
+        f"{'cm7 instr':>11}{'ref/MAC':>9}{'cm7/MAC':>9}{'ref/cm7':>9}"
+    ]
     for e in res["layers"]:
-        lines.append(f"{e['program']:<14}{e['layer_index']:>3} {str(e['kernel']):<18}"
-                     f"{e['macs']:>8}{e['reference_instructions']:>11.0f}"
-                     f"{e['optimized_instructions']:>11.0f}{per(e.get('reference_per_mac')):>9}"
-                     f"{per(e['optimized_per_mac']):>9}{e['ratio']:>9.2f}")
+        lines.append(
+            f"{e['program']:<14}{e['layer_index']:>3} {str(e['kernel']):<18}"
+            f"{e['macs']:>8}{e['reference_instructions']:>11.0f}"
+            f"{e['optimized_instructions']:>11.0f}{per(e.get('reference_per_mac')):>9}"
+            f"{per(e['optimized_per_mac']):>9}{e['ratio']:>9.2f}"
+        )
     lines.append(
         f"whole inference ({res['samples']} samples, {res['board']}, {res['unit']}): "
         f"ref {res['reference_instructions']:.0f}, cm7 {res['optimized_instructions']:.0f} "
-        f"instructions for {res['macs']:.0f} MACs -> ref/cm7 {res['ratio']:.2f}")
+        f"instructions for {res['macs']:.0f} MACs -> ref/cm7 {res['ratio']:.2f}"
+    )
     lines.append(
         f"instructions per MAC: ref {res['reference_per_mac']:.2f}, cm7 "
         f"{res['optimized_per_mac']:.3f} = {res['optimized_vs_floor']:.2f}x the "
-        f"{res['floor_per_mac']} floor (one SMLAD per two MACs)")
+        f"{res['floor_per_mac']} floor (one SMLAD per two MACs)"
+    )
     pipe = res.get("input_pipeline")
     if pipe:
         lines.append(
             f"input pipeline on the device (raw {pipe['raw']} -> int8 window, cm7 build): "
             f"{pipe['instructions']:.0f} instructions (min {pipe['min']}, max {pipe['max']}); "
             f"with the inference {pipe['with_inference']:.0f}, pipeline share "
-            f"{100 * pipe['share']:.1f}%")
+            f"{100 * pipe['share']:.1f}%"
+        )
     mm = res["mismatches"]
     if mm["ref"] or mm["cm7"]:
-        lines.append(f"WARNING: answers differ from the TFLM reference (ref {mm['ref']}, "
-                     f"cm7 {mm['cm7']})")
+        lines.append(f"WARNING: answers differ from the TFLM reference (ref {mm['ref']}, cm7 {mm['cm7']})")
     return "\n".join(lines)
 
 
 @click.command("latency")
-@click.option("--run", "run_dir", required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A run directory with a quantised int8/ subdirectory.")
-@click.option("--samples", default=8, show_default=True, type=int,
-              help="Test windows to run per kernel set (counts are exact; few suffice).")
-@click.option("--strategy", default="slicing", show_default=True,
-              type=click.Choice(["slicing", "greedy", "none"]), help="Memory plan to build.")
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Keep the builds and evaluation directories here (default: temporary).")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A run directory with a quantised int8/ subdirectory.",
+)
+@click.option(
+    "--samples",
+    default=8,
+    show_default=True,
+    type=int,
+    help="Test windows to run per kernel set (counts are exact; few suffice).",
+)
+@click.option(
+    "--strategy",
+    default="slicing",
+    show_default=True,
+    type=click.Choice(["slicing", "greedy", "none"]),
+    help="Memory plan to build.",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the builds and evaluation directories here (default: temporary).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(run_dir: Path, samples: int, strategy: str, work_dir: Path | None,
-            as_json: bool) -> None:
+def command(run_dir: Path, samples: int, strategy: str, work_dir: Path | None, as_json: bool) -> None:
     """Instructions per inference in QEMU (Cortex-M7): reference vs optimised kernels."""
     res = measure_latency(run_dir, samples=samples, work_dir=work_dir, strategy=strategy)
     click.echo(json.dumps(res, indent=2) if as_json else format_latency(res))

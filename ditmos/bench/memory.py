@@ -62,8 +62,7 @@ def tflm_arena(tflite_path: Path, inputs: list[tuple[list[int], int]]) -> dict[s
     for key in ("total", "head", "tail"):
         m = re.search(rf"Arena allocation {key} (\d+) bytes", text)
         if m is None:
-            raise DitmosError(f"the TFLM interpreter did not report its arena {key} for "
-                              f"{tflite_path}")
+            raise DitmosError(f"the TFLM interpreter did not report its arena {key} for {tflite_path}")
         res[key] = int(m.group(1))
     return res
 
@@ -76,9 +75,11 @@ def measure(int8_dir) -> dict:
     res = plan_all(manifest, graphs)
     res.pop("plans")  # full tables live in the codegen manifest
     res["tflm_arena_bytes"], res["tflm_head_bytes"] = {}, {}
-    res["tflm_arena_source"] = ("host-64bit-interpreter: total overstates the 32-bit "
-                                "on-target arena; head (planned activations) is the same "
-                                "on target and a lower bound")
+    res["tflm_arena_source"] = (
+        "host-64bit-interpreter: total overstates the 32-bit "
+        "on-target arena; head (planned activations) is the same "
+        "on target and a lower bound"
+    )
     for name, sub in manifest["submodels"].items():
         ins = sorted(sub["inputs"], key=lambda r: r["index"])
         a = tflm_arena(int8_dir / sub["file"], [(r["shape"], r["zero_point"]) for r in ins])
@@ -88,44 +89,50 @@ def measure(int8_dir) -> dict:
     res["input_bytes"] = int(T) * int(C)
     res["slicing_vs_max_single"] = round(res["peak_bytes"]["slicing"] / res["max_single_bytes"], 4)
     res["targets"] = {
-        "slicing_peak_le_1.05_max_single":
-            res["peak_bytes"]["slicing"] <= 1.05 * res["max_single_bytes"],
+        "slicing_peak_le_1.05_max_single": res["peak_bytes"]["slicing"] <= 1.05 * res["max_single_bytes"],
         "each_single_le_tflm_arena": all(
-            res["single_bytes"][n] <= res["tflm_arena_bytes"][n] for n in res["single_bytes"]),
+            res["single_bytes"][n] <= res["tflm_arena_bytes"][n] for n in res["single_bytes"]
+        ),
         "each_single_le_tflm_planned_head": all(
-            res["single_bytes"][n] <= res["tflm_head_bytes"][n] for n in res["single_bytes"]),
+            res["single_bytes"][n] <= res["tflm_head_bytes"][n] for n in res["single_bytes"]
+        ),
     }
     res["int8_dir"] = str(int8_dir)
     return res
 
 
 @click.command("memory")
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False),
-              help="Run directory with an int8/ subdirectory (ditmos quantize).")
+@click.option(
+    "--run",
+    "run_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Run directory with an int8/ subdirectory (ditmos quantize).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def command(run_dir: str, as_json: bool) -> None:
     """Peak activation memory per planning strategy vs the TFLM arena."""
     int8_dir = Path(run_dir) / "int8"
     if not (int8_dir / "manifest.json").is_file():
-        raise DitmosError(f"{int8_dir} has no manifest.json; run `ditmos quantize {run_dir}` "
-                          f"first")
+        raise DitmosError(f"{int8_dir} has no manifest.json; run `ditmos quantize {run_dir}` first")
     res = measure(int8_dir)
     if as_json:
         click.echo(json.dumps(res, indent=1))
         return
-    click.echo(f"composed DiTMoS inference, activation arena (input window of "
-               f"{res['input_bytes']} B read in place):")
+    click.echo(f"composed DiTMoS inference, activation arena (input window of {res['input_bytes']} B read in place):")
     for strat, v in res["peak_bytes"].items():
         click.echo(f"  {strat:<8} {v:>8} B   (live lower bound {res['live_bytes'][strat]} B)")
     click.echo(f"  slicing / largest single sub-model = {res['slicing_vs_max_single']:.3f}")
     click.echo("sub-model alone     plan B   TFLM arena B   TFLM planned head B")
-    click.echo("  (TFLM figures from the 64-bit host interpreter: its total overstates the "
-               "32-bit Cortex-M arena;\n   the planned head -- activations only -- is the "
-               "same on target, a lower bound of that arena)")
+    click.echo(
+        "  (TFLM figures from the 64-bit host interpreter: its total overstates the "
+        "32-bit Cortex-M arena;\n   the planned head -- activations only -- is the "
+        "same on target, a lower bound of that arena)"
+    )
     for n, v in res["single_bytes"].items():
-        click.echo(f"  {n:<16} {v:>8} {res['tflm_arena_bytes'][n]:>14} "
-                   f"{res['tflm_head_bytes'][n]:>12}")
+        click.echo(f"  {n:<16} {v:>8} {res['tflm_arena_bytes'][n]:>14} {res['tflm_head_bytes'][n]:>12}")
     for k, ok in res["targets"].items():
-        click.echo(f"  target {k}: {'met' if ok else 'NOT met'}"
-                   + (" (against the host-reported total)" if k == "each_single_le_tflm_arena"
-                      else ""))
+        click.echo(
+            f"  target {k}: {'met' if ok else 'NOT met'}"
+            + (" (against the host-reported total)" if k == "each_single_le_tflm_arena" else "")
+        )

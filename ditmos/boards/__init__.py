@@ -16,8 +16,16 @@ from __future__ import annotations
 from ditmos.boards.build import build_firmware, build_project, format_memory_table
 from ditmos.boards.registry import Board, board_names, get_board
 
-__all__ = ["Board", "board_names", "build_firmware", "build_project", "format_memory_table",
-           "get_board", "QemuTarget", "HostDevice"]
+__all__ = [
+    "Board",
+    "board_names",
+    "build_firmware",
+    "build_project",
+    "format_memory_table",
+    "get_board",
+    "QemuTarget",
+    "HostDevice",
+]
 
 
 def __getattr__(name):

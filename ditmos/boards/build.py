@@ -36,10 +36,16 @@ RUNTIME_RAM_BUDGET = 12 * 1024
 # Code besides the model's weights (runtime, kernels, libc pieces).
 CODE_FLASH_BUDGET = 96 * 1024
 WARN_FLAGS = ["-Wall", "-Wextra", "-Werror"]
-COMMON_CFLAGS = ["-std=c99", "-O2", "-g", "-ffunction-sections", "-fdata-sections",
-                 "-fno-common"]
-ARM_LDFLAGS = ["-T", "linker.ld", "-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections",
-               "-Wl,-Map=firmware.map", "-Wl,--no-warn-rwx-segments"]
+COMMON_CFLAGS = ["-std=c99", "-O2", "-g", "-ffunction-sections", "-fdata-sections", "-fno-common"]
+ARM_LDFLAGS = [
+    "-T",
+    "linker.ld",
+    "-nostartfiles",
+    "--specs=nano.specs",
+    "-Wl,--gc-sections",
+    "-Wl,-Map=firmware.map",
+    "-Wl,--no-warn-rwx-segments",
+]
 MODEL_FILES = ("model.h", "model.c", "weights.c", "manifest.json")
 FIRMWARE_PREFIX = "ditmos_"  # the runtime (firmware/runtime) calls ditmos_infer()
 
@@ -54,8 +60,8 @@ class ModelInfo:
     num_classifiers: int
     arena_size: int
     num_layers: int
-    model_hash: str       # the int8 manifest's model_hash (64 hex digits)
-    weights_bytes: int    # bytes of the constant tables in weights.c
+    model_hash: str  # the int8 manifest's model_hash (64 hex digits)
+    weights_bytes: int  # bytes of the constant tables in weights.c
 
     @property
     def input_size(self) -> int:
@@ -71,18 +77,25 @@ def read_model_manifest(model_dir: Path) -> ModelInfo:
     if m.get("format") != CODEGEN_FORMAT:
         raise DitmosError(f"{path}: format {m.get('format')!r} is not {CODEGEN_FORMAT!r}")
     if m.get("prefix", FIRMWARE_PREFIX) != FIRMWARE_PREFIX:
-        raise DitmosError(f"{path}: the model was generated with the symbol prefix "
-                          f"{m['prefix']!r}; the firmware runtime calls the default "
-                          f"{FIRMWARE_PREFIX!r} (ditmos_infer)")
+        raise DitmosError(
+            f"{path}: the model was generated with the symbol prefix "
+            f"{m['prefix']!r}; the firmware runtime calls the default "
+            f"{FIRMWARE_PREFIX!r} (ditmos_infer)"
+        )
     try:
         T, C = (int(v) for v in m["input_shape"])
-        return ModelInfo(input_t=T, input_c=C, num_classes=int(m["num_classes"]),
-                         num_classifiers=int(m["K"]), arena_size=int(m["arena_bytes"]),
-                         num_layers=int(m["num_layers"]), model_hash=str(m["model_hash"]),
-                         weights_bytes=int(m["weights_bytes"]))
+        return ModelInfo(
+            input_t=T,
+            input_c=C,
+            num_classes=int(m["num_classes"]),
+            num_classifiers=int(m["K"]),
+            arena_size=int(m["arena_bytes"]),
+            num_layers=int(m["num_layers"]),
+            model_hash=str(m["model_hash"]),
+            weights_bytes=int(m["weights_bytes"]),
+        )
     except (KeyError, TypeError, ValueError) as err:
-        raise DitmosError(f"{path} lacks or garbles the key {err} (docs/artefacts.md "
-                          "section 4)") from None
+        raise DitmosError(f"{path} lacks or garbles the key {err} (docs/artefacts.md section 4)") from None
 
 
 def _toolchain(board: Board) -> tuple[str, str]:
@@ -92,7 +105,8 @@ def _toolchain(board: Board) -> tuple[str, str]:
             raise DitmosError(
                 f"the cross compiler {cc} is not installed; on Debian/Ubuntu run "
                 "`apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi` "
-                "(or scripts/setup.sh)")
+                "(or scripts/setup.sh)"
+            )
         return cc, objcopy
     if shutil.which("gcc") is None:
         raise DitmosError("the host board needs gcc; install it (`apt-get install gcc`)")
@@ -112,7 +126,8 @@ def _placement(board: Board, info: ModelInfo) -> tuple[str, str]:
     raise DitmosError(
         f"the model does not fit the RAM of {board.name}: arena {info.arena_size} B + stack "
         f"{board.stack_size} B + runtime ~{RUNTIME_RAM_BUDGET} B, largest layout holds "
-        f"{max(r.length for r in board.ram)} B per region ({board.ram_total} B in total)")
+        f"{max(r.length for r in board.ram)} B per region ({board.ram_total} B in total)"
+    )
 
 
 def check_fit(board: Board, info: ModelInfo, weights_bytes: int | None = None) -> None:
@@ -120,20 +135,25 @@ def check_fit(board: Board, info: ModelInfo, weights_bytes: int | None = None) -
     if info.input_size > MAX_PAYLOAD:
         raise DitmosError(
             f"the model input ({info.input_t}x{info.input_c} = {info.input_size} bytes) exceeds "
-            f"the protocol's {MAX_PAYLOAD}-byte payload limit (docs/protocol.md)")
+            f"the protocol's {MAX_PAYLOAD}-byte payload limit (docs/protocol.md)"
+        )
     if not board.is_arm:
         return
     _placement(board, info)
     if weights_bytes is not None and weights_bytes + CODE_FLASH_BUDGET > board.flash.length:
         raise DitmosError(
             f"the model does not fit the flash of {board.name}: weights {weights_bytes} B + "
-            f"code ~{CODE_FLASH_BUDGET} B > {board.flash.length} B")
+            f"code ~{CODE_FLASH_BUDGET} B > {board.flash.length} B"
+        )
 
 
 def _render(name: str, dest: Path, **values) -> None:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True,
-                             keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=True,
+    )
     dest.write_text(env.get_template(name).render(version=__version__, **values))
 
 
@@ -144,9 +164,17 @@ def _copy(src: Path, dest_dir: Path) -> Path:
     return dest
 
 
-def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo, *,
-                   kernel_sources=(), profile: bool = False, baud: int | None = None,
-                   extra_defines=()) -> list[str]:
+def render_project(
+    board: Board,
+    model_dir: Path,
+    out_dir: Path,
+    info: ModelInfo,
+    *,
+    kernel_sources=(),
+    profile: bool = False,
+    baud: int | None = None,
+    extra_defines=(),
+) -> list[str]:
     """Write src/, include/, linker.ld, Makefile, platformio.ini and the example
     application (example/) into out_dir; returns the C sources (relative to out_dir)."""
     fw = firmware_dir()
@@ -180,39 +208,56 @@ def render_project(board: Board, model_dir: Path, out_dir: Path, info: ModelInfo
             _copy(f, out_dir / "include")
     if (model_dir / "prepare.h").is_file():  # the user's starting point: example/main.c
         from ditmos.codegen.example import write_example
+
         write_example(out_dir / "example", model_dir)
     names = [s.name for s in sources]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise DitmosError(f"two firmware sources share the file name(s) {', '.join(dupes)}; "
-                          "object files would collide")
+        raise DitmosError(f"two firmware sources share the file name(s) {', '.join(dupes)}; object files would collide")
 
-    defines = [f"-DDITMOS_BOARD_{board.name.upper()}=1",
-               f"-DDITMOS_UART_BAUD={baud or board.uart.get('baud', 115200)}u"]
+    defines = [
+        f"-DDITMOS_BOARD_{board.name.upper()}=1",
+        f"-DDITMOS_UART_BAUD={baud or board.uart.get('baud', 115200)}u",
+    ]
     if profile:
         defines.append("-DDITMOS_PROFILE=1")
     if (model_dir / "prepare.h").is_file():  # the RAW request runs the input pipeline
         defines.append("-DDITMOS_HAS_PREPARE=1")
     for name, value in dict(extra_defines).items():
-        if not re.fullmatch(r"DITMOS_[A-Z0-9_]+", name) or not re.fullmatch(r"[0-9A-Za-z_]+",
-                                                                             str(value)):
+        if not re.fullmatch(r"DITMOS_[A-Z0-9_]+", name) or not re.fullmatch(r"[0-9A-Za-z_]+", str(value)):
             raise DitmosError(f"bad firmware define {name}={value!r}")
         defines.append(f"-D{name}={value}")
     cflags = [*board.cflags, *COMMON_CFLAGS, *WARN_FLAGS, *defines, "-Iinclude", "-Isrc/model"]
     ldflags = ARM_LDFLAGS if board.is_arm else []
     rel_sources = [str(s.relative_to(out_dir)) for s in sources]
     common = dict(board=board.name, model_hash=info.model_hash, kind=board.kind)
-    _render("Makefile.j2", out_dir / "Makefile", cc=cc, objcopy=objcopy, cflags=cflags,
-            ldflags=ldflags, sources=rel_sources, **common)
+    _render(
+        "Makefile.j2",
+        out_dir / "Makefile",
+        cc=cc,
+        objcopy=objcopy,
+        cflags=cflags,
+        ldflags=ldflags,
+        sources=rel_sources,
+        **common,
+    )
     if board.is_arm:
         data_region, arena_region = _placement(board, info)
-        _render("linker.ld.j2", out_dir / "linker.ld", flash=board.flash, ram=board.ram,
-                stack_size=board.stack_size, data_region=data_region,
-                arena_region=arena_region, **common)
+        _render(
+            "linker.ld.j2",
+            out_dir / "linker.ld",
+            flash=board.flash,
+            ram=board.ram,
+            stack_size=board.stack_size,
+            data_region=data_region,
+            arena_region=arena_region,
+            **common,
+        )
     pio = board.extra.get("platformio")
     if pio:
-        write_platformio_project(out_dir, board, info=info, defines=defines,
-                                 baud=baud or board.uart.get("baud", 115200))
+        write_platformio_project(
+            out_dir, board, info=info, defines=defines, baud=baud or board.uart.get("baud", 115200)
+        )
     return rel_sources
 
 
@@ -234,8 +279,7 @@ def _size_regexp(sections) -> str:
     return rf"^(?:{names})\s+(\d+).*"
 
 
-def write_platformio_project(out_dir: Path, board: Board, *, info: ModelInfo,
-                             defines: list[str], baud: int) -> None:
+def write_platformio_project(out_dir: Path, board: Board, *, info: ModelInfo, defines: list[str], baud: int) -> None:
     """platformio.ini and its two extra scripts, building the Makefile's firmware.
 
     Compile-only flags (language, optimisation, warnings, defines, includes) go
@@ -245,19 +289,33 @@ def write_platformio_project(out_dir: Path, board: Board, *, info: ModelInfo,
     newlib-nano, section garbage collection) to the link.
     """
     target = list(board.cflags)
-    compile_flags = [f for f in [*COMMON_CFLAGS, *WARN_FLAGS, *defines, "-Isrc/model"]
-                     if f not in PIO_OMITTED_FLAGS]
-    link_flags = [f for f in ARM_LDFLAGS
-                  if f not in PIO_OMITTED_FLAGS and f not in ("-T", "linker.ld")]
+    compile_flags = [f for f in [*COMMON_CFLAGS, *WARN_FLAGS, *defines, "-Isrc/model"] if f not in PIO_OMITTED_FLAGS]
+    link_flags = [f for f in ARM_LDFLAGS if f not in PIO_OMITTED_FLAGS and f not in ("-T", "linker.ld")]
     common = dict(board=board.name, model_hash=info.model_hash)
-    _render("platformio.ini.j2", out_dir / "platformio.ini", pio=board.extra["platformio"],
-            baud=baud, compile_flags=compile_flags,
-            pre_script=PIO_PRE_SCRIPT, post_script=PIO_POST_SCRIPT, **common)
-    _render("platformio_flags.py.j2", out_dir / PIO_PRE_SCRIPT, target_flags=repr(target),
-            link_flags=repr(link_flags), **common)
-    _render("platformio_post.py.j2", out_dir / PIO_POST_SCRIPT,
-            flash_regexp=_size_regexp(FLASH_SECTIONS), ram_regexp=_size_regexp(RAM_SECTIONS),
-            **common)
+    _render(
+        "platformio.ini.j2",
+        out_dir / "platformio.ini",
+        pio=board.extra["platformio"],
+        baud=baud,
+        compile_flags=compile_flags,
+        pre_script=PIO_PRE_SCRIPT,
+        post_script=PIO_POST_SCRIPT,
+        **common,
+    )
+    _render(
+        "platformio_flags.py.j2",
+        out_dir / PIO_PRE_SCRIPT,
+        target_flags=repr(target),
+        link_flags=repr(link_flags),
+        **common,
+    )
+    _render(
+        "platformio_post.py.j2",
+        out_dir / PIO_POST_SCRIPT,
+        flash_regexp=_size_regexp(FLASH_SECTIONS),
+        ram_regexp=_size_regexp(RAM_SECTIONS),
+        **common,
+    )
 
 
 def _make(out_dir: Path, *targets: str) -> None:
@@ -266,8 +324,11 @@ def _make(out_dir: Path, *targets: str) -> None:
         raise DitmosError("`make` is not installed; install it (`apt-get install make`)")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        lines = [ln for ln in (proc.stdout + proc.stderr).strip().splitlines()
-                 if not ln.startswith(("arm-none-eabi-gcc ", "gcc ", "mkdir "))]
+        lines = [
+            ln
+            for ln in (proc.stdout + proc.stderr).strip().splitlines()
+            if not ln.startswith(("arm-none-eabi-gcc ", "gcc ", "mkdir "))
+        ]
         tail = "\n".join(lines[-25:])
         raise DitmosError(f"compiling the firmware in {out_dir} failed:\n{tail}")
 
@@ -364,8 +425,7 @@ def pipeline_memory(board: Board, out_dir: Path, elf: Elf | None = None) -> dict
         pipe, raw = object_part_sizes(out_dir, PIPELINE_OBJECTS), object_part_sizes(out_dir, RAW_OBJECTS)
         source = "compiled objects (before linking)"
     if elf is not None:  # the RAW request's buffers one by one (static symbols of ditmos_raw.c)
-        for key, sym in (("raw_input", "raw_buf"), ("window", "raw_window"),
-                         ("scratch", "raw_scratch")):
+        for key, sym in (("raw_input", "raw_buf"), ("window", "raw_window"), ("scratch", "raw_scratch")):
             raw[key] = elf.symbols[sym].size if sym in elf.symbols else 0
     return {**pipe, "raw_request": raw, "source": source}
 
@@ -384,16 +444,17 @@ def memory_table(board: Board, elf: Elf, out_dir: Path, info: ModelInfo) -> dict
             "stack": elf.size(".stack"),
             "data_bss": elf.size(".data") + elf.size(".bss") + elf.size(".noinit"),
         }
-        sections = {s.name: {"address": s.addr, "size": s.size}
-                    for s in elf.sections if s.alloc and s.size}
+        sections = {s.name: {"address": s.addr, "size": s.size} for s in elf.sections if s.alloc and s.size}
         flash_limit, ram_limit = board.flash.length, board.ram_total
     else:
         weights = _object_sizes(out_dir, "weights.o").get("flash", 0)
-        flash = {"code": elf.size(".text"), "model_weights": weights,
-                 "constants": max(elf.size(".rodata") - weights, 0),
-                 "data_init": elf.size(".data")}
-        ram = {"arena": info.arena_size, "stack": 0,
-               "data_bss": elf.size(".data") + elf.size(".bss")}
+        flash = {
+            "code": elf.size(".text"),
+            "model_weights": weights,
+            "constants": max(elf.size(".rodata") - weights, 0),
+            "data_init": elf.size(".data"),
+        }
+        ram = {"arena": info.arena_size, "stack": 0, "data_bss": elf.size(".data") + elf.size(".bss")}
         sections, flash_limit, ram_limit = {}, None, None
     table = {
         "flash": {**flash, "total": sum(flash.values()), "limit": flash_limit},
@@ -426,9 +487,11 @@ def format_memory_table(board_name: str, memory: dict) -> str:
         lines.append("  INPUT PIPELINE (prepare.c, front end; included above)")
         for key in ("code", "constants", "ram"):
             lines.append(f"    {key:<14}{pipe[key]:>10}")
-        lines.append(f"    {'RAW buffers':<14}{raw['ram']:>10}  RAM: raw input "
-                     f"{raw.get('raw_input', '?')}, window {raw.get('window', '?')}, front-end "
-                     f"scratch {raw.get('scratch', '?')} (+{raw['code']} B code)")
+        lines.append(
+            f"    {'RAW buffers':<14}{raw['ram']:>10}  RAM: raw input "
+            f"{raw.get('raw_input', '?')}, window {raw.get('window', '?')}, front-end "
+            f"scratch {raw.get('scratch', '?')} (+{raw['code']} B code)"
+        )
     return "\n".join(lines)
 
 
@@ -436,23 +499,21 @@ def _check_objects(board: Board, out_dir: Path, info: ModelInfo) -> None:
     """Second fit check, on the compiled objects, before linking."""
     if not board.is_arm:
         return
-    flash = sum(_object_sizes(out_dir, p.name).get("flash", 0)
-                for p in sorted((out_dir / "obj").glob("*.o")))
+    flash = sum(_object_sizes(out_dir, p.name).get("flash", 0) for p in sorted((out_dir / "obj").glob("*.o")))
     if flash > board.flash.length:
         raise DitmosError(
             f"the firmware does not fit the flash of {board.name}: its objects hold {flash} B "
-            f"of code and constants, the flash has {board.flash.length} B")
+            f"of code and constants, the flash has {board.flash.length} B"
+        )
     ram_model = _object_sizes(out_dir, "model.o").get("ram", 0)
-    check_fit(board, ModelInfo(**{**info.__dict__, "arena_size": max(info.arena_size,
-                                                                      ram_model)}))
+    check_fit(board, ModelInfo(**{**info.__dict__, "arena_size": max(info.arena_size, ram_model)}))
 
 
 KNOWN_ANSWER_SEED = 0x5E1F7E57
 KNOWN_ANSWERS = 8
 
 
-def known_answers(model_dir: Path, info: ModelInfo, kernel_sources,
-                  work_dir: Path) -> list[dict] | None:
+def known_answers(model_dir: Path, info: ModelInfo, kernel_sources, work_dir: Path) -> list[dict] | None:
     """A few fixed pseudo-random inputs and the model's answers to them,
     computed on the host with the reference kernels
     (firmware/tools/ditmos_known_answer.c); None without a host C compiler.
@@ -468,40 +529,53 @@ def known_answers(model_dir: Path, info: ModelInfo, kernel_sources,
         # cm7-only variants (register-blocked conv, LUT requantize) have no
         # reference twin; their portable C path is bit-exact with it.
         kdir = firmware_dir() / "kernels"
-        kernels += [p for p in sorted((kdir / "cm7").glob("*.c"))
-                    if not (kdir / "ref" / p.name).is_file()]
+        kernels += [p for p in sorted((kdir / "cm7").glob("*.c")) if not (kdir / "ref" / p.name).is_file()]
     exe = work_dir / "known_answer"
-    cmd = ["gcc", "-std=c99", "-O1", "-o", str(exe), str(firmware_dir() / "tools" /
-                                                          "ditmos_known_answer.c"),
-           *map(str, sorted(model_dir.glob("*.c"))), *map(str, kernels),
-           f"-I{model_dir}", f"-I{firmware_dir() / 'include'}",
-           f"-I{firmware_dir() / 'kernels' / 'cm7'}", "-lm"]
+    cmd = [
+        "gcc",
+        "-std=c99",
+        "-O1",
+        "-o",
+        str(exe),
+        str(firmware_dir() / "tools" / "ditmos_known_answer.c"),
+        *map(str, sorted(model_dir.glob("*.c"))),
+        *map(str, kernels),
+        f"-I{model_dir}",
+        f"-I{firmware_dir() / 'include'}",
+        f"-I{firmware_dir() / 'kernels' / 'cm7'}",
+        "-lm",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise DitmosError(f"compiling the model for the host (known answers) failed:\n"
-                          f"{proc.stderr.strip()[-2000:]}")
+        raise DitmosError(f"compiling the model for the host (known answers) failed:\n{proc.stderr.strip()[-2000:]}")
     rng = np.random.default_rng(KNOWN_ANSWER_SEED)
-    inputs = [rng.integers(-128, 128, info.input_size, dtype=np.int8).tobytes().hex()
-              for _ in range(KNOWN_ANSWERS)]
+    inputs = [rng.integers(-128, 128, info.input_size, dtype=np.int8).tobytes().hex() for _ in range(KNOWN_ANSWERS)]
     run = subprocess.run([str(exe), *inputs], capture_output=True, text=True, timeout=60)
     exe.unlink(missing_ok=True)
     lines = run.stdout.splitlines()
     if run.returncode != 0 or len(lines) != len(inputs):
-        raise DitmosError(f"the host build of the model failed on the known inputs "
-                          f"(exit {run.returncode})")
+        raise DitmosError(f"the host build of the model failed on the known inputs (exit {run.returncode})")
     answers = []
     for x, line in zip(inputs, lines):
         values = [int(v) for v in line.split()]
-        answers.append({"input": x, "predicted": values[0], "route": values[1],
-                        "scores": values[2:]})
+        answers.append({"input": x, "predicted": values[0], "route": values[1], "scores": values[2:]})
     return answers
 
 
-def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path, *,
-                  kernels: str | None = None, kernel_sources=(), profile: bool = False,
-                  baud: int | None = None, weights_bytes: int | None = None,
-                  extra_manifest: dict | None = None, extra_defines=(),
-                  stack_size: int | None = None) -> Path:
+def build_project(
+    board: str | Board,
+    model_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    kernels: str | None = None,
+    kernel_sources=(),
+    profile: bool = False,
+    baud: int | None = None,
+    weights_bytes: int | None = None,
+    extra_manifest: dict | None = None,
+    extra_defines=(),
+    stack_size: int | None = None,
+) -> Path:
     """Render and compile the firmware for ``board`` from a model directory.
 
     Returns ``out_dir``, which then holds firmware.elf (and firmware.bin for
@@ -515,8 +589,10 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     for name in MODEL_FILES:
         if not (model_dir / name).is_file():
-            raise DitmosError(f"the model directory {model_dir} has no {name} "
-                              "(expected generated model.h, model.c, weights.c, manifest.json)")
+            raise DitmosError(
+                f"the model directory {model_dir} has no {name} "
+                "(expected generated model.h, model.c, weights.c, manifest.json)"
+            )
     info = read_model_manifest(model_dir)
     check_fit(board, info, info.weights_bytes if weights_bytes is None else weights_bytes)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -524,8 +600,16 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
         (out_dir / stale).unlink(missing_ok=True)
     if (out_dir / "obj").exists():
         shutil.rmtree(out_dir / "obj")
-    sources = render_project(board, model_dir, out_dir, info, kernel_sources=kernel_sources,
-                             profile=profile, baud=baud, extra_defines=extra_defines)
+    sources = render_project(
+        board,
+        model_dir,
+        out_dir,
+        info,
+        kernel_sources=kernel_sources,
+        profile=profile,
+        baud=baud,
+        extra_defines=extra_defines,
+    )
     _make(out_dir, *[f"obj/{Path(s).stem}.o" for s in sources])
     _check_objects(board, out_dir, info)
     _make(out_dir)
@@ -549,8 +633,7 @@ def build_project(board: str | Board, model_dir: str | Path, out_dir: str | Path
         "memory": memory,
         "elf": "firmware.elf",
         "elf_sha256": hashlib.sha256(elf_path.read_bytes()).hexdigest(),
-        **({"bin_sha256": hashlib.sha256((out_dir / "firmware.bin").read_bytes()).hexdigest()}
-           if board.is_arm else {}),
+        **({"bin_sha256": hashlib.sha256((out_dir / "firmware.bin").read_bytes()).hexdigest()} if board.is_arm else {}),
         "ditmos_version": __version__,
     }
     if "ditmos_mark_sled" in elf.symbols:
@@ -570,18 +653,23 @@ def with_stack_size(board: Board, stack_size: int | None) -> Board:
     if stack_size is None:
         return board
     if not board.is_arm:
-        raise DitmosError(f"--stack-size applies to Arm boards; {board.name} runs on the "
-                          f"host's own stack")
+        raise DitmosError(f"--stack-size applies to Arm boards; {board.name} runs on the host's own stack")
     if stack_size < 256 or stack_size % 8:
-        raise DitmosError(f"the stack size must be a multiple of 8 bytes and at least 256, "
-                          f"got {stack_size}")
+        raise DitmosError(f"the stack size must be a multiple of 8 bytes and at least 256, got {stack_size}")
     return dataclasses.replace(board, stack_size=int(stack_size))
 
 
-def build_firmware(board: str, int8_dir: str | Path, out_dir: str | Path, *,
-                   kernels: str | None = None, profile: bool = False,
-                   strategy: str = "slicing", baud: int | None = None,
-                   stack_size: int | None = None) -> Path:
+def build_firmware(
+    board: str,
+    int8_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    kernels: str | None = None,
+    profile: bool = False,
+    strategy: str = "slicing",
+    baud: int | None = None,
+    stack_size: int | None = None,
+) -> Path:
     """Generate C for an int8 directory (ditmos.codegen) and build it for a board."""
     from ditmos import codegen
 
@@ -593,14 +681,20 @@ def build_firmware(board: str, int8_dir: str | Path, out_dir: str | Path, *,
         raise DitmosError(f"the cm7 kernels need an Arm board; {board} builds with 'ref'")
     int8_dir, out_dir = Path(int8_dir), Path(out_dir)
     if not (int8_dir / "manifest.json").is_file():
-        raise DitmosError(f"{int8_dir} is not an int8 directory (no manifest.json); "
-                          "run `ditmos quantize RUN_DIR` first")
+        raise DitmosError(
+            f"{int8_dir} is not an int8 directory (no manifest.json); run `ditmos quantize RUN_DIR` first"
+        )
     model_dir = out_dir / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
     codegen.generate(int8_dir, model_dir, kernels=kernels, strategy=strategy, profile=profile)
-    return build_project(b, model_dir, out_dir, kernels=kernels,
-                         kernel_sources=codegen.kernel_sources(kernels), profile=profile,
-                         baud=baud,
-                         extra_manifest={"int8_dir": str(int8_dir.resolve()),
-                                         "strategy": strategy})
+    return build_project(
+        b,
+        model_dir,
+        out_dir,
+        kernels=kernels,
+        kernel_sources=codegen.kernel_sources(kernels),
+        profile=profile,
+        baud=baud,
+        extra_manifest={"int8_dir": str(int8_dir.resolve()), "strategy": strategy},
+    )

@@ -71,10 +71,9 @@ class Elf:
 
         def name_at(table, off: int) -> str:
             start = table[4] + off
-            return d[start:d.index(b"\0", start)].decode("ascii", "replace")
+            return d[start : d.index(b"\0", start)].decode("ascii", "replace")
 
-        self.sections: list[Section] = [
-            Section(name_at(strtab, r[0]), r[1], r[2], r[3], r[4], r[5]) for r in raw]
+        self.sections: list[Section] = [Section(name_at(strtab, r[0]), r[1], r[2], r[3], r[4], r[5]) for r in raw]
         self.symbols: dict[str, Symbol] = {}
         for r in raw:
             if r[1] != SHT_SYMTAB:
@@ -84,13 +83,11 @@ class Elf:
             for i in range(r[5] // entsize):
                 off = r[4] + i * entsize
                 if self.is64:
-                    st_name, _info, _other, _shndx, value, size = struct.unpack_from(
-                        "<IBBHQQ", d, off)
+                    st_name, _info, _other, _shndx, value, size = struct.unpack_from("<IBBHQQ", d, off)
                 else:
                     st_name, value, size = struct.unpack_from("<III", d, off)
                 if st_name:
-                    self.symbols.setdefault(name_at(link, st_name), Symbol(
-                        name_at(link, st_name), value, size))
+                    self.symbols.setdefault(name_at(link, st_name), Symbol(name_at(link, st_name), value, size))
 
     def section(self, name: str) -> Section | None:
         for s in self.sections:
@@ -107,7 +104,7 @@ class Elf:
         for s in self.sections:
             if s.alloc and not s.nobits and s.addr <= addr and addr + size <= s.addr + s.size:
                 start = s.offset + addr - s.addr
-                return self.data[start:start + size]
+                return self.data[start : start + size]
         raise DitmosError(f"{self.path}: no loaded section holds 0x{addr:08x}..+{size}")
 
     def symbol(self, name: str) -> Symbol:

@@ -40,17 +40,28 @@ PIO_OPENOCD = "tool-openocd"
 # OpenOCD and st-flash use, reads the same tree)
 USB_DEVICES = Path("/sys/bus/usb/devices")
 ST_VENDOR = "0483"
-STLINK_PRODUCTS = {"3744": "ST-LINK/V1", "3748": "ST-LINK/V2", "374a": "ST-LINK/V2-1",
-                   "374b": "ST-LINK/V2-1", "374d": "STLINK-V3", "374e": "STLINK-V3",
-                   "374f": "STLINK-V3", "3752": "ST-LINK/V2-1", "3753": "STLINK-V3",
-                   "3754": "STLINK-V3", "3757": "STLINK-V3"}
+STLINK_PRODUCTS = {
+    "3744": "ST-LINK/V1",
+    "3748": "ST-LINK/V2",
+    "374a": "ST-LINK/V2-1",
+    "374b": "ST-LINK/V2-1",
+    "374d": "STLINK-V3",
+    "374e": "STLINK-V3",
+    "374f": "STLINK-V3",
+    "3752": "ST-LINK/V2-1",
+    "3753": "STLINK-V3",
+    "3754": "STLINK-V3",
+    "3757": "STLINK-V3",
+}
 PIO_OPENOCD_SPEC = "platformio/tool-openocd"
 # PlatformIO's OpenOCD package keeps its scripts in PACKAGE_DIR/openocd/scripts
 # (PlatformIO itself passes `-s` with that path); `pio pkg exec` puts
 # PACKAGE_DIR/bin first on PATH, so the directory is found from the binary.
 PIO_OPENOCD_SHELL = 'exec openocd -s "$(dirname "$(command -v openocd)")/../openocd/scripts" "$@"'
-INSTALL_HINT = ("install one: `pip install platformio` (it fetches OpenOCD itself), or "
-                "`apt-get install openocd` / `apt-get install stlink-tools`")
+INSTALL_HINT = (
+    "install one: `pip install platformio` (it fetches OpenOCD itself), or "
+    "`apt-get install openocd` / `apt-get install stlink-tools`"
+)
 
 
 def find_pio() -> str | None:
@@ -74,14 +85,17 @@ def check_image(build_dir: Path, manifest: dict, *, binary: bool = False) -> Pat
         raise DitmosError(f"{build_dir} has no {name}; run `ditmos build` again")
     expected = manifest.get(key)
     if not expected:
-        raise DitmosError(f"{build_dir}/manifest.json records no {key} for {name}; rebuild "
-                          "with this version of ditmos (`ditmos build`)")
+        raise DitmosError(
+            f"{build_dir}/manifest.json records no {key} for {name}; rebuild "
+            "with this version of ditmos (`ditmos build`)"
+        )
     actual = sha256_of(path)
     if actual != expected:
         raise DitmosError(
             f"{path} is not the firmware that was built and measured (sha256 {actual[:16]}..., "
             f"manifest.json says {expected[:16]}...); refusing to flash it: run `ditmos build` "
-            "again")
+            "again"
+        )
     return path
 
 
@@ -92,9 +106,11 @@ def find_stlink(devices: Path | None = None) -> list[str]:
     container without USB passed through): no programmer could reach a board."""
     devices = USB_DEVICES if devices is None else devices
     if not devices.is_dir():
-        raise DitmosError(f"this machine shows no USB bus ({devices} is missing; a container "
-                          "or VM without USB passed through?): the Nucleo's ST-LINK cannot be "
-                          "reached from here; flash from the machine the board is plugged into")
+        raise DitmosError(
+            f"this machine shows no USB bus ({devices} is missing; a container "
+            "or VM without USB passed through?): the Nucleo's ST-LINK cannot be "
+            "reached from here; flash from the machine the board is plugged into"
+        )
     found = []
     for dev in sorted(devices.iterdir()):
         try:
@@ -111,9 +127,11 @@ def _check_probe() -> None:
     if not sys.platform.startswith("linux"):
         return  # no sysfs to look in: the programmer's own message will tell
     if not find_stlink():
-        raise DitmosError("no ST-LINK probe on USB: connect the Nucleo's ST-LINK USB port "
-                          "(CN1, beside the reset button) with a data cable; `lsusb` should "
-                          "list 0483:374b")
+        raise DitmosError(
+            "no ST-LINK probe on USB: connect the Nucleo's ST-LINK USB port "
+            "(CN1, beside the reset button) with a data cable; `lsusb` should "
+            "list 0483:374b"
+        )
 
 
 def openocd_args(board: Board, elf: Path) -> list[str]:
@@ -125,8 +143,7 @@ def openocd_args(board: Board, elf: Path) -> list[str]:
 
 def _pio_openocd(pio: str, echo: Callable[[str], None]) -> bool:
     """True when PlatformIO has (or has just installed) its OpenOCD package."""
-    listed = subprocess.run([pio, "pkg", "list", "-g", "--only-tools"], capture_output=True,
-                            text=True)
+    listed = subprocess.run([pio, "pkg", "list", "-g", "--only-tools"], capture_output=True, text=True)
     if listed.returncode == 0 and PIO_OPENOCD in listed.stdout:
         return True
     echo(f"PlatformIO: installing {PIO_OPENOCD_SPEC} (first use; needs the network)")
@@ -138,11 +155,13 @@ def _run(cmd: list[str], what: str) -> None:
     if rc != 0:
         raise DitmosError(
             f"{what} failed (exit {rc}); is the Nucleo connected over its ST-LINK USB port "
-            "(CN1) and no other debugger session open?  Its messages are above")
+            "(CN1) and no other debugger session open?  Its messages are above"
+        )
 
 
-def flash_firmware(board: Board, build_dir: Path, manifest: dict, *, tool: str = "auto",
-                   echo: Callable[[str], None] = print) -> str:
+def flash_firmware(
+    board: Board, build_dir: Path, manifest: dict, *, tool: str = "auto", echo: Callable[[str], None] = print
+) -> str:
     """Program the checked firmware.elf; returns the programmer used."""
     if tool not in TOOLS:
         raise DitmosError(f"unknown programmer '{tool}'; choose one of {', '.join(TOOLS)}")
@@ -158,14 +177,29 @@ def flash_firmware(board: Board, build_dir: Path, manifest: dict, *, tool: str =
         if pio is not None:
             if _pio_openocd(pio, echo):
                 echo(f"flashing {elf} (model {model}) with PlatformIO's OpenOCD")
-                _run([pio, "pkg", "exec", "-p", PIO_OPENOCD, "--", "sh", "-c", PIO_OPENOCD_SHELL,
-                      "openocd", *openocd_args(board, elf)], "OpenOCD (PlatformIO)")
+                _run(
+                    [
+                        pio,
+                        "pkg",
+                        "exec",
+                        "-p",
+                        PIO_OPENOCD,
+                        "--",
+                        "sh",
+                        "-c",
+                        PIO_OPENOCD_SHELL,
+                        "openocd",
+                        *openocd_args(board, elf),
+                    ],
+                    "OpenOCD (PlatformIO)",
+                )
                 return "platformio"
             if tool == "platformio":
-                raise DitmosError(f"PlatformIO could not install {PIO_OPENOCD_SPEC} (no "
-                                  "network?); try `--tool openocd` or `--tool st-flash`")
-            echo(f"hint: PlatformIO could not install {PIO_OPENOCD_SPEC}; trying the "
-                 "system's openocd / st-flash")
+                raise DitmosError(
+                    f"PlatformIO could not install {PIO_OPENOCD_SPEC} (no "
+                    "network?); try `--tool openocd` or `--tool st-flash`"
+                )
+            echo(f"hint: PlatformIO could not install {PIO_OPENOCD_SPEC}; trying the system's openocd / st-flash")
             pio_offline = True
 
     if tool in ("auto", "openocd"):
@@ -185,9 +219,11 @@ def flash_firmware(board: Board, build_dir: Path, manifest: dict, *, tool: str =
     if tool == "st-flash":
         raise DitmosError("st-flash is not installed (`apt-get install stlink-tools`)")
     if pio_offline:
-        raise DitmosError(f"no programmer found for {board.name}: PlatformIO could not download "
-                          "OpenOCD (no network?) and neither openocd nor st-flash is installed; "
-                          "`apt-get install openocd` (or stlink-tools), or connect to the network")
+        raise DitmosError(
+            f"no programmer found for {board.name}: PlatformIO could not download "
+            "OpenOCD (no network?) and neither openocd nor st-flash is installed; "
+            "`apt-get install openocd` (or stlink-tools), or connect to the network"
+        )
     raise DitmosError(f"no programmer found for {board.name}; {INSTALL_HINT}")
 
 

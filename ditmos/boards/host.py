@@ -35,8 +35,10 @@ class HostDevice:
         self.build_dir = Path(build_dir)
         manifest = self.build_dir / "manifest.json"
         if not manifest.is_file():
-            raise DitmosError(f"{self.build_dir} is not a firmware build directory "
-                              "(no manifest.json); run `ditmos build --board host` first")
+            raise DitmosError(
+                f"{self.build_dir} is not a firmware build directory "
+                "(no manifest.json); run `ditmos build --board host` first"
+            )
         board = json.loads(manifest.read_text()).get("board")
         if board != "host":
             raise DitmosError(f"{self.build_dir} was built for {board}, not for the host board")
@@ -62,8 +64,9 @@ class HostDevice:
 
     def _spawn(self) -> None:
         env = dict(os.environ, DITMOS_HOST_STATE=str(self.state_file))
-        self._proc = subprocess.Popen([str(self.exe)], stdin=self._controller,
-                                      stdout=self._controller, env=env, close_fds=True)
+        self._proc = subprocess.Popen(
+            [str(self.exe)], stdin=self._controller, stdout=self._controller, env=env, close_fds=True
+        )
         self.boots += 1
 
     def _supervise(self) -> None:
@@ -80,8 +83,7 @@ class HostDevice:
         if self._proc is not None:
             raise DitmosError("this host device is already running")
         if not os.access(self.exe, os.X_OK):
-            raise DitmosError(f"{self.exe} is missing or not executable; "
-                              "rebuild with `ditmos build --board host`")
+            raise DitmosError(f"{self.exe} is missing or not executable; rebuild with `ditmos build --board host`")
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="ditmos-host-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -90,8 +92,7 @@ class HostDevice:
         self.port = os.ttyname(self._device_fd)
         self._stopping = False
         self._spawn()
-        self._thread = threading.Thread(target=self._supervise, daemon=True,
-                                        name="ditmos-host-device")
+        self._thread = threading.Thread(target=self._supervise, daemon=True, name="ditmos-host-device")
         self._thread.start()
         return self
 

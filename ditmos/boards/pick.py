@@ -39,7 +39,7 @@ class Candidate:
     val_accuracy: float | None = None
     macs: float | None = None
     latency_ms: float | None = None
-    latency_source: str = ""          # "estimated" / "measured" / ""
+    latency_source: str = ""  # "estimated" / "measured" / ""
     flash: int | None = None
     ram: int | None = None
     int8_dir: Path | None = None
@@ -51,8 +51,7 @@ class Candidate:
 
 
 def _width_tag(have: dict, own) -> str:
-    return next((w for w in have if own is not None and float(w) == float(own)),
-                max(have, key=float))
+    return next((w for w in have if own is not None and float(w) == float(own)), max(have, key=float))
 
 
 def comparison_candidates(run_dir: Path) -> list[Candidate]:
@@ -63,17 +62,18 @@ def comparison_candidates(run_dir: Path) -> list[Candidate]:
 
     cdir = compare_dir_of(run_dir)
     if cdir is None:
-        raise DitmosError(f"{run_dir} has no comparison (compare/compare.json): --pick chooses "
-                          f"among a comparison's methods; train one with `ditmos train "
-                          f"--compare`, or build one method with --method")
+        raise DitmosError(
+            f"{run_dir} has no comparison (compare/compare.json): --pick chooses "
+            f"among a comparison's methods; train one with `ditmos train "
+            f"--compare`, or build one method with --method"
+        )
     comp = json.loads((cdir / "compare.json").read_text())
     results = comp.get("results") or {}
     seed, seeds = comp.get("seed", 0), comp.get("seeds") or []
     own = None
     if (run_dir / "config.json").is_file():
         own = json.loads((run_dir / "config.json").read_text()).get("width")
-    names = sorted({n for res in results.values() for n in res.get("methods") or {}
-                    if deployable(n)})
+    names = sorted({n for res in results.values() for n in res.get("methods") or {} if deployable(n)})
     out = []
     for name in names:
         have = {w: res for w, res in results.items() if name in (res.get("methods") or {})}
@@ -96,8 +96,11 @@ def comparison_candidates(run_dir: Path) -> list[Candidate]:
             v = _own_val_accuracy(run_dir)  # RUN itself is what is deployed: its own figure
             c.val_accuracy = v if v is not None else c.val_accuracy
         if not (mdir / "int8" / "manifest.json").is_file():
-            c.rejected.append(f"not quantised (run `ditmos quantize {run_dir}"
-                              + ("" if name == "ditmos" else f" --method {name}") + "`)")
+            c.rejected.append(
+                f"not quantised (run `ditmos quantize {run_dir}"
+                + ("" if name == "ditmos" else f" --method {name}")
+                + "`)"
+            )
         else:
             c.int8_dir = mdir / "int8"
         if c.val_accuracy is None:
@@ -123,13 +126,16 @@ def measured_latency_ms(eval_dirs, method: str, board) -> tuple[float, str] | No
     for d in eval_dirs:
         path = Path(d) / "report.json"
         if not path.is_file():
-            raise DitmosError(f"{d} has no report.json (give the --out directory of "
-                              f"`ditmos evaluate`)")
+            raise DitmosError(f"{d} has no report.json (give the --out directory of `ditmos evaluate`)")
         rep = json.loads(path.read_text())
         meta = rep.get("meta") or {}
         lat = rep.get("latency") or {}
-        if meta.get("method", "ditmos") != method or meta.get("board") != board.name \
-                or not lat.get("available") or lat.get("median") is None:
+        if (
+            meta.get("method", "ditmos") != method
+            or meta.get("board") != board.name
+            or not lat.get("available")
+            or lat.get("median") is None
+        ):
             continue
         unit, med = lat.get("unit"), float(lat["median"])
         if unit == "ms":
@@ -148,9 +154,19 @@ def estimated_latency_ms(macs, board, kernels: str) -> float | None:
     return 1000.0 * float(macs) * float(per_mac) / board.core_clock_hz
 
 
-def pick_best(board_name: str, run_dir: Path, *, max_latency_ms=None, max_flash=None,
-              max_ram=None, eval_dirs=(), kernels=None, strategy="slicing", stack_size=None,
-              echo: Callable[[str], None] = lambda s: None) -> tuple[list[Candidate], Candidate]:
+def pick_best(
+    board_name: str,
+    run_dir: Path,
+    *,
+    max_latency_ms=None,
+    max_flash=None,
+    max_ram=None,
+    eval_dirs=(),
+    kernels=None,
+    strategy="slicing",
+    stack_size=None,
+    echo: Callable[[str], None] = lambda s: None,
+) -> tuple[list[Candidate], Candidate]:
     """Measure every candidate and choose; returns (candidates, picked).
     Raises DitmosError (with the table) when none fits."""
     from ditmos.boards.build import build_firmware
@@ -169,19 +185,23 @@ def pick_best(board_name: str, run_dir: Path, *, max_latency_ms=None, max_flash=
         if c.int8_dir is None or max_latency_ms is None:
             continue
         if c.latency_ms is None:
-            c.rejected.append(f"latency unknown on {board.name} (no clock and no measured "
-                              f"evaluation: give --eval)")
+            c.rejected.append(f"latency unknown on {board.name} (no clock and no measured evaluation: give --eval)")
         elif c.latency_ms > max_latency_ms:
             c.rejected.append(f"latency {c.latency_ms:.3g} ms > {max_latency_ms:g} ms")
     # only what can still be picked is built (flash and RAM of the others: "-")
     todo = [c for c in cands if c.int8_dir is not None and not c.rejected]
     with tempfile.TemporaryDirectory(prefix="ditmos-pick-") as tmp:
         for i, c in enumerate(todo, 1):
-            echo(f"[{i}/{len(todo)}] building {c.method} for {board.name} to measure its "
-                 f"flash and RAM")
+            echo(f"[{i}/{len(todo)}] building {c.method} for {board.name} to measure its flash and RAM")
             try:
-                out = build_firmware(board.name, c.int8_dir, Path(tmp) / c.method,
-                                     kernels=kernels, strategy=strategy, stack_size=stack_size)
+                out = build_firmware(
+                    board.name,
+                    c.int8_dir,
+                    Path(tmp) / c.method,
+                    kernels=kernels,
+                    strategy=strategy,
+                    stack_size=stack_size,
+                )
             except DitmosError as e:
                 c.rejected.append(f"does not build: {e}")
                 continue
@@ -196,30 +216,32 @@ def pick_best(board_name: str, run_dir: Path, *, max_latency_ms=None, max_flash=
             c.rejected.append(f"RAM {c.ram} B > {max_ram} B")
     fits = [c for c in cands if not c.rejected]
     if not fits:
-        given = ", ".join(f"{n} {v:g}" for n, v in (("--max-latency-ms", max_latency_ms),
-                                                    ("--max-flash", max_flash),
-                                                    ("--max-ram", max_ram)) if v is not None)
-        raise NoFit(f"no method of the comparison fits the limits ({given or 'none given'}); "
-                    f"nothing was built", cands)
+        given = ", ".join(
+            f"{n} {v:g}"
+            for n, v in (("--max-latency-ms", max_latency_ms), ("--max-flash", max_flash), ("--max-ram", max_ram))
+            if v is not None
+        )
+        raise NoFit(f"no method of the comparison fits the limits ({given or 'none given'}); nothing was built", cands)
     best = max(fits, key=lambda c: c.val_accuracy)
     return cands, best
 
 
 def format_candidates(cands: list[Candidate], picked: Candidate | None) -> str:
-    lines = [f"{'method':<28}{'width':>6}{'val acc':>9}{'latency ms':>12}{'':<4}"
-             f"{'flash B':>9}{'RAM B':>9}  verdict"]
+    lines = [f"{'method':<28}{'width':>6}{'val acc':>9}{'latency ms':>12}{'':<4}{'flash B':>9}{'RAM B':>9}  verdict"]
     for c in sorted(cands, key=lambda c: -(c.val_accuracy or -1)):
         acc = f"{100 * c.val_accuracy:.2f}%" if c.val_accuracy is not None else "-"
         lat = f"{c.latency_ms:.4g}" if c.latency_ms is not None else "-"
         src = {"estimated": " est", "": ""}.get(c.latency_source, " meas")
-        verdict = "picked" if c is picked else ("rejected: " + c.verdict if c.rejected
-                                                 else "fits, less accurate")
-        lines.append(f"{c.method:<28}{(c.width if c.width is not None else 0):>6g}{acc:>9}"
-                     f"{lat:>12}{src:<4}{c.flash if c.flash is not None else '-':>9}"
-                     f"{c.ram if c.ram is not None else '-':>9}  {verdict}")
+        verdict = "picked" if c is picked else ("rejected: " + c.verdict if c.rejected else "fits, less accurate")
+        lines.append(
+            f"{c.method:<28}{(c.width if c.width is not None else 0):>6g}{acc:>9}"
+            f"{lat:>12}{src:<4}{c.flash if c.flash is not None else '-':>9}"
+            f"{c.ram if c.ram is not None else '-':>9}  {verdict}"
+        )
     notes = sorted({c.latency_source for c in cands if c.latency_source.startswith("measured")})
-    lines.append("latency: est = MACs x the board's measured instructions per MAC / core "
-                 "clock; meas = median of a measured evaluation" + (
-                     " (" + ", ".join(n[len("measured ("):-1] for n in notes) + ")"
-                     if notes else ""))
+    lines.append(
+        "latency: est = MACs x the board's measured instructions per MAC / core "
+        "clock; meas = median of a measured evaluation"
+        + (" (" + ", ".join(n[len("measured (") : -1] for n in notes) + ")" if notes else "")
+    )
     return "\n".join(lines)

@@ -41,8 +41,8 @@ def qemu_binary() -> str:
     path = shutil.which(QEMU)
     if path is None:
         raise DitmosError(
-            f"{QEMU} is not installed; on Debian/Ubuntu run `apt-get install qemu-system-arm` "
-            "(or scripts/setup.sh)")
+            f"{QEMU} is not installed; on Debian/Ubuntu run `apt-get install qemu-system-arm` (or scripts/setup.sh)"
+        )
     return path
 
 
@@ -57,8 +57,11 @@ def build_plugin(dest_dir: str | Path) -> Path:
         raise DitmosError("building the QEMU plugin needs a host C compiler (gcc)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_suffix(f".{os.getpid()}.tmp")
-    proc = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror",
-                           "-o", str(tmp), str(src)], capture_output=True, text=True)
+    proc = subprocess.run(
+        [cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(tmp), str(src)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise DitmosError(f"compiling the QEMU plugin {src} failed: {proc.stderr.strip()}")
     os.replace(tmp, dest)
@@ -80,19 +83,29 @@ class QemuTarget:
     port on 127.0.0.1 (a free one when None).
     """
 
-    def __init__(self, build_dir: str | Path, *, workdir: str | Path | None = None,
-                 port: int | None = None, icount: bool = True, plugin: bool = True):
+    def __init__(
+        self,
+        build_dir: str | Path,
+        *,
+        workdir: str | Path | None = None,
+        port: int | None = None,
+        icount: bool = True,
+        plugin: bool = True,
+    ):
         self.build_dir = Path(build_dir)
         manifest_path = self.build_dir / "manifest.json"
         if not manifest_path.is_file():
-            raise DitmosError(f"{self.build_dir} is not a firmware build directory "
-                              "(no manifest.json); run `ditmos build --board mps2_an500` first")
+            raise DitmosError(
+                f"{self.build_dir} is not a firmware build directory "
+                "(no manifest.json); run `ditmos build --board mps2_an500` first"
+            )
         self.manifest = json.loads(manifest_path.read_text())
         board = get_board(self.manifest.get("board", "?"))
         self.qemu = board.extra.get("qemu")
         if not self.qemu:
-            raise DitmosError(f"{self.build_dir} was built for {board.name}, which QEMU cannot "
-                              "emulate; build with --board mps2_an500")
+            raise DitmosError(
+                f"{self.build_dir} was built for {board.name}, which QEMU cannot emulate; build with --board mps2_an500"
+            )
         self.elf = self.build_dir / "firmware.elf"
         if not self.elf.is_file():
             raise DitmosError(f"{self.elf} is missing; rebuild with `ditmos build`")
@@ -124,21 +137,34 @@ class QemuTarget:
 
     # -- life cycle --------------------------------------------------------
     def command(self) -> list[str]:
-        cmd = [qemu_binary(), "-M", self.qemu["machine"], "-cpu", self.qemu["cpu"],
-               "-nographic", "-monitor", "none", "-nodefaults",
-               "-semihosting-config", "enable=on,target=native",
-               "-kernel", str(self.elf),
-               "-serial", f"tcp:127.0.0.1:{self.port},server=on,wait=off,nodelay=on"]
+        cmd = [
+            qemu_binary(),
+            "-M",
+            self.qemu["machine"],
+            "-cpu",
+            self.qemu["cpu"],
+            "-nographic",
+            "-monitor",
+            "none",
+            "-nodefaults",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+            str(self.elf),
+            "-serial",
+            f"tcp:127.0.0.1:{self.port},server=on,wait=off,nodelay=on",
+        ]
         if self.icount:
             cmd += ["-icount", "shift=0"]
         if self.plugin:
             marker = self.manifest.get("marker")
             if not marker:
-                raise DitmosError(f"{self.build_dir}/manifest.json has no marker address; "
-                                  "rebuild with `ditmos build --board mps2_an500`")
+                raise DitmosError(
+                    f"{self.build_dir}/manifest.json has no marker address; "
+                    "rebuild with `ditmos build --board mps2_an500`"
+                )
             so = build_plugin(self.workdir)
-            cmd += ["-plugin", f"{so},log={self.plugin_log},sled={marker['sled']},"
-                               f"sled_size={marker['sled_size']}"]
+            cmd += ["-plugin", f"{so},log={self.plugin_log},sled={marker['sled']},sled_size={marker['sled_size']}"]
         return cmd
 
     def start(self, timeout: float = 10.0) -> "QemuTarget":
@@ -153,8 +179,9 @@ class QemuTarget:
                 self.port = _free_port()
             self.plugin_log.unlink(missing_ok=True)
             log = open(self.qemu_log, "wb")
-            self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
             log.close()
             if self._wait_listening(timeout):
                 return self
@@ -236,6 +263,7 @@ class QemuTarget:
 
 # -------------------------------------------------- emulators started elsewhere
 
+
 @dataclass(frozen=True)
 class Emulator:
     """A running QEMU that announced itself in its build directory: where its
@@ -262,8 +290,7 @@ def announce(target: QemuTarget) -> Path:
         raise DitmosError("only a running QEMU target can be announced")
     path = _announce_path(target.build_dir, target.port)
     path.parent.mkdir(parents=True, exist_ok=True)
-    emu = Emulator(url=target.url, port=target.port, marks=target.plugin_log.resolve(),
-                   pid=target.proc.pid)
+    emu = Emulator(url=target.url, port=target.port, marks=target.plugin_log.resolve(), pid=target.proc.pid)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(emu.to_json(), indent=1) + "\n")
     os.replace(tmp, path)
@@ -310,8 +337,7 @@ def find_emulator(build_dir: Path, url: str) -> Emulator | None:
         return None
     try:
         d = json.loads(path.read_text())
-        emu = Emulator(url=str(d["url"]), port=int(d["port"]), marks=Path(d["marks"]),
-                       pid=int(d["pid"]))
+        emu = Emulator(url=str(d["url"]), port=int(d["port"]), marks=Path(d["marks"]), pid=int(d["pid"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return emu if _alive(emu.pid) else None

@@ -25,12 +25,12 @@ class Region:
 class Board:
     name: str
     description: str
-    kind: str                      # "arm" (cross-compiled, linker script) or "host"
+    kind: str  # "arm" (cross-compiled, linker script) or "host"
     core_clock_hz: int
-    cost_kind: str                 # key of COST_KINDS
+    cost_kind: str  # key of COST_KINDS
     uart: dict
     cflags: tuple[str, ...]
-    sources: tuple[str, ...]       # relative to firmware/
+    sources: tuple[str, ...]  # relative to firmware/
     include_dirs: tuple[str, ...]  # relative to firmware/
     default_kernels: str
     stack_size: int = 0
@@ -48,13 +48,31 @@ class Board:
 
 
 def _board(name: str, d: dict) -> Board:
-    known = {"description", "kind", "core_clock_hz", "cost_kind", "uart", "cflags", "sources",
-             "include_dirs", "default_kernels", "stack_size", "flash", "ram"}
+    known = {
+        "description",
+        "kind",
+        "core_clock_hz",
+        "cost_kind",
+        "uart",
+        "cflags",
+        "sources",
+        "include_dirs",
+        "default_kernels",
+        "stack_size",
+        "flash",
+        "ram",
+    }
     return Board(
-        name=name, description=d["description"], kind=d["kind"],
-        core_clock_hz=int(d["core_clock_hz"]), cost_kind=d["cost_kind"], uart=d["uart"],
-        cflags=tuple(d["cflags"]), sources=tuple(d["sources"]),
-        include_dirs=tuple(d["include_dirs"]), default_kernels=d["default_kernels"],
+        name=name,
+        description=d["description"],
+        kind=d["kind"],
+        core_clock_hz=int(d["core_clock_hz"]),
+        cost_kind=d["cost_kind"],
+        uart=d["uart"],
+        cflags=tuple(d["cflags"]),
+        sources=tuple(d["sources"]),
+        include_dirs=tuple(d["include_dirs"]),
+        default_kernels=d["default_kernels"],
         stack_size=int(d.get("stack_size", 0)),
         flash=Region(**d["flash"]) if "flash" in d else None,
         ram=tuple(Region(**r) for r in d.get("ram", ())),
@@ -76,5 +94,4 @@ def get_board(name: str) -> Board:
     try:
         return _all()[name]
     except KeyError:
-        raise DitmosError(
-            f"unknown board '{name}'; known boards: {', '.join(board_names())}") from None
+        raise DitmosError(f"unknown board '{name}'; known boards: {', '.join(board_names())}") from None

@@ -23,8 +23,16 @@ from ditmos.errors import DitmosError
 KERNEL_SETS = ("ref", "cm7")
 MANIFEST_FORMAT = "ditmos-codegen/1"
 
-__all__ = ["generate", "kernel_sources", "include_dirs", "load_int8_dir", "plan_all",
-           "find_codegen_manifest", "KERNEL_SETS", "MANIFEST_FORMAT"]
+__all__ = [
+    "generate",
+    "kernel_sources",
+    "include_dirs",
+    "load_int8_dir",
+    "plan_all",
+    "find_codegen_manifest",
+    "KERNEL_SETS",
+    "MANIFEST_FORMAT",
+]
 
 
 def kernel_sources(kernels: str = "ref") -> list[Path]:
@@ -92,8 +100,9 @@ def load_int8_dir(int8_dir) -> tuple[dict, dict]:
         graphs[n] = read_tflite(int8_dir / sub["file"], n)
         want = sub.get("sha256")
         if want and want != graphs[n].sha256:
-            raise DitmosError(f"{int8_dir / sub['file']} does not match the sha256 in "
-                              f"{mpath}; re-run `ditmos quantize`")
+            raise DitmosError(
+                f"{int8_dir / sub['file']} does not match the sha256 in {mpath}; re-run `ditmos quantize`"
+            )
     return manifest, graphs
 
 
@@ -125,8 +134,9 @@ def plan_all(manifest: dict, graphs: dict, *, alignment: int = 8) -> dict:
         res.setdefault("live_bytes", {})[strat] = plan.live_peak()
         res["plans"][strat] = plan.to_json()
     for name in graphs:
-        res["single_bytes"][name] = schedule.build(manifest, graphs, "slicing", only=name,
-                                                   alignment=alignment).plan.arena_size
+        res["single_bytes"][name] = schedule.build(
+            manifest, graphs, "slicing", only=name, alignment=alignment
+        ).plan.arena_size
     res["max_single_bytes"] = max(res["single_bytes"].values())
     return res
 
@@ -140,29 +150,48 @@ def _slicing_schedule(manifest, graphs, ram_budget, alignment):
     if ram_budget is None or sched.plan.arena_size <= ram_budget:
         return sched
     if model_kind(manifest) == "network":
-        raise DitmosError(f"the network needs {sched.plan.arena_size} bytes of activations, "
-                          f"more than the RAM budget of {ram_budget} bytes")
-    feats = [o["name"] for o in sorted(manifest["submodels"]["selector"]["outputs"],
-                                       key=lambda o: o["name"]) if o["name"] != "route"]
-    feats = [f for f in feats if any(
-        i["name"] == f"sel_{f}" for n, s in manifest["submodels"].items() if n != "selector"
-        for i in s["inputs"])]
+        raise DitmosError(
+            f"the network needs {sched.plan.arena_size} bytes of activations, "
+            f"more than the RAM budget of {ram_budget} bytes"
+        )
+    feats = [
+        o["name"]
+        for o in sorted(manifest["submodels"]["selector"]["outputs"], key=lambda o: o["name"])
+        if o["name"] != "route"
+    ]
+    feats = [
+        f
+        for f in feats
+        if any(
+            i["name"] == f"sel_{f}" for n, s in manifest["submodels"].items() if n != "selector" for i in s["inputs"]
+        )
+    ]
     best = sched
     for n in range(1, len(feats) + 1):
-        cand = schedule.build(manifest, graphs, "slicing", recompute=tuple(feats[:n]),
-                              alignment=alignment)
+        cand = schedule.build(manifest, graphs, "slicing", recompute=tuple(feats[:n]), alignment=alignment)
         if cand.plan.arena_size < best.plan.arena_size:
             best = cand
         if cand.plan.arena_size <= ram_budget:
             return cand
-    raise DitmosError(f"the model needs {best.plan.arena_size} bytes of activations even "
-                      f"with recomputation, more than the RAM budget of {ram_budget} bytes")
+    raise DitmosError(
+        f"the model needs {best.plan.arena_size} bytes of activations even "
+        f"with recomputation, more than the RAM budget of {ram_budget} bytes"
+    )
 
 
-def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicing",
-             profile: bool = False, ram_budget: int | None = None,
-             alignment: int = 8, prefix: str = "ditmos_", raw_scale="auto",
-             frontend="auto") -> dict:
+def generate(
+    int8_dir,
+    out_dir,
+    *,
+    kernels: str = "ref",
+    strategy: str = "slicing",
+    profile: bool = False,
+    ram_budget: int | None = None,
+    alignment: int = 8,
+    prefix: str = "ditmos_",
+    raw_scale="auto",
+    frontend="auto",
+) -> dict:
     """Write model.h, model.c, weights.c and manifest.json into ``out_dir``
     and return the codegen manifest (see docs/artefacts.md §4).
 
@@ -183,8 +212,7 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
     if kernels not in KERNEL_SETS:
         raise DitmosError(f"unknown kernel set {kernels!r}; choose 'ref' or 'cm7'")
     if strategy not in schedule.STRATEGIES:
-        raise DitmosError(f"unknown memory strategy {strategy!r}; choose one of "
-                          f"{', '.join(schedule.STRATEGIES)}")
+        raise DitmosError(f"unknown memory strategy {strategy!r}; choose one of {', '.join(schedule.STRATEGIES)}")
     if alignment not in (4, 8):
         raise DitmosError(f"alignment must be 4 or 8 bytes, got {alignment}")
     if ram_budget is not None and strategy != "slicing":
@@ -198,16 +226,17 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
     if len(model_hash) < 16:
         raise DitmosError(f"{Path(int8_dir) / 'manifest.json'} has no model_hash")
     variant_rows = variants.apply(sched, kernels)  # per-layer kernel variant + weight layout
-    files, stats = render.render(sched, manifest, kernels=kernels, model_hash=model_hash,
-                                 profile=profile, prefix=prefix)
+    files, stats = render.render(
+        sched, manifest, kernels=kernels, model_hash=model_hash, profile=profile, prefix=prefix
+    )
     from ditmos.codegen.prepare import render_prepare, run_frontend, run_raw_scale
+
     if manifest.get("normalization"):  # int8 dirs made by `ditmos quantize` always have it
         if isinstance(frontend, str) and frontend == "auto":
             frontend = run_frontend(int8_dir)
         if isinstance(raw_scale, str) and raw_scale == "auto":
             raw_scale = run_raw_scale(int8_dir)
-        files.update(render_prepare(manifest, raw_scale=raw_scale, frontend=frontend,
-                                     prefix=prefix.rstrip("_")))
+        files.update(render_prepare(manifest, raw_scale=raw_scale, frontend=frontend, prefix=prefix.rstrip("_")))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -236,13 +265,17 @@ def generate(int8_dir, out_dir, *, kernels: str = "ref", strategy: str = "slicin
         "macs": _macs(sched),
         "tensors": _tensors(sched),
         "weights_bytes": stats["weights_bytes"],
-        "memory": {"arena_bytes": sched.plan.arena_size,
-                   "weights_bytes": stats["weights_bytes"],
-                   "plan": sched.plan.to_json(), "table": sched.plan.table(),
-                   **summary},
-        "hashes": {"tflite": {n: g.sha256 for n, g in graphs.items()},
-                   "files": {n: hashlib.sha256(t.encode()).hexdigest()
-                             for n, t in files.items()}},
+        "memory": {
+            "arena_bytes": sched.plan.arena_size,
+            "weights_bytes": stats["weights_bytes"],
+            "plan": sched.plan.to_json(),
+            "table": sched.plan.table(),
+            **summary,
+        },
+        "hashes": {
+            "tflite": {n: g.sha256 for n, g in graphs.items()},
+            "files": {n: hashlib.sha256(t.encode()).hexdigest() for n, t in files.items()},
+        },
         "files": sorted(files) + ["manifest.json"],
         "kernel_sources": [str(p) for p in kernel_sources(kernels)],
         "include_dirs": [str(p) for p in include_dirs(kernels)],
@@ -259,16 +292,33 @@ def _layers(sched) -> list[dict]:
     for pname, prog in sched.programs.items():
         for st in prog.steps:
             if st.kind == "copy":
-                rows.append({"program": pname, "layer_index": st.layer_index,
-                             "kernel": CONCAT_KERNEL, "kind": "concat",
-                             "layer": st.output, "macs": 0,
-                             "inputs": [v for v, _ in st.parts], "output": st.output})
+                rows.append(
+                    {
+                        "program": pname,
+                        "layer_index": st.layer_index,
+                        "kernel": CONCAT_KERNEL,
+                        "kind": "concat",
+                        "layer": st.output,
+                        "macs": 0,
+                        "inputs": [v for v, _ in st.parts],
+                        "output": st.output,
+                    }
+                )
             elif st.kind == "call":
                 c = st.call
-                rows.append({"program": pname, "layer_index": st.layer_index,
-                             "kernel": c.kernel, "kind": c.kind, "layer": c.layer,
-                             "macs": c.macs, "inputs": list(c.inputs), "output": c.output,
-                             "recomputed": st.recompute})
+                rows.append(
+                    {
+                        "program": pname,
+                        "layer_index": st.layer_index,
+                        "kernel": c.kernel,
+                        "kind": c.kind,
+                        "layer": c.layer,
+                        "macs": c.macs,
+                        "inputs": list(c.inputs),
+                        "output": c.output,
+                        "recomputed": st.recompute,
+                    }
+                )
     return rows
 
 
@@ -287,22 +337,35 @@ def _exits(sched, manifest: dict) -> list[dict] | None:
             layers += 1
         if st.kind in ("exit", "result"):
             e = len(rows)
-            rows.append({"exit": e, "output": exits[e]["logits"] if e < len(exits)
-                         else manifest["final"],
-                         "threshold_q": int(exits[e]["threshold_q"]) if e < len(exits) else None,
-                         "macs": int(macs), "layers": int(layers)})
+            rows.append(
+                {
+                    "exit": e,
+                    "output": exits[e]["logits"] if e < len(exits) else manifest["final"],
+                    "threshold_q": int(exits[e]["threshold_q"]) if e < len(exits) else None,
+                    "macs": int(macs),
+                    "layers": int(layers),
+                }
+            )
     return rows
 
 
 def _macs(sched) -> dict:
     """Multiply-accumulates per program and for the composed worst case."""
-    per = {name: sum(st.call.macs for st in prog.steps if st.kind == "call")
-           for name, prog in sched.programs.items()}
+    per = {name: sum(st.call.macs for st in prog.steps if st.kind == "call") for name, prog in sched.programs.items()}
     clf = [v for n, v in per.items() if n != "selector"]
     return {**per, "composed_max": per.get("selector", 0) + max(clf, default=0)}
 
 
 def _tensors(sched) -> list[dict]:
-    return [{"name": v.name, "bytes": v.size, "group": v.group,
-             "offset": sched.plan.offsets.get(v.name), "first": v.first, "last": v.last}
-            for v in sched.values.values() if v.name != "input"]
+    return [
+        {
+            "name": v.name,
+            "bytes": v.size,
+            "group": v.group,
+            "offset": sched.plan.offsets.get(v.name),
+            "first": v.first,
+            "last": v.last,
+        }
+        for v in sched.values.values()
+        if v.name != "input"
+    ]

@@ -30,10 +30,18 @@ def write_example(dest, model_dir, *, prefix: str = "ditmos", hop: int | None = 
     hop = max(T // 2, 1) if hop is None else int(hop)
     if hop < 1:
         raise DitmosError(f"the example's hop must be at least 1, got {hop}")
-    ctx = dict(version=__version__, model_hash=man["model_hash"][:16], T=T, C=C, hop=hop,
-               prefix=prefix, PREFIX=prefix.upper(), num_classes=int(man["num_classes"]),
-               raw_i16="HAS_RAW_I16" in (model_dir / "prepare.h").read_text(),
-               audio="_AUDIO_SAMPLES" in (model_dir / "prepare.h").read_text())
+    ctx = dict(
+        version=__version__,
+        model_hash=man["model_hash"][:16],
+        T=T,
+        C=C,
+        hop=hop,
+        prefix=prefix,
+        PREFIX=prefix.upper(),
+        num_classes=int(man["num_classes"]),
+        raw_i16="HAS_RAW_I16" in (model_dir / "prepare.h").read_text(),
+        audio="_AUDIO_SAMPLES" in (model_dir / "prepare.h").read_text(),
+    )
     env = _env()
     dest.mkdir(parents=True, exist_ok=True)
     for name in FILES:

@@ -20,10 +20,14 @@ from ditmos.errors import DitmosError
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror"]
 
 
-
-
-def compile_model(gen_dir, kernels: str = "ref", *, out: Path | None = None,
-                  cc: str | None = None, extra_flags: list[str] | None = None) -> Path:
+def compile_model(
+    gen_dir,
+    kernels: str = "ref",
+    *,
+    out: Path | None = None,
+    cc: str | None = None,
+    extra_flags: list[str] | None = None,
+) -> Path:
     """Build ``gen_dir``'s model into a shared library; return its path."""
     from ditmos.codegen import include_dirs, kernel_sources
 
@@ -33,8 +37,19 @@ def compile_model(gen_dir, kernels: str = "ref", *, out: Path | None = None,
         raise DitmosError(f"C compiler {cc!r} not found")
     out = out or gen_dir / f"libditmos_model_{kernels}.so"
     srcs = [gen_dir / "model.c", gen_dir / "weights.c", *kernel_sources(kernels)]
-    cmd = [cc, *WARNINGS, "-O2", "-fPIC", "-shared", "-o", str(out), *map(str, srcs),
-           f"-I{gen_dir}", *[f"-I{p}" for p in include_dirs(kernels)], *(extra_flags or [])]
+    cmd = [
+        cc,
+        *WARNINGS,
+        "-O2",
+        "-fPIC",
+        "-shared",
+        "-o",
+        str(out),
+        *map(str, srcs),
+        f"-I{gen_dir}",
+        *[f"-I{p}" for p in include_dirs(kernels)],
+        *(extra_flags or []),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise DitmosError(f"compiling the generated model failed:\n{proc.stderr.strip()}")
@@ -44,8 +59,7 @@ def compile_model(gen_dir, kernels: str = "ref", *, out: Path | None = None,
 class HostModel:
     """The compiled generated model: ``run_selector``, ``run_classifier``, ``infer``."""
 
-    def __init__(self, lib_path, *, input_size: int, num_classes: int, K: int,
-                 prefix: str = "ditmos_"):
+    def __init__(self, lib_path, *, input_size: int, num_classes: int, K: int, prefix: str = "ditmos_"):
         lib = ctypes.CDLL(str(lib_path))
         self.input_size, self.num_classes, self.K = input_size, num_classes, K
         self._infer = getattr(lib, prefix + "infer")
@@ -56,15 +70,20 @@ class HostModel:
         self.prefix = prefix
 
         class Result(ctypes.Structure):
-            _fields_ = [("predicted", ctypes.c_uint16), ("route", ctypes.c_uint8),
-                        ("scores", ctypes.c_int8 * num_classes)]
+            _fields_ = [
+                ("predicted", ctypes.c_uint16),
+                ("route", ctypes.c_uint8),
+                ("scores", ctypes.c_int8 * num_classes),
+            ]
 
         self._Result = Result
         p8 = ctypes.POINTER(ctypes.c_int8)
         self._infer.argtypes = [p8, ctypes.POINTER(Result)]
-        for fn, types in ((self._run_selector, [p8, p8]),
-                          (self._run_classifier, [ctypes.c_int, p8, p8]),
-                          (self._run_exit, [ctypes.c_int, p8, p8])):
+        for fn, types in (
+            (self._run_selector, [p8, p8]),
+            (self._run_classifier, [ctypes.c_int, p8, p8]),
+            (self._run_exit, [ctypes.c_int, p8, p8]),
+        ):
             if fn is not None:
                 fn.argtypes = types
 
@@ -118,5 +137,10 @@ def load(gen_dir, kernels: str = "ref", **kw) -> HostModel:
     m = json.loads((gen_dir / "manifest.json").read_text())
     lib = compile_model(gen_dir, kernels, **kw)
     T, C = m["input_shape"]
-    return HostModel(lib, input_size=int(T) * int(C), num_classes=int(m["num_classes"]),
-                     K=int(m["K"]), prefix=m.get("prefix", "ditmos_"))
+    return HostModel(
+        lib,
+        input_size=int(T) * int(C),
+        num_classes=int(m["num_classes"]),
+        K=int(m["K"]),
+        prefix=m.get("prefix", "ditmos_"),
+    )

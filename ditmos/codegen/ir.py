@@ -33,8 +33,14 @@ def _schema():
 
 
 _DTYPES = {9: "int8", 2: "int32", 0: "float32", 7: "int16", 4: "int64", 3: "uint8"}
-_NP = {"int8": np.int8, "int32": np.int32, "float32": np.float32, "int16": np.int16,
-       "int64": np.int64, "uint8": np.uint8}
+_NP = {
+    "int8": np.int8,
+    "int32": np.int32,
+    "float32": np.float32,
+    "int16": np.int16,
+    "int64": np.int64,
+    "uint8": np.uint8,
+}
 _ACT = {0: "none", 1: "relu", 3: "relu6"}
 
 
@@ -73,9 +79,17 @@ class Tensor:
             if isinstance(v, np.ndarray):
                 return [float(x) for x in v] if v.dtype.kind == "f" else [int(x) for x in v]
             return v
-        return {"index": self.index, "name": self.name, "shape": list(self.shape),
-                "dtype": self.dtype, "bytes": self.nbytes, "const": self.is_const,
-                "scale": conv(self.scale), "zero_point": conv(self.zero_point)}
+
+        return {
+            "index": self.index,
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "bytes": self.nbytes,
+            "const": self.is_const,
+            "scale": conv(self.scale),
+            "zero_point": conv(self.zero_point),
+        }
 
 
 @dataclass
@@ -133,10 +147,10 @@ def _read_tensor(i, t, buffers) -> Tensor:
     data = None
     buf = buffers[t.buffer] if t.buffer < len(buffers) else None
     if buf is not None and buf.data is not None and len(buf.data) > 0 and dtype in _NP:
-        data = np.frombuffer(bytes(np.asarray(buf.data, dtype=np.uint8)),
-                             dtype=_NP[dtype]).reshape(shape if shape else ())
-    return Tensor(i, t.name.decode() if isinstance(t.name, bytes) else str(t.name),
-                  shape, dtype, scale, zp, axis, data)
+        data = np.frombuffer(bytes(np.asarray(buf.data, dtype=np.uint8)), dtype=_NP[dtype]).reshape(
+            shape if shape else ()
+        )
+    return Tensor(i, t.name.decode() if isinstance(t.name, bytes) else str(t.name), shape, dtype, scale, zp, axis, data)
 
 
 _SHAPE_ONLY = {"SHAPE", "STRIDED_SLICE", "PACK"}
@@ -155,18 +169,23 @@ def read_tflite(path: str | Path, name: str | None = None) -> Graph:
     except Exception as err:  # malformed flatbuffer: many exception types
         raise DitmosError(f"{path} is not a valid TFLite flatbuffer ({err})") from err
     if not model.subgraphs or len(model.subgraphs) != 1:
-        raise DitmosError(f"{path}: expected exactly one subgraph, found "
-                          f"{len(model.subgraphs or [])}")
+        raise DitmosError(f"{path}: expected exactly one subgraph, found {len(model.subgraphs or [])}")
     g = model.subgraphs[0]
     tensors = [_read_tensor(i, t, model.buffers) for i, t in enumerate(g.tensors)]
     raw = []
     for op in g.operators:
         oc = model.operatorCodes[op.opcodeIndex]
         code = max(int(oc.builtinCode), int(oc.deprecatedBuiltinCode))
-        raw.append((_opname(s, code), [int(i) for i in op.inputs],
-                    [int(o) for o in op.outputs], op.builtinOptions))
-    graph = Graph(name or path.stem, tensors, [], [int(i) for i in g.inputs],
-                  [int(o) for o in g.outputs], hashlib.sha256(blob).hexdigest(), str(path))
+        raw.append((_opname(s, code), [int(i) for i in op.inputs], [int(o) for o in op.outputs], op.builtinOptions))
+    graph = Graph(
+        name or path.stem,
+        tensors,
+        [],
+        [int(i) for i in g.inputs],
+        [int(o) for o in g.outputs],
+        hashlib.sha256(blob).hexdigest(),
+        str(path),
+    )
     graph.ops = _lower_ops(graph, raw, path)
     _check_io(graph, path)
     return graph
@@ -178,7 +197,8 @@ def _check_io(graph: Graph, path: Path) -> None:
         if t.dtype != "int8" or t.scale is None:
             raise DitmosError(
                 f"{path}: model input/output '{t.name}' is {t.dtype}, expected "
-                f"full-int8 quantised tensors (run `ditmos quantize`)")
+                f"full-int8 quantised tensors (run `ditmos quantize`)"
+            )
 
 
 # ----------------------------------------------------------------------------
@@ -206,8 +226,9 @@ def _seq_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 def _act(opts, opname: str, layer: str) -> str:
     code = int(getattr(opts, "fusedActivationFunction", 0) or 0)
     if code not in _ACT:
-        raise DitmosError(f"unsupported fused activation {code} on {opname} "
-                          f"(layer '{layer}'); supported: none, ReLU, ReLU6")
+        raise DitmosError(
+            f"unsupported fused activation {code} on {opname} (layer '{layer}'); supported: none, ReLU, ReLU6"
+        )
     return _ACT[code]
 
 
@@ -249,8 +270,7 @@ def _lower_ops(graph: Graph, raw, path: Path) -> list[Op]:
         try:
             op = _lower_one(graph, opname, ins, outs, opts, layer)
         except ValueError as err:
-            raise DitmosError(f"{path}: cannot lower {opname} (layer '{layer}') to "
-                              f"a 1-D op: {err}") from err
+            raise DitmosError(f"{path}: cannot lower {opname} (layer '{layer}') to a 1-D op: {err}") from err
         op.layer, op.tflite_op = layer, opname
         ops.append(op)
     # Dead ops (e.g. a Squeeze whose result nothing reads).
@@ -266,8 +286,7 @@ def _lower_ops(graph: Graph, raw, path: Path) -> list[Op]:
             try:
                 T[i].shape = _seq_shape(T[i].shape)
             except ValueError as err:
-                raise DitmosError(f"{path}: tensor '{T[i].name}' has shape "
-                                  f"{T[i].shape}: {err}") from err
+                raise DitmosError(f"{path}: tensor '{T[i].name}' has shape {T[i].shape}: {err}") from err
     return ops
 
 
@@ -275,8 +294,8 @@ def _unsupported(opname: str, layer: str):
     from ditmos.codegen.ops import supported_words
 
     return DitmosError(
-        f"unsupported TFLite op {opname} in layer '{layer}'; the code generator "
-        f"supports {supported_words()}")
+        f"unsupported TFLite op {opname} in layer '{layer}'; the code generator supports {supported_words()}"
+    )
 
 
 def _lower_one(graph: Graph, opname, ins, outs, opts, layer) -> Op:
@@ -287,8 +306,10 @@ def _lower_one(graph: Graph, opname, ins, outs, opts, layer) -> Op:
         T = graph.tensors
         for i in ins:
             if i >= 0 and T[i].dtype not in ("int8", "int32"):
-                raise DitmosError(f"layer '{layer}' ({opname}) has a {T[i].dtype} tensor "
-                                  f"'{T[i].name}'; only full-int8 models can be generated")
+                raise DitmosError(
+                    f"layer '{layer}' ({opname}) has a {T[i].dtype} tensor "
+                    f"'{T[i].name}'; only full-int8 models can be generated"
+                )
     if spec is None:
         raise _unsupported(opname, layer)
     return spec.parse(graph, opname, ins, outs, opts, layer)
@@ -329,9 +350,16 @@ def parse_conv(graph: Graph, opname, ins, outs, opts, layer) -> Op:
     out_len, pad = _padding_1d(int(opts.padding), in_len, k, int(stride))
     if T[outs[0]].shape[axis] != out_len:
         raise ValueError("output length does not match TFLite's padding rule")
-    attrs = dict(kernel=int(k), stride=int(stride), pad=int(pad), in_len=int(in_len),
-                 in_ch=int(in_ch), out_len=int(out_len),
-                 out_ch=int(T[outs[0]].shape[3]), act=_act(opts, opname, layer))
+    attrs = dict(
+        kernel=int(k),
+        stride=int(stride),
+        pad=int(pad),
+        in_len=int(in_len),
+        in_ch=int(in_ch),
+        out_len=int(out_len),
+        out_ch=int(T[outs[0]].shape[3]),
+        act=_act(opts, opname, layer),
+    )
     if opname == "CONV_2D":
         if w.shape[3] != in_ch:
             raise ValueError(f"grouped convolution (filter {w.shape}, input {xs})")
@@ -357,11 +385,20 @@ def parse_fc(graph: Graph, opname, ins, outs, opts, layer) -> Op:
     n_in = int(w.shape[1])
     if x.size != n_in:
         raise ValueError(f"input has {x.size} elements, weights expect {n_in}")
-    return Op("fc", [ins[0]], [outs[0]], dict(
-        weights=w.data, bias=_bias_of(T, ins),
-        w_scale=np.atleast_1d(np.asarray(w.scale, dtype=np.float32)),
-        w_zero_point=w.zero_point, in_features=n_in, out_features=int(w.shape[0]),
-        act=_act(opts, opname, layer)))
+    return Op(
+        "fc",
+        [ins[0]],
+        [outs[0]],
+        dict(
+            weights=w.data,
+            bias=_bias_of(T, ins),
+            w_scale=np.atleast_1d(np.asarray(w.scale, dtype=np.float32)),
+            w_zero_point=w.zero_point,
+            in_features=n_in,
+            out_features=int(w.shape[0]),
+            act=_act(opts, opname, layer),
+        ),
+    )
 
 
 def parse_pool(graph: Graph, opname, ins, outs, opts, layer) -> Op:
@@ -373,10 +410,20 @@ def parse_pool(graph: Graph, opname, ins, outs, opts, layer) -> Op:
     else:
         raise ValueError(f"2-D pooling window on input {xs}")
     out_len, pad = _padding_1d(int(opts.padding), in_len, int(k), int(stride))
-    return Op("maxpool" if opname == "MAX_POOL_2D" else "avgpool", [ins[0]], [outs[0]],
-              dict(kernel=int(k), stride=int(stride), pad=int(pad), in_len=int(in_len),
-                   channels=int(xs[3]), out_len=int(out_len),
-                   act=_act(opts, opname, layer)))
+    return Op(
+        "maxpool" if opname == "MAX_POOL_2D" else "avgpool",
+        [ins[0]],
+        [outs[0]],
+        dict(
+            kernel=int(k),
+            stride=int(stride),
+            pad=int(pad),
+            in_len=int(in_len),
+            channels=int(xs[3]),
+            out_len=int(out_len),
+            act=_act(opts, opname, layer),
+        ),
+    )
 
 
 def parse_mean(graph: Graph, opname, ins, outs, opts, layer) -> Op:
@@ -412,11 +459,12 @@ def parse_concat(graph: Graph, opname, ins, outs, opts, layer) -> Op:
         raise ValueError("fused activation on a concatenation")
     out = T[outs[0]]
     for i in ins:  # TFLM's int8 CONCATENATION requires this too (it copies bytes)
-        if (np.float32(T[i].scale), T[i].zero_point) != (np.float32(out.scale),
-                                                         out.zero_point):
-            raise ValueError(f"input '{T[i].name}' is quantised ({T[i].scale}, "
-                             f"{T[i].zero_point}), the output ({out.scale}, "
-                             f"{out.zero_point}); int8 concatenation needs equal ones")
+        if (np.float32(T[i].scale), T[i].zero_point) != (np.float32(out.scale), out.zero_point):
+            raise ValueError(
+                f"input '{T[i].name}' is quantised ({T[i].scale}, "
+                f"{T[i].zero_point}), the output ({out.scale}, "
+                f"{out.zero_point}); int8 concatenation needs equal ones"
+            )
     return Op("concat", list(ins), [outs[0]], {})
 
 

@@ -39,34 +39,51 @@ SCHEDULE_CATEGORIES = ("alias", "concat", "parts", "call")
 
 @dataclass(frozen=True)
 class OpSpec:
-    kind: str                                   # Op.kind in the IR
-    tflite: tuple[str, ...]                     # TFLite builtin operators
-    words: str                                  # how error messages name it
-    parse: Callable[..., Op]                    # ir: TFLite operator -> 1-D op
-    schedule: str                               # one of SCHEDULE_CATEGORIES
+    kind: str  # Op.kind in the IR
+    tflite: tuple[str, ...]  # TFLite builtin operators
+    words: str  # how error messages name it
+    parse: Callable[..., Op]  # ir: TFLite operator -> 1-D op
+    schedule: str  # one of SCHEDULE_CATEGORIES
     lower: Callable[..., L.Call] | None = None  # (graph, op, sources) -> kernel call
-    macs: Callable[[dict], int] | None = None   # op attrs -> multiply-accumulates
+    macs: Callable[[dict], int] | None = None  # op attrs -> multiply-accumulates
 
 
 REGISTRY: tuple[OpSpec, ...] = (
-    OpSpec("conv1d", ("CONV_2D",), "conv 1-D", ir.parse_conv, "parts", L.lower_conv,
-           lambda a: M.conv_macs(a["out_len"], a["kernel"], a["in_ch"], a["out_ch"])),
-    OpSpec("dwconv1d", ("DEPTHWISE_CONV_2D",), "depthwise 1-D", ir.parse_conv, "call",
-           L.lower_dwconv,
-           lambda a: M.depthwise_macs(a["out_len"], a["kernel"], a["out_ch"])),
-    OpSpec("fc", ("FULLY_CONNECTED",), "fully connected", ir.parse_fc, "call", L.lower_fc,
-           lambda a: M.dense_macs(a["in_features"], a["out_features"])),
+    OpSpec(
+        "conv1d",
+        ("CONV_2D",),
+        "conv 1-D",
+        ir.parse_conv,
+        "parts",
+        L.lower_conv,
+        lambda a: M.conv_macs(a["out_len"], a["kernel"], a["in_ch"], a["out_ch"]),
+    ),
+    OpSpec(
+        "dwconv1d",
+        ("DEPTHWISE_CONV_2D",),
+        "depthwise 1-D",
+        ir.parse_conv,
+        "call",
+        L.lower_dwconv,
+        lambda a: M.depthwise_macs(a["out_len"], a["kernel"], a["out_ch"]),
+    ),
+    OpSpec(
+        "fc",
+        ("FULLY_CONNECTED",),
+        "fully connected",
+        ir.parse_fc,
+        "call",
+        L.lower_fc,
+        lambda a: M.dense_macs(a["in_features"], a["out_features"]),
+    ),
     OpSpec("maxpool", ("MAX_POOL_2D",), "max pool", ir.parse_pool, "call", L.lower_pool),
-    OpSpec("avgpool", ("AVERAGE_POOL_2D",), "average pool", ir.parse_pool, "call",
-           L.lower_pool),
+    OpSpec("avgpool", ("AVERAGE_POOL_2D",), "average pool", ir.parse_pool, "call", L.lower_pool),
     OpSpec("mean", ("MEAN",), "mean", ir.parse_mean, "call", L.lower_mean),
     OpSpec("add", ("ADD",), "add", ir.parse_add, "call", L.lower_add),
     OpSpec("relu", ("RELU", "RELU6"), "ReLU/ReLU6", ir.parse_relu, "call", L.lower_relu),
     OpSpec("concat", ("CONCATENATION",), "concatenation", ir.parse_concat, "concat"),
-    OpSpec("reshape", ("RESHAPE", "EXPAND_DIMS", "SQUEEZE"), "reshape", ir.parse_alias,
-           "alias"),
-    OpSpec("quantize", ("QUANTIZE",), "quantize", ir.parse_quantize, "call",
-           L.lower_quantize),
+    OpSpec("reshape", ("RESHAPE", "EXPAND_DIMS", "SQUEEZE"), "reshape", ir.parse_alias, "alias"),
+    OpSpec("quantize", ("QUANTIZE",), "quantize", ir.parse_quantize, "call", L.lower_quantize),
     OpSpec("softmax", ("SOFTMAX",), "softmax", ir.parse_softmax, "call", L.lower_softmax),
     OpSpec("argmax", ("ARG_MAX",), "argmax", ir.parse_argmax, "call", L.lower_argmax),
 )

@@ -63,16 +63,23 @@ class Plan:
         best = 0
         for g in groups:
             for s in steps:
-                best = max(best, sum(_align(b.size, self.alignment) for b in self.buffers
-                                     if b.first <= s <= b.last
-                                     and (b.group is None or b.group == g)))
+                best = max(
+                    best,
+                    sum(
+                        _align(b.size, self.alignment)
+                        for b in self.buffers
+                        if b.first <= s <= b.last and (b.group is None or b.group == g)
+                    ),
+                )
         return best
 
     def peak_at(self, step: int, group: str | None = None) -> int:
         """Highest byte in use at ``step`` (for one group's run)."""
-        ends = [self.offsets[b.name] + b.size for b in self.buffers
-                if b.first <= step <= b.last and (b.group is None or group is None
-                                                  or b.group == group)]
+        ends = [
+            self.offsets[b.name] + b.size
+            for b in self.buffers
+            if b.first <= step <= b.last and (b.group is None or group is None or b.group == group)
+        ]
         return max(ends, default=0)
 
     def check(self) -> None:
@@ -82,34 +89,46 @@ class Plan:
             oa = self.offsets[a.name]
             if oa % self.alignment:
                 raise AssertionError(f"{a.name} at {oa} is not {self.alignment}-aligned")
-            for b in bs[i + 1:]:
+            for b in bs[i + 1 :]:
                 ob = self.offsets[b.name]
                 if a.size and b.size and a.conflicts(b) and oa < ob + b.size and ob < oa + a.size:
-                    raise AssertionError(f"{a.name} [{oa},{oa + a.size}) overlaps "
-                                         f"{b.name} [{ob},{ob + b.size}) while both are live")
+                    raise AssertionError(
+                        f"{a.name} [{oa},{oa + a.size}) overlaps {b.name} [{ob},{ob + b.size}) while both are live"
+                    )
 
     def table(self) -> str:
         rows = [("buffer", "group", "bytes", "offset", "end", "live")]
         for b in sorted(self.buffers, key=lambda b: (self.offsets[b.name], b.first)):
             o = self.offsets[b.name]
-            rows.append((b.name, b.group or "-", str(b.size), str(o), str(o + b.size),
-                         f"{b.first}..{b.last}"))
+            rows.append((b.name, b.group or "-", str(b.size), str(o), str(o + b.size), f"{b.first}..{b.last}"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = [f"memory plan: strategy={self.strategy} alignment={self.alignment} "
-                 f"arena={self.arena_size} bytes (live lower bound {self.live_peak()})"]
+        lines = [
+            f"memory plan: strategy={self.strategy} alignment={self.alignment} "
+            f"arena={self.arena_size} bytes (live lower bound {self.live_peak()})"
+        ]
         for n, r in enumerate(rows):
-            lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                                   for i, (c, w) in enumerate(zip(r, widths))))
+            lines.append("  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
             if n == 0:
                 lines.append("  ".join("-" * w for w in widths))
         return "\n".join(lines)
 
     def to_json(self) -> dict:
-        return {"strategy": self.strategy, "alignment": self.alignment,
-                "arena_bytes": self.arena_size,
-                "buffers": [{"name": b.name, "group": b.group, "bytes": b.size,
-                             "offset": self.offsets[b.name], "first": b.first,
-                             "last": b.last} for b in self.buffers]}
+        return {
+            "strategy": self.strategy,
+            "alignment": self.alignment,
+            "arena_bytes": self.arena_size,
+            "buffers": [
+                {
+                    "name": b.name,
+                    "group": b.group,
+                    "bytes": b.size,
+                    "offset": self.offsets[b.name],
+                    "first": b.first,
+                    "last": b.last,
+                }
+                for b in self.buffers
+            ],
+        }
 
 
 def _align(n: int, a: int) -> int:
@@ -139,8 +158,9 @@ def place(buffers: list[Buffer], strategy: str = "greedy", alignment: int = 8) -
         order = sorted(buffers, key=lambda b: (-b.size, b.first, b.name))
         placed: list[Buffer] = []
         for b in order:
-            taken = sorted((plan.offsets[p.name], plan.offsets[p.name] + p.size)
-                           for p in placed if p.size and p.conflicts(b))
+            taken = sorted(
+                (plan.offsets[p.name], plan.offsets[p.name] + p.size) for p in placed if p.size and p.conflicts(b)
+            )
             off = 0
             for lo, hi in taken:
                 if off + b.size <= lo:

@@ -66,14 +66,14 @@ class Step:
     rows: int = 0
     output: str = ""
     reads: list[str] = field(default_factory=list)
-    index: int = -1         # position on the composed timeline
-    layer_index: int = -1   # profiling index (calls and copies only)
+    index: int = -1  # position on the composed timeline
+    layer_index: int = -1  # profiling index (calls and copies only)
     recompute: bool = False
 
 
 @dataclass
 class Program:
-    name: str               # selector / classifier_<k>
+    name: str  # selector / classifier_<k>
     steps: list[Step]
     outputs: dict[str, str]  # output name (route, feat_b, logits) -> value
 
@@ -88,8 +88,7 @@ class Schedule:
     plan: Plan | None = None
 
     def buffers(self) -> list[Buffer]:
-        return [Buffer(v.name, v.size, v.first, v.last, v.group)
-                for v in self.values.values() if v.name != INPUT]
+        return [Buffer(v.name, v.size, v.first, v.last, v.group) for v in self.values.values() if v.name != INPUT]
 
 
 @dataclass
@@ -117,13 +116,19 @@ class _Builder:
             return ref
         t = graph.tensor(tensor)
         out = self.new_value(f"{tag}_cat", t.nbytes)
-        self.steps.append(Step("copy", self.program, parts=list(ref), output=out,
-                               rows=int(t.shape[0]) if len(t.shape) == 2 else 1,
-                               reads=[p[0] for p in ref]))
+        self.steps.append(
+            Step(
+                "copy",
+                self.program,
+                parts=list(ref),
+                output=out,
+                rows=int(t.shape[0]) if len(t.shape) == 2 else 1,
+                reads=[p[0] for p in ref],
+            )
+        )
         return out
 
-    def run(self, graph: Graph, env: dict, prefix: str, only: set | None = None,
-            recompute: bool = False) -> dict:
+    def run(self, graph: Graph, env: dict, prefix: str, only: set | None = None, recompute: bool = False) -> dict:
         """Emit steps for ``graph``'s ops (or the subset ``only``)."""
         T = graph.tensors
         for n, op in enumerate(graph.ops):
@@ -172,8 +177,9 @@ class _Builder:
                 out = self.new_value(tag, y.nbytes)
                 call = ops.lower(graph, op, srcs)
             call.output = out
-            self.steps.append(Step("call", self.program, call=call, output=out,
-                                   reads=list(call.inputs), recompute=recompute))
+            self.steps.append(
+                Step("call", self.program, call=call, output=out, reads=list(call.inputs), recompute=recompute)
+            )
             env[op.outputs[0]] = out
         return env
 
@@ -185,8 +191,7 @@ def _io_by_name(manifest_sub: dict, graph: Graph, key: str) -> dict[str, int]:
     for row in manifest_sub[key]:
         pos = int(row["index"])
         if pos >= len(lst):
-            raise DitmosError(f"manifest {key} '{row['name']}' has index {pos} but "
-                              f"{graph.path} has {len(lst)} {key}")
+            raise DitmosError(f"manifest {key} '{row['name']}' has index {pos} but {graph.path} has {len(lst)} {key}")
         res[row["name"]] = lst[pos]
     return res
 
@@ -213,8 +218,7 @@ class Quant:
         return cls(float(d["scale"]), int(d["zero_point"]))
 
     def same_as(self, other: Quant) -> bool:
-        return (np.float32(self.scale), self.zero_point) == (np.float32(other.scale),
-                                                             other.zero_point)
+        return (np.float32(self.scale), self.zero_point) == (np.float32(other.scale), other.zero_point)
 
 
 @dataclass
@@ -244,18 +248,29 @@ class _Composition:
         return self.only is None
 
 
-def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
-          recompute: tuple[str, ...] = (), alignment: int = 8,
-          only: str | None = None) -> Schedule:
+def build(
+    manifest: dict,
+    graphs: dict[str, Graph],
+    strategy: str = "slicing",
+    recompute: tuple[str, ...] = (),
+    alignment: int = 8,
+    only: str | None = None,
+) -> Schedule:
     """Build the composed schedule (or, with ``only``, one sub-model alone)
     and its memory plan."""
     if strategy not in STRATEGIES:
-        raise DitmosError(f"unknown memory strategy {strategy!r}; choose one of "
-                          f"{', '.join(STRATEGIES)}")
+        raise DitmosError(f"unknown memory strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if recompute and strategy != "slicing":
         raise DitmosError("recomputing selector slices needs the 'slicing' strategy")
-    comp = _Composition(manifest, graphs, strategy == "slicing", tuple(recompute), only,
-                        {INPUT: Value(INPUT, 0, None)}, _links(manifest))
+    comp = _Composition(
+        manifest,
+        graphs,
+        strategy == "slicing",
+        tuple(recompute),
+        only,
+        {INPUT: Value(INPUT, 0, None)},
+        _links(manifest),
+    )
     programs: dict[str, Program] = {}
     if manifest.get("kind", "ditmos") == "network":
         if recompute:
@@ -271,8 +286,7 @@ def build(manifest: dict, graphs: dict[str, Graph], strategy: str = "slicing",
                 programs[name] = _classifier_program(comp, sel, name)
     sched = Schedule(strategy, programs, comp.values, 0, list(recompute))
     _lifetimes(sched)
-    sched.plan = place(sched.buffers(), "none" if strategy == "none" else "greedy",
-                       alignment)
+    sched.plan = place(sched.buffers(), "none" if strategy == "none" else "greedy", alignment)
     sched.plan.strategy = strategy
     sched.plan.check()
     return sched
@@ -283,17 +297,18 @@ def _selector(comp: _Composition) -> _Selector:
     sub = comp.manifest["submodels"]["selector"]
     sel = _Selector(g, _io_by_name(sub, g, "inputs"), _io_by_name(sub, g, "outputs"))
     if set(sel.inputs) != {"window"} or "route" not in sel.outputs:
-        raise DitmosError("the selector must have the input 'window' and the output "
-                          f"'route' (manifest has {sorted(sel.inputs)} -> "
-                          f"{sorted(sel.outputs)})")
+        raise DitmosError(
+            "the selector must have the input 'window' and the output "
+            f"'route' (manifest has {sorted(sel.inputs)} -> "
+            f"{sorted(sel.outputs)})"
+        )
     return sel
 
 
 def _selector_program(comp: _Composition, sel: _Selector) -> Program:
     b = _Builder("selector", None, comp.slicing, comp.values)
     env = b.run(sel.graph, {sel.inputs["window"]: INPUT}, "selector")
-    outs = {name: b.single(env[t], sel.graph, t, f"selector_out_{name}")
-            for name, t in sel.outputs.items()}
+    outs = {name: b.single(env[t], sel.graph, t, f"selector_out_{name}") for name, t in sel.outputs.items()}
     sel.features = {n: v for n, v in outs.items() if n != "route"}
     # Run alone, every output is a result that must survive to the end;
     # composed, the features live until the classifier reads them.
@@ -307,8 +322,10 @@ def _classifier_program(comp: _Composition, sel: _Selector, name: str) -> Progra
     sub = comp.manifest["submodels"][name]
     c_in, c_out = _io_by_name(sub, g, "inputs"), _io_by_name(sub, g, "outputs")
     if "window" not in c_in or "logits" not in c_out:
-        raise DitmosError(f"{name} must have the input 'window' and the output "
-                          f"'logits' (manifest has {sorted(c_in)} -> {sorted(c_out)})")
+        raise DitmosError(
+            f"{name} must have the input 'window' and the output "
+            f"'logits' (manifest has {sorted(c_in)} -> {sorted(c_out)})"
+        )
     b = _Builder(name, name if comp.composed() else None, comp.slicing, comp.values)
     env = {c_in["window"]: _window(comp, b, g, name, c_in["window"])}
     feeds = _FeedState(env={sel.inputs["window"]: INPUT})
@@ -336,8 +353,10 @@ def _network_program(comp: _Composition) -> Program:
     final = str(comp.manifest.get("final", "logits"))
     wanted = [e[k] for e in exits for k in ("logits", "confidence")] + [final]
     if set(g_in) != {"window"} or any(w not in g_out for w in wanted):
-        raise DitmosError(f"the network must have the input 'window' and the outputs "
-                          f"{wanted} (manifest has {sorted(g_in)} -> {sorted(g_out)})")
+        raise DitmosError(
+            f"the network must have the input 'window' and the outputs "
+            f"{wanted} (manifest has {sorted(g_in)} -> {sorted(g_out)})"
+        )
     b = _Builder("network", None, comp.slicing, comp.values)
     env: dict = {g_in["window"]: INPUT}
     done: set[int] = set()
@@ -368,8 +387,9 @@ def _window(comp: _Composition, b: _Builder, g: Graph, name: str, tensor: int) -
     t = g.tensor(tensor)
     rq = b.new_value(f"{name}_window_rq", t.nbytes)
     fq, tq = Quant.of(link["from_quant"]), Quant.of(link["to_quant"])
-    call = L.requantize_call(t.size, fq.scale, fq.zero_point, tq.scale, tq.zero_point, INPUT,
-                             f"{name}/requantize_window")
+    call = L.requantize_call(
+        t.size, fq.scale, fq.zero_point, tq.scale, tq.zero_point, INPUT, f"{name}/requantize_window"
+    )
     call.output = rq
     b.steps.append(Step("call", name, call=call, output=rq, reads=[INPUT]))
     return rq
@@ -398,8 +418,9 @@ class _Feed:
     to_quant: Quant
 
 
-def _feature_input(comp: _Composition, sel: _Selector, b: _Builder, g: Graph, name: str,
-                   in_name: str, t: int, state: _FeedState):
+def _feature_input(
+    comp: _Composition, sel: _Selector, b: _Builder, g: Graph, name: str, in_name: str, t: int, state: _FeedState
+):
     """The env entry of a classifier's selector-feature input ``in_name``: a
     value name, or (recomputed features) a :class:`_Lazy` made on first use."""
     link = _link_for(comp.links, name, in_name)
@@ -407,11 +428,13 @@ def _feature_input(comp: _Composition, sel: _Selector, b: _Builder, g: Graph, na
     if frm.startswith("selector:"):
         feat = frm.split(":", 1)[1]
     else:
-        feat = in_name[len("sel_"):] if in_name.startswith("sel_") else None
+        feat = in_name[len("sel_") :] if in_name.startswith("sel_") else None
     if feat is None or feat not in sel.outputs:
-        raise DitmosError(f"{name} input '{in_name}' does not name a selector "
-                          f"output (expected a link from 'selector:<feature>' or "
-                          f"the name sel_<feature>)")
+        raise DitmosError(
+            f"{name} input '{in_name}' does not name a selector "
+            f"output (expected a link from 'selector:<feature>' or "
+            f"the name sel_<feature>)"
+        )
     if not comp.composed():  # run alone: the feature is an input buffer
         return b.new_value(f"{name}_in_{in_name}", g.tensor(t).nbytes)
     subs = comp.manifest["submodels"]
@@ -419,16 +442,14 @@ def _feature_input(comp: _Composition, sel: _Selector, b: _Builder, g: Graph, na
     row = next(i for i in subs[name]["inputs"] if i["name"] == in_name)
     frm_q = Quant.of((link or {}).get("from_quant") or sel_row)
     to_q = Quant.of((link or {}).get("to_quant") or row)
-    requant = bool(link["requantize"]) if link and "requantize" in link \
-        else not frm_q.same_as(to_q)
+    requant = bool(link["requantize"]) if link and "requantize" in link else not frm_q.same_as(to_q)
     feed = _Feed(name, in_name, t, feat, requant, frm_q, to_q)
     if feat in comp.recompute:
         return _Lazy(lambda: _feed(comp, sel, b, g, feed, state))
     return _feed(comp, sel, b, g, feed, state)
 
 
-def _feed(comp: _Composition, sel: _Selector, b: _Builder, g: Graph, feed: _Feed,
-          state: _FeedState) -> str:
+def _feed(comp: _Composition, sel: _Selector, b: _Builder, g: Graph, feed: _Feed, state: _FeedState) -> str:
     """Emit what makes ``feed``'s value (recomputation, requantisation) and name it."""
     recomputed = feed.feature in comp.recompute
     if recomputed:
@@ -445,17 +466,21 @@ def _feed(comp: _Composition, sel: _Selector, b: _Builder, g: Graph, feed: _Feed
     t = g.tensor(feed.tensor)
     dst = src if in_place else b.new_value(f"{feed.program}_rq_{feed.input_name}", t.nbytes)
     state.requantized.add(src)
-    call = L.requantize_call(t.size, feed.from_quant.scale, feed.from_quant.zero_point,
-                             feed.to_quant.scale, feed.to_quant.zero_point, src,
-                             f"{feed.program}/requantize_{feed.input_name}")
+    call = L.requantize_call(
+        t.size,
+        feed.from_quant.scale,
+        feed.from_quant.zero_point,
+        feed.to_quant.scale,
+        feed.to_quant.zero_point,
+        src,
+        f"{feed.program}/requantize_{feed.input_name}",
+    )
     call.output = dst
-    b.steps.append(Step("call", feed.program, call=call, output=dst, reads=[src],
-                        recompute=recomputed))
+    b.steps.append(Step("call", feed.program, call=call, output=dst, reads=[src], recompute=recomputed))
     return dst
 
 
-def _recompute(b: _Builder, sel: _Selector, feat_tensor: int, prog: str,
-               state: _FeedState) -> str:
+def _recompute(b: _Builder, sel: _Selector, feat_tensor: int, prog: str, state: _FeedState) -> str:
     """Re-run the selector ops that produce ``feat_tensor`` (those not already
     recomputed for this classifier) and return the feature's value."""
     needed = _ancestors(sel.graph, feat_tensor) - state.recomputed

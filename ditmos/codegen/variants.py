@@ -68,7 +68,7 @@ def pack_words(w_parts: list[np.ndarray], scale: int = 2) -> list[np.ndarray]:
         vals = scale * np.asarray(w, dtype=np.int64)[:, starts[:, None] + np.arange(4)]
         vals[:, 0, head:] = 0  # the head word's overlap with the next word counts once
         lo, hi = _pairs(vals[..., 0], vals[..., 2]), _pairs(vals[..., 1], vals[..., 3])
-        both = np.stack([lo, hi], axis=-1)                                      # [O][n][2]
+        both = np.stack([lo, hi], axis=-1)  # [O][n][2]
         padded = np.zeros((groups * GROUP, n, 2), dtype=np.int64)
         padded[:O] = both
         blocks.append(padded.reshape(groups, GROUP, n, 2).transpose(0, 2, 3, 1))
@@ -99,8 +99,7 @@ def pack_stream(w_parts, bias, multiplier, shift, output_offset: int) -> np.ndar
     words = pack_words(w_parts)
     out = []
     for g in range(groups):
-        out += [b[g * GROUP:(g + 1) * GROUP], words[g].reshape(-1),
-                rq[g * GROUP:(g + 1) * GROUP].reshape(-1)]
+        out += [b[g * GROUP : (g + 1) * GROUP], words[g].reshape(-1), rq[g * GROUP : (g + 1) * GROUP].reshape(-1)]
     return _wrap32(np.concatenate(out))
 
 
@@ -118,7 +117,7 @@ def _weight_parts(call: Call, g: dict) -> list[np.ndarray]:
     w = np.asarray(call.arrays["weights"].values, dtype=np.int64).reshape(g["O"], -1)
     parts, lo = [], 0
     for c, _ in g["parts"]:
-        parts.append(w[:, lo:lo + g["K"] * c])
+        parts.append(w[:, lo : lo + g["K"] * c])
         lo += g["K"] * c
     return parts
 
@@ -127,17 +126,32 @@ def _geometry(call: Call) -> dict | None:
     """The conv view of a dtm_conv1d_s8 / dtm_fully_connected_s8 call, or None."""
     f = call.fields
     if call.kernel == "dtm_conv1d_s8":
-        return dict(parts=[(p["channels"], p["input_offset"]) for p in f["parts"]],
-                    in_len=f["in_len"], out_len=f["out_len"], O=f["out_channels"],
-                    K=f["kernel_size"], stride=f["stride"], pad=f["pad"],
-                    output_offset=f["output_offset"], act_min=f["act_min"],
-                    act_max=f["act_max"])
+        return dict(
+            parts=[(p["channels"], p["input_offset"]) for p in f["parts"]],
+            in_len=f["in_len"],
+            out_len=f["out_len"],
+            O=f["out_channels"],
+            K=f["kernel_size"],
+            stride=f["stride"],
+            pad=f["pad"],
+            output_offset=f["output_offset"],
+            act_min=f["act_min"],
+            act_max=f["act_max"],
+        )
     if call.kernel == "dtm_fully_connected_s8":
         b = int(f.get("batches", 1))
-        return dict(parts=[(f["in_features"], f["input_offset"])], in_len=b, out_len=b,
-                    O=f["out_features"], K=1, stride=1, pad=0,
-                    output_offset=f["output_offset"], act_min=f["act_min"],
-                    act_max=f["act_max"])
+        return dict(
+            parts=[(f["in_features"], f["input_offset"])],
+            in_len=b,
+            out_len=b,
+            O=f["out_features"],
+            K=1,
+            stride=1,
+            pad=0,
+            output_offset=f["output_offset"],
+            act_min=f["act_min"],
+            act_max=f["act_max"],
+        )
     return None
 
 
@@ -157,8 +171,7 @@ def _why_not(call: Call, g: dict) -> str | None:
     if np.any(s < -22):
         return "a requantisation shift below -22"
     w_parts = _weight_parts(call, g)
-    bound = np.abs(_folded_bias(call, g, w_parts)) + 128 * sum(
-        np.abs(wp).sum(axis=1) for wp in w_parts)
+    bound = np.abs(_folded_bias(call, g, w_parts)) + 128 * sum(np.abs(wp).sum(axis=1) for wp in w_parts)
     if np.any(bound >= (1 << 30)):
         return "accumulators that may reach 2^30"
     last = (g["out_len"] - 1) * g["stride"] - g["pad"]
@@ -173,9 +186,13 @@ def pack_call(call: Call) -> Call:
     g = _geometry(call)
     K, O = g["K"], g["O"]
     w_parts = _weight_parts(call, g)
-    stream = pack_stream(w_parts, _folded_bias(call, g, w_parts),
-                         call.arrays["multiplier"].values, call.arrays["shift"].values,
-                         g["output_offset"])
+    stream = pack_stream(
+        w_parts,
+        _folded_bias(call, g, w_parts),
+        call.arrays["multiplier"].values,
+        call.arrays["shift"].values,
+        g["output_offset"],
+    )
     n_parts = len(g["parts"])
 
     def per_part(values):
@@ -186,18 +203,33 @@ def pack_call(call: Call) -> Call:
         channels=per_part(c for c, _ in g["parts"]),
         head=per_part(window_words(K * c)[1] for c, _ in g["parts"]),
         zero_point=per_part(-int(off) for _, off in g["parts"]),
-        in_len=g["in_len"], out_len=g["out_len"], out_channels=O, kernel_size=K,
-        stride=g["stride"], pad=g["pad"], act_min=g["act_min"], act_max=g["act_max"])
+        in_len=g["in_len"],
+        out_len=g["out_len"],
+        out_channels=O,
+        kernel_size=K,
+        stride=g["stride"],
+        pad=g["pad"],
+        act_min=g["act_min"],
+        act_max=g["act_max"],
+    )
     arrays = {"stream": ConstArray("int32_t", stream, "weights")}
-    return Call(PACKED, PACKED_TYPE, fields, arrays, list(call.inputs), call.output,
-                layer=call.layer, kind=call.kind, macs=call.macs)
+    return Call(
+        PACKED,
+        PACKED_TYPE,
+        fields,
+        arrays,
+        list(call.inputs),
+        call.output,
+        layer=call.layer,
+        kind=call.kind,
+        macs=call.macs,
+    )
 
 
 LUT = "dtm_requantize_lut_s8"
 
 
-def requantize_table(input_zero_point: int, output_zero_point: int, multiplier: int,
-                     shift: int) -> np.ndarray:
+def requantize_table(input_zero_point: int, output_zero_point: int, multiplier: int, shift: int) -> np.ndarray:
     """dtm_requantize_s8 for every input byte (index = the byte as unsigned), with
     TFLM's arithmetic as the C kernel evaluates it (x << left wraps in int32)."""
     from ditmos.quantize import qmath
@@ -206,18 +238,24 @@ def requantize_table(input_zero_point: int, output_zero_point: int, multiplier: 
     x = np.where(x >= 128, x - 256, x) - int(input_zero_point)
     left, right = max(int(shift), 0), max(-int(shift), 0)
     a = _wrap32(x << left)
-    y = qmath.rounding_divide_by_pot(qmath.saturating_rounding_doubling_high_mul(
-        a, int(multiplier)), right)
+    y = qmath.rounding_divide_by_pot(qmath.saturating_rounding_doubling_high_mul(a, int(multiplier)), right)
     return np.clip(y + int(output_zero_point), -128, 127).astype(np.int64)
 
 
 def lut_call(call: Call) -> Call:
     f = call.fields
-    table = requantize_table(f["input_zero_point"], f["output_zero_point"], f["multiplier"],
-                             f["shift"])
-    return Call(LUT, "dtm_requantize_lut_s8_params_t", {"size": f["size"]},
-                {"table": ConstArray("int8_t", table, "table")}, list(call.inputs),
-                call.output, layer=call.layer, kind=call.kind, macs=call.macs)
+    table = requantize_table(f["input_zero_point"], f["output_zero_point"], f["multiplier"], f["shift"])
+    return Call(
+        LUT,
+        "dtm_requantize_lut_s8_params_t",
+        {"size": f["size"]},
+        {"table": ConstArray("int8_t", table, "table")},
+        list(call.inputs),
+        call.output,
+        layer=call.layer,
+        kind=call.kind,
+        macs=call.macs,
+    )
 
 
 def choose(call: Call, kernels: str) -> tuple[Call, str]:
@@ -237,9 +275,10 @@ def choose(call: Call, kernels: str) -> tuple[Call, str]:
     if reason is not None:
         return call, f"generic: {reason}"
     tiles = -(-g["O"] // GROUP)
-    return pack_call(call), (f"register tiles of 4 channels x 1 step: {tiles} group(s) x "
-                             f"{g['out_len']} step(s), windows "
-                             + "+".join(str(g["K"] * c) for c, _ in g["parts"]) + " B")
+    return pack_call(call), (
+        f"register tiles of 4 channels x 1 step: {tiles} group(s) x "
+        f"{g['out_len']} step(s), windows " + "+".join(str(g["K"] * c) for c, _ in g["parts"]) + " B"
+    )
 
 
 def apply(sched, kernels: str) -> list[dict]:
@@ -249,13 +288,11 @@ def apply(sched, kernels: str) -> list[dict]:
     rows = []
     for pname, prog in sched.programs.items():
         for st in prog.steps:
-            if st.kind != "call" or (_geometry(st.call) is None
-                                     and st.call.kernel != "dtm_requantize_s8"):
+            if st.kind != "call" or (_geometry(st.call) is None and st.call.kernel != "dtm_requantize_s8"):
                 continue
             new, why = choose(st.call, kernels)
             st.call = new
-            rows.append({"program": pname, "layer_index": st.layer_index,
-                         "kernel": new.kernel, "reason": why})
+            rows.append({"program": pname, "layer_index": st.layer_index, "kernel": new.kernel, "reason": why})
     return rows
 
 

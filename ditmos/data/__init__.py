@@ -9,5 +9,13 @@ with the model.  See docs/artefacts.md section 1.
 from ditmos.data.core import Dataset, Normalizer, Splits, make_splits
 from ditmos.data.registry import DatasetEntry, canonical_spec, list_datasets, load_dataset
 
-__all__ = ["Dataset", "DatasetEntry", "Normalizer", "Splits", "canonical_spec", "list_datasets",
-           "load_dataset", "make_splits"]
+__all__ = [
+    "Dataset",
+    "DatasetEntry",
+    "Normalizer",
+    "Splits",
+    "canonical_spec",
+    "list_datasets",
+    "load_dataset",
+    "make_splits",
+]

@@ -40,8 +40,9 @@ def load_mat_variable(path: Path, variable: str) -> np.ndarray:
     try:
         contents = loadmat(str(path))
     except NotImplementedError:
-        raise DitmosError(f"{path}: MATLAB v7.3 (HDF5) files are not supported; save it as v7 "
-                          "(save(..., '-v7'))") from None
+        raise DitmosError(
+            f"{path}: MATLAB v7.3 (HDF5) files are not supported; save it as v7 (save(..., '-v7'))"
+        ) from None
     except Exception as err:  # scipy raises ValueError/TypeError/OSError for junk files
         raise DitmosError(f"{path}: not a readable MATLAB .mat file ({err})") from None
     if variable not in contents:

@@ -38,9 +38,11 @@ def info_cmd(spec: str, as_json: bool, seed: int) -> None:
     if as_json:
         click.echo(json.dumps(d, indent=2))
         return
-    click.echo(f"{d['name']}: {d['num_samples']} windows of shape {tuple(d['input_shape'])} "
-               f"({d['dtype']}), {d['num_classes']} classes"
-               + (f", {d['subjects']} subjects" if d["subjects"] is not None else ", no subject ids"))
+    click.echo(
+        f"{d['name']}: {d['num_samples']} windows of shape {tuple(d['input_shape'])} "
+        f"({d['dtype']}), {d['num_classes']} classes"
+        + (f", {d['subjects']} subjects" if d["subjects"] is not None else ", no subject ids")
+    )
     click.echo(f"channels: {', '.join(d['channel_names'])}")
     click.echo("classes:  " + ", ".join(f"{c} ({n})" for c, n in d["class_counts"].items()))
     click.echo(f"splits (seed {seed}, {d['split_rule']}):")
@@ -61,8 +63,16 @@ def info_cmd(spec: str, as_json: bool, seed: int) -> None:
         click.echo(f"{label.replace('_', ' ')}: {total}")
         for reason, n in dropped.items():
             click.echo(f"  {n:>8}  {reason}")
-    shown = {"source", "licence", "citation", "path", "sampling_rate_hz", "windows_made",
-             "windows_dropped", "samples_dropped"}
+    shown = {
+        "source",
+        "licence",
+        "citation",
+        "path",
+        "sampling_rate_hz",
+        "windows_made",
+        "windows_dropped",
+        "samples_dropped",
+    }
     for key, value in info.items():
         if key not in shown:
             click.echo(f"{key}: {value}")

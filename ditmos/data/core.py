@@ -191,8 +191,9 @@ class Normalizer:
             raise DitmosError(f"{path}: {err}") from None
 
 
-def make_splits(ds: Dataset, seed: int, *, val_fraction: float = VAL_FRACTION,
-                test_fraction: float = TEST_FRACTION) -> Splits:
+def make_splits(
+    ds: Dataset, seed: int, *, val_fraction: float = VAL_FRACTION, test_fraction: float = TEST_FRACTION
+) -> Splits:
     """Train/val/test indices for ``ds``; the same seed gives the same split.
 
     * ``ds.split`` given: honoured exactly (each part must be non-empty).
@@ -205,8 +206,9 @@ def make_splits(ds: Dataset, seed: int, *, val_fraction: float = VAL_FRACTION,
     """
     where = str(ds.info.get("path", ds.name))
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
-        raise DitmosError(f"split fractions val={val_fraction}, test={test_fraction} must be in (0, 1) "
-                          "and sum to less than 1")
+        raise DitmosError(
+            f"split fractions val={val_fraction}, test={test_fraction} must be in (0, 1) and sum to less than 1"
+        )
     if ds.split is not None:
         parts = {name: np.flatnonzero(ds.split == name).astype(np.int64) for name in SPLIT_NAMES}
         empty = [name for name, idx in parts.items() if idx.size == 0]
@@ -223,48 +225,55 @@ def _round_half_up(x: float) -> int:
     return int(np.floor(x + 0.5))
 
 
-def _group_split(ds: Dataset, rng: np.random.Generator, val_fraction: float,
-                 test_fraction: float, where: str) -> Splits:
+def _group_split(
+    ds: Dataset, rng: np.random.Generator, val_fraction: float, test_fraction: float, where: str
+) -> Splits:
     subjects = np.unique(ds.groups)
     s = subjects.size
     n_test = max(1, _round_half_up(test_fraction * s))
     n_val = max(1, _round_half_up(val_fraction * s))
     if s < n_test + n_val + 1:
-        raise DitmosError(f"{where}: {s} subject(s) are too few for a subject-disjoint "
-                          f"train/val/test split (need at least {n_test + n_val + 1})")
+        raise DitmosError(
+            f"{where}: {s} subject(s) are too few for a subject-disjoint "
+            f"train/val/test split (need at least {n_test + n_val + 1})"
+        )
     for _ in range(_MAX_SPLIT_DRAWS):
         perm = rng.permutation(subjects)
-        test_s, val_s = perm[:n_test], perm[n_test:n_test + n_val]
+        test_s, val_s = perm[:n_test], perm[n_test : n_test + n_val]
         test = np.flatnonzero(np.isin(ds.groups, test_s))
         val = np.flatnonzero(np.isin(ds.groups, val_s))
-        train_mask = ~np.isin(ds.groups, perm[:n_test + n_val])
+        train_mask = ~np.isin(ds.groups, perm[: n_test + n_val])
         if np.unique(ds.y[train_mask]).size == ds.num_classes:
-            return Splits(np.flatnonzero(train_mask).astype(np.int64),
-                          val.astype(np.int64), test.astype(np.int64))
-    raise DitmosError(f"{where}: no subject-disjoint split found whose training part holds every "
-                      f"class ({_MAX_SPLIT_DRAWS} draws); some classes occur in too few subjects")
+            return Splits(np.flatnonzero(train_mask).astype(np.int64), val.astype(np.int64), test.astype(np.int64))
+    raise DitmosError(
+        f"{where}: no subject-disjoint split found whose training part holds every "
+        f"class ({_MAX_SPLIT_DRAWS} draws); some classes occur in too few subjects"
+    )
 
 
-def _stratified_split(ds: Dataset, rng: np.random.Generator, val_fraction: float,
-                      test_fraction: float, where: str) -> Splits:
+def _stratified_split(
+    ds: Dataset, rng: np.random.Generator, val_fraction: float, test_fraction: float, where: str
+) -> Splits:
     parts: dict[str, list[np.ndarray]] = {name: [] for name in SPLIT_NAMES}
     for k, cname in enumerate(ds.class_names):
         idx = np.flatnonzero(ds.y == k)
         if idx.size < 3:
-            raise DitmosError(f"{where}: class {cname!r} has {idx.size} sample(s); a train/val/test "
-                              "split needs at least 3")
+            raise DitmosError(
+                f"{where}: class {cname!r} has {idx.size} sample(s); a train/val/test split needs at least 3"
+            )
         idx = rng.permutation(idx)
         n_test = max(1, _round_half_up(test_fraction * idx.size))
         n_val = max(1, _round_half_up(val_fraction * idx.size))
         n_test = min(n_test, idx.size - 2)
         n_val = min(n_val, idx.size - n_test - 1)
         parts["test"].append(idx[:n_test])
-        parts["val"].append(idx[n_test:n_test + n_val])
-        parts["train"].append(idx[n_test + n_val:])
+        parts["val"].append(idx[n_test : n_test + n_val])
+        parts["train"].append(idx[n_test + n_val :])
     return Splits(**{name: np.sort(np.concatenate(p)).astype(np.int64) for name, p in parts.items()})
 
 
 # ---------------------------------------------------------------- validation
+
 
 def _as_windows(X, where: str) -> np.ndarray:
     X = np.asarray(X)
@@ -278,8 +287,9 @@ def _as_windows(X, where: str) -> np.ndarray:
     bad = ~np.isfinite(X)
     if bad.any():
         first = int(np.flatnonzero(bad.any(axis=(1, 2)))[0])
-        raise DitmosError(f"{where}: {int(bad.any(axis=(1, 2)).sum())} window(s) contain NaN or Inf "
-                          f"(first: window {first})")
+        raise DitmosError(
+            f"{where}: {int(bad.any(axis=(1, 2)).sum())} window(s) contain NaN or Inf (first: window {first})"
+        )
     return X
 
 
@@ -300,8 +310,10 @@ def _as_labels(y, n: int, num_classes: int, where: str) -> np.ndarray:
     outside = (y < 0) | (y >= num_classes)
     if outside.any():
         bad = np.unique(y[outside])[:5].tolist()
-        raise DitmosError(f"{where}: {int(outside.sum())} label(s) outside the {num_classes} classes "
-                          f"0..{num_classes - 1} (e.g. {bad})")
+        raise DitmosError(
+            f"{where}: {int(outside.sum())} label(s) outside the {num_classes} classes "
+            f"0..{num_classes - 1} (e.g. {bad})"
+        )
     return y
 
 

@@ -38,8 +38,17 @@ from ditmos.data.core import SPLIT_NAMES, Dataset
 from ditmos.data.windowing import sliding_windows, uncovered_tail
 from ditmos.errors import DitmosError
 
-_SETTINGS = {"window", "hop", "sampling_rate_hz", "class_names", "label_column", "subject_column",
-             "split_column", "source", "licence"}
+_SETTINGS = {
+    "window",
+    "hop",
+    "sampling_rate_hz",
+    "class_names",
+    "label_column",
+    "subject_column",
+    "split_column",
+    "source",
+    "licence",
+}
 
 
 def _settings(folder: Path) -> dict:
@@ -85,8 +94,7 @@ def _read_csv(path: Path, label_col: str, subject_col: str, split_col: str):
             try:
                 values[i, j] = float(row[k])
             except ValueError:
-                raise DitmosError(f"{path}: line {i + 2}, column {channels[j]!r}: "
-                                  f"{row[k]!r} is not a number") from None
+                raise DitmosError(f"{path}: line {i + 2}, column {channels[j]!r}: {row[k]!r} is not a number") from None
     bad = ~np.isfinite(values)
     if bad.any():
         i, j = np.argwhere(bad)[0]
@@ -108,8 +116,7 @@ def _read_csv(path: Path, label_col: str, subject_col: str, split_col: str):
     if splits is not None:
         wrong = sorted(set(splits) - set(SPLIT_NAMES))
         if wrong:
-            raise DitmosError(f"{path}: the {split_col!r} column holds {wrong[:3]}; "
-                              "use train, val or test")
+            raise DitmosError(f"{path}: the {split_col!r} column holds {wrong[:3]}; use train, val or test")
     return channels, values, labels, subjects, splits
 
 
@@ -149,8 +156,7 @@ def load(path: Path) -> Dataset:
         unknown = [lab for lab in seen if lab not in class_names]
         if unknown:
             f = next(r[0] for r in recordings if unknown[0] in r[2])
-            raise DitmosError(f"{f}: label {unknown[0]!r} is not in class_names {class_names} "
-                              "of dataset.json")
+            raise DitmosError(f"{f}: label {unknown[0]!r} is not in class_names {class_names} of dataset.json")
     else:
         try:
             class_names = [str(v) for v in sorted(int(s) for s in seen)]
@@ -200,7 +206,13 @@ def load(path: Path) -> Dataset:
     }
     if "sampling_rate_hz" in settings:
         info["sampling_rate_hz"] = settings["sampling_rate_hz"]
-    return Dataset(f"csv:{folder.name}", np.concatenate(X), np.array(y, np.int64), class_names,
-                   groups=np.array(groups, np.int64) if True in has_subject else None,
-                   split=np.array(split) if True in has_split else None,
-                   channel_names=channels, info=info)
+    return Dataset(
+        f"csv:{folder.name}",
+        np.concatenate(X),
+        np.array(y, np.int64),
+        class_names,
+        groups=np.array(groups, np.int64) if True in has_subject else None,
+        split=np.array(split) if True in has_split else None,
+        channel_names=channels,
+        info=info,
+    )

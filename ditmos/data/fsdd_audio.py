@@ -36,7 +36,7 @@ def fit_clips(audio: np.ndarray, lengths: np.ndarray, clip_samples: int) -> np.n
     pos = 0
     for i, n in enumerate(lengths):
         k = min(int(n), clip_samples)
-        out[i, :k] = audio[pos:pos + k]
+        out[i, :k] = audio[pos : pos + k]
         pos += int(n)
     return out
 
@@ -55,7 +55,7 @@ def features(clips: np.ndarray, kind: str = "fixed", cfg: FixedMfccConfig = CONF
     tables = mfcc_tables(cfg)
     parts = []
     for s in range(0, len(clips), _BATCH):
-        batch = clips[s:s + _BATCH]
+        batch = clips[s : s + _BATCH]
         if kind == "fixed":
             parts.append(mfcc_fixed(batch, cfg, tables).astype(np.float32) / np.float32(1024))
         else:
@@ -71,21 +71,25 @@ def load(kind: str = "fixed") -> Dataset:
     info = {
         "path": path,
         "source": "Free Spoken Digit Dataset (FSDD) recordings, 8 kHz 16-bit mono WAV, "
-                  "github.com/Jakobovski/free-spoken-digit-dataset commit 26eb9aa",
+        "github.com/Jakobovski/free-spoken-digit-dataset commit 26eb9aa",
         "licence": "CC BY-SA 4.0",
-        "citation": "Zohar Jackson et al., Free Spoken Digit Dataset (FSDD), Zenodo, "
-                    "doi:10.5281/zenodo.1342401",
+        "citation": "Zohar Jackson et al., Free Spoken Digit Dataset (FSDD), Zenodo, doi:10.5281/zenodo.1342401",
         "sampling_rate_hz": CONFIG.sample_rate,
         "frontend": {"kind": kind, **CONFIG.to_dict()},
         "speakers": [str(s) for s in a["speaker_names"]],
-        "clip_samples": {"min": int(lengths.min()), "median": float(np.median(lengths)),
-                         "max": int(lengths.max())},
+        "clip_samples": {"min": int(lengths.min()), "median": float(np.median(lengths)), "max": int(lengths.max())},
         "clips_cut": int(np.sum(lengths > CONFIG.clip_samples)),
         "clips_padded": int(np.sum(lengths < CONFIG.clip_samples)),
         "windows_made": len(lengths),
         "windows_dropped": {},
     }
     name = "fsdd_audio" if kind == "fixed" else "fsdd_audio_float"
-    return Dataset(name, X, a["label"].astype(np.int64), CLASS_NAMES,
-                   groups=a["speaker"].astype(np.int64),
-                   channel_names=[f"mfcc{i}" for i in range(CONFIG.n_coeffs)], info=info)
+    return Dataset(
+        name,
+        X,
+        a["label"].astype(np.int64),
+        CLASS_NAMES,
+        groups=a["speaker"].astype(np.int64),
+        channel_names=[f"mfcc{i}" for i in range(CONFIG.n_coeffs)],
+        info=info,
+    )

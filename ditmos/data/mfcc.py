@@ -52,8 +52,13 @@ class MfccConfig:
         return 1 + (self.clip_samples - self.frame_length) // self.hop_length
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "num_frames": self.num_frames, "window": "hamming (periodic)",
-                "mel_scale": "htk", "dct": "type II, orthonormal"}
+        return {
+            **asdict(self),
+            "num_frames": self.num_frames,
+            "window": "hamming (periodic)",
+            "mel_scale": "htk",
+            "dct": "type II, orthonormal",
+        }
 
 
 def hz_to_mel(f):
@@ -91,7 +96,7 @@ def fit_clip(audio: np.ndarray, cfg: MfccConfig = MfccConfig()) -> np.ndarray:
     """Zero-pad at the end or cut at the end to ``clip_samples`` (step 1)."""
     audio = np.asarray(audio, dtype=np.float64)
     if len(audio) >= cfg.clip_samples:
-        return audio[:cfg.clip_samples]
+        return audio[: cfg.clip_samples]
     return np.pad(audio, (0, cfg.clip_samples - len(audio)))
 
 
@@ -104,7 +109,7 @@ def mfcc(clips: np.ndarray, cfg: MfccConfig = MfccConfig()) -> np.ndarray:
     if clips.ndim != 2 or clips.shape[1] != cfg.clip_samples:
         raise ValueError(f"mfcc expects clips of {cfg.clip_samples} samples, got shape {clips.shape}")
     frames = np.lib.stride_tricks.sliding_window_view(clips, cfg.frame_length, axis=1)
-    frames = frames[:, ::cfg.hop_length][:, :cfg.num_frames] * hamming_window(cfg.frame_length)
+    frames = frames[:, :: cfg.hop_length][:, : cfg.num_frames] * hamming_window(cfg.frame_length)
     power = np.abs(np.fft.rfft(frames, n=cfg.n_fft, axis=-1)) ** 2
     log_mel = np.log(power @ mel_filterbank(cfg).T + cfg.log_floor)
     out = (log_mel @ dct_matrix(cfg.n_mels, cfg.n_coeffs).T).astype(np.float32)

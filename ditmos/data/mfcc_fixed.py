@@ -105,14 +105,29 @@ class FixedMfccConfig:
 
     def float_config(self) -> MfccConfig:
         """The same parameters for the float front end of :mod:`ditmos.data.mfcc`."""
-        return MfccConfig(sample_rate=self.sample_rate, clip_samples=self.clip_samples,
-                          frame_length=self.frame_length, hop_length=self.hop_length,
-                          n_fft=self.n_fft, n_mels=self.n_mels, f_min=self.f_min,
-                          f_max=self.f_max, n_coeffs=self.n_coeffs, log_floor=self.log_floor)
+        return MfccConfig(
+            sample_rate=self.sample_rate,
+            clip_samples=self.clip_samples,
+            frame_length=self.frame_length,
+            hop_length=self.hop_length,
+            n_fft=self.n_fft,
+            n_mels=self.n_mels,
+            f_min=self.f_min,
+            f_max=self.f_max,
+            n_coeffs=self.n_coeffs,
+            log_floor=self.log_floor,
+        )
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "num_frames": self.num_frames, "mel_floor": self.mel_floor, "output": "int32, log2 Q10",
-                "window": "hamming (periodic) Q15", "mel_scale": "htk", "dct": "type II, orthonormal, Q15"}
+        return {
+            **asdict(self),
+            "num_frames": self.num_frames,
+            "mel_floor": self.mel_floor,
+            "output": "int32, log2 Q10",
+            "window": "hamming (periodic) Q15",
+            "mel_scale": "htk",
+            "dct": "type II, orthonormal, Q15",
+        }
 
 
 def _q15(x: np.ndarray) -> np.ndarray:
@@ -142,8 +157,9 @@ def mfcc_tables(cfg: FixedMfccConfig = FixedMfccConfig()) -> dict[str, np.ndarra
         "fb_start": np.array(starts, dtype=np.int32),
         "fb_len": np.array(lengths, dtype=np.int32),
         "fb_weights": np.array(weights, dtype=np.int32),
-        "log_lut": np.round(np.log2(1.0 + np.arange(2 ** LOG_LUT_BITS + 1) / 2 ** LOG_LUT_BITS)
-                            * (1 << LOG_FRAC_BITS)).astype(np.int32),
+        "log_lut": np.round(
+            np.log2(1.0 + np.arange(2**LOG_LUT_BITS + 1) / 2**LOG_LUT_BITS) * (1 << LOG_FRAC_BITS)
+        ).astype(np.int32),
         "dct": _q15(dct_matrix(cfg.n_mels, cfg.n_coeffs)),
     }
 
@@ -198,8 +214,7 @@ def to_float_units(values: np.ndarray, cfg: FixedMfccConfig = FixedMfccConfig())
     return out * np.log(2.0)
 
 
-def mfcc_fixed(clips: np.ndarray, cfg: FixedMfccConfig = FixedMfccConfig(),
-               tables: dict | None = None) -> np.ndarray:
+def mfcc_fixed(clips: np.ndarray, cfg: FixedMfccConfig = FixedMfccConfig(), tables: dict | None = None) -> np.ndarray:
     """int16 clips ``[clip_samples]`` or ``[B, clip_samples]`` -> int32 ``[(B,) frames, n_coeffs]``."""
     clips = np.asarray(clips)
     if clips.dtype != np.int16:
@@ -211,18 +226,18 @@ def mfcc_fixed(clips: np.ndarray, cfg: FixedMfccConfig = FixedMfccConfig(),
         raise ValueError(f"mfcc_fixed expects clips of {cfg.clip_samples} samples, got shape {clips.shape}")
     t = mfcc_tables(cfg) if tables is None else tables
     frames = np.lib.stride_tricks.sliding_window_view(clips, cfg.frame_length, axis=1)
-    frames = frames[:, ::cfg.hop_length][:, :cfg.num_frames].astype(np.int64)
+    frames = frames[:, :: cfg.hop_length][:, : cfg.num_frames].astype(np.int64)
     xw = _rshift_round15(frames * t["window"].astype(np.int64))
     re = np.zeros(xw.shape[:-1] + (cfg.n_fft,), dtype=np.int64)
-    re[..., :cfg.frame_length] = xw
+    re[..., : cfg.frame_length] = xw
     re, im = _fft(re, np.zeros_like(re), t, cfg.n_fft)
     half = cfg.n_fft // 2 + 1
     power = (re[..., :half] * re[..., :half] + im[..., :half] * im[..., :half]).astype(np.uint64)
     mel = np.zeros(power.shape[:-1] + (cfg.n_mels,), dtype=np.uint64)
     pos = 0
     for m, (lo, n) in enumerate(zip(t["fb_start"], t["fb_len"])):
-        w = t["fb_weights"][pos:pos + n].astype(np.uint64)
-        mel[..., m] = (power[..., lo:lo + n] * w).sum(axis=-1, dtype=np.uint64)
+        w = t["fb_weights"][pos : pos + n].astype(np.uint64)
+        mel[..., m] = (power[..., lo : lo + n] * w).sum(axis=-1, dtype=np.uint64)
         pos += n
     log_mel = _log2_q10(mel + np.uint64(cfg.mel_floor), t["log_lut"])
     out = _rshift_round15(log_mel @ t["dct"].astype(np.int64).T).astype(np.int32)
@@ -237,12 +252,16 @@ def c_tables(cfg: FixedMfccConfig, prefix: str = "ditmos_mfcc") -> str:
         body = ", ".join(str(int(v)) for v in values.reshape(-1))
         return f"static const {ctype} {prefix}_{name}[{values.size}] = {{{body}}};\n"
 
-    text = "".join(arr("int32_t", name, t[name]) for name in
-                   ("window", "cos", "sin", "bitrev", "fb_start", "fb_len", "fb_weights", "log_lut", "dct"))
-    text += (f"const ditmos_mfcc_params {prefix}_params = {{\n"
-             f"    {cfg.frame_length}, {cfg.hop_length}, {cfg.n_fft}, {cfg.n_mels}, {cfg.n_coeffs},\n"
-             f"    {prefix}_window, {prefix}_cos, {prefix}_sin, {prefix}_bitrev,\n"
-             f"    {prefix}_fb_start, {prefix}_fb_len, {prefix}_fb_weights, {prefix}_log_lut, {prefix}_dct,\n"
-             f"    {cfg.mel_floor}u\n"
-             "};\n")
+    text = "".join(
+        arr("int32_t", name, t[name])
+        for name in ("window", "cos", "sin", "bitrev", "fb_start", "fb_len", "fb_weights", "log_lut", "dct")
+    )
+    text += (
+        f"const ditmos_mfcc_params {prefix}_params = {{\n"
+        f"    {cfg.frame_length}, {cfg.hop_length}, {cfg.n_fft}, {cfg.n_mels}, {cfg.n_coeffs},\n"
+        f"    {prefix}_window, {prefix}_cos, {prefix}_sin, {prefix}_bitrev,\n"
+        f"    {prefix}_fb_start, {prefix}_fb_len, {prefix}_fb_weights, {prefix}_log_lut, {prefix}_dct,\n"
+        f"    {cfg.mel_floor}u\n"
+        "};\n"
+    )
     return text

@@ -46,8 +46,10 @@ def load(path: Path) -> Dataset:
         raise
     except ValueError as err:
         if "allow_pickle" in str(err):
-            raise DitmosError(f"{path}: stores Python objects (pickled arrays); save strings as "
-                              "numpy str arrays, e.g. np.array(names, dtype=str)") from None
+            raise DitmosError(
+                f"{path}: stores Python objects (pickled arrays); save strings as "
+                "numpy str arrays, e.g. np.array(names, dtype=str)"
+            ) from None
         raise DitmosError(f"{path}: not a readable .npz file ({err})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as err:
         raise DitmosError(f"{path}: not a readable .npz file ({err})") from None
@@ -61,8 +63,7 @@ def load(path: Path) -> Dataset:
         if y.size == 0 or not np.issubdtype(y.dtype, np.number):
             raise DitmosError(f"{path}: y must be integer labels (dtype {y.dtype})")
         class_names = [str(k) for k in range(int(np.max(y)) + 1)]
-    channel_names = ([str(c) for c in arrays["channel_names"].ravel()]
-                     if "channel_names" in arrays else [])
+    channel_names = [str(c) for c in arrays["channel_names"].ravel()] if "channel_names" in arrays else []
     info = {
         "path": str(path),
         "source": f"user file {path.name}",
@@ -72,5 +73,13 @@ def load(path: Path) -> Dataset:
     }
     if extra:
         info["ignored_arrays"] = extra
-    return Dataset(f"npz:{path.name}", arrays["X"], y, class_names, groups=arrays.get("groups"),
-                   split=arrays.get("split"), channel_names=channel_names, info=info)
+    return Dataset(
+        f"npz:{path.name}",
+        arrays["X"],
+        y,
+        class_names,
+        groups=arrays.get("groups"),
+        split=arrays.get("split"),
+        channel_names=channel_names,
+        info=info,
+    )

@@ -15,8 +15,7 @@ def open_shipped(name: str, filename: str) -> tuple[Path, np.lib.npyio.NpzFile]:
     """``(path, open NpzFile)`` of a shipped dataset file; a clear error if it is missing."""
     path = datasets_dir() / name / filename
     if not path.is_file():
-        raise DitmosError(f"{path}: shipped dataset file is missing; rebuild it with "
-                          f"datasets/{name}/prepare.py")
+        raise DitmosError(f"{path}: shipped dataset file is missing; rebuild it with datasets/{name}/prepare.py")
     try:
         return path, np.load(path, allow_pickle=False)
     except (OSError, ValueError, zipfile.BadZipFile) as err:

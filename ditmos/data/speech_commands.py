@@ -90,8 +90,9 @@ def _read_list(path: Path, root: Path) -> set[str]:
 
 
 def _word_dirs(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")
-                  and not p.name.startswith("."))
+    return sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_") and not p.name.startswith(".")
+    )
 
 
 def _cache_key(root: Path, mode: str, cfg: MfccConfig, files: list[Path]) -> str:
@@ -130,7 +131,7 @@ def load(path: Path, classes: str = "12", cfg: MfccConfig | None = None) -> Data
         class_names = words
         noise_files = []
 
-    clips = []   # (path, label, speaker, split)
+    clips = []  # (path, label, speaker, split)
     for word in words:
         label = class_names.index(word) if word in class_names else class_names.index(UNKNOWN)
         for f in sorted((root / word).glob("*.wav")):
@@ -145,8 +146,7 @@ def load(path: Path, classes: str = "12", cfg: MfccConfig | None = None) -> Data
     if not clips:
         raise DitmosError(f"{root}: no .wav clips in the word folders")
 
-    all_files = [c[0] for c in clips] + noise_files + [root / "validation_list.txt",
-                                                        root / "testing_list.txt"]
+    all_files = [c[0] for c in clips] + noise_files + [root / "validation_list.txt", root / "testing_list.txt"]
     cache = _cache_dir() / f"speech_commands{classes}-{_cache_key(root, classes, cfg, all_files)}.npz"
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as f:
@@ -157,8 +157,7 @@ def load(path: Path, classes: str = "12", cfg: MfccConfig | None = None) -> Data
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp.npz")
-            np.savez(tmp, X=X, y=y, groups=groups, split=split, padded=padded,
-                     silence_clips=silence_clips)
+            np.savez(tmp, X=X, y=y, groups=groups, split=split, padded=padded, silence_clips=silence_clips)
             os.replace(tmp, cache)
         except OSError:
             pass  # the cache is an optimisation; an unwritable cache dir is not an error
@@ -168,7 +167,7 @@ def load(path: Path, classes: str = "12", cfg: MfccConfig | None = None) -> Data
         "source": "Google Speech Commands v2 (Warden 2018), WAV folders as published",
         "licence": "CC BY 4.0",
         "citation": "Pete Warden: Speech Commands: A Dataset for Limited-Vocabulary Speech "
-                    "Recognition, arXiv:1804.03209 (2018)",
+        "Recognition, arXiv:1804.03209 (2018)",
         "sampling_rate_hz": cfg.sample_rate,
         "mfcc": cfg.to_dict(),
         "clips_padded": padded,
@@ -178,15 +177,23 @@ def load(path: Path, classes: str = "12", cfg: MfccConfig | None = None) -> Data
         "cache": str(cache),
     }
     name = "speech_commands" if classes == "12" else "speech_commands35"
-    return Dataset(name, X, y, class_names, groups=groups, split=split,
-                   channel_names=[f"mfcc{i}" for i in range(cfg.n_coeffs)], info=info)
+    return Dataset(
+        name,
+        X,
+        y,
+        class_names,
+        groups=groups,
+        split=split,
+        channel_names=[f"mfcc{i}" for i in range(cfg.n_coeffs)],
+        info=info,
+    )
 
 
 def _compute(clips, noise_files, class_names, cfg):
     feats, padded = [], 0
     for start in range(0, len(clips), _CHUNK):
         batch = []
-        for f, *_ in clips[start:start + _CHUNK]:
+        for f, *_ in clips[start : start + _CHUNK]:
             audio = read_wav(f, cfg.sample_rate)
             padded += len(audio) < cfg.clip_samples
             batch.append(fit_clip(audio, cfg))
@@ -200,7 +207,7 @@ def _compute(clips, noise_files, class_names, cfg):
         n = len(audio) // cfg.clip_samples
         if n == 0:
             continue
-        pieces = audio[:n * cfg.clip_samples].reshape(n, cfg.clip_samples)
+        pieces = audio[: n * cfg.clip_samples].reshape(n, cfg.clip_samples)
         feats.append(mfcc(pieces, cfg))
         n_train, n_val = int(0.8 * n), int(0.9 * n) - int(0.8 * n)
         split += ["train"] * n_train + ["val"] * n_val + ["test"] * (n - n_train - n_val)
@@ -209,5 +216,11 @@ def _compute(clips, noise_files, class_names, cfg):
         silence_clips += n
     if noise_files and silence_clips == 0:
         raise DitmosError(f"{noise_files[0].parent}: background-noise files are all shorter than 1 s")
-    return (np.concatenate(feats), np.array(y, np.int64), np.array(groups, np.int64),
-            np.array(split), padded, silence_clips)
+    return (
+        np.concatenate(feats),
+        np.array(y, np.int64),
+        np.array(groups, np.int64),
+        np.array(split),
+        padded,
+        silence_clips,
+    )

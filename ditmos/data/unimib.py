@@ -29,10 +29,27 @@ from ditmos.data.core import Dataset
 from ditmos.errors import DitmosError
 
 WINDOW = 151
-ADL_NAMES = ["StandingUpFS", "StandingUpFL", "Walking", "Running", "GoingUpS", "Jumping",
-             "GoingDownS", "LyingDownFS", "SittingDown"]
-FALL_NAMES = ["FallingForw", "FallingRight", "FallingBack", "HittingObstacle", "FallingWithPS",
-              "FallingBackSC", "Syncope", "FallingLeft"]
+ADL_NAMES = [
+    "StandingUpFS",
+    "StandingUpFL",
+    "Walking",
+    "Running",
+    "GoingUpS",
+    "Jumping",
+    "GoingDownS",
+    "LyingDownFS",
+    "SittingDown",
+]
+FALL_NAMES = [
+    "FallingForw",
+    "FallingRight",
+    "FallingBack",
+    "HittingObstacle",
+    "FallingWithPS",
+    "FallingBackSC",
+    "Syncope",
+    "FallingLeft",
+]
 PUBLISHED_NAMES = {"acc": ADL_NAMES + FALL_NAMES, "adl": ADL_NAMES, "fall": FALL_NAMES}
 SPEC_NAMES = {"acc": "unimib", "adl": "unimib-adl", "fall": "unimib-fall"}
 
@@ -42,8 +59,7 @@ def _data_dir(path: Path, part: str) -> Path:
     for candidate in (path, path / "data", path / "UniMiB-SHAR" / "data"):
         if (candidate / f"{part}_data.mat").exists():
             return candidate
-    raise DitmosError(f"{path}: no {part}_data.mat here or in {path / 'data'} "
-                      "(expected the UniMiB-SHAR 'data' folder)")
+    raise DitmosError(f"{path}: no {part}_data.mat here or in {path / 'data'} (expected the UniMiB-SHAR 'data' folder)")
 
 
 def _read_names(path: Path, part: str, n_classes: int) -> tuple[list[str], str]:
@@ -81,11 +97,15 @@ def load(path: Path, part: str = "acc") -> Dataset:
     data = np.asarray(load_mat_variable(data_file, f"{part}_data"))
     labels = np.asarray(load_mat_variable(labels_file, f"{part}_labels"))
     if data.ndim != 2 or data.shape[1] != 3 * WINDOW:
-        raise DitmosError(f"{data_file}: {part}_data has shape {data.shape}; expected [N, {3 * WINDOW}] "
-                          f"(x | y | z of {WINDOW} samples)")
+        raise DitmosError(
+            f"{data_file}: {part}_data has shape {data.shape}; expected [N, {3 * WINDOW}] "
+            f"(x | y | z of {WINDOW} samples)"
+        )
     if labels.ndim != 2 or labels.shape[1] != 3 or labels.shape[0] != data.shape[0]:
-        raise DitmosError(f"{labels_file}: {part}_labels has shape {labels.shape}; expected "
-                          f"[{data.shape[0]}, 3] (activity, subject, trial)")
+        raise DitmosError(
+            f"{labels_file}: {part}_labels has shape {labels.shape}; expected "
+            f"[{data.shape[0]}, 3] (activity, subject, trial)"
+        )
     if not np.issubdtype(data.dtype, np.number):
         raise DitmosError(f"{data_file}: {part}_data is not numeric (dtype {data.dtype})")
     if not np.all(np.isfinite(data)):
@@ -102,15 +122,17 @@ def load(path: Path, part: str = "acc") -> Dataset:
     y = activity - offset
     outside = (y < 0) | (y >= n_classes)
     if outside.any():
-        raise DitmosError(f"{labels_file}: {int(outside.sum())} activity label(s) outside "
-                          f"{offset}..{offset + n_classes - 1} (e.g. {int(activity[outside][0])})")
+        raise DitmosError(
+            f"{labels_file}: {int(outside.sum())} activity label(s) outside "
+            f"{offset}..{offset + n_classes - 1} (e.g. {int(activity[outside][0])})"
+        )
     X = data.reshape(-1, 3, WINDOW).transpose(0, 2, 1)
     info = {
         "path": str(folder),
         "source": f"UniMiB-SHAR {part} subset ({data_file.name}, {labels_file.name})",
         "licence": "as published by the UniMiB-SHAR authors (free for research; cite the paper)",
         "citation": "Micucci, Mobilio, Napoletano: UniMiB SHAR: A Dataset for Human Activity "
-                    "Recognition Using Acceleration Data from Smartphones, Applied Sciences 7(10) 1101 (2017)",
+        "Recognition Using Acceleration Data from Smartphones, Applied Sciences 7(10) 1101 (2017)",
         "sampling_rate_hz": 50,
         "units": "m/s^2",
         "class_names_from": names_from,
@@ -118,5 +140,6 @@ def load(path: Path, part: str = "acc") -> Dataset:
         "windows_made": int(len(y)),
         "windows_dropped": {},
     }
-    return Dataset(SPEC_NAMES[part], X, y, names, groups=labels[:, 1],
-                   channel_names=["acc_x", "acc_y", "acc_z"], info=info)
+    return Dataset(
+        SPEC_NAMES[part], X, y, names, groups=labels[:, 1], channel_names=["acc_x", "acc_y", "acc_z"], info=info
+    )

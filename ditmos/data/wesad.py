@@ -42,26 +42,38 @@ from ditmos.errors import DitmosError
 LABEL_RATE = 700
 CLASS_NAMES = ["baseline", "stress", "amusement"]
 KEPT = {1: 0, 2: 1, 3: 2}
-LABEL_MEANING = {0: "transient/undefined", 4: "meditation", 5: "not to be used", 6: "not to be used",
-                 7: "not to be used"}
+LABEL_MEANING = {
+    0: "transient/undefined",
+    4: "meditation",
+    5: "not to be used",
+    6: "not to be used",
+    7: "not to be used",
+}
 # (device, signal key, native rate Hz, channel names)
 SIGNALS = {
-    "wrist": [("wrist", "ACC", 32, ["wrist_acc_x", "wrist_acc_y", "wrist_acc_z"]),
-              ("wrist", "BVP", 64, ["wrist_bvp"]),
-              ("wrist", "EDA", 4, ["wrist_eda"]),
-              ("wrist", "TEMP", 4, ["wrist_temp"])],
-    "chest": [("chest", "ACC", 700, ["chest_acc_x", "chest_acc_y", "chest_acc_z"]),
-              ("chest", "ECG", 700, ["chest_ecg"]),
-              ("chest", "EDA", 700, ["chest_eda"]),
-              ("chest", "EMG", 700, ["chest_emg"]),
-              ("chest", "Resp", 700, ["chest_resp"]),
-              ("chest", "Temp", 700, ["chest_temp"])],
+    "wrist": [
+        ("wrist", "ACC", 32, ["wrist_acc_x", "wrist_acc_y", "wrist_acc_z"]),
+        ("wrist", "BVP", 64, ["wrist_bvp"]),
+        ("wrist", "EDA", 4, ["wrist_eda"]),
+        ("wrist", "TEMP", 4, ["wrist_temp"]),
+    ],
+    "chest": [
+        ("chest", "ACC", 700, ["chest_acc_x", "chest_acc_y", "chest_acc_z"]),
+        ("chest", "ECG", 700, ["chest_ecg"]),
+        ("chest", "EDA", 700, ["chest_eda"]),
+        ("chest", "EMG", 700, ["chest_emg"]),
+        ("chest", "Resp", 700, ["chest_resp"]),
+        ("chest", "Temp", 700, ["chest_temp"]),
+    ],
 }
 _SUBJECT = re.compile(r"^S(\d+)$")
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
 }
 
 
@@ -69,7 +81,7 @@ class _WesadUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) not in _ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        if module == "numpy.core.multiarray":   # the pre-numpy-2 path of the same functions
+        if module == "numpy.core.multiarray":  # the pre-numpy-2 path of the same functions
             module = "numpy._core.multiarray"
         return super().find_class(module, name)
 
@@ -80,8 +92,16 @@ def read_subject(path: Path) -> dict:
     try:
         with open(path, "rb") as fh:
             obj = _WesadUnpickler(fh, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError,
-            ImportError, IndexError, KeyError) as err:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        KeyError,
+    ) as err:
         raise DitmosError(f"{path}: not a readable WESAD pickle ({err})") from None
     if not isinstance(obj, dict) or "signal" not in obj or "label" not in obj:
         raise DitmosError(f"{path}: expected a dict with 'signal' and 'label' (WESAD layout)")
@@ -97,16 +117,14 @@ def _resample(x: np.ndarray, rate: int, target: int) -> np.ndarray:
     return resample_poly(x.astype(np.float64), f.numerator, f.denominator, axis=0)
 
 
-def load(path: Path, signals: str = "wrist", rate: int = 32, window_s: float = 10.0,
-         hop_s: float = 5.0) -> Dataset:
+def load(path: Path, signals: str = "wrist", rate: int = 32, window_s: float = 10.0, hop_s: float = 5.0) -> Dataset:
     if signals not in SIGNALS:
         raise DitmosError(f"unknown WESAD signal set {signals!r}; use wrist or chest")
     window, hop = int(round(window_s * rate)), int(round(hop_s * rate))
     if window <= 0 or hop <= 0:
         raise DitmosError(f"WESAD window {window_s} s and hop {hop_s} s at {rate} Hz give no samples")
     root = require_dir(Path(path), "WESAD")
-    subjects = sorted((int(m.group(1)), p) for p in root.iterdir()
-                      if p.is_dir() and (m := _SUBJECT.match(p.name)))
+    subjects = sorted((int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _SUBJECT.match(p.name)))
     if not subjects:
         raise DitmosError(f"{root}: no subject folders SX/ (expected SX/SX.pkl, e.g. S2/S2.pkl)")
 
@@ -119,8 +137,9 @@ def load(path: Path, signals: str = "wrist", rate: int = 32, window_s: float = 1
         obj = read_subject(pkl)
         labels = np.asarray(obj["label"]).reshape(-1)
         try:
-            device_signals = [np.asarray(obj["signal"][dev][key], dtype=np.float64)
-                              for dev, key, _, _ in SIGNALS[signals]]
+            device_signals = [
+                np.asarray(obj["signal"][dev][key], dtype=np.float64) for dev, key, _, _ in SIGNALS[signals]
+            ]
         except (KeyError, TypeError) as err:
             raise DitmosError(f"{pkl}: missing signal {err} in signal.{signals}") from None
         duration = len(labels) / LABEL_RATE
@@ -128,11 +147,12 @@ def load(path: Path, signals: str = "wrist", rate: int = 32, window_s: float = 1
         for (dev, key, native, names), x in zip(SIGNALS[signals], device_signals):
             x = x.reshape(len(x), -1)
             if x.shape[1] != len(names):
-                raise DitmosError(f"{pkl}: signal.{dev}.{key} has {x.shape[1]} columns, "
-                                  f"expected {len(names)}")
+                raise DitmosError(f"{pkl}: signal.{dev}.{key} has {x.shape[1]} columns, expected {len(names)}")
             if abs(len(x) / native - duration) > 1.0:
-                raise DitmosError(f"{pkl}: signal.{dev}.{key} lasts {len(x) / native:.1f} s at {native} Hz "
-                                  f"but the labels last {duration:.1f} s at {LABEL_RATE} Hz")
+                raise DitmosError(
+                    f"{pkl}: signal.{dev}.{key} lasts {len(x) / native:.1f} s at {native} Hz "
+                    f"but the labels last {duration:.1f} s at {LABEL_RATE} Hz"
+                )
             if not np.all(np.isfinite(x)):
                 raise DitmosError(f"{pkl}: signal.{dev}.{key} contains NaN or Inf")
             parts.append(_resample(x, native, rate))
@@ -164,7 +184,7 @@ def load(path: Path, signals: str = "wrist", rate: int = 32, window_s: float = 1
         "source": f"WESAD (Schmidt et al. 2018), SX/SX.pkl of {len(subjects)} subject(s), {signals} signals",
         "licence": "as published by the WESAD authors (non-commercial research use)",
         "citation": "Schmidt, Reiss, Duerichen, Marberger, Van Laerhoven: Introducing WESAD, a "
-                    "Multimodal Dataset for Wearable Stress and Affect Detection, ICMI 2018",
+        "Multimodal Dataset for Wearable Stress and Affect Detection, ICMI 2018",
         "sampling_rate_hz": rate,
         "window": window,
         "hop": hop,
@@ -178,5 +198,12 @@ def load(path: Path, signals: str = "wrist", rate: int = 32, window_s: float = 1
             f"run tails not covered by a full window, {rate} Hz samples": tails,
         },
     }
-    return Dataset("wesad", np.concatenate(X), np.array(y, np.int64), CLASS_NAMES,
-                   groups=np.array(groups, np.int64), channel_names=channel_names, info=info)
+    return Dataset(
+        "wesad",
+        np.concatenate(X),
+        np.array(y, np.int64),
+        CLASS_NAMES,
+        groups=np.array(groups, np.int64),
+        channel_names=channel_names,
+        info=info,
+    )

@@ -34,8 +34,14 @@ CERT_SESSION_FILE = "certify_session.json"
 
 
 def _params(sigma, n0, n, alpha, seed, model_hash) -> dict:
-    return {"sigma": float(sigma), "n0": int(n0), "n": int(n), "alpha": float(alpha),
-            "seed": int(seed), "model_hash": model_hash}
+    return {
+        "sigma": float(sigma),
+        "n0": int(n0),
+        "n": int(n),
+        "alpha": float(alpha),
+        "seed": int(seed),
+        "model_hash": model_hash,
+    }
 
 
 def _open(out: Path, params: dict, resume: bool) -> dict[int, dict]:
@@ -43,26 +49,32 @@ def _open(out: Path, params: dict, resume: bool) -> dict[int, dict]:
     path, session = out / CERT_SAMPLES_FILE, out / CERT_SESSION_FILE
     if path.exists() and path.stat().st_size > 0:
         if not resume:
-            raise DitmosError(f"{path} already holds certified windows: pass --resume to "
-                              f"continue that evaluation, or choose another --out")
+            raise DitmosError(
+                f"{path} already holds certified windows: pass --resume to "
+                f"continue that evaluation, or choose another --out"
+            )
         old = json.loads(session.read_text()) if session.exists() else {}
         diff = [k for k in params if old.get(k) != params[k]]
         if diff:
-            raise DitmosError(f"{path} was measured with other " + ", ".join(
-                f"{k} ({old.get(k)} there, {params[k]} now)" for k in diff)
-                + ": --resume needs the same settings; use another --out")
+            raise DitmosError(
+                f"{path} was measured with other "
+                + ", ".join(f"{k} ({old.get(k)} there, {params[k]} now)" for k in diff)
+                + ": --resume needs the same settings; use another --out"
+            )
     write_json_atomic(session, params)
     return read_samples(path) if resume else {}
 
 
-def _report(records: dict[int, dict], n_total: int, params: dict, meta: dict,
-            complete: bool, device: dict) -> dict:
+def _report(records: dict[int, dict], n_total: int, params: dict, meta: dict, complete: bool, device: dict) -> dict:
     recs = [records[i] for i in sorted(records)]
     radii = CT.default_radii(params["sigma"])
     if recs:
-        summary = CT.summarize(np.array([r["prediction"] for r in recs]),
-                               np.array([r["radius"] for r in recs], np.float64),
-                               np.array([r["label"] for r in recs]), radii)
+        summary = CT.summarize(
+            np.array([r["prediction"] for r in recs]),
+            np.array([r["radius"] for r in recs], np.float64),
+            np.array([r["label"] for r in recs]),
+            radii,
+        )
     else:
         summary = None
     costs = [r["cost"] for r in recs if r["cost"] is not None]
@@ -70,17 +82,28 @@ def _report(records: dict[int, dict], n_total: int, params: dict, meta: dict,
     latency = None
     if costs:
         mean = float(np.mean(costs))
-        latency = {"unit": kind, "mean_per_certified_prediction": mean,
-                   "inferences_per_prediction": params["n0"] + params["n"]}
+        latency = {
+            "unit": kind,
+            "mean_per_certified_prediction": mean,
+            "inferences_per_prediction": params["n0"] + params["n"],
+        }
         clock = recs[0]["clock_hz"]
         if kind == "cycles" and clock:
             latency["ms_per_certified_prediction"] = 1e3 * mean / clock
-    return {"format": "ditmos-certify-eval/1", **meta, **params, "radii": radii,
-            "complete": complete and len(recs) == n_total, "samples_planned": n_total,
-            "samples_measured": len(recs),
-            "mismatches": sum(1 for r in recs if not r["match"]),
-            "mismatched_samples": [r["index"] for r in recs if not r["match"]],
-            "summary": summary, "latency": latency, "device": device}
+    return {
+        "format": "ditmos-certify-eval/1",
+        **meta,
+        **params,
+        "radii": radii,
+        "complete": complete and len(recs) == n_total,
+        "samples_planned": n_total,
+        "samples_measured": len(recs),
+        "mismatches": sum(1 for r in recs if not r["match"]),
+        "mismatched_samples": [r["index"] for r in recs if not r["match"]],
+        "summary": summary,
+        "latency": latency,
+        "device": device,
+    }
 
 
 def _measure(client, workload, ism, todo, records, f, params, marks, label, progress, n_total):
@@ -107,13 +130,24 @@ def _measure(client, workload, ism, todo, records, f, params, marks, label, prog
             cost = c0 + c1
         else:
             cost = None
-        rec = {"index": int(i), "label": int(workload.labels[i]), "seed": int(s),
-               "prediction": cert.prediction, "radius": cert.radius, "p_lower": cert.p_lower,
-               "top_count": cert.top_count, "counts0": dev0.tolist(), "counts": dev1.tolist(),
-               "reference_counts0": ref0.tolist(), "reference_counts": ref1.tolist(),
-               "match": bool(np.array_equal(dev0, ref0) and np.array_equal(dev1, ref1)),
-               "cost": cost, "cost_kind": CostKind(info.cost_kind).name.lower(),
-               "clock_hz": info.core_clock_hz, "device": label}
+        rec = {
+            "index": int(i),
+            "label": int(workload.labels[i]),
+            "seed": int(s),
+            "prediction": cert.prediction,
+            "radius": cert.radius,
+            "p_lower": cert.p_lower,
+            "top_count": cert.top_count,
+            "counts0": dev0.tolist(),
+            "counts": dev1.tolist(),
+            "reference_counts0": ref0.tolist(),
+            "reference_counts": ref1.tolist(),
+            "match": bool(np.array_equal(dev0, ref0) and np.array_equal(dev1, ref1)),
+            "cost": cost,
+            "cost_kind": CostKind(info.cost_kind).name.lower(),
+            "clock_hz": info.core_clock_hz,
+            "device": label,
+        }
         f.write(json.dumps(rec, separators=(",", ":")) + "\n")
         f.flush()
         records[int(i)] = rec
@@ -138,10 +172,8 @@ def _run_device(spec, workload, ism, out, records, params, meta, n_total, timeou
             info = client.hello()
             check_device(info, workload, spec.url)
             device.update(board=info.board_name, core_clock_hz=info.core_clock_hz)
-            marks = (MarkLog(spec.marks) if info.cost_kind == CostKind.INSTRUCTIONS
-                     and spec.marks else None)
-            _measure(client, workload, ism, todo, records, f, params, marks, spec.label,
-                     progress, n_total)
+            marks = MarkLog(spec.marks) if info.cost_kind == CostKind.INSTRUCTIONS and spec.marks else None
+            _measure(client, workload, ism, todo, records, f, params, marks, spec.label, progress, n_total)
             complete = True
     finally:
         transport.close()
@@ -150,11 +182,25 @@ def _run_device(spec, workload, ism, out, records, params, meta, n_total, timeou
     return report
 
 
-def evaluate_certify(run_dir, build_dir, out_dir, *, sigma: float, n0: int = 100,
-                     n: int = 1000, alpha: float = 0.001, seed: int = 0, ports=(),
-                     baudrate: int = 115200, emulate: bool = False, resume: bool = False,
-                     limit: int | None = None, timeout: float | None = None, marks=(),
-                     progress: Callable[[int, int], None] | None = None) -> dict:
+def evaluate_certify(
+    run_dir,
+    build_dir,
+    out_dir,
+    *,
+    sigma: float,
+    n0: int = 100,
+    n: int = 1000,
+    alpha: float = 0.001,
+    seed: int = 0,
+    ports=(),
+    baudrate: int = 115200,
+    emulate: bool = False,
+    resume: bool = False,
+    limit: int | None = None,
+    timeout: float | None = None,
+    marks=(),
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Certify the first ``limit`` test windows (all by default) on one device."""
     from ditmos.harness.evaluate import _port_devices
     from ditmos.harness.fleet import emulated_devices
@@ -176,18 +222,22 @@ def evaluate_certify(run_dir, build_dir, out_dir, *, sigma: float, n0: int = 100
     params = _params(sigma, n0, n, alpha, seed, workload.model_hash)
     records = _open(out, params, resume)
     records = {i: r for i, r in records.items() if i < n_total}
-    meta = {"run_dir": str(run_dir), "build_dir": str(build_dir),
-            "board": workload.facts.board, "emulated": bool(emulate)}
+    meta = {
+        "run_dir": str(run_dir),
+        "build_dir": str(build_dir),
+        "board": workload.facts.board,
+        "emulated": bool(emulate),
+    }
     ism = IntSmoother(Path(run_dir) / "int8", sigma, work_dir=None)
     meta.update(slack=ism.slack, sigma_steps=ism.table.sigma_q, table_size=ism.table.size)
     try:
         if emulate:
             with emulated_devices(Path(build_dir), 1, out) as devices:
-                return _run_device(devices[0], workload, ism, out, records, params, meta,
-                                   n_total, timeout or 10.0, progress)
+                return _run_device(
+                    devices[0], workload, ism, out, records, params, meta, n_total, timeout or 10.0, progress
+                )
         spec = _port_devices(list(ports), list(marks), baudrate, Path(build_dir))[0]
-        return _run_device(spec, workload, ism, out, records, params, meta, n_total,
-                           timeout or 10.0, progress)
+        return _run_device(spec, workload, ism, out, records, params, meta, n_total, timeout or 10.0, progress)
     finally:
         ism.close()
 
@@ -195,25 +245,34 @@ def evaluate_certify(run_dir, build_dir, out_dir, *, sigma: float, n0: int = 100
 def certify_summary_lines(report: dict) -> list[str]:
     """The report in a few lines for the terminal."""
     s = report["summary"]
-    lines = [f"certified on the device: {report['samples_measured']} of "
-             f"{report['samples_planned']} test windows, sigma {report['sigma']:g}, "
-             f"n0 {report['n0']}, n {report['n']}, alpha {report['alpha']:g}"]
+    lines = [
+        f"certified on the device: {report['samples_measured']} of "
+        f"{report['samples_planned']} test windows, sigma {report['sigma']:g}, "
+        f"n0 {report['n0']}, n {report['n']}, alpha {report['alpha']:g}"
+    ]
     if s:
-        lines.append("certified accuracy: " + ", ".join(
-            f"r={r} {100 * v:.1f}%" for r, v in s["certified_accuracy"].items()))
-        lines.append(f"ACR {s['acr']:.3f}, smoothed accuracy "
-                     f"{100 * s['smoothed_accuracy']:.1f}%, abstain "
-                     f"{100 * s['abstain_rate']:.1f}%")
+        lines.append(
+            "certified accuracy: " + ", ".join(f"r={r} {100 * v:.1f}%" for r, v in s["certified_accuracy"].items())
+        )
+        lines.append(
+            f"ACR {s['acr']:.3f}, smoothed accuracy "
+            f"{100 * s['smoothed_accuracy']:.1f}%, abstain "
+            f"{100 * s['abstain_rate']:.1f}%"
+        )
     lat = report.get("latency")
     if lat:
         ms = lat.get("ms_per_certified_prediction")
-        lines.append(f"latency per certified prediction ({lat['inferences_per_prediction']} "
-                     f"inferences): {lat['mean_per_certified_prediction']:.0f} {lat['unit']}"
-                     + (f" = {ms:.1f} ms" if ms is not None and math.isfinite(ms) else ""))
+        lines.append(
+            f"latency per certified prediction ({lat['inferences_per_prediction']} "
+            f"inferences): {lat['mean_per_certified_prediction']:.0f} {lat['unit']}"
+            + (f" = {ms:.1f} ms" if ms is not None and math.isfinite(ms) else "")
+        )
     else:
         lines.append("latency per certified prediction: not measured on this device")
     m = report["mismatches"]
-    lines.append(f"vote counts equal to the host integer reference: "
-                 f"{report['samples_measured'] - m} of {report['samples_measured']}"
-                 + (f"; MISMATCH on windows {report['mismatched_samples'][:10]}" if m else ""))
+    lines.append(
+        f"vote counts equal to the host integer reference: "
+        f"{report['samples_measured'] - m} of {report['samples_measured']}"
+        + (f"; MISMATCH on windows {report['mismatched_samples'][:10]}" if m else "")
+    )
     return lines

@@ -87,9 +87,14 @@ class LinkCounters:
     resyncs: int = 0
 
     def as_dict(self, decoder: FrameDecoder | None = None) -> dict:
-        d = {"requests": self.requests, "retransmissions": self.retransmissions,
-             "timeouts": self.timeouts, "device_errors": dict(self.device_errors),
-             "stale_frames": self.stale_frames, "resyncs": self.resyncs}
+        d = {
+            "requests": self.requests,
+            "retransmissions": self.retransmissions,
+            "timeouts": self.timeouts,
+            "device_errors": dict(self.device_errors),
+            "stale_frames": self.stale_frames,
+            "resyncs": self.resyncs,
+        }
         if decoder is not None:
             d["crc_errors"] = decoder.stats.crc_errors
             d["discarded_bytes"] = decoder.stats.discarded_bytes
@@ -106,9 +111,15 @@ class Reboot:
 class DeviceClient:
     """Talks to one device over a :class:`Transport`."""
 
-    def __init__(self, transport: Transport, *, timeout: float = 2.0, retries: int = 8,
-                 probe_every: int = 100,
-                 on_reboot: Callable[[HelloInfo, HelloInfo], None] | None = None) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        timeout: float = 2.0,
+        retries: int = 8,
+        probe_every: int = 100,
+        on_reboot: Callable[[HelloInfo, HelloInfo], None] | None = None,
+    ) -> None:
         self.transport = transport
         self.timeout = timeout
         self.retries = retries
@@ -130,20 +141,23 @@ class DeviceClient:
     def hello(self) -> HelloInfo:
         frame = self._request(MsgType.HELLO, b"", probe=False)
         # the version decides the payload layout: check it before decoding the rest
-        version = frame.version if frame.version not in SUPPORTED_VERSIONS else (
-            frame.payload[0] if frame.payload else frame.version)
+        version = (
+            frame.version
+            if frame.version not in SUPPORTED_VERSIONS
+            else (frame.payload[0] if frame.payload else frame.version)
+        )
         if version not in SUPPORTED_VERSIONS:
             raise DitmosError(
                 f"device on {self.url} speaks protocol version {version}, this "
                 f"harness knows {', '.join(map(str, SUPPORTED_VERSIONS))}: rebuild the firmware "
-                f"with this ditmos (`ditmos build`) and reflash it, or upgrade ditmos")
+                f"with this ditmos (`ditmos build`) and reflash it, or upgrade ditmos"
+            )
         info = HelloInfo.decode(frame.payload)
         previous = self.info
         self.info = info
         self._since_probe = 0
         if previous is not None and info.boot_counter != previous.boot_counter:
-            self.reboots.append(Reboot(previous.boot_counter, info.boot_counter,
-                                       self.counters.requests))
+            self.reboots.append(Reboot(previous.boot_counter, info.boot_counter, self.counters.requests))
             if self.on_reboot is not None:
                 self.on_reboot(previous, info)
         return info
@@ -161,8 +175,9 @@ class DeviceClient:
                 return self._raw_chunks(kind, data, chunks)
             except _RawRestart as err:
                 if attempt == self.retries:
-                    raise DeviceRejected(f"device on {self.url} kept losing the chunks of a raw "
-                                         f"input ({err}) on {attempt + 1} attempts") from err
+                    raise DeviceRejected(
+                        f"device on {self.url} kept losing the chunks of a raw input ({err}) on {attempt + 1} attempts"
+                    ) from err
         raise AssertionError("unreachable")
 
     def _raw_chunks(self, kind: int, data: bytes, chunks: list[bytes]) -> RawResult:
@@ -174,29 +189,31 @@ class DeviceClient:
                     raise DeviceRejected(
                         f"device on {self.url} refused a raw {_raw_kind_name(kind)} input of "
                         f"{len(data)} bytes ({err}): it expects another size; rebuild the "
-                        f"firmware for this run") from err
+                        f"firmware for this run"
+                    ) from err
                 raise
             end = RAW_HEADER.unpack_from(payload)[1] + len(payload) - RAW_HEADER.size
             if res.total != len(data):
                 raise ProtocolError(
                     f"device on {self.url} expects raw inputs of {res.total} bytes "
-                    f"({RawKind(kind).name}), this one has {len(data)}")
+                    f"({RawKind(kind).name}), this one has {len(data)}"
+                )
             if res.received != end or res.complete != (i == len(chunks) - 1):
                 raise ProtocolError(
-                    f"device on {self.url} reports {res.received} of {res.total} raw bytes "
-                    f"after sending {end}")
+                    f"device on {self.url} reports {res.received} of {res.total} raw bytes after sending {end}"
+                )
         return res
 
-    def certify(self, window: bytes, thresholds, offset: int, seed: int, first: int, n: int, *,
-                timeout: float | None = None) -> CertifyResult:
+    def certify(
+        self, window: bytes, thresholds, offset: int, seed: int, first: int, n: int, *, timeout: float | None = None
+    ) -> CertifyResult:
         """Class counts of ``n`` noisy inferences on the device (integer smoothing,
         docs/smoothing.md); ``timeout`` replaces the per-request timeout meanwhile."""
         saved = self.timeout
         if timeout is not None:
             self.timeout = timeout
         try:
-            frame = self._request(MsgType.CERTIFY,
-                                  encode_certify(window, thresholds, offset, seed, first, n))
+            frame = self._request(MsgType.CERTIFY, encode_certify(window, thresholds, offset, seed, first, n))
         finally:
             self.timeout = saved
         return CertifyResult.decode(frame.payload)
@@ -241,7 +258,8 @@ class DeviceClient:
                         raise DeviceRejected(
                             f"device on {self.url} rejected sequence number {seq} (BAD_SEQUENCE, "
                             f"expected {last_error.detail}) even after a HELLO; reset the board "
-                            f"and run again with --resume")
+                            f"and run again with --resume"
+                        )
                     self.counters.resyncs += 1
                     self.hello()
                     seq = self._next_seq()
@@ -257,15 +275,17 @@ class DeviceClient:
                         f"device on {self.url} has no raw input of kind "
                         f"{_raw_kind_name(last_error.detail)} (ERROR NO_RAW): its firmware was "
                         f"built without it (a model without prepare.h, or a kind this model's "
-                        f"pipeline lacks); rebuild with this ditmos (`ditmos build`)")
+                        f"pipeline lacks); rebuild with this ditmos (`ditmos build`)"
+                    )
                 if last_error.code == ErrorCode.INFER_FAILED and frame.seq == seq:
                     raise DeviceRejected(
-                        f"device on {self.url} failed to run the model (INFER_FAILED, detail "
-                        f"{last_error.detail})")
+                        f"device on {self.url} failed to run the model (INFER_FAILED, detail {last_error.detail})"
+                    )
             elif frame.type != expected:
                 raise ProtocolError(
                     f"device on {self.url} answered {MsgType(msg_type).name} (seq {seq}) with "
-                    f"frame type 0x{frame.type:02x}, expected 0x{int(expected):02x}")
+                    f"frame type 0x{frame.type:02x}, expected 0x{int(expected):02x}"
+                )
             else:
                 needed_retry = attempt > 0
                 self._since_probe += 1
@@ -278,11 +298,13 @@ class DeviceClient:
                     raise DeviceRejected(
                         f"device on {self.url} answered {MsgType(msg_type).name} with ERROR "
                         f"{last_error.name} (detail {last_error.detail}) on all "
-                        f"{attempt} attempts")
+                        f"{attempt} attempts"
+                    )
                 raise DeviceTimeout(
                     f"device on {self.url} did not answer {MsgType(msg_type).name} (seq {seq}) "
                     f"within {self.timeout:.2f} s on any of {attempt} attempts; is the firmware "
-                    f"running and the baud rate right?")
+                    f"running and the baud rate right?"
+                )
 
     def _await(self, seq: int) -> Frame | None:
         """The answer to ``seq`` (or an ERROR frame), or None on timeout."""
@@ -293,8 +315,10 @@ class DeviceClient:
                 if frame.seq == seq and (frame.type & 0x80 or frame.type == MsgType.ERROR):
                     return frame
                 if frame.type == MsgType.ERROR and frame.payload[:1] in (
-                        bytes([ErrorCode.BAD_CRC]), bytes([ErrorCode.TIMEOUT]),
-                        bytes([ErrorCode.TOO_LONG])):
+                    bytes([ErrorCode.BAD_CRC]),
+                    bytes([ErrorCode.TIMEOUT]),
+                    bytes([ErrorCode.TOO_LONG]),
+                ):
                     # the device saw a damaged frame; its sequence number cannot be trusted
                     return frame
                 self.counters.stale_frames += 1

@@ -57,9 +57,14 @@ def exit_prediction(samples: list[dict], num_exits: int | None = None) -> dict |
     # the final exit's cost, when some window took it (else unknown)
     final = (num_exits - 1) if num_exits else max(per_exit)
     worst = per_exit.get(final)
-    return {"measured_mean": float(cost.mean()), "predicted_mean": predicted,
-            "error": float(cost.mean() / predicted - 1.0), "per_exit": per_exit,
-            "worst_exit_cost": worst, "histogram": np.bincount(exits).tolist()}
+    return {
+        "measured_mean": float(cost.mean()),
+        "predicted_mean": predicted,
+        "error": float(cost.mean() / predicted - 1.0),
+        "per_exit": per_exit,
+        "worst_exit_cost": worst,
+        "histogram": np.bincount(exits).tolist(),
+    }
 
 
 def _point(r: dict) -> dict | None:
@@ -70,8 +75,7 @@ def _point(r: dict) -> dict | None:
     flash, ram = (mem.get("flash") or {}).get("total"), (mem.get("ram") or {}).get("total")
     if not lat.get("available") or rep.get("accuracy") is None or flash is None or ram is None:
         return None
-    return {"accuracy": float(rep["accuracy"]), "latency": float(lat["median"]),
-            "flash": int(flash), "ram": int(ram)}
+    return {"accuracy": float(rep["accuracy"]), "latency": float(lat["median"]), "flash": int(flash), "ram": int(ram)}
 
 
 def pareto(rows: list[dict], costs: tuple[str, ...]) -> dict[str, list[str]]:
@@ -85,8 +89,10 @@ def pareto(rows: list[dict], costs: tuple[str, ...]) -> dict[str, list[str]]:
     def better_eq(a, b):  # a at least as good as b on every key
         return a["accuracy"] >= b["accuracy"] and all(a[c] <= b[c] for c in costs)
 
-    return {m: [o for o, q in pts.items() if o != m and better_eq(q, p)
-                and any(q[k] != p[k] for k in keys)] for m, p in pts.items()}
+    return {
+        m: [o for o, q in pts.items() if o != m and better_eq(q, p) and any(q[k] != p[k] for k in keys)]
+        for m, p in pts.items()
+    }
 
 
 def host_claim(run_dir: Path, method: str) -> dict | None:
@@ -102,13 +108,14 @@ def host_claim(run_dir: Path, method: str) -> dict | None:
     for res in comp["results"].values():
         row = res["methods"].get(method) or {}
         if abs(float(res["width"]) - w) < 1e-9 and row.get("avg_macs") and row.get("max_macs"):
-            return {"saving": 1.0 - float(row["avg_macs"]) / float(row["max_macs"]),
-                    "exit_macs": [int(v) for v in row.get("exit_macs") or []]}
+            return {
+                "saving": 1.0 - float(row["avg_macs"]) / float(row["max_macs"]),
+                "exit_macs": [int(v) for v in row.get("exit_macs") or []],
+            }
     return None
 
 
-def measure(run_dir: Path, method: str, board: str, work: Path, *, limit: int | None,
-            jobs: int, log=print) -> dict:
+def measure(run_dir: Path, method: str, board: str, work: Path, *, limit: int | None, jobs: int, log=print) -> dict:
     from ditmos.boards.build import build_firmware
     from ditmos.harness.evaluate import evaluate
     from ditmos.harness.records import read_samples
@@ -129,12 +136,19 @@ def measure(run_dir: Path, method: str, board: str, work: Path, *, limit: int | 
     rep = json.loads(rep_path.read_text()) if rep_path.is_file() else None
     if not (rep and rep.get("complete") and rep.get("model_hash") == model_hash):
         log(f"[{method}] evaluating on {board}")
-        rep = evaluate(mdir, bdir, edir, emulate=True, jobs=jobs, limit=limit, method=method,
-                       resume=rep_path.parent.is_dir() and (edir / "session.json").is_file())
+        rep = evaluate(
+            mdir,
+            bdir,
+            edir,
+            emulate=True,
+            jobs=jobs,
+            limit=limit,
+            method=method,
+            resume=rep_path.parent.is_dir() and (edir / "session.json").is_file(),
+        )
     samples = list(read_samples(edir / "samples.jsonl").values())
     K = int(json.loads((mdir / "int8" / "manifest.json").read_text())["K"])
-    exits = (exit_prediction(samples, K) if rep["meta"].get("model_kind") == "network"
-             and K > 1 else None)
+    exits = exit_prediction(samples, K) if rep["meta"].get("model_kind") == "network" and K > 1 else None
     if exits is not None:
         exits["host_claim"] = host_claim(run_dir, method)
     return {"method": method, "report": rep, "run_dir": str(mdir), "exits": exits}
@@ -158,18 +172,20 @@ def trained_by(run_dir: Path) -> str | None:
     return cmd + (f" --width {float(w):g}" if w is not None and float(w) != 1.0 else "")
 
 
-def render(rows: list[dict], *, dataset: str, preset: str, board: str,
-           command: str | None = None) -> str:
-    lat_unit = next((r["report"]["latency"].get("unit") for r in rows
-                     if r["report"]["latency"].get("available")), None)
-    lines = [f"# {dataset} ({preset}): every compared model on {board}", "",
-             f"Written by `{COMMAND}`; never edit by hand. Accuracy on the device over "
-             f"the evaluated test windows; mismatches against the host int8 reference "
-             f"(prediction, route/exit); latency in {lat_unit or 'n/a'}; flash and RAM "
-             f"of the linked firmware in bytes."
-             + (f" The comparison (RUN) was trained by `{command}`." if command else ""), "",
-             "| method | samples | accuracy (device) | mismatches | latency median | latency p95 "
-             "| flash | RAM | routes / exits |", "|---|---|---|---|---|---|---|---|---|"]
+def render(rows: list[dict], *, dataset: str, preset: str, board: str, command: str | None = None) -> str:
+    lat_unit = next((r["report"]["latency"].get("unit") for r in rows if r["report"]["latency"].get("available")), None)
+    lines = [
+        f"# {dataset} ({preset}): every compared model on {board}",
+        "",
+        f"Written by `{COMMAND}`; never edit by hand. Accuracy on the device over "
+        f"the evaluated test windows; mismatches against the host int8 reference "
+        f"(prediction, route/exit); latency in {lat_unit or 'n/a'}; flash and RAM "
+        f"of the linked firmware in bytes." + (f" The comparison (RUN) was trained by `{command}`." if command else ""),
+        "",
+        "| method | samples | accuracy (device) | mismatches | latency median | latency p95 "
+        "| flash | RAM | routes / exits |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         rep = r["report"]
         lat = rep["latency"]
@@ -180,72 +196,99 @@ def render(rows: list[dict], *, dataset: str, preset: str, board: str,
             f"{rep['mismatches'] + rep.get('route_mismatches', 0)} | "
             f"{_fmt(lat.get('median'), lat.get('unit'))} | {_fmt(lat.get('p95'), lat.get('unit'))} | "
             f"{(mem.get('flash') or {}).get('total', '—'):,} | "
-            f"{(mem.get('ram') or {}).get('total', '—'):,} | {hist} |")
+            f"{(mem.get('ram') or {}).get('total', '—'):,} | {hist} |"
+        )
     ee = [r for r in rows if r["exits"]]
     if ee:
-        lines += ["", "## Early exits: measured cost against the exit histogram", "",
-                  "Predicted = the mean over the windows of the cost of the exit each took "
-                  "(each exit's cost measured on the first window that left there).", "",
-                  "| method | exits histogram | cost per exit | measured mean | predicted mean "
-                  "| error | saving vs always the final exit | saving the host table claims "
-                  "(1 - avg/max MACs) | MACs per exit (host) |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "## Early exits: measured cost against the exit histogram",
+            "",
+            "Predicted = the mean over the windows of the cost of the exit each took "
+            "(each exit's cost measured on the first window that left there).",
+            "",
+            "| method | exits histogram | cost per exit | measured mean | predicted mean "
+            "| error | saving vs always the final exit | saving the host table claims "
+            "(1 - avg/max MACs) | MACs per exit (host) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in ee:
             e = r["exits"]
-            saving = ("final exit never taken" if not e["worst_exit_cost"] else
-                      f"{100 * (1.0 - e['measured_mean'] / e['worst_exit_cost']):.1f}%")
+            saving = (
+                "final exit never taken"
+                if not e["worst_exit_cost"]
+                else f"{100 * (1.0 - e['measured_mean'] / e['worst_exit_cost']):.1f}%"
+            )
             hc = e.get("host_claim")
             claim = "—" if hc is None else f"{100 * hc['saving']:.1f}%"
-            lines.append(f"| {label(r['method'])} | {e['histogram']} | "
-                         f"{[round(v) for v in e['per_exit'].values()]} | "
-                         f"{e['measured_mean']:,.0f} | {e['predicted_mean']:,.0f} | "
-                         f"{100 * e['error']:+.2f}% | {saving} | {claim} | "
-                         f"{hc['exit_macs'] if hc else '—'} |")
-        lines += ["", "The host table's saving counts MACs only; the measured one counts every "
-                      "instruction, including the part of an inference that does not shrink "
-                      "with an earlier exit (the cost per exit minus its MACs)."]
+            lines.append(
+                f"| {label(r['method'])} | {e['histogram']} | "
+                f"{[round(v) for v in e['per_exit'].values()]} | "
+                f"{e['measured_mean']:,.0f} | {e['predicted_mean']:,.0f} | "
+                f"{100 * e['error']:+.2f}% | {saving} | {claim} | "
+                f"{hc['exit_macs'] if hc else '—'} |"
+            )
+        lines += [
+            "",
+            "The host table's saving counts MACs only; the measured one counts every "
+            "instruction, including the part of an inference that does not shrink "
+            "with an earlier exit (the cost per exit minus its MACs).",
+        ]
     lines += render_pareto(rows, lat_unit)
     return "\n".join(lines) + "\n"
 
 
 def render_pareto(rows: list[dict], lat_unit: str | None) -> list[str]:
     """The measured Pareto fronts and where DiTMoS stands on them."""
-    fronts = {"latency": pareto(rows, ("latency",)),
-              "all": pareto(rows, ("latency", "flash", "ram"))}
+    fronts = {"latency": pareto(rows, ("latency",)), "all": pareto(rows, ("latency", "flash", "ram"))}
     if not fronts["all"]:
         return []
-    lines = ["", "## Measured Pareto front", "",
-             f"Accuracy on the device against the median latency ({lat_unit}) alone, and "
-             f"against latency, flash and RAM together: a method is on a front when no other "
-             f"is at least as accurate and at most as costly on each of those figures (and "
-             f"better on one). Otherwise the methods that dominate it are listed.", "",
-             "| method | accuracy | latency median | flash | RAM | front: accuracy vs latency "
-             "| front: accuracy vs latency, flash, RAM |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        "## Measured Pareto front",
+        "",
+        f"Accuracy on the device against the median latency ({lat_unit}) alone, and "
+        f"against latency, flash and RAM together: a method is on a front when no other "
+        f"is at least as accurate and at most as costly on each of those figures (and "
+        f"better on one). Otherwise the methods that dominate it are listed.",
+        "",
+        "| method | accuracy | latency median | flash | RAM | front: accuracy vs latency "
+        "| front: accuracy vs latency, flash, RAM |",
+        "|---|---|---|---|---|---|---|",
+    ]
     by = {r["method"]: r for r in rows}
     order = sorted(fronts["all"], key=lambda m: _point(by[m])["latency"])
     for m in order:
         pt = _point(by[m])
-        cells = ["**yes**" if not fronts[k][m] else
-                 "no (" + ", ".join(label(o) for o in fronts[k][m]) + ")"
-                 for k in ("latency", "all")]
-        lines.append(f"| {label(m)} | {100 * pt['accuracy']:.2f}% | "
-                     f"{_fmt(pt['latency'], lat_unit)} | {pt['flash']:,} | {pt['ram']:,} | "
-                     f"{cells[0]} | {cells[1]} |")
+        cells = [
+            "**yes**" if not fronts[k][m] else "no (" + ", ".join(label(o) for o in fronts[k][m]) + ")"
+            for k in ("latency", "all")
+        ]
+        lines.append(
+            f"| {label(m)} | {100 * pt['accuracy']:.2f}% | "
+            f"{_fmt(pt['latency'], lat_unit)} | {pt['flash']:,} | {pt['ram']:,} | "
+            f"{cells[0]} | {cells[1]} |"
+        )
     if "ditmos" in fronts["all"]:
         d = _point(by["ditmos"])
         parts = []
-        for k, what in (("latency", "accuracy vs latency"),
-                        ("all", "accuracy vs latency, flash and RAM")):
+        for k, what in (("latency", "accuracy vs latency"), ("all", "accuracy vs latency, flash and RAM")):
             dom = fronts[k]["ditmos"]
-            parts.append(f"on the {what} front" if not dom else
-                         f"not on the {what} front (dominated by "
-                         + ", ".join(label(o) for o in dom) + ")")
-        better = [label(m) for m in order if m != "ditmos"
-                  and _point(by[m])["accuracy"] > d["accuracy"]]
-        lines += ["", f"Where DiTMoS stands: {100 * d['accuracy']:.2f}% on the device at "
-                      f"{_fmt(d['latency'], lat_unit)} {lat_unit or ''} median; "
-                      + "; ".join(parts) + ". More accurate on the device: "
-                      + (", ".join(better) if better else "none") + "."]
+            parts.append(
+                f"on the {what} front"
+                if not dom
+                else f"not on the {what} front (dominated by " + ", ".join(label(o) for o in dom) + ")"
+            )
+        better = [label(m) for m in order if m != "ditmos" and _point(by[m])["accuracy"] > d["accuracy"]]
+        lines += [
+            "",
+            f"Where DiTMoS stands: {100 * d['accuracy']:.2f}% on the device at "
+            f"{_fmt(d['latency'], lat_unit)} {lat_unit or ''} median; "
+            + "; ".join(parts)
+            + ". More accurate on the device: "
+            + (", ".join(better) if better else "none")
+            + ".",
+        ]
     return lines
 
 
@@ -256,27 +299,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, help="builds and evaluations [RUN/device]")
     p.add_argument("--limit", type=int, help="only the first N test windows")
     p.add_argument("--jobs", type=int, default=1)
-    p.add_argument("--out", type=Path, required=True,
-                   help="folder for the table (scripts/device_results.sh: docs/results)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="folder for the table (scripts/device_results.sh: docs/results)"
+    )
     a = p.parse_args(argv)
     try:
         work = a.work or a.run / "device"
-        rows = [measure(a.run, m, a.board, work, limit=a.limit, jobs=a.jobs)
-                for m in deployable_methods(a.run)]
+        rows = [measure(a.run, m, a.board, work, limit=a.limit, jobs=a.jobs) for m in deployable_methods(a.run)]
         cfg = json.loads((a.run / "config.json").read_text())
         dataset = str(cfg.get("dataset", "run")).split(":")[0]
-        text = render(rows, dataset=dataset, preset=str(cfg.get("preset")), board=a.board,
-                      command=trained_by(a.run))
+        text = render(rows, dataset=dataset, preset=str(cfg.get("preset")), board=a.board, command=trained_by(a.run))
         a.out.mkdir(parents=True, exist_ok=True)
         out = a.out / f"device_{dataset}_{cfg.get('preset')}_{a.board}.md"
         out.write_text(text)
-        (out.with_suffix(".json")).write_text(json.dumps(
-            [{k: v for k, v in r.items() if k not in ("report", "run_dir")}
-             | {"run_dir": str(Path("RUN") / Path(r["run_dir"]).relative_to(a.run))}
-             | {"summary": {
-                k: r["report"].get(k) for k in ("samples", "accuracy", "mismatches",
-                                                "route_mismatches", "latency", "routing")}}
-             for r in rows], indent=1, default=str))
+        (out.with_suffix(".json")).write_text(
+            json.dumps(
+                [
+                    {k: v for k, v in r.items() if k not in ("report", "run_dir")}
+                    | {"run_dir": str(Path("RUN") / Path(r["run_dir"]).relative_to(a.run))}
+                    | {
+                        "summary": {
+                            k: r["report"].get(k)
+                            for k in ("samples", "accuracy", "mismatches", "route_mismatches", "latency", "routing")
+                        }
+                    }
+                    for r in rows
+                ],
+                indent=1,
+                default=str,
+            )
+        )
         print(out)
     except DitmosError as err:
         print(f"ditmos: error: {err}", file=sys.stderr)

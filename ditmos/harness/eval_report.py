@@ -26,15 +26,21 @@ _NO_COST_NOTE = {
     CostKind.INSTRUCTIONS: (
         "not measured: the emulator writes instruction counts to the QEMU plugin's marks log, "
         "which this evaluation could not find (start QEMU with `ditmos emulate --build "
-        "BUILD_DIR`, or pass --marks WORKDIR/marks.log)"),
+        "BUILD_DIR`, or pass --marks WORKDIR/marks.log)"
+    ),
     CostKind.NONE: "the firmware measures no cost on this target",
 }
 
 
 def _dist(values: Sequence[float]) -> dict:
     a = np.asarray(values, dtype=np.float64)
-    return {"median": float(np.median(a)), "p95": float(np.percentile(a, 95)),
-            "max": float(a.max()), "mean": float(a.mean()), "min": float(a.min())}
+    return {
+        "median": float(np.median(a)),
+        "p95": float(np.percentile(a, 95)),
+        "max": float(a.max()),
+        "mean": float(a.mean()),
+        "min": float(a.min()),
+    }
 
 
 def _one(values: set, what: str):
@@ -45,26 +51,29 @@ def _one(values: set, what: str):
 
 def cost_kind_of(recs: list[SampleRecord], devices: list[DeviceOutcome]) -> CostKind:
     kinds = {d.hello.cost_kind for d in devices if d.hello} | {
-        CostKind[r.cost_kind.upper()] for r in recs if r.cost_kind}
-    kind = _one(kinds, "the devices report different cost kinds (e.g. cycles and "
-                       "instructions): evaluate hardware, emulator and host into separate --out "
-                       "directories, latencies are never mixed")
+        CostKind[r.cost_kind.upper()] for r in recs if r.cost_kind
+    }
+    kind = _one(
+        kinds,
+        "the devices report different cost kinds (e.g. cycles and "
+        "instructions): evaluate hardware, emulator and host into separate --out "
+        "directories, latencies are never mixed",
+    )
     return CostKind.NONE if kind is None else CostKind(kind)
 
 
 class _Scale:
     """Device cost units -> the report's unit."""
 
-    def __init__(self, kind: CostKind, recs: list[SampleRecord], devices: list[DeviceOutcome],
-                 meta: dict) -> None:
+    def __init__(self, kind: CostKind, recs: list[SampleRecord], devices: list[DeviceOutcome], meta: dict) -> None:
         self.kind, self.unit, self.factor, self.clock_hz = kind, None, 1.0, None
         if not any(r.cost is not None for r in recs):
             return  # nothing to scale: the latency is unavailable
         if kind == CostKind.CYCLES:
-            clocks = {d.hello.core_clock_hz for d in devices if d.hello} | {
-                r.clock_hz for r in recs if r.clock_hz}
-            clock = _one(clocks, f"devices run at different clocks {sorted(clocks)}: evaluate "
-                                 f"them separately") or meta.get("core_clock_hz")
+            clocks = {d.hello.core_clock_hz for d in devices if d.hello} | {r.clock_hz for r in recs if r.clock_hz}
+            clock = _one(
+                clocks, f"devices run at different clocks {sorted(clocks)}: evaluate them separately"
+            ) or meta.get("core_clock_hz")
             if not clock:
                 raise DitmosError("the device reports cycle counts but a core clock of 0 Hz")
             self.unit, self.factor, self.clock_hz = "ms", 1000.0 / clock, clock
@@ -78,16 +87,19 @@ def latency_part(recs: list[SampleRecord], scale: _Scale) -> dict:
     costs = [r.cost for r in recs if r.cost is not None]
     lat: dict = {"kind": scale.kind.name.lower()}
     if not costs or scale.unit is None:
-        lat.update({"unit": None, "available": False,
-                    "note": _NO_COST_NOTE.get(scale.kind, _NO_COST_NOTE[CostKind.NONE])})
+        lat.update(
+            {"unit": None, "available": False, "note": _NO_COST_NOTE.get(scale.kind, _NO_COST_NOTE[CostKind.NONE])}
+        )
         return lat
     lat.update({"unit": scale.unit, "available": True})
     if scale.kind == CostKind.CYCLES:
         lat["clock_hz"] = scale.clock_hz
     elif scale.kind == CostKind.NANOSECONDS:
         lat["clock"] = "host wall clock"
-        lat["note"] = ("wall-clock time of the inference in the host process (CLOCK_MONOTONIC); "
-                       "not comparable with cycles or instructions on a target")
+        lat["note"] = (
+            "wall-clock time of the inference in the host process (CLOCK_MONOTONIC); "
+            "not comparable with cycles or instructions on a target"
+        )
     lat.update(_dist([c * scale.factor for c in costs]))
     if scale.kind == CostKind.CYCLES:
         lat["cycles"] = _dist(costs)
@@ -101,14 +113,18 @@ def input_pipeline_part(recs: list[SampleRecord], w: Workload, scale: _Scale) ->
     if w.raw_kind is None:
         return None
     part: dict = {"raw": w.raw_kind, "unit": scale.unit}
-    pairs = [(r.prepare_cost, r.cost) for r in recs
-             if r.prepare_cost is not None and r.cost is not None]
+    pairs = [(r.prepare_cost, r.cost) for r in recs if r.prepare_cost is not None and r.cost is not None]
     if not pairs or scale.unit is None:
         part["available"] = False
         return part
     prep = [p * scale.factor for p, _ in pairs]
-    part.update({"available": True, **_dist(prep),
-                 "share_median": float(np.median([p / (p + c) for p, c in pairs if p + c > 0]))})
+    part.update(
+        {
+            "available": True,
+            **_dist(prep),
+            "share_median": float(np.median([p / (p + c) for p, c in pairs if p + c > 0])),
+        }
+    )
     return part
 
 
@@ -134,11 +150,19 @@ def per_layer_part(recs: list[SampleRecord], w: Workload, scale: _Scale) -> dict
         prog, j = key
         return (0 if prog == "selector" else 1, prog or "", j)
 
-    return {"unit": scale.unit, "layers": [
-        {"program": prog, "layer": j,
-         "name": f"{prog}/{lmap[j][prog]}" if prog in lmap.get(j, {}) else f"layer {j}",
-         "count": len(vals), **_dist(vals)}
-        for (prog, j), vals in sorted(per_key.items(), key=lambda kv: order(kv[0]))]}
+    return {
+        "unit": scale.unit,
+        "layers": [
+            {
+                "program": prog,
+                "layer": j,
+                "name": f"{prog}/{lmap[j][prog]}" if prog in lmap.get(j, {}) else f"layer {j}",
+                "count": len(vals),
+                **_dist(vals),
+            }
+            for (prog, j), vals in sorted(per_key.items(), key=lambda kv: order(kv[0]))
+        ],
+    }
 
 
 def memory_part(w: Workload, devices: list[DeviceOutcome], session_stats: list[dict]) -> dict:
@@ -163,9 +187,18 @@ def accuracy_part(recs: list[SampleRecord], w: Workload, n_total: int) -> dict:
     labels = np.array([r.label for r in recs], dtype=np.int64)
     pred = np.array([r.predicted for r in recs], dtype=np.int64)
     ref = np.array([r.reference for r in recs], dtype=np.int64)
-    mism = [{"index": r.index, "label": r.label, "device": r.predicted,
-             "reference": r.reference, "device_route": r.route,
-             "reference_route": r.reference_route} for r in recs if not r.match]
+    mism = [
+        {
+            "index": r.index,
+            "label": r.label,
+            "device": r.predicted,
+            "reference": r.reference,
+            "device_route": r.route,
+            "reference_route": r.reference_route,
+        }
+        for r in recs
+        if not r.match
+    ]
     return {
         "format": FORMAT,
         "complete": n == n_total,
@@ -186,10 +219,10 @@ def accuracy_part(recs: list[SampleRecord], w: Workload, n_total: int) -> dict:
 
 def routing_part(recs: list[SampleRecord], w: Workload) -> dict:
     k = w.num_classifiers
-    return {"device": np.bincount([r.route for r in recs], minlength=k).tolist() if recs
-            else [0] * k,
-            "reference": np.bincount([r.reference_route for r in recs], minlength=k).tolist()
-            if recs else [0] * k}
+    return {
+        "device": np.bincount([r.route for r in recs], minlength=k).tolist() if recs else [0] * k,
+        "reference": np.bincount([r.reference_route for r in recs], minlength=k).tolist() if recs else [0] * k,
+    }
 
 
 def confusion_part(recs: list[SampleRecord], w: Workload) -> list[list[int]]:
@@ -201,8 +234,14 @@ def confusion_part(recs: list[SampleRecord], w: Workload) -> list[list[int]]:
     return conf.tolist()
 
 
-def build_report(w: Workload, records: dict[int, SampleRecord], devices: list[DeviceOutcome],
-                 n_total: int, meta: dict, session_stats: Sequence[dict] = ()) -> dict:
+def build_report(
+    w: Workload,
+    records: dict[int, SampleRecord],
+    devices: list[DeviceOutcome],
+    n_total: int,
+    meta: dict,
+    session_stats: Sequence[dict] = (),
+) -> dict:
     recs = [records[i] for i in sorted(records)]
     scale = _Scale(cost_kind_of(recs, devices), recs, devices, meta)
     report = accuracy_part(recs, w, n_total)

@@ -41,9 +41,22 @@ from ditmos.harness.records import (
 from ditmos.harness.worker import DeviceSpec, DeviceWorker, check_device
 from ditmos.harness.workload import RunFacts, Workload, layer_map, load_workload
 
-__all__ = ["DeviceSpec", "RunFacts", "Workload", "check_device", "evaluate", "layer_map",
-           "load_workload", "qemu_devices", "read_samples", "run_evaluation",
-           "REPORT_FILE", "SAMPLES_FILE", "SESSION_FILE", "STATS_FILE"]
+__all__ = [
+    "DeviceSpec",
+    "RunFacts",
+    "Workload",
+    "check_device",
+    "evaluate",
+    "layer_map",
+    "load_workload",
+    "qemu_devices",
+    "read_samples",
+    "run_evaluation",
+    "REPORT_FILE",
+    "SAMPLES_FILE",
+    "SESSION_FILE",
+    "STATS_FILE",
+]
 
 
 @dataclass(frozen=True)
@@ -57,8 +70,7 @@ class _Session:
         return self.out / SAMPLES_FILE
 
 
-def _open_session(workload: Workload, out: Path, *, resume: bool, limit: int | None,
-                  meta: dict) -> _Session:
+def _open_session(workload: Workload, out: Path, *, resume: bool, limit: int | None, meta: dict) -> _Session:
     """Check OUT against --resume, keep what was measured, write session.json."""
     out.mkdir(parents=True, exist_ok=True)
     n_total = len(workload.labels) if limit is None else min(int(limit), len(workload.labels))
@@ -67,28 +79,37 @@ def _open_session(workload: Workload, out: Path, *, resume: bool, limit: int | N
         if not resume:
             raise DitmosError(
                 f"{samples_path} already holds measured samples: pass --resume to continue "
-                f"that evaluation, or choose another --out")
+                f"that evaluation, or choose another --out"
+            )
         old = json.loads(session_path.read_text()) if session_path.exists() else {}
         if old.get("raw") != meta.get("raw"):
             raise DitmosError(
                 f"{samples_path} was measured with raw input {old.get('raw') or 'off'}, this "
                 f"evaluation uses {meta.get('raw') or 'off'}: --resume needs the same --raw; "
-                f"use another --out")
+                f"use another --out"
+            )
         if old.get("model_hash") != workload.model_hash:
             raise DitmosError(
                 f"{samples_path} was measured for model {str(old.get('model_hash'))[:16]}, this "
-                f"run's model is {workload.hash16}: --resume needs the same model; use another --out")
+                f"run's model is {workload.hash16}: --resume needs the same model; use another --out"
+            )
     if not resume:
         (out / STATS_FILE).unlink(missing_ok=True)
     kept = read_samples(samples_path) if resume else {}
     records = {i: SampleRecord.from_json(r) for i, r in kept.items() if i < n_total}
-    write_json_atomic(session_path, {"model_hash": workload.model_hash,
-                                     "samples_planned": n_total, **meta})
+    write_json_atomic(session_path, {"model_hash": workload.model_hash, "samples_planned": n_total, **meta})
     return _Session(out, n_total, records)
 
 
-def _run_workers(workers: list[DeviceWorker], stop: threading.Event, results: SampleLog,
-                 n_total: int, *, join_timeout: float, progress: Callable[[int, int], None] | None) -> bool:
+def _run_workers(
+    workers: list[DeviceWorker],
+    stop: threading.Event,
+    results: SampleLog,
+    n_total: int,
+    *,
+    join_timeout: float,
+    progress: Callable[[int, int], None] | None,
+) -> bool:
     """Run every worker to the end; True when interrupted by Ctrl-C."""
     try:
         for w in workers:
@@ -113,16 +134,32 @@ def _append_stats(path: Path, workers: list[DeviceWorker]) -> list[dict]:
     with open(path, "a", encoding="utf-8") as f:
         for w in workers:
             if w.stats is not None:
-                f.write(json.dumps({"device": w.spec.label,
-                                    "boot": w.hello.boot_counter if w.hello else None,
-                                    "measured": w.measured, **vars(w.stats)}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "device": w.spec.label,
+                            "boot": w.hello.boot_counter if w.hello else None,
+                            "measured": w.measured,
+                            **vars(w.stats),
+                        }
+                    )
+                    + "\n"
+                )
     return read_jsonl(path)
 
 
-def run_evaluation(workload: Workload, devices: list[DeviceSpec], out_dir: str | Path, *,
-                   resume: bool = False, limit: int | None = None, timeout: float = 3.0,
-                   retries: int = 8, meta: dict | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> dict:
+def run_evaluation(
+    workload: Workload,
+    devices: list[DeviceSpec],
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    limit: int | None = None,
+    timeout: float = 3.0,
+    retries: int = 8,
+    meta: dict | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Measure every sample (or the first ``limit``) and return the report (also on disk)."""
     if not devices:
         raise DitmosError("no device to evaluate on: give --port or --emulate")
@@ -134,13 +171,14 @@ def run_evaluation(workload: Workload, devices: list[DeviceSpec], out_dir: str |
             todo.put(i)
     results = SampleLog(session.samples_path, session.records)
     stop = threading.Event()
-    workers = [DeviceWorker(d, workload, todo, results, stop, timeout=timeout, retries=retries)
-               for d in devices]
-    interrupted = _run_workers(workers, stop, results, session.n_total,
-                               join_timeout=max(timeout * (retries + 2), 5.0), progress=progress)
+    workers = [DeviceWorker(d, workload, todo, results, stop, timeout=timeout, retries=retries) for d in devices]
+    interrupted = _run_workers(
+        workers, stop, results, session.n_total, join_timeout=max(timeout * (retries + 2), 5.0), progress=progress
+    )
     all_stats = _append_stats(session.out / STATS_FILE, workers)
-    report = build_report(workload, results.records, [w.outcome() for w in workers],
-                          session.n_total, meta, session_stats=all_stats)
+    report = build_report(
+        workload, results.records, [w.outcome() for w in workers], session.n_total, meta, session_stats=all_stats
+    )
     write_json_atomic(session.out / REPORT_FILE, report)
     if interrupted:
         raise KeyboardInterrupt
@@ -148,26 +186,31 @@ def run_evaluation(workload: Workload, devices: list[DeviceSpec], out_dir: str |
     if errors:
         err = errors[0]
         if isinstance(err, DitmosError):
-            raise DitmosError(f"{err} ({len(results.records)} of {session.n_total} samples "
-                              f"measured and kept in {session.samples_path}; run again with "
-                              f"--resume)") from err
+            raise DitmosError(
+                f"{err} ({len(results.records)} of {session.n_total} samples "
+                f"measured and kept in {session.samples_path}; run again with "
+                f"--resume)"
+            ) from err
         raise err
     return report
 
 
-def _port_devices(ports: list[str], marks: list[str], baudrate: int,
-                  build_dir: Path | None) -> list[DeviceSpec]:
+def _port_devices(ports: list[str], marks: list[str], baudrate: int, build_dir: Path | None) -> list[DeviceSpec]:
     """--port devices with their instruction-count logs: given with --marks
     (in the order of --port), or announced by `ditmos emulate` for the build."""
     if marks and len(marks) != len(ports):
-        raise DitmosError(f"--marks was given {len(marks)} time(s) for {len(ports)} --port(s): "
-                          f"give one marks log per port, in the same order")
+        raise DitmosError(
+            f"--marks was given {len(marks)} time(s) for {len(ports)} --port(s): "
+            f"give one marks log per port, in the same order"
+        )
     devices = []
     for j, url in enumerate(ports):
         log = Path(marks[j]) if marks else marks_for_port(build_dir, url)
         if marks and not log.is_file():
-            raise DitmosError(f"--marks {log}: no such file (the QEMU plugin writes it when "
-                              f"the emulator starts; `ditmos emulate` prints its path)")
+            raise DitmosError(
+                f"--marks {log}: no such file (the QEMU plugin writes it when "
+                f"the emulator starts; `ditmos emulate` prints its path)"
+            )
         devices.append(DeviceSpec(url=url, baudrate=baudrate, marks=log))
     return devices
 
@@ -181,16 +224,32 @@ def model_facts(run_dir: Path) -> dict:
     except (OSError, ValueError):
         return {}
     kind = m.get("kind", "ditmos")
-    return {"model_kind": kind, "method": m.get("method") or "ditmos",
-            "exit_macs": [e.get("macs") for e in m.get("exits") or []] + [m.get("final_macs")]
-            if kind == "network" else None}
+    return {
+        "model_kind": kind,
+        "method": m.get("method") or "ditmos",
+        "exit_macs": [e.get("macs") for e in m.get("exits") or []] + [m.get("final_macs")]
+        if kind == "network"
+        else None,
+    }
 
 
-def evaluate(run_dir, build_dir, out_dir, *, ports: list[str] = (), baudrate: int = 115200,
-             emulate: bool = False, jobs: int = 1, resume: bool = False,
-             limit: int | None = None, timeout: float | None = None,
-             marks: list[str] = (), method: str | None = None, raw: str | None = None,
-             progress: Callable[[int, int], None] | None = None) -> dict:
+def evaluate(
+    run_dir,
+    build_dir,
+    out_dir,
+    *,
+    ports: list[str] = (),
+    baudrate: int = 115200,
+    emulate: bool = False,
+    jobs: int = 1,
+    resume: bool = False,
+    limit: int | None = None,
+    timeout: float | None = None,
+    marks: list[str] = (),
+    method: str | None = None,
+    raw: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """``ditmos evaluate``: the whole test split (or ``limit`` samples) on real
     boards or emulators already running (``ports``), or on ``jobs`` QEMU
     instances or host processes started here (``emulate``).  With ``raw`` (a kind of
@@ -201,28 +260,39 @@ def evaluate(run_dir, build_dir, out_dir, *, ports: list[str] = (), baudrate: in
     if jobs < 1:
         raise DitmosError(f"--jobs must be at least 1, got {jobs}")
     if marks and emulate:
-        raise DitmosError("--marks goes with --port (an emulator started elsewhere); "
-                          "--emulate finds its own instruction counts")
+        raise DitmosError(
+            "--marks goes with --port (an emulator started elsewhere); --emulate finds its own instruction counts"
+        )
     out = Path(out_dir)
     workload = load_workload(run_dir, build_dir, limit=limit, cache_dir=out, raw=raw)
-    meta = {"run_dir": str(run_dir), "build_dir": str(build_dir),
-            "board": workload.facts.board, "emulated": bool(emulate),
-            **model_facts(Path(run_dir))}
+    meta = {
+        "run_dir": str(run_dir),
+        "build_dir": str(build_dir),
+        "board": workload.facts.board,
+        "emulated": bool(emulate),
+        **model_facts(Path(run_dir)),
+    }
     if method:
         meta["method"] = method
     if workload.raw_kind is not None:
         meta["raw"] = workload.raw_kind
     if not emulate:
-        devices = _port_devices(list(ports), list(marks), baudrate,
-                                Path(build_dir) if build_dir is not None else None)
+        devices = _port_devices(list(ports), list(marks), baudrate, Path(build_dir) if build_dir is not None else None)
         # a request of T*C bytes at 10 bits per byte, plus the inference itself
-        size = workload.inputs[0].size if workload.raw is None else min(
-            workload.raw[0].nbytes + 13, MAX_PAYLOAD + 10)
+        size = workload.inputs[0].size if workload.raw is None else min(workload.raw[0].nbytes + 13, MAX_PAYLOAD + 10)
         t = timeout or max(2.0, 3 * size * 10 / baudrate + 1.0)
-        return run_evaluation(workload, devices, out, resume=resume, limit=None, timeout=t,
-                              meta=meta, progress=progress)
+        return run_evaluation(
+            workload, devices, out, resume=resume, limit=None, timeout=t, meta=meta, progress=progress
+        )
     with emulated_devices(Path(build_dir), jobs, out) as devices:
         # a raw audio clip runs millions of front-end instructions per answer in QEMU
-        return run_evaluation(workload, devices, out, resume=resume, limit=None,
-                              timeout=timeout or (30.0 if workload.raw is not None else 10.0),
-                              meta=meta, progress=progress)
+        return run_evaluation(
+            workload,
+            devices,
+            out,
+            resume=resume,
+            limit=None,
+            timeout=timeout or (30.0 if workload.raw is not None else 10.0),
+            meta=meta,
+            progress=progress,
+        )

@@ -39,13 +39,13 @@ from ditmos.harness.transport import SerialTransport
 @dataclass(frozen=True)
 class FaultPlan:
     seed: int = 0
-    drop_rate: float = 0.0        # probability of dropping each byte
-    flip_rate: float = 0.0        # probability of flipping one bit of each byte
-    stall_rate: float = 0.0       # probability of holding a frame back ...
-    stall_seconds: float = 0.0    # ... for this long
+    drop_rate: float = 0.0  # probability of dropping each byte
+    flip_rate: float = 0.0  # probability of flipping one bit of each byte
+    stall_rate: float = 0.0  # probability of holding a frame back ...
+    stall_seconds: float = 0.0  # ... for this long
     reboot_at: tuple[int, ...] = ()  # 1-based indices of INFER requests replaced by a reboot
-    to_device: bool = True        # apply byte faults host -> device
-    to_host: bool = True          # apply byte faults device -> host
+    to_device: bool = True  # apply byte faults host -> device
+    to_host: bool = True  # apply byte faults device -> host
 
 
 class FaultProxy:

@@ -22,8 +22,10 @@ EMULATED_BOARDS = ("mps2_an500", "host")
 def build_board(build_dir: Path) -> str:
     path = Path(build_dir) / "manifest.json"
     if not path.is_file():
-        raise DitmosError(f"{build_dir} is not a firmware build directory (no manifest.json); "
-                          f"run `ditmos build --board mps2_an500` (or --board host) first")
+        raise DitmosError(
+            f"{build_dir} is not a firmware build directory (no manifest.json); "
+            f"run `ditmos build --board mps2_an500` (or --board host) first"
+        )
     return str(json.loads(path.read_text()).get("board"))
 
 
@@ -38,8 +40,7 @@ def qemu_devices(build_dir: Path, jobs: int, workdir: Path):
             tgt = QemuTarget(build_dir, workdir=Path(workdir) / f"qemu{j}")
             targets.append(tgt)
             tgt.start()
-        yield [DeviceSpec(url=t.url, marks=t.plugin_log, name=f"qemu{j}")
-               for j, t in enumerate(targets)]
+        yield [DeviceSpec(url=t.url, marks=t.plugin_log, name=f"qemu{j}") for j, t in enumerate(targets)]
     finally:
         for tgt in targets:
             tgt.stop()
@@ -69,9 +70,11 @@ def emulated_devices(build_dir: Path, jobs: int, workdir: Path):
         return qemu_devices(build_dir, jobs, workdir)
     if board == "host":
         return host_devices(build_dir, jobs, workdir)
-    raise DitmosError(f"{build_dir} holds a firmware for {board}, which --emulate cannot run "
-                      f"(it runs {' and '.join(EMULATED_BOARDS)} builds); flash it and pass "
-                      f"--port, or build with --board mps2_an500")
+    raise DitmosError(
+        f"{build_dir} holds a firmware for {board}, which --emulate cannot run "
+        f"(it runs {' and '.join(EMULATED_BOARDS)} builds); flash it and pass "
+        f"--port, or build with --board mps2_an500"
+    )
 
 
 def marks_for_port(build_dir: Path | None, url: str) -> Path | None:

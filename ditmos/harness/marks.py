@@ -34,7 +34,7 @@ class MarkLog:
         self._group: list[tuple[int, int]] | None = None
         self._complete: tuple[list[tuple[int, int]]] | None = None
         self._prepare_begin: int | None = None
-        self._prepare: int | None = None      # the pipeline before the group being read
+        self._prepare: int | None = None  # the pipeline before the group being read
         self._complete_prepare: int | None = None
         self.last_prepare: int | None = None  # set by take(): None without a RAW pipeline
 
@@ -89,5 +89,6 @@ class MarkLog:
             if time.monotonic() > deadline:
                 raise DitmosError(
                     f"no complete instruction-count marks for an inference in {self.path}: "
-                    f"is QEMU running with the ditmos plugin and the firmware built for it?")
+                    f"is QEMU running with the ditmos plugin and the firmware built for it?"
+                )
             time.sleep(0.005)

@@ -17,7 +17,7 @@ from ditmos.errors import DitmosError
 
 # The constants below are the C header's (firmware/include/ditmos_protocol.h);
 # tests/firmware/test_protocol_constants.py keeps the two in step.
-SYNC = b"\xA5\x5A"
+SYNC = b"\xa5\x5a"
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MAX_PAYLOAD = 2048
@@ -71,7 +71,7 @@ class ErrorCode(enum.IntEnum):
     BAD_SEQUENCE = 6
     TIMEOUT = 7
     INFER_FAILED = 8
-    NO_RAW = 9       # RAW of a kind this firmware was not built with
+    NO_RAW = 9  # RAW of a kind this firmware was not built with
     BAD_OFFSET = 10  # RAW chunk that leaves a gap, changes kind or overruns the input
 
 
@@ -79,13 +79,14 @@ class RawKind(enum.IntEnum):
     """What a RAW request carries (docs/protocol.md)."""
 
     FLOAT = 1  # float32 window [T][C] in the training data's units
-    I16 = 2    # int16 sensor counts [T][C] (per-channel scale built in)
+    I16 = 2  # int16 sensor counts [T][C] (per-channel scale built in)
     AUDIO = 3  # int16 audio clip (the front end's clip length)
 
 
 class ModelKind(enum.IntEnum):
     """HELLO_OK's appended ``model_kind``: what INFER_OK's ``route`` means."""
-    DITMOS = 0   # selector + K classifiers: route = the classifier chosen
+
+    DITMOS = 0  # selector + K classifiers: route = the classifier chosen
     NETWORK = 1  # one network with N exits (N = num_classifiers): route = the exit taken
 
 
@@ -107,6 +108,7 @@ class ProtocolError(DitmosError):
 
 
 # --------------------------------------------------------------------------- CRC
+
 
 def _crc_table() -> list[int]:
     table = []
@@ -130,6 +132,7 @@ def crc16_ccitt_false(data: bytes, crc: int = CRC16_INIT) -> int:
 
 # ------------------------------------------------------------------------ frames
 
+
 @dataclass(frozen=True)
 class Frame:
     type: int
@@ -141,11 +144,9 @@ class Frame:
         return encode_frame(self.type, self.seq, self.payload, version=self.version)
 
 
-def encode_frame(msg_type: int, seq: int, payload: bytes = b"", *,
-                 version: int = PROTOCOL_VERSION) -> bytes:
+def encode_frame(msg_type: int, seq: int, payload: bytes = b"", *, version: int = PROTOCOL_VERSION) -> bytes:
     if len(payload) > MAX_PAYLOAD:
-        raise ProtocolError(
-            f"payload of {len(payload)} bytes exceeds the protocol maximum of {MAX_PAYLOAD}")
+        raise ProtocolError(f"payload of {len(payload)} bytes exceeds the protocol maximum of {MAX_PAYLOAD}")
     body = _HEADER.pack(SYNC, version, int(msg_type), seq & 0xFFFF, len(payload))[2:] + payload
     return SYNC + body + struct.pack("<H", crc16_ccitt_false(body))
 
@@ -224,12 +225,12 @@ class FrameDecoder:
             if len(buf) < total:
                 return None
             (crc,) = struct.unpack_from("<H", buf, HEADER_SIZE + length)
-            if crc != crc16_ccitt_false(bytes(buf[2:HEADER_SIZE + length])):
+            if crc != crc16_ccitt_false(bytes(buf[2 : HEADER_SIZE + length])):
                 self.stats.crc_errors += 1
                 self.stats.discarded_bytes += 1
                 del buf[:1]
                 continue
-            payload = bytes(buf[HEADER_SIZE:HEADER_SIZE + length])
+            payload = bytes(buf[HEADER_SIZE : HEADER_SIZE + length])
             del buf[:total]
             self.stats.frames += 1
             return Frame(type=msg_type, seq=seq, payload=payload, version=version)
@@ -311,32 +312,45 @@ class HelloInfo:
         if len(payload) not in sizes:
             raise ProtocolError(
                 f"HELLO_OK payload is {len(payload)} bytes, expected one of "
-                f"{', '.join(map(str, sizes))} for a board name of {name_len} bytes")
+                f"{', '.join(map(str, sizes))} for a board name of {name_len} bytes"
+            )
         fields[4] = _ascii(fields[4].rstrip(b"\0"), "model_hash")  # NUL-padded if shorter
-        name = _ascii(payload[n + 1:end], "board_name")
+        name = _ascii(payload[n + 1 : end], "board_name")
         tail = (None, None, None)
         if len(payload) == sizes[2]:
             tail = _HELLO_TAIL2.unpack_from(payload, end)
         elif len(payload) == sizes[1]:
             tail = _HELLO_TAIL.unpack_from(payload, end) + (None,)
-        return cls(*fields, board_name=name, clock_status=tail[0], cycles_now=tail[1],
-                   model_kind=tail[2])
+        return cls(*fields, board_name=name, clock_status=tail[0], cycles_now=tail[1], model_kind=tail[2])
 
     def encode(self) -> bytes:
         name = self.board_name.encode("ascii")
         h = self.model_hash.encode("ascii")
         if len(h) > MODEL_HASH_BYTES:
-            raise ProtocolError(f"model hash must be at most {MODEL_HASH_BYTES} ASCII bytes, "
-                                f"got {len(h)}")
-        return _HELLO_FIXED.pack(
-            self.protocol_version, self.cost_kind, self.core_clock_hz, self.boot_counter, h,
-            self.num_classes, self.num_classifiers, self.input_t, self.input_c,
-            self.input_scale, self.input_zero_point, self.flash_used, self.ram_used,
-            self.arena_size, self.profiling_layers) + bytes([len(name)]) + name + (
-            b"" if self.clock_status is None else
-            _HELLO_TAIL.pack(self.clock_status, self.cycles_now or 0)) + (
-            b"" if self.clock_status is None or self.model_kind is None else
-            bytes([int(self.model_kind)]))
+            raise ProtocolError(f"model hash must be at most {MODEL_HASH_BYTES} ASCII bytes, got {len(h)}")
+        return (
+            _HELLO_FIXED.pack(
+                self.protocol_version,
+                self.cost_kind,
+                self.core_clock_hz,
+                self.boot_counter,
+                h,
+                self.num_classes,
+                self.num_classifiers,
+                self.input_t,
+                self.input_c,
+                self.input_scale,
+                self.input_zero_point,
+                self.flash_used,
+                self.ram_used,
+                self.arena_size,
+                self.profiling_layers,
+            )
+            + bytes([len(name)])
+            + name
+            + (b"" if self.clock_status is None else _HELLO_TAIL.pack(self.clock_status, self.cycles_now or 0))
+            + (b"" if self.clock_status is None or self.model_kind is None else bytes([int(self.model_kind)]))
+        )
 
 
 def _ascii(raw: bytes, what: str) -> str:
@@ -362,8 +376,7 @@ class InferResult:
         off = 5
         need = off + ncls + 4 + 2
         if len(payload) < need:
-            raise ProtocolError(
-                f"INFER_OK payload of {len(payload)} bytes is too short for {ncls} classes")
+            raise ProtocolError(f"INFER_OK payload of {len(payload)} bytes is too short for {ncls} classes")
         scores = struct.unpack_from(f"<{ncls}b", payload, off)
         off += ncls
         cost, nlay = struct.unpack_from("<IH", payload, off)
@@ -371,26 +384,30 @@ class InferResult:
         if len(payload) != off + 4 * nlay:
             raise ProtocolError(
                 f"INFER_OK payload is {len(payload)} bytes, expected {off + 4 * nlay} "
-                f"for {ncls} classes and {nlay} layers")
+                f"for {ncls} classes and {nlay} layers"
+            )
         layers = struct.unpack_from(f"<{nlay}I", payload, off)
         return cls(predicted, route, tuple(scores), cost, tuple(layers))
 
     def encode(self) -> bytes:
         n = len(self.scores)
-        return (struct.pack("<HBH", self.predicted, self.route, n)
-                + struct.pack(f"<{n}b", *self.scores)
-                + struct.pack("<IH", self.cost, len(self.layer_cost))
-                + struct.pack(f"<{len(self.layer_cost)}I", *self.layer_cost))
+        return (
+            struct.pack("<HBH", self.predicted, self.route, n)
+            + struct.pack(f"<{n}b", *self.scores)
+            + struct.pack("<IH", self.cost, len(self.layer_cost))
+            + struct.pack(f"<{len(self.layer_cost)}I", *self.layer_cost)
+        )
 
 
-def encode_certify(window: bytes, thresholds, offset: int, seed: int, first: int,
-                   n: int) -> bytes:
+def encode_certify(window: bytes, thresholds, offset: int, seed: int, first: int, n: int) -> bytes:
     """CERTIFY payload: seed, first, n (u32), table size, offset (u16), the
     thresholds (u32 each), the int8 window."""
     thresholds = [int(t) for t in thresholds]
-    return (struct.pack("<IIIHH", seed & 0xFFFFFFFF, first & 0xFFFFFFFF, n, len(thresholds),
-                        offset)
-            + struct.pack(f"<{len(thresholds)}I", *thresholds) + bytes(window))
+    return (
+        struct.pack("<IIIHH", seed & 0xFFFFFFFF, first & 0xFFFFFFFF, n, len(thresholds), offset)
+        + struct.pack(f"<{len(thresholds)}I", *thresholds)
+        + bytes(window)
+    )
 
 
 @dataclass(frozen=True)
@@ -404,8 +421,9 @@ class CertifyResult:
             raise ProtocolError(f"CERTIFY_OK payload of {len(payload)} bytes is too short")
         (ncls,) = struct.unpack_from("<H", payload, 0)
         if len(payload) != 2 + 4 * ncls + 4:
-            raise ProtocolError(f"CERTIFY_OK payload is {len(payload)} bytes, expected "
-                                f"{2 + 4 * ncls + 4} for {ncls} classes")
+            raise ProtocolError(
+                f"CERTIFY_OK payload is {len(payload)} bytes, expected {2 + 4 * ncls + 4} for {ncls} classes"
+            )
         counts = struct.unpack_from(f"<{ncls}I", payload, 2)
         (cost,) = struct.unpack_from("<I", payload, 2 + 4 * ncls)
         return cls(tuple(counts), cost)
@@ -416,15 +434,14 @@ class CertifyResult:
 
 
 RAW_HEADER = struct.Struct("<BI")  # kind, byte offset of the chunk
-_RAW_OK = struct.Struct("<III")    # received, total, prepare cost
+_RAW_OK = struct.Struct("<III")  # received, total, prepare cost
 
 
 def raw_chunks(kind: int, data: bytes, chunk: int = MAX_PAYLOAD - RAW_HEADER.size) -> list[bytes]:
     """The RAW payloads that send ``data`` (one raw input) in order."""
     if not data:
         raise ProtocolError("a RAW input needs at least one byte")
-    return [RAW_HEADER.pack(int(kind), off) + bytes(data[off:off + chunk])
-            for off in range(0, len(data), chunk)]
+    return [RAW_HEADER.pack(int(kind), off) + bytes(data[off : off + chunk]) for off in range(0, len(data), chunk)]
 
 
 @dataclass(frozen=True)
@@ -446,7 +463,7 @@ class RawResult:
         if len(payload) < _RAW_OK.size:
             raise ProtocolError(f"RAW_OK payload of {len(payload)} bytes is too short")
         received, total, cost = _RAW_OK.unpack_from(payload, 0)
-        rest = payload[_RAW_OK.size:]
+        rest = payload[_RAW_OK.size :]
         if received > total:
             raise ProtocolError(f"RAW_OK reports {received} of {total} bytes")
         if received < total:
@@ -478,8 +495,7 @@ class DeviceStats:
         return cls(*_STATS.unpack(payload))
 
     def encode(self) -> bytes:
-        return _STATS.pack(self.stack_size, self.stack_high_water, self.arena_size,
-                           self.inferences, self.errors)
+        return _STATS.pack(self.stack_size, self.stack_high_water, self.arena_size, self.inferences, self.errors)
 
 
 _ERROR = struct.Struct("<BH")

@@ -33,8 +33,8 @@ class SampleRecord:
     reference_route: int
     match: bool
     scores_match: bool
-    cost: int | float | None      # in the unit of cost_kind, None when not measured
-    cost_kind: str                # cycles / instructions / nanoseconds / none
+    cost: int | float | None  # in the unit of cost_kind, None when not measured
+    cost_kind: str  # cycles / instructions / nanoseconds / none
     clock_hz: int
     layer_cost: list[int | float]  # by layer index, 0 for a layer that did not run
     device: str
@@ -49,14 +49,24 @@ class SampleRecord:
 
     @classmethod
     def from_json(cls, d: dict) -> "SampleRecord":
-        return cls(index=int(d["index"]), label=int(d["label"]), predicted=int(d["predicted"]),
-                   route=int(d["route"]), scores=list(d.get("scores") or []),
-                   reference=int(d["reference"]), reference_route=int(d["reference_route"]),
-                   match=bool(d["match"]), scores_match=bool(d.get("scores_match", True)),
-                   cost=d.get("cost"), cost_kind=str(d.get("cost_kind") or "none"),
-                   clock_hz=int(d.get("clock_hz") or 0),
-                   layer_cost=list(d.get("layer_cost") or []), device=str(d.get("device", "")),
-                   boot=int(d.get("boot") or 0), prepare_cost=d.get("prepare_cost"))
+        return cls(
+            index=int(d["index"]),
+            label=int(d["label"]),
+            predicted=int(d["predicted"]),
+            route=int(d["route"]),
+            scores=list(d.get("scores") or []),
+            reference=int(d["reference"]),
+            reference_route=int(d["reference_route"]),
+            match=bool(d["match"]),
+            scores_match=bool(d.get("scores_match", True)),
+            cost=d.get("cost"),
+            cost_kind=str(d.get("cost_kind") or "none"),
+            clock_hz=int(d.get("clock_hz") or 0),
+            layer_cost=list(d.get("layer_cost") or []),
+            device=str(d.get("device", "")),
+            boot=int(d.get("boot") or 0),
+            prepare_cost=d.get("prepare_cost"),
+        )
 
 
 class SampleLog:

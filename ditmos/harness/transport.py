@@ -51,8 +51,7 @@ class SerialTransport(Transport):
         if self._ser is not None:
             return self
         try:
-            self._ser = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0.1,
-                                              write_timeout=10.0)
+            self._ser = serial.serial_for_url(self.url, baudrate=self.baudrate, timeout=0.1, write_timeout=10.0)
         except (serial.SerialException, OSError, ValueError) as err:
             raise DitmosError(f"cannot open serial port {self.url}: {err}") from err
         return self

@@ -33,7 +33,7 @@ _COST_IN_ANSWER = (CostKind.CYCLES, CostKind.NANOSECONDS)
 class DeviceSpec:
     url: str
     baudrate: int = 115200
-    marks: str | Path | None = None   # QEMU plugin log (cost_kind 1, emulation)
+    marks: str | Path | None = None  # QEMU plugin log (cost_kind 1, emulation)
     name: str = ""
 
     @property
@@ -46,13 +46,13 @@ class DeviceOutcome:
     """What one device did in one session (a ``devices`` entry of report.json)."""
 
     label: str
-    hello: HelloInfo | None       # the latest HELLO answer
-    stats: DeviceStats | None     # STATS at the end of the session
+    hello: HelloInfo | None  # the latest HELLO answer
+    stats: DeviceStats | None  # STATS at the end of the session
     measured: int
-    reboots: list[dict]           # {"from": boot counter, "to": boot counter}
-    link: dict | None             # link counters of the client
+    reboots: list[dict]  # {"from": boot counter, "to": boot counter}
+    link: dict | None  # link counters of the client
     error: BaseException | None
-    cost_source: str              # device (INFER_OK), marks (QEMU log), unavailable, none
+    cost_source: str  # device (INFER_OK), marks (QEMU log), unavailable, none
 
     def as_json(self) -> dict:
         h = self.hello
@@ -78,36 +78,55 @@ def check_device(info: HelloInfo, w: Workload, url: str) -> None:
             f"device on {url} ({info.board_name}) runs model {info.model_hash} but the run's "
             f"int8/manifest.json has {w.hash16}: rebuild the firmware for this run "
             f"(`ditmos build --run RUN_DIR`) and reflash it (`ditmos flash`) or pass the "
-            f"matching --build directory")
+            f"matching --build directory"
+        )
     if info.input_size != int(np.prod(w.inputs.shape[1:])):
         raise DitmosError(
             f"device on {url} expects {info.input_t}x{info.input_c} inputs, the run's test "
-            f"split has {'x'.join(map(str, w.inputs.shape[1:]))}: rebuild and reflash")
+            f"split has {'x'.join(map(str, w.inputs.shape[1:]))}: rebuild and reflash"
+        )
     if info.num_classes != w.num_classes:
-        raise DitmosError(
-            f"device on {url} reports {info.num_classes} classes, the run has {w.num_classes}")
+        raise DitmosError(f"device on {url} reports {info.num_classes} classes, the run has {w.num_classes}")
 
 
-def make_record(i: int, res: InferResult, cost, layer_cost: list, w: Workload, label: str,
-                info: HelloInfo, prepare_cost=None) -> SampleRecord:
+def make_record(
+    i: int, res: InferResult, cost, layer_cost: list, w: Workload, label: str, info: HelloInfo, prepare_cost=None
+) -> SampleRecord:
     scores = list(res.scores)
     return SampleRecord(
-        index=int(i), label=int(w.labels[i]), predicted=int(res.predicted), route=int(res.route),
-        scores=scores, reference=int(w.ref_pred[i]), reference_route=int(w.ref_route[i]),
+        index=int(i),
+        label=int(w.labels[i]),
+        predicted=int(res.predicted),
+        route=int(res.route),
+        scores=scores,
+        reference=int(w.ref_pred[i]),
+        reference_route=int(w.ref_route[i]),
         match=int(res.predicted) == int(w.ref_pred[i]),
         scores_match=scores == [int(v) for v in w.ref_scores[i]],
-        cost=cost, cost_kind=CostKind(info.cost_kind).name.lower(),
-        clock_hz=info.core_clock_hz, layer_cost=layer_cost, device=label,
-        boot=info.boot_counter, prepare_cost=prepare_cost)
+        cost=cost,
+        cost_kind=CostKind(info.cost_kind).name.lower(),
+        clock_hz=info.core_clock_hz,
+        layer_cost=layer_cost,
+        device=label,
+        boot=info.boot_counter,
+        prepare_cost=prepare_cost,
+    )
 
 
 class DeviceWorker(threading.Thread):
-    def __init__(self, spec: DeviceSpec, workload: Workload, todo: "queue.Queue[int]",
-                 results: SampleLog, stop: threading.Event, *, timeout: float,
-                 retries: int) -> None:
+    def __init__(
+        self,
+        spec: DeviceSpec,
+        workload: Workload,
+        todo: "queue.Queue[int]",
+        results: SampleLog,
+        stop: threading.Event,
+        *,
+        timeout: float,
+        retries: int,
+    ) -> None:
         super().__init__(daemon=True, name=f"eval-{spec.url}")
-        self.spec, self.workload, self.todo, self.results, self.stop = (
-            spec, workload, todo, results, stop)
+        self.spec, self.workload, self.todo, self.results, self.stop = (spec, workload, todo, results, stop)
         self.timeout, self.retries = timeout, retries
         self.error: BaseException | None = None
         self.hello: HelloInfo | None = None
@@ -155,10 +174,16 @@ class DeviceWorker(threading.Thread):
             cost, layer_cost = self._cost(res)
             prepare = None
             if w.raw is not None:
-                prepare = (raw.prepare_cost if self.hello.cost_kind in _COST_IN_ANSWER
-                           else self.marks.last_prepare if self.marks is not None else None)
-            self.results.add(make_record(i, res, cost, layer_cost, w, self.spec.label,
-                                         self.hello, prepare_cost=prepare))
+                prepare = (
+                    raw.prepare_cost
+                    if self.hello.cost_kind in _COST_IN_ANSWER
+                    else self.marks.last_prepare
+                    if self.marks is not None
+                    else None
+                )
+            self.results.add(
+                make_record(i, res, cost, layer_cost, w, self.spec.label, self.hello, prepare_cost=prepare)
+            )
             self.measured += 1
 
     def run(self) -> None:
@@ -166,7 +191,8 @@ class DeviceWorker(threading.Thread):
         try:
             transport.open()
             self.client = client = DeviceClient(
-                transport, timeout=self.timeout, retries=self.retries, on_reboot=self._on_reboot)
+                transport, timeout=self.timeout, retries=self.retries, on_reboot=self._on_reboot
+            )
             self.hello = client.hello()
             check_device(self.hello, self.workload, self.spec.url)
             if self._cost_source() == "marks":
@@ -183,7 +209,12 @@ class DeviceWorker(threading.Thread):
     def outcome(self) -> DeviceOutcome:
         c = self.client
         return DeviceOutcome(
-            label=self.spec.label, hello=self.hello, stats=self.stats, measured=self.measured,
+            label=self.spec.label,
+            hello=self.hello,
+            stats=self.stats,
+            measured=self.measured,
             reboots=[{"from": r.before, "to": r.after} for r in (c.reboots if c else [])],
-            link=c.counters.as_dict(c.decoder) if c else None, error=self.error,
-            cost_source=self._cost_source())
+            link=c.counters.as_dict(c.decoder) if c else None,
+            error=self.error,
+            cost_source=self._cost_source(),
+        )

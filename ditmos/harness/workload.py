@@ -30,10 +30,10 @@ LayerMap = dict[int, dict[str, str]]
 class RunFacts:
     """Figures the report quotes but the devices do not measure."""
 
-    accuracy_float: float | None = None     # RUN_DIR/metrics.json, test split, float model
-    accuracy_int8: float | None = None      # the same for the int8 reference, whole split
-    build_memory: dict | None = None        # BUILD_DIR/manifest.json "memory"
-    board: str | None = None                # BUILD_DIR/manifest.json "board"
+    accuracy_float: float | None = None  # RUN_DIR/metrics.json, test split, float model
+    accuracy_int8: float | None = None  # the same for the int8 reference, whole split
+    build_memory: dict | None = None  # BUILD_DIR/manifest.json "memory"
+    board: str | None = None  # BUILD_DIR/manifest.json "board"
     layer_map: LayerMap = field(default_factory=dict)  # from the codegen manifest
 
 
@@ -41,18 +41,18 @@ class RunFacts:
 class Workload:
     """What to send and what the answers must be (all arrays indexed like the test split)."""
 
-    inputs: np.ndarray            # int8 [N, T, C], quantised exactly as the host reference does
-    labels: np.ndarray            # int [N]
-    ref_pred: np.ndarray          # int [N] host reference predictions
-    ref_route: np.ndarray         # int [N]
-    ref_scores: np.ndarray        # int8 [N, num_classes]
-    model_hash: str               # full model hash of the int8 manifest
+    inputs: np.ndarray  # int8 [N, T, C], quantised exactly as the host reference does
+    labels: np.ndarray  # int [N]
+    ref_pred: np.ndarray  # int [N] host reference predictions
+    ref_route: np.ndarray  # int [N]
+    ref_scores: np.ndarray  # int8 [N, num_classes]
+    model_hash: str  # full model hash of the int8 manifest
     num_classes: int
     num_classifiers: int
     class_names: list[str] = field(default_factory=list)
     facts: RunFacts = field(default_factory=RunFacts)
     raw: np.ndarray | None = None  # raw test inputs (``ditmos evaluate --raw``), indexed alike
-    raw_kind: str | None = None    # float / i16 / audio (docs/protocol.md, RAW)
+    raw_kind: str | None = None  # float / i16 / audio (docs/protocol.md, RAW)
 
     @property
     def hash16(self) -> str:
@@ -81,7 +81,8 @@ def layer_map(codegen: dict) -> LayerMap:
         j = row.get("layer_index")
         if isinstance(j, int) and j >= 0:
             out.setdefault(j, {})[str(row.get("program", "?"))] = (
-                f"{_short_layer(row.get('layer', '?'))} ({row.get('kernel', '?')})")
+                f"{_short_layer(row.get('layer', '?'))} ({row.get('kernel', '?')})"
+            )
     return out
 
 
@@ -94,12 +95,14 @@ def _build_facts(build_dir: Path, run_dir: Path, model_hash: str) -> dict:
         raise DitmosError(
             f"{path} was built for model {build['model_hash']}, the run's "
             f"int8/manifest.json has {model_hash}: rebuild with "
-            f"`ditmos build --run {run_dir}`")
+            f"`ditmos build --run {run_dir}`"
+        )
     if build.get("protocol_version", 1) not in SUPPORTED_VERSIONS:
         raise DitmosError(
             f"{path} speaks protocol version {build.get('protocol_version')}, this harness "
             f"knows {', '.join(map(str, SUPPORTED_VERSIONS))}: upgrade ditmos or rebuild the "
-            f"firmware with this version")
+            f"firmware with this version"
+        )
     facts = {"build_memory": build.get("memory"), "board": build.get("board")}
     codegen = build_dir / "model" / "manifest.json"  # docs/artefacts.md, build directory
     if codegen.is_file():
@@ -113,8 +116,7 @@ def _metrics_facts(run_dir: Path) -> dict:
         return {}
     test = read_json(path, "the run's metrics").get("test", {})
     key = "network" if "network" in (test.get("float") or {}) else "ditmos"  # the model kind
-    return {"accuracy_float": (test.get("float") or {}).get(key),
-            "accuracy_int8": (test.get("int8") or {}).get(key)}
+    return {"accuracy_float": (test.get("float") or {}).get(key), "accuracy_int8": (test.get("int8") or {}).get(key)}
 
 
 def reference_answers(ref, x_q: np.ndarray, model_hash: str, cache: Path | None) -> Reference:
@@ -123,15 +125,13 @@ def reference_answers(ref, x_q: np.ndarray, model_hash: str, cache: Path | None)
     n = len(x_q)
     if cache is not None and cache.is_file():
         z = np.load(cache)
-        if str(z["model_hash"]) == model_hash and len(z["pred"]) >= n and \
-                np.array_equal(z["inputs"][:n], x_q):
+        if str(z["model_hash"]) == model_hash and len(z["pred"]) >= n and np.array_equal(z["inputs"][:n], x_q):
             return Reference(z["pred"][:n], z["route"][:n], z["scores"][:n])
     pred, route, scores = ref.predict(x_q)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name("reference.tmp.npz")
-        np.savez(tmp, model_hash=np.array(model_hash), pred=pred, route=route, scores=scores,
-                 inputs=x_q)
+        np.savez(tmp, model_hash=np.array(model_hash), pred=pred, route=route, scores=scores, inputs=x_q)
         os.replace(tmp, cache)
     return Reference(pred, route, scores)
 
@@ -139,8 +139,7 @@ def reference_answers(ref, x_q: np.ndarray, model_hash: str, cache: Path | None)
 RAW_KINDS = ("auto", "float", "i16", "audio")
 
 
-def raw_test_inputs(run_dir: str | Path, kind: str = "auto",
-                    limit: int | None = None) -> tuple[str, np.ndarray]:
+def raw_test_inputs(run_dir: str | Path, kind: str = "auto", limit: int | None = None) -> tuple[str, np.ndarray]:
     """``(kind, raw)``: the run's test split as the device's RAW request takes it,
     before any normalisation: ``audio`` int16 clips (a dataset with an on-device
     front end), ``i16`` int16 sensor counts (a dataset with a per-channel count
@@ -163,8 +162,10 @@ def raw_test_inputs(run_dir: str | Path, kind: str = "auto",
         kind = "audio" if frontend is not None else "i16" if scale is not None else "float"
     if kind == "audio":
         if frontend is None:
-            raise DitmosError(f"dataset '{cfg['dataset']}' has no on-device front end: "
-                              f"--raw audio needs raw audio clips (e.g. fsdd_audio)")
+            raise DitmosError(
+                f"dataset '{cfg['dataset']}' has no on-device front end: "
+                f"--raw audio needs raw audio clips (e.g. fsdd_audio)"
+            )
         import importlib
 
         from ditmos.data.registry import parse_spec
@@ -180,16 +181,19 @@ def raw_test_inputs(run_dir: str | Path, kind: str = "auto",
         raise DitmosError(f"dataset '{cfg['dataset']}' has no int16 count scale: use --raw float")
     s = np.asarray(scale, dtype=np.float32)
     counts = np.rint(x / s)
-    if np.abs(counts).max(initial=0) > 32767 or not np.array_equal(
-            counts.astype(np.int16).astype(np.float32) * s, x):
-        raise DitmosError(f"dataset '{cfg['dataset']}' windows are not int16 counts times its "
-                          f"scale: use --raw float")
+    if np.abs(counts).max(initial=0) > 32767 or not np.array_equal(counts.astype(np.int16).astype(np.float32) * s, x):
+        raise DitmosError(f"dataset '{cfg['dataset']}' windows are not int16 counts times its scale: use --raw float")
     return kind, np.ascontiguousarray(counts.astype(np.int16))
 
 
-def load_workload(run_dir: str | Path, build_dir: str | Path | None, *,
-                  limit: int | None = None, cache_dir: str | Path | None = None,
-                  raw: str | None = None) -> Workload:
+def load_workload(
+    run_dir: str | Path,
+    build_dir: str | Path | None,
+    *,
+    limit: int | None = None,
+    cache_dir: str | Path | None = None,
+    raw: str | None = None,
+) -> Workload:
     """The test split quantised with the int8 manifest's parameters, plus the host
     TFLM reference answers and the figures the report quotes; with ``raw`` (a
     kind of :func:`raw_test_inputs`) also the raw inputs the device prepares itself."""
@@ -213,9 +217,17 @@ def load_workload(run_dir: str | Path, build_dir: str | Path | None, *,
     raw_kind, raw_x = raw_test_inputs(run_dir, raw, limit) if raw else (None, None)
     if raw_x is not None and len(raw_x) != len(x_q):
         raise DitmosError(f"{run_dir}: {len(raw_x)} raw test inputs for {len(x_q)} windows")
-    return Workload(raw=raw_x, raw_kind=raw_kind, inputs=x_q, labels=y, ref_pred=answers.pred,
-                    ref_route=answers.route,
-                    ref_scores=answers.scores, model_hash=manifest["model_hash"],
-                    num_classes=int(manifest["num_classes"]),
-                    num_classifiers=int(manifest["K"]),
-                    class_names=list(manifest.get("class_names", [])), facts=RunFacts(**facts))
+    return Workload(
+        raw=raw_x,
+        raw_kind=raw_kind,
+        inputs=x_q,
+        labels=y,
+        ref_pred=answers.pred,
+        ref_route=answers.route,
+        ref_scores=answers.scores,
+        model_hash=manifest["model_hash"],
+        num_classes=int(manifest["num_classes"]),
+        num_classifiers=int(manifest["K"]),
+        class_names=list(manifest.get("class_names", [])),
+        facts=RunFacts(**facts),
+    )

@@ -7,10 +7,30 @@ of one architecture as a single TensorFlow computation (training).
 ``baselines``: comparison networks (see that module).
 """
 
-from ditmos.models.arch import (FAMILIES, Architecture, Block, Net, architecture_from_dict,
-                                architecture_to_dict, block_lengths, check_fits, costs,
-                                default_architecture_dict, family_for_dataset)
+from ditmos.models.arch import (
+    FAMILIES,
+    Architecture,
+    Block,
+    Net,
+    architecture_from_dict,
+    architecture_to_dict,
+    block_lengths,
+    check_fits,
+    costs,
+    default_architecture_dict,
+    family_for_dataset,
+)
 
-__all__ = ["FAMILIES", "Architecture", "Block", "Net", "architecture_from_dict",
-           "architecture_to_dict", "block_lengths", "check_fits", "costs",
-           "default_architecture_dict", "family_for_dataset"]
+__all__ = [
+    "FAMILIES",
+    "Architecture",
+    "Block",
+    "Net",
+    "architecture_from_dict",
+    "architecture_to_dict",
+    "block_lengths",
+    "check_fits",
+    "costs",
+    "default_architecture_dict",
+    "family_for_dataset",
+]

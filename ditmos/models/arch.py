@@ -130,8 +130,7 @@ def family_for_dataset(spec: str) -> str:
 
 def default_architecture_dict(family: str) -> dict:
     if family not in FAMILIES:
-        raise DitmosError(
-            f"unknown architecture family '{family}'; choose one of {sorted(FAMILIES)}")
+        raise DitmosError(f"unknown architecture family '{family}'; choose one of {sorted(FAMILIES)}")
     return copy.deepcopy(FAMILIES[family])
 
 
@@ -140,8 +139,7 @@ def _check_keys(d: dict, allowed: set[str], where: str) -> None:
         raise DitmosError(f"config '{where}' must be an object, got {type(d).__name__}")
     unknown = sorted(set(d) - allowed)
     if unknown:
-        raise DitmosError(
-            f"unknown key(s) {unknown} in config '{where}'; allowed: {sorted(allowed)}")
+        raise DitmosError(f"unknown key(s) {unknown} in config '{where}'; allowed: {sorted(allowed)}")
 
 
 def _pos_int(v, where: str, minimum: int = 1) -> int:
@@ -163,21 +161,23 @@ def _net_from_dict(d: dict, where: str, width: float, scale_fc: bool = True) -> 
             if req not in b:
                 raise DitmosError(f"config '{w}' is missing '{req}'")
         f = _pos_int(b["filters"], f"{w}.filters")
-        out.append(Block(filters=max(1, round(f * width)),
-                         kernel=_pos_int(b["kernel"], f"{w}.kernel"),
-                         pool=_pos_int(b.get("pool", 2), f"{w}.pool")))
+        out.append(
+            Block(
+                filters=max(1, round(f * width)),
+                kernel=_pos_int(b["kernel"], f"{w}.kernel"),
+                pool=_pos_int(b.get("pool", 2), f"{w}.pool"),
+            )
+        )
     fc = d.get("fc", [64])
     if not isinstance(fc, list):
         raise DitmosError(f"config '{where}.fc' must be a list of widths")
-    fcs = tuple(max(1, round(_pos_int(u, f"{where}.fc[{j}]") * (width if scale_fc else 1.0)))
-                for j, u in enumerate(fc))
+    fcs = tuple(max(1, round(_pos_int(u, f"{where}.fc[{j}]") * (width if scale_fc else 1.0))) for j, u in enumerate(fc))
     return Net(blocks=tuple(out), fc=fcs)
 
 
 def architecture_from_dict(d: dict, width: float = 1.0) -> Architecture:
     """Validate an architecture dict and apply the width multiplier (not to the strong model)."""
-    _check_keys(d, {"family", "K", "shared_blocks", "strong", "selector", "classifier",
-                    "bn_epsilon"}, "architecture")
+    _check_keys(d, {"family", "K", "shared_blocks", "strong", "selector", "classifier", "bn_epsilon"}, "architecture")
     if not (isinstance(width, (int, float)) and 0 < width <= 16):
         raise DitmosError(f"width multiplier must be in (0, 16], got {width!r}")
     K = _pos_int(d.get("K"), "architecture.K", minimum=2)
@@ -190,20 +190,28 @@ def architecture_from_dict(d: dict, width: float = 1.0) -> Architecture:
     if len(cls.blocks) != len(sel.blocks):
         raise DitmosError(
             f"architecture.classifier has {len(cls.blocks)} blocks but the selector has "
-            f"{len(sel.blocks)}; feature aggregation needs the same number of blocks")
+            f"{len(sel.blocks)}; feature aggregation needs the same number of blocks"
+        )
     for b in shared:
         if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b < len(cls.blocks):
             raise DitmosError(
                 f"architecture.shared_blocks entry {b!r} must be a block number in "
-                f"1..{len(cls.blocks) - 1} (block b feeds classifier block b+1)")
+                f"1..{len(cls.blocks) - 1} (block b feeds classifier block b+1)"
+            )
     if len(set(shared)) != len(shared):
         raise DitmosError(f"architecture.shared_blocks has duplicates: {shared}")
     eps = d.get("bn_epsilon", 1e-3)
     if not isinstance(eps, (int, float)) or not 0 < eps < 1:
         raise DitmosError(f"architecture.bn_epsilon must be in (0, 1), got {eps!r}")
-    return Architecture(family=str(d.get("family", "custom")), K=K,
-                        shared_blocks=tuple(sorted(shared)), strong=strong, selector=sel,
-                        classifier=cls, bn_epsilon=float(eps))
+    return Architecture(
+        family=str(d.get("family", "custom")),
+        K=K,
+        shared_blocks=tuple(sorted(shared)),
+        strong=strong,
+        selector=sel,
+        classifier=cls,
+        bn_epsilon=float(eps),
+    )
 
 
 def block_lengths(net: Net, T: int) -> list[int]:
@@ -223,20 +231,21 @@ def block_lengths(net: Net, T: int) -> list[int]:
 def check_fits(arch: Architecture, input_shape: tuple[int, int]) -> None:
     """Raise DitmosError unless every network fits an input of ``input_shape`` = (T, C)."""
     T, _ = input_shape
-    for name, net in (("strong", arch.strong), ("selector", arch.selector),
-                      ("classifier", arch.classifier)):
+    for name, net in (("strong", arch.strong), ("selector", arch.selector), ("classifier", arch.classifier)):
         t = T
         for i, b in enumerate(net.blocks):
             if t - b.kernel + 1 < 1:
                 raise DitmosError(
                     f"architecture.{name} block {i + 1} (kernel {b.kernel}) does not fit: its "
                     f"input is only {t} steps long (dataset windows are {T} steps); use a "
-                    f"smaller kernel/pool or fewer blocks")
+                    f"smaller kernel/pool or fewer blocks"
+                )
             t = t - b.kernel + 1
             if t // b.pool < 1:
                 raise DitmosError(
                     f"architecture.{name} block {i + 1} pool {b.pool} does not fit its "
-                    f"{t}-step input (dataset windows are {T} steps)")
+                    f"{t}-step input (dataset windows are {T} steps)"
+                )
             t //= b.pool
     sl = block_lengths(arch.selector, T)
     cl = block_lengths(arch.classifier, T)
@@ -244,20 +253,30 @@ def check_fits(arch: Architecture, input_shape: tuple[int, int]) -> None:
         if sl[b - 1] != cl[b - 1]:
             raise DitmosError(
                 f"selector block {b} outputs {sl[b - 1]} steps but classifier block {b} "
-                f"outputs {cl[b - 1]}; shared blocks need equal lengths (same kernel and pool)")
+                f"outputs {cl[b - 1]}; shared blocks need equal lengths (same kernel and pool)"
+            )
 
 
 def architecture_to_dict(arch: Architecture) -> dict:
     def net(n: Net) -> dict:
-        return {"blocks": [{"filters": b.filters, "kernel": b.kernel, "pool": b.pool}
-                           for b in n.blocks], "fc": list(n.fc)}
+        return {
+            "blocks": [{"filters": b.filters, "kernel": b.kernel, "pool": b.pool} for b in n.blocks],
+            "fc": list(n.fc),
+        }
 
-    return {"family": arch.family, "K": arch.K, "shared_blocks": list(arch.shared_blocks),
-            "strong": net(arch.strong), "selector": net(arch.selector),
-            "classifier": net(arch.classifier), "bn_epsilon": arch.bn_epsilon}
+    return {
+        "family": arch.family,
+        "K": arch.K,
+        "shared_blocks": list(arch.shared_blocks),
+        "strong": net(arch.strong),
+        "selector": net(arch.selector),
+        "classifier": net(arch.classifier),
+        "bn_epsilon": arch.bn_epsilon,
+    }
 
 
 # ---------------------------------------------------------------- costs
+
 
 def _net_cost(net: Net, T: int, C: int, n_out: int, side: dict[int, int] | None = None):
     """Deployed costs of one network (BN folded into a per-filter conv bias).
@@ -282,8 +301,13 @@ def _net_cost(net: Net, T: int, C: int, n_out: int, side: dict[int, int] | None 
         biases += u
         macs += dense_macs(d, u)
         d = u
-    return {"weights": weights, "biases": biases, "params": weights + biases, "macs": macs,
-            "flash_bytes": weights + 4 * biases}
+    return {
+        "weights": weights,
+        "biases": biases,
+        "params": weights + biases,
+        "macs": macs,
+        "flash_bytes": weights + 4 * biases,
+    }
 
 
 def costs(arch: Architecture, input_shape: tuple[int, int], num_classes: int) -> dict:

@@ -35,9 +35,19 @@ class Bank(tf.Module):
     concatenated to block b's output before block b+1 (selector features).
     """
 
-    def __init__(self, net: Net, in_channels: int, n_out: int, M: int, *,
-                 seed: int, side_channels: dict[int, int] | None = None,
-                 bn_epsilon: float = 1e-3, bn_momentum: float = 0.9, name: str = "bank"):
+    def __init__(
+        self,
+        net: Net,
+        in_channels: int,
+        n_out: int,
+        M: int,
+        *,
+        seed: int,
+        side_channels: dict[int, int] | None = None,
+        bn_epsilon: float = 1e-3,
+        bn_momentum: float = 0.9,
+        name: str = "bank",
+    ):
         super().__init__(name=name)
         self.net, self.M, self.n_out = net, M, n_out
         self.side = dict(side_channels or {})
@@ -47,8 +57,9 @@ class Bank(tf.Module):
         v: dict[str, tf.Variable] = {}
         c = in_channels
         for i, b in enumerate(net.blocks):
-            k = np.stack([_glorot(rng, (b.kernel, c, b.filters), b.kernel * c, b.kernel * b.filters)
-                          for _ in range(M)], axis=2)  # [k, c, M, f]
+            k = np.stack(
+                [_glorot(rng, (b.kernel, c, b.filters), b.kernel * c, b.kernel * b.filters) for _ in range(M)], axis=2
+            )  # [k, c, M, f]
             v[f"b{i}/kernel"] = tf.Variable(k.reshape(b.kernel, c, M * b.filters), name=f"b{i}_k")
             n = M * b.filters
             v[f"b{i}/gamma"] = tf.Variable(np.ones(n, np.float32), name=f"b{i}_g")
@@ -73,9 +84,9 @@ class Bank(tf.Module):
         rng = self._rng
         for j, u in enumerate(list(self.net.fc) + [self.n_out]):
             self._vars[f"fc{j}/kernel"] = tf.Variable(
-                np.stack([_glorot(rng, (d, u), d, u) for _ in range(self.M)]), name=f"fc{j}_k")
-            self._vars[f"fc{j}/bias"] = tf.Variable(np.zeros((self.M, u), np.float32),
-                                                    name=f"fc{j}_b")
+                np.stack([_glorot(rng, (d, u), d, u) for _ in range(self.M)]), name=f"fc{j}_k"
+            )
+            self._vars[f"fc{j}/bias"] = tf.Variable(np.zeros((self.M, u), np.float32), name=f"fc{j}_b")
             d = u
         self._dense_built = True
         self.T = T
@@ -91,14 +102,19 @@ class Bank(tf.Module):
 
     def trainable_blocks(self, first: int = 0) -> list[tf.Variable]:
         """Trainable variables of conv blocks ``first``.. (0-based) and of the Dense layers."""
+
         def keep(name: str) -> bool:
             return not name.startswith("b") or int(name[1:].split("/")[0]) >= first
+
         return [v for k, v in sorted(self._vars.items()) if v.trainable and keep(k)]
 
     def trunk_variables(self, n_blocks: int) -> list[tf.Variable]:
         """Trainable variables of the first ``n_blocks`` conv blocks."""
-        return [v for k, v in sorted(self._vars.items())
-                if v.trainable and k.startswith("b") and int(k[1:].split("/")[0]) < n_blocks]
+        return [
+            v
+            for k, v in sorted(self._vars.items())
+            if v.trainable and k.startswith("b") and int(k[1:].split("/")[0]) < n_blocks
+        ]
 
     @staticmethod
     def replicate(state: dict[str, np.ndarray], M: int) -> dict[str, np.ndarray]:
@@ -121,8 +137,7 @@ class Bank(tf.Module):
             v.assign(state[k])
 
     # ------------------------------------------------------------ forward
-    def __call__(self, x, *, training: bool, side=None, return_blocks: bool = False,
-                 frozen: int = 0):
+    def __call__(self, x, *, training: bool, side=None, return_blocks: bool = False, frozen: int = 0):
         """Forward pass.
 
         x: ``[B, T, C]`` (same input for all members) or ``[B, T, M, C]``.
@@ -198,14 +213,24 @@ class Bank(tf.Module):
         for i, b in enumerate(self.net.blocks):
             k = self._vars[f"b{i}/kernel"].numpy()
             sl = slice(m * b.filters, (m + 1) * b.filters)
-            out.append({"kind": "conv", "kernel": k[:, :, sl],
-                        "gamma": self._vars[f"b{i}/gamma"].numpy()[sl],
-                        "beta": self._vars[f"b{i}/beta"].numpy()[sl],
-                        "mean": self._vars[f"b{i}/mean"].numpy()[sl],
-                        "var": self._vars[f"b{i}/var"].numpy()[sl]})
+            out.append(
+                {
+                    "kind": "conv",
+                    "kernel": k[:, :, sl],
+                    "gamma": self._vars[f"b{i}/gamma"].numpy()[sl],
+                    "beta": self._vars[f"b{i}/beta"].numpy()[sl],
+                    "mean": self._vars[f"b{i}/mean"].numpy()[sl],
+                    "var": self._vars[f"b{i}/var"].numpy()[sl],
+                }
+            )
             c = b.filters + self.side.get(i + 1, 0)
         for j in range(len(self.net.fc) + 1):
-            out.append({"kind": "dense", "kernel": self._vars[f"fc{j}/kernel"].numpy()[m],
-                        "bias": self._vars[f"fc{j}/bias"].numpy()[m]})
+            out.append(
+                {
+                    "kind": "dense",
+                    "kernel": self._vars[f"fc{j}/kernel"].numpy()[m],
+                    "bias": self._vars[f"fc{j}/bias"].numpy()[m],
+                }
+            )
         del c
         return out

@@ -30,15 +30,26 @@ from ditmos.errors import DitmosError
 from ditmos.macs import conv_macs, dense_macs
 
 __all__ = [
-    "ConvNetSpec", "Cost", "spec_cost", "count_macs", "count_cost",
-    "spec_from_model", "spec_from_net", "build_convnet", "search_budget_spec",
-    "build_moe", "build_early_exit", "early_exit_costs", "with_batch_size",
+    "ConvNetSpec",
+    "Cost",
+    "spec_cost",
+    "count_macs",
+    "count_cost",
+    "spec_from_model",
+    "spec_from_net",
+    "build_convnet",
+    "search_budget_spec",
+    "build_moe",
+    "build_early_exit",
+    "early_exit_costs",
+    "with_batch_size",
 ]
 
 
 # --------------------------------------------------------------------------- #
 # Specs and the analytical cost model
 # --------------------------------------------------------------------------- #
+
 
 @dataclass(frozen=True)
 class ConvNetSpec:
@@ -58,7 +69,8 @@ class ConvNetSpec:
         if n == 0 or len(self.kernels) != n or len(self.pools) != n:
             raise DitmosError(
                 f"baseline spec needs one kernel and one pool per conv block, got "
-                f"channels={self.channels}, kernels={self.kernels}, pools={self.pools}")
+                f"channels={self.channels}, kernels={self.kernels}, pools={self.pools}"
+            )
         if min(self.channels) < 1 or min(self.kernels) < 1 or min(self.pools) < 1:
             raise DitmosError(f"baseline spec has a non-positive size: {self}")
         if self.padding not in ("same", "valid"):
@@ -80,9 +92,14 @@ class ConvNetSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ConvNetSpec":
-        return cls(channels=tuple(d["channels"]), kernels=tuple(d["kernels"]),
-                   pools=tuple(d["pools"]), fc=int(d.get("fc", 64)),
-                   padding=d.get("padding", "same"), head=d.get("head", "flatten"))
+        return cls(
+            channels=tuple(d["channels"]),
+            kernels=tuple(d["kernels"]),
+            pools=tuple(d["pools"]),
+            fc=int(d.get("fc", 64)),
+            padding=d.get("padding", "same"),
+            head=d.get("head", "flatten"),
+        )
 
 
 @dataclass(frozen=True)
@@ -96,12 +113,10 @@ class Cost:
         return (self.params - self.biases) + 4 * self.biases
 
     def __add__(self, other: "Cost") -> "Cost":
-        return Cost(self.macs + other.macs, self.params + other.params,
-                    self.biases + other.biases)
+        return Cost(self.macs + other.macs, self.params + other.params, self.biases + other.biases)
 
     def to_dict(self) -> dict:
-        return {"macs": int(self.macs), "params": int(self.params),
-                "flash_bytes": int(self.flash_bytes)}
+        return {"macs": int(self.macs), "params": int(self.params), "flash_bytes": int(self.flash_bytes)}
 
 
 ZERO_COST = Cost(0, 0, 0)
@@ -119,18 +134,18 @@ def _trunk_shapes(spec: ConvNetSpec, input_shape: Sequence[int]):
         if lout < 1:
             raise DitmosError(
                 f"baseline spec {spec.channels}/{spec.kernels} does not fit an input of "
-                f"length {input_shape[0]}: a convolution would have no output")
+                f"length {input_shape[0]}: a convolution would have no output"
+            )
         lpool = lout // p
         if lpool < 1:
-            raise DitmosError(
-                f"baseline spec pools {spec.pools} shrink an input of length "
-                f"{input_shape[0]} to nothing")
+            raise DitmosError(f"baseline spec pools {spec.pools} shrink an input of length {input_shape[0]} to nothing")
         yield lout, cin, cout, k, lpool
         length, cin = lpool, cout
 
 
-def spec_cost(spec: ConvNetSpec, input_shape: Sequence[int], num_outputs: int, *,
-              side: dict[int, int] | None = None) -> Cost:
+def spec_cost(
+    spec: ConvNetSpec, input_shape: Sequence[int], num_outputs: int, *, side: dict[int, int] | None = None
+) -> Cost:
     """Analytical MACs / params / biases of :func:`build_convnet` (BN folded).
 
     ``side`` maps block b (1-based) to extra channels concatenated to block b's
@@ -159,15 +174,19 @@ def spec_from_net(net, *, padding: str = "valid") -> ConvNetSpec:
     """:class:`ConvNetSpec` of a :class:`ditmos.models.arch.Net` (conv blocks
     with ``valid`` padding, hidden FC widths).  Only one hidden FC layer is
     expressible; a deeper FC stack keeps its first width."""
-    return ConvNetSpec(channels=tuple(b.filters for b in net.blocks),
-                       kernels=tuple(b.kernel for b in net.blocks),
-                       pools=tuple(b.pool for b in net.blocks),
-                       fc=int(net.fc[0]) if len(net.fc) else 0, padding=padding)
+    return ConvNetSpec(
+        channels=tuple(b.filters for b in net.blocks),
+        kernels=tuple(b.kernel for b in net.blocks),
+        pools=tuple(b.pool for b in net.blocks),
+        fc=int(net.fc[0]) if len(net.fc) else 0,
+        padding=padding,
+    )
 
 
 # --------------------------------------------------------------------------- #
 # Counting on built models
 # --------------------------------------------------------------------------- #
+
 
 def _iter_layers(model):
     for layer in model.layers:
@@ -243,13 +262,15 @@ def spec_from_model(model, *, head_outputs: int | None = None) -> ConvNetSpec:
         raise DitmosError(f"model '{model.name}' has no Conv1D layer to read a spec from")
     hidden = [u for u in dense_units if head_outputs is None or u != head_outputs]
     fc = hidden[0] if hidden else 0
-    return ConvNetSpec(tuple(channels), tuple(kernels), tuple(pools), fc=fc,
-                       padding=padding, head="gap" if gap else "flatten")
+    return ConvNetSpec(
+        tuple(channels), tuple(kernels), tuple(pools), fc=fc, padding=padding, head="gap" if gap else "flatten"
+    )
 
 
 # --------------------------------------------------------------------------- #
 # Builders
 # --------------------------------------------------------------------------- #
+
 
 def _conv_block(x, filters: int, kernel: int, pool: int, padding: str, name: str):
     from keras import layers as kl
@@ -271,8 +292,11 @@ def _trunk(x, spec: ConvNetSpec, prefix: str):
 def _head(x, spec: ConvNetSpec, num_outputs: int, prefix: str, out_name: str):
     from keras import layers as kl
 
-    x = kl.Flatten(name=f"{prefix}flatten")(x) if spec.head == "flatten" else \
-        kl.GlobalAveragePooling1D(name=f"{prefix}gap")(x)
+    x = (
+        kl.Flatten(name=f"{prefix}flatten")(x)
+        if spec.head == "flatten"
+        else kl.GlobalAveragePooling1D(name=f"{prefix}gap")(x)
+    )
     if spec.fc:
         x = kl.Dense(spec.fc, name=f"{prefix}fc")(x)
         x = kl.ReLU(name=f"{prefix}fc_relu")(x)
@@ -282,12 +306,17 @@ def _head(x, spec: ConvNetSpec, num_outputs: int, prefix: str, out_name: str):
 def _input(input_shape, batch_size):
     import keras
 
-    return keras.Input(shape=tuple(int(s) for s in input_shape), batch_size=batch_size,
-                       name="window")
+    return keras.Input(shape=tuple(int(s) for s in input_shape), batch_size=batch_size, name="window")
 
 
-def build_convnet(spec: ConvNetSpec, input_shape: Sequence[int], num_classes: int, *,
-                  name: str = "convnet", batch_size: int | None = None):
+def build_convnet(
+    spec: ConvNetSpec,
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    name: str = "convnet",
+    batch_size: int | None = None,
+):
     """A single tiny CNN: input ``window`` [T, C], output ``logits``."""
     import keras
 
@@ -297,9 +326,16 @@ def build_convnet(spec: ConvNetSpec, input_shape: Sequence[int], num_classes: in
     return keras.Model(inp, out, name=name)
 
 
-def build_moe(gate_spec: ConvNetSpec, expert_spec: ConvNetSpec, k: int,
-              input_shape: Sequence[int], num_classes: int, *,
-              name: str = "soft_moe", batch_size: int | None = None):
+def build_moe(
+    gate_spec: ConvNetSpec,
+    expert_spec: ConvNetSpec,
+    k: int,
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    name: str = "soft_moe",
+    batch_size: int | None = None,
+):
     """Soft-gated mixture of experts: a gating CNN gives softmax weights over K
     expert CNNs that all run on the input; the output is the gate-weighted sum
     of the experts' logits.  Trained end to end."""
@@ -313,18 +349,24 @@ def build_moe(gate_spec: ConvNetSpec, expert_spec: ConvNetSpec, k: int,
     inp = _input(input_shape, batch_size)
     gate_logits = _head(_trunk(inp, gate_spec, "gate_"), gate_spec, k, "gate_", "gate_logits")
     gate = kl.Reshape((k, 1), name="gate_col")(kl.Softmax(name="gate")(gate_logits))
-    experts = [_head(_trunk(inp, expert_spec, f"e{e}_"), expert_spec, num_classes,
-                     f"e{e}_", f"e{e}_logits") for e in range(k)]
-    stacked = kl.Reshape((k, num_classes), name="experts")(
-        kl.Concatenate(name="experts_concat")(experts))
+    experts = [
+        _head(_trunk(inp, expert_spec, f"e{e}_"), expert_spec, num_classes, f"e{e}_", f"e{e}_logits") for e in range(k)
+    ]
+    stacked = kl.Reshape((k, num_classes), name="experts")(kl.Concatenate(name="experts_concat")(experts))
     weighted = kl.Multiply(name="weighted")([stacked, gate])  # broadcast over classes
     # Mean over the K experts (= gate-weighted sum / K; the scale is learnt).
     out = kl.GlobalAveragePooling1D(name="logits")(weighted)
     return keras.Model(inp, out, name=name)
 
 
-def build_early_exit(spec: ConvNetSpec, input_shape: Sequence[int], num_classes: int, *,
-                     name: str = "early_exit", batch_size: int | None = None):
+def build_early_exit(
+    spec: ConvNetSpec,
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    name: str = "early_exit",
+    batch_size: int | None = None,
+):
     """Multi-exit CNN: after every conv block but the last an exit head
     (GlobalAveragePooling1D -> Dense classes), after the last block the usual
     flatten/FC head.  Outputs ``exit_1`` .. ``exit_D`` (logits)."""
@@ -374,6 +416,7 @@ def with_batch_size(model, builder, *args, batch_size: int = 1, **kwargs):
 # Budget search
 # --------------------------------------------------------------------------- #
 
+
 @dataclass(frozen=True)
 class BudgetMatch:
     spec: ConvNetSpec
@@ -387,8 +430,13 @@ class BudgetMatch:
         return value / self.target
 
     def to_dict(self) -> dict:
-        return {"spec": self.spec.to_dict(), **self.cost.to_dict(), "target": int(self.target),
-                "metric": self.metric, "ratio": round(self.ratio, 4)}
+        return {
+            "spec": self.spec.to_dict(),
+            **self.cost.to_dict(),
+            "target": int(self.target),
+            "metric": self.metric,
+            "ratio": round(self.ratio, 4),
+        }
 
 
 def _extend(seq: Sequence[int], depth: int) -> tuple[int, ...]:
@@ -396,8 +444,7 @@ def _extend(seq: Sequence[int], depth: int) -> tuple[int, ...]:
     return seq[:depth] if len(seq) >= depth else seq + (seq[-1],) * (depth - len(seq))
 
 
-def _template_spec(template: ConvNetSpec, depth: int, base: int, fc: int,
-                   input_len: int) -> ConvNetSpec | None:
+def _template_spec(template: ConvNetSpec, depth: int, base: int, fc: int, input_len: int) -> ConvNetSpec | None:
     """The template's block pattern at ``depth`` blocks with channels scaled so
     that block 1 has ``base`` channels (ratios kept)."""
     ref = template.channels[0]
@@ -419,11 +466,18 @@ def _template_spec(template: ConvNetSpec, depth: int, base: int, fc: int,
     return replace(template, channels=channels, kernels=kernels, pools=tuple(fixed_pools), fc=fc)
 
 
-def search_budget_spec(template: ConvNetSpec, input_shape: Sequence[int], num_classes: int,
-                       *, target: int, metric: str = "macs",
-                       depths: Iterable[int] = (2, 3, 4),
-                       fc_choices: Iterable[int] | None = None,
-                       tolerance: float = 0.10, max_channels: int = 512) -> list[BudgetMatch]:
+def search_budget_spec(
+    template: ConvNetSpec,
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    target: int,
+    metric: str = "macs",
+    depths: Iterable[int] = (2, 3, 4),
+    fc_choices: Iterable[int] | None = None,
+    tolerance: float = 0.10,
+    max_channels: int = 512,
+) -> list[BudgetMatch]:
     """Single CNNs of the template's family whose ``metric`` (``"macs"`` or
     ``"params"``) is within ``tolerance`` of ``target``.
 
@@ -457,6 +511,8 @@ def search_budget_spec(template: ConvNetSpec, input_shape: Sequence[int], num_cl
         closest = min(best.values(), key=lambda m: abs(math.log(m.ratio)), default=None)
         raise DitmosError(
             f"no single network of depth {sorted(best)} gets within {tolerance:.0%} of "
-            f"{target} {metric} (closest: {closest.ratio:.2f}x)" if closest else
-            f"no single network fits the input shape {tuple(input_shape)}")
+            f"{target} {metric} (closest: {closest.ratio:.2f}x)"
+            if closest
+            else f"no single network fits the input shape {tuple(input_shape)}"
+        )
     return sorted(found, key=lambda m: abs(math.log(m.ratio)))

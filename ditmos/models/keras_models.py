@@ -22,24 +22,22 @@ from ditmos.models.arch import Architecture, Net, block_lengths
 
 def _keras():
     import keras
+
     return keras
 
 
-def _blocks(x, net: Net, prefix: str, eps: float, side_inputs: dict | None = None,
-            feat_names: dict | None = None):
+def _blocks(x, net: Net, prefix: str, eps: float, side_inputs: dict | None = None, feat_names: dict | None = None):
     """Conv blocks; returns (last tensor, list of block outputs)."""
     L = _keras().layers
     outs = []
     for i, b in enumerate(net.blocks):
         n = i + 1
-        x = L.Conv1D(b.filters, b.kernel, padding="valid", use_bias=False,
-                     name=f"{prefix}b{n}_conv")(x)
+        x = L.Conv1D(b.filters, b.kernel, padding="valid", use_bias=False, name=f"{prefix}b{n}_conv")(x)
         x = L.BatchNormalization(epsilon=eps, name=f"{prefix}b{n}_bn")(x)
         last_name = (feat_names or {}).get(n)
         if b.pool > 1:
             x = L.ReLU(name=f"{prefix}b{n}_relu")(x)
-            x = L.MaxPooling1D(b.pool, b.pool, padding="valid",
-                               name=last_name or f"{prefix}b{n}_pool")(x)
+            x = L.MaxPooling1D(b.pool, b.pool, padding="valid", name=last_name or f"{prefix}b{n}_pool")(x)
         else:
             x = L.ReLU(name=last_name or f"{prefix}b{n}_relu")(x)
         outs.append(x)
@@ -69,8 +67,7 @@ def build_selector(arch: Architecture, input_shape, batch_size: int | None = Non
     return keras.Model(inputs={"window": inp}, outputs=outputs, name="selector")
 
 
-def build_classifier(arch: Architecture, input_shape, num_classes: int,
-                     batch_size: int | None = None, k: int = 0):
+def build_classifier(arch: Architecture, input_shape, num_classes: int, batch_size: int | None = None, k: int = 0):
     keras = _keras()
     T, C = input_shape
     inp = keras.Input(shape=(T, C), batch_size=batch_size, name="window")
@@ -78,8 +75,9 @@ def build_classifier(arch: Architecture, input_shape, num_classes: int,
     inputs = {"window": inp}
     side = {}
     for b in arch.shared_blocks:
-        s = keras.Input(shape=(lens[b - 1], arch.selector.blocks[b - 1].filters),
-                        batch_size=batch_size, name=f"sel_feat_{b}")
+        s = keras.Input(
+            shape=(lens[b - 1], arch.selector.blocks[b - 1].filters), batch_size=batch_size, name=f"sel_feat_{b}"
+        )
         inputs[f"sel_feat_{b}"] = s
         side[b] = s
     x, _ = _blocks(inp, arch.classifier, "", arch.bn_epsilon, side_inputs=side)
@@ -87,8 +85,7 @@ def build_classifier(arch: Architecture, input_shape, num_classes: int,
     return keras.Model(inputs=inputs, outputs={"logits": out}, name=f"classifier_{k}")
 
 
-def build_strong(arch: Architecture, input_shape, num_classes: int,
-                 batch_size: int | None = None):
+def build_strong(arch: Architecture, input_shape, num_classes: int, batch_size: int | None = None):
     keras = _keras()
     T, C = input_shape
     inp = keras.Input(shape=(T, C), batch_size=batch_size, name="window")
@@ -97,16 +94,16 @@ def build_strong(arch: Architecture, input_shape, num_classes: int,
     return keras.Model(inputs={"window": inp}, outputs={"logits": out}, name="strong")
 
 
-def load_bank_weights(model, net: Net, member: list[dict[str, np.ndarray]], prefix: str = "",
-                      head_name: str | None = None) -> None:
+def load_bank_weights(
+    model, net: Net, member: list[dict[str, np.ndarray]], prefix: str = "", head_name: str | None = None
+) -> None:
     """Copy one bank member's weights (``Bank.member_weights``) into a built model."""
     convs = [w for w in member if w["kind"] == "conv"]
     dense = [w for w in member if w["kind"] == "dense"]
     for i, w in enumerate(convs):
         n = i + 1
         model.get_layer(f"{prefix}b{n}_conv").set_weights([w["kernel"]])
-        model.get_layer(f"{prefix}b{n}_bn").set_weights(
-            [w["gamma"], w["beta"], w["mean"], w["var"]])
+        model.get_layer(f"{prefix}b{n}_bn").set_weights([w["gamma"], w["beta"], w["mean"], w["var"]])
     names = [f"{prefix}fc{j + 1}" for j in range(len(net.fc))] + [head_name]
     for name, w in zip(names, dense):
         model.get_layer(name).set_weights([w["kernel"], w["bias"]])

@@ -37,11 +37,14 @@ def load_keras_model(path: Path):
     import keras
 
     import ditmos.models  # noqa: F401  (registers ditmos' custom Keras layers, if any)
+
     try:
         return keras.models.load_model(path, compile=False)
     except Exception as err:  # noqa: BLE001 - keras raises many types
-        raise DitmosError(f"{path}: cannot load the Keras model ({type(err).__name__}: "
-                          f"{str(err).splitlines()[0] if str(err) else ''})") from err
+        raise DitmosError(
+            f"{path}: cannot load the Keras model ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''})"
+        ) from err
 
 
 def input_names(model) -> list[str]:
@@ -101,7 +104,8 @@ def check_finite(arrays: dict[str, np.ndarray], what: str) -> None:
             raise DitmosError(
                 f"{what}: calibration input {name!r} contains NaN or infinity in "
                 f"{int(bad.sum())} of {len(arr)} samples (first at sample {first}); "
-                "clean the data or fix the normalisation before quantising")
+                "clean the data or fix the normalisation before quantising"
+            )
 
 
 def convert_int8(model, calibration: dict[str, np.ndarray], *, what: str) -> bytes:
@@ -126,11 +130,14 @@ def convert_int8(model, calibration: dict[str, np.ndarray], *, what: str) -> byt
     for n, t in zip(names, model.inputs):
         shape = tuple(t.shape)
         if shape[0] != 1:
-            raise DitmosError(f"{what}: input {n!r} has batch dimension {shape[0]}; "
-                              "export models must have a fixed batch of 1")
+            raise DitmosError(
+                f"{what}: input {n!r} has batch dimension {shape[0]}; export models must have a fixed batch of 1"
+            )
         if tuple(calibration[n].shape[1:]) != shape[1:]:
-            raise DitmosError(f"{what}: calibration data for {n!r} has per-sample shape "
-                              f"{tuple(calibration[n].shape[1:])}, the model expects {shape[1:]}")
+            raise DitmosError(
+                f"{what}: calibration data for {n!r} has per-sample shape "
+                f"{tuple(calibration[n].shape[1:])}, the model expects {shape[1:]}"
+            )
         specs[n] = tf.TensorSpec(shape, tf.float32, name=n)
 
     def serve(inputs):
@@ -138,7 +145,7 @@ def convert_int8(model, calibration: dict[str, np.ndarray], *, what: str) -> byt
 
     def representative():
         for i in range(n_samples):
-            yield {n: calibration[n][i:i + 1].astype(np.float32) for n in names}
+            yield {n: calibration[n][i : i + 1].astype(np.float32) for n in names}
 
     with tempfile.TemporaryDirectory(prefix="ditmos-export-") as tmp, _quiet_native_output():
         try:
@@ -157,8 +164,9 @@ def convert_int8(model, calibration: dict[str, np.ndarray], *, what: str) -> byt
             raise
         except Exception as err:  # noqa: BLE001 - the converter raises many types
             first = str(err).strip().splitlines()
-            raise DitmosError(f"{what}: full-int8 conversion failed: "
-                              f"{first[0] if first else type(err).__name__}") from err
+            raise DitmosError(
+                f"{what}: full-int8 conversion failed: {first[0] if first else type(err).__name__}"
+            ) from err
     return bytes(data)
 
 
@@ -182,7 +190,7 @@ def float_outputs(model, inputs: dict[str, np.ndarray], *, batch_size: int = 256
 
     chunks: list[list[np.ndarray]] = []
     for start in range(0, n, batch_size):
-        args = {k: tf.constant(inputs[k][start:start + batch_size], tf.float32) for k in names}
+        args = {k: tf.constant(inputs[k][start : start + batch_size], tf.float32) for k in names}
         chunks.append([np.asarray(r) for r in call_model(twin, args)])
     result = [np.concatenate([c[j] for c in chunks]) for j in range(len(chunks[0]))]
     # The twin must equal the real batch-1 model (guards against layers that
@@ -190,6 +198,7 @@ def float_outputs(model, inputs: dict[str, np.ndarray], *, batch_size: int = 256
     probe = call_model(model, {k: tf.constant(inputs[k][:1], tf.float32) for k in names})
     for j, p in enumerate(probe):
         if not np.allclose(np.asarray(p), result[j][:1], rtol=1e-4, atol=1e-4):
-            raise DitmosError(f"model {model.name!r}: its batch-agnostic twin disagrees "
-                              f"with the batch-1 export model on output {j}")
+            raise DitmosError(
+                f"model {model.name!r}: its batch-agnostic twin disagrees with the batch-1 export model on output {j}"
+            )
     return result

@@ -123,8 +123,11 @@ def conv_twin(data: bytes) -> bytes:
             opts.dilationWFactor = opts.dilationHFactor = 1
             opts.fusedActivationFunction = op.builtinOptions.fusedActivationFunction
             conv.builtinOptions = opts
-            new_ops += [_reshape(model, sg, x, x4, [batch, 1, 1, depth]), conv,
-                        _reshape(model, sg, y4, y, list(sg.tensors[y].shape))]
+            new_ops += [
+                _reshape(model, sg, x, x4, [batch, 1, 1, depth]),
+                conv,
+                _reshape(model, sg, y4, y, list(sg.tensors[y].shape)),
+            ]
         sg.operators = new_ops
     if not changed:
         return data

@@ -24,8 +24,7 @@ from ditmos import __version__
 from ditmos.errors import DitmosError
 from ditmos.jsonio import read_json, replaced_dir
 from ditmos.quantize import qmath
-from ditmos.quantize.reference import (
-    MANIFEST_FORMAT, NetworkReference, exit_taken, exit_threshold_q)
+from ditmos.quantize.reference import MANIFEST_FORMAT, NetworkReference, exit_taken, exit_threshold_q
 
 CONF_SUFFIX = "_conf"
 
@@ -49,8 +48,7 @@ def deploy_model(model, info: dict):
 
     names = output_names(model)
     if names != list(info["outputs"]):
-        raise DitmosError(f"network.keras has outputs {names}, export.json says "
-                          f"{info['outputs']}")
+        raise DitmosError(f"network.keras has outputs {names}, export.json says {info['outputs']}")
     outs = dict(zip(names, model.outputs))
     if len(names) > 1:
         for name in names[:-1]:
@@ -70,8 +68,7 @@ def float_exit_rule(outputs: dict[str, np.ndarray], info: dict) -> tuple[np.ndar
     return apply_threshold([outputs[n] for n in names], t, [0] * len(names))
 
 
-def quantize_network_run(run_dir: Path, normalization: dict, data, *, calibration_idx,
-                         console) -> Path:
+def quantize_network_run(run_dir: Path, normalization: dict, data, *, calibration_idx, console) -> Path:
     """Convert, check and write ``RUN_DIR/int8``; record float vs int8 in metrics.json."""
     from ditmos.quantize.convert import convert_int8, float_outputs, load_keras_model, output_names
     from ditmos.quantize.tflite_model import check_firmware_ops, read_tflite
@@ -91,10 +88,16 @@ def quantize_network_run(run_dir: Path, normalization: dict, data, *, calibratio
     win = parsed.input("window")
     threshold = None if info.get("exit_threshold_never") else info.get("exit_threshold")
     exit_macs = info.get("exit_macs") or []
-    exits = [{"logits": n, "confidence": n + CONF_SUFFIX,
-              "threshold": threshold, "threshold_q": exit_threshold_q(threshold),
-              "macs": int(exit_macs[i]) if i < len(exit_macs) else None}
-             for i, n in enumerate(exits_out[:-1])]
+    exits = [
+        {
+            "logits": n,
+            "confidence": n + CONF_SUFFIX,
+            "threshold": threshold,
+            "threshold_q": exit_threshold_q(threshold),
+            "macs": int(exit_macs[i]) if i < len(exit_macs) else None,
+        }
+        for i, n in enumerate(exits_out[:-1])
+    ]
     digest = hashlib.sha256(blob).hexdigest()
     import tensorflow as tf
 
@@ -108,14 +111,20 @@ def quantize_network_run(run_dir: Path, normalization: dict, data, *, calibratio
         "class_names": [str(c) for c in info["class_names"]],
         "input_shape": [int(v) for v in info["input_shape"]],
         "shared_blocks": [],
-        "normalization": {"mean": [float(v) for v in normalization["mean"]],
-                          "std": [float(v) for v in normalization["std"]]},
+        "normalization": {
+            "mean": [float(v) for v in normalization["mean"]],
+            "std": [float(v) for v in normalization["std"]],
+        },
         "input_quant": {"scale": win.scale, "zero_point": win.zero_point},
-        "submodels": {"network": {
-            "file": "network.tflite", "sha256": digest,
-            "inputs": [win.to_manifest()],
-            "outputs": [parsed.output(n).to_manifest() for n in names],
-            "ops": [op.name for op in parsed.ops]}},
+        "submodels": {
+            "network": {
+                "file": "network.tflite",
+                "sha256": digest,
+                "inputs": [win.to_manifest()],
+                "outputs": [parsed.output(n).to_manifest() for n in names],
+                "ops": [op.name for op in parsed.ops],
+            }
+        },
         "links": [],
         "exits": exits,
         "final": exits_out[-1],
@@ -128,9 +137,11 @@ def quantize_network_run(run_dir: Path, normalization: dict, data, *, calibratio
     for e in exits:
         q = parsed.output(e["confidence"])
         if not (abs(q.scale - 1.0 / 256.0) < 1e-9 and q.zero_point == -128):
-            raise DitmosError(f"network: exit confidence {e['confidence']} is quantised "
-                              f"({q.scale}, {q.zero_point}), expected TFLite's int8 softmax "
-                              f"(1/256, -128)")
+            raise DitmosError(
+                f"network: exit confidence {e['confidence']} is quantised "
+                f"({q.scale}, {q.zero_point}), expected TFLite's int8 softmax "
+                f"(1/256, -128)"
+            )
     int8_dir = run_dir / "int8"
     with replaced_dir(int8_dir) as tmp:
         (tmp / "network.tflite").write_bytes(blob)
@@ -146,25 +157,26 @@ def quantize_network_run(run_dir: Path, normalization: dict, data, *, calibratio
     with console.progress("int8 reference (TFLM) on the test split", len(x_test)) as advance:
         allout = ref.run_all(x_q, progress=advance)
     thr = [e["threshold_q"] for e in exits]
-    exit_q = np.array([exit_taken([allout[e["confidence"]][i] for e in exits], thr)
-                       for i in range(len(x_q))], dtype=np.int64)
+    exit_q = np.array(
+        [exit_taken([allout[e["confidence"]][i] for e in exits], thr) for i in range(len(x_q))], dtype=np.int64
+    )
     stacked = np.stack([allout[n] for n in exits_out])  # [E, N, classes]
     pred_q = qmath.argmax_first(stacked[exit_q, np.arange(len(x_q))], axis=1)
     E = len(exits_out)
     results = {
         "samples": int(len(y_test)),
-        "float": {"network": _acc(pred_f, y_test),
-                  "exits": np.bincount(exit_f, minlength=E).tolist()},
-        "int8": {"network": _acc(pred_q, y_test),
-                 "exits": np.bincount(exit_q, minlength=E).tolist()},
+        "float": {"network": _acc(pred_f, y_test), "exits": np.bincount(exit_f, minlength=E).tolist()},
+        "int8": {"network": _acc(pred_q, y_test), "exits": np.bincount(exit_q, minlength=E).tolist()},
         "exit_agreement": float(np.mean(exit_f == exit_q)) if len(y_test) else None,
         "prediction_agreement": float(np.mean(pred_f == pred_q)) if len(y_test) else None,
         "interpreter": "tflm",
     }
     _update_metrics(run_dir, results, len(x_calib))
-    console.log(f"test accuracy: float {100 * results['float']['network']:.2f}%, int8 "
-                f"{100 * results['int8']['network']:.2f}%; exits float "
-                f"{results['float']['exits']}, int8 {results['int8']['exits']}")
+    console.log(
+        f"test accuracy: float {100 * results['float']['network']:.2f}%, int8 "
+        f"{100 * results['int8']['network']:.2f}%; exits float "
+        f"{results['float']['exits']}, int8 {results['int8']['exits']}"
+    )
     return int8_dir
 
 
@@ -178,9 +190,15 @@ def _update_metrics(run_dir: Path, results: dict, calibration_samples: int) -> N
     path = run_dir / "metrics.json"
     metrics = read_json(path, "written by `ditmos train --compare`") if path.exists() else {}
     test = metrics.setdefault("test", {})
-    test["int8"] = {"network": results["int8"]["network"], "exits": results["int8"]["exits"],
-                    "exit_agreement": results["exit_agreement"], "interpreter": "tflm"}
+    test["int8"] = {
+        "network": results["int8"]["network"],
+        "exits": results["int8"]["exits"],
+        "exit_agreement": results["exit_agreement"],
+        "interpreter": "tflm",
+    }
     metrics["quantization"] = {
-        "calibration_samples": int(calibration_samples), "test": results,
-        "delta_points": 100.0 * (results["int8"]["network"] - results["float"]["network"])}
+        "calibration_samples": int(calibration_samples),
+        "test": results,
+        "delta_points": 100.0 * (results["int8"]["network"] - results["float"]["network"]),
+    }
     atomic_write_json(path, metrics)

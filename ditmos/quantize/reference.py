@@ -47,8 +47,7 @@ class _TFLMRunner:
                 last_err = err
                 arena *= 4
         else:
-            raise DitmosError(f"{what}: the TFLM interpreter cannot load the model "
-                              f"({last_err})")
+            raise DitmosError(f"{what}: the TFLM interpreter cannot load the model ({last_err})")
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         # TFLM may reuse an input buffer for intermediate results: set every
@@ -76,8 +75,9 @@ class _LiteRTRefRunner:
         from ditmos.quantize.litert_twin import conv_twin
 
         try:
-            self._it = Interpreter(model_content=conv_twin(data),
-                                   experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+            self._it = Interpreter(
+                model_content=conv_twin(data), experimental_op_resolver_type=OpResolverType.BUILTIN_REF
+            )
             self._it.allocate_tensors()
         except (RuntimeError, ValueError) as err:
             raise DitmosError(f"{what}: LiteRT cannot load the model ({err})") from err
@@ -113,8 +113,7 @@ def load_manifest(int8_dir: str | Path) -> dict:
     except (OSError, json.JSONDecodeError) as err:
         raise DitmosError(f"{path}: not valid JSON ({err})") from err
     if manifest.get("format") != MANIFEST_FORMAT:
-        raise DitmosError(f"{path}: format is {manifest.get('format')!r}, expected "
-                          f"{MANIFEST_FORMAT!r}")
+        raise DitmosError(f"{path}: format is {manifest.get('format')!r}, expected {MANIFEST_FORMAT!r}")
     return manifest
 
 
@@ -144,8 +143,10 @@ class _Int8Reference:
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if digest != sub["sha256"]:
-            raise DitmosError(f"{path}: sha256 {digest[:16]}... does not match "
-                              f"manifest.json ({sub['sha256'][:16]}...); re-run 'ditmos quantize'")
+            raise DitmosError(
+                f"{path}: sha256 {digest[:16]}... does not match "
+                f"manifest.json ({sub['sha256'][:16]}...); re-run 'ditmos quantize'"
+            )
         runner_cls = _TFLMRunner if self.backend == "tflm" else _LiteRTRefRunner
         runner = runner_cls(data, f"{path}")
         runner.set_output_count(len(sub["outputs"]))
@@ -155,12 +156,10 @@ class _Int8Reference:
         """Normalised float windows ``[..., T, C]`` -> int8, exactly as the firmware."""
         x = np.asarray(x, dtype=np.float32)
         if tuple(x.shape[-2:]) != self.input_shape:
-            raise DitmosError(f"input windows have shape {tuple(x.shape[-2:])}, "
-                              f"the model expects {self.input_shape}")
+            raise DitmosError(f"input windows have shape {tuple(x.shape[-2:])}, the model expects {self.input_shape}")
         if not np.all(np.isfinite(x)):
             bad = int(np.sum(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))) if x.ndim == 3 else 1
-            raise DitmosError(f"input windows contain NaN or infinity ({bad} window(s)); "
-                              "they cannot be quantised")
+            raise DitmosError(f"input windows contain NaN or infinity ({bad} window(s)); they cannot be quantised")
         return qmath.quantize(x, self.input_scale, self.input_zero_point)
 
     def _window(self, x_q: np.ndarray) -> np.ndarray:
@@ -168,8 +167,7 @@ class _Int8Reference:
         if x_q.dtype != np.int8:
             raise DitmosError(f"input window must be int8 (use quantize_input), got {x_q.dtype}")
         if tuple(x_q.shape[-2:]) != self.input_shape or x_q.size != np.prod(self.input_shape):
-            raise DitmosError(f"one input window of shape {self.input_shape} expected, "
-                              f"got {x_q.shape}")
+            raise DitmosError(f"one input window of shape {self.input_shape} expected, got {x_q.shape}")
         return x_q.reshape(self.input_shape)
 
     def predict_one(self, x_q: np.ndarray) -> tuple[int, int, np.ndarray]:
@@ -227,8 +225,7 @@ class ComposedReference(_Int8Reference):
         route = out.pop("route")
         return route, out
 
-    def classifier_inputs(self, k: int, x_q: np.ndarray,
-                          sel_feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def classifier_inputs(self, k: int, x_q: np.ndarray, sel_feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The int8 inputs classifier ``k`` receives: window and the selector's
         features, requantised where the link says so."""
         name = f"classifier_{k}"
@@ -244,14 +241,17 @@ class ComposedReference(_Int8Reference):
             else:
                 value = np.asarray(sel_feats[src_name])
             if link["requantize"]:
-                value = qmath.requantize(value, link["from_quant"]["scale"],
-                                         link["from_quant"]["zero_point"],
-                                         link["to_quant"]["scale"], link["to_quant"]["zero_point"])
+                value = qmath.requantize(
+                    value,
+                    link["from_quant"]["scale"],
+                    link["from_quant"]["zero_point"],
+                    link["to_quant"]["scale"],
+                    link["to_quant"]["zero_point"],
+                )
             inputs[t["name"]] = value
         return inputs
 
-    def run_classifier(self, k: int, x_q: np.ndarray,
-                       sel_feats: dict[str, np.ndarray]) -> np.ndarray:
+    def run_classifier(self, k: int, x_q: np.ndarray, sel_feats: dict[str, np.ndarray]) -> np.ndarray:
         """Classifier ``k`` on one int8 window and the selector's int8 features
         (as the selector produced them) -> int8 logits ``[num_classes]``."""
         if not 0 <= k < self.K:
@@ -287,6 +287,7 @@ class ComposedReference(_Int8Reference):
 # --------------------------------------------------------------------------- #
 # The network model kind: one CNN, optionally with early exits
 # --------------------------------------------------------------------------- #
+
 
 def exit_threshold_q(threshold: float | None) -> int:
     """The int8 form of an exit's softmax-confidence threshold ``t``.
@@ -334,8 +335,7 @@ class NetworkReference(_Int8Reference):
 
     def predict_one(self, x_q: np.ndarray) -> tuple[int, int, np.ndarray]:
         out = self.run_network(x_q)
-        e = exit_taken([out[x["confidence"]] for x in self.exits],
-                       [int(x["threshold_q"]) for x in self.exits])
+        e = exit_taken([out[x["confidence"]] for x in self.exits], [int(x["threshold_q"]) for x in self.exits])
         logits = out[self.exits[e]["logits"]] if e < len(self.exits) else out[self.final]
         return int(qmath.argmax_first(logits)), e, logits
 

@@ -54,8 +54,7 @@ class ExportModels:
 def read_export_info(export_dir: Path) -> dict:
     """export.json, validated; names every missing model file at once."""
     if not export_dir.is_dir():
-        raise DitmosError(f"{export_dir}: missing; the run directory is incomplete "
-                          "(did 'ditmos train' finish?)")
+        raise DitmosError(f"{export_dir}: missing; the run directory is incomplete (did 'ditmos train' finish?)")
     info = read_json(export_dir / "export.json", "written by 'ditmos train' at the end of training")
     missing = [k for k in _EXPORT_KEYS if k not in info]
     if missing:
@@ -64,8 +63,10 @@ def read_export_info(export_dir: Path) -> dict:
     if not isinstance(K, int) or K < 1:
         raise DitmosError(f"{export_dir / 'export.json'}: K must be a positive integer, got {K!r}")
     if len(info["class_names"]) != info["num_classes"]:
-        raise DitmosError(f"{export_dir / 'export.json'}: {len(info['class_names'])} class names "
-                          f"for num_classes={info['num_classes']}")
+        raise DitmosError(
+            f"{export_dir / 'export.json'}: {len(info['class_names'])} class names "
+            f"for num_classes={info['num_classes']}"
+        )
     files = ["selector.keras"] + [f"classifier_{k}.keras" for k in range(K)]
     absent = [f for f in files if not (export_dir / f).is_file()]
     if absent:
@@ -104,15 +105,15 @@ def load_export(export_dir: str | Path) -> ExportModels:
         if sorted(names) != sorted(want_in):
             raise DitmosError(f"{where}: inputs are {names}, expected {want_in}")
         for n, t in zip(names, m.inputs):
-            expect = (1, T, C) if n == "window" else feat_shapes[n[len("sel_"):]]
+            expect = (1, T, C) if n == "window" else feat_shapes[n[len("sel_") :]]
             if tuple(t.shape) != expect:
-                raise DitmosError(f"{where}: input {n!r} has shape {tuple(t.shape)}, "
-                                  f"expected {expect}")
+                raise DitmosError(f"{where}: input {n!r} has shape {tuple(t.shape)}, expected {expect}")
         if output_names(m) != ["logits"]:
             raise DitmosError(f"{where}: outputs are {output_names(m)}, expected ['logits']")
         if tuple(m.outputs[0].shape) != (1, info["num_classes"]):
-            raise DitmosError(f"{where}: output 'logits' has shape {tuple(m.outputs[0].shape)}, "
-                              f"expected {(1, info['num_classes'])}")
+            raise DitmosError(
+                f"{where}: output 'logits' has shape {tuple(m.outputs[0].shape)}, expected {(1, info['num_classes'])}"
+            )
         classifiers.append(m)
     return ExportModels(export_dir=export_dir, info=info, selector=sel, classifiers=classifiers)
 
@@ -180,9 +181,15 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def quantize_models(models: ExportModels, out_dir: str | Path, x_calib: np.ndarray,
-                    normalization: dict, *, log: Callable[[str], None] = lambda s: None,
-                    calibration_noise: float = 0.0) -> Path:
+def quantize_models(
+    models: ExportModels,
+    out_dir: str | Path,
+    x_calib: np.ndarray,
+    normalization: dict,
+    *,
+    log: Callable[[str], None] = lambda s: None,
+    calibration_noise: float = 0.0,
+) -> Path:
     """Convert every sub-model, check its operators, write ``out_dir`` (replaced
     atomically) with the .tflite files and manifest.json.  ``x_calib`` are
     normalised training windows ``[N, T, C]``."""
@@ -223,8 +230,9 @@ def quantize_models(models: ExportModels, out_dir: str | Path, x_calib: np.ndarr
     return out_dir
 
 
-def build_manifest(info: dict, normalization: dict, blobs: dict[str, bytes],
-                   parsed: dict, *, calibration_samples: int) -> dict:
+def build_manifest(
+    info: dict, normalization: dict, blobs: dict[str, bytes], parsed: dict, *, calibration_samples: int
+) -> dict:
     """manifest.json (docs/artefacts.md §3) from the converted models."""
     import tensorflow as tf
 
@@ -250,15 +258,18 @@ def build_manifest(info: dict, normalization: dict, blobs: dict[str, bytes],
         name = f"classifier_{k}"
         for inp in _keras_inputs(name, info):
             to = parsed[name].input(inp)
-            src = win if inp == "window" else sel.output(inp[len("sel_"):])
+            src = win if inp == "window" else sel.output(inp[len("sel_") :])
             frm = "input:window" if inp == "window" else f"selector:{src.name}"
             # Requantise unless TFLM's int8 -> int8 arithmetic maps every int8
             # value to itself (equal parameters, or scales a few ULP apart).
-            requant = not requantize_is_identity(src.scale, src.zero_point,
-                                                 to.scale, to.zero_point)
-            link = {"from": frm, "to": f"{name}:{inp}", "requantize": requant,
-                    "from_quant": {"scale": src.scale, "zero_point": src.zero_point},
-                    "to_quant": {"scale": to.scale, "zero_point": to.zero_point}}
+            requant = not requantize_is_identity(src.scale, src.zero_point, to.scale, to.zero_point)
+            link = {
+                "from": frm,
+                "to": f"{name}:{inp}",
+                "requantize": requant,
+                "from_quant": {"scale": src.scale, "zero_point": src.zero_point},
+                "to_quant": {"scale": to.scale, "zero_point": to.zero_point},
+            }
             if requant:
                 m, s = qmath.quantize_multiplier(qmath.effective_scale(src.scale, to.scale))
                 link["multiplier"] = m
@@ -272,14 +283,15 @@ def build_manifest(info: dict, normalization: dict, blobs: dict[str, bytes],
         "class_names": [str(c) for c in info["class_names"]],
         "input_shape": [int(v) for v in info["input_shape"]],
         "shared_blocks": [int(b) for b in info["shared_blocks"]],
-        "normalization": {"mean": [float(v) for v in normalization["mean"]],
-                          "std": [float(v) for v in normalization["std"]]},
+        "normalization": {
+            "mean": [float(v) for v in normalization["mean"]],
+            "std": [float(v) for v in normalization["std"]],
+        },
         "input_quant": {"scale": win.scale, "zero_point": win.zero_point},
         "submodels": submodels,
         "links": links,
         "macs": {name: int(parsed[name].macs) for name in order},
-        "calibration": {"split": "train", "samples": int(calibration_samples),
-                        "seed": CALIBRATION_SEED},
+        "calibration": {"split": "train", "samples": int(calibration_samples), "seed": CALIBRATION_SEED},
         "versions": {"ditmos": __version__, "tensorflow": tf.__version__},
     }
 
@@ -305,8 +317,7 @@ def _accuracy(pred: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(pred == y)) if len(y) else float("nan")
 
 
-def evaluate(models: ExportModels, int8_dir: Path, x: np.ndarray, y: np.ndarray,
-             *, progress=None) -> dict:
+def evaluate(models: ExportModels, int8_dir: Path, x: np.ndarray, y: np.ndarray, *, progress=None) -> dict:
     """Float (Keras export models) vs int8 (TFLM) accuracy on ``x, y``: each
     classifier alone on every window, the composition, and how often the
     float and int8 selectors route a window to the same classifier."""
@@ -322,7 +333,7 @@ def evaluate(models: ExportModels, int8_dir: Path, x: np.ndarray, y: np.ndarray,
         inputs = {"window": x}
         inputs.update({f"sel_{n}": feats[n] for n in models.feat_names})
         logits_f.append(float_outputs(clf, inputs)[0])
-    logits_f = np.stack(logits_f, axis=1)                      # [N, K, classes]
+    logits_f = np.stack(logits_f, axis=1)  # [N, K, classes]
     pred_f = np.argmax(logits_f[np.arange(len(x)), route_f], axis=1)
 
     ref = ComposedReference(int8_dir)
@@ -339,10 +350,18 @@ def evaluate(models: ExportModels, int8_dir: Path, x: np.ndarray, y: np.ndarray,
     union_q = float(np.mean((qmath.argmax_first(logits_q, axis=2) == y[:, None]).any(axis=1)))
     return {
         "samples": int(len(y)),
-        "float": {"ditmos": _accuracy(pred_f, y), "classifiers": per_f, "union": union_f,
-                  "routing": np.bincount(route_f, minlength=K).tolist()},
-        "int8": {"ditmos": _accuracy(pred_q, y), "classifiers": per_q, "union": union_q,
-                 "routing": np.bincount(route_q, minlength=K).tolist()},
+        "float": {
+            "ditmos": _accuracy(pred_f, y),
+            "classifiers": per_f,
+            "union": union_f,
+            "routing": np.bincount(route_f, minlength=K).tolist(),
+        },
+        "int8": {
+            "ditmos": _accuracy(pred_q, y),
+            "classifiers": per_q,
+            "union": union_q,
+            "routing": np.bincount(route_q, minlength=K).tolist(),
+        },
         "route_agreement": float(np.mean(route_f == route_q)),
         "prediction_agreement": float(np.mean(pred_f == pred_q)),
         "interpreter": "tflm",
@@ -383,8 +402,7 @@ def check_run_dir(run_dir: Path) -> dict:
     """Files the quantiser needs, before any heavy work."""
     if not run_dir.is_dir():
         raise DitmosError(f"{run_dir}: no such run directory")
-    missing = [f for f in ("config.json", "splits.npz", "normalization.json")
-               if not (run_dir / f).is_file()]
+    missing = [f for f in ("config.json", "splits.npz", "normalization.json") if not (run_dir / f).is_file()]
     if missing:
         raise DitmosError(f"{run_dir}: incomplete run directory, missing {', '.join(missing)}")
     norm = read_json(run_dir / "normalization.json", "the training normalisation")
@@ -405,9 +423,14 @@ def noisy_calibration(x: np.ndarray, sigma: float) -> np.ndarray:
     return np.concatenate([x, noisy.astype(np.float32)])
 
 
-def quantize_run(run_dir: str | Path, *, calibration_samples: int = 500,
-                 quiet: bool = False, method: str = "ditmos",
-                 calibration_noise: float = 0.0) -> Path:
+def quantize_run(
+    run_dir: str | Path,
+    *,
+    calibration_samples: int = 500,
+    quiet: bool = False,
+    method: str = "ditmos",
+    calibration_noise: float = 0.0,
+) -> Path:
     """Quantise a trained run; returns ``RUN_DIR/int8`` (see the module docstring).
 
     ``method`` names a method of RUN's comparison (``ditmos.methods.method_run_dir``):
@@ -425,11 +448,11 @@ def quantize_run(run_dir: str | Path, *, calibration_samples: int = 500,
     normalization = check_run_dir(run_dir)
     if is_network_run(run_dir):
         if calibration_noise > 0:
-            raise DitmosError("--calibration-noise is for DiTMoS runs (the smoothed models); "
-                              "this is a single- or early-exit-CNN run")
+            raise DitmosError(
+                "--calibration-noise is for DiTMoS runs (the smoothed models); this is a single- or early-exit-CNN run"
+            )
         if calibration_samples < 1:
-            raise DitmosError(f"--calibration-samples must be at least 1, got "
-                              f"{calibration_samples}")
+            raise DitmosError(f"--calibration-samples must be at least 1, got {calibration_samples}")
         from ditmos.quantize.network import quantize_network_run
         from ditmos.training.rundir import load_run_data
 
@@ -438,14 +461,15 @@ def quantize_run(run_dir: str | Path, *, calibration_samples: int = 500,
         if len(data.x_train) == 0:
             raise DitmosError(f"{run_dir}: the training split is empty; nothing to calibrate on")
         idx = calibration_indices(len(data.x_train), calibration_samples)
-        return quantize_network_run(run_dir, normalization, data, calibration_idx=idx,
-                                    console=console)
+        return quantize_network_run(run_dir, normalization, data, calibration_idx=idx, console=console)
     info = read_export_info(run_dir / "export")
     if calibration_samples < 1:
         raise DitmosError(f"--calibration-samples must be at least 1, got {calibration_samples}")
     if len(normalization["mean"]) != info["input_shape"][1]:
-        raise DitmosError(f"{run_dir / 'normalization.json'}: {len(normalization['mean'])} channels, "
-                          f"the models expect {info['input_shape'][1]}")
+        raise DitmosError(
+            f"{run_dir / 'normalization.json'}: {len(normalization['mean'])} channels, "
+            f"the models expect {info['input_shape'][1]}"
+        )
 
     from ditmos.training.rundir import load_run_data
 
@@ -456,9 +480,14 @@ def quantize_run(run_dir: str | Path, *, calibration_samples: int = 500,
     if len(x_train) == 0:
         raise DitmosError(f"{run_dir}: the training split is empty; nothing to calibrate on")
     idx = calibration_indices(len(x_train), calibration_samples)
-    int8_dir = quantize_models(models, run_dir / "int8",
-                               noisy_calibration(x_train[idx], calibration_noise), normalization,
-                               log=console.log, calibration_noise=calibration_noise)
+    int8_dir = quantize_models(
+        models,
+        run_dir / "int8",
+        noisy_calibration(x_train[idx], calibration_noise),
+        normalization,
+        log=console.log,
+        calibration_noise=calibration_noise,
+    )
     console.log(f"wrote {int8_dir}")
 
     x_test = np.asarray(data.x_test, dtype=np.float32)

@@ -22,8 +22,7 @@ ALLOWED_OPS = allowed_tflite_ops()
 ALLOWED_FUSED_ACTIVATIONS = frozenset({"NONE", "RELU", "RELU6"})
 
 _OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-_ACT_NAMES = {v: k for k, v in vars(schema.ActivationFunctionType).items()
-              if not k.startswith("_")}
+_ACT_NAMES = {v: k for k, v in vars(schema.ActivationFunctionType).items() if not k.startswith("_")}
 _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
 
 
@@ -31,18 +30,23 @@ _TYPE_NAMES = {v: k for k, v in vars(schema.TensorType).items() if not k.startsw
 class TensorInfo:
     """One subgraph input or output."""
 
-    name: str            # signature name (the Keras name)
-    index: int           # position in the subgraph's inputs/outputs list
-    tensor: int          # tensor index in the subgraph
+    name: str  # signature name (the Keras name)
+    index: int  # position in the subgraph's inputs/outputs list
+    tensor: int  # tensor index in the subgraph
     shape: list[int]
-    dtype: str           # schema type name, e.g. "INT8"
-    scale: float         # float32 value, as stored
+    dtype: str  # schema type name, e.g. "INT8"
+    scale: float  # float32 value, as stored
     zero_point: int
 
     def to_manifest(self) -> dict:
-        return {"name": self.name, "index": self.index, "shape": self.shape,
-                "dtype": self.dtype.lower(), "scale": self.scale,
-                "zero_point": self.zero_point}
+        return {
+            "name": self.name,
+            "index": self.index,
+            "shape": self.shape,
+            "dtype": self.dtype.lower(),
+            "scale": self.scale,
+            "zero_point": self.zero_point,
+        }
 
 
 @dataclass
@@ -57,7 +61,7 @@ class OpInfo:
 class TFLiteModel:
     """The parts of a single-subgraph .tflite that the quantiser uses."""
 
-    inputs: list[TensorInfo]    # in subgraph (flatbuffer) order
+    inputs: list[TensorInfo]  # in subgraph (flatbuffer) order
     outputs: list[TensorInfo]
     ops: list[OpInfo]
     macs: int
@@ -103,9 +107,9 @@ def _macs(op: OpInfo, shapes: dict[int, list[int]]) -> int:
     out = shapes[op.outputs[0]]
     filt = shapes[op.inputs[1]]
     positions = int(np.prod(out[:-1]))
-    if op.name == "CONV_2D":                 # [out_c, kh, kw, in_c / groups]
+    if op.name == "CONV_2D":  # [out_c, kh, kw, in_c / groups]
         return conv_macs(positions, filt[1] * filt[2], filt[3], out[-1])
-    if op.name == "DEPTHWISE_CONV_2D":       # [1, kh, kw, out_c]
+    if op.name == "DEPTHWISE_CONV_2D":  # [1, kh, kw, out_c]
         return depthwise_macs(positions, filt[1] * filt[2], out[-1])
     return dense_macs(filt[1], filt[0], rows=positions)  # [units, depth]
 
@@ -119,8 +123,7 @@ def read_tflite(data: bytes, *, what: str = "model") -> TFLiteModel:
     except Exception as err:  # noqa: BLE001 - flatbuffers raises anything
         raise DitmosError(f"{what} is not a valid .tflite flatbuffer ({err})") from err
     if len(model.subgraphs) != 1:
-        raise DitmosError(f"{what} has {len(model.subgraphs)} subgraphs; the firmware "
-                          "runs single-subgraph models only")
+        raise DitmosError(f"{what} has {len(model.subgraphs)} subgraphs; the firmware runs single-subgraph models only")
     sg = model.subgraphs[0]
     tensors = sg.tensors
     shapes = {i: _shape(t) for i, t in enumerate(tensors)}
@@ -139,10 +142,17 @@ def read_tflite(data: bytes, *, what: str = "model") -> TFLiteModel:
             t = tensors[t_idx]
             raw = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
             scale, zp = _quant(t)
-            result.append(TensorInfo(
-                name=names.get(int(t_idx), raw), index=pos, tensor=int(t_idx),
-                shape=_shape(t), dtype=_TYPE_NAMES.get(t.type, str(t.type)),
-                scale=scale, zero_point=zp))
+            result.append(
+                TensorInfo(
+                    name=names.get(int(t_idx), raw),
+                    index=pos,
+                    tensor=int(t_idx),
+                    shape=_shape(t),
+                    dtype=_TYPE_NAMES.get(t.type, str(t.type)),
+                    scale=scale,
+                    zero_point=zp,
+                )
+            )
         return result
 
     ops = []
@@ -153,12 +163,18 @@ def read_tflite(data: bytes, *, what: str = "model") -> TFLiteModel:
         if builtin == schema.BuiltinOperator.CUSTOM:
             custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
             name = f"CUSTOM({custom})"
-        ops.append(OpInfo(name=name, fused_activation=_fused_activation(op),
-                          inputs=[int(i) for i in op.inputs],
-                          outputs=[int(i) for i in op.outputs]))
+        ops.append(
+            OpInfo(
+                name=name,
+                fused_activation=_fused_activation(op),
+                inputs=[int(i) for i in op.inputs],
+                outputs=[int(i) for i in op.outputs],
+            )
+        )
     macs = sum(_macs(op, shapes) for op in ops)
-    return TFLiteModel(inputs=infos(sg.inputs, sig_in), outputs=infos(sg.outputs, sig_out),
-                       ops=ops, macs=macs, tensor_shapes=shapes)
+    return TFLiteModel(
+        inputs=infos(sg.inputs, sig_in), outputs=infos(sg.outputs, sig_out), ops=ops, macs=macs, tensor_shapes=shapes
+    )
 
 
 def check_firmware_ops(model: TFLiteModel, *, what: str) -> None:
@@ -168,12 +184,15 @@ def check_firmware_ops(model: TFLiteModel, *, what: str) -> None:
             raise DitmosError(
                 f"{what}: operator #{i} {op.name} is not supported by the firmware "
                 f"(supported: {', '.join(sorted(ALLOWED_OPS))}); change the architecture "
-                "so that it converts to these operators")
+                "so that it converts to these operators"
+            )
         if op.fused_activation is not None and op.fused_activation not in ALLOWED_FUSED_ACTIVATIONS:
             raise DitmosError(
                 f"{what}: operator #{i} {op.name} has fused activation "
-                f"{op.fused_activation}; the firmware supports only RELU and RELU6")
+                f"{op.fused_activation}; the firmware supports only RELU and RELU6"
+            )
     for t in model.inputs + model.outputs:
         if t.dtype != "INT8":
-            raise DitmosError(f"{what}: tensor {t.name!r} is {t.dtype}, expected INT8 "
-                              "(the firmware runs full-int8 models only)")
+            raise DitmosError(
+                f"{what}: tensor {t.name!r} is {t.dtype}, expected INT8 (the firmware runs full-int8 models only)"
+            )

@@ -7,12 +7,27 @@ import click
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--eval", "evals", multiple=True, type=click.Path(file_okay=False),
-              help="Evaluation directory from `ditmos evaluate` (repeatable).")
-@click.option("--build", "build_dir", default=None, type=click.Path(file_okay=False),
-              help="Build directory whose memory plan to draw (default: the evaluation's).")
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
-              help="Where to write report.md, report.html and figures/ (default RUN_DIR/report).")
+@click.option(
+    "--eval",
+    "evals",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Evaluation directory from `ditmos evaluate` (repeatable).",
+)
+@click.option(
+    "--build",
+    "build_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Build directory whose memory plan to draw (default: the evaluation's).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where to write report.md, report.html and figures/ (default RUN_DIR/report).",
+)
 def report(run_dir, evals, build_dir, out_dir):
     """Write report.md and report.html for RUN_DIR: every method at every width
     (accuracy, MACs, flash, params; accuracy-vs-MACs and accuracy-vs-flash with

@@ -33,7 +33,6 @@ from ditmos.methods import label
 _PATH_LOADERS = ("npz", "csv")
 
 
-
 def kind_of(name: str) -> str:
     if name == "ditmos":
         return "ditmos"
@@ -133,8 +132,7 @@ def accuracy_stats(row: dict, key: str = "test") -> tuple[float | None, float | 
     mean = _number(row.get(f"{key}_acc_mean"))
     if mean is not None:
         seeds = row.get("seeds")
-        n = (len(seeds) if isinstance(seeds, (list, tuple, dict))
-             else int(seeds) if _number(seeds) is not None else 1)
+        n = len(seeds) if isinstance(seeds, (list, tuple, dict)) else int(seeds) if _number(seeds) is not None else 1
         return mean, _number(row.get(f"{key}_acc_std")), max(n, 1)
     # compare.json version 2: `<key>_accuracy` is the mean over `n_seeds`
     n = row.get("n_seeds")
@@ -156,8 +154,18 @@ def _methods_of_comparison(comp: dict) -> list[Method]:
             if not isinstance(r, dict):
                 continue
             acc, std, n = accuracy_stats(r)
-            out.append(Method(name, acc, _number(r.get("macs")), _number(r.get("flash_bytes")),
-                              _number(r.get("params")), w, std, n))
+            out.append(
+                Method(
+                    name,
+                    acc,
+                    _number(r.get("macs")),
+                    _number(r.get("flash_bytes")),
+                    _number(r.get("params")),
+                    w,
+                    std,
+                    n,
+                )
+            )
             if name == "ditmos":
                 acc, std, n = accuracy_stats(r, "union_test")
                 if acc is not None:
@@ -193,13 +201,17 @@ def find_comparison(path: Path) -> tuple[Path, dict] | None:
 
 def _load_comparison(path: Path) -> dict:
     comp = _load(path)
-    ok = (isinstance(comp, dict) and str(comp.get("format", "")).startswith("ditmos-compare/")
-          and isinstance(comp.get("results"), dict)
-          and all(isinstance(r, dict) and isinstance(r.get("methods", {}), dict)
-                  for r in comp["results"].values()))
+    ok = (
+        isinstance(comp, dict)
+        and str(comp.get("format", "")).startswith("ditmos-compare/")
+        and isinstance(comp.get("results"), dict)
+        and all(isinstance(r, dict) and isinstance(r.get("methods", {}), dict) for r in comp["results"].values())
+    )
     if not ok:
-        raise DitmosError(f"{path}: not a comparison written by `ditmos train --compare` "
-                          "(expected format ditmos-compare/1 with results per width)")
+        raise DitmosError(
+            f"{path}: not a comparison written by `ditmos train --compare` "
+            "(expected format ditmos-compare/1 with results per width)"
+        )
     return comp
 
 
@@ -215,8 +227,7 @@ def _resolve_run(path: Path, found: tuple[Path, dict] | None) -> Path:
     return path
 
 
-def collect(run_dir: str | Path, evals: list[str | Path] = (),
-            build_dir: str | Path | None = None) -> ReportData:
+def collect(run_dir: str | Path, evals: list[str | Path] = (), build_dir: str | Path | None = None) -> ReportData:
     path = Path(run_dir)
     if not path.is_dir():
         raise DitmosError(f"{path}: no such run directory")
@@ -233,8 +244,7 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (),
     else:
         data.missing.append(f"{mpath}: the comparison's run has no metrics (routing, confusion)")
     data.run_width = _number(config.get("width"))
-    spec = ((data.metrics or {}).get("dataset") or config.get("dataset")
-            or (found[1].get("dataset") if found else None))
+    spec = (data.metrics or {}).get("dataset") or config.get("dataset") or (found[1].get("dataset") if found else None)
     data.dataset = dataset_short_name(spec)
     data.title = f"{data.dataset}: DiTMoS report" if data.dataset else "DiTMoS report"
 
@@ -255,30 +265,44 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (),
         model = data.metrics.get("model") or {}
         w = data.run_width
         if t.get("ditmos") is not None:
-            data.methods.append(Method("ditmos", t["ditmos"], model.get("macs"),
-                                       model.get("flash_weight_bytes"), model.get("params"),
-                                       width=w))
+            data.methods.append(
+                Method(
+                    "ditmos",
+                    t["ditmos"],
+                    model.get("macs"),
+                    model.get("flash_weight_bytes"),
+                    model.get("params"),
+                    width=w,
+                )
+            )
         if t.get("union") is not None:
             data.methods.append(Method("union", t["union"], width=w))
         for name, acc in (t.get("baselines") or {}).items():
-            data.methods.append(Method(name, acc.get("accuracy") if isinstance(acc, dict)
-                                       else acc, width=w))
+            data.methods.append(Method(name, acc.get("accuracy") if isinstance(acc, dict) else acc, width=w))
     if found is None:
         data.missing.append(
             "comparison (ablations, baselines' MACs and flash, other widths): none found for "
-            "this run (`ditmos train ... --compare` writes it to RUN_DIR/compare/compare.json)")
+            "this run (`ditmos train ... --compare` writes it to RUN_DIR/compare/compare.json)"
+        )
     elif not any(m.kind == "ablation" for m in data.methods):
-        data.missing.append(f"ablations: {data.comparison_path} has none (trained with "
-                            "ablations switched off)")
+        data.missing.append(f"ablations: {data.comparison_path} has none (trained with ablations switched off)")
     seeds = (data.comparison or {}).get("seeds")
-    seed_text = (f"seeds {', '.join(str(s) for s in seeds)}" if isinstance(seeds, list)
-                 else f"seed {(data.comparison or config).get('seed', '?')}")
+    seed_text = (
+        f"seeds {', '.join(str(s) for s in seeds)}"
+        if isinstance(seeds, list)
+        else f"seed {(data.comparison or config).get('seed', '?')}"
+    )
     preset = (data.comparison or config).get("preset")
-    parts = [f"preset {preset}" if preset else None,
-             seed_text if (data.comparison or config) else None,
-             f"widths {', '.join(width_tag(w) for w in data.widths)}" if data.widths else None]
-    what = ("DiTMoS (selector + one of K classifiers) against its ablations and baselines"
-            if data.comparison else "DiTMoS (selector + one of K classifiers)")
+    parts = [
+        f"preset {preset}" if preset else None,
+        seed_text if (data.comparison or config) else None,
+        f"widths {', '.join(width_tag(w) for w in data.widths)}" if data.widths else None,
+    ]
+    what = (
+        "DiTMoS (selector + one of K classifiers) against its ablations and baselines"
+        if data.comparison
+        else "DiTMoS (selector + one of K classifiers)"
+    )
     data.subtitle = "; ".join([what] + [p for p in parts if p])
 
     for e in evals:
@@ -301,8 +325,10 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (),
             data.codegen_path, data.codegen = cg
             break
     if data.codegen is None:
-        data.missing.append("memory plan: no codegen manifest found (pass --build BUILD_DIR, or "
-                            "an --eval whose build directory still exists)")
+        data.missing.append(
+            "memory plan: no codegen manifest found (pass --build BUILD_DIR, or "
+            "an --eval whose build directory still exists)"
+        )
     if not data.class_names and data.evals:
         data.class_names = list(data.evals[0][1].get("class_names") or [])
     return data

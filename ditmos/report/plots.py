@@ -40,11 +40,8 @@ _STYLE = {
     "ablation_no_adversarial": ("#8c564b", "X", 80),
     "ablation_no_aggregation": ("#e377c2", "X", 80),
 }
-_FALLBACK = [("#393b79", "h", 70), ("#637939", "p", 70), ("#843c39", "d", 70),
-             ("#7b4173", "8", 70)]
-_KIND_COLOR = {"ditmos": "#d62728", "ablation": "#ff7f0e", "baseline": "#1f77b4",
-               "oracle": "#7f7f7f"}
-
+_FALLBACK = [("#393b79", "h", 70), ("#637939", "p", 70), ("#843c39", "d", 70), ("#7b4173", "8", 70)]
+_KIND_COLOR = {"ditmos": "#d62728", "ablation": "#ff7f0e", "baseline": "#1f77b4", "oracle": "#7f7f7f"}
 
 
 @dataclass
@@ -86,8 +83,9 @@ def _title(data: ReportData, what: str) -> str:
 def _legend_outside(ax, handles=None, labels=None, **kw):
     """The legend to the right of the axes, never over the data."""
     args = (handles, labels) if handles is not None else ()
-    return ax.legend(*args, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
-                     fontsize=8, frameon=False, **kw)
+    return ax.legend(
+        *args, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=8, frameon=False, **kw
+    )
 
 
 def _si(x, _pos=None) -> str:
@@ -111,8 +109,13 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 def _costed_names(data: ReportData, key: str = "macs") -> list[str]:
     """Methods with an accuracy and a cost ``key`` (the oracle has no cost)."""
-    return list(dict.fromkeys(m.name for m in data.methods if m.kind != "oracle"
-                              and m.accuracy is not None and getattr(m, key) is not None))
+    return list(
+        dict.fromkeys(
+            m.name
+            for m in data.methods
+            if m.kind != "oracle" and m.accuracy is not None and getattr(m, key) is not None
+        )
+    )
 
 
 def _cost_figure(data: ReportData, key: str) -> Drawn:
@@ -121,14 +124,15 @@ def _cost_figure(data: ReportData, key: str) -> Drawn:
     DiTMoS highlighted and its gap to the equal-MACs CNN at each width."""
     # the union (oracle) has no cost of its own and is not a deployable model:
     # the table lists it, the figures leave it out
-    costed = [m for m in data.methods if m.kind != "oracle"
-              and m.accuracy is not None and getattr(m, key) is not None]
+    costed = [m for m in data.methods if m.kind != "oracle" and m.accuracy is not None and getattr(m, key) is not None]
     names = _costed_names(data, key)
     if len(names) < 2:
         if not data.methods:
             return _skip("no accuracies (metrics.json missing)")
-        return _skip("no other method than DiTMoS has a cost to compare with (`ditmos train "
-                     "... --compare` trains the baselines and ablations and counts their costs)")
+        return _skip(
+            "no other method than DiTMoS has a cost to compare with (`ditmos train "
+            "... --compare` trains the baselines and ablations and counts their costs)"
+        )
     ditmos = {m.width: m for m in costed if m.name == "ditmos"}
     weak = {m.width: m for m in costed if m.name == "weak_equal_macs"}
     fig, ax = plt.subplots(figsize=(7.2, 4.6))
@@ -144,18 +148,40 @@ def _cost_figure(data: ReportData, key: str) -> Drawn:
         color, marker, size = _style(name, names)
         is_d = name == "ditmos"
         if len(ms) > 1:
-            ax.plot([getattr(m, key) for m in ms], [100 * m.accuracy for m in ms], color=color,
-                    lw=2.0 if is_d else 0.9, alpha=0.9 if is_d else 0.5, zorder=3 if is_d else 2)
+            ax.plot(
+                [getattr(m, key) for m in ms],
+                [100 * m.accuracy for m in ms],
+                color=color,
+                lw=2.0 if is_d else 0.9,
+                alpha=0.9 if is_d else 0.5,
+                zorder=3 if is_d else 2,
+            )
         for m in ms:
             x, y = getattr(m, key), 100 * m.accuracy
             if m.accuracy_std:
-                ax.errorbar(x, y, yerr=100 * m.accuracy_std, color=color, lw=1, capsize=3,
-                            zorder=4)
-            ax.scatter(x, y, color=color, marker=marker, s=size, zorder=6 if is_d else 5,
-                       edgecolors="black" if is_d else "none", linewidths=0.6)
-            points.append({"method": name, "label": m.label, "width": m.width, "x": x,
-                           "accuracy": m.accuracy, "accuracy_std": m.accuracy_std,
-                           "seeds": m.seeds, "pareto": id(m) in on_front})
+                ax.errorbar(x, y, yerr=100 * m.accuracy_std, color=color, lw=1, capsize=3, zorder=4)
+            ax.scatter(
+                x,
+                y,
+                color=color,
+                marker=marker,
+                s=size,
+                zorder=6 if is_d else 5,
+                edgecolors="black" if is_d else "none",
+                linewidths=0.6,
+            )
+            points.append(
+                {
+                    "method": name,
+                    "label": m.label,
+                    "width": m.width,
+                    "x": x,
+                    "accuracy": m.accuracy,
+                    "accuracy_std": m.accuracy_std,
+                    "seeds": m.seeds,
+                    "pareto": id(m) in on_front,
+                }
+            )
     for w, d in ditmos.items():
         x, y = getattr(d, key), 100 * d.accuracy
         c = weak.get(w) if key == "macs" else None
@@ -163,25 +189,38 @@ def _cost_figure(data: ReportData, key: str) -> Drawn:
         if c is not None:
             # the single CNN with the same MACs sits right below/above DiTMoS
             cx, cy = getattr(c, key), 100 * c.accuracy
-            ax.annotate("", xy=(x, y), xytext=(cx, cy),
-                        arrowprops={"arrowstyle": "->", "color": "#d62728", "lw": 1.0,
-                                    "shrinkA": 5, "shrinkB": 10}, zorder=3)
+            ax.annotate(
+                "",
+                xy=(x, y),
+                xytext=(cx, cy),
+                arrowprops={"arrowstyle": "->", "color": "#d62728", "lw": 1.0, "shrinkA": 5, "shrinkB": 10},
+                zorder=3,
+            )
             text += (": " if text else "") + f"{y - cy:+.1f} pp vs equal-MACs CNN"
         if text:
-            ax.annotate(text, (x, y), xytext=(9, 7), textcoords="offset points", fontsize=7.5,
-                        color="#d62728", fontweight="bold", zorder=7,
-                        bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none",
-                              "alpha": 0.75})
+            ax.annotate(
+                text,
+                (x, y),
+                xytext=(9, 7),
+                textcoords="offset points",
+                fontsize=7.5,
+                color="#d62728",
+                fontweight="bold",
+                zorder=7,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75},
+            )
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(_si))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, p: ""))
     ax.margins(y=0.12)  # room for the DiTMoS labels above the highest point
-    ax.set_xlabel("MACs per inference (count, log scale)" if key == "macs"
-                  else "flash for weights: int8 weights + int32 biases (bytes, log scale)")
+    ax.set_xlabel(
+        "MACs per inference (count, log scale)"
+        if key == "macs"
+        else "flash for weights: int8 weights + int32 biases (bytes, log scale)"
+    )
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(_title(data, "accuracy vs " + ("compute (MACs)" if key == "macs"
-                                                  else "flash")))
+    ax.set_title(_title(data, "accuracy vs " + ("compute (MACs)" if key == "macs" else "flash")))
     ax.grid(alpha=0.3, which="major")
     xs = [p["x"] for p in points]
     lo, hi = min(xs), max(xs)
@@ -189,9 +228,18 @@ def _cost_figure(data: ReportData, key: str) -> Drawn:
     handles, labels = [], []
     for name in names:
         color, marker, size = _style(name, names)
-        handles.append(Line2D([], [], color=color, marker=marker, ls="-", lw=0.9,
-                              markersize=12 if name == "ditmos" else 7,
-                              markeredgecolor="black" if name == "ditmos" else color))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=color,
+                marker=marker,
+                ls="-",
+                lw=0.9,
+                markersize=12 if name == "ditmos" else 7,
+                markeredgecolor="black" if name == "ditmos" else color,
+            )
+        )
         labels.append(Method(name, None).label)
     if len(front_idx) > 1:
         handles.append(Line2D([], [], color="#555555", ls="--", lw=1.0))
@@ -221,8 +269,7 @@ def accuracy_bars(data: ReportData):
         return Drawn(None)  # the accuracy-vs-cost figures show them
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(methods) + 1.3))
     ys = np.arange(len(methods))
-    ax.barh(ys, [100 * m.accuracy for m in methods],
-            color=[_KIND_COLOR[m.kind] for m in methods])
+    ax.barh(ys, [100 * m.accuracy for m in methods], color=[_KIND_COLOR[m.kind] for m in methods])
     ax.set_yticks(ys, [m.label for m in methods])
     ax.invert_yaxis()
     ax.set_xlabel("test accuracy (%)")
@@ -231,11 +278,9 @@ def accuracy_bars(data: ReportData):
 
 
 def device_accuracy_vs_latency(data: ReportData):
-    measured = [(p, r) for p, r in data.evals if (r.get("latency") or {}).get("unit")
-                and r.get("accuracy") is not None]
+    measured = [(p, r) for p, r in data.evals if (r.get("latency") or {}).get("unit") and r.get("accuracy") is not None]
     if not measured:
-        return _skip("no evaluation given (--eval)" if not data.evals
-                      else "the evaluations measured no latency")
+        return _skip("no evaluation given (--eval)" if not data.evals else "the evaluations measured no latency")
     if len(measured) < 2:
         return Drawn(None)  # one point: the on-device table says it all
     unit = measured[0][1]["latency"]["unit"]
@@ -248,15 +293,25 @@ def device_accuracy_vs_latency(data: ReportData):
 
         method = eval_method(r)
         ditmos_row = method == "DiTMoS"
-        ax.scatter(r["latency"]["median"], 100 * r["accuracy"],
-                   color="#d62728" if ditmos_row else None, marker="*" if ditmos_row else "o",
-                   s=300 if ditmos_row else 80, edgecolors="black", linewidths=0.6,
-                   label=f"{path.name}: {method} ({board})")
+        ax.scatter(
+            r["latency"]["median"],
+            100 * r["accuracy"],
+            color="#d62728" if ditmos_row else None,
+            marker="*" if ditmos_row else "o",
+            s=300 if ditmos_row else 80,
+            edgecolors="black",
+            linewidths=0.6,
+            label=f"{path.name}: {method} ({board})",
+        )
     from ditmos.report.render import device_pareto
 
-    front = sorted(((r["latency"]["median"], 100 * r["accuracy"])
-                    for p, r in measured if p in device_pareto(measured)
-                    and r["latency"]["unit"] == unit))
+    front = sorted(
+        (
+            (r["latency"]["median"], 100 * r["accuracy"])
+            for p, r in measured
+            if p in device_pareto(measured) and r["latency"]["unit"] == unit
+        )
+    )
     if len(front) > 1:
         ax.plot([f[0] for f in front], [f[1] for f in front], "k--", lw=0.8, alpha=0.6)
     ax.set_xlabel(f"on-device median latency ({unit} per inference)")
@@ -298,9 +353,17 @@ def memory_plan(data: ReportData):
     colors = {g: cmap(i % 10) for i, g in enumerate(groups)}
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for t in tensors:
-        ax.add_patch(Rectangle((t["first"], t["offset"]), t["last"] - t["first"] + 1, t["bytes"],
-                               facecolor=colors[str(t.get("group"))], edgecolor="black", lw=0.4,
-                               alpha=0.8))
+        ax.add_patch(
+            Rectangle(
+                (t["first"], t["offset"]),
+                t["last"] - t["first"] + 1,
+                t["bytes"],
+                facecolor=colors[str(t.get("group"))],
+                edgecolor="black",
+                lw=0.4,
+                alpha=0.8,
+            )
+        )
     last = max(t["last"] for t in tensors) + 1
     arena = cg.get("arena_bytes") or max(t["offset"] + t["bytes"] for t in tensors)
     ax.set_xlim(min(t["first"] for t in tensors), last)
@@ -309,12 +372,15 @@ def memory_plan(data: ReportData):
     ax.set_xlabel("step of the composed inference (layer index)")
     ax.set_ylabel("arena offset (bytes)")
     ax.set_title(_title(data, f"memory plan ({cg.get('strategy', '?')}), arena {arena:,} bytes"))
-    handles = [Rectangle((0, 0), 1, 1, facecolor=colors[g], edgecolor="black", lw=0.4)
-               for g in groups]
+    handles = [Rectangle((0, 0), 1, 1, facecolor=colors[g], edgecolor="black", lw=0.4) for g in groups]
     handles.append(Line2D([], [], color="tab:red", ls="--", lw=1))
-    _legend_outside(ax, handles, ["shared (selector, input)" if g == "None" else g
-                                  for g in groups] + ["arena size"],
-                    title="buffers of", title_fontsize=8)
+    _legend_outside(
+        ax,
+        handles,
+        ["shared (selector, input)" if g == "None" else g for g in groups] + ["arena size"],
+        title="buffers of",
+        title_fontsize=8,
+    )
     return _finish(fig)
 
 
@@ -338,8 +404,7 @@ def routing_histogram(data: ReportData):
     for i, (name, counts) in enumerate(series):
         c = np.asarray(counts, dtype=float)
         ax.bar(np.arange(len(c)) + i * width, 100 * c / max(c.sum(), 1), width, label=name)
-    ax.set_xticks(np.arange(k) + 0.4 - width / 2, [f"classifier {i}" for i in range(k)],
-                  fontsize=8)
+    ax.set_xticks(np.arange(k) + 0.4 - width / 2, [f"classifier {i}" for i in range(k)], fontsize=8)
     ax.set_ylabel("share of test samples (%)")
     ax.set_title(_title(data, "routing: which classifier the selector picks"))
     ax.grid(alpha=0.3, axis="y")
@@ -368,8 +433,15 @@ def confusion_matrix(data: ReportData):
     for i in range(n):
         for j in range(n):
             if c[i, j]:
-                ax.text(j, i, f"{int(c[i, j])}", ha="center", va="center", fontsize=7,
-                        color="white" if rows[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{int(c[i, j])}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if rows[i, j] > 0.5 else "black",
+                )
     ax.set_xticks(range(n), names, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(n), names, fontsize=7)
     ax.set_xlabel("predicted class")
@@ -382,8 +454,7 @@ FIGURES = [
     ("accuracy_vs_macs", "Accuracy vs compute (every method at every width)", accuracy_vs_macs),
     ("accuracy_vs_flash", "Accuracy vs flash (every method at every width)", accuracy_vs_flash),
     ("accuracy", "Accuracy", accuracy_bars),
-    ("device", "On the device: accuracy vs latency (every evaluation)",
-     device_accuracy_vs_latency),
+    ("device", "On the device: accuracy vs latency (every evaluation)", device_accuracy_vs_latency),
     ("per_layer_latency", "Per-layer latency", per_layer_latency),
     ("memory_plan", "Memory plan over time (arena offsets per tensor)", memory_plan),
     ("routing", "Routing histogram", routing_histogram),

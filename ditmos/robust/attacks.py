@@ -30,6 +30,7 @@ _STEP = {"linf": 0.25, "l2": 0.25, "l1": 0.5}
 
 def _tf():
     import tensorflow as tf
+
     return tf
 
 
@@ -150,9 +151,9 @@ def _attack_fn(target, view: str):
                 if own_loss is not None:
                     loss = own_loss(xt, yt, view)
                 else:
-                    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=yt,
-                                                                          logits=logits)
+                    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=yt, logits=logits)
             return loss, tape.gradient(loss, xt), pred
+
         cache[view] = fn
     return fn
 
@@ -161,17 +162,27 @@ def _loss_and_grad(target, view: str, x: np.ndarray, y: np.ndarray):
     """Per-sample cross-entropy, its input gradient and the model's decision."""
     tf = _tf()
     loss, g, pred = _attack_fn(target, view)(tf.constant(x, tf.float32), tf.constant(y, tf.int64))
-    if getattr(target, "loss", None) is not None and \
-            getattr(target, "logits_and_predict", None) is None:
+    if getattr(target, "loss", None) is not None and getattr(target, "logits_and_predict", None) is None:
         pred = target.predict(x)  # a decision rule of its own (e.g. an exit policy)
     return np.asarray(loss), np.asarray(g), np.asarray(pred).astype(np.int64)
 
 
-def pgd_radii(target, x: np.ndarray, y: np.ndarray, *, norm: str, radii, steps: int = 20,
-              restarts: int = 1, view: str | None = None, seed: int = 0,
-              step_fraction: float | None = None, l1_sparsity: float = 0.05,
-              clip: tuple[float, float] | None = None,
-              batch: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def pgd_radii(
+    target,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    norm: str,
+    radii,
+    steps: int = 20,
+    restarts: int = 1,
+    view: str | None = None,
+    seed: int = 0,
+    step_fraction: float | None = None,
+    l1_sparsity: float = 0.05,
+    clip: tuple[float, float] | None = None,
+    batch: int = 1024,
+) -> tuple[np.ndarray, np.ndarray]:
     """PGD at several radii at once: every (radius, restart, window) triple is
     one row of the same batched computation, and the model's decision for each
     iterate comes out of the forward pass that computes the gradient (no
@@ -217,8 +228,7 @@ def pgd_radii(target, x: np.ndarray, y: np.ndarray, *, norm: str, radii, steps: 
         delta = np.zeros_like(xb)
         rand = si[sl] > 0
         if rand.any():
-            delta[rand] = _project(_random_start(rng, xb[rand].shape, norm, eb[rand]), norm,
-                                   eb[rand])
+            delta[rand] = _project(_random_start(rng, xb[rand].shape, norm, eb[rand]), norm, eb[rand])
         best = xb.copy()
         best_loss = np.full(len(xb), -np.inf)
         brk = np.zeros(len(xb), bool)
@@ -237,24 +247,35 @@ def pgd_radii(target, x: np.ndarray, y: np.ndarray, *, norm: str, radii, steps: 
                 keep = ~brk & (loss > best_loss)
                 best[keep] = cur[keep]
                 best_loss = np.where(keep, loss, best_loss)
-                delta = _project(delta + _step(g, norm, eb * frac, l1_sparsity).astype(np.float32),
-                                 norm, eb)
+                delta = _project(delta + _step(g, norm, eb * frac, l1_sparsity).astype(np.float32), norm, eb)
         row_adv[sl], row_broken[sl], row_loss[sl] = best, brk, best_loss
     # reduce over restarts: the first breaking restart, else the highest loss
     for j, r in enumerate(live):
         base = j * S * N
-        rb = row_broken[base:base + S * N].reshape(S, N)
-        rl = np.where(rb, np.inf, row_loss[base:base + S * N].reshape(S, N))
+        rb = row_broken[base : base + S * N].reshape(S, N)
+        rl = np.where(rb, np.inf, row_loss[base : base + S * N].reshape(S, N))
         pick = np.where(rb.any(axis=0), np.argmax(rb, axis=0), np.argmax(rl, axis=0))
         adv[r] = row_adv[base + pick * N + np.arange(N)]
         broken[r] = rb.any(axis=0)
     return adv, broken
 
 
-def pgd(target, x: np.ndarray, y: np.ndarray, *, norm: str, eps: float, steps: int = 20,
-        restarts: int = 1, view: str | None = None, seed: int = 0,
-        step_fraction: float | None = None, l1_sparsity: float = 0.05,
-        clip: tuple[float, float] | None = None, batch: int = 1024) -> np.ndarray:
+def pgd(
+    target,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    norm: str,
+    eps: float,
+    steps: int = 20,
+    restarts: int = 1,
+    view: str | None = None,
+    seed: int = 0,
+    step_fraction: float | None = None,
+    l1_sparsity: float = 0.05,
+    clip: tuple[float, float] | None = None,
+    batch: int = 1024,
+) -> np.ndarray:
     """Projected gradient ascent on the cross-entropy of ``target.logits(x, view)``.
 
     Returns adversarial windows (same shape as ``x``).  The first restart
@@ -265,9 +286,21 @@ def pgd(target, x: np.ndarray, y: np.ndarray, *, norm: str, eps: float, steps: i
         if norm not in NORMS:
             raise ValueError(f"unknown norm {norm!r}; expected one of {', '.join(NORMS)}")
         return x.copy()
-    adv, _ = pgd_radii(target, x, y, norm=norm, radii=[eps], steps=steps, restarts=restarts,
-                       view=view, seed=seed, step_fraction=step_fraction,
-                       l1_sparsity=l1_sparsity, clip=clip, batch=batch)
+    adv, _ = pgd_radii(
+        target,
+        x,
+        y,
+        norm=norm,
+        radii=[eps],
+        steps=steps,
+        restarts=restarts,
+        view=view,
+        seed=seed,
+        step_fraction=step_fraction,
+        l1_sparsity=l1_sparsity,
+        clip=clip,
+        batch=batch,
+    )
     return adv[0]
 
 
@@ -279,9 +312,17 @@ def margin(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     return zy - z.max(axis=1)
 
 
-def square_linf(logits_fn, x: np.ndarray, y: np.ndarray, *, eps, queries: int = 300,
-                p_init: float = 0.1, seed: int = 0,
-                clip: tuple[float, float] | None = None) -> np.ndarray:
+def square_linf(
+    logits_fn,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    eps,
+    queries: int = 300,
+    p_init: float = 0.1,
+    seed: int = 0,
+    clip: tuple[float, float] | None = None,
+) -> np.ndarray:
     """Square attack (random search, l_inf) adapted to windows [B, T, C]: each
     query redraws the signs of a random segment of time steps (all channels,
     one random sign per channel) at the vertices of the ball and keeps the
@@ -300,8 +341,7 @@ def square_linf(logits_fn, x: np.ndarray, y: np.ndarray, *, eps, queries: int = 
     def clipped(v):
         return v if clip is None else np.clip(v, clip[0], clip[1])
 
-    delta = e * rng.choice([-1.0, 1.0], size=(B, 1, C)).astype(np.float32) * np.ones((1, T, 1),
-                                                                                    np.float32)
+    delta = e * rng.choice([-1.0, 1.0], size=(B, 1, C)).astype(np.float32) * np.ones((1, T, 1), np.float32)
     adv = clipped(x + delta)
     m = margin(logits_fn(adv), y)
     m[e[:, 0, 0] <= 0] = -np.inf  # radius 0: nothing to search
@@ -334,22 +374,33 @@ def _late_exit_grad(target, x: np.ndarray):
     tf = _tf()
     fn = target.__dict__.get("_late_fn")
     if fn is None:
+
         @tf.function(reduce_retracing=True)
         def fn(xt):
             with tf.GradientTape() as tape:
                 tape.watch(xt)
                 loss = target.late_exit_loss(xt)
-            return loss, tape.gradient(loss, xt,
-                                       unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return loss, tape.gradient(loss, xt, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+
         target.__dict__["_late_fn"] = fn
     loss, g = fn(tf.constant(x, tf.float32))
     return np.asarray(loss), np.asarray(g)
 
 
-def force_late_exits(target, x: np.ndarray, *, norm: str, eps: float, steps: int = 20,
-                     restarts: int = 1, seed: int = 0, step_fraction: float | None = None,
-                     l1_sparsity: float = 0.05, clip: tuple[float, float] | None = None,
-                     batch: int = 256) -> np.ndarray:
+def force_late_exits(
+    target,
+    x: np.ndarray,
+    *,
+    norm: str,
+    eps: float,
+    steps: int = 20,
+    restarts: int = 1,
+    seed: int = 0,
+    step_fraction: float | None = None,
+    l1_sparsity: float = 0.05,
+    clip: tuple[float, float] | None = None,
+    batch: int = 256,
+) -> np.ndarray:
     """Latency denial of service on a multi-exit ``target``: PGD inside the
     norm ball that maximises the MACs the exit policy spends.
 
@@ -368,13 +419,12 @@ def force_late_exits(target, x: np.ndarray, *, norm: str, eps: float, steps: int
     rng = np.random.default_rng(seed)
     out = x.copy()
     for lo in range(0, len(x), batch):
-        xb = x[lo:lo + batch]
+        xb = x[lo : lo + batch]
         best = xb.copy()
         best_macs = target.macs(xb).astype(np.float64)
         best_loss = np.full(len(xb), -np.inf)
         for r in range(max(1, restarts)):
-            delta = (np.zeros_like(xb) if r == 0
-                     else _project(_random_start(rng, xb.shape, norm, eps), norm, eps))
+            delta = np.zeros_like(xb) if r == 0 else _project(_random_start(rng, xb.shape, norm, eps), norm, eps)
             cur = xb + delta.astype(np.float32)
             for it in range(steps + 1):
                 if clip is not None:
@@ -389,5 +439,5 @@ def force_late_exits(target, x: np.ndarray, *, norm: str, eps: float, steps: int
                     break
                 delta = _project(delta + _step(g, norm, alpha, l1_sparsity), norm, eps)
                 cur = xb + delta.astype(np.float32)
-        out[lo:lo + batch] = best
+        out[lo : lo + batch] = best
     return out

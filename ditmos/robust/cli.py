@@ -44,45 +44,93 @@ def robust() -> None:
 
 @robust.command("attack")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--eps", "eps_text", default=None, metavar="NORM=R,...",
-              help="Radii, e.g. 'linf=0.1,l2=0.8,l1=9'; unnamed norms keep their defaults.")
-@click.option("--steps", default=20, show_default=True, type=click.IntRange(0),
-              help="PGD steps per restart.")
-@click.option("--restarts", default=2, show_default=True, type=click.IntRange(1),
-              help="PGD restarts (the first starts at the clean window).")
-@click.option("--queries", default=300, show_default=True, type=click.IntRange(0),
-              help="Square-attack queries (gradient-free l_inf check).")
-@click.option("--samples", default=None, type=click.IntRange(1),
-              help="Attack only the first N test windows (default: the whole test split).")
-@click.option("--int8/--no-int8", "with_int8", default=None,
-              help="Also classify the adversarial windows with the int8 TFLM reference "
-                   "(needs 'ditmos quantize RUN_DIR' first) and run Square on it directly. "
-                   "Default: on for DiTMoS, and for a robust single or multi-exit CNN run "
-                   "once 'ditmos quantize RUN_DIR' has made its int8/ (a multi-exit network "
-                   "through its integer exit test, with the exits the int8 policy takes).")
-@click.option("--model", "--method", "model_kind",
-              type=click.Choice(["auto", "ditmos", "single", "early_exit"]),
-              default="auto", show_default=True,
-              help="Which model of RUN_DIR: the DiTMoS model, the single CNN of a "
-                   "'ditmos train --method single --robust MODE' run or the multi-exit CNN "
-                   "of a '--method early_exit' run (auto: from RUN_DIR).")
-@click.option("--build", "build_dir", default=None,
-              type=click.Path(file_okay=False, path_type=Path),
-              help="A firmware build of RUN_DIR ('ditmos build --run RUN_DIR'): the device "
-                   "classifies every adversarial window (with --emulate or --port) and must "
-                   "agree with the host int8 reference on each.")
-@click.option("--emulate", is_flag=True,
-              help="With --build: run the build on QEMU (mps2_an500) or as host processes.")
-@click.option("--port", "ports", multiple=True, metavar="URL",
-              help="With --build: a board's serial port (repeatable).")
-@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1),
-              help="Emulator instances for --emulate.")
+@click.option(
+    "--eps",
+    "eps_text",
+    default=None,
+    metavar="NORM=R,...",
+    help="Radii, e.g. 'linf=0.1,l2=0.8,l1=9'; unnamed norms keep their defaults.",
+)
+@click.option("--steps", default=20, show_default=True, type=click.IntRange(0), help="PGD steps per restart.")
+@click.option(
+    "--restarts",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1),
+    help="PGD restarts (the first starts at the clean window).",
+)
+@click.option(
+    "--queries",
+    default=300,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Square-attack queries (gradient-free l_inf check).",
+)
+@click.option(
+    "--samples",
+    default=None,
+    type=click.IntRange(1),
+    help="Attack only the first N test windows (default: the whole test split).",
+)
+@click.option(
+    "--int8/--no-int8",
+    "with_int8",
+    default=None,
+    help="Also classify the adversarial windows with the int8 TFLM reference "
+    "(needs 'ditmos quantize RUN_DIR' first) and run Square on it directly. "
+    "Default: on for DiTMoS, and for a robust single or multi-exit CNN run "
+    "once 'ditmos quantize RUN_DIR' has made its int8/ (a multi-exit network "
+    "through its integer exit test, with the exits the int8 policy takes).",
+)
+@click.option(
+    "--model",
+    "--method",
+    "model_kind",
+    type=click.Choice(["auto", "ditmos", "single", "early_exit"]),
+    default="auto",
+    show_default=True,
+    help="Which model of RUN_DIR: the DiTMoS model, the single CNN of a "
+    "'ditmos train --method single --robust MODE' run or the multi-exit CNN "
+    "of a '--method early_exit' run (auto: from RUN_DIR).",
+)
+@click.option(
+    "--build",
+    "build_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A firmware build of RUN_DIR ('ditmos build --run RUN_DIR'): the device "
+    "classifies every adversarial window (with --emulate or --port) and must "
+    "agree with the host int8 reference on each.",
+)
+@click.option("--emulate", is_flag=True, help="With --build: run the build on QEMU (mps2_an500) or as host processes.")
+@click.option("--port", "ports", multiple=True, metavar="URL", help="With --build: a board's serial port (repeatable).")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="Emulator instances for --emulate.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--write", "write_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Also write the table as markdown (e.g. for docs/results/).")
+@click.option(
+    "--write",
+    "write_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the table as markdown (e.g. for docs/results/).",
+)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8, model_kind,
-           build_dir, emulate, ports, jobs, seed, write_path, quiet) -> None:
+def attack(
+    run_dir: Path,
+    eps_text,
+    steps,
+    restarts,
+    queries,
+    samples,
+    with_int8,
+    model_kind,
+    build_dir,
+    emulate,
+    ports,
+    jobs,
+    seed,
+    write_path,
+    quiet,
+) -> None:
     """Attack RUN_DIR's model on the test split with PGD (l_inf, l_2, l_1;
     for DiTMoS through the held route and through a soft-routing surrogate)
     and Square (l_inf), and report clean, per-norm and union accuracy.
@@ -128,26 +176,31 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
     budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
     int8_dir = run_dir / "int8"
     if with_int8 and not (int8_dir / "manifest.json").is_file():
-        raise DitmosError(f"{int8_dir}/manifest.json not found: run 'ditmos quantize {run_dir}' "
-                          f"first, or pass --no-int8")
+        raise DitmosError(
+            f"{int8_dir}/manifest.json not found: run 'ditmos quantize {run_dir}' first, or pass --no-int8"
+        )
     kind, target = load_target(run_dir, model_kind)
     t0 = time.monotonic()
 
     def progress(norm, frac):
         if not quiet:
-            click.echo(f"  {norm}: radius {frac:g} x {radii.get(norm, 0):g} done "
-                       f"({time.monotonic() - t0:.0f} s)", err=True)
+            click.echo(
+                f"  {norm}: radius {frac:g} x {radii.get(norm, 0):g} done ({time.monotonic() - t0:.0f} s)", err=True
+            )
 
     if not quiet:
-        click.echo(f"attacking {len(x)} test windows of {run_dir} "
-                   f"(radii {', '.join(f'{k}={v:g}' for k, v in radii.items())})", err=True)
+        click.echo(
+            f"attacking {len(x)} test windows of {run_dir} (radii {', '.join(f'{k}={v:g}' for k, v in radii.items())})",
+            err=True,
+        )
     out, arrays = attack_target(kind, target, x, y, radii, budget, seed, progress=progress)
     advs = {k: v for k, v in arrays.items() if k in radii}
     if with_int8:
         from ditmos.robust.int8 import int8_robustness
 
-        out["int8"] = int8_robustness(int8_dir, x, y, advs, radii, queries=queries, seed=seed,
-                                      exit_macs=getattr(target, "exit_macs", None))
+        out["int8"] = int8_robustness(
+            int8_dir, x, y, advs, radii, queries=queries, seed=seed, exit_macs=getattr(target, "exit_macs", None)
+        )
     folder = run_dir / "robust"
     folder.mkdir(exist_ok=True)
     _atomic_npz(folder / "adversarial.npz", y=y, clean=x, **arrays)
@@ -156,53 +209,65 @@ def attack(run_dir: Path, eps_text, steps, restarts, queries, samples, with_int8
 
         if not quiet:
             click.echo(f"classifying {3 * len(x)} adversarial windows on the device", err=True)
-        out["device"] = device_check(run_dir, build_dir, advs, y, folder / "device",
-                                     ports=ports, emulate=emulate, jobs=jobs)
+        out["device"] = device_check(
+            run_dir, build_dir, advs, y, folder / "device", ports=ports, emulate=emulate, jobs=jobs
+        )
     write_json(folder / "attack.json", out, indent=2)
     click.echo(format_table(out))
     click.echo(f"wrote {folder / 'attack.json'}")
     dev = out.get("device")
     dev_line = None
     if dev is not None:
-        dev_line = (f"device ({dev['board']}): {dev['measured']} adversarial windows, "
-                    f"{dev['mismatches']} class, {dev['route_mismatches']} route and "
-                    f"{dev['score_mismatches']} score mismatches with the host int8 reference")
+        dev_line = (
+            f"device ({dev['board']}): {dev['measured']} adversarial windows, "
+            f"{dev['mismatches']} class, {dev['route_mismatches']} route and "
+            f"{dev['score_mismatches']} score mismatches with the host int8 reference"
+        )
         click.echo(dev_line)
     if write_path:
         f = out["float"]
-        text = "\n".join([
-            f"# Union robustness of {run_dir.name} ({kind})", "",
-            "Written by `ditmos robust attack` (see docs/robustness.md); do not edit by hand.", "",
-            f"Test split, {f['n']} windows; radii "
-            + ", ".join(f"{k} {v:g}" for k, v in f["radii"].items())
-            + f" (normalised units); PGD {steps} steps x {restarts} restarts per norm and view"
-            f", Square {queries} queries (l_inf); {out['seconds']} s.", "",
-            format_table(out), ""] + ([dev_line, ""] if dev_line else []))
+        text = "\n".join(
+            [
+                f"# Union robustness of {run_dir.name} ({kind})",
+                "",
+                "Written by `ditmos robust attack` (see docs/robustness.md); do not edit by hand.",
+                "",
+                f"Test split, {f['n']} windows; radii "
+                + ", ".join(f"{k} {v:g}" for k, v in f["radii"].items())
+                + f" (normalised units); PGD {steps} steps x {restarts} restarts per norm and view"
+                f", Square {queries} queries (l_inf); {out['seconds']} s.",
+                "",
+                format_table(out),
+                "",
+            ]
+            + ([dev_line, ""] if dev_line else [])
+        )
         write_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = write_path.with_name(f".{write_path.name}.tmp")
         tmp.write_text(text)
         os.replace(tmp, write_path)
         click.echo(f"wrote {write_path}")
     if dev is not None and not dev["agree"]:
-        raise DitmosError(f"the device disagrees with the host int8 reference on "
-                          f"adversarial windows (see {dev['report']})")
+        raise DitmosError(
+            f"the device disagrees with the host int8 reference on adversarial windows (see {dev['report']})"
+        )
 
 
-def attack_target(kind: str, target, x, y, radii, budget, seed: int, *, fractions=None,
-                  progress=None) -> tuple[dict, dict]:
+def attack_target(
+    kind: str, target, x, y, radii, budget, seed: int, *, fractions=None, progress=None
+) -> tuple[dict, dict]:
     """The attack report of one model (``attack.json`` without the int8 part)
     and the arrays for ``adversarial.npz``."""
     from ditmos.robust.evaluate import CURVE_FRACTIONS, exit_costs, union_robustness
 
     t0 = time.monotonic()
-    res, advs = union_robustness(target, x, y, radii, budget=budget, seed=seed,
-                                 fractions=fractions or CURVE_FRACTIONS, progress=progress)
-    out = {"format": FORMAT, "model": kind, "split": "test", "seed": seed,
-           "float": res.to_dict()}
+    res, advs = union_robustness(
+        target, x, y, radii, budget=budget, seed=seed, fractions=fractions or CURVE_FRACTIONS, progress=progress
+    )
+    out = {"format": FORMAT, "model": kind, "split": "test", "seed": seed, "float": res.to_dict()}
     arrays = dict(advs)
     if kind == "early_exit":
-        out["macs"], late = exit_costs(target, x, y, advs, radii, budget=budget, seed=seed,
-                                       progress=progress)
+        out["macs"], late = exit_costs(target, x, y, advs, radii, budget=budget, seed=seed, progress=progress)
         arrays.update({f"late_{k}": v for k, v in late.items()})
     out["seconds"] = round(time.monotonic() - t0, 1)
     return out, arrays
@@ -210,13 +275,20 @@ def attack_target(kind: str, target, x, y, radii, budget, seed: int, *, fraction
 
 def format_macs(m: dict) -> str:
     """The MACs a multi-exit model spends, clean and under attack (markdown)."""
-    lines = [f"exit policy: threshold {m['threshold']:.4f}; cumulative MACs per exit "
-             f"{', '.join(f'{v:,}' for v in m['exit_macs'])}", "",
-             "| inputs | avg MACs | vs max | exit fractions | accuracy |", "|---|---|---|---|---|"]
+    lines = [
+        f"exit policy: threshold {m['threshold']:.4f}; cumulative MACs per exit "
+        f"{', '.join(f'{v:,}' for v in m['exit_macs'])}",
+        "",
+        "| inputs | avg MACs | vs max | exit fractions | accuracy |",
+        "|---|---|---|---|---|",
+    ]
 
     def row(name, r, acc="—"):
-        lines.append(f"| {name} | {r['avg_macs']:,.0f} | {r['avg_macs'] / m['max_macs']:.2f} | "
-                     f"{' / '.join(f'{f:.2f}' for f in r['exit_fractions'])} | {acc} |")
+        lines.append(
+            f"| {name} | {r['avg_macs']:,.0f} | {r['avg_macs'] / m['max_macs']:.2f} | "
+            f"{' / '.join(f'{f:.2f}' for f in r['exit_fractions'])} | {acc} |"
+        )
+
     row("clean", m["clean"])
     for n, r in m["accuracy_attack"].items():
         row(f"accuracy attack {n}", r)
@@ -241,14 +313,17 @@ def format_table(out: dict) -> str:
         lines += ["", format_macs(out["macs"])]
     ex = (out.get("int8") or {}).get("exits")
     if ex:
-        lines += ["", "int8 exit policy (integer confidence test, as on the device):", "",
-                  "| int8 inputs | avg MACs | exit fractions |", "|---|---|---|"]
-        rows = [("clean", ex["clean"])] + [(f"float adv. {n}", r)
-                                           for n, r in ex["transfer"].items()]
+        lines += [
+            "",
+            "int8 exit policy (integer confidence test, as on the device):",
+            "",
+            "| int8 inputs | avg MACs | exit fractions |",
+            "|---|---|---|",
+        ]
+        rows = [("clean", ex["clean"])] + [(f"float adv. {n}", r) for n, r in ex["transfer"].items()]
         rows += [(f"Square on int8 {n}", r) for n, r in (ex.get("square") or {}).items()]
         for name, r in rows:
-            lines.append(f"| {name} | {r['avg_macs']:,.0f} | "
-                         f"{' / '.join(f'{f:.2f}' for f in r['exit_fractions'])} |")
+            lines.append(f"| {name} | {r['avg_macs']:,.0f} | {' / '.join(f'{f:.2f}' for f in r['exit_fractions'])} |")
     return "\n".join(lines)
 
 
@@ -262,50 +337,103 @@ def _run_name(method: str, mode: str) -> str:
 
 @robust.command("table")
 @click.option("--dataset", required=True, help="Dataset spec (hapt, fsdd, ...).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for one run directory per method and mode (MODE for the single "
-                   "CNN, early_exit_MODE for the multi-exit CNN; finished runs are reused).")
-@click.option("--modes", default=",".join(TABLE_MODES), show_default=True,
-              help="Comma-separated training modes.")
-@click.option("--methods", default="single", show_default=True,
-              help="Comma-separated models: single (the equal-MACs CNN) and/or early_exit "
-                   "(the RDI-Nets multi-exit CNN; modes none, linf, l2, l1). With early_exit "
-                   "the table compares the two per mode, MACs included.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="JSON config for every run (e.g. {\"robust\": {\"epochs\": 5}}).")
-@click.option("--steps", default=20, show_default=True, type=click.IntRange(1),
-              help="Evaluation PGD steps per restart.")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for one run directory per method and mode (MODE for the single "
+    "CNN, early_exit_MODE for the multi-exit CNN; finished runs are reused).",
+)
+@click.option("--modes", default=",".join(TABLE_MODES), show_default=True, help="Comma-separated training modes.")
+@click.option(
+    "--methods",
+    default="single",
+    show_default=True,
+    help="Comma-separated models: single (the equal-MACs CNN) and/or early_exit "
+    "(the RDI-Nets multi-exit CNN; modes none, linf, l2, l1). With early_exit "
+    "the table compares the two per mode, MACs included.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help='JSON config for every run (e.g. {"robust": {"epochs": 5}}).',
+)
+@click.option(
+    "--steps", default=20, show_default=True, type=click.IntRange(1), help="Evaluation PGD steps per restart."
+)
 @click.option("--restarts", default=2, show_default=True, type=click.IntRange(1))
-@click.option("--queries", default=300, show_default=True, type=click.IntRange(0),
-              help="Square-attack queries (l_inf).")
-@click.option("--samples", default=None, type=click.IntRange(1),
-              help="Attack only the first N test windows.")
+@click.option(
+    "--queries", default=300, show_default=True, type=click.IntRange(0), help="Square-attack queries (l_inf)."
+)
+@click.option("--samples", default=None, type=click.IntRange(1), help="Attack only the first N test windows.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--write", "write_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Markdown file for the table (e.g. docs/results/robust_hapt.md).")
-@click.option("--train/--no-train", "do_train", default=True, show_default=True,
-              help="--no-train: only attack and tabulate the finished runs under --out "
-                   "(modes without one are listed as not trained).")
-@click.option("--cheap", is_flag=True,
-              help="Tabulate the cheap-PGD accuracies each finished run recorded at the end of "
-                   "training (whole validation and test splits; no restarts, no Square) instead "
-                   "of attacking; implies --no-train.")
-@click.option("--ramp-lambdas", default=None,
-              help="Comma-separated RAMP logit-pairing weights to sweep (e.g. 0.5,2). With "
-                   "this or --ramp-betas, RAMP trains one run per (lambda, beta) as "
-                   "OUT/ramp_lamLAMBDA_betaBETA and the table reports the one with the best "
-                   "union accuracy on the VALIDATION split.")
-@click.option("--ramp-betas", default=None,
-              help="Comma-separated gradient-projection blends to sweep (0 = no gradient "
-                   "projection), e.g. 0,0.5.")
-@click.option("--variant", "variants", multiple=True, metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-              help="With --methods early_exit: one more multi-exit row per mode, trained with "
-                   "these 'robust' hyper-parameters on top of --config (run OUT/"
-                   "early_exit_MODE_NAME), e.g. 'rthr:threshold_on=robust' or "
-                   "'mf12:mac_factor=1.2,threshold_on=robust'. Repeatable.")
+@click.option(
+    "--write",
+    "write_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Markdown file for the table (e.g. docs/results/robust_hapt.md).",
+)
+@click.option(
+    "--train/--no-train",
+    "do_train",
+    default=True,
+    show_default=True,
+    help="--no-train: only attack and tabulate the finished runs under --out "
+    "(modes without one are listed as not trained).",
+)
+@click.option(
+    "--cheap",
+    is_flag=True,
+    help="Tabulate the cheap-PGD accuracies each finished run recorded at the end of "
+    "training (whole validation and test splits; no restarts, no Square) instead "
+    "of attacking; implies --no-train.",
+)
+@click.option(
+    "--ramp-lambdas",
+    default=None,
+    help="Comma-separated RAMP logit-pairing weights to sweep (e.g. 0.5,2). With "
+    "this or --ramp-betas, RAMP trains one run per (lambda, beta) as "
+    "OUT/ramp_lamLAMBDA_betaBETA and the table reports the one with the best "
+    "union accuracy on the VALIDATION split.",
+)
+@click.option(
+    "--ramp-betas",
+    default=None,
+    help="Comma-separated gradient-projection blends to sweep (0 = no gradient projection), e.g. 0,0.5.",
+)
+@click.option(
+    "--variant",
+    "variants",
+    multiple=True,
+    metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+    help="With --methods early_exit: one more multi-exit row per mode, trained with "
+    "these 'robust' hyper-parameters on top of --config (run OUT/"
+    "early_exit_MODE_NAME), e.g. 'rthr:threshold_on=robust' or "
+    "'mf12:mac_factor=1.2,threshold_on=robust'. Repeatable.",
+)
 @click.option("--quiet", is_flag=True)
-def table(dataset, out_dir, modes, methods, config_file, steps, restarts, queries, samples, seed,
-          write_path, do_train, cheap, ramp_lambdas, ramp_betas, variants, quiet):
+def table(
+    dataset,
+    out_dir,
+    modes,
+    methods,
+    config_file,
+    steps,
+    restarts,
+    queries,
+    samples,
+    seed,
+    write_path,
+    do_train,
+    cheap,
+    ramp_lambdas,
+    ramp_betas,
+    variants,
+    quiet,
+):
     """Train the equal-MACs single CNN (and with --methods early_exit the
     multi-exit CNN) with every robust-training mode, attack each on the test
     split (float model, radius 1.0 x the defaults) and write a table of clean
@@ -328,8 +456,7 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
     meths = [m.strip() for m in methods.split(",") if m.strip()]
     badm = [m for m in meths if m not in TABLE_METHODS]
     if badm or not meths:
-        raise DitmosError(f"--methods: unknown method(s) {badm}; choose from "
-                          f"{', '.join(TABLE_METHODS)}")
+        raise DitmosError(f"--methods: unknown method(s) {badm}; choose from {', '.join(TABLE_METHODS)}")
     var = parse_variants(variants)
     if var and "early_exit" not in meths:
         raise DitmosError("--variant needs --methods with early_exit")
@@ -338,14 +465,15 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
     if "early_exit" in meths:
         no_ee = [m for m in wanted if m not in MultiExitTrainer.MODES]
         if no_ee:
-            raise DitmosError(f"--methods early_exit trains modes {', '.join(MultiExitTrainer.MODES)}"
-                              f" only; drop {', '.join(no_ee)} from --modes")
+            raise DitmosError(
+                f"--methods early_exit trains modes {', '.join(MultiExitTrainer.MODES)}"
+                f" only; drop {', '.join(no_ee)} from --modes"
+            )
     grid = _ramp_grid(ramp_lambdas, ramp_betas, config_file)
     if grid and "early_exit" in meths:
         raise DitmosError("--ramp-lambdas/--ramp-betas apply to the single CNN's ramp mode only")
     # single-norm runs first: RAMP's key pair is read from them
-    wanted = sorted(wanted, key=lambda m: (m != "none", m not in ("linf", "l2", "l1"),
-                                           TABLE_MODES.index(m)))
+    wanted = sorted(wanted, key=lambda m: (m != "none", m not in ("linf", "l2", "l1"), TABLE_MODES.index(m)))
     if cheap:
         text = cheap_table(dataset, out_dir, wanted)
         click.echo(text)
@@ -364,8 +492,7 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
             name = _run_name(method, mode) + (f"_{variant[0]}" if variant else "")
             run = out_dir / name
             if mode == "ramp" and grid and method == "single" and variant is None:
-                run, sweep_note = _ramp_sweep(dataset, out_dir, grid, config_file, seed,
-                                              do_train, quiet, missing)
+                run, sweep_note = _ramp_sweep(dataset, out_dir, grid, config_file, seed, do_train, quiet, missing)
                 if run is None:
                     continue
             if not (run / "robust.json").is_file() and not do_train:
@@ -374,16 +501,25 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
             if not (run / "robust.json").is_file():
                 if run.exists():
                     import shutil
+
                     shutil.rmtree(run)  # an unfinished run of an interrupted table
                 pair = None
                 if mode == "ramp":
                     pair, pair_note = rule_pair(out_dir)
                 if not quiet:
                     click.echo(f"training {method} {mode} -> {run}", err=True)
-                over = None if variant is None else {
-                    "robust": {**(base_cfg.get("robust") or {}), **variant[1]}}
-                train_robust(dataset, run, method=method, mode=mode, seed=seed,
-                             config_file=config_file, overrides=over, pair=pair, quiet=quiet)
+                over = None if variant is None else {"robust": {**(base_cfg.get("robust") or {}), **variant[1]}}
+                train_robust(
+                    dataset,
+                    run,
+                    method=method,
+                    mode=mode,
+                    seed=seed,
+                    config_file=config_file,
+                    overrides=over,
+                    pair=pair,
+                    quiet=quiet,
+                )
             info = json.loads((run / "robust.json").read_text())
             if variant is not None:
                 info = dict(info, variant={"name": variant[0], "robust": variant[1]})
@@ -393,8 +529,7 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
                     if pair == ",".join(info["pair"]["pair"]):
                         pair_note = note  # given as the rule picks it from these runs
             if mode == "ramp" and pair_note is None and info.get("pair"):
-                pair_note = (f"RAMP key pair {'-'.join(info['pair']['pair'])} "
-                             f"({info['pair']['rule']})")
+                pair_note = f"RAMP key pair {'-'.join(info['pair']['pair'])} ({info['pair']['rule']})"
             att = run / "robust" / "attack.json"
             key = [steps, restarts, queries, samples]
             if att.is_file() and json.loads(att.read_text()).get("budget_key") == key:
@@ -405,23 +540,22 @@ def table(dataset, out_dir, modes, methods, config_file, steps, restarts, querie
                 if samples:
                     x, y = x[:samples], y[:samples]
                 kind, target = load_target(run)
-                res, _ = attack_target(kind, target, x, y, default_radii(data.input_shape),
-                                       budget, seed, fractions=(1.0,))
+                res, _ = attack_target(
+                    kind, target, x, y, default_radii(data.input_shape), budget, seed, fractions=(1.0,)
+                )
                 res.update(mode=mode, budget_key=key)
                 att.parent.mkdir(exist_ok=True)
                 write_json(att, res, indent=2)
             if not quiet:
                 f = res["float"]
-                click.echo(f"  {name}: clean {f['clean']:.4f} union {f['union']:.4f} "
-                           f"({res['seconds']} s)", err=True)
+                click.echo(f"  {name}: clean {f['clean']:.4f} union {f['union']:.4f} ({res['seconds']} s)", err=True)
             rows.append((mode, info, res))
     if not rows:
         raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(wanted)}")
     if "early_exit" in meths:
         text = format_method_table(dataset, rows, budget, missing)
     else:
-        text = format_mode_table(dataset, rows, budget, samples, pair_note, missing,
-                                 sweep_note)
+        text = format_mode_table(dataset, rows, budget, samples, pair_note, missing, sweep_note)
     click.echo(text)
     if write_path:
         write_path.parent.mkdir(parents=True, exist_ok=True)
@@ -448,11 +582,11 @@ def _ramp_grid(lambdas, betas, config_file) -> list[tuple[float, float]]:
 
     if lambdas is None and betas is None:
         return []
-    rob = {**DEFAULTS, **((_read_config(config_file).get("robust") or {}))}
-    lams = _floats(lambdas, "--ramp-lambdas") if lambdas is not None \
-        else [float(rob["ramp_lambda"])]
-    bets = _floats(betas, "--ramp-betas") if betas is not None \
-        else [float(rob["gp_beta"]) if rob.get("gp", True) else 0.0]
+    rob = {**DEFAULTS, **(_read_config(config_file).get("robust") or {})}
+    lams = _floats(lambdas, "--ramp-lambdas") if lambdas is not None else [float(rob["ramp_lambda"])]
+    bets = (
+        _floats(betas, "--ramp-betas") if betas is not None else [float(rob["gp_beta"]) if rob.get("gp", True) else 0.0]
+    )
     if any(b >= 1 for b in bets):
         raise DitmosError("--ramp-betas must lie in [0, 1) (beta 1 drops the adversarial update)")
     return [(lam, b) for lam in dict.fromkeys(lams) for b in dict.fromkeys(bets)]
@@ -477,12 +611,14 @@ def rule_pair(out_dir: Path):
     unless the linf, l2 and l1 runs are all finished."""
     if not all((out_dir / n / "robust.json").is_file() for n in ("linf", "l2", "l1")):
         return None, None
-    own = {n: json.loads((out_dir / n / "robust.json").read_text())["cheap_pgd"]["val"][n]
-           for n in ("linf", "l2", "l1")}
+    own = {
+        n: json.loads((out_dir / n / "robust.json").read_text())["cheap_pgd"]["val"][n] for n in ("linf", "l2", "l1")
+    }
     pick = sorted(own, key=lambda n: own[n])[:2]
-    return ",".join(pick), (f"RAMP key pair {pick[0]}-{pick[1]}: own-norm validation robust "
-                            f"accuracy of the single-norm AT runs "
-                            + ", ".join(f"{n} {100 * v:.1f}" for n, v in own.items()))
+    return ",".join(pick), (
+        f"RAMP key pair {pick[0]}-{pick[1]}: own-norm validation robust "
+        f"accuracy of the single-norm AT runs " + ", ".join(f"{n} {100 * v:.1f}" for n, v in own.items())
+    )
 
 
 def ramp_run_name(lam: float, beta: float) -> str:
@@ -509,24 +645,34 @@ def _ramp_sweep(dataset, out_dir: Path, grid, config_file, seed, do_train, quiet
                 continue
             if run.exists():
                 shutil.rmtree(run)  # an unfinished run of an interrupted table
-            rob = {**(cfg.get("robust") or {}), "ramp_lambda": lam, "gp_beta": beta,
-                   "gp": beta > 0}
+            rob = {**(cfg.get("robust") or {}), "ramp_lambda": lam, "gp_beta": beta, "gp": beta > 0}
             if not quiet:
-                click.echo(f"training single ramp lambda {lam:g} beta {beta:g} -> {run}",
-                           err=True)
-            train_robust(dataset, run, method="single", mode="ramp", seed=seed,
-                         config_file=None, overrides={**cfg, "robust": rob}, pair=pair,
-                         quiet=quiet)
+                click.echo(f"training single ramp lambda {lam:g} beta {beta:g} -> {run}", err=True)
+            train_robust(
+                dataset,
+                run,
+                method="single",
+                mode="ramp",
+                seed=seed,
+                config_file=None,
+                overrides={**cfg, "robust": rob},
+                pair=pair,
+                quiet=quiet,
+            )
         val = json.loads((run / "robust.json").read_text())["cheap_pgd"]["val"]
         scored.append(((val["union"], val["clean"], -len(scored)), lam, beta, run, val))
     if not scored:
         return None, None
     best = max(scored, key=lambda t: t[0])
-    note = ("RAMP hyper-parameters chosen on the validation split (cheap-PGD union / clean "
-            "accuracy of each run; beta 0 = no gradient projection): "
-            + ", ".join(f"lambda {lam:g} beta {beta:g}: {100 * v['union']:.1f} / "
-                        f"{100 * v['clean']:.1f}" for _, lam, beta, _, v in scored)
-            + f"; reported: lambda {best[1]:g}, beta {best[2]:g}")
+    note = (
+        "RAMP hyper-parameters chosen on the validation split (cheap-PGD union / clean "
+        "accuracy of each run; beta 0 = no gradient projection): "
+        + ", ".join(
+            f"lambda {lam:g} beta {beta:g}: {100 * v['union']:.1f} / {100 * v['clean']:.1f}"
+            for _, lam, beta, _, v in scored
+        )
+        + f"; reported: lambda {best[1]:g}, beta {best[2]:g}"
+    )
     return best[3], note
 
 
@@ -541,15 +687,18 @@ def parse_variants(texts) -> list[tuple[str, dict]]:
     for text in texts:
         name, sep, body = text.partition(":")
         if not sep or not re.fullmatch(r"[A-Za-z0-9_.-]+", name) or not body.strip():
-            raise DitmosError(f"--variant {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE] with a "
-                              f"NAME of letters, digits, '_', '-' or '.'")
+            raise DitmosError(
+                f"--variant {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE] with a "
+                f"NAME of letters, digits, '_', '-' or '.'"
+            )
         hp = {}
         for item in body.split(","):
             key, eq, val = item.partition("=")
             key = key.strip()
             if not eq or key not in DEFAULTS:
-                raise DitmosError(f"--variant {text!r}: {item!r} is not KEY=VALUE with a "
-                                  f"'robust' key ({', '.join(sorted(DEFAULTS))})")
+                raise DitmosError(
+                    f"--variant {text!r}: {item!r} is not KEY=VALUE with a 'robust' key ({', '.join(sorted(DEFAULTS))})"
+                )
             try:
                 hp[key] = json.loads(val)
             except json.JSONDecodeError:
@@ -582,33 +731,40 @@ def cheap_table(dataset: str, out_dir: Path, modes) -> str:
         raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(modes)}")
     info0 = rows[0][1]
     hp = info0["hyper"]
-    lines = [f"# Robust training of the single CNN on {dataset}: cheap-PGD figures", "",
-             "Written by `ditmos robust table --cheap` (see docs/robustness.md); do not edit "
-             "by hand.", "",
-             f"Model: the equal-MACs single CNN ({info0['macs']} MACs, {info0['params']} "
-             f"parameters), seed {info0['seed']}, {hp['epochs']} epochs, batch "
-             f"{hp['batch_size']}, training attack {hp['attack_steps']}-step PGD; epoch kept by "
-             f"the validation score.", "",
-             f"Accuracies recorded by each run after training, on the WHOLE validation and test "
-             f"splits, under a cheap {hp['val_steps']}-step PGD per norm (random start, no "
-             f"restarts, no Square): weaker than `ditmos robust attack`, so an upper bound "
-             f"on robust accuracy. Radii "
-             + ", ".join(f"{k} {v:g}" for k, v in info0["radii"].items()) + ".", ""]
+    lines = [
+        f"# Robust training of the single CNN on {dataset}: cheap-PGD figures",
+        "",
+        "Written by `ditmos robust table --cheap` (see docs/robustness.md); do not edit by hand.",
+        "",
+        f"Model: the equal-MACs single CNN ({info0['macs']} MACs, {info0['params']} "
+        f"parameters), seed {info0['seed']}, {hp['epochs']} epochs, batch "
+        f"{hp['batch_size']}, training attack {hp['attack_steps']}-step PGD; epoch kept by "
+        f"the validation score.",
+        "",
+        f"Accuracies recorded by each run after training, on the WHOLE validation and test "
+        f"splits, under a cheap {hp['val_steps']}-step PGD per norm (random start, no "
+        f"restarts, no Square): weaker than `ditmos robust attack`, so an upper bound "
+        f"on robust accuracy. Radii " + ", ".join(f"{k} {v:g}" for k, v in info0["radii"].items()) + ".",
+        "",
+    ]
     pairs: dict[str, list[str]] = {}
     for m, i in rows:
         if i.get("pair"):
             pairs.setdefault(f"{'-'.join(i['pair']['pair'])} ({i['pair']['rule']})", []).append(m)
     if pairs:
-        lines += ["RAMP key pair " + "; ".join(f"{p} for {', '.join(ms)}"
-                                               for p, ms in pairs.items()) + ".", ""]
-    lines += ["| mode | split | clean | l_inf | l_2 | l_1 | union | best epoch | train s |",
-              "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["RAMP key pair " + "; ".join(f"{p} for {', '.join(ms)}" for p, ms in pairs.items()) + ".", ""]
+    lines += [
+        "| mode | split | clean | l_inf | l_2 | l_1 | union | best epoch | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for mode, info in rows:
         for split in ("val", "test"):
             r = info["cheap_pgd"][split]
-            lines.append(f"| {mode} | {split} | {100 * r['clean']:.2f} | {100 * r['linf']:.2f} | "
-                         f"{100 * r['l2']:.2f} | {100 * r['l1']:.2f} | {100 * r['union']:.2f} | "
-                         f"{info['best_epoch']} | {info['train_seconds']:.0f} |")
+            lines.append(
+                f"| {mode} | {split} | {100 * r['clean']:.2f} | {100 * r['linf']:.2f} | "
+                f"{100 * r['l2']:.2f} | {100 * r['l1']:.2f} | {100 * r['union']:.2f} | "
+                f"{info['best_epoch']} | {info['train_seconds']:.0f} |"
+            )
     if missing:
         lines += ["", f"No finished run: {', '.join(missing)}."]
     return "\n".join(lines) + "\n"
@@ -618,14 +774,15 @@ def _variant_label(info: dict) -> str:
     v = info.get("variant")
     if not v:
         return "RDI-Nets multi-exit"
-    return (f"RDI-Nets multi-exit, {v['name']} ("
-            + ", ".join(f"{k} {val}" for k, val in v["robust"].items()) + ")")
+    return f"RDI-Nets multi-exit, {v['name']} (" + ", ".join(f"{k} {val}" for k, val in v["robust"].items()) + ")"
 
 
 def _val_cell(info: dict) -> str:
     """Validation clean / robust figures of a robust run (see format_method_table)."""
+
     def pct(v):
         return "—" if v is None else f"{100 * float(v):.2f}"
+
     if info["model"] == "single":
         val = (info.get("cheap_pgd") or {}).get("val") or {}
         return f"{pct(val.get('clean'))} / {pct(val.get('union'))}"
@@ -641,42 +798,55 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
 
     single = {m: (i, r) for m, i, r in rows if i["model"] == "single"}
     ee = [(m, i, r) for m, i, r in rows if i["model"] == "early_exit"]
-    any_info, any_res = next(((i, r) for _, i, r in ee if not i.get("variant")),
-                             (ee[0][1], ee[0][2]) if ee else (rows[0][1], rows[0][2]))
+    any_info, any_res = next(
+        ((i, r) for _, i, r in ee if not i.get("variant")), (ee[0][1], ee[0][2]) if ee else (rows[0][1], rows[0][2])
+    )
     # the hyper-parameters every row shares: the base ones, without a variant's changes
-    hp = {**TRAIN_DEFAULTS, **any_info["hyper"], **{
-        k: TRAIN_DEFAULTS[k] for k in (any_info.get("variant") or {}).get("robust", {})}}
+    hp = {
+        **TRAIN_DEFAULTS,
+        **any_info["hyper"],
+        **{k: TRAIN_DEFAULTS[k] for k in (any_info.get("variant") or {}).get("robust", {})},
+    }
     f0 = any_res["float"]
-    thr_on = ("the share of validation windows right clean and under a cheap PGD on each exit "
-              "and on all exits jointly, through the policy" if hp.get("threshold_on") == "robust"
-              else "the most accurate on clean validation windows")
-    lines = [f"# Robust multi-exit networks (RDI-Nets) vs the single CNN on {dataset}", "",
-             "Written by `ditmos robust table --methods single,early_exit` (see "
-             "docs/robustness.md); do not edit by hand.", "",
-             f"Training: seed {any_info['seed']}, {hp['epochs']} epochs, batch "
-             f"{hp['batch_size']}, {hp['attack_steps']}-step PGD per training example "
-             f"(multi-exit: the '{hp['exit_attack']}' attack on all exits, full-depth backbone "
-             f"{hp['mac_factor']:g} x the single CNN's MACs); epoch kept by the validation score. "
-             f"Multi-exit exit threshold: {thr_on}, among those whose average clean MACs stay "
-             f"within {hp['mac_budget']:g} x the single CNN's MACs. A row named after a variant "
-             f"was trained with the listed hyper-parameters changed (`--variant`).", "",
-             f"Attack (test split, {f0['n']} windows, float models): radii "
-             + ", ".join(f"{k} {v:g}" for k, v in f0["radii"].items())
-             + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
-             f"norm and view (multi-exit: through the exit policy, its soft surrogate, all "
-             f"exits jointly and each exit alone), plus Square ({budget.square_queries} "
-             f"queries) for l_inf. Union = correct clean and under every norm's attack. "
-             f"Latency attack: PGD with the same budget that lowers every early exit's "
-             f"confidence below the threshold (maximises MACs).", "",
-             "The validation column is what a choice between rows may use: clean accuracy "
-             "and the robust score (multi-exit: the policy's score of the robust threshold "
-             "choice, when the threshold was chosen on it; single CNN: the cheap-PGD union) "
-             "on the validation split.", "",
-             "| training | model | validation clean / robust | clean | l_inf | l_2 | l_1 | "
-             "union | avg MACs clean | exits clean | avg MACs under accuracy attack "
-             "(l_inf / l_2 / l_1) | avg MACs under latency attack (l_inf / l_2 / l_1) | "
-             "max MACs |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    thr_on = (
+        "the share of validation windows right clean and under a cheap PGD on each exit "
+        "and on all exits jointly, through the policy"
+        if hp.get("threshold_on") == "robust"
+        else "the most accurate on clean validation windows"
+    )
+    lines = [
+        f"# Robust multi-exit networks (RDI-Nets) vs the single CNN on {dataset}",
+        "",
+        "Written by `ditmos robust table --methods single,early_exit` (see docs/robustness.md); do not edit by hand.",
+        "",
+        f"Training: seed {any_info['seed']}, {hp['epochs']} epochs, batch "
+        f"{hp['batch_size']}, {hp['attack_steps']}-step PGD per training example "
+        f"(multi-exit: the '{hp['exit_attack']}' attack on all exits, full-depth backbone "
+        f"{hp['mac_factor']:g} x the single CNN's MACs); epoch kept by the validation score. "
+        f"Multi-exit exit threshold: {thr_on}, among those whose average clean MACs stay "
+        f"within {hp['mac_budget']:g} x the single CNN's MACs. A row named after a variant "
+        f"was trained with the listed hyper-parameters changed (`--variant`).",
+        "",
+        f"Attack (test split, {f0['n']} windows, float models): radii "
+        + ", ".join(f"{k} {v:g}" for k, v in f0["radii"].items())
+        + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
+        f"norm and view (multi-exit: through the exit policy, its soft surrogate, all "
+        f"exits jointly and each exit alone), plus Square ({budget.square_queries} "
+        f"queries) for l_inf. Union = correct clean and under every norm's attack. "
+        f"Latency attack: PGD with the same budget that lowers every early exit's "
+        f"confidence below the threshold (maximises MACs).",
+        "",
+        "The validation column is what a choice between rows may use: clean accuracy "
+        "and the robust score (multi-exit: the policy's score of the robust threshold "
+        "choice, when the threshold was chosen on it; single CNN: the cheap-PGD union) "
+        "on the validation split.",
+        "",
+        "| training | model | validation clean / robust | clean | l_inf | l_2 | l_1 | "
+        "union | avg MACs clean | exits clean | avg MACs under accuracy attack "
+        "(l_inf / l_2 / l_1) | avg MACs under latency attack (l_inf / l_2 / l_1) | "
+        "max MACs |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for mode, info, res in rows:
         f = res["float"]
         rob = f["robust"]
@@ -689,13 +859,21 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
         else:
             name = _variant_label(info)
             m = res["macs"]
-            macs = [f"{m['clean']['avg_macs']:,.0f}",
-                    " / ".join(f"{v:.2f}" for v in m["clean"].get("exit_fractions", [])) or "—",
-                    " / ".join(f"{m['accuracy_attack'][k]['avg_macs']:,.0f}"
-                               for k in ("linf", "l2", "l1") if k in m["accuracy_attack"]),
-                    " / ".join(f"{m['latency_attack'][k]['avg_macs']:,.0f}"
-                               for k in ("linf", "l2", "l1") if k in m["latency_attack"]),
-                    f"{m['max_macs']:,}"]
+            macs = [
+                f"{m['clean']['avg_macs']:,.0f}",
+                " / ".join(f"{v:.2f}" for v in m["clean"].get("exit_fractions", [])) or "—",
+                " / ".join(
+                    f"{m['accuracy_attack'][k]['avg_macs']:,.0f}"
+                    for k in ("linf", "l2", "l1")
+                    if k in m["accuracy_attack"]
+                ),
+                " / ".join(
+                    f"{m['latency_attack'][k]['avg_macs']:,.0f}"
+                    for k in ("linf", "l2", "l1")
+                    if k in m["latency_attack"]
+                ),
+                f"{m['max_macs']:,}",
+            ]
         lines.append(f"| {mode} | {name} | {' | '.join(cells)} | {' | '.join(macs)} |")
     verdicts = []
     for mode, ei, er in ee:
@@ -713,12 +891,12 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
         verdicts.append(
             f"- {mode}: {who} clean {100 * ef['clean']:.2f} vs {100 * sf['clean']:.2f} "
             f"({'≥' if ok_clean else '<'}), robust "
-            + ", ".join(f"{n} {100 * ef['robust'][n]:.2f} vs {100 * sf['robust'][n]:.2f}"
-                        for n in norms)
+            + ", ".join(f"{n} {100 * ef['robust'][n]:.2f} vs {100 * sf['robust'][n]:.2f}" for n in norms)
             + f" ({'all ≥' if ok_rob else 'not all ≥'}), average clean MACs "
             f"{100 * saving:.1f}% below the single CNN ({'≥' if ok_macs else '<'} 30%); under "
             f"the latency attack up to {late:,.0f} MACs ({late / si['macs']:.2f} x the single "
-            f"CNN). Target {'met' if ok_clean and ok_rob and ok_macs else 'missed'}.")
+            f"CNN). Target {'met' if ok_clean and ok_rob and ok_macs else 'missed'}."
+        )
     if verdicts:
         lines += ["", "Against the single CNN trained with the same attack:", ""] + verdicts
     if missing:
@@ -726,29 +904,36 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
     return "\n".join(lines) + "\n"
 
 
-def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(),
-                      sweep_note=None) -> str:
+def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(), sweep_note=None) -> str:
     info0 = rows[0][1]
     f0 = rows[0][2]["float"]
     hp = info0["hyper"]
     radii = f0["radii"]
-    lines = [f"# Robust training of the single CNN on {dataset}", "",
-             "Written by `ditmos robust table` (see docs/robustness.md); do not edit by hand.", "",
-             f"Model: the equal-MACs single CNN ({info0['macs']} MACs, {info0['params']} "
-             f"parameters, spec {info0['spec']['channels']} channels), seed {info0['seed']}, "
-             f"{hp['epochs']} epochs, batch {hp['batch_size']}, training attack "
-             f"{hp['attack_steps']}-step PGD; epoch kept by the validation score.", "",
-             f"Attack (test split, {f0['n']} windows, float model): radii "
-             + ", ".join(f"{k} {v:g}" for k, v in radii.items())
-             + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
-             f"norm, plus Square ({budget.square_queries} queries) for l_inf. Union = correct "
-             f"clean and under every norm's attack.", ""]
+    lines = [
+        f"# Robust training of the single CNN on {dataset}",
+        "",
+        "Written by `ditmos robust table` (see docs/robustness.md); do not edit by hand.",
+        "",
+        f"Model: the equal-MACs single CNN ({info0['macs']} MACs, {info0['params']} "
+        f"parameters, spec {info0['spec']['channels']} channels), seed {info0['seed']}, "
+        f"{hp['epochs']} epochs, batch {hp['batch_size']}, training attack "
+        f"{hp['attack_steps']}-step PGD; epoch kept by the validation score.",
+        "",
+        f"Attack (test split, {f0['n']} windows, float model): radii "
+        + ", ".join(f"{k} {v:g}" for k, v in radii.items())
+        + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
+        f"norm, plus Square ({budget.square_queries} queries) for l_inf. Union = correct "
+        f"clean and under every norm's attack.",
+        "",
+    ]
     if pair_note:
         lines += [pair_note + ".", ""]
     if sweep_note:
         lines += [sweep_note + ".", ""]
-    lines += ["| mode | clean | l_inf | l_2 | l_1 | union | best epoch | train s |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "| mode | clean | l_inf | l_2 | l_1 | union | best epoch | train s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for mode, info, res in rows:
         f = res["float"]
         rob = f["robust"]
@@ -756,9 +941,11 @@ def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(),
             h = info["hyper"]
             gp = f"beta {h['gp_beta']:g}" if h.get("gp", True) else "no GP"
             mode = f"ramp (lambda {h['ramp_lambda']:g}, {gp})"
-        lines.append(f"| {mode} | {100 * f['clean']:.2f} | {100 * rob['linf']:.2f} | "
-                     f"{100 * rob['l2']:.2f} | {100 * rob['l1']:.2f} | {100 * f['union']:.2f} | "
-                     f"{info['best_epoch']} | {info['train_seconds']:.0f} |")
+        lines.append(
+            f"| {mode} | {100 * f['clean']:.2f} | {100 * rob['linf']:.2f} | "
+            f"{100 * rob['l2']:.2f} | {100 * rob['l1']:.2f} | {100 * f['union']:.2f} | "
+            f"{info['best_epoch']} | {info['train_seconds']:.0f} |"
+        )
     if missing:
         lines += ["", f"Not trained (no finished run): {', '.join(missing)}."]
     return "\n".join(lines) + "\n"

@@ -21,8 +21,7 @@ from ditmos.errors import DitmosError
 from ditmos.robust.attacks import NORMS
 
 
-def adversarial_workload(run_dir, build_dir, advs: dict[str, np.ndarray], y: np.ndarray,
-                         cache_dir: Path):
+def adversarial_workload(run_dir, build_dir, advs: dict[str, np.ndarray], y: np.ndarray, cache_dir: Path):
     """A harness workload whose samples are the adversarial windows of every
     norm (norm-major), with the host reference's answers."""
     from ditmos.harness.workload import load_workload, reference_answers
@@ -38,13 +37,24 @@ def adversarial_workload(run_dir, build_dir, advs: dict[str, np.ndarray], y: np.
     x_q = ref.quantize_input(x)
     ans = reference_answers(ref, x_q, base.model_hash, Path(cache_dir) / "reference.npz")
     labels = np.tile(np.asarray(y, np.int64), len(norms))
-    return replace(base, inputs=x_q, labels=labels, ref_pred=ans.pred, ref_route=ans.route,
-                   ref_scores=ans.scores), norms
+    return replace(
+        base, inputs=x_q, labels=labels, ref_pred=ans.pred, ref_route=ans.route, ref_scores=ans.scores
+    ), norms
 
 
-def device_check(run_dir, build_dir, advs: dict[str, np.ndarray], y: np.ndarray, out_dir, *,
-                 ports=(), emulate: bool = False, jobs: int = 1, baudrate: int = 115200,
-                 progress=None) -> dict:
+def device_check(
+    run_dir,
+    build_dir,
+    advs: dict[str, np.ndarray],
+    y: np.ndarray,
+    out_dir,
+    *,
+    ports=(),
+    emulate: bool = False,
+    jobs: int = 1,
+    baudrate: int = 115200,
+    progress=None,
+) -> dict:
     """Classify every norm's adversarial windows on the device(s) and compare
     with the host int8 reference; returns counts and per-norm device accuracy."""
     from ditmos.harness.evaluate import _port_devices, run_evaluation
@@ -57,8 +67,13 @@ def device_check(run_dir, build_dir, advs: dict[str, np.ndarray], y: np.ndarray,
         shutil.rmtree(out)
     out.mkdir(parents=True)
     wl, norms = adversarial_workload(run_dir, build_dir, advs, y, out)
-    meta = {"run_dir": str(run_dir), "build_dir": str(build_dir), "board": wl.facts.board,
-            "emulated": bool(emulate), "inputs": "adversarial windows of " + ", ".join(norms)}
+    meta = {
+        "run_dir": str(run_dir),
+        "build_dir": str(build_dir),
+        "board": wl.facts.board,
+        "emulated": bool(emulate),
+        "inputs": "adversarial windows of " + ", ".join(norms),
+    }
     if emulate:
         with emulated_devices(Path(build_dir), jobs, out) as devices:
             report = run_evaluation(wl, devices, out, timeout=10.0, meta=meta, progress=progress)
@@ -71,14 +86,23 @@ def device_check(run_dir, build_dir, advs: dict[str, np.ndarray], y: np.ndarray,
     per_norm = {}
     for j, norm in enumerate(norms):
         idx = range(j * n, (j + 1) * n)
-        per_norm[norm] = {"reference_accuracy": float(np.mean(wl.ref_pred[j * n:(j + 1) * n]
-                                                               == wl.labels[j * n:(j + 1) * n])),
-                          "mismatches": sum(1 for i in idx if i in mism)}
-    return {"board": wl.facts.board, "emulated": bool(emulate), "windows": int(len(wl.inputs)),
-            "measured": int(report["samples"]), "complete": bool(report["complete"]),
-            "mismatches": int(report["mismatches"]),
-            "route_mismatches": int(report["route_mismatches"]),
-            "score_mismatches": int(report["score_mismatches"]),
-            "agree": bool(report["complete"]) and report["mismatches"] == 0
-            and report["route_mismatches"] == 0 and report["score_mismatches"] == 0,
-            "per_norm": per_norm, "report": str(out / "report.json")}
+        per_norm[norm] = {
+            "reference_accuracy": float(np.mean(wl.ref_pred[j * n : (j + 1) * n] == wl.labels[j * n : (j + 1) * n])),
+            "mismatches": sum(1 for i in idx if i in mism),
+        }
+    return {
+        "board": wl.facts.board,
+        "emulated": bool(emulate),
+        "windows": int(len(wl.inputs)),
+        "measured": int(report["samples"]),
+        "complete": bool(report["complete"]),
+        "mismatches": int(report["mismatches"]),
+        "route_mismatches": int(report["route_mismatches"]),
+        "score_mismatches": int(report["score_mismatches"]),
+        "agree": bool(report["complete"])
+        and report["mismatches"] == 0
+        and report["route_mismatches"] == 0
+        and report["score_mismatches"] == 0,
+        "per_norm": per_norm,
+        "report": str(out / "report.json"),
+    }

@@ -103,13 +103,16 @@ def _logits_fn(target):
         target.__dict__["_square_fn"] = fn
 
     def logits(v, batch: int = 2048):
-        return np.concatenate([np.asarray(fn(tf.constant(v[i:i + batch], tf.float32)))
-                               for i in range(0, len(v), batch)])
+        return np.concatenate(
+            [np.asarray(fn(tf.constant(v[i : i + batch], tf.float32))) for i in range(0, len(v), batch)]
+        )
+
     return logits
 
 
-def attack_norm_radii(target, x, y, *, norm: str, radii, budget: AttackBudget, seed: int,
-                      clip=None) -> tuple[np.ndarray, np.ndarray]:
+def attack_norm_radii(
+    target, x, y, *, norm: str, radii, budget: AttackBudget, seed: int, clip=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Worst case over the target's views (and Square for l_inf) at each of
     ``radii``, all radii in one batched attack: returns (adversarial windows
     [R, N, ...], broken mask [R, N])."""
@@ -120,17 +123,33 @@ def attack_norm_radii(target, x, y, *, norm: str, radii, budget: AttackBudget, s
     broken = np.repeat((target.predict(x) != y)[None], R, axis=0)
     adv = np.repeat(x[None], R, axis=0)
     for i, view in enumerate(target.views):
-        a, b = pgd_radii(target, x, y, norm=norm, radii=radii, steps=budget.steps,
-                         restarts=budget.restarts, view=view, seed=seed + 101 * i,
-                         l1_sparsity=budget.l1_sparsity, clip=clip)
+        a, b = pgd_radii(
+            target,
+            x,
+            y,
+            norm=norm,
+            radii=radii,
+            steps=budget.steps,
+            restarts=budget.restarts,
+            view=view,
+            seed=seed + 101 * i,
+            l1_sparsity=budget.l1_sparsity,
+            clip=clip,
+        )
         newly = b & ~broken
         adv[newly] = a[newly]
         broken |= b
     if norm == "linf" and budget.square_queries > 0 and any(e > 0 for e in radii):
         eps_rows = np.repeat(np.array(radii, np.float32), N)
-        cand = square_linf(_logits_fn(target), np.tile(x, (R, 1, 1)), np.tile(y, R),
-                           eps=eps_rows, queries=budget.square_queries, seed=seed + 7,
-                           clip=clip).reshape(adv.shape)
+        cand = square_linf(
+            _logits_fn(target),
+            np.tile(x, (R, 1, 1)),
+            np.tile(y, R),
+            eps=eps_rows,
+            queries=budget.square_queries,
+            seed=seed + 7,
+            clip=clip,
+        ).reshape(adv.shape)
         wrong = (target.predict(cand.reshape((R * N,) + x.shape[1:])) != np.tile(y, R)).reshape(R, N)
         newly = wrong & ~broken
         adv[newly] = cand[newly]
@@ -138,18 +157,27 @@ def attack_norm_radii(target, x, y, *, norm: str, radii, budget: AttackBudget, s
     return adv, broken
 
 
-def attack_norm(target, x, y, *, norm: str, eps: float, budget: AttackBudget, seed: int,
-                clip=None) -> tuple[np.ndarray, np.ndarray]:
+def attack_norm(
+    target, x, y, *, norm: str, eps: float, budget: AttackBudget, seed: int, clip=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Worst case over the target's views (and Square for l_inf): returns
     (adversarial windows, broken mask)."""
-    adv, broken = attack_norm_radii(target, x, y, norm=norm, radii=[eps], budget=budget,
-                                    seed=seed, clip=clip)
+    adv, broken = attack_norm_radii(target, x, y, norm=norm, radii=[eps], budget=budget, seed=seed, clip=clip)
     return adv[0], broken[0]
 
 
-def union_robustness(target, x, y, radii: dict[str, float], *, budget: AttackBudget | None = None,
-                     seed: int = 0, fractions=CURVE_FRACTIONS, clip=None,
-                     progress=None) -> tuple[UnionResult, dict[str, np.ndarray]]:
+def union_robustness(
+    target,
+    x,
+    y,
+    radii: dict[str, float],
+    *,
+    budget: AttackBudget | None = None,
+    seed: int = 0,
+    fractions=CURVE_FRACTIONS,
+    clip=None,
+    progress=None,
+) -> tuple[UnionResult, dict[str, np.ndarray]]:
     """Clean / per-norm / union accuracy of ``target`` on (x, y) and the
     adversarial windows at the full radius of each norm."""
     budget = (budget or AttackBudget()).check()
@@ -162,12 +190,14 @@ def union_robustness(target, x, y, radii: dict[str, float], *, budget: AttackBud
     robust, curves, advs, ok_all = {}, {}, {}, clean_ok.copy()
     for norm in NORMS:
         eps = float(radii.get(norm, 0.0))
-        a, b = attack_norm_radii(target, x, y, norm=norm, radii=[eps * f for f in fr],
-                                 budget=budget, seed=seed, clip=clip)
+        a, b = attack_norm_radii(
+            target, x, y, norm=norm, radii=[eps * f for f in fr], budget=budget, seed=seed, clip=clip
+        )
         # balls are nested: broken at a smaller radius means broken at every larger one
         ever_broken = ~clean_ok | np.logical_or.accumulate(b, axis=0)
         curves[norm] = [[0.0, float(np.mean(clean_ok))]] + [
-            [eps * f, float(np.mean(~ever_broken[j]))] for j, f in enumerate(fr)]
+            [eps * f, float(np.mean(~ever_broken[j]))] for j, f in enumerate(fr)
+        ]
         # the full-radius example of a window is the first breaking one (inside every
         # larger ball), so int8 and device checks see the break the float model saw
         first = np.where(b.any(axis=0), np.argmax(b, axis=0), len(fr) - 1)
@@ -176,21 +206,38 @@ def union_robustness(target, x, y, radii: dict[str, float], *, budget: AttackBud
         ok_all &= ~ever_broken[-1]
         if progress:
             progress(norm, 1.0)
-    res = UnionResult(n=len(x), radii={k: float(radii.get(k, 0.0)) for k in NORMS},
-                      clean=float(np.mean(clean_ok)), robust=robust,
-                      union=float(np.mean(ok_all)), curves=curves, budget=asdict(budget))
+    res = UnionResult(
+        n=len(x),
+        radii={k: float(radii.get(k, 0.0)) for k in NORMS},
+        clean=float(np.mean(clean_ok)),
+        robust=robust,
+        union=float(np.mean(ok_all)),
+        curves=curves,
+        budget=asdict(budget),
+    )
     return res, advs
 
 
 def _exit_summary(macs_per_exit: np.ndarray, exits: np.ndarray) -> dict:
     fractions = np.bincount(exits, minlength=len(macs_per_exit)) / max(len(exits), 1)
-    return {"avg_macs": round(float(macs_per_exit[exits].mean()), 1),
-            "exit_fractions": [round(float(f), 4) for f in fractions]}
+    return {
+        "avg_macs": round(float(macs_per_exit[exits].mean()), 1),
+        "exit_fractions": [round(float(f), 4) for f in fractions],
+    }
 
 
-def exit_costs(target, x, y, advs: dict[str, np.ndarray], radii: dict[str, float], *,
-               budget: AttackBudget, seed: int = 0, clip=None,
-               progress=None) -> tuple[dict, dict[str, np.ndarray]]:
+def exit_costs(
+    target,
+    x,
+    y,
+    advs: dict[str, np.ndarray],
+    radii: dict[str, float],
+    *,
+    budget: AttackBudget,
+    seed: int = 0,
+    clip=None,
+    progress=None,
+) -> tuple[dict, dict[str, np.ndarray]]:
     """What a multi-exit ``target`` spends, clean and under attack.
 
     * ``clean``: average MACs and exit histogram of the clean windows;
@@ -206,22 +253,32 @@ def exit_costs(target, x, y, advs: dict[str, np.ndarray], radii: dict[str, float
     budget = budget.check()
     em = np.asarray(target.exit_macs, np.float64)
     y = np.asarray(y, np.int64)
-    out = {"exit_macs": [int(m) for m in target.exit_macs], "max_macs": int(em[-1]),
-           "threshold": float(target.threshold),
-           "clean": _exit_summary(em, target.exits(x)),
-           "accuracy_attack": {n: _exit_summary(em, target.exits(a)) for n, a in advs.items()},
-           "latency_attack": {}}
+    out = {
+        "exit_macs": [int(m) for m in target.exit_macs],
+        "max_macs": int(em[-1]),
+        "threshold": float(target.threshold),
+        "clean": _exit_summary(em, target.exits(x)),
+        "accuracy_attack": {n: _exit_summary(em, target.exits(a)) for n, a in advs.items()},
+        "latency_attack": {},
+    }
     late = {}
     for norm in NORMS:
         eps = float(radii.get(norm, 0.0))
         if eps <= 0:
             continue
-        a = force_late_exits(target, x, norm=norm, eps=eps, steps=budget.steps,
-                             restarts=budget.restarts, seed=seed + 13,
-                             l1_sparsity=budget.l1_sparsity, clip=clip)
+        a = force_late_exits(
+            target,
+            x,
+            norm=norm,
+            eps=eps,
+            steps=budget.steps,
+            restarts=budget.restarts,
+            seed=seed + 13,
+            l1_sparsity=budget.l1_sparsity,
+            clip=clip,
+        )
         pred, exits = target.decide(a)
-        out["latency_attack"][norm] = {**_exit_summary(em, exits),
-                                       "accuracy": round(float(np.mean(pred == y)), 5)}
+        out["latency_attack"][norm] = {**_exit_summary(em, exits), "accuracy": round(float(np.mean(pred == y)), 5)}
         late[norm] = a
         if progress:
             progress(f"latency {norm}", 1.0)

@@ -30,14 +30,24 @@ def _input_clip(ref) -> tuple[float, float]:
 
 def _exits(routes: np.ndarray, exit_macs) -> dict:
     macs = np.asarray(exit_macs, np.float64)
-    return {"avg_macs": round(float(macs[routes].mean()), 1),
-            "exit_fractions": [round(float(f), 4) for f in
-                               np.bincount(routes, minlength=len(macs)) / max(len(routes), 1)]}
+    return {
+        "avg_macs": round(float(macs[routes].mean()), 1),
+        "exit_fractions": [round(float(f), 4) for f in np.bincount(routes, minlength=len(macs)) / max(len(routes), 1)],
+    }
 
 
-def int8_robustness(int8_dir, x: np.ndarray, y: np.ndarray, advs: dict[str, np.ndarray],
-                    radii: dict[str, float], *, queries: int = 300, seed: int = 0,
-                    square_samples: int = 200, exit_macs=None) -> dict:
+def int8_robustness(
+    int8_dir,
+    x: np.ndarray,
+    y: np.ndarray,
+    advs: dict[str, np.ndarray],
+    radii: dict[str, float],
+    *,
+    queries: int = 300,
+    seed: int = 0,
+    square_samples: int = 200,
+    exit_macs=None,
+) -> dict:
     from ditmos.quantize.reference import reference_for
 
     ref = reference_for(int8_dir)
@@ -55,24 +65,37 @@ def int8_robustness(int8_dir, x: np.ndarray, y: np.ndarray, advs: dict[str, np.n
         ok = clean_ok & (pred == y)
         robust[norm] = float(np.mean(ok))
         ok_all &= ok
-    out = {"interpreter": "tflm",
-           "transfer": {"n": int(len(x)), "clean": float(np.mean(clean_ok)), "robust": robust,
-                        "union": float(np.mean(ok_all))}}
+    out = {
+        "interpreter": "tflm",
+        "transfer": {
+            "n": int(len(x)),
+            "clean": float(np.mean(clean_ok)),
+            "robust": robust,
+            "union": float(np.mean(ok_all)),
+        },
+    }
     if exit_macs is not None:
-        out["exits"] = {"clean": _exits(clean_route, exit_macs),
-                        "transfer": {n: _exits(r, exit_macs) for n, r in routes.items()}}
+        out["exits"] = {
+            "clean": _exits(clean_route, exit_macs),
+            "transfer": {n: _exits(r, exit_macs) for n, r in routes.items()},
+        }
     if queries > 0 and radii.get("linf", 0) > 0:
         n = min(square_samples, len(x))
 
         def scores(v):
             return ref.predict(ref.quantize_input(v))[2].astype(np.float64)
 
-        adv = square_linf(scores, x[:n], y[:n], eps=float(radii["linf"]), queries=queries,
-                          seed=seed + 13, clip=_input_clip(ref))
+        adv = square_linf(
+            scores, x[:n], y[:n], eps=float(radii["linf"]), queries=queries, seed=seed + 13, clip=_input_clip(ref)
+        )
         pred, route = run(adv)
         ok = clean_ok[:n] & (pred == y[:n])
-        out["square"] = {"n": int(n), "clean": float(np.mean(clean_ok[:n])),
-                         "robust": {"linf": float(np.mean(ok))}, "union": None}
+        out["square"] = {
+            "n": int(n),
+            "clean": float(np.mean(clean_ok[:n])),
+            "robust": {"linf": float(np.mean(ok))},
+            "union": None,
+        }
         if exit_macs is not None:
             out["exits"]["square"] = {"linf": _exits(route, exit_macs)}
     return out

@@ -42,6 +42,7 @@ from ditmos.errors import DitmosError
 
 def _tf():
     import tensorflow as tf
+
     return tf
 
 
@@ -50,11 +51,9 @@ def _compiled_predict(target, x: np.ndarray, view: str, batch: int) -> np.ndarra
     tf = _tf()
     fn = target.__dict__.get("_predict_fn")
     if fn is None:
-        fn = tf.function(lambda v: tf.argmax(target.logits(v, view), axis=1),
-                         reduce_retracing=True)
+        fn = tf.function(lambda v: tf.argmax(target.logits(v, view), axis=1), reduce_retracing=True)
         target.__dict__["_predict_fn"] = fn
-    outs = [np.asarray(fn(tf.constant(x[i:i + batch], tf.float32)))
-            for i in range(0, len(x), batch)]
+    outs = [np.asarray(fn(tf.constant(x[i : i + batch], tf.float32))) for i in range(0, len(x), batch)]
     return np.concatenate(outs).astype(np.int64) if outs else np.zeros(0, np.int64)
 
 
@@ -102,13 +101,13 @@ class DitmosTarget:
         try:
             export = json.loads((run_dir / "export" / "export.json").read_text())
         except FileNotFoundError:
-            raise DitmosError(f"{run_dir} has no export/export.json: is it a finished "
-                              f"'ditmos train' run directory?") from None
+            raise DitmosError(
+                f"{run_dir} has no export/export.json: is it a finished 'ditmos train' run directory?"
+            ) from None
         K = int(export["K"])
         try:
             sel = keras.models.load_model(models / "selector.keras", compile=False)
-            cls_models = [keras.models.load_model(models / f"classifier_{k}.keras", compile=False)
-                          for k in range(K)]
+            cls_models = [keras.models.load_model(models / f"classifier_{k}.keras", compile=False) for k in range(K)]
         except (OSError, ValueError) as e:
             raise DitmosError(f"cannot load the Keras models in {models}: {e}") from None
         return cls(sel, cls_models, export.get("shared_blocks", []))
@@ -158,8 +157,8 @@ class MultiExitTarget:
     ``threshold``; the last exit always answers.  ``exit_macs[i]`` is the
     cumulative cost of stopping at exit i."""
 
-    TEMPERATURE = 0.05   # of the soft policy's stop probabilities
-    DOS_MARGIN = 0.1     # late_exit_loss pushes log-confidence this far below the threshold
+    TEMPERATURE = 0.05  # of the soft policy's stop probabilities
+    DOS_MARGIN = 0.1  # late_exit_loss pushes log-confidence this far below the threshold
 
     def __init__(self, model, threshold: float, exit_macs, name: str = "early_exit"):
         self.model = model
@@ -169,8 +168,7 @@ class MultiExitTarget:
         if len(self.exit_macs) != self.n_exits:
             raise DitmosError(f"{self.n_exits} exits but {len(self.exit_macs)} exit costs")
         self.name = name
-        self.views = ("policy", "soft", "all") + tuple(f"exit_{i + 1}"
-                                                       for i in range(self.n_exits))
+        self.views = ("policy", "soft", "all") + tuple(f"exit_{i + 1}" for i in range(self.n_exits))
 
     def outputs(self, x):
         out = self.model(x, training=False)
@@ -199,8 +197,7 @@ class MultiExitTarget:
                 if i == len(probs) - 1:
                     s = tf.ones_like(remain)
                 else:
-                    s = tf.sigmoid((tf.reduce_max(p, axis=1, keepdims=True) - self.threshold)
-                                   / self.TEMPERATURE)
+                    s = tf.sigmoid((tf.reduce_max(p, axis=1, keepdims=True) - self.threshold) / self.TEMPERATURE)
                 mix += remain * s * p
                 remain = remain * (1.0 - s)
             return tf.math.log(mix + 1e-12)
@@ -228,8 +225,7 @@ class MultiExitTarget:
         if self.n_exits == 1 or not 0.0 < self.threshold <= 1.0:
             return tf.zeros(tf.shape(x)[:1])  # nothing to force: one path only
         level = float(np.log(self.threshold)) - self.DOS_MARGIN
-        excess = [tf.nn.relu(tf.reduce_max(tf.nn.log_softmax(z), axis=1) - level)
-                  for z in outs[:-1]]
+        excess = [tf.nn.relu(tf.reduce_max(tf.nn.log_softmax(z), axis=1) - level) for z in outs[:-1]]
         return -tf.add_n(excess)
 
     def exit_outputs(self, x: np.ndarray, batch: int = 512) -> list[np.ndarray]:
@@ -238,8 +234,9 @@ class MultiExitTarget:
         if fn is None:
             fn = tf.function(lambda v: self.outputs(v), reduce_retracing=True)
             self.__dict__["_outs_fn"] = fn
-        parts = [[np.asarray(t) for t in fn(tf.constant(x[i:i + batch], tf.float32))]
-                 for i in range(0, len(x), batch)]
+        parts = [
+            [np.asarray(t) for t in fn(tf.constant(x[i : i + batch], tf.float32))] for i in range(0, len(x), batch)
+        ]
         return [np.concatenate(p) for p in zip(*parts)]
 
     def decide(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -269,8 +266,7 @@ def single_target(run_dir) -> KerasTarget:
 
     path = Path(run_dir) / "models" / "single.keras"
     if not path.is_file():
-        raise DitmosError(f"{path} not found: is {run_dir} a finished 'ditmos train --model "
-                          f"single' run directory?")
+        raise DitmosError(f"{path} not found: is {run_dir} a finished 'ditmos train --model single' run directory?")
     try:
         model = keras.models.load_model(path, compile=False)
     except (OSError, ValueError) as e:
@@ -286,8 +282,9 @@ def early_exit_target(run_dir) -> MultiExitTarget:
     run_dir = Path(run_dir)
     path = run_dir / "models" / "early_exit.keras"
     if not path.is_file():
-        raise DitmosError(f"{path} not found: is {run_dir} a finished 'ditmos train --method "
-                          f"early_exit' run directory?")
+        raise DitmosError(
+            f"{path} not found: is {run_dir} a finished 'ditmos train --method early_exit' run directory?"
+        )
     try:
         info = json.loads((run_dir / "robust.json").read_text())
         policy = info["exit_policy"]
@@ -304,7 +301,8 @@ def run_model_kind(run_dir) -> str:
 
     run_dir = Path(run_dir)
     if not (run_dir / "robust.json").is_file() or (
-            (run_dir / "export" / "export.json").is_file() and not is_network_run(run_dir)):
+        (run_dir / "export" / "export.json").is_file() and not is_network_run(run_dir)
+    ):
         return "ditmos"
     try:
         kind = json.loads((run_dir / "robust.json").read_text()).get("model", "single")
@@ -320,8 +318,7 @@ def load_target(run_dir, kind: str = "auto"):
     if kind == "auto":
         kind = found
     elif kind != found:
-        raise DitmosError(f"{run_dir} holds a '{found}' model, not '{kind}'; pass --model "
-                          f"{found} or auto")
+        raise DitmosError(f"{run_dir} holds a '{found}' model, not '{kind}'; pass --model {found} or auto")
     if kind == "single":
         return kind, single_target(run_dir)
     if kind == "early_exit":

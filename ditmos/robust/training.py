@@ -66,35 +66,39 @@ FORMAT = "ditmos-robust-train/1"
 
 # Hyper-parameters (overridable through the "robust" section of --config).
 DEFAULTS = {
-    "epochs": 20, "batch_size": 64, "lr": 3e-3,   # the quick baseline schedule
-    "attack_steps": 5,          # PGD steps per training example
-    "step_factor": 2.5,         # step size = step_factor * eps / attack_steps
-    "l1_sparsity": 0.05,        # share of coordinates moved by one l_1 step
-    "ramp_lambda": 2.0,         # weight of the logit-pairing KL (the paper, from scratch)
-    "gp_beta": 0.5,             # gradient-projection blend
-    "gp": True,                 # RAMP: gradient projection once per epoch (False: plain RAMP loss)
-    "eat_momentum": 0.9,        # running robust accuracy of E-AT
-    "val_samples": 500,         # validation windows scored per epoch
-    "val_steps": 10,            # PGD steps of the validation score
-    "pair": "auto",             # RAMP key pair: "auto" or e.g. "linf,l1"
+    "epochs": 20,
+    "batch_size": 64,
+    "lr": 3e-3,  # the quick baseline schedule
+    "attack_steps": 5,  # PGD steps per training example
+    "step_factor": 2.5,  # step size = step_factor * eps / attack_steps
+    "l1_sparsity": 0.05,  # share of coordinates moved by one l_1 step
+    "ramp_lambda": 2.0,  # weight of the logit-pairing KL (the paper, from scratch)
+    "gp_beta": 0.5,  # gradient-projection blend
+    "gp": True,  # RAMP: gradient projection once per epoch (False: plain RAMP loss)
+    "eat_momentum": 0.9,  # running robust accuracy of E-AT
+    "val_samples": 500,  # validation windows scored per epoch
+    "val_steps": 10,  # PGD steps of the validation score
+    "pair": "auto",  # RAMP key pair: "auto" or e.g. "linf,l1"
     # multi-exit network (--method early_exit) only:
-    "exit_attack": "max_avg",   # training attack on the exits: "max_avg" (RDI-Nets), "max_all"
-                                # (max_avg's candidates plus the all-exits PGD) or "avg"
-    "mac_factor": 2.0,          # full-depth MACs of the backbone / the single CNN's MACs
-    "mac_budget": 0.7,          # threshold: avg clean val MACs <= mac_budget x single's MACs
-    "threshold_on": "clean",    # threshold picked on clean val accuracy, or "robust": on the
-                                # share of val windows right clean and under attack
+    "exit_attack": "max_avg",  # training attack on the exits: "max_avg" (RDI-Nets), "max_all"
+    # (max_avg's candidates plus the all-exits PGD) or "avg"
+    "mac_factor": 2.0,  # full-depth MACs of the backbone / the single CNN's MACs
+    "mac_budget": 0.7,  # threshold: avg clean val MACs <= mac_budget x single's MACs
+    "threshold_on": "clean",  # threshold picked on clean val accuracy, or "robust": on the
+    # share of val windows right clean and under attack
 }
 
 
 def _tf():
     import tensorflow as tf
+
     return tf
 
 
 # --------------------------------------------------------------------------- #
 # Batched PGD in TensorFlow
 # --------------------------------------------------------------------------- #
+
 
 def _flat(t):
     tf = _tf()
@@ -133,8 +137,11 @@ def _random_start(shape, norm: str, eps: float):
     tf = _tf()
     if norm == "linf":
         return tf.random.uniform(shape, -eps, eps)
-    g = tf.random.normal(shape) if norm == "l2" else \
-        tf.math.log(tf.random.uniform(shape, 1e-6, 1.0)) * tf.sign(tf.random.uniform(shape, -1, 1))
+    g = (
+        tf.random.normal(shape)
+        if norm == "l2"
+        else tf.math.log(tf.random.uniform(shape, 1e-6, 1.0)) * tf.sign(tf.random.uniform(shape, -1, 1))
+    )
     f = _flat(g)
     scale = tf.random.uniform([tf.shape(f)[0], 1], 0, 1)
     if norm == "l2":
@@ -179,20 +186,32 @@ def all_exits_objective(outputs, y):
 
 def exit_objective(k: int):
     """The cross-entropy of exit ``k`` (0-based) only."""
+
     def objective(outputs, y):
         return _tf().nn.sparse_softmax_cross_entropy_with_logits(y, outputs[k])
+
     return objective
 
 
-def pgd_tf(model, x, y, *, norm: str, eps: float, steps: int, step_factor: float = 2.5,
-           l1_sparsity: float = 0.05, random_start: bool = True, objective=ce_objective):
+def pgd_tf(
+    model,
+    x,
+    y,
+    *,
+    norm: str,
+    eps: float,
+    steps: int,
+    step_factor: float = 2.5,
+    l1_sparsity: float = 0.05,
+    random_start: bool = True,
+    objective=ce_objective,
+):
     """PGD on ``objective(model(x), y)`` (per-window loss; default the
     cross-entropy of a single-output model) in inference mode, all in TF ops
     (call it inside a ``tf.function``).  Returns the last iterate."""
     tf = _tf()
     alpha = step_factor * eps / max(steps, 1)
-    delta = _project(_random_start(tf.shape(x), norm, eps), norm, eps) if random_start \
-        else tf.zeros_like(x)
+    delta = _project(_random_start(tf.shape(x), norm, eps), norm, eps) if random_start else tf.zeros_like(x)
     delta = tf.ensure_shape(delta, x.shape)
 
     def body(i, d):
@@ -200,8 +219,7 @@ def pgd_tf(model, x, y, *, norm: str, eps: float, steps: int, step_factor: float
             tape.watch(d)
             loss = tf.reduce_sum(objective(model(x + d, training=False), y))
         g = tape.gradient(loss, d)
-        return i + 1, tf.ensure_shape(_project(d + _ascent(g, norm, alpha, l1_sparsity),
-                                               norm, eps), x.shape)
+        return i + 1, tf.ensure_shape(_project(d + _ascent(g, norm, alpha, l1_sparsity), norm, eps), x.shape)
 
     # an explicit graph loop (small graphs trace fast; no AutoGraph needed)
     _, delta = tf.while_loop(lambda i, d: i < steps, body, (tf.constant(0), delta))
@@ -212,11 +230,21 @@ def pgd_tf(model, x, y, *, norm: str, eps: float, steps: int, step_factor: float
 # The trainer
 # --------------------------------------------------------------------------- #
 
+
 class RobustTrainer:
     """Adversarial training of a Keras classifier ``model`` (window -> logits)."""
 
-    def __init__(self, model, radii: dict[str, float], mode: str, hp: dict, *, steps_total: int,
-                 pair: tuple[str, str] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        model,
+        radii: dict[str, float],
+        mode: str,
+        hp: dict,
+        *,
+        steps_total: int,
+        pair: tuple[str, str] | None = None,
+        seed: int = 0,
+    ):
         import keras
 
         tf = _tf()
@@ -228,17 +256,23 @@ class RobustTrainer:
         sched = keras.optimizers.schedules.CosineDecay(float(hp["lr"]), max(1, steps_total))
         self.opt = keras.optimizers.Adam(sched)
         # RAMP's natural branch keeps its own optimiser state.
-        self.opt_nat = keras.optimizers.Adam(sched) if mode == "ramp" and hp.get("gp", True) \
-            else None
+        self.opt_nat = keras.optimizers.Adam(sched) if mode == "ramp" and hp.get("gp", True) else None
         self.eat_acc = {"linf": 0.0, "l1": 0.0}
         self._steps: dict = {}
         self._tf = tf
 
     # -- losses ---------------------------------------------------------- #
     def _adv(self, x, y, norm):
-        return pgd_tf(self.model, x, y, norm=norm, eps=float(self.radii[norm]),
-                      steps=int(self.hp["attack_steps"]), step_factor=float(self.hp["step_factor"]),
-                      l1_sparsity=float(self.hp["l1_sparsity"]))
+        return pgd_tf(
+            self.model,
+            x,
+            y,
+            norm=norm,
+            eps=float(self.radii[norm]),
+            steps=int(self.hp["attack_steps"]),
+            step_factor=float(self.hp["step_factor"]),
+            l1_sparsity=float(self.hp["l1_sparsity"]),
+        )
 
     def _loss(self, kind: str, x, y):
         tf = self._tf
@@ -258,8 +292,7 @@ class RobustTrainer:
         if kind == "ramp":
             q, r = self.pair
             b = tf.shape(x)[0]
-            z = self.model(tf.concat([self._adv(x, y, q), self._adv(x, y, r)], axis=0),
-                           training=True)
+            z = self.model(tf.concat([self._adv(x, y, q), self._adv(x, y, r)], axis=0), training=True)
             zq, zr = z[:b], z[b:]
             l_max = tf.reduce_mean(tf.maximum(ce(y, zq), ce(y, zr)))
             lq, lr_ = tf.nn.log_softmax(zq), tf.nn.log_softmax(zr)
@@ -283,13 +316,14 @@ class RobustTrainer:
                 grads = tape.gradient(loss, model.trainable_variables)
                 opt.apply_gradients(zip(grads, model.trainable_variables))
                 return loss, acc
+
             self._steps[key] = step
         return self._steps[key]
 
     # -- epochs ---------------------------------------------------------- #
     def _batches(self, n: int, bs: int):
         order = self.rng.permutation(n)
-        return [order[i:i + bs] for i in range(0, n, bs)]
+        return [order[i : i + bs] for i in range(0, n, bs)]
 
     def _epoch(self, x, y, kind: str, natural: bool = False) -> float:
         tf = self._tf
@@ -333,8 +367,7 @@ class RobustTrainer:
             coss.append(c)
             v.assign((r + beta * max(c, 0.0) * (n - r) + (1 - beta) * (a - r)).astype(a.dtype))
         # BN statistics (non-trainable) keep theta_a's values
-        return {"loss": adv_loss, "natural_loss": nat_loss,
-                "gp_mean_cos": float(np.mean(coss)) if coss else 0.0}
+        return {"loss": adv_loss, "natural_loss": nat_loss, "gp_mean_cos": float(np.mean(coss)) if coss else 0.0}
 
 
 class MultiExitTrainer:
@@ -352,16 +385,18 @@ class MultiExitTrainer:
 
     MODES = ("none", "linf", "l2", "l1")
 
-    def __init__(self, model, radii: dict[str, float], mode: str, hp: dict, *, steps_total: int,
-                 seed: int = 0):
+    def __init__(self, model, radii: dict[str, float], mode: str, hp: dict, *, steps_total: int, seed: int = 0):
         import keras
 
         if mode not in self.MODES:
-            raise DitmosError(f"robust mode {mode!r} is not available for the multi-exit "
-                              f"network; choose one of {', '.join(self.MODES)}")
+            raise DitmosError(
+                f"robust mode {mode!r} is not available for the multi-exit "
+                f"network; choose one of {', '.join(self.MODES)}"
+            )
         if hp.get("exit_attack") not in EXIT_ATTACKS:
-            raise DitmosError(f"robust 'exit_attack' must be one of {', '.join(EXIT_ATTACKS)}, "
-                              f"got {hp.get('exit_attack')!r}")
+            raise DitmosError(
+                f"robust 'exit_attack' must be one of {', '.join(EXIT_ATTACKS)}, got {hp.get('exit_attack')!r}"
+            )
         self.model, self.radii, self.mode, self.hp = model, dict(radii), mode, dict(hp)
         self.n_exits = len(model.outputs)
         self.rng = np.random.default_rng([seed, 11])
@@ -373,19 +408,21 @@ class MultiExitTrainer:
         """The training attack's windows (TF ops; call inside a tf.function)."""
         tf = _tf()
         norm = self.mode
-        kw = dict(norm=norm, eps=float(self.radii[norm]), steps=int(self.hp["attack_steps"]),
-                  step_factor=float(self.hp["step_factor"]),
-                  l1_sparsity=float(self.hp["l1_sparsity"]))
+        kw = dict(
+            norm=norm,
+            eps=float(self.radii[norm]),
+            steps=int(self.hp["attack_steps"]),
+            step_factor=float(self.hp["step_factor"]),
+            l1_sparsity=float(self.hp["l1_sparsity"]),
+        )
         if self.hp["exit_attack"] == "avg":
             return pgd_tf(self.model, x, y, objective=all_exits_objective, **kw)
-        cands = [pgd_tf(self.model, x, y, objective=exit_objective(k), **kw)
-                 for k in range(self.n_exits)]
+        cands = [pgd_tf(self.model, x, y, objective=exit_objective(k), **kw) for k in range(self.n_exits)]
         if self.hp["exit_attack"] == "max_all":
             cands.append(pgd_tf(self.model, x, y, objective=all_exits_objective, **kw))
         b = tf.shape(x)[0]
         outs = self.model(tf.concat(cands, axis=0), training=False)
-        total = tf.reshape(all_exits_objective(outs, tf.tile(y, [len(cands)])),
-                           [len(cands), b])
+        total = tf.reshape(all_exits_objective(outs, tf.tile(y, [len(cands)])), [len(cands), b])
         pick = tf.argmax(total, axis=0, output_type=tf.int32)
         stacked = tf.stack(cands, axis=1)  # [B, E, T, C]
         return tf.stop_gradient(tf.gather(stacked, pick, axis=1, batch_dims=1))
@@ -412,11 +449,14 @@ class MultiExitTrainer:
                 grads = tape.gradient(loss, model.trainable_variables)
                 opt.apply_gradients(zip(grads, model.trainable_variables))
                 return loss
+
             self._step = step
         order = self.rng.permutation(len(x))
         bs = int(self.hp["batch_size"])
-        losses = [float(self._step(tf.constant(x[order[i:i + bs]]), tf.constant(y[order[i:i + bs]])))
-                  for i in range(0, len(x), bs)]
+        losses = [
+            float(self._step(tf.constant(x[order[i : i + bs]]), tf.constant(y[order[i : i + bs]])))
+            for i in range(0, len(x), bs)
+        ]
         return {"loss": float(np.mean(losses))}
 
 
@@ -424,12 +464,14 @@ class MultiExitTrainer:
 # Validation score (cheap PGD on a fixed subset)
 # --------------------------------------------------------------------------- #
 
+
 def _n_outputs(model) -> int:
     return len(model.outputs)
 
 
-def robust_correct(model, x, y, radii, norms, *, steps: int, batch: int = 500,
-                   l1_sparsity: float = 0.05) -> dict[str, np.ndarray]:
+def robust_correct(
+    model, x, y, radii, norms, *, steps: int, batch: int = 500, l1_sparsity: float = 0.05
+) -> dict[str, np.ndarray]:
     """Per-window correctness clean and under a cheap PGD of each norm:
     ``[N]`` booleans for a single-output model; ``[E, N]`` (every exit) for a
     multi-exit model, attacked with the all-exits objective."""
@@ -444,16 +486,29 @@ def robust_correct(model, x, y, radii, norms, *, steps: int, batch: int = 500,
 
     out = {"clean": [], **{n: [] for n in norms}}
     for i in range(0, len(x), batch):
-        xb, yb = tf.constant(x[i:i + batch]), tf.constant(y[i:i + batch])
-        out["clean"].append(correct(model(xb, training=False), y[i:i + batch]))
+        xb, yb = tf.constant(x[i : i + batch]), tf.constant(y[i : i + batch])
+        out["clean"].append(correct(model(xb, training=False), y[i : i + batch]))
         for n in norms:
             key = (n, steps, float(radii[n]))
             if key not in cache:
-                cache[key] = tf.function(lambda a, b, n=n: model(pgd_tf(
-                    model, a, b, norm=n, eps=float(radii[n]), steps=steps,
-                    l1_sparsity=l1_sparsity, objective=objective), training=False),
-                    reduce_retracing=True, autograph=False)
-            out[n].append(correct(cache[key](xb, yb), y[i:i + batch]))
+                cache[key] = tf.function(
+                    lambda a, b, n=n: model(
+                        pgd_tf(
+                            model,
+                            a,
+                            b,
+                            norm=n,
+                            eps=float(radii[n]),
+                            steps=steps,
+                            l1_sparsity=l1_sparsity,
+                            objective=objective,
+                        ),
+                        training=False,
+                    ),
+                    reduce_retracing=True,
+                    autograph=False,
+                )
+            out[n].append(correct(cache[key](xb, yb), y[i : i + batch]))
     res = {k: np.concatenate(v, axis=1) for k, v in out.items()}
     return res if multi else {k: v[0] for k, v in res.items()}
 
@@ -463,8 +518,7 @@ def validation_score(mode: str, model, x, y, radii, hp) -> dict:
     share of windows right clean and under the mode's norm(s) (a multi-exit
     model: averaged over its exits)."""
     norms = () if mode == "none" else ((mode,) if mode in NORMS else NORMS)
-    ok = robust_correct(model, x, y, radii, norms, steps=int(hp["val_steps"]),
-                        l1_sparsity=float(hp["l1_sparsity"]))
+    ok = robust_correct(model, x, y, radii, norms, steps=int(hp["val_steps"]), l1_sparsity=float(hp["l1_sparsity"]))
     res = {k: float(v.mean()) for k, v in ok.items()}
     allok = ok["clean"].copy()
     for n in norms:
@@ -473,8 +527,9 @@ def validation_score(mode: str, model, x, y, radii, hp) -> dict:
     return res
 
 
-def choose_robust_threshold(model, x_val, y_val, xs, ys, radii, mode: str, hp: dict,
-                            exit_macs, mac_budget: float) -> dict:
+def choose_robust_threshold(
+    model, x_val, y_val, xs, ys, radii, mode: str, hp: dict, exit_macs, mac_budget: float
+) -> dict:
     """The exit threshold chosen for robustness, on VALIDATION data only.
 
     On the subset ``xs, ys`` (of the validation split) the mode's attack is
@@ -491,17 +546,22 @@ def choose_robust_threshold(model, x_val, y_val, xs, ys, radii, mode: str, hp: d
 
     tf = _tf()
     if mode not in NORMS:
-        raise DitmosError(f"robust 'threshold_on': 'robust' needs a single-norm mode "
-                          f"({', '.join(NORMS)}), not {mode!r}")
+        raise DitmosError(
+            f"robust 'threshold_on': 'robust' needs a single-norm mode ({', '.join(NORMS)}), not {mode!r}"
+        )
     n_exits = _n_outputs(model)
     objectives = [exit_objective(k) for k in range(n_exits)] + [all_exits_objective]
-    kw = dict(norm=mode, eps=float(radii[mode]), steps=int(hp["val_steps"]),
-              l1_sparsity=float(hp["l1_sparsity"]))
+    kw = dict(norm=mode, eps=float(radii[mode]), steps=int(hp["val_steps"]), l1_sparsity=float(hp["l1_sparsity"]))
     adv_outs = []
     for obj in objectives:  # eagerly: a few steps on a few hundred windows, once
-        xa = np.concatenate([np.asarray(pgd_tf(model, tf.constant(xs[i:i + 500]),
-                                               tf.constant(ys[i:i + 500]), objective=obj, **kw))
-                             for i in range(0, len(xs), 500)])
+        xa = np.concatenate(
+            [
+                np.asarray(
+                    pgd_tf(model, tf.constant(xs[i : i + 500]), tf.constant(ys[i : i + 500]), objective=obj, **kw)
+                )
+                for i in range(0, len(xs), 500)
+            ]
+        )
         adv_outs.append(_outputs(model, xa))
     val_outs = _outputs(model, x_val)
     sub_outs = _outputs(model, xs)
@@ -514,29 +574,36 @@ def choose_robust_threshold(model, x_val, y_val, xs, ys, radii, mode: str, hp: d
         ok = apply_threshold(sub_outs, float(t), exit_macs)[0] == ys
         for outs in adv_outs:
             ok &= apply_threshold(outs, float(t), exit_macs)[0] == ys
-        rows.append((float(ok.mean()), float(np.mean(pred == y_val)), float(macs[chosen].mean()),
-                     float(t)))
+        rows.append((float(ok.mean()), float(np.mean(pred == y_val)), float(macs[chosen].mean()), float(t)))
     feasible = [r for r in rows if r[2] <= mac_budget]
     if feasible:
         score, acc, avg, t = max(feasible, key=lambda r: (r[0], r[1], -r[2]))
     else:
         score, acc, avg, t = min(rows, key=lambda r: (r[2], -r[0]))
-    return {"threshold": t, "val_accuracy": acc, "val_avg_macs": avg,
-            "within_budget": bool(feasible), "val_robust_score": score,
-            "robust_windows": int(len(ys)), "attacks": n_exits + 1}
+    return {
+        "threshold": t,
+        "val_accuracy": acc,
+        "val_avg_macs": avg,
+        "within_budget": bool(feasible),
+        "val_robust_score": score,
+        "robust_windows": int(len(ys)),
+        "attacks": n_exits + 1,
+    }
 
 
 # --------------------------------------------------------------------------- #
 # Whole runs
 # --------------------------------------------------------------------------- #
 
+
 def parse_pair(text) -> tuple[str, str] | None:
     if text in (None, "", "auto"):
         return None
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) != 2 or any(p not in NORMS for p in parts) or parts[0] == parts[1]:
-        raise DitmosError(f"RAMP pair must be two different norms of {', '.join(NORMS)} "
-                          f"(e.g. 'linf,l1') or 'auto', got {text!r}")
+        raise DitmosError(
+            f"RAMP pair must be two different norms of {', '.join(NORMS)} (e.g. 'linf,l1') or 'auto', got {text!r}"
+        )
     return parts[0], parts[1]
 
 
@@ -553,9 +620,15 @@ def _build_single(cfg: dict, input_shape, num_classes: int):
 
     budget = _budget(cfg, input_shape, num_classes)
     q = BASE["quick"]
-    match = search_budget_spec(budget.selector, budget.input_shape, budget.num_classes,
-                               target=budget.inference_macs, metric="macs", depths=q["depths"],
-                               tolerance=q["tolerance"])[0]
+    match = search_budget_spec(
+        budget.selector,
+        budget.input_shape,
+        budget.num_classes,
+        target=budget.inference_macs,
+        metric="macs",
+        depths=q["depths"],
+        tolerance=q["tolerance"],
+    )[0]
     return match, lambda: build_convnet(match.spec, input_shape, num_classes, name="single")
 
 
@@ -567,8 +640,9 @@ def _build_early_exit(cfg: dict, input_shape, num_classes: int, mac_factor: floa
     from ditmos.training.baselines import early_exit_spec
 
     budget = _budget(cfg, input_shape, num_classes)
-    spec, ratio = early_exit_spec(budget, {"early_exit_mac_factor": float(mac_factor),
-                                           "tolerance": BASE["quick"]["tolerance"]})
+    spec, ratio = early_exit_spec(
+        budget, {"early_exit_mac_factor": float(mac_factor), "tolerance": BASE["quick"]["tolerance"]}
+    )
     exit_macs = [int(c.macs) for c in early_exit_costs(spec, input_shape, num_classes)]
     return spec, exit_macs, lambda: build_early_exit(spec, input_shape, num_classes)
 
@@ -586,18 +660,25 @@ def proxy_pair(build, data, radii, hp, seed: int) -> tuple[tuple[str, str], dict
     for n in NORMS:
         keras.utils.set_random_seed(seed)
         model = build()
-        t = RobustTrainer(model, radii, n, hp, steps_total=math.ceil(len(tr) / hp["batch_size"]),
-                          seed=seed)
+        t = RobustTrainer(model, radii, n, hp, steps_total=math.ceil(len(tr) / hp["batch_size"]), seed=seed)
         t.train_epoch(data["x_train"][tr], data["y_train"][tr])
-        scores[n] = validation_score(n, model, data["x_val"][va], data["y_val"][va], radii,
-                                     hp)[n]
+        scores[n] = validation_score(n, model, data["x_val"][va], data["y_val"][va], radii, hp)[n]
     pair = tuple(sorted(NORMS, key=lambda n: (scores[n], NORMS.index(n)))[:2])
     return pair, scores
 
 
-def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, seed: int = 0,
-                 config_file=None, overrides: dict | None = None, pair=None,
-                 quiet: bool = False) -> Path:
+def train_robust(
+    dataset: str,
+    out_dir,
+    *,
+    method: str = "single",
+    mode: str,
+    seed: int = 0,
+    config_file=None,
+    overrides: dict | None = None,
+    pair=None,
+    quiet: bool = False,
+) -> Path:
     """Adversarially train ``method`` with ``mode`` into a new run directory:
     config.json, splits.npz, normalization.json, models/METHOD.keras and
     robust.json (mode, hyper-parameters, per-epoch history, clean and cheap-PGD
@@ -617,12 +698,12 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
     from ditmos.training.rundir import write_model_run
 
     if method not in METHODS:
-        raise DitmosError(f"unknown method {method!r} for robust training; choose one of "
-                          f"{', '.join(METHODS)}")
+        raise DitmosError(f"unknown method {method!r} for robust training; choose one of {', '.join(METHODS)}")
     allowed = MODES if method == "single" else MultiExitTrainer.MODES
     if mode not in allowed:
-        raise DitmosError(f"robust mode {mode!r} is not available for --method {method}; "
-                          f"choose one of {', '.join(allowed)}")
+        raise DitmosError(
+            f"robust mode {mode!r} is not available for --method {method}; choose one of {', '.join(allowed)}"
+        )
     if pair is not None and mode != "ramp":
         raise DitmosError("a RAMP key pair only applies to --robust ramp")
     run_dir = Path(out_dir)
@@ -642,14 +723,14 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
         if not isinstance(hp[key], (int, float)) or isinstance(hp[key], bool) or hp[key] <= 0:
             raise DitmosError(f"robust '{key}' must be a positive number, got {hp[key]!r}")
     if hp["exit_attack"] not in EXIT_ATTACKS:
-        raise DitmosError(f"robust 'exit_attack' must be one of {', '.join(EXIT_ATTACKS)}, "
-                          f"got {hp['exit_attack']!r}")
+        raise DitmosError(f"robust 'exit_attack' must be one of {', '.join(EXIT_ATTACKS)}, got {hp['exit_attack']!r}")
     if hp["threshold_on"] not in THRESHOLD_ON:
-        raise DitmosError(f"robust 'threshold_on' must be one of {', '.join(THRESHOLD_ON)}, "
-                          f"got {hp['threshold_on']!r}")
+        raise DitmosError(f"robust 'threshold_on' must be one of {', '.join(THRESHOLD_ON)}, got {hp['threshold_on']!r}")
     if hp["threshold_on"] == "robust" and (method != "early_exit" or mode not in NORMS):
-        raise DitmosError("robust 'threshold_on': 'robust' applies to --method early_exit with "
-                          f"a single-norm mode ({', '.join(NORMS)})")
+        raise DitmosError(
+            "robust 'threshold_on': 'robust' applies to --method early_exit with "
+            f"a single-norm mode ({', '.join(NORMS)})"
+        )
     cfg = resolve_config(dataset, "quick", seed=seed, overrides=user)
 
     tf = _tf()
@@ -660,8 +741,7 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
     radii = default_radii(input_shape)
     match, build = _build_single(cfg, input_shape, data["num_classes"])
     if method == "early_exit":
-        ee_spec, exit_macs, build = _build_early_exit(cfg, input_shape, data["num_classes"],
-                                                      hp["mac_factor"])
+        ee_spec, exit_macs, build = _build_early_exit(cfg, input_shape, data["num_classes"], hp["mac_factor"])
     for k in ("x_train", "x_val", "x_test"):
         data[k] = data[k].astype(np.float32)
 
@@ -683,47 +763,63 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
     model = build()
     n_batches = math.ceil(len(data["x_train"]) / int(hp["batch_size"]))
     if method == "single":
-        trainer = RobustTrainer(model, radii, mode, hp, steps_total=n_batches * int(hp["epochs"]),
-                                pair=pair_t, seed=seed)
+        trainer = RobustTrainer(
+            model, radii, mode, hp, steps_total=n_batches * int(hp["epochs"]), pair=pair_t, seed=seed
+        )
     else:
-        trainer = MultiExitTrainer(model, radii, mode, hp,
-                                   steps_total=n_batches * int(hp["epochs"]), seed=seed)
+        trainer = MultiExitTrainer(model, radii, mode, hp, steps_total=n_batches * int(hp["epochs"]), seed=seed)
     vrng = np.random.default_rng([seed, 3])
-    vi = np.sort(vrng.permutation(len(data["x_val"]))[:int(hp["val_samples"])])
+    vi = np.sort(vrng.permutation(len(data["x_val"]))[: int(hp["val_samples"])])
     xv, yv = data["x_val"][vi], data["y_val"][vi]
     history, best = [], None
     t0 = time.monotonic()
     for ep in range(int(hp["epochs"])):
         info = trainer.train_epoch(data["x_train"], data["y_train"])
         val = validation_score(mode, model, xv, yv, radii, hp)
-        history.append({"epoch": ep + 1, **{k: round(v, 5) for k, v in info.items()},
-                        **{f"val_{k}": round(v, 5) for k, v in val.items()}})
+        history.append(
+            {
+                "epoch": ep + 1,
+                **{k: round(v, 5) for k, v in info.items()},
+                **{f"val_{k}": round(v, 5) for k, v in val.items()},
+            }
+        )
         if best is None or val["score"] > best[0]:
             best = (val["score"], ep + 1, model.get_weights())
-        log(f"{method} {mode} epoch {ep + 1}/{hp['epochs']}: loss {info['loss']:.4f}, val clean "
-            f"{val['clean']:.4f}, val score {val['score']:.4f} ({time.monotonic() - t0:.0f} s)")
+        log(
+            f"{method} {mode} epoch {ep + 1}/{hp['epochs']}: loss {info['loss']:.4f}, val clean "
+            f"{val['clean']:.4f}, val score {val['score']:.4f} ({time.monotonic() - t0:.0f} s)"
+        )
     model.set_weights(best[2])
     seconds = time.monotonic() - t0
 
     def accs(x, y):
-        r = robust_correct(model, x, y, radii, NORMS, steps=int(hp["val_steps"]),
-                           l1_sparsity=float(hp["l1_sparsity"]))
+        r = robust_correct(model, x, y, radii, NORMS, steps=int(hp["val_steps"]), l1_sparsity=float(hp["l1_sparsity"]))
         u = r["clean"] & r["linf"] & r["l2"] & r["l1"]
         if method == "single":
-            return {**{k: round(float(v.mean()), 5) for k, v in r.items()},
-                    "union": round(float(u.mean()), 5)}
+            return {**{k: round(float(v.mean()), 5) for k, v in r.items()}, "union": round(float(u.mean()), 5)}
         # per exit (each exit alone, attacked through the all-exits objective)
-        return {**{k: [round(float(e), 5) for e in v.mean(axis=1)] for k, v in r.items()},
-                "union": [round(float(e), 5) for e in u.mean(axis=1)]}
+        return {
+            **{k: [round(float(e), 5) for e in v.mean(axis=1)] for k, v in r.items()},
+            "union": [round(float(e), 5) for e in u.mean(axis=1)],
+        }
 
-    summary = {"format": FORMAT, "model": method, "mode": mode, "dataset": cfg["dataset"],
-               "seed": seed, "input_shape": list(input_shape),
-               "class_names": list(data["class_names"]), "radii": radii, "hyper": hp,
-               "pair": pair_info, "best_epoch": best[1], "train_seconds": round(seconds, 1),
-               "history": history}
+    summary = {
+        "format": FORMAT,
+        "model": method,
+        "mode": mode,
+        "dataset": cfg["dataset"],
+        "seed": seed,
+        "input_shape": list(input_shape),
+        "class_names": list(data["class_names"]),
+        "radii": radii,
+        "hyper": hp,
+        "pair": pair_info,
+        "best_epoch": best[1],
+        "train_seconds": round(seconds, 1),
+        "history": history,
+    }
     if method == "single":
-        summary.update(spec=match.spec.to_dict(), macs=int(match.cost.macs),
-                       params=int(match.cost.params))
+        summary.update(spec=match.spec.to_dict(), macs=int(match.cost.macs), params=int(match.cost.params))
     else:
         from ditmos.models.baselines import count_cost
         from ditmos.training.baselines import apply_threshold, choose_threshold
@@ -732,8 +828,9 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
         val_outs = [np.asarray(o) for o in _outputs(model, data["x_val"])]
         if hp["threshold_on"] == "robust":
             log("choosing the exit threshold on robust validation accuracy")
-            choice = choose_robust_threshold(model, data["x_val"], data["y_val"], xv, yv, radii,
-                                             mode, hp, exit_macs, budget_macs)
+            choice = choose_robust_threshold(
+                model, data["x_val"], data["y_val"], xv, yv, radii, mode, hp, exit_macs, budget_macs
+            )
         else:
             choice = choose_threshold(val_outs, data["y_val"], exit_macs, budget_macs)
         test_outs = [np.asarray(o) for o in _outputs(model, data["x_test"])]
@@ -741,44 +838,69 @@ def train_robust(dataset: str, out_dir, *, method: str = "single", mode: str, se
         em = np.asarray(exit_macs, np.float64)
         cost = count_cost(model)
         summary.update(
-            spec=ee_spec.to_dict(), params=int(cost.params), exit_macs=exit_macs,
-            max_macs=int(exit_macs[-1]), single_macs=int(match.cost.macs),
-            exit_policy={"rule": "first exit whose max softmax probability >= threshold "
-                                 "(the last exit always answers)",
-                         "threshold": choice["threshold"], "mac_budget": round(budget_macs, 1),
-                         "chosen_on": hp["threshold_on"],
-                         **({"val_robust_score": round(choice["val_robust_score"], 5)}
-                            if "val_robust_score" in choice else {}),
-                         "within_budget": choice["within_budget"],
-                         "val_accuracy": round(choice["val_accuracy"], 5),
-                         "val_avg_macs": round(choice["val_avg_macs"], 1)},
-            test={"accuracy": round(float(np.mean(pred == data["y_test"])), 5),
-                  "avg_macs": round(float(em[chosen].mean()), 1),
-                  "exit_fractions": [round(float(f), 4) for f in
-                                     np.bincount(chosen, minlength=len(exit_macs)) / len(chosen)]})
+            spec=ee_spec.to_dict(),
+            params=int(cost.params),
+            exit_macs=exit_macs,
+            max_macs=int(exit_macs[-1]),
+            single_macs=int(match.cost.macs),
+            exit_policy={
+                "rule": "first exit whose max softmax probability >= threshold (the last exit always answers)",
+                "threshold": choice["threshold"],
+                "mac_budget": round(budget_macs, 1),
+                "chosen_on": hp["threshold_on"],
+                **({"val_robust_score": round(choice["val_robust_score"], 5)} if "val_robust_score" in choice else {}),
+                "within_budget": choice["within_budget"],
+                "val_accuracy": round(choice["val_accuracy"], 5),
+                "val_avg_macs": round(choice["val_avg_macs"], 1),
+            },
+            test={
+                "accuracy": round(float(np.mean(pred == data["y_test"])), 5),
+                "avg_macs": round(float(em[chosen].mean()), 1),
+                "exit_fractions": [
+                    round(float(f), 4) for f in np.bincount(chosen, minlength=len(exit_macs)) / len(chosen)
+                ],
+            },
+        )
         summary["macs"] = int(round(summary["test"]["avg_macs"]))
-    summary["cheap_pgd"] = {"steps": int(hp["val_steps"]), "val": accs(data["x_val"], data["y_val"]),
-                            "test": accs(data["x_test"], data["y_test"])}
-    write_model_run(run_dir, config=cfg, splits=splits, normalizer=norm, model=model,
-                    name=method)
+    summary["cheap_pgd"] = {
+        "steps": int(hp["val_steps"]),
+        "val": accs(data["x_val"], data["y_val"]),
+        "test": accs(data["x_test"], data["y_test"]),
+    }
+    write_model_run(run_dir, config=cfg, splits=splits, normalizer=norm, model=model, name=method)
     # the network-run layout too, so that `ditmos quantize RUN` converts it to int8
     from ditmos.training.network_run import write_network_export
 
     val_acc = summary["cheap_pgd"]["val"]["clean"]
     test_acc = summary["cheap_pgd"]["test"]["clean"]
     if method == "single":
-        result = {"val_accuracy": val_acc, "test_accuracy": test_acc, "macs": summary["macs"],
-                  "params": summary["params"], "spec": summary["spec"]}
+        result = {
+            "val_accuracy": val_acc,
+            "test_accuracy": test_acc,
+            "macs": summary["macs"],
+            "params": summary["params"],
+            "spec": summary["spec"],
+        }
     else:
-        result = {"val_accuracy": summary["exit_policy"]["val_accuracy"],
-                  "test_accuracy": summary["test"]["accuracy"], "macs": summary["macs"],
-                  "params": summary["params"], "spec": summary["spec"],
-                  "threshold": summary["exit_policy"]["threshold"], "exit_macs": exit_macs,
-                  "max_macs": summary["max_macs"],
-                  "exit_fractions": summary["test"]["exit_fractions"]}
-    write_network_export(run_dir, model=model, method=ROBUST_NETWORK_METHOD[method],
-                         class_names=list(data["class_names"]), input_shape=input_shape,
-                         result=result)
+        result = {
+            "val_accuracy": summary["exit_policy"]["val_accuracy"],
+            "test_accuracy": summary["test"]["accuracy"],
+            "macs": summary["macs"],
+            "params": summary["params"],
+            "spec": summary["spec"],
+            "threshold": summary["exit_policy"]["threshold"],
+            "exit_macs": exit_macs,
+            "max_macs": summary["max_macs"],
+            "exit_fractions": summary["test"]["exit_fractions"],
+        }
+    write_network_export(
+        run_dir,
+        model=model,
+        method=ROBUST_NETWORK_METHOD[method],
+        class_names=list(data["class_names"]),
+        input_shape=input_shape,
+        result=result,
+    )
     atomic_write_json(run_dir / "robust.json", summary)  # last: marks the run as finished
     return run_dir
 
@@ -787,6 +909,6 @@ def _outputs(model, x: np.ndarray, batch: int = 1024) -> list[np.ndarray]:
     """Every output of ``model`` on ``x`` (inference mode, in batches)."""
     parts = []
     for i in range(0, len(x), batch):
-        o = model(x[i:i + batch], training=False)
+        o = model(x[i : i + batch], training=False)
         parts.append([np.asarray(t) for t in (o if isinstance(o, (list, tuple)) else [o])])
     return [np.concatenate(p) for p in zip(*parts)]

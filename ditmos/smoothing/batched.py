@@ -48,8 +48,7 @@ def batch_free(data: bytes) -> bytes:
             if max(code.builtinCode, code.deprecatedBuiltinCode) != reshape:
                 continue
             opts = op.builtinOptions
-            if opts is not None and getattr(opts, "newShape", None) is not None \
-                    and len(opts.newShape):
+            if opts is not None and getattr(opts, "newShape", None) is not None and len(opts.newShape):
                 ns = [int(v) for v in opts.newShape]
                 if ns[0] != 1:
                     raise DitmosError(f"RESHAPE to {ns} has no leading batch dimension 1")
@@ -59,8 +58,7 @@ def batch_free(data: bytes) -> bytes:
                 if buf.data is not None and len(buf.data):
                     v = np.frombuffer(bytes(bytearray(buf.data)), "<i4").copy()
                     if v[0] != 1:
-                        raise DitmosError(f"RESHAPE to {v.tolist()} has no leading batch "
-                                          f"dimension 1")
+                        raise DitmosError(f"RESHAPE to {v.tolist()} has no leading batch dimension 1")
                     v[0] = -1
                     buf.data = list(v.astype("<i4").tobytes())
     builder = flatbuffers.Builder(len(data) + 4096)
@@ -76,8 +74,10 @@ class _Sub:
 
         try:
             self.it = Interpreter(
-                model_content=batch_free(data), num_threads=int(threads),
-                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+                model_content=batch_free(data),
+                num_threads=int(threads),
+                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+            )
         except (RuntimeError, ValueError) as err:
             raise DitmosError(f"{what}: LiteRT cannot load the model ({err})") from err
         self.inputs = sorted(sub["inputs"], key=lambda t: t["index"])
@@ -93,11 +93,9 @@ class _Sub:
             self.it.allocate_tensors()
             self._batch = batch
         for idx, t in zip(self._in, self.inputs):
-            self.it.set_tensor(idx, np.ascontiguousarray(
-                named[t["name"]].reshape(batch, *t["shape"][1:])))
+            self.it.set_tensor(idx, np.ascontiguousarray(named[t["name"]].reshape(batch, *t["shape"][1:])))
         self.it.invoke()
-        return {t["name"]: self.it.get_tensor(self._out[t["index"]])
-                for t in self.outputs}
+        return {t["name"]: self.it.get_tensor(self._out[t["index"]]) for t in self.outputs}
 
 
 class BatchedInt8Model:
@@ -119,8 +117,7 @@ class BatchedInt8Model:
             except OSError as e:
                 raise DitmosError(f"{path}: cannot read ({e})") from None
             if hashlib.sha256(data).hexdigest() != sub["sha256"]:
-                raise DitmosError(f"{path}: sha256 does not match manifest.json; "
-                                  f"re-run 'ditmos quantize'")
+                raise DitmosError(f"{path}: sha256 does not match manifest.json; re-run 'ditmos quantize'")
             self.subs[name] = _Sub(data, sub, str(path), threads)
         # classifier input -> (source, 256-entry requantisation table or None)
         self.links: dict[tuple[str, str], tuple[str, np.ndarray | None]] = {}
@@ -130,8 +127,7 @@ class BatchedInt8Model:
             lut = None
             if link["requantize"]:
                 f, t = link["from_quant"], link["to_quant"]
-                lut = qmath.requantize(codes, f["scale"], f["zero_point"], t["scale"],
-                                       t["zero_point"])
+                lut = qmath.requantize(codes, f["scale"], f["zero_point"], t["scale"], t["zero_point"])
             self.links[(sub, inp)] = (link["from"], lut)
 
     def predict(self, x_q: np.ndarray) -> np.ndarray:

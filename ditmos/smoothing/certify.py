@@ -48,14 +48,15 @@ def radius(p_lower: float, sigma: float, slack: float = 0.0) -> float:
 
 @dataclass
 class Certificate:
-    prediction: int   # class, or ABSTAIN
-    radius: float     # l2 radius in normalised input units; -1 when abstaining
+    prediction: int  # class, or ABSTAIN
+    radius: float  # l2 radius in normalised input units; -1 when abstaining
     p_lower: float
     top_count: int
 
 
-def certify_counts(counts0: np.ndarray, counts: np.ndarray, sigma: float, alpha: float,
-                   slack: float = 0.0) -> Certificate:
+def certify_counts(
+    counts0: np.ndarray, counts: np.ndarray, sigma: float, alpha: float, slack: float = 0.0
+) -> Certificate:
     """The certificate from selection counts ``counts0`` and estimation counts ``counts``."""
     counts0 = np.asarray(counts0)
     counts = np.asarray(counts)
@@ -70,8 +71,7 @@ def default_radii(sigma: float) -> list[float]:
     return [round(sigma * f, 4) for f in (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)]
 
 
-def summarize(preds: np.ndarray, radii: np.ndarray, labels: np.ndarray,
-              at: list[float]) -> dict:
+def summarize(preds: np.ndarray, radii: np.ndarray, labels: np.ndarray, at: list[float]) -> dict:
     """Certified accuracy at each radius in ``at`` (correct and radius >= r),
     ACR (mean radius of correct certified predictions, 0 otherwise), abstain rate."""
     preds, radii, labels = map(np.asarray, (preds, radii, labels))

@@ -10,37 +10,64 @@ import click
 
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
-@click.option("--sigma", type=float, required=True,
-              help="Noise std in normalised input units (the windows are z-scored per channel).")
-@click.option("--n0", type=int, default=100, show_default=True,
-              help="Noisy predictions that select the top class.")
-@click.option("--n", "n", type=int, default=10000, show_default=True,
-              help="Noisy predictions that bound the top class's probability.")
-@click.option("--alpha", type=float, default=0.001, show_default=True,
-              help="Failure probability of each certificate.")
-@click.option("--int8", is_flag=True,
-              help="Also certify the int8 model with integer-only smoothing (needs 'ditmos quantize').")
+@click.option(
+    "--sigma",
+    type=float,
+    required=True,
+    help="Noise std in normalised input units (the windows are z-scored per channel).",
+)
+@click.option("--n0", type=int, default=100, show_default=True, help="Noisy predictions that select the top class.")
+@click.option(
+    "--n",
+    "n",
+    type=int,
+    default=10000,
+    show_default=True,
+    help="Noisy predictions that bound the top class's probability.",
+)
+@click.option("--alpha", type=float, default=0.001, show_default=True, help="Failure probability of each certificate.")
+@click.option(
+    "--int8", is_flag=True, help="Also certify the int8 model with integer-only smoothing (needs 'ditmos quantize')."
+)
 @click.option("--no-float", is_flag=True, help="Skip float smoothing (with --int8).")
-@click.option("--engine", type=click.Choice(["batched", "c"]), default="batched",
-              show_default=True,
-              help="With --int8: 'batched' classifies all noisy windows of a window at once "
-                   "(LiteRT int8 kernels; its selection counts are checked against the C "
-                   "model on every window), 'c' runs the device's vote loop and generated C "
-                   "model one noisy window at a time.")
-@click.option("--samples", type=int, default=100, show_default=True,
-              help="Test windows to certify, evenly spread over the test split (0 = all).")
+@click.option(
+    "--engine",
+    type=click.Choice(["batched", "c"]),
+    default="batched",
+    show_default=True,
+    help="With --int8: 'batched' classifies all noisy windows of a window at once "
+    "(LiteRT int8 kernels; its selection counts are checked against the C "
+    "model on every window), 'c' runs the device's vote loop and generated C "
+    "model one noisy window at a time.",
+)
+@click.option(
+    "--samples",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Test windows to certify, evenly spread over the test split (0 = all).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--tabulate", is_flag=True,
-              help="Certify nothing: tabulate the existing RUN_DIR/certify files of this sigma "
-                   "(several RUN_DIRs: one table, a row per run and kind).")
-@click.option("--seeds", default=None, metavar="S1,S2,...",
-              help="With --tabulate: mean ± std over these certification seeds (files "
-                   "written with --seed), and the int8 - float difference per radius.")
-@click.option("--markdown", type=click.Path(dir_okay=False),
-              help="Also write the table (with its parameters) to this Markdown file.")
+@click.option(
+    "--tabulate",
+    is_flag=True,
+    help="Certify nothing: tabulate the existing RUN_DIR/certify files of this sigma "
+    "(several RUN_DIRs: one table, a row per run and kind).",
+)
+@click.option(
+    "--seeds",
+    default=None,
+    metavar="S1,S2,...",
+    help="With --tabulate: mean ± std over these certification seeds (files "
+    "written with --seed), and the int8 - float difference per radius.",
+)
+@click.option(
+    "--markdown",
+    type=click.Path(dir_okay=False),
+    help="Also write the table (with its parameters) to this Markdown file.",
+)
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed, tabulate, seeds,
-            markdown, quiet):
+def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed, tabulate, seeds, markdown, quiet):
     """Certify RUN_DIR's model with randomized smoothing on test windows.
 
     RUN_DIR is a DiTMoS run or a single-CNN run ('ditmos train --model single
@@ -58,9 +85,16 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
     from pathlib import Path
 
     from ditmos.errors import DitmosError
-    from ditmos.smoothing.run import (certify_run, format_table, load_results,
-                                     load_seed_results, seed_table, training_label,
-                                     write_markdown, write_seed_markdown)
+    from ditmos.smoothing.run import (
+        certify_run,
+        format_table,
+        load_results,
+        load_seed_results,
+        seed_table,
+        training_label,
+        write_markdown,
+        write_seed_markdown,
+    )
 
     if seeds is not None and not tabulate:
         raise DitmosError("--seeds goes with --tabulate (certify one seed at a time with --seed)")
@@ -74,18 +108,25 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
         groups = load_seed_results(run_dirs, sigma, seed_list)
         click.echo(seed_table(groups)[0])
         if markdown:
-            cmd = ("ditmos certify " + " ".join(Path(r).name for r in run_dirs)
-                   + f" --sigma {sigma:g} --tabulate --seeds {','.join(map(str, seed_list))}"
-                   + f" --markdown {Path(markdown).name}")
+            cmd = (
+                "ditmos certify "
+                + " ".join(Path(r).name for r in run_dirs)
+                + f" --sigma {sigma:g} --tabulate --seeds {','.join(map(str, seed_list))}"
+                + f" --markdown {Path(markdown).name}"
+            )
             write_seed_markdown(groups, seed_list, markdown, cmd)
         return
     if tabulate:
         results = load_results(run_dirs, sigma, seed)
         click.echo(format_table(results))
         if markdown:
-            cmd = ("ditmos certify " + " ".join(Path(r).name for r in run_dirs)
-                   + f" --sigma {sigma:g}" + (f" --seed {seed}" if seed else "")
-                   + f" --tabulate --markdown {Path(markdown).name}")
+            cmd = (
+                "ditmos certify "
+                + " ".join(Path(r).name for r in run_dirs)
+                + f" --sigma {sigma:g}"
+                + (f" --seed {seed}" if seed else "")
+                + f" --tabulate --markdown {Path(markdown).name}"
+            )
             write_markdown(results, markdown, command=cmd)
         return
     if len(run_dirs) > 1:
@@ -98,9 +139,19 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
         if not quiet and (done == total or done % 10 == 0):
             click.echo(f"{kind}: {done}/{total} windows certified", err=True)
 
-    files = certify_run(run_dir, sigma=sigma, n0=n0, n=n, alpha=alpha, int8=int8,
-                        float_=not no_float, samples=samples, seed=seed, engine=engine,
-                        progress=progress)
+    files = certify_run(
+        run_dir,
+        sigma=sigma,
+        n0=n0,
+        n=n,
+        alpha=alpha,
+        int8=int8,
+        float_=not no_float,
+        samples=samples,
+        seed=seed,
+        engine=engine,
+        progress=progress,
+    )
     results = {k: json.loads(p.read_text()) for k, p in files.items()}
     for r in results.values():
         r["training"] = training_label(run_dir)

@@ -84,7 +84,7 @@ class NoiseTable:
     """An inverse-CDF table for the rounded Gaussian of std ``sigma_q`` steps."""
 
     sigma_q: float
-    offset: int            # K: values lie in [-K, K]
+    offset: int  # K: values lie in [-K, K]
     thresholds: np.ndarray  # uint32 [M], M a power of two
 
     @property
@@ -94,6 +94,7 @@ class NoiseTable:
 
 def _phi(z: np.ndarray) -> np.ndarray:
     from scipy.special import ndtr
+
     return ndtr(z)
 
 
@@ -115,14 +116,16 @@ def make_table(sigma_q: float) -> NoiseTable:
     K = max(1, int(math.ceil(TAIL_SIGMAS * sigma_q)))
     M = 1 << int(math.ceil(math.log2(2 * K + 1)))
     if M > MAX_TABLE:
-        raise DitmosError(f"sigma is {sigma_q:.1f} input steps; the integer noise table "
-                          f"supports at most {(MAX_TABLE // 2 - 1) / TAIL_SIGMAS:.0f} steps "
-                          f"(use a smaller sigma)")
-    ks = np.arange(-K, K)                      # thresholds for P(r <= k), k = -K..K-1
-    lower_tail = _phi(-(K - 0.5) / sigma_q)   # P(r <= -K)
+        raise DitmosError(
+            f"sigma is {sigma_q:.1f} input steps; the integer noise table "
+            f"supports at most {(MAX_TABLE // 2 - 1) / TAIL_SIGMAS:.0f} steps "
+            f"(use a smaller sigma)"
+        )
+    ks = np.arange(-K, K)  # thresholds for P(r <= k), k = -K..K-1
+    lower_tail = _phi(-(K - 0.5) / sigma_q)  # P(r <= -K)
     cdf = lower_tail + np.concatenate([[0.0], np.cumsum(rounded_gaussian_pmf(sigma_q, ks[1:]))])
     t = np.full(M, ONE31, dtype=np.uint64)
-    t[:2 * K] = np.clip(np.floor(cdf * ONE31 + 0.5), 0, ONE31).astype(np.uint64)
+    t[: 2 * K] = np.clip(np.floor(cdf * ONE31 + 0.5), 0, ONE31).astype(np.uint64)
     t = np.maximum.accumulate(t)
     return NoiseTable(float(sigma_q), K, t.astype(np.uint32))
 
@@ -131,7 +134,7 @@ def table_pmf(table: NoiseTable) -> tuple[np.ndarray, np.ndarray]:
     """(values ``-K..K``, their exact probabilities under the table sampler)."""
     K = table.offset
     t = table.thresholds.astype(np.float64)
-    edges = np.concatenate([[0.0], t[:2 * K], [float(ONE31)]])
+    edges = np.concatenate([[0.0], t[: 2 * K], [float(ONE31)]])
     return np.arange(-K, K + 1), np.diff(edges) / ONE31
 
 
@@ -147,8 +150,9 @@ def table_tv(table: NoiseTable) -> float:
 
 def sample(table: NoiseTable, seed: int, first: int, n: int, d: int) -> np.ndarray:
     """Noise ``[n, d]`` int32 for inferences ``first .. first + n - 1``."""
-    counters = (np.arange(first, first + n, dtype=np.uint64)[:, None] * np.uint64(d)
-                + np.arange(d, dtype=np.uint64)[None, :]) & np.uint64(M32)
+    counters = (
+        np.arange(first, first + n, dtype=np.uint64)[:, None] * np.uint64(d) + np.arange(d, dtype=np.uint64)[None, :]
+    ) & np.uint64(M32)
     u = uniform31(seed, counters.astype(np.uint32))
     return np.searchsorted(table.thresholds, u, side="right").astype(np.int32) - table.offset
 

@@ -30,14 +30,16 @@ class FloatModel:
         try:
             export = json.loads((run_dir / "export" / "export.json").read_text())
         except FileNotFoundError:
-            raise DitmosError(f"{run_dir} has no export/export.json: is it a finished "
-                              f"'ditmos train' run directory?") from None
+            raise DitmosError(
+                f"{run_dir} has no export/export.json: is it a finished 'ditmos train' run directory?"
+            ) from None
         models = run_dir / "models"
         try:
             self.selector = keras.models.load_model(models / "selector.keras", compile=False)
-            self.classifiers = [keras.models.load_model(models / f"classifier_{k}.keras",
-                                                        compile=False)
-                                for k in range(int(export["K"]))]
+            self.classifiers = [
+                keras.models.load_model(models / f"classifier_{k}.keras", compile=False)
+                for k in range(int(export["K"]))
+            ]
         except (OSError, ValueError) as e:
             raise DitmosError(f"cannot load the Keras models in {models}: {e}") from None
         self.shared = list(export.get("shared_blocks", []))
@@ -47,16 +49,15 @@ class FloatModel:
         @tf.function(reduce_retracing=True)
         def _route(x):
             sel = selector({"window": x}, training=False)
-            return (tf.argmax(sel["route"], axis=1, output_type=tf.int32),
-                    [sel[f"feat_{b}"] for b in shared])
+            return (tf.argmax(sel["route"], axis=1, output_type=tf.int32), [sel[f"feat_{b}"] for b in shared])
 
         def _classifier(clf):
             @tf.function(reduce_retracing=True)
             def run(x, feats):
-                out = clf({"window": x, **{f"sel_feat_{b}": v for b, v in zip(shared, feats)}},
-                          training=False)
+                out = clf({"window": x, **{f"sel_feat_{b}": v for b, v in zip(shared, feats)}}, training=False)
                 out = out["logits"] if isinstance(out, dict) else out
                 return tf.argmax(out, axis=1, output_type=tf.int32)
+
             return run
 
         classifiers = [_classifier(c) for c in self.classifiers]
@@ -95,8 +96,7 @@ class FloatModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         import tensorflow as tf
 
-        out = [self._classes(tf.constant(x[i:i + self.batch], tf.float32))
-               for i in range(0, len(x), self.batch)]
+        out = [self._classes(tf.constant(x[i : i + self.batch], tf.float32)) for i in range(0, len(x), self.batch)]
         return np.concatenate(out) if out else np.zeros(0, np.int32)
 
 
@@ -113,7 +113,8 @@ class FloatSmoother:
         while left > 0:
             b = min(left, self.model.batch)
             noisy = x[None].astype(np.float32) + (
-                rng.standard_normal((b, *x.shape), dtype=np.float32) * np.float32(self.sigma))
+                rng.standard_normal((b, *x.shape), dtype=np.float32) * np.float32(self.sigma)
+            )
             c += np.bincount(self.model.predict(noisy), minlength=self.num_classes)
             left -= b
         return c
@@ -123,8 +124,11 @@ def _runtime_sources() -> list[str]:
     from ditmos.paths import firmware_dir
 
     rt = firmware_dir() / "runtime"
-    return [str(rt / "ditmos_smooth.c"), str(rt / "ditmos_smooth_model.c"),
-            str(firmware_dir() / "tools" / "ditmos_smooth_batch.c")]
+    return [
+        str(rt / "ditmos_smooth.c"),
+        str(rt / "ditmos_smooth_model.c"),
+        str(firmware_dir() / "tools" / "ditmos_smooth_batch.c"),
+    ]
 
 
 ENGINES = ("batched", "c")
@@ -140,15 +144,22 @@ class IntSmoother:
     ``sigma / input_scale`` input steps.
     """
 
-    def __init__(self, int8_dir, sigma: float, *, work_dir: str | Path | None = None,
-                 engine: str = "batched", chunk: int = 10000, threads: int = 1):
+    def __init__(
+        self,
+        int8_dir,
+        sigma: float,
+        *,
+        work_dir: str | Path | None = None,
+        engine: str = "batched",
+        chunk: int = 10000,
+        threads: int = 1,
+    ):
         from ditmos.codegen import generate
         from ditmos.codegen.host import compile_model
         from ditmos.quantize.reference import load_manifest
 
         if engine not in ENGINES:
-            raise DitmosError(f"unknown integer smoothing engine {engine!r}; choose one of "
-                              f"{', '.join(ENGINES)}")
+            raise DitmosError(f"unknown integer smoothing engine {engine!r}; choose one of {', '.join(ENGINES)}")
         self.engine, self.chunk = engine, max(1, int(chunk))
         self.int8_dir = Path(int8_dir)
         m = load_manifest(self.int8_dir)
@@ -160,26 +171,40 @@ class IntSmoother:
         self.sigma = float(sigma)
         self.table = N.make_table(self.sigma / self.input_scale)
         self.tv = N.table_tv(self.table)
-        self.slack = self.size * self.tv   # TV bound of the d-coordinate noise
+        self.slack = self.size * self.tv  # TV bound of the d-coordinate noise
         self._tmp = None
         if work_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="ditmos-smooth-")
             work_dir = self._tmp.name
         gen = Path(work_dir) / "gen"
         generate(self.int8_dir, gen, kernels="ref")
-        lib = compile_model(gen, "ref", out=gen / "libditmos_smooth.so",
-                            extra_flags=_runtime_sources())
+        lib = compile_model(gen, "ref", out=gen / "libditmos_smooth.so", extra_flags=_runtime_sources())
         self._lib = ctypes.CDLL(str(lib))
         f = self._lib.ditmos_smooth_counts
-        f.argtypes = [ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_uint32),
-                      ctypes.c_int32, ctypes.c_int32, ctypes.c_uint32, ctypes.c_uint32,
-                      ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]
+        f.argtypes = [
+            ctypes.POINTER(ctypes.c_int8),
+            ctypes.POINTER(ctypes.c_uint32),
+            ctypes.c_int32,
+            ctypes.c_int32,
+            ctypes.c_uint32,
+            ctypes.c_uint32,
+            ctypes.c_uint32,
+            ctypes.POINTER(ctypes.c_uint32),
+        ]
         f.restype = ctypes.c_int
         self._thr = np.ascontiguousarray(self.table.thresholds, dtype=np.uint32)
         g = self._lib.ditmos_smooth_noisy_batch
-        g.argtypes = [ctypes.POINTER(ctypes.c_int8), ctypes.POINTER(ctypes.c_uint32),
-                      ctypes.c_int32, ctypes.c_int32, ctypes.c_uint32, ctypes.c_uint32,
-                      ctypes.c_uint32, ctypes.c_int32, ctypes.POINTER(ctypes.c_int8)]
+        g.argtypes = [
+            ctypes.POINTER(ctypes.c_int8),
+            ctypes.POINTER(ctypes.c_uint32),
+            ctypes.c_int32,
+            ctypes.c_int32,
+            ctypes.c_uint32,
+            ctypes.c_uint32,
+            ctypes.c_uint32,
+            ctypes.c_int32,
+            ctypes.POINTER(ctypes.c_int8),
+        ]
         g.restype = ctypes.c_int
         self.batched = None
         if engine == "batched":
@@ -209,14 +234,19 @@ class IntSmoother:
         err = self._lib.ditmos_smooth_noisy_batch(
             x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
             self._thr.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
-            self.table.size, self.table.offset, int(seed) & N.M32, int(first) & N.M32,
-            int(n), self.size, out.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)))
+            self.table.size,
+            self.table.offset,
+            int(seed) & N.M32,
+            int(first) & N.M32,
+            int(n),
+            self.size,
+            out.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
+        )
         if err != 0:
             raise DitmosError(f"ditmos_smooth_noisy_batch failed ({err})")
         return out
 
-    def counts(self, x_q: np.ndarray, n: int, seed: int, first: int = 0,
-               engine: str | None = None) -> np.ndarray:
+    def counts(self, x_q: np.ndarray, n: int, seed: int, first: int = 0, engine: str | None = None) -> np.ndarray:
         """Class counts of inferences ``first .. first + n - 1`` on int8 window ``x_q``,
         by ``engine`` (default: the smoother's): ``c`` = the device's vote loop and
         generated C model, ``batched`` = the same noise classified in batches
@@ -236,8 +266,13 @@ class IntSmoother:
         err = self._lib.ditmos_smooth_counts(
             x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
             self._thr.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
-            self.table.size, self.table.offset, int(seed) & N.M32, int(first) & N.M32,
-            int(n), out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)))
+            self.table.size,
+            self.table.offset,
+            int(seed) & N.M32,
+            int(first) & N.M32,
+            int(n),
+            out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
+        )
         if err != 0:
             raise DitmosError(f"ditmos_smooth_counts failed ({err})")
         return out.astype(np.int64)
@@ -248,8 +283,7 @@ class IntSmoother:
             self._tmp = None
 
 
-def reference_counts(reference, table: N.NoiseTable, x_q: np.ndarray, n: int, seed: int,
-                     first: int = 0) -> np.ndarray:
+def reference_counts(reference, table: N.NoiseTable, x_q: np.ndarray, n: int, seed: int, first: int = 0) -> np.ndarray:
     """The specification: numpy noise and the TFLM composed reference, for tests."""
     x = np.asarray(x_q, np.int8).reshape(-1)
     noisy = N.add_noise(x, N.sample(table, seed, first, n, x.size))

@@ -50,33 +50,36 @@ FORMAT = "ditmos-smoothing-train/1"
 
 # Hyper-parameters (the "smoothing" section of --config may override them).
 DEFAULTS = {
-    "epochs": 10, "batch_size": 64, "lr": 3e-3,
-    "noises": 2,            # m: noises per window (both methods)
-    "steps": 4,             # T: SmoothMix adversary steps
-    "step_size": None,      # a: None = 2 * sigma (the CIFAR-10 setting a = 0.5 at sigma 0.25 ... 2 at 1)
-    "eta": 5.0,             # weight of the mixup KL term
-    "warmup_epochs": 3,     # epochs over which the mixup weight ramps up to 1
-    "mix_step": 0,          # 0: mix from x itself; 1: one-step adversary (see adversary())
-    "val_samples": 500,     # validation windows of the model-selection score
-    "val_noises": 256,      # noisy predictions per validation window
+    "epochs": 10,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "noises": 2,  # m: noises per window (both methods)
+    "steps": 4,  # T: SmoothMix adversary steps
+    "step_size": None,  # a: None = 2 * sigma (the CIFAR-10 setting a = 0.5 at sigma 0.25 ... 2 at 1)
+    "eta": 5.0,  # weight of the mixup KL term
+    "warmup_epochs": 3,  # epochs over which the mixup weight ramps up to 1
+    "mix_step": 0,  # 0: mix from x itself; 1: one-step adversary (see adversary())
+    "val_samples": 500,  # validation windows of the model-selection score
+    "val_noises": 256,  # noisy predictions per validation window
 }
 
 
 def _tf():
     import tensorflow as tf
+
     return tf
 
 
 class SmoothingTrainer:
     """Training of a Keras classifier ``model`` (window -> logits) for smoothing."""
 
-    def __init__(self, model, method: str, sigma: float, hp: dict, num_classes: int, *,
-                 steps_total: int, seed: int = 0):
+    def __init__(
+        self, model, method: str, sigma: float, hp: dict, num_classes: int, *, steps_total: int, seed: int = 0
+    ):
         import keras
 
         if method not in METHODS:
-            raise DitmosError(f"unknown smoothing method {method!r}; choose one of "
-                              f"{', '.join(METHODS)}")
+            raise DitmosError(f"unknown smoothing method {method!r}; choose one of {', '.join(METHODS)}")
         self.tf = tf = _tf()
         self.model, self.method, self.sigma = model, method, float(sigma)
         self.hp = dict(hp)
@@ -86,8 +89,9 @@ class SmoothingTrainer:
         self.eta = float(hp["eta"])
         self.mix_step = int(hp.get("mix_step", 0))
         if self.mix_step not in (0, 1) or self.mix_step >= max(1, self.T):
-            raise DitmosError(f"config 'smoothing.mix_step' must be 0 or 1 (and below "
-                              f"'steps'), got {hp.get('mix_step')}")
+            raise DitmosError(
+                f"config 'smoothing.mix_step' must be 0 or 1 (and below 'steps'), got {hp.get('mix_step')}"
+            )
         self.C = int(num_classes)
         self.rng = np.random.default_rng([seed, 17])
         tf.random.set_seed(seed)
@@ -144,8 +148,7 @@ class SmoothingTrainer:
             x, xt = self.adversary(x, y, noise, w)
         f_clean, z = self._soft(x, noise, True)
         ym = tf.tile(y, [self.m])
-        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            ym, tf.reshape(z, [-1, self.C])))
+        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(ym, tf.reshape(z, [-1, self.C])))
         if self.method == "gaussian":
             return ce, ce
         if not self.mix_step:
@@ -154,12 +157,10 @@ class SmoothingTrainer:
         x_mix = (1.0 - lam) * x + lam * xt
         lam2 = lam[:, :, 0]
         y_mix = (1.0 - lam2) * f_clean + lam2 / float(self.C)
-        z_mix = tf.reshape(self.model(self._noisy(x_mix, noise), training=True),
-                           [self.m, -1, self.C])
+        z_mix = tf.reshape(self.model(self._noisy(x_mix, noise), training=True), [self.m, -1, self.C])
         logp = tf.nn.log_softmax(z_mix)
         kl = tf.reduce_sum(y_mix[None] * (tf.math.log(y_mix[None] + 1e-10) - logp), axis=2)
-        good = tf.cast(tf.argmax(f_clean, 1, output_type=tf.int64) == tf.cast(y, tf.int64),
-                       tf.float32)
+        good = tf.cast(tf.argmax(f_clean, 1, output_type=tf.int64) == tf.cast(y, tf.int64), tf.float32)
         mix = tf.reduce_mean(kl * good[None])
         return ce + self.eta * w * mix, ce
 
@@ -174,6 +175,7 @@ class SmoothingTrainer:
                 grads = tape.gradient(loss, model.trainable_variables)
                 opt.apply_gradients(zip(grads, model.trainable_variables))
                 return loss, ce
+
             self._step = step
         return self._step
 
@@ -185,15 +187,13 @@ class SmoothingTrainer:
         order = self.rng.permutation(len(x))
         losses, ces = [], []
         for i in range(0, len(x), bs):
-            idx = order[i:i + bs]
+            idx = order[i : i + bs]
             if len(idx) < 2:  # batch-norm statistics need two windows
                 continue
-            loss, ce = self._step_fn()(tf.constant(x[idx]), tf.constant(y[idx]),
-                                       tf.constant(w, tf.float32))
+            loss, ce = self._step_fn()(tf.constant(x[idx]), tf.constant(y[idx]), tf.constant(w, tf.float32))
             losses.append(float(loss))
             ces.append(float(ce))
-        return {"loss": float(np.mean(losses)), "noisy_ce": float(np.mean(ces)),
-                "mix_weight": w}
+        return {"loss": float(np.mean(losses)), "noisy_ce": float(np.mean(ces)), "mix_weight": w}
 
 
 def mc_acr(model, x, y, sigma: float, noises: int, seed: int, batch: int = 2048) -> dict:
@@ -207,9 +207,12 @@ def mc_acr(model, x, y, sigma: float, noises: int, seed: int, batch: int = 2048)
     per = max(1, batch // noises)
     tops, shares = [], []
     for j in range(0, len(x), per):
-        xb = x[j:j + per]
-        noisy = (xb[:, None] + sigma * rng.standard_normal((len(xb), noises, *x.shape[1:]))
-                 ).astype(np.float32).reshape(-1, *x.shape[1:])
+        xb = x[j : j + per]
+        noisy = (
+            (xb[:, None] + sigma * rng.standard_normal((len(xb), noises, *x.shape[1:])))
+            .astype(np.float32)
+            .reshape(-1, *x.shape[1:])
+        )
         z = np.asarray(model(noisy, training=False))
         pred = np.argmax(z, 1).reshape(len(xb), noises)
         cnt = np.stack([np.bincount(p, minlength=z.shape[1]) for p in pred])
@@ -221,8 +224,9 @@ def mc_acr(model, x, y, sigma: float, noises: int, seed: int, batch: int = 2048)
     return {"acr": float(r.mean()), "smoothed_accuracy": float(np.mean(tops == y))}
 
 
-def train_single_smoothing(dataset: str, out_dir, *, method: str, sigma: float, seed: int = 0,
-                           config_file=None, quiet: bool = False) -> Path:
+def train_single_smoothing(
+    dataset: str, out_dir, *, method: str, sigma: float, seed: int = 0, config_file=None, quiet: bool = False
+) -> Path:
     """Train the equal-MACs single CNN for smoothing into a new run directory:
     config.json, splits.npz, normalization.json, models/single.keras and
     smoothing.json (method, sigma, hyper-parameters, per-epoch history)."""
@@ -236,8 +240,7 @@ def train_single_smoothing(dataset: str, out_dir, *, method: str, sigma: float, 
     from ditmos.training.rundir import write_model_run
 
     if method not in METHODS:
-        raise DitmosError(f"unknown smoothing method {method!r}; choose one of "
-                          f"{', '.join(METHODS)}")
+        raise DitmosError(f"unknown smoothing method {method!r}; choose one of {', '.join(METHODS)}")
     if not (isinstance(sigma, (int, float)) and 0 < sigma <= 10):
         raise DitmosError(f"--sigma must lie in (0, 10], got {sigma}")
     run_dir = Path(out_dir)
@@ -247,8 +250,7 @@ def train_single_smoothing(dataset: str, out_dir, *, method: str, sigma: float, 
     sm = user.pop("smoothing", {}) or {}
     unknown = sorted(set(sm) - set(DEFAULTS))
     if unknown:
-        raise DitmosError(f"unknown 'smoothing' config key(s) {unknown}; allowed: "
-                          f"{sorted(DEFAULTS)}")
+        raise DitmosError(f"unknown 'smoothing' config key(s) {unknown}; allowed: {sorted(DEFAULTS)}")
     hp = {**DEFAULTS, **sm}
     for k in ("epochs", "batch_size", "noises", "val_samples", "val_noises"):
         if int(hp[k]) < 1:
@@ -271,34 +273,51 @@ def train_single_smoothing(dataset: str, out_dir, *, method: str, sigma: float, 
     keras.utils.set_random_seed(seed)
     model = build()
     n_batches = math.ceil(len(data["x_train"]) / int(hp["batch_size"]))
-    trainer = SmoothingTrainer(model, method, sigma, hp, data["num_classes"],
-                               steps_total=n_batches * int(hp["epochs"]), seed=seed)
-    vi = np.sort(np.random.default_rng([seed, 3]).permutation(len(data["x_val"]))
-                 [:int(hp["val_samples"])])
+    trainer = SmoothingTrainer(
+        model, method, sigma, hp, data["num_classes"], steps_total=n_batches * int(hp["epochs"]), seed=seed
+    )
+    vi = np.sort(np.random.default_rng([seed, 3]).permutation(len(data["x_val"]))[: int(hp["val_samples"])])
     xv, yv = data["x_val"][vi], data["y_val"][vi]
     history, best = [], None
     t0 = time.monotonic()
     for ep in range(1, int(hp["epochs"]) + 1):
         info = trainer.train_epoch(data["x_train"], data["y_train"], ep)
         val = mc_acr(model, xv, yv, sigma, int(hp["val_noises"]), seed)
-        history.append({"epoch": ep, **{k: round(v, 5) for k, v in info.items()},
-                        **{f"val_{k}": round(v, 5) for k, v in val.items()}})
+        history.append(
+            {
+                "epoch": ep,
+                **{k: round(v, 5) for k, v in info.items()},
+                **{f"val_{k}": round(v, 5) for k, v in val.items()},
+            }
+        )
         if best is None or val["acr"] > best[0]:
             best = (val["acr"], ep, model.get_weights())
-        log(f"{method} epoch {ep}/{hp['epochs']}: loss {info['loss']:.4f}, val MC ACR "
+        log(
+            f"{method} epoch {ep}/{hp['epochs']}: loss {info['loss']:.4f}, val MC ACR "
             f"{val['acr']:.4f}, val smoothed acc {val['smoothed_accuracy']:.4f} "
-            f"({time.monotonic() - t0:.0f} s)")
+            f"({time.monotonic() - t0:.0f} s)"
+        )
     model.set_weights(best[2])
     seconds = time.monotonic() - t0
     hp_out = {**hp, "step_size": trainer.a}
-    summary = {"format": FORMAT, "model": "single", "method": method, "sigma": float(sigma),
-               "sigma_units": "normalised input (z-scored per channel)",
-               "dataset": cfg["dataset"], "seed": seed, "input_shape": list(input_shape),
-               "class_names": list(data["class_names"]), "spec": match.spec.to_dict(),
-               "macs": int(match.cost.macs), "params": int(match.cost.params),
-               "hyper": hp_out, "best_epoch": best[1], "train_seconds": round(seconds, 1),
-               "history": history}
-    write_model_run(run_dir, config=cfg, splits=splits, normalizer=norm, model=model,
-                    name="single")
+    summary = {
+        "format": FORMAT,
+        "model": "single",
+        "method": method,
+        "sigma": float(sigma),
+        "sigma_units": "normalised input (z-scored per channel)",
+        "dataset": cfg["dataset"],
+        "seed": seed,
+        "input_shape": list(input_shape),
+        "class_names": list(data["class_names"]),
+        "spec": match.spec.to_dict(),
+        "macs": int(match.cost.macs),
+        "params": int(match.cost.params),
+        "hyper": hp_out,
+        "best_epoch": best[1],
+        "train_seconds": round(seconds, 1),
+        "history": history,
+    }
+    write_model_run(run_dir, config=cfg, splits=splits, normalizer=norm, model=model, name="single")
     atomic_write_json(run_dir / "smoothing.json", summary)  # last: marks the run as finished
     return run_dir

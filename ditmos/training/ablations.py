@@ -47,8 +47,18 @@ from pathlib import Path
 
 from ditmos.errors import DitmosError
 
-ABLATIONS = ("random_split", "no_adversarial", "no_aggregation", "no_generalist", "no_fallback",
-             "kmeans_split", "no_overlap", "no_restarts", "distill", "weight_average")
+ABLATIONS = (
+    "random_split",
+    "no_adversarial",
+    "no_aggregation",
+    "no_generalist",
+    "no_fallback",
+    "kmeans_split",
+    "no_overlap",
+    "no_restarts",
+    "distill",
+    "weight_average",
+)
 
 
 def ablation_overrides(name: str, base: dict) -> dict:
@@ -91,8 +101,7 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def write_ablation_config(name: str, dataset: str, preset: str, path, *,
-                          config_file=None) -> Path:
+def write_ablation_config(name: str, dataset: str, preset: str, path, *, config_file=None) -> Path:
     """Write the config file of ablation ``name``: the user's ``config_file``
     (if any) with the ablation's override on top."""
     from ditmos.training.config import load_config_file, resolve_config
@@ -110,15 +119,25 @@ def write_ablation_config(name: str, dataset: str, preset: str, path, *,
     return path
 
 
-def run_ablation(name: str, dataset: str, preset: str, out_dir, *, config_file=None,
-                 width: float = 1.0, seed: int = 0, resume: bool = False,
-                 quiet: bool = False) -> Path:
+def run_ablation(
+    name: str,
+    dataset: str,
+    preset: str,
+    out_dir,
+    *,
+    config_file=None,
+    width: float = 1.0,
+    seed: int = 0,
+    resume: bool = False,
+    quiet: bool = False,
+) -> Path:
     """Train the full DiTMoS run of ablation ``name`` into ``out_dir``."""
     from ditmos.training import train_run
 
     out_dir = Path(out_dir)
-    cfg_path = write_ablation_config(name, dataset, preset,
-                                     out_dir.parent / f"{out_dir.name}.config.json",
-                                     config_file=config_file)
-    return Path(train_run(dataset, preset, out_dir, config_file=cfg_path, width=width,
-                          seed=seed, resume=resume, quiet=quiet))
+    cfg_path = write_ablation_config(
+        name, dataset, preset, out_dir.parent / f"{out_dir.name}.config.json", config_file=config_file
+    )
+    return Path(
+        train_run(dataset, preset, out_dir, config_file=cfg_path, width=width, seed=seed, resume=resume, quiet=quiet)
+    )

@@ -76,4 +76,4 @@ def prefixed(prefix: str, d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def unprefixed(prefix: str, d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     p = prefix + "/"
-    return {k[len(p):]: v for k, v in d.items() if k.startswith(p)}
+    return {k[len(p) :]: v for k, v in d.items() if k.startswith(p)}

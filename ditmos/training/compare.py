@@ -21,6 +21,7 @@ channel), flash bytes = int8 weights + int32 biases.  Each DiTMoS run's
 ``metrics.json`` gets the baselines' accuracies of its seed under
 ``metrics[split]["float"]["baselines"]``.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,11 +37,11 @@ from ditmos.errors import DitmosError
 from ditmos.jsonio import read_json
 from ditmos.methods import label
 from ditmos.training.ablations import ABLATIONS, ablation_overrides
-from ditmos.training.baselines import (
-    BASELINE_NAMES, TRAINED, Budget, baseline_config, budget_from_architecture)
+from ditmos.training.baselines import BASELINE_NAMES, TRAINED, Budget, baseline_config, budget_from_architecture
 
 FORMAT = "ditmos-compare/2"
 DEFAULT_WIDTHS = (0.125, 0.25, 0.5, 1.0)
+
 
 def _write_json_atomic(path: Path, obj) -> None:
     path = Path(path)
@@ -71,8 +72,7 @@ def parse_widths(text: str) -> tuple[float, ...]:
         try:
             w = float(part)
         except ValueError:
-            raise DitmosError(f"--widths: '{part}' is not a number (expected e.g. 0.25,0.5,1)") \
-                from None
+            raise DitmosError(f"--widths: '{part}' is not a number (expected e.g. 0.25,0.5,1)") from None
         if not 0 < w <= 16:
             raise DitmosError(f"--widths: width {part} must be in (0, 16]")
         out.append(w)
@@ -85,13 +85,13 @@ def parse_widths(text: str) -> tuple[float, ...]:
 # Reading a run
 # --------------------------------------------------------------------------- #
 
+
 def run_budget(run_dir: Path, data) -> Budget:
     """The DiTMoS budget (costs) of a trained run, from its resolved config."""
     from ditmos.training.config import architecture
 
     cfg = read_json(Path(run_dir) / "config.json", "the run did not finish")
-    num_classes = len(data.class_names) if getattr(data, "class_names", None) else \
-        int(np.max(data.y_train)) + 1
+    num_classes = len(data.class_names) if getattr(data, "class_names", None) else int(np.max(data.y_train)) + 1
     return budget_from_architecture(architecture(cfg), data.x_train.shape[1:], num_classes)
 
 
@@ -108,11 +108,14 @@ def _acc(metrics: dict, split: str, key: str):
 def _ditmos_row(run_dir: Path, budget: Budget) -> dict:
     metrics = read_json(Path(run_dir) / "metrics.json", "the run did not finish")
     total = budget.total
-    return {"val_accuracy": _acc(metrics, "val", "ditmos"),
-            "test_accuracy": _acc(metrics, "test", "ditmos"),
-            "union_test_accuracy": _acc(metrics, "test", "union"),
-            "params": int(total.params), "macs": int(budget.inference_macs),
-            "flash_bytes": int(total.flash_bytes)}
+    return {
+        "val_accuracy": _acc(metrics, "val", "ditmos"),
+        "test_accuracy": _acc(metrics, "test", "ditmos"),
+        "union_test_accuracy": _acc(metrics, "test", "union"),
+        "params": int(total.params),
+        "macs": int(budget.inference_macs),
+        "flash_bytes": int(total.flash_bytes),
+    }
 
 
 def store_baselines_in_metrics(run_dir, baselines: dict) -> None:
@@ -133,6 +136,7 @@ def store_baselines_in_metrics(run_dir, baselines: dict) -> None:
 # --------------------------------------------------------------------------- #
 # The comparison
 # --------------------------------------------------------------------------- #
+
 
 def _from_run_dir(run_dir: Path) -> tuple[str, str, int, float, Path]:
     """dataset, preset, seed, width and a config file reproducing ``run_dir``'s
@@ -176,15 +180,18 @@ def search_candidates(trials: int | None = None) -> CandidateSource:
     width, as many architectures inside the preset's MAC budget as the
     equal-MACs baseline tries (``trials``, default by preset), each a
     candidate; the comparison picks the best on validation."""
+
     def source(width: float, base: dict) -> list[Candidate]:
         from ditmos.training import search
         from ditmos.training.run import prepare_data
 
         ds, splits, _, data = prepare_data(base)
         n = search.TRIALS.get(base.get("preset"), 2) if trials is None else int(trials)
-        _, found = search.candidates(base["architecture"], width, ds.X.shape[1:],
-                                     data["num_classes"], trials=n, n_train=len(splits.train))
+        _, found = search.candidates(
+            base["architecture"], width, ds.X.shape[1:], data["num_classes"], trials=n, n_train=len(splits.train)
+        )
         return [Candidate(c.name, {"architecture": c.architecture}) for c in found]
+
     return source
 
 
@@ -196,8 +203,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
         try:
             s = int(part)
         except ValueError:
-            raise DitmosError(f"--seeds: '{part}' is not an integer (expected e.g. 0,1,2)") \
-                from None
+            raise DitmosError(f"--seeds: '{part}' is not an integer (expected e.g. 0,1,2)") from None
         if s < 0:
             raise DitmosError(f"--seeds: seed {s} must be >= 0")
         out.append(s)
@@ -229,13 +235,23 @@ def _mean_row(rows: list[dict]) -> dict:
     return out
 
 
-def run_compare(dataset, preset: str | None = None, out_dir=None, *,
-                widths: Sequence[float] | None = DEFAULT_WIDTHS, seed: int = 0,
-                seeds: Sequence[int] | None = None, quiet: bool = False, config_file=None,
-                ablations: str = "largest", ablation_names: Sequence[str] = ABLATIONS,
-                baseline_overrides: dict | None = None, executor=None,
-                candidates: CandidateSource | None = None,
-                main_run: tuple | None = None) -> Path:
+def run_compare(
+    dataset,
+    preset: str | None = None,
+    out_dir=None,
+    *,
+    widths: Sequence[float] | None = DEFAULT_WIDTHS,
+    seed: int = 0,
+    seeds: Sequence[int] | None = None,
+    quiet: bool = False,
+    config_file=None,
+    ablations: str = "largest",
+    ablation_names: Sequence[str] = ABLATIONS,
+    baseline_overrides: dict | None = None,
+    executor=None,
+    candidates: CandidateSource | None = None,
+    main_run: tuple | None = None,
+) -> Path:
     """Train DiTMoS, its ablations and the baselines at every width and seed,
     write ``compare.md``/``compare.json`` into ``out_dir`` and return ``out_dir``.
 
@@ -263,8 +279,9 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
     if preset is None and out_dir is None:
         run_dir0 = Path(dataset)
         if not (run_dir0 / "config.json").is_file():
-            raise DitmosError(f"{run_dir0} is not a run directory (no config.json); give "
-                              f"dataset, preset and out_dir instead")
+            raise DitmosError(
+                f"{run_dir0} is not a run directory (no config.json); give dataset, preset and out_dir instead"
+            )
         dataset, preset, seed, width0, config_file = _from_run_dir(run_dir0)
         existing[(width0, seed)] = run_dir0
         out_dir = run_dir0 / "compare"
@@ -286,8 +303,10 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
     cfile = None if config_file is None else str(Path(config_file).resolve())
     base = resolve_config(dataset, preset, config_file=cfile)
     # the config file's "baselines" section, then the caller's overrides
-    bcfg = baseline_config(preset if preset in ("quick", "full") else "quick",
-                           {**(base.get("baselines") or {}), **(baseline_overrides or {})})
+    bcfg = baseline_config(
+        preset if preset in ("quick", "full") else "quick",
+        {**(base.get("baselines") or {}), **(baseline_overrides or {})},
+    )
     executor = executor or make_executor()
     candidates = candidates or default_candidates
     out_dir = Path(out_dir)
@@ -299,37 +318,64 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
         tag, wdir = _width_tag(w), out_dir / f"width_{_width_tag(w)}"
         cands = list(candidates(w, base))
         if not cands or len({c.method for c in cands}) != len(cands):
-            raise DitmosError(f"width {tag}: need distinct DiTMoS candidates, got "
-                              f"{[c.name for c in cands]}")
-        abl = list(ablation_names) if (ablations == "all" or (
-            ablations == "largest" and w == max(widths))) else []
+            raise DitmosError(f"width {tag}: need distinct DiTMoS candidates, got {[c.name for c in cands]}")
+        abl = list(ablation_names) if (ablations == "all" or (ablations == "largest" and w == max(widths))) else []
         plan[tag] = {"candidates": cands, "ablations": abl}
         for s in seeds:
             common = dict(dataset=dataset, preset=preset, width=w, seed=s, config_file=cfile)
             for c in cands:
                 rd = existing.get((w, s)) if c.method == "ditmos" else None
                 rd = rd or wdir / f"{c.method}_s{s}"
-                trials.append(Trial(kind="ditmos", method=c.method, run_dir=str(Path(rd).resolve()),
-                                    overrides=c.overrides or None, extras=True, **common))
+                trials.append(
+                    Trial(
+                        kind="ditmos",
+                        method=c.method,
+                        run_dir=str(Path(rd).resolve()),
+                        overrides=c.overrides or None,
+                        extras=True,
+                        **common,
+                    )
+                )
             for name in abl:
-                trials.append(Trial(kind="ditmos", method=f"ablation_{name}",
-                                    run_dir=str((wdir / f"ablation_{name}_s{s}").resolve()),
-                                    overrides=ablation_overrides(name, base), **common))
+                trials.append(
+                    Trial(
+                        kind="ditmos",
+                        method=f"ablation_{name}",
+                        run_dir=str((wdir / f"ablation_{name}_s{s}").resolve()),
+                        overrides=ablation_overrides(name, base),
+                        **common,
+                    )
+                )
             for name in BASELINE_NAMES:
                 if name in TRAINED and name in bcfg["only"]:
-                    trials.append(Trial(kind="baseline", method=name, baseline_config=bcfg,
-                                        run_dir=str((wdir / f"{name}_s{s}").resolve()),
-                                        **common))
+                    trials.append(
+                        Trial(
+                            kind="baseline",
+                            method=name,
+                            baseline_config=bcfg,
+                            run_dir=str((wdir / f"{name}_s{s}").resolve()),
+                            **common,
+                        )
+                    )
     t_start = time.perf_counter()
     results = execute(trials, out_dir / "trials", executor, quiet=quiet)
 
     # ---- assembling the tables -------------------------------------------- #
-    report = {"format": FORMAT, "dataset": dataset, "preset": preset, "seed": seeds[0],
-              "seeds": list(seeds), "widths": list(widths), "baseline_config": bcfg,
-              "cost_model": "macs: Conv1D+Dense MACs per inference; params: weights + one bias "
-                            "per output channel (BN folded); flash_bytes: int8 weights + "
-                            "int32 biases",
-              "results": {}, "search": {}, "engine": dict(executor.info)}
+    report = {
+        "format": FORMAT,
+        "dataset": dataset,
+        "preset": preset,
+        "seed": seeds[0],
+        "seeds": list(seeds),
+        "widths": list(widths),
+        "baseline_config": bcfg,
+        "cost_model": "macs: Conv1D+Dense MACs per inference; params: weights + one bias "
+        "per output channel (BN folded); flash_bytes: int8 weights + "
+        "int32 biases",
+        "results": {},
+        "search": {},
+        "engine": dict(executor.info),
+    }
     if cfile is not None:  # what the tables were trained with beyond the preset
         report["config_file"] = json.loads(Path(cfile).read_text())
     by_key = {t.key: t for t in trials}
@@ -346,9 +392,11 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
             res = results[key]
             first = split_of_seed.setdefault(t.seed, (res["split"], key))
             if res["split"] != first[0]:
-                raise DitmosError(f"trial {key} used a different split than {first[1]}; "
-                                  f"delete {out_dir / 'trials'} and the run directories and "
-                                  f"compare again")
+                raise DitmosError(
+                    f"trial {key} used a different split than {first[1]}; "
+                    f"delete {out_dir / 'trials'} and the run directories and "
+                    f"compare again"
+                )
             if t.kind == "ditmos":
                 res = dict(res, run_dir=t.run_dir)  # where the run is now
                 runs[t.seed][t.method] = res
@@ -358,8 +406,7 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
             if budget is None or t.method == "ditmos":
                 budget = res["budget"]
         # DiTMoS row: the candidate with the best mean validation accuracy
-        val = {c.method: float(np.mean([per_seed[s][c.method]["val_accuracy"] or 0.0
-                                         for s in seeds])) for c in cands}
+        val = {c.method: float(np.mean([per_seed[s][c.method]["val_accuracy"] or 0.0 for s in seeds])) for c in cands}
         chosen = max(cands, key=lambda c: val[c.method]).method
         cand_res = {s: runs[s][chosen] for s in seeds}
         budget = cand_res[seeds[0]]["budget"]
@@ -372,28 +419,41 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
                     rows[extra] = cand_res[s]["methods"][extra]
             run_dir = Path(cand_res[s]["run_dir"])
             if (run_dir / "metrics.json").is_file():
-                store_baselines_in_metrics(run_dir, {k: v for k, v in rows.items()
-                                                     if k in BASELINE_NAMES})
-        order = (["ditmos"] + [c.method for c in cands if c.method != "ditmos"]
-                 + [f"ablation_{a}" for a in abl]
-                 + [n for n in BASELINE_NAMES if n in per_seed[seeds[0]]])
+                store_baselines_in_metrics(run_dir, {k: v for k, v in rows.items() if k in BASELINE_NAMES})
+        order = (
+            ["ditmos"]
+            + [c.method for c in cands if c.method != "ditmos"]
+            + [f"ablation_{a}" for a in abl]
+            + [n for n in BASELINE_NAMES if n in per_seed[seeds[0]]]
+        )
         methods = {name: _mean_row([per_seed[s][name] for s in seeds]) for name in order}
         run_rel = {str(s): os.path.relpath(cand_res[s]["run_dir"], out_dir) for s in seeds}
         report["results"][tag] = {
-            "width": w, "run_dir": run_rel[str(seeds[0])], "budget": budget, "methods": methods,
-            "seeds": {str(s): {"run_dir": run_rel[str(s)], "methods": per_seed[s]}
-                      for s in seeds}}
+            "width": w,
+            "run_dir": run_rel[str(seeds[0])],
+            "budget": budget,
+            "methods": methods,
+            "seeds": {str(s): {"run_dir": run_rel[str(s)], "methods": per_seed[s]} for s in seeds},
+        }
         weak = methods.get("weak_equal_macs", {})
         report["search"][tag] = {
-            "ditmos": {"candidates": [{"name": c.name, "overrides": c.overrides,
-                                       "val_accuracy_mean": round(val[c.method], 6)}
-                                      for c in cands],
-                       "trials": len(cands) * len(seeds), "selected": chosen,
-                       "selected_on": "mean validation accuracy over seeds"},
-            "weak_equal_macs": {"architectures": len(weak.get("candidates", [])),
-                                "depths": bcfg["depths"], "tolerance": bcfg["tolerance"],
-                                "trials": len(weak.get("candidates", [])) * len(seeds),
-                                "selected_on": "validation accuracy, per seed"}}
+            "ditmos": {
+                "candidates": [
+                    {"name": c.name, "overrides": c.overrides, "val_accuracy_mean": round(val[c.method], 6)}
+                    for c in cands
+                ],
+                "trials": len(cands) * len(seeds),
+                "selected": chosen,
+                "selected_on": "mean validation accuracy over seeds",
+            },
+            "weak_equal_macs": {
+                "architectures": len(weak.get("candidates", [])),
+                "depths": bcfg["depths"],
+                "tolerance": bcfg["tolerance"],
+                "trials": len(weak.get("candidates", [])) * len(seeds),
+                "selected_on": "validation accuracy, per seed",
+            },
+        }
     report["summary"] = summarize(report)
     report["wall_seconds"] = round(time.perf_counter() - t_start, 1)
     # one split for every seed (split_seed) or one per seed (older comparisons)
@@ -403,14 +463,14 @@ def run_compare(dataset, preset: str | None = None, out_dir=None, *,
     if not quiet:
         from rich.console import Console
 
-        Console(stderr=True).print(f"comparison written to {out_dir / 'compare.md'}",
-                                   highlight=False)
+        Console(stderr=True).print(f"comparison written to {out_dir / 'compare.md'}", highlight=False)
     return out_dir
 
 
 # --------------------------------------------------------------------------- #
 # Tables
 # --------------------------------------------------------------------------- #
+
 
 def summarize(report: dict) -> list[dict]:
     """Per width: DiTMoS vs the equal-MACs single CNN (the acceptance
@@ -431,16 +491,26 @@ def summarize(report: dict) -> list[dict]:
                 best = (name, acc, sd)
             if r.get("macs", 0) <= 1.1 * budget and (best_in[1] is None or acc > best_in[1]):
                 best_in = (name, acc, sd)
-        rows.append({"width": res["width"], "ditmos_test": dt, "weak_equal_macs_test": wt,
-                     "ditmos_test_std": d.get("test_accuracy_std"),
-                     "weak_equal_macs_test_std": weak.get("test_accuracy_std"),
-                     "best_within_budget_test_std": best_in[2], "best_baseline_test_std": best[2],
-                     "n_seeds": d.get("n_seeds", 1),
-                     "delta_vs_equal_macs": None if dt is None or wt is None else round(dt - wt, 6),
-                     "ditmos_beats_equal_macs": None if dt is None or wt is None else dt > wt,
-                     "ditmos_macs": d.get("macs"), "weak_equal_macs_macs": weak.get("macs"),
-                     "best_within_budget": best_in[0], "best_within_budget_test": best_in[1],
-                     "best_baseline": best[0], "best_baseline_test": best[1]})
+        rows.append(
+            {
+                "width": res["width"],
+                "ditmos_test": dt,
+                "weak_equal_macs_test": wt,
+                "ditmos_test_std": d.get("test_accuracy_std"),
+                "weak_equal_macs_test_std": weak.get("test_accuracy_std"),
+                "best_within_budget_test_std": best_in[2],
+                "best_baseline_test_std": best[2],
+                "n_seeds": d.get("n_seeds", 1),
+                "delta_vs_equal_macs": None if dt is None or wt is None else round(dt - wt, 6),
+                "ditmos_beats_equal_macs": None if dt is None or wt is None else dt > wt,
+                "ditmos_macs": d.get("macs"),
+                "weak_equal_macs_macs": weak.get("macs"),
+                "best_within_budget": best_in[0],
+                "best_within_budget_test": best_in[1],
+                "best_baseline": best[0],
+                "best_baseline_test": best[1],
+            }
+        )
     return rows
 
 
@@ -452,11 +522,14 @@ def _verdict(summary: list[dict]) -> list[str]:
     word = "beats" if small["ditmos_beats_equal_macs"] else "does not beat"
     n = small.get("n_seeds", 1)
     mean = f"mean of {n} seeds, " if n > 1 else ""
-    return [f"At the smallest width ({small['width']:g}) DiTMoS {word} the single CNN with "
-            f"equal MACs on the test split ({mean}mean ± std): "
-            f"{_pm(small['ditmos_test'], small.get('ditmos_test_std'), n)}% vs "
-            f"{_pm(small['weak_equal_macs_test'], small.get('weak_equal_macs_test_std'), n)}% "
-            f"({100 * small['delta_vs_equal_macs']:+.2f} pp).", ""]
+    return [
+        f"At the smallest width ({small['width']:g}) DiTMoS {word} the single CNN with "
+        f"equal MACs on the test split ({mean}mean ± std): "
+        f"{_pm(small['ditmos_test'], small.get('ditmos_test_std'), n)}% vs "
+        f"{_pm(small['weak_equal_macs_test'], small.get('weak_equal_macs_test_std'), n)}% "
+        f"({100 * small['delta_vs_equal_macs']:+.2f} pp).",
+        "",
+    ]
 
 
 def _pct(v) -> str:
@@ -480,14 +553,17 @@ def _row_notes(name: str, r: dict) -> list[str]:
     notes = []
     one = " (seed 0)" if r.get("n_seeds", 1) > 1 else ""
     if "budget_ratio" in r:
-        notes.append(f"{r['budget_metric']} ratio {r['budget_ratio']:.3f}, "
-                     f"depth {len(r['spec']['channels'])}, channels "
-                     f"{r['spec']['channels']}, fc {r['spec']['fc']}{one}")
+        notes.append(
+            f"{r['budget_metric']} ratio {r['budget_ratio']:.3f}, "
+            f"depth {len(r['spec']['channels'])}, channels "
+            f"{r['spec']['channels']}, fc {r['spec']['fc']}{one}"
+        )
     if name == "early_exit":
-        notes.append(f"threshold {r['threshold']:.3f} (val{one.rstrip(')').replace(' (', ', ')}), "
-                     f"max {r['max_macs']:,} MACs, exits {r['exit_fractions']}")
-    if (name == "ditmos" or name.startswith(("ablation_", "candidate_"))) \
-            and r.get("union_test_accuracy") is not None:
+        notes.append(
+            f"threshold {r['threshold']:.3f} (val{one.rstrip(')').replace(' (', ', ')}), "
+            f"max {r['max_macs']:,} MACs, exits {r['exit_fractions']}"
+        )
+    if (name == "ditmos" or name.startswith(("ablation_", "candidate_"))) and r.get("union_test_accuracy") is not None:
         notes.append(f"union {_pm(r['union_test_accuracy'], r.get('union_test_accuracy_std'), r.get('n_seeds', 1))}")
     if name == "ditmos" and r.get("selected_candidate"):
         notes.append(f"candidate {r['selected_candidate']} (best mean val)")
@@ -501,71 +577,98 @@ def _search_lines(report: dict) -> list[str]:
     if not search:
         return []
     n = len(report.get("seeds") or [report.get("seed")])
-    lines = ["## Search effort", "",
-             "Both sides are selected on the validation split within the same budget.", "",
-             "| width | DiTMoS configs × seeds = trials | selected | single CNN (equal MACs) "
-             "architectures × seeds = trials | depths, tolerance |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "## Search effort",
+        "",
+        "Both sides are selected on the validation split within the same budget.",
+        "",
+        "| width | DiTMoS configs × seeds = trials | selected | single CNN (equal MACs) "
+        "architectures × seeds = trials | depths, tolerance |",
+        "|---|---|---|---|---|",
+    ]
     for tag, s in search.items():
         d, w = s["ditmos"], s["weak_equal_macs"]
-        lines.append(f"| {tag} | {len(d['candidates'])} × {n} = {d['trials']} | {d['selected']} | "
-                     f"{w['architectures']} × {n} = {w['trials']} | {w['depths']}, "
-                     f"±{100 * w['tolerance']:g} % |")
+        lines.append(
+            f"| {tag} | {len(d['candidates'])} × {n} = {d['trials']} | {d['selected']} | "
+            f"{w['architectures']} × {n} = {w['trials']} | {w['depths']}, "
+            f"±{100 * w['tolerance']:g} % |"
+        )
     return lines + [""]
 
 
 def render_markdown(report: dict) -> str:
     seeds = report.get("seeds") or [report["seed"]]
     n = len(seeds)
-    seed_text = (f"seeds {', '.join(map(str, seeds))}" if n > 1 else f"seed {seeds[0]}")
-    lines = [f"# DiTMoS comparison: {report['dataset']} ({report['preset']} preset, "
-             f"{seed_text})", ""]
-    own = ("the seeds share one train/validation/test split; each has its own "
-           "initialisation and training order" if report.get("same_split") else
-           "each seed has its own split, initialisation and training order")
-    stats = (f"Accuracies in %, mean ± standard deviation (n−1) over the {n} seeds ({own}); "
-             if n > 1 else "Accuracies in %; ")
-    lines += ["Same data, split and seed for every method at a width and seed. " + stats +
-              "model selection on the validation split, test split only reported. "
-              f"Costs: {report['cost_model']}.", ""]
-    lines += ["## DiTMoS vs the single network with equal MACs", "",
-              *_verdict(report.get("summary", [])),
-              "| width | DiTMoS test | equal-MACs CNN test | Δ (pp) | DiTMoS MACs | "
-              "CNN MACs | best baseline within the MACs (test) | best baseline (test) |",
-              "|---|---|---|---|---|---|---|---|"]
+    seed_text = f"seeds {', '.join(map(str, seeds))}" if n > 1 else f"seed {seeds[0]}"
+    lines = [f"# DiTMoS comparison: {report['dataset']} ({report['preset']} preset, {seed_text})", ""]
+    own = (
+        "the seeds share one train/validation/test split; each has its own initialisation and training order"
+        if report.get("same_split")
+        else "each seed has its own split, initialisation and training order"
+    )
+    stats = (
+        f"Accuracies in %, mean ± standard deviation (n−1) over the {n} seeds ({own}); "
+        if n > 1
+        else "Accuracies in %; "
+    )
+    lines += [
+        "Same data, split and seed for every method at a width and seed. "
+        + stats
+        + "model selection on the validation split, test split only reported. "
+        f"Costs: {report['cost_model']}.",
+        "",
+    ]
+    lines += [
+        "## DiTMoS vs the single network with equal MACs",
+        "",
+        *_verdict(report.get("summary", [])),
+        "| width | DiTMoS test | equal-MACs CNN test | Δ (pp) | DiTMoS MACs | "
+        "CNN MACs | best baseline within the MACs (test) | best baseline (test) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in report.get("summary", []):
         k = r.get("n_seeds", 1)
         delta = "—" if r["delta_vs_equal_macs"] is None else f"{100 * r['delta_vs_equal_macs']:+.2f}"
-        lines.append(f"| {r['width']:g} | {_pm(r['ditmos_test'], r.get('ditmos_test_std'), k)} | "
-                     f"{_pm(r['weak_equal_macs_test'], r.get('weak_equal_macs_test_std'), k)} | "
-                     f"{delta} | {_int(r['ditmos_macs'])} | "
-                     f"{_int(r['weak_equal_macs_macs'])} | {r['best_within_budget'] or '—'} "
-                     f"({_pm(r['best_within_budget_test'], r.get('best_within_budget_test_std'), k)}) | "
-                     f"{r['best_baseline'] or '—'} "
-                     f"({_pm(r['best_baseline_test'], r.get('best_baseline_test_std'), k)}) |")
+        lines.append(
+            f"| {r['width']:g} | {_pm(r['ditmos_test'], r.get('ditmos_test_std'), k)} | "
+            f"{_pm(r['weak_equal_macs_test'], r.get('weak_equal_macs_test_std'), k)} | "
+            f"{delta} | {_int(r['ditmos_macs'])} | "
+            f"{_int(r['weak_equal_macs_macs'])} | {r['best_within_budget'] or '—'} "
+            f"({_pm(r['best_within_budget_test'], r.get('best_within_budget_test_std'), k)}) | "
+            f"{r['best_baseline'] or '—'} "
+            f"({_pm(r['best_baseline_test'], r.get('best_baseline_test_std'), k)}) |"
+        )
     lines += [""] + _search_lines(report)
     for tag, res in report["results"].items():
         b = res["budget"]
-        lines += [f"## Width {res['width']:g}", "",
-                  f"Budget: selector + one classifier = {b['inference_macs']:,} MACs; "
-                  f"whole DiTMoS set = {b['total_params']:,} params, "
-                  f"{b['total_flash_bytes']:,} flash bytes (K = {b['K']}).", "",
-                  "| method | val acc | test acc | params | MACs / inference | flash bytes | notes |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## Width {res['width']:g}",
+            "",
+            f"Budget: selector + one classifier = {b['inference_macs']:,} MACs; "
+            f"whole DiTMoS set = {b['total_params']:,} params, "
+            f"{b['total_flash_bytes']:,} flash bytes (K = {b['K']}).",
+            "",
+            "| method | val acc | test acc | params | MACs / inference | flash bytes | notes |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, r in res["methods"].items():
             k = r.get("n_seeds", 1)
-            lines.append(f"| {label(name)} | "
-                         f"{_pm(r.get('val_accuracy'), r.get('val_accuracy_std'), k)} | "
-                         f"{_pm(r.get('test_accuracy'), r.get('test_accuracy_std'), k)} | "
-                         f"{_int(r.get('params'))} | "
-                         f"{_int(r.get('macs'))} | {_int(r.get('flash_bytes'))} | "
-                         f"{'; '.join(_row_notes(name, r))} |")
+            lines.append(
+                f"| {label(name)} | "
+                f"{_pm(r.get('val_accuracy'), r.get('val_accuracy_std'), k)} | "
+                f"{_pm(r.get('test_accuracy'), r.get('test_accuracy_std'), k)} | "
+                f"{_int(r.get('params'))} | "
+                f"{_int(r.get('macs'))} | {_int(r.get('flash_bytes'))} | "
+                f"{'; '.join(_row_notes(name, r))} |"
+            )
         lines.append("")
     if "wall_seconds" in report:
         eng = report.get("engine") or {}
         how = ""
         if eng:
-            how = (f" ({eng.get('trained', 0)} trials trained, {eng.get('reused', 0)} reused "
-                   f"from an earlier, interrupted sweep; {eng.get('engine', 'sequential')})")
+            how = (
+                f" ({eng.get('trained', 0)} trials trained, {eng.get('reused', 0)} reused "
+                f"from an earlier, interrupted sweep; {eng.get('engine', 'sequential')})"
+            )
         lines += [f"Wall time of the comparison: {report['wall_seconds']:.0f} s{how}."]
     return "\n".join(lines).rstrip("\n") + "\n"

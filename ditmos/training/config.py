@@ -13,8 +13,13 @@ import json
 from pathlib import Path
 
 from ditmos.errors import DitmosError
-from ditmos.models.arch import (Architecture, architecture_from_dict, check_fits,
-                                default_architecture_dict, family_for_dataset)
+from ditmos.models.arch import (
+    Architecture,
+    architecture_from_dict,
+    check_fits,
+    default_architecture_dict,
+    family_for_dataset,
+)
 
 PRESETS = ("quick", "full")
 OPTIMIZERS = ("sgd_nesterov", "adam")
@@ -24,9 +29,19 @@ ROUTING_TARGETS = ("best_classifier", "cluster")
 # The generalist stage (off when epochs = 0): the selector's shared blocks and
 # ONE classifier head trained together on all training data -- a single
 # network with the selector as its trunk -- then copied into the K heads.
-_GENERALIST_OFF = {"epochs": 0, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
-                   "lr_halve_every": 6, "distill": 0.0, "temperature": 4.0,
-                   "fallback": True, "freeze_trunk": True, "restarts": 1, "probe_epochs": 0}
+_GENERALIST_OFF = {
+    "epochs": 0,
+    "batch_size": 64,
+    "optimizer": "adam",
+    "lr": 0.003,
+    "lr_halve_every": 6,
+    "distill": 0.0,
+    "temperature": 4.0,
+    "fallback": True,
+    "freeze_trunk": True,
+    "restarts": 1,
+    "probe_epochs": 0,
+}
 # optional generalist keys (absent = off), left out of the presets so that runs
 # started before they existed still resume: "average_epochs" (0)
 
@@ -37,19 +52,28 @@ _GENERALIST_OFF = {"epochs": 0, "batch_size": 64, "optimizer": "adam", "lr": 0.0
 # suffice.  The reference schedule is still reachable through a config file.
 # The strong model's validation accuracy plateaus within ~10 epochs on hapt.
 _FULL = {
-    "strong": {"epochs": 15, "batch_size": 64, "optimizer": "adam", "lr": 0.002,
-               "lr_halve_every": 5},
+    "strong": {"epochs": 15, "batch_size": 64, "optimizer": "adam", "lr": 0.002, "lr_halve_every": 5},
     "split": {"method": "confusion", "n_init": 50, "max_iter": 300},
-    "generalist": dict(_GENERALIST_OFF, epochs=60, lr=0.002, lr_halve_every=20, restarts=3,
-                       probe_epochs=5),
-    "classifier_pretrain": {"epochs": 10, "batch_size": 32, "optimizer": "adam",
-                            "lr": 0.001, "lr_halve_every": 5, "out_weight": 0.3},
+    "generalist": dict(_GENERALIST_OFF, epochs=60, lr=0.002, lr_halve_every=20, restarts=3, probe_epochs=5),
+    "classifier_pretrain": {
+        "epochs": 10,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "lr": 0.001,
+        "lr_halve_every": 5,
+        "out_weight": 0.3,
+    },
     "routing": {"target": "cluster"},
-    "selector_pretrain": {"epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 0.002,
-                          "lr_halve_every": 5},
-    "adversarial": {"rounds": 10, "selector_epochs": 2, "classifier_epochs": 2,
-                    "batch_size": 32, "optimizer": "adam", "lr": 0.001,
-                    "lr_halve_every": 10},
+    "selector_pretrain": {"epochs": 10, "batch_size": 32, "optimizer": "adam", "lr": 0.002, "lr_halve_every": 5},
+    "adversarial": {
+        "rounds": 10,
+        "selector_epochs": 2,
+        "classifier_epochs": 2,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "lr": 0.001,
+        "lr_halve_every": 10,
+    },
     "loss_weights": {"union": 0.1, "overlap": 0.03, "single": 0.1, "selection": 1.0},
     "bn_momentum": 0.9,
     "eval_batch_size": 1024,
@@ -62,20 +86,30 @@ _FULL = {
 # two minutes on hapt on two cores (`ditmos bench train`).  The heads start
 # from the generalist, so their pre-training is a short fine-tune.
 _QUICK = {
-    "strong": {"epochs": 2, "batch_size": 128, "optimizer": "adam", "lr": 0.004,
-               "lr_halve_every": 2},
+    "strong": {"epochs": 2, "batch_size": 128, "optimizer": "adam", "lr": 0.004, "lr_halve_every": 2},
     "split": {"method": "confusion", "n_init": 4, "max_iter": 100},
     # restarts: at width 0.125 a generalist whose few channels die at
     # initialisation stays near 55% on hapt; the best of 3 starts does not
     "generalist": dict(_GENERALIST_OFF, epochs=20, restarts=3, probe_epochs=3),
-    "classifier_pretrain": {"epochs": 4, "batch_size": 64, "optimizer": "adam",
-                            "lr": 0.003, "lr_halve_every": 2, "out_weight": 0.3},
+    "classifier_pretrain": {
+        "epochs": 4,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 0.003,
+        "lr_halve_every": 2,
+        "out_weight": 0.3,
+    },
     "routing": {"target": "cluster"},
-    "selector_pretrain": {"epochs": 3, "batch_size": 128, "optimizer": "adam", "lr": 0.003,
-                          "lr_halve_every": 3},
-    "adversarial": {"rounds": 3, "selector_epochs": 1, "classifier_epochs": 1,
-                    "batch_size": 128, "optimizer": "adam", "lr": 0.002,
-                    "lr_halve_every": 4},
+    "selector_pretrain": {"epochs": 3, "batch_size": 128, "optimizer": "adam", "lr": 0.003, "lr_halve_every": 3},
+    "adversarial": {
+        "rounds": 3,
+        "selector_epochs": 1,
+        "classifier_epochs": 1,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "lr": 0.002,
+        "lr_halve_every": 4,
+    },
     "loss_weights": {"union": 0.1, "overlap": 0.03, "single": 0.1, "selection": 1.0},
     "bn_momentum": 0.9,
     "eval_batch_size": 1024,
@@ -87,23 +121,33 @@ _SCHEDULES = {"quick": _QUICK, "full": _FULL}
 _STAGE_KEYS = {"epochs", "batch_size", "optimizer", "lr", "lr_halve_every"}
 # the comparison's baselines (`train --compare`): their schedule, see
 # ditmos.training.baselines.DEFAULTS
-BASELINE_KEYS = {"epochs", "batch_size", "lr", "depths", "tolerance", "early_exit_mac_factor",
-                 "only"}
+BASELINE_KEYS = {"epochs", "batch_size", "lr", "depths", "tolerance", "early_exit_mac_factor", "only"}
 _ALLOWED = {
-    "dataset": None, "preset": None, "seed": None, "width": None, "subset": None,
+    "dataset": None,
+    "preset": None,
+    "seed": None,
+    "width": None,
+    "subset": None,
     # the data split's seed: fixed by default, so that --seed varies only the
     # initialisation and the training order, not which subjects are tested
     "split_seed": None,
     "architecture": None,
     "strong": _STAGE_KEYS,
     "split": {"method", "n_init", "max_iter"},
-    "generalist": _STAGE_KEYS | {"distill", "temperature", "fallback", "freeze_trunk",
-                                 "restarts", "probe_epochs", "average_epochs"},
+    "generalist": _STAGE_KEYS
+    | {"distill", "temperature", "fallback", "freeze_trunk", "restarts", "probe_epochs", "average_epochs"},
     "classifier_pretrain": _STAGE_KEYS | {"out_weight"},
     "routing": {"target"},
     "selector_pretrain": _STAGE_KEYS,
-    "adversarial": {"rounds", "selector_epochs", "classifier_epochs", "batch_size",
-                    "optimizer", "lr", "lr_halve_every"},
+    "adversarial": {
+        "rounds",
+        "selector_epochs",
+        "classifier_epochs",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "lr_halve_every",
+    },
     "loss_weights": {"union", "overlap", "single", "selection"},
     "bn_momentum": None,
     "eval_batch_size": None,
@@ -119,9 +163,15 @@ SMOOTHING_METHODS = ("none", "gaussian")
 def preset_config(dataset: str, preset: str) -> dict:
     if preset not in _SCHEDULES:
         raise DitmosError(f"unknown preset '{preset}'; choose one of {list(PRESETS)}")
-    cfg = {"dataset": dataset, "preset": preset, "seed": 0, "split_seed": 0, "width": 1.0,
-           "subset": None,
-           "architecture": default_architecture_dict(family_for_dataset(dataset))}
+    cfg = {
+        "dataset": dataset,
+        "preset": preset,
+        "seed": 0,
+        "split_seed": 0,
+        "width": 1.0,
+        "subset": None,
+        "architecture": default_architecture_dict(family_for_dataset(dataset)),
+    }
     cfg.update(copy.deepcopy(_SCHEDULES[preset]))
     return cfg
 
@@ -148,8 +198,7 @@ def _check_unknown(over: dict, source: str) -> None:
                 raise DitmosError(f"'{k}' in {source} must be an object")
             bad = sorted(set(v) - allowed)
             if bad:
-                raise DitmosError(f"unknown key(s) {bad} in '{k}' of {source}; "
-                                  f"allowed: {sorted(allowed)}")
+                raise DitmosError(f"unknown key(s) {bad} in '{k}' of {source}; allowed: {sorted(allowed)}")
 
 
 def load_config_file(path) -> dict:
@@ -187,8 +236,7 @@ def validate_schedule(cfg: dict) -> None:
         _num(s["lr"], f"{stage}.lr", 1e-8, 10.0)
         _num(s["lr_halve_every"], f"{stage}.lr_halve_every", 0, 10000, True)
         if s["optimizer"] not in OPTIMIZERS:
-            raise DitmosError(f"config '{stage}.optimizer' must be one of {list(OPTIMIZERS)}, "
-                              f"got {s['optimizer']!r}")
+            raise DitmosError(f"config '{stage}.optimizer' must be one of {list(OPTIMIZERS)}, got {s['optimizer']!r}")
     g = cfg["generalist"]
     _num(g["distill"], "generalist.distill", 0.0, 1.0)
     _num(g["temperature"], "generalist.temperature", 0.1, 100.0)
@@ -198,11 +246,11 @@ def validate_schedule(cfg: dict) -> None:
     for k in ("fallback", "freeze_trunk"):
         if not isinstance(g[k], bool):
             raise DitmosError(f"config 'generalist.{k}' must be true or false, got {g[k]!r}")
-    _num(cfg["classifier_pretrain"].get("out_weight", 0.0), "classifier_pretrain.out_weight",
-         0.0, 1.0)
+    _num(cfg["classifier_pretrain"].get("out_weight", 0.0), "classifier_pretrain.out_weight", 0.0, 1.0)
     if cfg["routing"]["target"] not in ROUTING_TARGETS:
-        raise DitmosError(f"config 'routing.target' must be one of {list(ROUTING_TARGETS)}, "
-                          f"got {cfg['routing']['target']!r}")
+        raise DitmosError(
+            f"config 'routing.target' must be one of {list(ROUTING_TARGETS)}, got {cfg['routing']['target']!r}"
+        )
     adv = cfg["adversarial"]
     for k in ("rounds", "selector_epochs", "classifier_epochs", "lr_halve_every"):
         _num(adv[k], f"adversarial.{k}", 0, 10000, True)
@@ -211,8 +259,7 @@ def validate_schedule(cfg: dict) -> None:
     if adv["optimizer"] not in OPTIMIZERS:
         raise DitmosError(f"config 'adversarial.optimizer' must be one of {list(OPTIMIZERS)}")
     if cfg["split"]["method"] not in SPLIT_METHODS:
-        raise DitmosError(f"config 'split.method' must be one of {list(SPLIT_METHODS)}, "
-                          f"got {cfg['split']['method']!r}")
+        raise DitmosError(f"config 'split.method' must be one of {list(SPLIT_METHODS)}, got {cfg['split']['method']!r}")
     _num(cfg["split"]["n_init"], "split.n_init", 1, 1000, True)
     _num(cfg["split"]["max_iter"], "split.max_iter", 1, 100000, True)
     for k, v in cfg["loss_weights"].items():
@@ -227,8 +274,15 @@ def validate_schedule(cfg: dict) -> None:
         _num(cfg["subset"], "subset", 10, 10**9, True)
 
 
-def resolve_config(dataset: str, preset: str, *, config_file=None, width: float | None = None,
-                   seed: int | None = None, overrides: dict | None = None) -> dict:
+def resolve_config(
+    dataset: str,
+    preset: str,
+    *,
+    config_file=None,
+    width: float | None = None,
+    seed: int | None = None,
+    overrides: dict | None = None,
+) -> dict:
     """Preset + config file + explicit arguments -> validated config dict.
 
     Shape checks against the data happen later in :func:`check_against_data`.
@@ -260,8 +314,7 @@ def _validate_smoothing(cfg: dict) -> None:
         return
     method = sm.get("method", "none")
     if method not in SMOOTHING_METHODS:
-        raise DitmosError(f"config 'smoothing.method' must be one of {list(SMOOTHING_METHODS)}, "
-                          f"got {method!r}")
+        raise DitmosError(f"config 'smoothing.method' must be one of {list(SMOOTHING_METHODS)}, got {method!r}")
     if method != "none":
         _num(sm.get("sigma"), "smoothing.sigma", 1e-6, 10.0)
 
@@ -276,8 +329,7 @@ def architecture(cfg: dict) -> Architecture:
     return architecture_from_dict(cfg["architecture"], width=float(cfg["width"]))
 
 
-def check_against_data(cfg: dict, input_shape: tuple[int, int], n_train: int,
-                       num_classes: int) -> None:
+def check_against_data(cfg: dict, input_shape: tuple[int, int], n_train: int, num_classes: int) -> None:
     """Reject configs that cannot work on this data, before any training."""
     arch = architecture(cfg)
     check_fits(arch, input_shape)
@@ -287,7 +339,7 @@ def check_against_data(cfg: dict, input_shape: tuple[int, int], n_train: int,
     if per_cluster < need:
         raise DitmosError(
             f"K = {arch.K} is too large for {n_train} training samples: each cluster would "
-            f"hold about {per_cluster} samples (need at least {need}); lower architecture.K")
+            f"hold about {per_cluster} samples (need at least {need}); lower architecture.K"
+        )
     if num_classes < 2:
         raise DitmosError(f"the dataset has {num_classes} class; DiTMoS needs at least 2")
-

@@ -36,8 +36,7 @@ def export_models(tr, run_dir: Path, input_shape, class_names) -> dict:
 
     for batch, folder in ((None, models_dir), (1, export_dir)):
         sel = km.selector_from_bank(arch, input_shape, tr.selector, batch)
-        outs = [sel({"window": x[i:i + 1]}) for i in range(len(x))] if batch == 1 else \
-            [sel({"window": x})]
+        outs = [sel({"window": x[i : i + 1]}) for i in range(len(x))] if batch == 1 else [sel({"window": x})]
         route = np.concatenate([o["route"].numpy() for o in outs])
         _check(route, r_ref, f"{folder.name}/selector route")
         _save(sel, folder / "selector.keras")
@@ -46,7 +45,7 @@ def export_models(tr, run_dir: Path, input_shape, class_names) -> dict:
             cls = km.classifier_from_bank(arch, input_shape, ncls, tr.classifiers, k, batch)
             got = []
             for o, i in zip(outs, range(len(outs))):
-                xi = x[i:i + 1] if batch == 1 else x
+                xi = x[i : i + 1] if batch == 1 else x
                 feeds = {"window": xi}
                 feeds.update({f"sel_feat_{b}": np.asarray(o[f"feat_{b}"]) for b in arch.shared_blocks})
                 got.append(cls(feeds)["logits"].numpy())
@@ -57,13 +56,20 @@ def export_models(tr, run_dir: Path, input_shape, class_names) -> dict:
             strong = km.strong_from_bank(arch, input_shape, ncls, tr.strong)
             _save(strong, folder / "strong.keras")
             counts["strong"] = int(strong.count_params())
-    atomic_write_json(export_dir / "export.json", {
-        "K": arch.K, "shared_blocks": list(arch.shared_blocks), "num_classes": ncls,
-        "input_shape": [int(v) for v in input_shape], "class_names": list(class_names),
-        "concat_order": "own_then_selector",
-        "feature_shapes": {f"feat_{b}": [int(v) for v in outs[0][f"feat_{b}"].shape[1:]]
-                           for b in arch.shared_blocks},
-    })
+    atomic_write_json(
+        export_dir / "export.json",
+        {
+            "K": arch.K,
+            "shared_blocks": list(arch.shared_blocks),
+            "num_classes": ncls,
+            "input_shape": [int(v) for v in input_shape],
+            "class_names": list(class_names),
+            "concat_order": "own_then_selector",
+            "feature_shapes": {
+                f"feat_{b}": [int(v) for v in outs[0][f"feat_{b}"].shape[1:]] for b in arch.shared_blocks
+            },
+        },
+    )
     return counts
 
 

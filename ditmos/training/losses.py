@@ -56,8 +56,12 @@ def loss_terms(logits, y, route):
 def adversarial_classifier_loss(logits, y, route, weights: dict):
     """w_u*union + w_s*single + w_sel*selection - w_o*overlap, summed over classifiers."""
     t = loss_terms(logits, y, route)
-    per_k = (weights["union"] * t["union"] - weights["overlap"] * t["overlap"]
-             + weights["single"] * t["single"] + weights["selection"] * t["selection"])
+    per_k = (
+        weights["union"] * t["union"]
+        - weights["overlap"] * t["overlap"]
+        + weights["single"] * t["single"]
+        + weights["selection"] * t["selection"]
+    )
     return tf.reduce_sum(per_k), t
 
 
@@ -73,5 +77,4 @@ def selector_target(logits, y):
 
 
 def selector_loss(route_logits, target):
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=target, logits=route_logits))
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=route_logits))

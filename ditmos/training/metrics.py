@@ -24,12 +24,10 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 def route_constants(cls_logits_train: np.ndarray, num_classes: int) -> list[int]:
     """The class each classifier predicts most often on the training split."""
     preds = cls_logits_train.argmax(2)
-    return [int(np.bincount(preds[:, k], minlength=num_classes).argmax())
-            for k in range(preds.shape[1])]
+    return [int(np.bincount(preds[:, k], minlength=num_classes).argmax()) for k in range(preds.shape[1])]
 
 
-def collapse_diagnostics(route_logits, cls_logits, y, constants: list[int],
-                         num_classes: int) -> dict:
+def collapse_diagnostics(route_logits, cls_logits, y, constants: list[int], num_classes: int) -> dict:
     """How much the classifiers add beyond the selector's routing.
 
     ``route_constant_accuracy``: accuracy when classifier k is replaced by the
@@ -42,10 +40,8 @@ def collapse_diagnostics(route_logits, cls_logits, y, constants: list[int],
     route = route_logits.argmax(1)
     preds = cls_logits.argmax(2)
     const = np.asarray(constants)[route]
-    share = [float(np.bincount(preds[:, k], minlength=num_classes).max() / len(preds))
-             for k in range(preds.shape[1])]
-    return {"route_constant_accuracy": float((const == y).mean()),
-            "classifier_top_class_share": share}
+    share = [float(np.bincount(preds[:, k], minlength=num_classes).max() / len(preds)) for k in range(preds.shape[1])]
+    return {"route_constant_accuracy": float((const == y).mean()), "classifier_top_class_share": share}
 
 
 def split_metrics(route_logits, cls_logits, strong_logits, y, num_classes: int) -> dict:
@@ -56,8 +52,7 @@ def split_metrics(route_logits, cls_logits, strong_logits, y, num_classes: int) 
     chosen = preds[np.arange(len(y)), route]
     conf = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(conf, (y, chosen), 1)
-    per_class = [float(conf[c, c] / conf[c].sum()) if conf[c].sum() else None
-                 for c in range(num_classes)]
+    per_class = [float(conf[c, c] / conf[c].sum()) if conf[c].sum() else None for c in range(num_classes)]
     ens = _softmax(cls_logits).mean(1).argmax(1)
     hist = np.bincount(route, minlength=K)
     return {
@@ -69,8 +64,7 @@ def split_metrics(route_logits, cls_logits, strong_logits, y, num_classes: int) 
             "ensemble_average": float((ens == y).mean()),
         },
         # of the samples routed to k, the share classifier k gets right
-        "classifier_accuracy_on_routed": [
-            float(right[route == k, k].mean()) if hist[k] else None for k in range(K)],
+        "classifier_accuracy_on_routed": [float(right[route == k, k].mean()) if hist[k] else None for k in range(K)],
         "routing_histogram": [int(v) for v in hist],
         "routing_to_a_right_classifier": float(right[np.arange(len(y)), route].mean()),
         "per_class": per_class,
@@ -81,8 +75,7 @@ def split_metrics(route_logits, cls_logits, strong_logits, y, num_classes: int) 
 
 def compute_metrics(tr, data: dict, input_shape, keras_params: dict) -> dict:
     ncls = data["num_classes"]
-    out = {"format": "ditmos-metrics/1", "dataset": tr.cfg["dataset"],
-           "class_names": data["class_names"]}
+    out = {"format": "ditmos-metrics/1", "dataset": tr.cfg["dataset"], "class_names": data["class_names"]}
     train_r, train_lg = tr.predict(data["x_train"])
     constants = route_constants(train_lg, ncls)
     for split in ("val", "test"):
@@ -105,20 +98,24 @@ def compute_metrics(tr, data: dict, input_shape, keras_params: dict) -> dict:
         "per_model": c,
         "keras_params_unfolded": keras_params,
         "params_note": "deployed parameters: conv/dense weights plus one bias per "
-                       "filter (batch norm folded); flash bytes count int8 weights and "
-                       "int32 biases",
+        "filter (batch norm folded); flash bytes count int8 weights and "
+        "int32 biases",
     }
     out["clusters"] = tr.progress.get("cluster_info")
     out["clusters"]["method"] = tr.cfg["split"]["method"]
     right = train_lg.argmax(2) == data["y_train"][:, None]
-    out["train"] = {"float": {"ditmos": float((train_lg.argmax(2)[
-        np.arange(len(right)), train_r.argmax(1)] == data["y_train"]).mean()),
-        "union": float(right.any(1).mean()),
-        "classifiers": [float(v) for v in right.mean(0)]}}
+    out["train"] = {
+        "float": {
+            "ditmos": float((train_lg.argmax(2)[np.arange(len(right)), train_r.argmax(1)] == data["y_train"]).mean()),
+            "union": float(right.any(1).mean()),
+            "classifiers": [float(v) for v in right.mean(0)],
+        }
+    }
     out["selection"] = tr.progress.get("best")
     out["history"] = [
         {k: h[k] for k in ("stage", "epoch", "loss") if k in h}
-        | ({"val_ditmos": h["val"]["ditmos"], "val_union": h["val"]["union"]}
-           if "val" in h else {}) | ({"val_acc": h["val_acc"]} if "val_acc" in h else {})
-        for h in tr.progress.get("history", [])]
+        | ({"val_ditmos": h["val"]["ditmos"], "val_union": h["val"]["union"]} if "val" in h else {})
+        | ({"val_acc": h["val_acc"]} if "val_acc" in h else {})
+        for h in tr.progress.get("history", [])
+    ]
     return out

@@ -43,8 +43,18 @@ def _finite_or_none(x):
     return x if math.isfinite(x) else None
 
 
-def write_network_run(run_dir, *, model, method: str, config: dict, splits, normalizer,
-                      class_names, input_shape, result: dict | None = None) -> Path:
+def write_network_run(
+    run_dir,
+    *,
+    model,
+    method: str,
+    config: dict,
+    splits,
+    normalizer,
+    class_names,
+    input_shape,
+    result: dict | None = None,
+) -> Path:
     """Write ``run_dir`` (see the module docstring) for the trained Keras
     ``model`` whose outputs are ``logits`` or ``exit_1`` .. ``exit_D``.
     ``result`` is the method's comparison row (``val_accuracy``,
@@ -54,13 +64,13 @@ def write_network_run(run_dir, *, model, method: str, config: dict, splits, norm
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         splits.save(tmp / "splits.npz")
         normalizer.save(tmp / "normalization.json")
-        write_network_export(tmp, model=model, method=method, class_names=class_names,
-                             input_shape=input_shape, result=result)
+        write_network_export(
+            tmp, model=model, method=method, class_names=class_names, input_shape=input_shape, result=result
+        )
     return run_dir
 
 
-def write_network_export(run_dir, *, model, method: str, class_names, input_shape,
-                         result: dict | None = None) -> None:
+def write_network_export(run_dir, *, model, method: str, class_names, input_shape, result: dict | None = None) -> None:
     """``export/`` and ``metrics.json`` of a network run, into ``run_dir``
     (which already holds, or will hold, config, splits and normalisation): what
     ``ditmos quantize`` reads.  Used by :func:`write_network_run` and by robust
@@ -72,29 +82,36 @@ def write_network_export(run_dir, *, model, method: str, class_names, input_shap
     outs = output_names(model)
     multi = len(outs) > 1
     if multi and outs != [f"exit_{i}" for i in range(1, len(outs) + 1)]:
-        raise DitmosError(f"{method}: a multi-exit network's outputs must be exit_1 .. exit_D, "
-                          f"got {outs}")
+        raise DitmosError(f"{method}: a multi-exit network's outputs must be exit_1 .. exit_D, got {outs}")
     if not multi and outs != ["logits"]:
         raise DitmosError(f"{method}: a single network's output must be 'logits', got {outs}")
     threshold = result.get("threshold") if multi else None
     if multi and threshold is None:
-        raise DitmosError(f"{method}: a multi-exit network needs the exit threshold chosen on "
-                          f"validation ('threshold' in its result)")
+        raise DitmosError(
+            f"{method}: a multi-exit network needs the exit threshold chosen on validation ('threshold' in its result)"
+        )
     export_info = {
-        "kind": KIND, "method": method, "num_classes": len(class_names),
-        "input_shape": [int(v) for v in input_shape], "class_names": [str(c) for c in class_names],
+        "kind": KIND,
+        "method": method,
+        "num_classes": len(class_names),
+        "input_shape": [int(v) for v in input_shape],
+        "class_names": [str(c) for c in class_names],
         "outputs": outs,
         # +inf (never leave early) is stored as null: JSON has no infinity.
         "exit_threshold": _finite_or_none(threshold) if multi else None,
         "exit_threshold_never": bool(multi and not math.isfinite(float(threshold))),
-        "exit_macs": [int(m) for m in result["exit_macs"]] if multi and "exit_macs" in result
-        else None,
+        "exit_macs": [int(m) for m in result["exit_macs"]] if multi and "exit_macs" in result else None,
     }
     metrics = {
-        "model": {"kind": KIND, "method": method,
-                  **{k: result[k] for k in ("macs", "params", "flash_bytes", "max_macs",
-                                            "exit_macs", "exit_fractions", "spec")
-                     if k in result}},
+        "model": {
+            "kind": KIND,
+            "method": method,
+            **{
+                k: result[k]
+                for k in ("macs", "params", "flash_bytes", "max_macs", "exit_macs", "exit_fractions", "spec")
+                if k in result
+            },
+        },
         "val": {"float": {"network": result.get("val_accuracy")}},
         "test": {"float": {"network": result.get("test_accuracy")}},
     }

@@ -34,17 +34,30 @@ class Optimizer:
             # accum = 0.9*accum - lr*g ; var += 0.9*accum - lr*g  (Nesterov momentum 0.9)
             for i, (v, g) in enumerate(zip(self.variables, grads)):
                 tf.raw_ops.ResourceApplyKerasMomentum(
-                    var=v.handle, accum=self.slots[f"m{i}"].handle, lr=lr, grad=g,
-                    momentum=tf.constant(0.9, tf.float32), use_nesterov=True)
+                    var=v.handle,
+                    accum=self.slots[f"m{i}"].handle,
+                    lr=lr,
+                    grad=g,
+                    momentum=tf.constant(0.9, tf.float32),
+                    use_nesterov=True,
+                )
         else:
             t = tf.cast(self.step, tf.float32)
             b1p, b2p = tf.pow(0.9, t), tf.pow(0.999, t)
             for i, (v, g) in enumerate(zip(self.variables, grads)):
                 tf.raw_ops.ResourceApplyAdam(
-                    var=v.handle, m=self.slots[f"m{i}"].handle, v=self.slots[f"v{i}"].handle,
-                    beta1_power=b1p, beta2_power=b2p, lr=lr,
-                    beta1=tf.constant(0.9, tf.float32), beta2=tf.constant(0.999, tf.float32),
-                    epsilon=tf.constant(1e-7, tf.float32), grad=g, use_nesterov=False)
+                    var=v.handle,
+                    m=self.slots[f"m{i}"].handle,
+                    v=self.slots[f"v{i}"].handle,
+                    beta1_power=b1p,
+                    beta2_power=b2p,
+                    lr=lr,
+                    beta1=tf.constant(0.9, tf.float32),
+                    beta2=tf.constant(0.999, tf.float32),
+                    epsilon=tf.constant(1e-7, tf.float32),
+                    grad=g,
+                    use_nesterov=False,
+                )
 
     def get_state(self) -> dict[str, np.ndarray]:
         st = {k: v.numpy() for k, v in self.slots.items()}

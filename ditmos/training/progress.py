@@ -33,6 +33,7 @@ class Reporter:
                 self._progress.console.print(msg)
             else:
                 from rich.console import Console
+
                 Console(stderr=True).print(msg)
 
     def start_stage(self, name: str, total: int, done: int = 0) -> None:
@@ -41,12 +42,25 @@ class Reporter:
         self.log(f"stage {name}: start ({done}/{total} done)")
         if self.quiet:
             return
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-        self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                  MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                  transient=False)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            transient=False,
+        )
         self._progress.start()
         self._task = self._progress.add_task(name, total=max(total, 1), completed=done, info="")
 

@@ -23,8 +23,7 @@ import sys
 from pathlib import Path
 
 from ditmos.errors import DitmosError
-from ditmos.training.compare import (_pm, _write_json_atomic, _write_text_atomic,
-                                     render_markdown)
+from ditmos.training.compare import _pm, _write_json_atomic, _write_text_atomic, render_markdown
 
 COMMAND = "scripts/results.sh COMPARE_DIR [COMPARE_DIR ...]"
 BEGIN = "<!-- begin: written by scripts/results.sh -->"
@@ -47,8 +46,9 @@ def _load(path: Path) -> dict:
     try:
         report = json.loads(f.read_text())
     except FileNotFoundError:
-        raise DitmosError(f"{f} not found: give the output directory of "
-                          f"`ditmos train --compare` (RUN/compare)") from None
+        raise DitmosError(
+            f"{f} not found: give the output directory of `ditmos train --compare` (RUN/compare)"
+        ) from None
     except json.JSONDecodeError as e:
         raise DitmosError(f"{f} is not valid JSON (line {e.lineno}: {e.msg})") from None
     if not str(report.get("format", "")).startswith("ditmos-compare/"):
@@ -57,22 +57,24 @@ def _load(path: Path) -> dict:
 
 
 def _summary_table(named: list[tuple[str, dict]]) -> list[str]:
-    lines = ["| comparison | dataset | preset | seeds | width | DiTMoS test | "
-             "equal-MACs CNN test | Δ (pp) | best baseline (test) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| comparison | dataset | preset | seeds | width | DiTMoS test | "
+        "equal-MACs CNN test | Δ (pp) | best baseline (test) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, rep in named:
         seeds = rep.get("seeds") or [rep.get("seed")]
         for r in rep.get("summary", []):
             k = r.get("n_seeds", 1)
-            delta = ("—" if r.get("delta_vs_equal_macs") is None
-                     else f"{100 * r['delta_vs_equal_macs']:+.2f}")
+            delta = "—" if r.get("delta_vs_equal_macs") is None else f"{100 * r['delta_vs_equal_macs']:+.2f}"
             lines.append(
                 f"| [{name}]({name}) | {rep['dataset']} | {rep['preset']} | "
                 f"{', '.join(map(str, seeds))} | {r['width']:g} | "
                 f"{_pm(r['ditmos_test'], r.get('ditmos_test_std'), k)} | "
                 f"{_pm(r['weak_equal_macs_test'], r.get('weak_equal_macs_test_std'), k)} | "
                 f"{delta} | {r.get('best_baseline') or '—'} "
-                f"({_pm(r.get('best_baseline_test'), r.get('best_baseline_test_std'), k)}) |")
+                f"({_pm(r.get('best_baseline_test'), r.get('best_baseline_test_std'), k)}) |"
+            )
     return lines
 
 
@@ -89,21 +91,22 @@ def _command(rep: dict) -> str:
 
     ws = ",".join(f"{w:g}" for w in rep["widths"])
     seeds = ",".join(map(str, rep.get("seeds") or [rep.get("seed")]))
-    cmd = (f"ditmos train --dataset {rep['dataset']} --preset {rep['preset']} --out RUN "
-           f"--compare --widths {ws} --seeds {seeds}")
-    cands = [c.get("name") for w in rep.get("search", {}).values()
-             for c in (w.get("ditmos") or {}).get("candidates", [])]
+    cmd = (
+        f"ditmos train --dataset {rep['dataset']} --preset {rep['preset']} --out RUN "
+        f"--compare --widths {ws} --seeds {seeds}"
+    )
+    cands = [
+        c.get("name") for w in rep.get("search", {}).values() for c in (w.get("ditmos") or {}).get("candidates", [])
+    ]
     if cands and set(cands) != {"ditmos"}:
         from ditmos.training.search import TRIALS
 
-        n = max(len((w.get("ditmos") or {}).get("candidates", []))
-                for w in rep["search"].values())
+        n = max(len((w.get("ditmos") or {}).get("candidates", [])) for w in rep["search"].values())
         cmd += " --search" + ("" if n == TRIALS.get(rep["preset"]) else f" --search-trials {n}")
     trained = _trained(rep)
     if trained != list(TRAINED):
         cmd += f" --baselines {','.join(trained)}"
-    abl = {m for res in rep.get("results", {}).values() for m in res.get("methods", {})
-           if m.startswith("ablation_")}
+    abl = {m for res in rep.get("results", {}).values() for m in res.get("methods", {}) if m.startswith("ablation_")}
     if not abl:
         cmd += " --ablations none"
     if rep.get("config_file") is not None:
@@ -132,32 +135,43 @@ def write_results(compare_dirs, out_dir) -> list[Path]:
         _write_json_atomic(out / f"{stem}.json", rep)
         named.append((md.name, rep))
         written += [md, out / f"{stem}.json"]
-    lines = ["# Measured results", "",
-             "The comparison part of this page is written by `" + COMMAND + "` from the "
-             "comparisons listed below; do not edit it by hand (the command rewrites it and "
-             "every `compare_*` file here). Each `compare_*.md` is the full comparison "
-             "(every method, every width, the search effort of both sides), "
-             "each `compare_*.json` its data (schema in docs/artefacts.md).", "",
-             "Accuracies on the test split in %, mean ± standard deviation (n−1) over the "
-             "seeds; every model selected on the validation split.", "",
-             "## DiTMoS vs the single CNN with equal MACs", "",
-             *_summary_table(named), "",
-             "## Comparisons", ""]
+    lines = [
+        "# Measured results",
+        "",
+        "The comparison part of this page is written by `" + COMMAND + "` from the "
+        "comparisons listed below; do not edit it by hand (the command rewrites it and "
+        "every `compare_*` file here). Each `compare_*.md` is the full comparison "
+        "(every method, every width, the search effort of both sides), "
+        "each `compare_*.json` its data (schema in docs/artefacts.md).",
+        "",
+        "Accuracies on the test split in %, mean ± standard deviation (n−1) over the "
+        "seeds; every model selected on the validation split.",
+        "",
+        "## DiTMoS vs the single CNN with equal MACs",
+        "",
+        *_summary_table(named),
+        "",
+        "## Comparisons",
+        "",
+    ]
     for name, rep in named:
         eng = rep.get("engine") or {}
         wall = rep.get("wall_seconds")
-        lines.append(f"- [{name}]({name}): {rep['dataset']}, {rep['preset']} preset, widths "
-                     f"{', '.join(f'{w:g}' for w in rep['widths'])}, seeds "
-                     f"{', '.join(map(str, rep.get('seeds') or [rep.get('seed')]))}"
-                     + (f"; {eng.get('trials')} trials, assembled from finished trials"
-                        if eng.get("trials") and eng.get("trained") == 0 else
-                        (f"; {eng.get('trials')} trials ({eng.get('engine')})"
-                         if eng.get("trials") else "")
-                        + (f"; wall time {wall:.0f} s" if wall is not None else ""))
-                     + f"; trained baselines: {', '.join(_trained(rep)) or 'none'}; "
-                     f"trained by `{_command(rep)}`"
-                     + (f" with CONFIG.json = `{json.dumps(rep['config_file'])}`"
-                        if rep.get("config_file") is not None else "") + ".")
+        lines.append(
+            f"- [{name}]({name}): {rep['dataset']}, {rep['preset']} preset, widths "
+            f"{', '.join(f'{w:g}' for w in rep['widths'])}, seeds "
+            f"{', '.join(map(str, rep.get('seeds') or [rep.get('seed')]))}"
+            + (
+                f"; {eng.get('trials')} trials, assembled from finished trials"
+                if eng.get("trials") and eng.get("trained") == 0
+                else (f"; {eng.get('trials')} trials ({eng.get('engine')})" if eng.get("trials") else "")
+                + (f"; wall time {wall:.0f} s" if wall is not None else "")
+            )
+            + f"; trained baselines: {', '.join(_trained(rep)) or 'none'}; "
+            f"trained by `{_command(rep)}`"
+            + (f" with CONFIG.json = `{json.dumps(rep['config_file'])}`" if rep.get("config_file") is not None else "")
+            + "."
+        )
     readme = out / "README.md"
     old = readme.read_text() if readme.exists() else None
     _write_text_atomic(readme, _merge_readme(old, lines))
@@ -165,9 +179,10 @@ def write_results(compare_dirs, out_dir) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="scripts/results.sh",
-                                 description="Regenerate docs/results/ from comparisons "
-                                             "(output directories of `ditmos train --compare`).")
+    ap = argparse.ArgumentParser(
+        prog="scripts/results.sh",
+        description="Regenerate docs/results/ from comparisons (output directories of `ditmos train --compare`).",
+    )
     ap.add_argument("compare_dirs", nargs="+", metavar="COMPARE_DIR")
     ap.add_argument("--out", default="docs/results", help="output folder (rewritten)")
     args = ap.parse_args(argv)

@@ -30,9 +30,15 @@ def _versions() -> dict:
     import tensorflow as tf
 
     import ditmos
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__, "ditmos": ditmos.__version__}
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "ditmos": ditmos.__version__,
+    }
 
 
 def _subset(splits, n_train: int, seed: int):
@@ -40,11 +46,15 @@ def _subset(splits, n_train: int, seed: int):
     from ditmos.data import Splits
 
     rng = np.random.default_rng([seed, 7])
+
     def pick(a, n):
         return np.sort(rng.permutation(a)[:n])
 
-    return Splits(train=pick(splits.train, n_train), val=pick(splits.val, max(n_train // 2, 1)),
-                  test=pick(splits.test, max(n_train // 2, 1)))
+    return Splits(
+        train=pick(splits.train, n_train),
+        val=pick(splits.val, max(n_train // 2, 1)),
+        test=pick(splits.test, max(n_train // 2, 1)),
+    )
 
 
 def split_seed(cfg: dict) -> int:
@@ -74,27 +84,36 @@ def prepare_data(cfg: dict, run_dir: Path | None = None, *, reuse: bool = False)
     return ds, splits, norm, data
 
 
-def train_run(dataset: str, preset: str, out_dir, *, config_file=None, width: float = 1.0,
-              seed: int = 0, resume: bool = False, quiet: bool = False,
-              overrides: dict | None = None) -> Path:
+def train_run(
+    dataset: str,
+    preset: str,
+    out_dir,
+    *,
+    config_file=None,
+    width: float = 1.0,
+    seed: int = 0,
+    resume: bool = False,
+    quiet: bool = False,
+    overrides: dict | None = None,
+) -> Path:
     """Train DiTMoS on ``dataset`` with ``preset`` into ``out_dir``; returns the run dir.
 
     ``overrides`` is a config fragment merged last (same keys as a config file).
     """
     run_dir = Path(out_dir)
-    cfg = resolve_config(dataset, preset, config_file=config_file, width=width, seed=seed,
-                         overrides=overrides)
+    cfg = resolve_config(dataset, preset, config_file=config_file, width=width, seed=seed, overrides=overrides)
     existing = run_dir / "config.json"
     reuse = False
     if existing.exists():
         if not resume:
-            raise DitmosError(f"{run_dir} already holds a training run (config.json); pass "
-                              f"--resume to continue it or choose another --out")
+            raise DitmosError(
+                f"{run_dir} already holds a training run (config.json); pass "
+                f"--resume to continue it or choose another --out"
+            )
         old = json.loads(existing.read_text())
         if old != cfg:
             diff = sorted(k for k in set(old) | set(cfg) if old.get(k) != cfg.get(k))
-            raise DitmosError(f"cannot resume {run_dir}: its config.json differs from this "
-                              f"command's config in {diff}")
+            raise DitmosError(f"cannot resume {run_dir}: its config.json differs from this command's config in {diff}")
         reuse = all((run_dir / f).exists() for f in _RUN_FILES)
     elif run_dir.exists() and any(run_dir.iterdir()) and not resume:
         raise DitmosError(f"{run_dir} exists and is not empty; choose a new --out directory")
@@ -108,8 +127,7 @@ def train_run(dataset: str, preset: str, out_dir, *, config_file=None, width: fl
             tf.config.threading.set_intra_op_parallelism_threads(threads)
         except RuntimeError:  # TensorFlow already running in this process
             if tf.config.threading.get_intra_op_parallelism_threads() != threads:
-                thread_note = (f"threads={threads} not applied: TensorFlow was already "
-                               f"initialised in this process")
+                thread_note = f"threads={threads} not applied: TensorFlow was already initialised in this process"
     tf.config.experimental.enable_op_determinism()
     tf.random.set_seed(int(cfg["seed"]))
 
@@ -131,10 +149,12 @@ def train_run(dataset: str, preset: str, out_dir, *, config_file=None, width: fl
 
     rep = Reporter(run_dir / "train.log", quiet)
     arch = architecture(cfg)
-    rep.log(f"run {run_dir}: dataset {cfg['dataset']} {input_shape} x {len(ds.class_names)} "
-            f"classes, preset {preset}, K={arch.K}, width {cfg['width']}, seed {cfg['seed']} "
-            f"(split seed {split_seed(cfg)}); "
-            f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}")
+    rep.log(
+        f"run {run_dir}: dataset {cfg['dataset']} {input_shape} x {len(ds.class_names)} "
+        f"classes, preset {preset}, K={arch.K}, width {cfg['width']}, seed {cfg['seed']} "
+        f"(split seed {split_seed(cfg)}); "
+        f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}"
+    )
     if thread_note:
         rep.log(thread_note)
     tr = Trainer(cfg, arch, data, run_dir, rep)
@@ -151,12 +171,16 @@ def train_run(dataset: str, preset: str, out_dir, *, config_file=None, width: fl
     rep.advance()
     rep.end_stage()
     metrics = compute_metrics(tr, data, input_shape, keras_params)
-    metrics["timing"] = {"stage_seconds_this_process": rep.stage_times,
-                         "stage_cpu_seconds_this_process": rep.stage_cpu,
-                         "total_seconds_this_process": time.monotonic() - t0}
+    metrics["timing"] = {
+        "stage_seconds_this_process": rep.stage_times,
+        "stage_cpu_seconds_this_process": rep.stage_cpu,
+        "total_seconds_this_process": time.monotonic() - t0,
+    }
     atomic_write_json(run_dir / "metrics.json", metrics)
     t = metrics["test"]["float"]
-    rep.log(f"test: DiTMoS {t['ditmos']:.4f}, union {t['union']:.4f}, strong "
-            f"{t['baselines']['strong']:.4f}, classifiers alone "
-            f"{', '.join(f'{a:.3f}' for a in t['classifiers'])}")
+    rep.log(
+        f"test: DiTMoS {t['ditmos']:.4f}, union {t['union']:.4f}, strong "
+        f"{t['baselines']['strong']:.4f}, classifiers alone "
+        f"{', '.join(f'{a:.3f}' for a in t['classifiers'])}"
+    )
     return run_dir

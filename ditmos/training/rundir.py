@@ -62,11 +62,15 @@ def load_run_data(run_dir) -> RunData:
     for name in ("train", "val", "test"):
         idx = getattr(splits, name)
         if len(idx) and (idx.min() < 0 or idx.max() >= n):
-            raise DitmosError(f"{run_dir / 'splits.npz'}: '{name}' indices do not fit dataset "
-                              f"'{cfg['dataset']}' ({n} windows); was it trained on other data?")
+            raise DitmosError(
+                f"{run_dir / 'splits.npz'}: '{name}' indices do not fit dataset "
+                f"'{cfg['dataset']}' ({n} windows); was it trained on other data?"
+            )
     if list(ds.X.shape[1:]) != list(export["input_shape"]):
-        raise DitmosError(f"dataset '{cfg['dataset']}' now has windows {list(ds.X.shape[1:])} "
-                          f"but {run_dir} was trained on {export['input_shape']}")
+        raise DitmosError(
+            f"dataset '{cfg['dataset']}' now has windows {list(ds.X.shape[1:])} "
+            f"but {run_dir} was trained on {export['input_shape']}"
+        )
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
     arrays = {}
@@ -74,8 +78,15 @@ def load_run_data(run_dir) -> RunData:
         idx = getattr(splits, name)
         arrays[f"x_{name}"] = norm.apply(ds.X[idx])
         arrays[f"y_{name}"] = ds.y[idx].astype(np.int64)
-    return RunData(run_dir=run_dir, config=cfg, class_names=list(ds.class_names), export=export,
-                   normalization=norm.to_dict(), metrics=metrics, **arrays)
+    return RunData(
+        run_dir=run_dir,
+        config=cfg,
+        class_names=list(ds.class_names),
+        export=export,
+        normalization=norm.to_dict(),
+        metrics=metrics,
+        **arrays,
+    )
 
 
 def write_model_run(run_dir, *, config: dict, splits, normalizer, model, name: str) -> None:

@@ -33,24 +33,16 @@ from ditmos.models.arch import architecture_from_dict, check_fits, costs
 # equal lengths); ``fc``: the FC width relative to the selector's block 1.
 TEMPLATES = {
     "har": [
-        {"K": 3, "kernels": [7, 9, 5], "selector": [1, 1, 1], "classifier": [0.5, 1, 1],
-         "fc": 4, "shared": [1, 2]},
-        {"K": 4, "kernels": [15, 9, 5], "selector": [1, 1, 0.5], "classifier": [0.5, 1, 1],
-         "fc": 4, "shared": [1, 2]},
-        {"K": 2, "kernels": [7, 9, 5], "selector": [1, 1.5, 1], "classifier": [0.25, 1, 1],
-         "fc": 4, "shared": [1, 2]},
-        {"K": 3, "kernels": [7, 5, 5], "selector": [1, 1, 0.5], "classifier": [1, 1, 1],
-         "fc": 4, "shared": [1]},
+        {"K": 3, "kernels": [7, 9, 5], "selector": [1, 1, 1], "classifier": [0.5, 1, 1], "fc": 4, "shared": [1, 2]},
+        {"K": 4, "kernels": [15, 9, 5], "selector": [1, 1, 0.5], "classifier": [0.5, 1, 1], "fc": 4, "shared": [1, 2]},
+        {"K": 2, "kernels": [7, 9, 5], "selector": [1, 1.5, 1], "classifier": [0.25, 1, 1], "fc": 4, "shared": [1, 2]},
+        {"K": 3, "kernels": [7, 5, 5], "selector": [1, 1, 0.5], "classifier": [1, 1, 1], "fc": 4, "shared": [1]},
     ],
     "mfcc": [
-        {"K": 3, "kernels": [3, 3, 3], "selector": [1, 1, 1], "classifier": [0.5, 1, 1],
-         "fc": 4, "shared": [1, 2]},
-        {"K": 4, "kernels": [5, 3, 3], "selector": [1, 1, 0.5], "classifier": [0.5, 1, 1],
-         "fc": 4, "shared": [1, 2]},
-        {"K": 2, "kernels": [3, 3, 3], "selector": [1, 1.5, 1], "classifier": [0.25, 1, 1],
-         "fc": 4, "shared": [1, 2]},
-        {"K": 3, "kernels": [3, 3, 3], "selector": [1, 1, 0.5], "classifier": [1, 1, 1],
-         "fc": 4, "shared": [1]},
+        {"K": 3, "kernels": [3, 3, 3], "selector": [1, 1, 1], "classifier": [0.5, 1, 1], "fc": 4, "shared": [1, 2]},
+        {"K": 4, "kernels": [5, 3, 3], "selector": [1, 1, 0.5], "classifier": [0.5, 1, 1], "fc": 4, "shared": [1, 2]},
+        {"K": 2, "kernels": [3, 3, 3], "selector": [1, 1.5, 1], "classifier": [0.25, 1, 1], "fc": 4, "shared": [1, 2]},
+        {"K": 3, "kernels": [3, 3, 3], "selector": [1, 1, 0.5], "classifier": [1, 1, 1], "fc": 4, "shared": [1]},
     ],
 }
 TOLERANCE = 0.10  # the equal-MACs baseline's tolerance
@@ -66,8 +58,13 @@ class Candidate:
     ratio: float  # macs / budget
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "template": self.template, "architecture": self.architecture,
-                "macs": self.macs, "ratio": round(self.ratio, 4)}
+        return {
+            "name": self.name,
+            "template": self.template,
+            "architecture": self.architecture,
+            "macs": self.macs,
+            "ratio": round(self.ratio, 4),
+        }
 
 
 def budget_macs(base_arch: dict, width: float, input_shape, num_classes: int) -> int:
@@ -76,11 +73,13 @@ def budget_macs(base_arch: dict, width: float, input_shape, num_classes: int) ->
     return int(costs(arch, tuple(input_shape), num_classes)["ditmos"]["macs"])
 
 
-def _arch_dict(base_arch: dict, tpl: dict, scale: float, width: float, head: float = 1.0,
-               fc: int | None = None) -> dict:
+def _arch_dict(
+    base_arch: dict, tpl: dict, scale: float, width: float, head: float = 1.0, fc: int | None = None
+) -> dict:
     """Template at channel scale ``scale`` (channels of selector block 1, after
     width scaling; the classifier's ratios times ``head``; FC width ``fc``,
     default the template's), written before width scaling."""
+
     def pre(c: float) -> int:
         return max(1, round(max(1, round(c)) / width))
 
@@ -92,9 +91,13 @@ def _arch_dict(base_arch: dict, tpl: dict, scale: float, width: float, head: flo
     out["shared_blocks"] = list(tpl["shared"])
     fc = [pre(scale * tpl["fc"] if fc is None else fc)]
     for net, mult in (("selector", 1.0), ("classifier", head)):
-        out[net] = {"blocks": [{"filters": pre(scale * r * mult), "kernel": k, "pool": p}
-                               for r, k, p in zip(tpl[net], tpl["kernels"], pools)],
-                    "fc": fc}
+        out[net] = {
+            "blocks": [
+                {"filters": pre(scale * r * mult), "kernel": k, "pool": p}
+                for r, k, p in zip(tpl[net], tpl["kernels"], pools)
+            ],
+            "fc": fc,
+        }
     return out
 
 
@@ -104,12 +107,12 @@ _FC = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128)
 
 def _penalty(ratio: float, head: float, fc: int, nominal_fc: float) -> float:
     """Closeness to the budget first, then to the template's own proportions."""
-    return (abs(math.log(ratio)) + 0.05 * abs(math.log2(head))
-            + 0.02 * abs(math.log2(fc / max(nominal_fc, 1.0))))
+    return abs(math.log(ratio)) + 0.05 * abs(math.log2(head)) + 0.02 * abs(math.log2(fc / max(nominal_fc, 1.0)))
 
 
-def candidates(base_arch: dict, width: float, input_shape, num_classes: int, *,
-               trials: int, n_train: int | None = None) -> tuple[int, list[Candidate]]:
+def candidates(
+    base_arch: dict, width: float, input_shape, num_classes: int, *, trials: int, n_train: int | None = None
+) -> tuple[int, list[Candidate]]:
     """The budget and the first ``trials`` templates that fit it.
 
     For each template the selector's block-1 channel count is searched (all
@@ -151,18 +154,20 @@ def candidates(base_arch: dict, width: float, input_shape, num_classes: int, *,
         if best is not None:
             found.append(best[1])
     if not found:
-        raise DitmosError(f"no DiTMoS search template meets the budget of {target} MACs "
-                          f"(width {width:g}) within {TOLERANCE:.0%}")
+        raise DitmosError(
+            f"no DiTMoS search template meets the budget of {target} MACs (width {width:g}) within {TOLERANCE:.0%}"
+        )
     return target, found
 
 
 def describe_space(family: str, trials: int) -> str:
     """One line for the comparison: what the DiTMoS search tries."""
     tpls = TEMPLATES.get(family, TEMPLATES["har"])[:trials]
-    parts = [f"K={t['K']} kernels {t['kernels']} selector {t['selector']} classifier "
-             f"{t['classifier']} shared {t['shared']}" for t in tpls]
-    return (f"{len(tpls)} templates (channels solved to the budget ±{TOLERANCE:.0%}): "
-            + "; ".join(parts))
+    parts = [
+        f"K={t['K']} kernels {t['kernels']} selector {t['selector']} classifier {t['classifier']} shared {t['shared']}"
+        for t in tpls
+    ]
+    return f"{len(tpls)} templates (channels solved to the budget ±{TOLERANCE:.0%}): " + "; ".join(parts)
 
 
 def pick_best(run_dirs) -> tuple[Path, list[dict]]:
@@ -173,8 +178,7 @@ def pick_best(run_dirs) -> tuple[Path, list[dict]]:
         rd = Path(rd)
         m = json.loads((rd / "metrics.json").read_text())
         val = float(m["val"]["float"]["ditmos"])
-        rows.append({"run_dir": rd.name, "val_accuracy": val,
-                     "macs": int(m["model"]["macs"])})
+        rows.append({"run_dir": rd.name, "val_accuracy": val, "macs": int(m["model"]["macs"])})
         if best is None or val > best[0]:
             best = (val, rd)
     if best is None:
@@ -182,8 +186,17 @@ def pick_best(run_dirs) -> tuple[Path, list[dict]]:
     return best[1], rows
 
 
-def search_train(dataset: str, preset: str, out_dir, *, width: float, seed: int,
-                 config_file=None, quiet: bool = False, trials: int | None = None) -> Path:
+def search_train(
+    dataset: str,
+    preset: str,
+    out_dir,
+    *,
+    width: float,
+    seed: int,
+    config_file=None,
+    quiet: bool = False,
+    trials: int | None = None,
+) -> Path:
     """Train every candidate into ``out_dir/search/<name>`` (finished ones are
     reused), write ``out_dir/search.json`` and return the run directory chosen
     on validation."""
@@ -194,21 +207,36 @@ def search_train(dataset: str, preset: str, out_dir, *, width: float, seed: int,
     trials = TRIALS.get(preset, 2) if trials is None else int(trials)
     base = resolve_config(dataset, preset, config_file=config_file, width=width, seed=seed)
     ds, splits, _, data = prepare_data(base)
-    target, cands = candidates(base["architecture"], width, ds.X.shape[1:],
-                               data["num_classes"], trials=trials, n_train=len(splits.train))
+    target, cands = candidates(
+        base["architecture"], width, ds.X.shape[1:], data["num_classes"], trials=trials, n_train=len(splits.train)
+    )
     run_dirs = []
     for c in cands:
         rd = out_dir / "search" / c.name
         if not (rd / "metrics.json").is_file():
-            train_run(dataset, preset, rd, config_file=config_file, width=width, seed=seed,
-                      resume=rd.exists(), quiet=quiet, overrides={"architecture": c.architecture})
+            train_run(
+                dataset,
+                preset,
+                rd,
+                config_file=config_file,
+                width=width,
+                seed=seed,
+                resume=rd.exists(),
+                quiet=quiet,
+                overrides={"architecture": c.architecture},
+            )
         run_dirs.append(rd)
     best, rows = pick_best(run_dirs)
     for row, c in zip(rows, cands):
         row.update(c.to_dict())
-    report = {"budget_macs": target, "trials": len(cands), "tolerance": TOLERANCE,
-              "space": describe_space(base["architecture"].get("family", "har"), trials),
-              "chosen": best.name, "candidates": rows}
+    report = {
+        "budget_macs": target,
+        "trials": len(cands),
+        "tolerance": TOLERANCE,
+        "space": describe_space(base["architecture"].get("family", "har"), trials),
+        "chosen": best.name,
+        "candidates": rows,
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".search.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -28,18 +28,23 @@ from ditmos.training.checkpoint import load_checkpoint, prefixed, save_checkpoin
 from ditmos.training.optim import Optimizer, lr_at
 from ditmos.training.progress import Reporter
 
-STAGES = ("strong", "generalist", "split", "classifier_pretrain", "selector_pretrain",
-          "adversarial", "select")
+STAGES = ("strong", "generalist", "split", "classifier_pretrain", "selector_pretrain", "adversarial", "select")
 # random-stream codes of the stages (fixed: adding a stage leaves the others' shuffles alone)
-_STAGE_CODE = {"strong": 1, "split": 2, "classifier_pretrain": 3, "selector_pretrain": 4,
-               "adversarial": 5, "select": 6, "generalist": 7}
+_STAGE_CODE = {
+    "strong": 1,
+    "split": 2,
+    "classifier_pretrain": 3,
+    "selector_pretrain": 4,
+    "adversarial": 5,
+    "select": 6,
+    "generalist": 7,
+}
 
 
 class Trainer:
     """Holds the networks, data, optimisers and progress of one run."""
 
-    def __init__(self, cfg: dict, arch: Architecture, data: dict, run_dir: Path,
-                 reporter: Reporter):
+    def __init__(self, cfg: dict, arch: Architecture, data: dict, run_dir: Path, reporter: Reporter):
         self.cfg, self.arch, self.rep = cfg, arch, reporter
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
@@ -51,27 +56,50 @@ class Trainer:
         self.seed = seed
         mom = float(cfg["bn_momentum"])
         eps = arch.bn_epsilon
-        self.strong = Bank(arch.strong, self.C, self.num_classes, 1, seed=seed * 1000 + 1,
-                           bn_epsilon=eps, bn_momentum=mom, name="strong").build(self.T)
-        self.selector = Bank(arch.selector, self.C, arch.K, 1, seed=seed * 1000 + 2,
-                             bn_epsilon=eps, bn_momentum=mom, name="selector").build(self.T)
+        self.strong = Bank(
+            arch.strong,
+            self.C,
+            self.num_classes,
+            1,
+            seed=seed * 1000 + 1,
+            bn_epsilon=eps,
+            bn_momentum=mom,
+            name="strong",
+        ).build(self.T)
+        self.selector = Bank(
+            arch.selector, self.C, arch.K, 1, seed=seed * 1000 + 2, bn_epsilon=eps, bn_momentum=mom, name="selector"
+        ).build(self.T)
         side = {b: arch.selector.blocks[b - 1].filters for b in arch.shared_blocks}
-        self.classifiers = Bank(arch.classifier, self.C, self.num_classes, arch.K,
-                                seed=seed * 1000 + 3, side_channels=side, bn_epsilon=eps,
-                                bn_momentum=mom, name="classifiers").build(self.T)
+        self.classifiers = Bank(
+            arch.classifier,
+            self.C,
+            self.num_classes,
+            arch.K,
+            seed=seed * 1000 + 3,
+            side_channels=side,
+            bn_epsilon=eps,
+            bn_momentum=mom,
+            name="classifiers",
+        ).build(self.T)
         # the generalist head (one member) exists only when its stage is on
         self.generalist = None
         if int(cfg["generalist"]["epochs"]) > 0:
-            self.generalist = Bank(arch.classifier, self.C, self.num_classes, 1,
-                                   seed=seed * 1000 + 5, side_channels=side, bn_epsilon=eps,
-                                   bn_momentum=mom, name="generalist").build(self.T)
+            self.generalist = Bank(
+                arch.classifier,
+                self.C,
+                self.num_classes,
+                1,
+                seed=seed * 1000 + 5,
+                side_channels=side,
+                bn_epsilon=eps,
+                bn_momentum=mom,
+                name="generalist",
+            ).build(self.T)
         # selector blocks the classifiers read; frozen after the generalist if asked
         self.trunk_blocks = max(arch.shared_blocks, default=0)
-        self.frozen_trunk = (self.generalist is not None
-                             and bool(cfg["generalist"]["freeze_trunk"]))
+        self.frozen_trunk = self.generalist is not None and bool(cfg["generalist"]["freeze_trunk"])
         self.opts: dict[str, Optimizer] = {}
-        self.progress = {"stage": STAGES[0], "epoch": 0, "done": [], "history": [],
-                         "best": None, "cluster_info": None}
+        self.progress = {"stage": STAGES[0], "epoch": 0, "done": [], "history": [], "best": None, "cluster_info": None}
         self.clusters: np.ndarray | None = None
         self.best_state: dict[str, np.ndarray] | None = None
         self._arrays: dict[str, np.ndarray] | None = None  # a resumed checkpoint's arrays
@@ -103,8 +131,7 @@ class Trainer:
         @tf.function(input_signature=[x_sig])
         def selector_eval(x):
             r, sb = sel(x, training=False, return_blocks=True)
-            return (tf.argmax(r[:, 0, :], axis=-1, output_type=tf.int32),
-                    [sb[b - 1] for b in self.arch.shared_blocks])
+            return (tf.argmax(r[:, 0, :], axis=-1, output_type=tf.int32), [sb[b - 1] for b in self.arch.shared_blocks])
 
         gen = self.generalist
 
@@ -117,8 +144,7 @@ class Trainer:
         self._evaluate, self._strong_eval = evaluate, strong_eval
         self._selector_eval = selector_eval
         lens = block_lengths(self.arch.selector, T)
-        self._feat_shape = {b: (lens[b - 1], self.arch.selector.blocks[b - 1].filters)
-                            for b in self.arch.shared_blocks}
+        self._feat_shape = {b: (lens[b - 1], self.arch.selector.blocks[b - 1].filters) for b in self.arch.shared_blocks}
         self._w = w
         self._x_sig, self._y_sig, self._lr_sig = x_sig, y_sig, lr_sig
         self._steps = {}
@@ -128,17 +154,16 @@ class Trainer:
         def step(x, y, lr):
             with tf.GradientTape() as tape:
                 lg = self.strong(x, training=True)[:, 0, :]
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=y, logits=lg))
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=lg))
             opt.apply(tape.gradient(loss, opt.variables), lr)
             return loss
+
         return step
 
     def _feat_specs(self, per_member: bool):
         lens = [self._feat_shape[b] for b in self.arch.shared_blocks]
         K = self.arch.K
-        return [tf.TensorSpec([None, t, K, f] if per_member else [None, t, f], tf.float32)
-                for t, f in lens]
+        return [tf.TensorSpec([None, t, K, f] if per_member else [None, t, f], tf.float32) for t, f in lens]
 
     def _cls_pretrain_step(self, opt: Optimizer):
         """Pre-training step; selector features are precomputed (the selector is frozen)."""
@@ -152,11 +177,11 @@ class Trainer:
             side = dict(zip(self.arch.shared_blocks, feats))
             with tf.GradientTape() as tape:
                 lg = self.classifiers(x, training=True, side=side)
-                ce = tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=tf.cast(y, tf.int32), logits=lg)
+                ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int32), logits=lg)
                 loss = tf.reduce_sum(tf.reduce_mean(ce, axis=0))
             opt.apply(tape.gradient(loss, opt.variables), lr)
             return loss / K
+
         return step
 
     def selector_variables(self):
@@ -184,6 +209,7 @@ class Trainer:
                 loss = losses.selector_loss(r[:, 0, :], target)
             opt.apply(tape.gradient(loss, opt.variables), lr)
             return loss
+
         return step
 
     def routing_labels(self) -> np.ndarray:
@@ -204,14 +230,15 @@ class Trainer:
             with tf.GradientTape() as tape:
                 _, sb = self.selector(x, training=True, return_blocks=True)
                 lg = self.generalist(x, training=True, side=self._side(sb))[:, 0, :]
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-                    labels=y, logits=lg))
+                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=lg))
                 if a > 0:
-                    kd = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(
-                        labels=tf.nn.softmax(teacher / temp), logits=lg / temp))
+                    kd = tf.reduce_mean(
+                        tf.nn.softmax_cross_entropy_with_logits(labels=tf.nn.softmax(teacher / temp), logits=lg / temp)
+                    )
                     loss = (1.0 - a) * loss + a * temp * temp * kd
             opt.apply(tape.gradient(loss, opt.variables), lr)
             return loss
+
         return step
 
     def _cls_weighted_step(self, opt: Optimizer):
@@ -220,17 +247,16 @@ class Trainer:
         K = self.arch.K
         w_sig = tf.TensorSpec([None, K], tf.float32)
 
-        @tf.function(input_signature=[self._x_sig, self._y_sig, w_sig, self._feat_specs(False),
-                                      self._lr_sig])
+        @tf.function(input_signature=[self._x_sig, self._y_sig, w_sig, self._feat_specs(False), self._lr_sig])
         def step(x, y, wts, feats, lr):
             with tf.GradientTape() as tape:
-                lg = self.classifiers(x, training=True,
-                                      side=dict(zip(self.arch.shared_blocks, feats)))
+                lg = self.classifiers(x, training=True, side=dict(zip(self.arch.shared_blocks, feats)))
                 ce = losses.per_sample_ce(lg, y)
                 per_k = tf.math.divide_no_nan(tf.reduce_sum(ce * wts, 0), tf.reduce_sum(wts, 0))
                 loss = tf.reduce_sum(per_k)
             opt.apply(tape.gradient(loss, opt.variables), lr)
             return loss / K
+
         return step
 
     def _adv_classifier_step(self, opt: Optimizer):
@@ -238,15 +264,14 @@ class Trainer:
         w = self._w
         r_sig = tf.TensorSpec([None], tf.int32)
 
-        @tf.function(input_signature=[self._x_sig, self._y_sig, r_sig, self._feat_specs(False),
-                                      self._lr_sig])
+        @tf.function(input_signature=[self._x_sig, self._y_sig, r_sig, self._feat_specs(False), self._lr_sig])
         def step(x, y, route, feats, lr):
             with tf.GradientTape() as tape:
-                lg = self.classifiers(x, training=True,
-                                      side=dict(zip(self.arch.shared_blocks, feats)))
+                lg = self.classifiers(x, training=True, side=dict(zip(self.arch.shared_blocks, feats)))
                 loss, _ = losses.adversarial_classifier_loss(lg, y, route, w)
             opt.apply(tape.gradient(loss, opt.variables), lr)
             return loss
+
         return step
 
     def selector_outputs(self, x: np.ndarray):
@@ -254,7 +279,7 @@ class Trainer:
         bs = int(self.cfg["eval_batch_size"])
         routes, feats = [], [[] for _ in self.arch.shared_blocks]
         for i in range(0, len(x), bs):
-            r, fs = self._selector_eval(tf.constant(x[i:i + bs]))
+            r, fs = self._selector_eval(tf.constant(x[i : i + bs]))
             routes.append(r.numpy())
             for j, f in enumerate(fs):
                 feats[j].append(f.numpy())
@@ -279,7 +304,7 @@ class Trainer:
     def batches(self, n: int, batch: int, rng: np.random.Generator):
         perm = rng.permutation(n)
         for i in range(0, n, batch):
-            idx = perm[i:i + batch]
+            idx = perm[i : i + batch]
             if len(idx) >= 2:  # batch-norm statistics need at least 2 samples
                 yield idx
 
@@ -288,7 +313,7 @@ class Trainer:
         bs = int(self.cfg["eval_batch_size"])
         rs, ls = [], []
         for i in range(0, len(x), bs):
-            r, lg = self._evaluate(tf.constant(x[i:i + bs]))
+            r, lg = self._evaluate(tf.constant(x[i : i + bs]))
             rs.append(r.numpy())
             ls.append(lg.numpy())
         return np.concatenate(rs), np.concatenate(ls)
@@ -297,7 +322,7 @@ class Trainer:
         bs = int(self.cfg["eval_batch_size"])
         ls, fs = [], []
         for i in range(0, len(x), bs):
-            lg, f = self._strong_eval(tf.constant(x[i:i + bs]))
+            lg, f = self._strong_eval(tf.constant(x[i : i + bs]))
             ls.append(lg.numpy())
             fs.append(f.numpy().reshape(len(f), -1))
         return np.concatenate(ls), np.concatenate(fs)
@@ -385,24 +410,30 @@ class Trainer:
 
 # -------------------------------------------------------------------- metrics
 
+
 def summarize(route_logits: np.ndarray, cls_logits: np.ndarray, y: np.ndarray) -> dict:
     route = route_logits.argmax(1)
     preds = cls_logits.argmax(2)  # [N, K]
     right = preds == y[:, None]
     chosen = preds[np.arange(len(y)), route]
-    return {"ditmos": float((chosen == y).mean()), "union": float(right.any(1).mean()),
-            "classifiers": [float(v) for v in right.mean(0)],
-            "routing_to_best": float(right[np.arange(len(y)), route].mean())}
+    return {
+        "ditmos": float((chosen == y).mean()),
+        "union": float(right.any(1).mean()),
+        "classifiers": [float(v) for v in right.mean(0)],
+        "routing_to_best": float(right[np.arange(len(y)), route].mean()),
+    }
 
 
 # -------------------------------------------------------------------- stages
+
 
 def _lr(cfg_stage: dict, epoch: int) -> tf.Tensor:
     return tf.constant(lr_at(cfg_stage["lr"], epoch, cfg_stage["lr_halve_every"]), tf.float32)
 
 
-def _supervised_epochs(tr: Trainer, stage: str, trainable, make_step, validate,
-                       labels: np.ndarray | None = None) -> None:
+def _supervised_epochs(
+    tr: Trainer, stage: str, trainable, make_step, validate, labels: np.ndarray | None = None
+) -> None:
     """The epoch loop of the supervised stages (strong model, selector pre-training).
 
     ``make_step(optimizer)`` returns the compiled step ``(x, y, lr) -> loss``;
@@ -460,11 +491,13 @@ def train_generalist(tr: Trainer) -> None:
     g = tr.cfg[stage]
     average = min(int(g.get("average_epochs", 0)), int(g["epochs"]))
     start = tr.begin(stage)
-    opt = tr.optimizer(stage, g["optimizer"],
-                       tr.selector.trunk_variables(tr.trunk_blocks) + tr.generalist.trainable)
+    opt = tr.optimizer(stage, g["optimizer"], tr.selector.trunk_variables(tr.trunk_blocks) + tr.generalist.trainable)
     step = tr._generalist_step(opt)
-    teacher = (tr.strong_predict(tr.x_train)[0].astype(np.float32) if g["distill"] > 0
-               else np.zeros((len(tr.x_train), tr.num_classes), np.float32))
+    teacher = (
+        tr.strong_predict(tr.x_train)[0].astype(np.float32)
+        if g["distill"] > 0
+        else np.zeros((len(tr.x_train), tr.num_classes), np.float32)
+    )
     bs = int(tr.cfg["eval_batch_size"])
 
     def run_epoch(ep: int, restart: int = 0) -> tuple[float, float]:
@@ -473,22 +506,24 @@ def train_generalist(tr: Trainer) -> None:
         for idx in tr.batches(len(tr.x_train), g["batch_size"], tr.rng(stage, ep, restart)):
             tot += float(step(tr.x_train[idx], tr.y_train[idx], teacher[idx], lr))
             n += 1
-        lg = np.concatenate([tr._generalist_eval(tf.constant(tr.x_val[i:i + bs])).numpy()
-                             for i in range(0, len(tr.x_val), bs)])
+        lg = np.concatenate(
+            [tr._generalist_eval(tf.constant(tr.x_val[i : i + bs])).numpy() for i in range(0, len(tr.x_val), bs)]
+        )
         acc = float((lg.argmax(1) == tr.y_val).mean())
         best = tr.progress.get("generalist_best")
         if best is None or acc > best["val_acc"]:
             tr.progress["generalist_best"] = {"val_acc": acc, "epoch": ep + 1}
-            tr.best_state = {**prefixed("gen_selector", tr.selector.get_state()),
-                             **_average_part(tr.best_state),
-                             **prefixed("gen_head", tr.generalist.get_state())}
+            tr.best_state = {
+                **prefixed("gen_selector", tr.selector.get_state()),
+                **_average_part(tr.best_state),
+                **prefixed("gen_head", tr.generalist.get_state()),
+            }
         if average and ep >= g["epochs"] - average:  # a running sum of the last epochs
             tr.best_state = _accumulate(tr, tr.best_state or {})
         return tot / max(n, 1), acc
 
     restarts, probe = int(g.get("restarts", 1)), min(int(g.get("probe_epochs", 0)), g["epochs"])
-    tr.rep.start_stage(stage, g["epochs"] + (restarts - 1) * probe if start == 0 else g["epochs"],
-                       start)
+    tr.rep.start_stage(stage, g["epochs"] + (restarts - 1) * probe if start == 0 else g["epochs"], start)
     if start == 0 and restarts > 1 and probe > 0:
         start = _generalist_restarts(tr, opt, run_epoch, restarts, probe)
     for ep in range(start, g["epochs"]):
@@ -542,14 +577,13 @@ def _use_average(tr: Trainer, n: int) -> None:
     finally:
         tr.selector.momentum, tr.generalist.momentum = moms
     bs = int(tr.cfg["eval_batch_size"])
-    lg = np.concatenate([tr._generalist_eval(tf.constant(tr.x_val[i:i + bs])).numpy()
-                         for i in range(0, len(tr.x_val), bs)])
-    tr.progress["generalist_average"] = {"epochs": n,
-                                         "val_acc": float((lg.argmax(1) == tr.y_val).mean())}
+    lg = np.concatenate(
+        [tr._generalist_eval(tf.constant(tr.x_val[i : i + bs])).numpy() for i in range(0, len(tr.x_val), bs)]
+    )
+    tr.progress["generalist_average"] = {"epochs": n, "val_acc": float((lg.argmax(1) == tr.y_val).mean())}
 
 
-def _generalist_restarts(tr: Trainer, opt: Optimizer, run_epoch, restarts: int,
-                         probe: int) -> int:
+def _generalist_restarts(tr: Trainer, opt: Optimizer, run_epoch, restarts: int, probe: int) -> int:
     """Train ``restarts`` generalists from different initialisations for ``probe``
     epochs each and keep the one best on VALIDATION (a tiny network whose
     few channels die at initialisation never recovers; a restart does).
@@ -565,11 +599,25 @@ def _generalist_restarts(tr: Trainer, opt: Optimizer, run_epoch, restarts: int,
         if r == 0:
             sel_st, gen_st = first[0], first[1]
         else:  # fresh initialisations with their own seeds
-            sel_st = Bank(arch.selector, tr.C, arch.K, 1, seed=seed * 1000 + 500 + r,
-                          bn_epsilon=eps, bn_momentum=mom).build(tr.T).get_state()
-            gen_st = Bank(arch.classifier, tr.C, tr.num_classes, 1, seed=seed * 1000 + 700 + r,
-                          side_channels=side, bn_epsilon=eps,
-                          bn_momentum=mom).build(tr.T).get_state()
+            sel_st = (
+                Bank(arch.selector, tr.C, arch.K, 1, seed=seed * 1000 + 500 + r, bn_epsilon=eps, bn_momentum=mom)
+                .build(tr.T)
+                .get_state()
+            )
+            gen_st = (
+                Bank(
+                    arch.classifier,
+                    tr.C,
+                    tr.num_classes,
+                    1,
+                    seed=seed * 1000 + 700 + r,
+                    side_channels=side,
+                    bn_epsilon=eps,
+                    bn_momentum=mom,
+                )
+                .build(tr.T)
+                .get_state()
+            )
         tr.selector.set_state(sel_st)
         tr.generalist.set_state(gen_st)
         opt.set_state(first[2])
@@ -579,18 +627,23 @@ def _generalist_restarts(tr: Trainer, opt: Optimizer, run_epoch, restarts: int,
             loss, acc = run_epoch(ep, r)
             tr.rep.advance(f"restart {r + 1}/{restarts} loss {loss:.3f} val {acc:.3f}")
         acc = tr.progress["generalist_best"]["val_acc"]  # the restart's best epoch
-        records.append({"stage": stage, "restart": r, "epoch": probe - 1, "loss": loss,
-                        "val_acc": acc})
+        records.append({"stage": stage, "restart": r, "epoch": probe - 1, "loss": loss, "val_acc": acc})
         if won is None or acc > won[0]:
-            won = (acc, r, tr.selector.get_state(), tr.generalist.get_state(), opt.get_state(),
-                   tr.progress["generalist_best"], tr.best_state)
+            won = (
+                acc,
+                r,
+                tr.selector.get_state(),
+                tr.generalist.get_state(),
+                opt.get_state(),
+                tr.progress["generalist_best"],
+                tr.best_state,
+            )
     acc, r, sel_st, gen_st, opt_st, best, best_state = won
     tr.selector.set_state(sel_st)
     tr.generalist.set_state(gen_st)
     opt.set_state(opt_st)
     tr.progress["generalist_best"], tr.best_state = best, best_state
-    tr.progress["generalist_restart"] = {"picked": r, "val_acc": acc, "restarts": restarts,
-                                         "probe_epochs": probe}
+    tr.progress["generalist_restart"] = {"picked": r, "val_acc": acc, "restarts": restarts, "probe_epochs": probe}
     tr.progress["history"].extend(records[:-1])
     tr.epoch_done(stage, probe - 1, records[-1])
     return probe
@@ -643,8 +696,12 @@ def cluster_purity(clusters: np.ndarray, y: np.ndarray, K: int, num_classes: int
         per.append(float(counts.max() / len(yk)))
         majority.append(int(counts.argmax()))
         total_major += int(counts.max())
-    return {"purity": float(total_major / max(len(y), 1)), "per_cluster": per,
-            "sizes": sizes, "majority_class": majority}
+    return {
+        "purity": float(total_major / max(len(y), 1)),
+        "per_cluster": per,
+        "sizes": sizes,
+        "majority_class": majority,
+    }
 
 
 def _kmeans(feats: np.ndarray, K: int, n_init: int, max_iter: int, seed: int) -> np.ndarray:
@@ -654,9 +711,17 @@ def _kmeans(feats: np.ndarray, K: int, n_init: int, max_iter: int, seed: int) ->
     return km.fit_predict(feats.astype(np.float64)).astype(np.int64)
 
 
-def split_clusters(method: str, y: np.ndarray, K: int, *, feats: np.ndarray | None = None,
-                   n_init: int = 10, max_iter: int = 300, seed: int = 0,
-                   logits: np.ndarray | None = None) -> np.ndarray:
+def split_clusters(
+    method: str,
+    y: np.ndarray,
+    K: int,
+    *,
+    feats: np.ndarray | None = None,
+    n_init: int = 10,
+    max_iter: int = 300,
+    seed: int = 0,
+    logits: np.ndarray | None = None,
+) -> np.ndarray:
     """Cluster index (0..K-1) of every training sample.
 
     ``kmeans`` (the method): KMeans on the strong model's last conv block
@@ -712,13 +777,22 @@ def diverse_split(tr: Trainer) -> None:
     K = tr.arch.K
     tr.rep.start_stage(stage, 1)
     logits, feats = (None, None) if sp["method"] == "random" else tr.strong_predict(tr.x_train)
-    clusters = split_clusters(sp["method"], tr.y_train, K, feats=feats, n_init=sp["n_init"],
-                              max_iter=sp["max_iter"], seed=tr.seed, logits=logits)
+    clusters = split_clusters(
+        sp["method"],
+        tr.y_train,
+        K,
+        feats=feats,
+        n_init=sp["n_init"],
+        max_iter=sp["max_iter"],
+        seed=tr.seed,
+        logits=logits,
+    )
     counts = np.bincount(clusters, minlength=K)
     if (counts < 2).any():
         raise DitmosError(
             f"the {sp['method']} split left cluster(s) {np.flatnonzero(counts < 2).tolist()} "
-            f"with fewer than 2 samples (sizes {counts.tolist()}); lower architecture.K")
+            f"with fewer than 2 samples (sizes {counts.tolist()}); lower architecture.K"
+        )
     tr.clusters = clusters
     tr.progress["cluster_info"] = cluster_purity(clusters, tr.y_train, K, tr.num_classes)
     info = tr.progress["cluster_info"]
@@ -760,7 +834,7 @@ def pretrain_classifiers(tr: Trainer) -> None:
         streams = []
         for m in members:
             reps = int(np.ceil(steps * B / len(m)))
-            streams.append(np.concatenate([rng.permutation(m) for _ in range(reps)])[:steps * B])
+            streams.append(np.concatenate([rng.permutation(m) for _ in range(reps)])[: steps * B])
         idx = np.stack(streams, axis=1).reshape(steps, B, K)
         lr = _lr(s, ep)
         tot = 0.0
@@ -790,8 +864,7 @@ def _pretrain_weighted(tr: Trainer, stage: str, start: int) -> None:
         lr = _lr(s, ep)
         tot, n = 0.0, 0
         for idx in tr.batches(len(tr.x_train), s["batch_size"], tr.rng(stage, ep)):
-            tot += float(step(tr.x_train[idx], tr.y_train[idx], wts[idx],
-                              [f[idx] for f in feats], lr))
+            tot += float(step(tr.x_train[idx], tr.y_train[idx], wts[idx], [f[idx] for f in feats], lr))
             n += 1
         tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "loss": tot / max(n, 1)})
         tr.rep.advance(f"loss {tot / max(n, 1):.3f}")
@@ -820,8 +893,7 @@ def pretrain_selector(tr: Trainer) -> None:
         v = tr.val_accuracy()
         return {"val": v}, f"val ditmos {v['ditmos']:.3f} union {v['union']:.3f}"
 
-    _supervised_epochs(tr, stage, tr.selector_variables(), tr._selector_step, validate,
-                       labels=tr.routing_labels())
+    _supervised_epochs(tr, stage, tr.selector_variables(), tr._selector_step, validate, labels=tr.routing_labels())
     v = tr.val_accuracy()
     _consider_best(tr, v, "selector_pretrain")
     tr.rep.end_stage(f"val ditmos {v['ditmos']:.3f}")
@@ -875,15 +947,15 @@ def adversarial(tr: Trainer) -> None:
             if is_sel:
                 loss = sel_step(x_ep[idx], route_labels[idx], lr)
             else:
-                loss = cls_step(x_ep[idx], tr.y_train[idx], routes[idx],
-                                [f[idx] for f in feats], lr)
+                loss = cls_step(x_ep[idx], tr.y_train[idx], routes[idx], [f[idx] for f in feats], lr)
             tot += float(loss)
             n += 1
         v = tr.val_accuracy()
         who = "selector" if is_sel else "classifiers"
         _consider_best(tr, v, f"round {rnd + 1} {who} epoch {own_epoch + 1}")
-        tr.epoch_done(stage, ep, {"stage": stage, "epoch": ep, "round": rnd, "trains": who,
-                                  "loss": tot / max(n, 1), "val": v})
+        tr.epoch_done(
+            stage, ep, {"stage": stage, "epoch": ep, "round": rnd, "trains": who, "loss": tot / max(n, 1), "val": v}
+        )
         tr.rep.advance(f"r{rnd + 1} {who[:3]} val {v['ditmos']:.3f} union {v['union']:.3f}")
     tr.rep.end_stage()
     tr.finish(stage)
@@ -905,8 +977,12 @@ def select_model(tr: Trainer) -> None:
     tr.finish(stage)
 
 
-STAGE_FUNCTIONS = {"strong": train_strong, "generalist": train_generalist,
-                   "split": diverse_split,
-                   "classifier_pretrain": pretrain_classifiers,
-                   "selector_pretrain": pretrain_selector, "adversarial": adversarial,
-                   "select": select_model}
+STAGE_FUNCTIONS = {
+    "strong": train_strong,
+    "generalist": train_generalist,
+    "split": diverse_split,
+    "classifier_pretrain": pretrain_classifiers,
+    "selector_pretrain": pretrain_selector,
+    "adversarial": adversarial,
+    "select": select_model,
+}

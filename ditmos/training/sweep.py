@@ -78,6 +78,7 @@ class Trial:
 # Running one trial (in this process or in a Ray worker)
 # --------------------------------------------------------------------------- #
 
+
 def _init_tensorflow(seed: int, threads: int = TRIAL_THREADS) -> str | None:
     """Deterministic TensorFlow state for a trial; returns a note if the thread
     count could not be applied (TensorFlow already running with others)."""
@@ -89,11 +90,15 @@ def _init_tensorflow(seed: int, threads: int = TRIAL_THREADS) -> str | None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
-        if (tf.config.threading.get_intra_op_parallelism_threads() != threads
-                or tf.config.threading.get_inter_op_parallelism_threads() != threads):
-            note = (f"TensorFlow was already initialised in this process with other thread "
-                    f"counts than {threads}; results may differ in the last digits from a "
-                    f"fresh process")
+        if (
+            tf.config.threading.get_intra_op_parallelism_threads() != threads
+            or tf.config.threading.get_inter_op_parallelism_threads() != threads
+        ):
+            note = (
+                f"TensorFlow was already initialised in this process with other thread "
+                f"counts than {threads}; results may differ in the last digits from a "
+                f"fresh process"
+            )
     tf.config.experimental.enable_op_determinism()
     keras.backend.clear_session()
     keras.utils.set_random_seed(int(seed))
@@ -116,16 +121,29 @@ def _ditmos_trial(t: Trial) -> dict:
 
     run_dir = Path(t.run_dir)
     if not (run_dir / "metrics.json").is_file():
-        train_run(t.dataset, t.preset, run_dir, config_file=t.config_file, width=t.width,
-                  seed=t.seed, resume=run_dir.exists(), quiet=True, overrides=t.overrides)
+        train_run(
+            t.dataset,
+            t.preset,
+            run_dir,
+            config_file=t.config_file,
+            width=t.width,
+            seed=t.seed,
+            resume=run_dir.exists(),
+            quiet=True,
+            overrides=t.overrides,
+        )
     data = load_run_data(run_dir)
     budget = run_budget(run_dir, data)
     methods = {t.method: _ditmos_row(run_dir, budget)}
     if t.extras:
         methods.update(run_extras(run_dir, data, budget))
     s = np.load(run_dir / "splits.npz")
-    return {"methods": methods, "budget": budget.to_dict(),
-            "split": split_digest(s["train"], s["val"], s["test"]), "run_dir": str(run_dir)}
+    return {
+        "methods": methods,
+        "budget": budget.to_dict(),
+        "split": split_digest(s["train"], s["val"], s["test"]),
+        "run_dir": str(run_dir),
+    }
 
 
 def _baseline_trial(t: Trial) -> dict:
@@ -133,27 +151,33 @@ def _baseline_trial(t: Trial) -> dict:
     from ditmos.training.config import architecture, resolve_config
     from ditmos.training.run import prepare_data
 
-    cfg = resolve_config(t.dataset, t.preset, config_file=t.config_file, width=t.width,
-                         seed=t.seed, overrides=t.overrides)
+    cfg = resolve_config(
+        t.dataset, t.preset, config_file=t.config_file, width=t.width, seed=t.seed, overrides=t.overrides
+    )
     _, splits, norm, arrays = prepare_data(cfg)
     data = SimpleNamespace(**arrays)
-    budget = budget_from_architecture(architecture(cfg), data.x_train.shape[1:],
-                                      arrays["num_classes"])
+    budget = budget_from_architecture(architecture(cfg), data.x_train.shape[1:], arrays["num_classes"])
     bcfg = dict(t.baseline_config or {}, only=[t.method])
     kept: dict = {}
-    methods = train_baselines(data, budget=budget, config=bcfg, seed=t.seed, quiet=True,
-                              keep_models=kept)
+    methods = train_baselines(data, budget=budget, config=bcfg, seed=t.seed, quiet=True, keep_models=kept)
     if t.method not in methods:
         raise DitmosError(f"baseline {t.method} produced no result")
-    res = {"methods": methods, "budget": budget.to_dict(),
-           "split": split_digest(splits.train, splits.val, splits.test)}
+    res = {"methods": methods, "budget": budget.to_dict(), "split": split_digest(splits.train, splits.val, splits.test)}
     if t.run_dir and t.method in kept:
         # The trained network as a run directory, deployable like a DiTMoS run.
         from ditmos.training.network_run import write_network_run
 
-        write_network_run(t.run_dir, model=kept[t.method], method=t.method, config=cfg,
-                          splits=splits, normalizer=norm, class_names=arrays["class_names"],
-                          input_shape=data.x_train.shape[1:], result=methods[t.method])
+        write_network_run(
+            t.run_dir,
+            model=kept[t.method],
+            method=t.method,
+            config=cfg,
+            splits=splits,
+            normalizer=norm,
+            class_names=arrays["class_names"],
+            input_shape=data.x_train.shape[1:],
+            result=methods[t.method],
+        )
         res["run_dir"] = str(t.run_dir)
     return res
 
@@ -182,6 +206,7 @@ def run_trial(trial: dict) -> dict:
 # --------------------------------------------------------------------------- #
 # The store of finished trials
 # --------------------------------------------------------------------------- #
+
 
 def _write_json_atomic(path: Path, obj) -> None:
     path = Path(path)
@@ -216,20 +241,22 @@ def load_finished(store: Path, t: Trial) -> dict | None:
     except json.JSONDecodeError:
         return None  # cannot happen with atomic writes; retrain to be safe
     if _settings(saved.get("trial") or {}) != _settings(json.loads(json.dumps(t.describe()))):
-        raise DitmosError(f"{path} holds trial {t.key} with other settings (dataset, preset, "
-                          f"config or schedule changed); use a new output directory or delete "
-                          f"{path.parent}")
+        raise DitmosError(
+            f"{path} holds trial {t.key} with other settings (dataset, preset, "
+            f"config or schedule changed); use a new output directory or delete "
+            f"{path.parent}"
+        )
     return saved["result"]
 
 
 def save_finished(store: Path, t: Trial, result: dict) -> None:
-    _write_json_atomic(trial_path(store, t), {"format": TRIAL_FORMAT, "trial": t.describe(),
-                                              "result": result})
+    _write_json_atomic(trial_path(store, t), {"format": TRIAL_FORMAT, "trial": t.describe(), "result": result})
 
 
 # --------------------------------------------------------------------------- #
 # Executing a list of trials
 # --------------------------------------------------------------------------- #
+
 
 @dataclass
 class Executor:
@@ -243,16 +270,14 @@ class Executor:
     info: dict = field(default_factory=dict)
 
 
-def make_executor(jobs: int | None = None, ray_address: str | None = None,
-                  no_ray: bool = False) -> Executor:
+def make_executor(jobs: int | None = None, ray_address: str | None = None, no_ray: bool = False) -> Executor:
     """The executor for the CLI options ``--jobs/--ray-address/--no-ray``."""
     if jobs is not None and jobs < 1:
         raise DitmosError(f"--jobs must be at least 1, got {jobs}")
     if no_ray and ray_address:
         raise DitmosError("--no-ray and --ray-address contradict each other")
     if jobs == 1 and ray_address:
-        raise DitmosError("--jobs 1 runs trials here, one after the other; drop --ray-address "
-                          "or raise --jobs")
+        raise DitmosError("--jobs 1 runs trials here, one after the other; drop --ray-address or raise --jobs")
     if no_ray or jobs == 1:
         return Executor(use_ray=False, jobs=1)
     return Executor(use_ray=True, jobs=jobs, address=ray_address)
@@ -266,14 +291,17 @@ class _Progress:
         self.total, self.done, self.running, self.quiet = total, done, 0, quiet
         self._bar = None
         if not quiet:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self._bar = Progress(TextColumn("[bold]trials"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+            self._bar = Progress(
+                TextColumn("[bold]trials"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(),
+            )
             self._bar.start()
-            self._task = self._bar.add_task("trials", total=max(total, 1), completed=done,
-                                            info=self._info())
+            self._task = self._bar.add_task("trials", total=max(total, 1), completed=done, info=self._info())
 
     def _info(self) -> str:
         left = self.total - self.done - self.running
@@ -295,7 +323,9 @@ class _Progress:
             self._bar.console.print(
                 f"trial {t.key}: val {row.get('val_accuracy', float('nan')):.4f} test "
                 f"{row.get('test_accuracy', float('nan')):.4f} ({res.get('seconds', 0):.0f} s); "
-                f"trials {self._info()}", highlight=False)
+                f"trials {self._info()}",
+                highlight=False,
+            )
         self._update(1)
 
     def message(self, text: str) -> None:
@@ -328,24 +358,23 @@ def _start_ray(ex: Executor):
     try:
         import ray
     except ImportError:
-        raise DitmosError("Ray is not installed (pip install ray); or run the trials here, "
-                          "one after the other, with --no-ray") from None
+        raise DitmosError(
+            "Ray is not installed (pip install ray); or run the trials here, one after the other, with --no-ray"
+        ) from None
     started = not ray.is_initialized()
     if started:
         # A busy machine can take longer than Ray's defaults to start the
         # node's helper processes: give them minutes instead of seconds.
         os.environ.setdefault("RAY_agent_register_timeout_ms", "300000")
         os.environ.setdefault("RAY_raylet_start_wait_time_s", "300")
-        kwargs = dict(include_dashboard=False, log_to_driver=False,
-                      logging_level=logging.ERROR, configure_logging=True)
+        kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
         where = f"the Ray cluster at {ex.address}" if ex.address else "a local Ray instance"
         for attempt in range(3):
             try:
                 if ex.address:
                     ray.init(address=ex.address, **kwargs)
                 else:
-                    ray.init(num_cpus=machine_cpus(), object_store_memory=128 * 2**20,
-                             **kwargs)
+                    ray.init(num_cpus=machine_cpus(), object_store_memory=128 * 2**20, **kwargs)
                 break
             except (ConnectionError, RuntimeError, ValueError) as err:
                 raise DitmosError(f"cannot start/connect to {where}: {err}") from None
@@ -357,8 +386,14 @@ def _start_ray(ex: Executor):
     return ray, started, cpus
 
 
-def execute(trials: Sequence[Trial], store: Path, executor: Executor, *,
-            quiet: bool = False, runner: Callable[[dict], dict] | None = None) -> dict:
+def execute(
+    trials: Sequence[Trial],
+    store: Path,
+    executor: Executor,
+    *,
+    quiet: bool = False,
+    runner: Callable[[dict], dict] | None = None,
+) -> dict:
     """Run every trial not yet finished in ``store``; returns ``{key: result}``
     for all of them.  Finished results are saved as soon as each trial ends,
     so an interruption (Ctrl-C, crash) loses only the trials still running."""
@@ -370,8 +405,12 @@ def execute(trials: Sequence[Trial], store: Path, executor: Executor, *,
             results[t.key] = old
         else:
             todo.append(t)
-    executor.info = {"trials": len(trials), "reused": len(results), "trained": len(todo),
-                     "engine": "ray" if executor.use_ray and todo else "sequential"}
+    executor.info = {
+        "trials": len(trials),
+        "reused": len(results),
+        "trained": len(todo),
+        "engine": "ray" if executor.use_ray and todo else "sequential",
+    }
     if not todo:
         return results
     progress = _Progress(len(trials), len(results), quiet)
@@ -404,8 +443,7 @@ class _RayUnavailable(DitmosError):
     """A local Ray instance could not be started."""
 
 
-def _execute_ray(todo: list[Trial], store: Path, ex: Executor, progress: _Progress,
-                 results: dict) -> None:
+def _execute_ray(todo: list[Trial], store: Path, ex: Executor, progress: _Progress, results: dict) -> None:
     try:
         ray, started, cpus = _start_ray(ex)
     except DitmosError as err:
@@ -414,9 +452,11 @@ def _execute_ray(todo: list[Trial], store: Path, ex: Executor, progress: _Progre
         raise _RayUnavailable(str(err)) from None
     jobs = min(ex.jobs or cpus, cpus) if not ex.address else (ex.jobs or cpus)
     ex.info.update(ray_address=ex.address or "local", ray_cpus=cpus, jobs=jobs)
-    progress.message(f"running {len(todo)} trials as Ray tasks, {jobs} at once "
-                     f"({'cluster ' + ex.address if ex.address else 'local Ray instance'}, "
-                     f"{cpus} CPUs)")
+    progress.message(
+        f"running {len(todo)} trials as Ray tasks, {jobs} at once "
+        f"({'cluster ' + ex.address if ex.address else 'local Ray instance'}, "
+        f"{cpus} CPUs)"
+    )
     remote = ray.remote(num_cpus=TRIAL_THREADS, max_calls=1)(run_trial)
     pending = list(todo)
     running: dict = {}
@@ -435,8 +475,7 @@ def _execute_ray(todo: list[Trial], store: Path, ex: Executor, progress: _Progre
                     cause = err.cause if getattr(err, "cause", None) is not None else err
                     if isinstance(cause, DitmosError):
                         raise DitmosError(f"trial {t.key}: {cause}") from None
-                    raise DitmosError(f"trial {t.key} failed: {type(cause).__name__}: "
-                                      f"{cause}") from err
+                    raise DitmosError(f"trial {t.key} failed: {type(cause).__name__}: {cause}") from err
                 save_finished(store, t, res)
                 results[t.key] = res
                 progress.finished(t, res)

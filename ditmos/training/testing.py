@@ -15,27 +15,36 @@ from pathlib import Path
 TINY_OVERRIDES = {
     "subset": 600,
     "architecture": None,  # filled in by tiny_config()
-    "strong": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
-               "lr_halve_every": 0},
+    "strong": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "lr_halve_every": 0},
     "split": {"method": "confusion", "n_init": 2, "max_iter": 50},
-    "generalist": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
-                   "lr_halve_every": 0, "restarts": 1, "probe_epochs": 0},
-    "classifier_pretrain": {"epochs": 3, "batch_size": 32, "optimizer": "adam", "lr": 0.003,
-                            "lr_halve_every": 0},
-    "selector_pretrain": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
-                          "lr_halve_every": 0},
-    "adversarial": {"rounds": 1, "selector_epochs": 1, "classifier_epochs": 1,
-                    "batch_size": 64, "optimizer": "adam", "lr": 0.002, "lr_halve_every": 0},
+    "generalist": {
+        "epochs": 2,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 0.003,
+        "lr_halve_every": 0,
+        "restarts": 1,
+        "probe_epochs": 0,
+    },
+    "classifier_pretrain": {"epochs": 3, "batch_size": 32, "optimizer": "adam", "lr": 0.003, "lr_halve_every": 0},
+    "selector_pretrain": {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003, "lr_halve_every": 0},
+    "adversarial": {
+        "rounds": 1,
+        "selector_epochs": 1,
+        "classifier_epochs": 1,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 0.002,
+        "lr_halve_every": 0,
+    },
 }
 
 
 # A small strong model per architecture family (the presets' strong models
 # take minutes to train; the tiny run only needs one that trains).
 _TINY_STRONG = {
-    "har": {"blocks": [{"filters": 16, "kernel": 9, "pool": 2},
-                       {"filters": 16, "kernel": 5, "pool": 2}], "fc": [32]},
-    "mfcc": {"blocks": [{"filters": 16, "kernel": 3, "pool": 2},
-                        {"filters": 16, "kernel": 3, "pool": 2}], "fc": [32]},
+    "har": {"blocks": [{"filters": 16, "kernel": 9, "pool": 2}, {"filters": 16, "kernel": 5, "pool": 2}], "fc": [32]},
+    "mfcc": {"blocks": [{"filters": 16, "kernel": 3, "pool": 2}, {"filters": 16, "kernel": 3, "pool": 2}], "fc": [32]},
 }
 
 
@@ -61,6 +70,12 @@ def tiny_run(tmp_dir, *, seed: int = 0, dataset: str = "hapt") -> Path:
     run_dir = Path(tmp_dir) / "run"
     if (run_dir / "metrics.json").exists():
         return run_dir
-    return train_run(dataset, "quick", run_dir, seed=seed, quiet=True,
-                     resume=(run_dir / "config.json").exists(),
-                     overrides=tiny_config(dataset))
+    return train_run(
+        dataset,
+        "quick",
+        run_dir,
+        seed=seed,
+        quiet=True,
+        resume=(run_dir / "config.json").exists(),
+        overrides=tiny_config(dataset),
+    )

@@ -89,8 +89,7 @@ def _edit_manifest(model: Path, **changes) -> None:
 def _model_with_arena(src: Path, dest: Path, arena: int) -> Path:
     shutil.copytree(src, dest)
     h = dest / "model.h"
-    h.write_text(h.read_text().replace("#define DITMOS_ARENA_SIZE 1024",
-                                       f"#define DITMOS_ARENA_SIZE {arena}"))
+    h.write_text(h.read_text().replace("#define DITMOS_ARENA_SIZE 1024", f"#define DITMOS_ARENA_SIZE {arena}"))
     _edit_manifest(dest, arena_bytes=arena)
     assert read_model_manifest(dest).arena_size == arena
     return dest
@@ -114,14 +113,16 @@ def test_model_too_big_for_ram_fails_before_compiling(fixture_model_dir, tmp_pat
 
 def test_weights_too_big_for_flash_fail_before_compiling(fixture_model_dir, tmp_path):
     with pytest.raises(DitmosError, match="does not fit the flash of nucleo_f767zi"):
-        build_project("nucleo_f767zi", fixture_model_dir, tmp_path / "b",
-                      weights_bytes=2 * 1024 * 1024)
+        build_project("nucleo_f767zi", fixture_model_dir, tmp_path / "b", weights_bytes=2 * 1024 * 1024)
     assert not (tmp_path / "b").exists()
 
 
 def test_weights_counted_before_compiling_match_the_elf(fixture_model_dir, nucleo_build):
-    assert read_model_manifest(fixture_model_dir).weights_bytes == \
-        Elf(nucleo_build / "firmware.elf").size(".weights") == 280
+    assert (
+        read_model_manifest(fixture_model_dir).weights_bytes
+        == Elf(nucleo_build / "firmware.elf").size(".weights")
+        == 280
+    )
 
 
 def test_oversized_weights_fail_before_compiling(fixture_model_dir, tmp_path):
@@ -181,8 +182,12 @@ def _pio() -> str:
 def test_platformio_ini_parses(nucleo_build):
     if not _pio():
         pytest.fail("PlatformIO (`pio`) is missing: install the test extra")
-    proc = subprocess.run([_pio(), "project", "config", "--json-output", "-d", str(nucleo_build)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [_pio(), "project", "config", "--json-output", "-d", str(nucleo_build)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     config = dict(json.loads(proc.stdout))
     env = dict(config["env:nucleo_f767zi"])
@@ -200,11 +205,17 @@ def test_platformio_ini_parses(nucleo_build):
 def test_reset_handler_enables_the_fpu_in_assembly_before_any_c(nucleo_build):
     """VTOR and CPACR are written by hand-written instructions; the first
     compiled code (cortex_start) runs after the FPU is on."""
-    dis = subprocess.run(["arm-none-eabi-objdump", "-d", "--disassemble=Reset_Handler",
-                          str(nucleo_build / "firmware.elf")],
-                         capture_output=True, text=True, check=True).stdout
-    insns = [ln.split("\t")[2].split()[0] for ln in dis.splitlines()
-             if re.match(r"^\s+[0-9a-f]+:\t", ln) and len(ln.split("\t")) > 2]
+    dis = subprocess.run(
+        ["arm-none-eabi-objdump", "-d", "--disassemble=Reset_Handler", str(nucleo_build / "firmware.elf")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    insns = [
+        ln.split("\t")[2].split()[0]
+        for ln in dis.splitlines()
+        if re.match(r"^\s+[0-9a-f]+:\t", ln) and len(ln.split("\t")) > 2
+    ]
     branch = next(i for i, m in enumerate(insns) if m.startswith("b"))
     body = insns[:branch]
     assert body == ["ldr", "ldr", "str", "ldr", "ldr", "orr.w", "str", "dsb", "isb"], insns
@@ -214,8 +225,9 @@ def test_reset_handler_enables_the_fpu_in_assembly_before_any_c(nucleo_build):
 
 
 def test_nucleo_builds_with_the_clock_fallback_forced(fixture_model_dir, tmp_path):
-    out = build_project("nucleo_f767zi", fixture_model_dir, tmp_path / "b",
-                        extra_defines={"DITMOS_CLOCK_FORCE_TIMEOUT": "0x02u"})
+    out = build_project(
+        "nucleo_f767zi", fixture_model_dir, tmp_path / "b", extra_defines={"DITMOS_CLOCK_FORCE_TIMEOUT": "0x02u"}
+    )
     assert "-DDITMOS_CLOCK_FORCE_TIMEOUT=0x02u" in (out / "Makefile").read_text()
     with pytest.raises(DitmosError, match="bad firmware define"):
         build_project("host", fixture_model_dir, tmp_path / "c", extra_defines={"CC": "x"})

@@ -20,16 +20,22 @@ from firmware.frames import HELLO, Link, parse_hello
 
 def test_build_from_a_model_dir_prints_the_memory_table(fixture_model_dir, tmp_path, capsys):
     out = tmp_path / "b"
-    assert main(["build", "--board", "mps2_an500", "--model-dir", str(fixture_model_dir),
-                 "--out", str(out)]) == 0
+    assert main(["build", "--board", "mps2_an500", "--model-dir", str(fixture_model_dir), "--out", str(out)]) == 0
     text = capsys.readouterr().out
     for row in ("model weights", "arena", "stack", "code", "FLASH (of 4194304 B)"):
         assert row in text
     manifest = json.loads((out / "manifest.json").read_text())
     weights = re.search(r"model weights\s+(\d+)", text).group(1)
     assert int(weights) == manifest["memory"]["flash"]["model_weights"] >= 280
-    for f in ("firmware.elf", "firmware.bin", "Makefile", "linker.ld", "src/model/model.c",
-              "src/runtime/ditmos_main.c", "include/ditmos_protocol.h"):
+    for f in (
+        "firmware.elf",
+        "firmware.bin",
+        "Makefile",
+        "linker.ld",
+        "src/model/model.c",
+        "src/runtime/ditmos_main.c",
+        "include/ditmos_protocol.h",
+    ):
         assert (out / f).is_file(), f
     # The rendered project rebuilds on its own with make.
     subprocess.run(["make", "-C", str(out), "clean"], check=True, capture_output=True)
@@ -52,9 +58,12 @@ def test_emulate_refuses_a_missing_build(tmp_path, capsys):
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="no qemu-system-arm")
 def test_emulate_serves_frames_and_stops_on_ctrl_c(mps2_build, tmp_path):
     # the context manager closes the pipes, so no file is left for the collector
-    with subprocess.Popen([sys.executable, "-m", "ditmos", "emulate", "--build",
-                           str(mps2_build), "--workdir", str(tmp_path)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "ditmos", "emulate", "--build", str(mps2_build), "--workdir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
         try:
             line = proc.stdout.readline()
             m = re.search(r"tcp 127\.0\.0\.1:(\d+)", line)
@@ -78,13 +87,41 @@ def test_emulate_serves_frames_and_stops_on_ctrl_c(mps2_build, tmp_path):
 
 def test_build_stack_size_is_configurable(fixture_model_dir, tmp_path, capsys):
     out = tmp_path / "s"
-    assert main(["build", "--board", "mps2_an500", "--model-dir", str(fixture_model_dir),
-                 "--out", str(out), "--stack-size", "2048"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "--board",
+                "mps2_an500",
+                "--model-dir",
+                str(fixture_model_dir),
+                "--out",
+                str(out),
+                "--stack-size",
+                "2048",
+            ]
+        )
+        == 0
+    )
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["memory"]["ram"]["stack"] == 2048
     capsys.readouterr()
-    assert main(["build", "--board", "mps2_an500", "--model-dir", str(fixture_model_dir),
-                 "--out", str(tmp_path / "t"), "--stack-size", "1001"]) == 2
+    assert (
+        main(
+            [
+                "build",
+                "--board",
+                "mps2_an500",
+                "--model-dir",
+                str(fixture_model_dir),
+                "--out",
+                str(tmp_path / "t"),
+                "--stack-size",
+                "1001",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "multiple of 8" in err
 

@@ -98,33 +98,50 @@ def test_platformio_installs_openocd_on_first_use_then_programs_the_elf(build, f
     install("pio", "openocd", "st-flash")
     assert main(["flash", "--build", str(build)]) == 0
     c = calls()
-    assert c[:3] == [["pio", "pkg", "list", "-g", "--only-tools"],
-                     ["pio", "pkg", "install", "-g", "-t", "platformio/tool-openocd"],
-                     ["pio", "pkg", "exec", "-p", "tool-openocd", "--", "sh", "-c",
-                      flash_mod.PIO_OPENOCD_SHELL, "openocd",
-                      *program_command(build / "firmware.elf")]]
+    assert c[:3] == [
+        ["pio", "pkg", "list", "-g", "--only-tools"],
+        ["pio", "pkg", "install", "-g", "-t", "platformio/tool-openocd"],
+        [
+            "pio",
+            "pkg",
+            "exec",
+            "-p",
+            "tool-openocd",
+            "--",
+            "sh",
+            "-c",
+            flash_mod.PIO_OPENOCD_SHELL,
+            "openocd",
+            *program_command(build / "firmware.elf"),
+        ],
+    ]
     # The package's openocd ran, with the package's scripts directory.
     pkg = os.environ["FAKE_PIO_PKG"]
-    assert c[3:] == [["openocd", "-s", f"{pkg}/bin/../openocd/scripts",
-                      *program_command(build / "firmware.elf")],
-                     ["openocd_at", f"{pkg}/bin"]]
+    assert c[3:] == [
+        ["openocd", "-s", f"{pkg}/bin/../openocd/scripts", *program_command(build / "firmware.elf")],
+        ["openocd_at", f"{pkg}/bin"],
+    ]
     out = capsys.readouterr()
     assert "with platformio" in out.out and "installing platformio/tool-openocd" in out.err
     # Second time: already installed, nothing fetched.
     assert main(["flash", "--build", str(build)]) == 0
-    assert [c[:3] for c in calls()[5:]] == [["pio", "pkg", "list"], ["pio", "pkg", "exec"],
-                                            ["openocd", "-s", f"{pkg}/bin/../openocd/scripts"],
-                                            ["openocd_at", f"{pkg}/bin"]]
+    assert [c[:3] for c in calls()[5:]] == [
+        ["pio", "pkg", "list"],
+        ["pio", "pkg", "exec"],
+        ["openocd", "-s", f"{pkg}/bin/../openocd/scripts"],
+        ["openocd_at", f"{pkg}/bin"],
+    ]
 
 
-def test_offline_platformio_falls_back_to_system_openocd_with_a_hint(build, fakes, monkeypatch,
-                                                                      capsys):
+def test_offline_platformio_falls_back_to_system_openocd_with_a_hint(build, fakes, monkeypatch, capsys):
     install, calls = fakes
     install("pio", "openocd")
     monkeypatch.setenv("FAKE_PIO_OFFLINE", "1")
     assert main(["flash", "--build", str(build)]) == 0
-    assert calls()[-2:] == [["openocd", *program_command(build / "firmware.elf")],
-                            ["openocd_at", str(build.parent / "bin")]]
+    assert calls()[-2:] == [
+        ["openocd", *program_command(build / "firmware.elf")],
+        ["openocd_at", str(build.parent / "bin")],
+    ]
     hints = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("hint:")]
     assert len(hints) == 1 and "system's openocd" in hints[0]
 
@@ -133,8 +150,7 @@ def test_st_flash_writes_the_checked_binary(build, fakes, capsys):
     install, calls = fakes
     install("st-flash")
     assert main(["flash", "--build", str(build)]) == 0
-    assert calls() == [["st-flash", "--reset", "write", str((build / "firmware.bin").resolve()),
-                        "0x08000000"]]
+    assert calls() == [["st-flash", "--reset", "write", str((build / "firmware.bin").resolve()), "0x08000000"]]
 
 
 def test_offline_platformio_and_no_system_programmer_say_so(build, fakes, monkeypatch, capsys):
@@ -169,8 +185,7 @@ def test_a_changed_binary_is_refused_by_st_flash(build, fakes, capsys):
     assert calls() == []
 
 
-def test_programmer_failure_and_missing_programmers_are_one_line_errors(build, fakes, monkeypatch,
-                                                                         capsys):
+def test_programmer_failure_and_missing_programmers_are_one_line_errors(build, fakes, monkeypatch, capsys):
     install, calls = fakes
     assert main(["flash", "--build", str(build)]) == 2
     err = capsys.readouterr().err.strip()
@@ -186,8 +201,7 @@ def test_flash_refuses_a_build_for_another_board(mps2_build, fakes, capsys):
     assert "for mps2_an500, not nucleo_f767zi" in capsys.readouterr().err
 
 
-def test_without_an_st_link_on_usb_no_programmer_runs(build, fakes, tmp_path, monkeypatch,
-                                                      capsys):
+def test_without_an_st_link_on_usb_no_programmer_runs(build, fakes, tmp_path, monkeypatch, capsys):
     install, calls = fakes
     install("pio", "openocd", "st-flash")
     assert flash_mod.find_stlink() == ["ST-LINK/V2-1 at 1-1"]

@@ -87,8 +87,7 @@ def _raw_exchange(url, run_dir, expected, marks=None):
         t.close()
 
 
-def test_generated_model_on_host_board_equals_reference(tiny_run, tiny_int8, test_windows,
-                                                        tmp_path):
+def test_generated_model_on_host_board_equals_reference(tiny_run, tiny_int8, test_windows, tmp_path):
     out = build_firmware("host", tiny_int8, tmp_path / "build")
     x_q, expected = test_windows
     with HostDevice(out, workdir=tmp_path / "dev") as dev:
@@ -113,8 +112,7 @@ def test_generated_model_builds_for_the_nucleo(tiny_int8, tmp_path):
     assert codegen["weights_bytes"] == weights.size  # counted before compiling
 
 
-def test_default_pipeline_reuses_a_finished_run(tiny_run, tiny_int8, tmp_path, monkeypatch,
-                                                capsys):
+def test_default_pipeline_reuses_a_finished_run(tiny_run, tiny_int8, tmp_path, monkeypatch, capsys):
     """`ditmos build` without --run: with runs/default already trained and
     quantised it goes straight to code generation and the build."""
     from ditmos.cli import main

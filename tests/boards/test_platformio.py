@@ -38,15 +38,13 @@ from ditmos.boards.elf import Elf
 try:
     import SCons.Environment  # noqa: F401 (PlatformIO's build engine, in the test extra)
 except ImportError:  # pragma: no cover
-    pytest.fail("SCons is missing: install the test extra (pip install -e '.[test]')",
-                pytrace=False)
+    pytest.fail("SCons is missing: install the test extra (pip install -e '.[test]')", pytrace=False)
 
 # platform-ststm32 builder/frameworks/_bare.py (framework-less builds), with
 # nucleo_f767zi.json's build.cpu = cortex-m7, f_cpu = 216000000L, variant = NUCLEO_F767ZI.
 PLATFORM_BARE = {
     "ASFLAGS": ["-x", "assembler-with-cpp"],
-    "CCFLAGS": ["-Os", "-ffunction-sections", "-fdata-sections", "-Wall", "-mthumb",
-                "-mcpu=cortex-m7"],
+    "CCFLAGS": ["-Os", "-ffunction-sections", "-fdata-sections", "-Wall", "-mthumb", "-mcpu=cortex-m7"],
     "CPPDEFINES": [("F_CPU", "216000000L"), "NUCLEO_F767ZI"],
     "LINKFLAGS": ["-Os", "-Wl,--gc-sections,--relax", "-mthumb", "-mcpu=cortex-m7"],
     "LIBS": ["c", "gcc", "m", "stdc++"],
@@ -62,8 +60,9 @@ def _pio() -> str:
 
 
 def _project_config(project: Path) -> dict:
-    proc = subprocess.run([_pio(), "project", "config", "--json-output", "-d", str(project)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [_pio(), "project", "config", "--json-output", "-d", str(project)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return {section: dict(opts) for section, opts in json.loads(proc.stdout)}
 
@@ -81,22 +80,21 @@ def replay_platformio(project: Path) -> dict:
     config = _project_config(project)
     opts = config["env:nucleo_f767zi"]
     assert opts["platform"] == "ststm32" and opts["board"] == "nucleo_f767zi"
-    env = Environment(tools=[], CCFLAGS=[], CFLAGS=[], ASFLAGS=[], LINKFLAGS=[],
-                      CPPDEFINES=[], CPPPATH=[], LIBS=[])
+    env = Environment(tools=[], CCFLAGS=[], CFLAGS=[], ASFLAGS=[], LINKFLAGS=[], CPPDEFINES=[], CPPPATH=[], LIBS=[])
     for method in (piobuild.ParseFlagsExtended, piobuild.ProcessFlags, piobuild.ProcessUnFlags):
         env.AddMethod(method)  # PlatformIO's own flag handling, on a real SCons environment
     scripts = opts.get("extra_scripts", [])
-    for s in scripts:                                                  # 1
+    for s in scripts:  # 1
         if s.startswith("pre:"):
             _run_script(project / s[4:], env)
-    env.Append(**{k: list(v) for k, v in PLATFORM_BARE.items()})        # 2
+    env.Append(**{k: list(v) for k, v in PLATFORM_BARE.items()})  # 2
     env.Append(ASFLAGS=list(env["CCFLAGS"]))
     env.ProcessFlags(BOARD_EXTRA_FLAGS)
-    env.ProcessFlags(opts.get("build_flags", []))                      # 3
-    env.ProcessUnFlags(opts.get("build_unflags", []))                  # 4
-    env.Prepend(LINKFLAGS=["-T", opts["board_build.ldscript"]])         # 5
+    env.ProcessFlags(opts.get("build_flags", []))  # 3
+    env.ProcessUnFlags(opts.get("build_unflags", []))  # 4
+    env.Prepend(LINKFLAGS=["-T", opts["board_build.ldscript"]])  # 5
     env.Append(CPPPATH=[config["platformio"]["include_dir"], config["platformio"]["src_dir"]])
-    for s in scripts:                                                  # 6
+    for s in scripts:  # 6
         if s.startswith("post:"):
             _run_script(project / s[5:], env)
 
@@ -106,15 +104,15 @@ def replay_platformio(project: Path) -> dict:
     def include(p):
         return "-I" + str((project / p).resolve())
 
-    compile_flags = [*env["CFLAGS"], *env["CCFLAGS"], *map(define, env["CPPDEFINES"]),
-                     *map(include, env["CPPPATH"])]
-    return {"compile": [str(f) for f in compile_flags],
-            "assemble": [str(f) for f in env["ASFLAGS"]],
-            "link": [str(f) for f in env["LINKFLAGS"]],
-            "libs": ["-Wl,--start-group", *(f"-l{lib}" for lib in env["LIBS"]),
-                     "-Wl,--end-group"],
-            "size_regexps": (env.get("SIZEPROGREGEXP"), env.get("SIZEDATAREGEXP")),
-            "options": opts}
+    compile_flags = [*env["CFLAGS"], *env["CCFLAGS"], *map(define, env["CPPDEFINES"]), *map(include, env["CPPPATH"])]
+    return {
+        "compile": [str(f) for f in compile_flags],
+        "assemble": [str(f) for f in env["ASFLAGS"]],
+        "link": [str(f) for f in env["LINKFLAGS"]],
+        "libs": ["-Wl,--start-group", *(f"-l{lib}" for lib in env["LIBS"]), "-Wl,--end-group"],
+        "size_regexps": (env.get("SIZEPROGREGEXP"), env.get("SIZEDATAREGEXP")),
+        "options": opts,
+    }
 
 
 def makefile_flags(build: Path) -> tuple[list[str], list[str]]:
@@ -138,8 +136,7 @@ def replayed(nucleo_build):
 def test_compile_flags_match_the_makefile(nucleo_build, replayed):
     cflags, _ = makefile_flags(nucleo_build)
     got = replayed["compile"]
-    missing = [f for f in cflags if f not in PIO_OMITTED_FLAGS and not f.startswith("-I")
-               and f not in got]
+    missing = [f for f in cflags if f not in PIO_OMITTED_FLAGS and not f.startswith("-I") and f not in got]
     assert not missing, f"Makefile flags PlatformIO would not pass: {missing}"
     for f in TARGET:
         assert f in got
@@ -169,8 +166,12 @@ def test_platformio_build_equals_the_makefile_build(nucleo_build, replayed, tmp_
     cc = "arm-none-eabi-gcc"
     objs = []
     # In the Makefile's order: link order decides how merged strings are laid out.
-    order = re.search(r"^SRCS\s*:=((?:.*\\\n)*.*)$", (nucleo_build / "Makefile").read_text(),
-                      re.M).group(1).replace("\\", " ").split()
+    order = (
+        re.search(r"^SRCS\s*:=((?:.*\\\n)*.*)$", (nucleo_build / "Makefile").read_text(), re.M)
+        .group(1)
+        .replace("\\", " ")
+        .split()
+    )
     for src in (nucleo_build / s for s in order):
         obj = tmp_path / (src.stem + ".o")
         cmd = [cc, "-o", str(obj), "-c", *replayed["compile"], str(src)]
@@ -200,12 +201,15 @@ def test_size_report_counts_every_section(nucleo_build, replayed):
     """PlatformIO sums, over `size -A -d` lines, the numbers its two regexps
     capture; with our post-script those sums are the manifest's totals."""
     flash_re, ram_re = replayed["size_regexps"]
-    out = subprocess.run(["arm-none-eabi-size", "-A", "-d", str(nucleo_build / "firmware.elf")],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["arm-none-eabi-size", "-A", "-d", str(nucleo_build / "firmware.elf")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
     def total(pattern):
-        return sum(int(v) for line in out.splitlines()
-                   if (m := re.search(pattern, line.strip())) for v in m.groups())
+        return sum(int(v) for line in out.splitlines() if (m := re.search(pattern, line.strip())) for v in m.groups())
 
     memory = json.loads((nucleo_build / "manifest.json").read_text())["memory"]
     assert total(flash_re) == memory["flash"]["total"]

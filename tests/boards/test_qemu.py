@@ -13,8 +13,7 @@ from ditmos.errors import DitmosError
 from firmware import protocol_checks as pc
 from firmware.frames import HELLO, RESET, STATS, Link, parse_hello, parse_stats
 
-pytestmark = pytest.mark.skipif(shutil.which("qemu-system-arm") is None,
-                                reason="qemu-system-arm is not installed")
+pytestmark = pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="qemu-system-arm is not installed")
 
 
 def read_marks(path, want_lines: int, timeout: float = 5.0) -> list[tuple[int, int]]:
@@ -54,8 +53,7 @@ def test_infer_equals_host_reference_with_instruction_marks(qemu):
     marks = read_marks(target.plugin_log, before + 4 * len(inputs))[before:]
     assert [m[0] for m in marks] == [0, 2, 3, 1] * len(inputs)
     costs = [marks[i + 3][1] - marks[i][1] for i in range(0, len(marks), 4)]
-    layers = [(marks[i + 1][1] - marks[i][1], marks[i + 2][1] - marks[i + 1][1])
-              for i in range(0, len(marks), 4)]
+    layers = [(marks[i + 1][1] - marks[i][1], marks[i + 2][1] - marks[i + 1][1]) for i in range(0, len(marks), 4)]
     assert all(200 < c < 20_000 for c in costs), costs
     assert costs[-1] == costs[-2] and layers[-1] == layers[-2]
     assert all(a + b < c for (a, b), c in zip(layers, costs))

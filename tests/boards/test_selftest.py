@@ -21,8 +21,7 @@ CLOCK = 100_000_000  # a 32-bit counter at 100 MHz wraps after 42 s
 
 
 def _host(tmp_path_factory, fixture_model_dir, name, **defines):
-    return build_project("host", fixture_model_dir, tmp_path_factory.mktemp(name),
-                         extra_defines=defines)
+    return build_project("host", fixture_model_dir, tmp_path_factory.mktemp(name), extra_defines=defines)
 
 
 @pytest.fixture(scope="module")
@@ -33,28 +32,39 @@ def healthy(tmp_path_factory, fixture_model_dir):
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory, fixture_model_dir):
     """States 100 MHz but counts 10 % slower, and reports a failed PLL (0x82)."""
-    return _host(tmp_path_factory, fixture_model_dir, "broken", DITMOS_HOST_CLOCK_HZ=CLOCK,
-                 DITMOS_HOST_CYCLE_HZ=CLOCK * 9 // 10, DITMOS_HOST_CLOCK_STATUS="0x82u")
+    return _host(
+        tmp_path_factory,
+        fixture_model_dir,
+        "broken",
+        DITMOS_HOST_CLOCK_HZ=CLOCK,
+        DITMOS_HOST_CYCLE_HZ=CLOCK * 9 // 10,
+        DITMOS_HOST_CLOCK_STATUS="0x82u",
+    )
 
 
 def _selftest(build, capsys, *extra, port=None):
     with HostDevice(build) as dev:
-        rc = main(["selftest", "--port", port or dev.port, "--build", str(build),
-                   "--seconds", "1", *extra])
+        rc = main(["selftest", "--port", port or dev.port, "--build", str(build), "--seconds", "1", *extra])
     return rc, capsys.readouterr().out
 
 
 def _verdicts(out: str) -> dict:
-    return {m.group(2): m.group(1)
-            for m in re.finditer(r"^(PASS|FAIL|SKIP)\s+(link|clock|known answer|stack|timing)\b",
-                                 out, re.M)}
+    return {
+        m.group(2): m.group(1)
+        for m in re.finditer(r"^(PASS|FAIL|SKIP)\s+(link|clock|known answer|stack|timing)\b", out, re.M)
+    }
 
 
 def test_a_healthy_device_passes(healthy, capsys):
     rc, out = _selftest(healthy, capsys)
     assert rc == 0, out
-    assert _verdicts(out) == {"link": "PASS", "clock": "PASS", "known answer": "PASS",
-                              "stack": "SKIP", "timing": "PASS"}
+    assert _verdicts(out) == {
+        "link": "PASS",
+        "clock": "PASS",
+        "known answer": "PASS",
+        "stack": "SKIP",
+        "timing": "PASS",
+    }
     assert "core clock 100 MHz, bring-up ok" in out
     mhz = float(re.search(r"cycles in [\d.]+ s of host time: ([\d.]+) MHz", out).group(1))
     assert abs(mhz - 100) < 5
@@ -98,8 +108,7 @@ def test_a_silent_port_fails_quickly_with_advice(healthy, capsys):
     controller, device = os.openpty()  # nothing answers on this terminal
     tty.setraw(device)
     try:
-        rc = main(["selftest", "--port", os.ttyname(device), "--build", str(healthy),
-                   "--timeout", "0.3"])
+        rc = main(["selftest", "--port", os.ttyname(device), "--build", str(healthy), "--timeout", "0.3"])
     finally:
         os.close(controller)
         os.close(device)
@@ -126,19 +135,30 @@ def generated_mps2(tmp_path_factory):
 
 @pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="qemu-system-arm is missing")
 @pytest.mark.parametrize("which", ["fixture", "generated"])
-def test_the_cortex_m7_firmware_in_qemu_passes(which, mps2_build, generated_mps2, tmp_path,
-                                               capsys):
+def test_the_cortex_m7_firmware_in_qemu_passes(which, mps2_build, generated_mps2, tmp_path, capsys):
     """The Arm build (cm7 kernels, our reset handler and HELLO fields) gives the
     known answers the host computed with the reference kernels."""
     from ditmos.boards.qemu import QemuTarget
 
     build = mps2_build if which == "fixture" else generated_mps2
-    assert len({(c["predicted"], tuple(c["scores"]))
-                for c in json.loads((build / "manifest.json").read_text())["known_answers"]}) > 3
+    assert (
+        len(
+            {
+                (c["predicted"], tuple(c["scores"]))
+                for c in json.loads((build / "manifest.json").read_text())["known_answers"]
+            }
+        )
+        > 3
+    )
     with QemuTarget(build, workdir=tmp_path) as target:
         rc = main(["selftest", "--port", target.url, "--build", str(build)])
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert _verdicts(out) == {"link": "PASS", "clock": "PASS", "known answer": "PASS",
-                              "stack": "PASS", "timing": "SKIP"}
+    assert _verdicts(out) == {
+        "link": "PASS",
+        "clock": "PASS",
+        "known answer": "PASS",
+        "stack": "PASS",
+        "timing": "SKIP",
+    }
     assert "core clock 25 MHz, bring-up ok" in out

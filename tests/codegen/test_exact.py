@@ -25,11 +25,9 @@ def _reference_outputs(int8_dir, x_float):
 
 def _assert_exact(hm, xq, rows, what):
     for i, (x, (route, logits, (pred, rt, scores))) in enumerate(zip(xq, rows)):
-        np.testing.assert_array_equal(hm.run_selector(x), route,
-                                      err_msg=f"{what}: route logits, sample {i}")
+        np.testing.assert_array_equal(hm.run_selector(x), route, err_msg=f"{what}: route logits, sample {i}")
         for k, lg in enumerate(logits):
-            np.testing.assert_array_equal(hm.run_classifier(k, x), lg,
-                                          err_msg=f"{what}: classifier {k}, sample {i}")
+            np.testing.assert_array_equal(hm.run_classifier(k, x), lg, err_msg=f"{what}: classifier {k}, sample {i}")
         p2, r2, s2 = hm.infer(x)
         assert (p2, r2) == (pred, rt), f"{what}: composed prediction, sample {i}"
         np.testing.assert_array_equal(s2, scores, err_msg=f"{what}: scores, sample {i}")
@@ -53,8 +51,7 @@ def test_generated_model_is_bit_exact(cg_int8, reference, tmp_path, strategy, ke
 def test_ram_budget_recomputes_and_stays_exact(cg_int8, reference, tmp_path):
     ref, xq, rows = reference
     full = generate(cg_int8, tmp_path / "full", strategy="slicing")
-    man = generate(cg_int8, tmp_path / "budget", strategy="slicing",
-                   ram_budget=full["arena_bytes"] - 1)
+    man = generate(cg_int8, tmp_path / "budget", strategy="slicing", ram_budget=full["arena_bytes"] - 1)
     assert man["recompute"] == ["feat_1"]
     assert man["arena_bytes"] < full["arena_bytes"]
     assert any(layer.get("recomputed") for layer in man["layers"])
@@ -80,17 +77,18 @@ def test_profile_hook_called_once_per_layer(cg_int8, cg_test_x, tmp_path):
         "#include <stdint.h>\n"
         "uint16_t seen[256]; int n_seen = 0;\n"
         "void ditmos_profile_layer(uint16_t i);\n"
-        "void ditmos_profile_layer(uint16_t i) { if (n_seen < 256) seen[n_seen++] = i; }\n")
+        "void ditmos_profile_layer(uint16_t i) { if (n_seen < 256) seen[n_seen++] = i; }\n"
+    )
     lib = host.compile_model(tmp_path, "ref", extra_flags=[str(hook)])
-    hm = host.HostModel(lib, input_size=cg_test_x[0].size, num_classes=man["num_classes"],
-                        K=man["K"])
+    hm = host.HostModel(lib, input_size=cg_test_x[0].size, num_classes=man["num_classes"], K=man["K"])
     ref = ComposedReference(cg_int8)
     pred, route, _ = hm.infer(ref.quantize_input(cg_test_x[0]))
     c = ctypes.CDLL(str(lib))
     n = ctypes.c_int.in_dll(c, "n_seen").value
     seen = list((ctypes.c_uint16 * 256).in_dll(c, "seen"))[:n]
-    want = sorted(layer["layer_index"] for layer in man["layers"]
-                  if layer["program"] in ("selector", f"classifier_{route}"))
+    want = sorted(
+        layer["layer_index"] for layer in man["layers"] if layer["program"] in ("selector", f"classifier_{route}")
+    )
     assert seen == want
     assert max(seen) < man["num_layers"]
 
@@ -114,8 +112,7 @@ def test_trained_tiny_run_is_bit_exact_on_the_test_split(tiny_int8, tiny_run, tm
     _assert_run_exact(tiny_int8, tiny_run, tmp_path, "tiny run")
 
 
-def test_trained_tiny_fsdd_run_is_bit_exact_on_the_test_split(tiny_int8_fsdd, tiny_run_fsdd,
-                                                              tmp_path):
+def test_trained_tiny_fsdd_run_is_bit_exact_on_the_test_split(tiny_int8_fsdd, tiny_run_fsdd, tmp_path):
     """A real trained DiTMoS run on fsdd MFCC frames (32x13, 10 classes, the
     ``mfcc`` architecture family): every sample of its test split."""
     import json

@@ -36,8 +36,10 @@ def test_generated_code_matches_golden(tmp_path):
     for f in FILES:
         want = (GOLDEN / f).read_text()
         got = (tmp_path / f).read_text()
-        assert got == want, (f"{f} differs from tests/codegen/golden/{f}; review the diff "
-                             f"and regenerate with DITMOS_UPDATE_GOLDEN=1 if intended")
+        assert got == want, (
+            f"{f} differs from tests/codegen/golden/{f}; review the diff "
+            f"and regenerate with DITMOS_UPDATE_GOLDEN=1 if intended"
+        )
 
 
 def test_golden_model_is_still_bit_exact(tmp_path):
@@ -66,8 +68,7 @@ if __name__ == "__main__":  # pragma: no cover - deliberate regeneration only
         from tests.codegen.tinymodels import make_int8_dir
 
         shutil.rmtree(GOLDEN / "int8", ignore_errors=True)
-        make_int8_dir(GOLDEN / "int8", T=16, C=2, K=2, num_classes=3, n_calib=16, n_test=1,
-                      sel_ch=(4, 6), dense=8)
+        make_int8_dir(GOLDEN / "int8", T=16, C=2, K=2, num_classes=3, n_calib=16, n_test=1, sel_ch=(4, 6), dense=8)
         (GOLDEN / "test_x.npy").unlink(missing_ok=True)
     import tempfile
 

@@ -22,8 +22,7 @@ def test_architecture_baselines_and_keras_count_the_same_macs():
     c = costs(arch, shape, classes)
     side = {b: arch.selector.blocks[b - 1].filters for b in arch.shared_blocks}
     assert spec_cost(spec_from_net(arch.selector), shape, arch.K).macs == c["selector"]["macs"]
-    assert (spec_cost(spec_from_net(arch.classifier), shape, classes, side=side).macs
-            == c["classifier"]["macs"])
+    assert spec_cost(spec_from_net(arch.classifier), shape, classes, side=side).macs == c["classifier"]["macs"]
     assert count_cost(build_selector(arch, shape)).macs == c["selector"]["macs"]
     assert count_cost(build_classifier(arch, shape, classes)).macs == c["classifier"]["macs"]
 

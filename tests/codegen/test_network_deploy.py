@@ -27,11 +27,9 @@ def test_methods_resolve_to_their_run_directories(tiny_compare_networks):
     assert ee == run / "compare" / "width_1" / "early_exit_s0"
     info = json.loads((ee / "export" / "export.json").read_text())
     assert info["kind"] == "network" and info["outputs"][-1] == f"exit_{len(info['outputs'])}"
-    single = json.loads((method_run_dir(run, "weak_equal_macs") / "export" / "export.json")
-                        .read_text())
+    single = json.loads((method_run_dir(run, "weak_equal_macs") / "export" / "export.json").read_text())
     assert single["outputs"] == ["logits"] and single["exit_threshold"] is None
-    with pytest.raises(DitmosError, match="not in .*deployable methods there: ditmos, "
-                                          "early_exit, weak_equal_macs"):
+    with pytest.raises(DitmosError, match="not in .*deployable methods there: ditmos, early_exit, weak_equal_macs"):
         method_run_dir(run, "equal_params")
     with pytest.raises(DitmosError, match="soft_moe' cannot be deployed"):
         method_run_dir(run, "soft_moe")
@@ -51,12 +49,12 @@ def test_threshold_in_the_int8_softmax_domain():
 
 
 @pytest.mark.slow
-def test_single_cnn_quantize_cli_and_generated_c_match_the_reference(tiny_compare_networks,
-                                                                      tmp_path):
+def test_single_cnn_quantize_cli_and_generated_c_match_the_reference(tiny_compare_networks, tmp_path):
     from ditmos.quantize.cli import quantize
 
-    r = CliRunner().invoke(quantize, [str(tiny_compare_networks), "--method", "weak_equal_macs",
-                                      "--calibration-samples", "100", "--quiet"])
+    r = CliRunner().invoke(
+        quantize, [str(tiny_compare_networks), "--method", "weak_equal_macs", "--calibration-samples", "100", "--quiet"]
+    )
     assert r.exit_code == 0, r.output
     int8 = method_run_dir(tiny_compare_networks, "weak_equal_macs") / "int8"
     assert r.output.strip() == str(int8)
@@ -87,8 +85,7 @@ def test_early_exit_generated_c_follows_the_reference_on_every_path(tiny_early_e
     exits = cg["exits"]
     assert len(exits) == m["K"] == len(m["exits"]) + 1 >= 2
     assert [e["threshold_q"] for e in exits[:-1]] == [e["threshold_q"] for e in m["exits"]]
-    assert all(a["macs"] < b["macs"] and a["layers"] < b["layers"]
-               for a, b in zip(exits, exits[1:]))
+    assert all(a["macs"] < b["macs"] and a["layers"] < b["layers"] for a, b in zip(exits, exits[1:]))
     # one arena for every path: the plan of the longest path, checked for overlaps
     assert cg["arena_bytes"] == cg["memory"]["peak_bytes"]["slicing"]
     model = load(tmp_path / "gen")

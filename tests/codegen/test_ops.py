@@ -41,7 +41,7 @@ def test_every_kernel_is_declared_and_has_a_reference_file(kernel):
     assert re.search(rf"\bvoid {k.name}\(const {k.params_type} \*params,", header), k.name
     assert k.name.startswith("dtm_") and k.params_type.startswith("dtm_")
     for kset in k.sets:  # the cm7-only variants have no reference twin
-        src = firmware_dir() / "kernels" / kset / (k.name[len("dtm_"):] + ".c")
+        src = firmware_dir() / "kernels" / kset / (k.name[len("dtm_") :] + ".c")
         assert src.is_file() or kset == "cm7", src  # cm7 builds fall back to ref files
         if src.is_file():
             assert re.search(rf"\bvoid {k.name}\(", src.read_text()), src

@@ -32,7 +32,7 @@ def _brute_check(plan):
             for b in plan.buffers:
                 if b.first <= s <= b.last and (b.group is None or b.group == g):
                     o = plan.offsets[b.name]
-                    used[o:o + b.size] += 1
+                    used[o : o + b.size] += 1
             assert used.max(initial=0) <= 1, f"overlap at step {s} group {g}"
     for b in plan.buffers:
         assert plan.offsets[b.name] % plan.alignment == 0
@@ -56,8 +56,7 @@ def test_greedy_never_worse_than_none_and_at_least_the_live_peak():
         bufs = _random_buffers(rng, int(rng.integers(1, 20)))
         greedy, none = place(bufs, "greedy", 4), place(bufs, "none", 4)
         assert greedy.arena_size <= none.arena_size
-        live_peak = max(sum((b.size + 3) // 4 * 4 for b in bufs if b.first <= s <= b.last)
-                        for s in range(40))
+        live_peak = max(sum((b.size + 3) // 4 * 4 for b in bufs if b.first <= s <= b.last) for s in range(40))
         assert greedy.arena_size >= max((b.size + 3) // 4 * 4 for b in bufs)
         assert none.arena_size >= live_peak
 
@@ -71,8 +70,7 @@ def test_greedy_reuses_dead_memory():
 
 
 def test_exclusive_groups_share_memory():
-    bufs = [Buffer("shared", 64, 0, 5), Buffer("k0", 128, 3, 5, "c0"),
-            Buffer("k1", 128, 3, 5, "c1")]
+    bufs = [Buffer("shared", 64, 0, 5), Buffer("k0", 128, 3, 5, "c0"), Buffer("k1", 128, 3, 5, "c1")]
     for strategy in ("none", "greedy"):
         plan = place(bufs, strategy, 8)
         assert plan.arena_size == 192

@@ -107,7 +107,7 @@ def test_streams_classify_every_hop_over_the_last_window(built, hapt_scale):
         signals, seg_len = f["signals"], f["seg_len"]
     seg = int(np.argmax(seg_len >= 3 * T))
     start = int(seg_len[:seg].sum())
-    stream = np.ascontiguousarray(signals[start:start + 3 * T + 17].astype(np.int16))
+    stream = np.ascontiguousarray(signals[start : start + 3 * T + 17].astype(np.int16))
     hm = host.HostModel(built[2], input_size=T * Ch, num_classes=ncls, K=man["K"])
     hops = (64, 37)
     states = [C.create_string_buffer(2 * T * Ch + 64) for _ in hops]
@@ -119,8 +119,7 @@ def test_streams_classify_every_hop_over_the_last_window(built, hapt_scale):
     for n in range(len(stream)):
         for st, hop in zip(states, hops):  # interleaved: the streams must not share state
             res = Result()
-            rc = lib.ditmos_stream_push_i16(st, stream[n].ctypes.data_as(C.POINTER(C.c_int16)),
-                                            C.byref(res))
+            rc = lib.ditmos_stream_push_i16(st, stream[n].ctypes.data_as(C.POINTER(C.c_int16)), C.byref(res))
             assert rc in (0, 1)
             if rc == 1:
                 got[hop].append((n, res.predicted, res.route, bytes(res.scores)))
@@ -128,7 +127,7 @@ def test_streams_classify_every_hop_over_the_last_window(built, hapt_scale):
         ends = list(range(T - 1, len(stream), hop))
         assert [g[0] for g in got[hop]] == ends
         for n, pred, route, scores in got[hop]:
-            q = _prepare(lib, "ditmos_prepare_window_i16", stream[None, n - T + 1:n + 1], C.c_int16)[0]
+            q = _prepare(lib, "ditmos_prepare_window_i16", stream[None, n - T + 1 : n + 1], C.c_int16)[0]
             p2, r2, s2 = hm.infer(q)
             assert (pred, route, scores) == (p2, r2, s2.tobytes())
 
@@ -152,8 +151,7 @@ def test_halfway_values_round_away_from_zero(int8_dir, tmp_path):
     man["input_quant"] = {"scale": 0.25, "zero_point": 3}
     (d / "manifest.json").write_text(json.dumps(man))
     generate(d, tmp_path / "gen")
-    lib = C.CDLL(str(host.compile_model(tmp_path / "gen", "ref",
-                                        extra_flags=[str(tmp_path / "gen" / "prepare.c")])))
+    lib = C.CDLL(str(host.compile_model(tmp_path / "gen", "ref", extra_flags=[str(tmp_path / "gen" / "prepare.c")])))
     halves = (np.arange(T * Ch) - T * Ch // 2) * 0.125  # every second value a tie
     x = np.ascontiguousarray(halves.reshape(1, T, Ch), np.float32)
     got = _prepare(lib, "ditmos_prepare_window", x, C.c_float)
@@ -178,13 +176,14 @@ def test_example_application_builds_and_classifies_a_stream(built, int8_dir, tmp
         shutil.copy(k, root / "src" / "kernels")
     shutil.copytree(include_dirs("ref")[0], root / "include")
     ex = write_example(root / "example", root / "src" / "model", hop=50)
-    r = subprocess.run(["make", "-s", "CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror"], cwd=ex,
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        ["make", "-s", "CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror"], cwd=ex, capture_output=True, text=True, check=False
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (ex / "libditmos_model.a").is_file()
 
     with np.load(datasets_dir() / "hapt" / "hapt.npz") as f:
-        signals, scale = f["signals"][:T + 170], f["scale"].astype(np.float32)
+        signals, scale = f["signals"][: T + 170], f["scale"].astype(np.float32)
     x = signals.astype(np.float32) * scale
     text = "\n".join(" ".join(f"{v:.9g}" for v in row) for row in x) + "\n"
     r = subprocess.run([str(ex / "example")], input=text, capture_output=True, text=True, timeout=60, check=False)
@@ -195,7 +194,7 @@ def test_example_application_builds_and_classifies_a_stream(built, int8_dir, tmp
     ends = list(range(T, len(x) + 1, 50))
     assert len(lines) == len(ends)
     for line, n in zip(lines, ends):
-        q = _prepare(lib, "ditmos_prepare_window", np.ascontiguousarray(x[None, n - T:n]), C.c_float)[0]
+        q = _prepare(lib, "ditmos_prepare_window", np.ascontiguousarray(x[None, n - T : n]), C.c_float)[0]
         pred, route, _ = hm.infer(q)
         assert line == f"sample {n}: class {pred} {names[pred]} (route {route})"
 

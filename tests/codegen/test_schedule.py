@@ -24,9 +24,12 @@ def test_slicing_builds_a_concatenation_only_where_a_non_conv_reads_it(model):
     s = schedule.build(manifest, graphs, "slicing")
     # classifier_2's concatenation feeds a max pool: the only one built
     assert [st.program for st in _concat_steps(s)] == ["classifier_2"]
-    multi = [st.call for p in s.programs.values() for st in p.steps
-             if st.kind == "call" and st.call.kernel == "dtm_conv1d_s8"
-             and st.call.fields["num_parts"] == 2]
+    multi = [
+        st.call
+        for p in s.programs.values()
+        for st in p.steps
+        if st.kind == "call" and st.call.kernel == "dtm_conv1d_s8" and st.call.fields["num_parts"] == 2
+    ]
     assert len(multi) == 2  # classifiers 0 and 1: a two-part conv over [own ; selector]
     for call in multi:
         # the second part is the selector's feature map itself, never copied
@@ -45,8 +48,7 @@ def test_greedy_materialises_concat_and_every_plan_is_consistent(model):
             assert len(_concat_steps(s)) == manifest["K"]
         # only selector values and the selector features outlive the selector
         sel_end = len(s.programs["selector"].steps) - 1
-        long_lived = {v.name for v in s.values.values()
-                      if v.group is None and v.name != "input" and v.last > sel_end}
+        long_lived = {v.name for v in s.values.values() if v.group is None and v.name != "input" and v.last > sel_end}
         assert long_lived == {s.programs["selector"].outputs["feat_1"]}
     assert sizes["slicing"] <= sizes["greedy"] <= sizes["none"]
 
@@ -83,15 +85,13 @@ def test_bench_memory_json(cg_int8):
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
     assert set(data["peak_bytes"]) == {"slicing", "greedy", "none"}
-    assert set(data["tflm_arena_bytes"]) == {"selector", "classifier_0", "classifier_1",
-                                             "classifier_2"}
+    assert set(data["tflm_arena_bytes"]) == {"selector", "classifier_0", "classifier_1", "classifier_2"}
     assert data["max_single_bytes"] == max(data["single_bytes"].values())
     assert data["targets"]["slicing_peak_le_1.05_max_single"]
     assert data["targets"]["each_single_le_tflm_arena"]
     # the TFLM figures are labelled for what they are: the 64-bit host interpreter's
     assert data["tflm_arena_source"].startswith("host-64bit")
-    assert all(data["tflm_head_bytes"][n] <= data["tflm_arena_bytes"][n]
-               for n in data["tflm_arena_bytes"])
+    assert all(data["tflm_head_bytes"][n] <= data["tflm_arena_bytes"][n] for n in data["tflm_arena_bytes"])
     text = CliRunner().invoke(command, ["--run", str(cg_int8.parent)]).output
     assert "64-bit host interpreter" in text
 

@@ -19,8 +19,7 @@ def _keras():
     return tf, tf.keras
 
 
-def build_models(T=32, C=3, K=3, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 24),
-                 dense=16):
+def build_models(T=32, C=3, K=3, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 24), dense=16):
     """Selector + K classifiers shaped like the export contract.
 
     The selector has two conv blocks; block b's pooled output is ``feat_<b>``.
@@ -52,8 +51,7 @@ def build_models(T=32, C=3, K=3, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 
     classifiers = []
     for k in range(K):
         win_k = keras.Input((T, C), batch_size=1, name="window")
-        sel_in = {b: keras.Input(tuple(feats[b].shape[1:]), batch_size=1,
-                                 name=f"sel_feat_{b}") for b in shared}
+        sel_in = {b: keras.Input(tuple(feats[b].shape[1:]), batch_size=1, name=f"sel_feat_{b}") for b in shared}
         x = block(win_k, 8, 5)
         x = L.Concatenate()([x, sel_in[1]]) if 1 in shared else x
         if k % 3 == 2:
@@ -76,11 +74,9 @@ def build_models(T=32, C=3, K=3, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 
             x = L.GlobalAveragePooling1D()(x)
         x = L.Dense(dense - 4, activation="relu")(x)
         # odd classifiers end in a softmax (SOFTMAX op, int8 output scale 1/256)
-        logits = L.Dense(num_classes, activation="softmax" if k % 2 else None,
-                         name="logits")(x)
+        logits = L.Dense(num_classes, activation="softmax" if k % 2 else None, name="logits")(x)
         inputs = [win_k] + [sel_in[b] for b in shared]
-        classifiers.append(keras.Model(inputs, logits,
-                                       name=f"classifier_{k}"))
+        classifiers.append(keras.Model(inputs, logits, name=f"classifier_{k}"))
     # Perturb BN statistics so folding is not the identity.
     rng = np.random.default_rng(seed)
     for m in [selector, *classifiers]:
@@ -94,8 +90,7 @@ def build_models(T=32, C=3, K=3, num_classes=4, seed=0, shared=(1,), sel_ch=(8, 
     return selector, classifiers
 
 
-def make_int8_dir(out: Path, *, T=32, C=3, K=3, num_classes=4, seed=0,
-                  n_calib=32, n_test=24, **arch) -> Path:
+def make_int8_dir(out: Path, *, T=32, C=3, K=3, num_classes=4, seed=0, n_calib=32, n_test=24, **arch) -> Path:
     """Quantise the models with ``ditmos.quantize`` into the int8 directory
     ``out`` and save ``out/../test_x.npy`` (float windows for the tests)."""
     from ditmos.quantize.run import ExportModels, quantize_models
@@ -105,11 +100,14 @@ def make_int8_dir(out: Path, *, T=32, C=3, K=3, num_classes=4, seed=0,
     rng = np.random.default_rng(seed + 1)
     xs = rng.normal(0, 1, (n_calib + n_test, T, C)).astype("float32")
     xs[:, :, 0] += np.sin(np.linspace(0, 6, T))[None, :] * 2
-    info = {"K": K, "shared_blocks": [1], "num_classes": num_classes,
-            "input_shape": [T, C], "class_names": [f"c{i}" for i in range(num_classes)]}
-    models = ExportModels(export_dir=out.parent, info=info, selector=selector,
-                          classifiers=classifiers)
-    quantize_models(models, out, xs[:n_calib],
-                    {"mean": [0.0] * C, "std": [1.0] * C})
+    info = {
+        "K": K,
+        "shared_blocks": [1],
+        "num_classes": num_classes,
+        "input_shape": [T, C],
+        "class_names": [f"c{i}" for i in range(num_classes)],
+    }
+    models = ExportModels(export_dir=out.parent, info=info, selector=selector, classifiers=classifiers)
+    quantize_models(models, out, xs[:n_calib], {"mean": [0.0] * C, "std": [1.0] * C})
     np.save(out.parent / "test_x.npy", xs[n_calib:])
     return out

@@ -11,10 +11,25 @@ import numpy as np
 
 # ------------------------------------------------------------------ UniMiB-SHAR
 
-UNIMIB_SHORT = ["StandingUpFS", "StandingUpFL", "Walking", "Running", "GoingUpS", "Jumping",
-                "GoingDownS", "LyingDownFS", "SittingDown", "FallingForw", "FallingRight",
-                "FallingBack", "HittingObstacle", "FallingWithPS", "FallingBackSC", "Syncope",
-                "FallingLeft"]
+UNIMIB_SHORT = [
+    "StandingUpFS",
+    "StandingUpFL",
+    "Walking",
+    "Running",
+    "GoingUpS",
+    "Jumping",
+    "GoingDownS",
+    "LyingDownFS",
+    "SittingDown",
+    "FallingForw",
+    "FallingRight",
+    "FallingBack",
+    "HittingObstacle",
+    "FallingWithPS",
+    "FallingBackSC",
+    "Syncope",
+    "FallingLeft",
+]
 
 
 def unimib_rows(activity: np.ndarray) -> np.ndarray:
@@ -24,7 +39,7 @@ def unimib_rows(activity: np.ndarray) -> np.ndarray:
     rows = np.empty((n, 453))
     for i in range(n):
         for axis in range(3):
-            rows[i, axis * 151:(axis + 1) * 151] = i * 1000 + axis * 200 + t + 0.25 * activity[i]
+            rows[i, axis * 151 : (axis + 1) * 151] = i * 1000 + axis * 200 + t + 0.25 * activity[i]
     return rows
 
 
@@ -36,15 +51,19 @@ def names_cell(short: list[str], short_first: bool = True) -> np.ndarray:
     return cell
 
 
-def write_unimib(root: Path, *, subjects: int = 6, per_class: int = 2, short_first: bool = True,
-                 fall_offset: int = 1) -> Path:
+def write_unimib(
+    root: Path, *, subjects: int = 6, per_class: int = 2, short_first: bool = True, fall_offset: int = 1
+) -> Path:
     """UniMiB-SHAR/data with acc_*, adl_*, fall_* .mat files (scipy.io.savemat, MATLAB v5)."""
     from scipy.io import savemat
 
     data = root / "UniMiB-SHAR" / "data"
     data.mkdir(parents=True)
-    for part, names, offset in (("acc", UNIMIB_SHORT, 1), ("adl", UNIMIB_SHORT[:9], 1),
-                                ("fall", UNIMIB_SHORT[9:], fall_offset)):
+    for part, names, offset in (
+        ("acc", UNIMIB_SHORT, 1),
+        ("adl", UNIMIB_SHORT[:9], 1),
+        ("fall", UNIMIB_SHORT[9:], fall_offset),
+    ):
         labels = []
         for s in range(1, subjects + 1):
             for k in range(len(names)):
@@ -57,9 +76,8 @@ def write_unimib(root: Path, *, subjects: int = 6, per_class: int = 2, short_fir
     return root / "UniMiB-SHAR"
 
 
-
-
 # ------------------------------------------------------------------------ WESAD
+
 
 class Py2Pickler(pickle._Pickler):
     """Writes pickles the way Python 2.7 + numpy 1.x did: every str and bytes
@@ -85,8 +103,9 @@ class Py2Pickler(pickle._Pickler):
         module = getattr(obj, "__module__", "")
         if module.startswith("numpy._core"):
             name = name or obj.__qualname__
-            self.write(pickle.GLOBAL + module.replace("numpy._core", "numpy.core").encode() + b"\n"
-                       + name.encode() + b"\n")
+            self.write(
+                pickle.GLOBAL + module.replace("numpy._core", "numpy.core").encode() + b"\n" + name.encode() + b"\n"
+            )
             self.memoize(obj)
             return
         super().save_global(obj, name)
@@ -107,16 +126,23 @@ def wesad_subject(number: int, segments: list[tuple[int, float]], seed: int = 0)
 
     def wave(rate, cols, base):
         t = np.arange(int(round(seconds * rate)))[:, None] / rate
-        return (base + np.sin(2 * np.pi * 0.2 * t + np.arange(cols)) +
-                0.01 * rng.standard_normal((len(t), cols)))
+        return base + np.sin(2 * np.pi * 0.2 * t + np.arange(cols)) + 0.01 * rng.standard_normal((len(t), cols))
 
-    chest = {"ACC": wave(700, 3, 0.0), "ECG": np.sin(2 * np.pi * 1.2 * t700)[:, None],
-             "EMG": wave(700, 1, 0.0), "EDA": wave(700, 1, 5.0), "Temp": wave(700, 1, 33.0).astype(np.float32),
-             "Resp": wave(700, 1, 0.0)}
-    wrist = {key: wave(rate, 3 if key == "ACC" else 1, 10.0 * i)
-             for i, (key, rate) in enumerate(WESAD_RATES.items())}
-    return {"signal": {"chest": chest, "wrist": wrist}, "label": label,
-            "subject": f"S{number}", "questionnaire_note": "Proband füllte Fragebögen aus"}
+    chest = {
+        "ACC": wave(700, 3, 0.0),
+        "ECG": np.sin(2 * np.pi * 1.2 * t700)[:, None],
+        "EMG": wave(700, 1, 0.0),
+        "EDA": wave(700, 1, 5.0),
+        "Temp": wave(700, 1, 33.0).astype(np.float32),
+        "Resp": wave(700, 1, 0.0),
+    }
+    wrist = {key: wave(rate, 3 if key == "ACC" else 1, 10.0 * i) for i, (key, rate) in enumerate(WESAD_RATES.items())}
+    return {
+        "signal": {"chest": chest, "wrist": wrist},
+        "label": label,
+        "subject": f"S{number}",
+        "questionnaire_note": "Proband füllte Fragebögen aus",
+    }
 
 
 def write_wesad(root: Path, subjects: dict[int, list[tuple[int, float]]]) -> Path:
@@ -132,12 +158,10 @@ def write_wesad(root: Path, subjects: dict[int, list[tuple[int, float]]]) -> Pat
 WESAD_SEGMENTS = [(0, 5), (1, 40), (4, 12), (2, 30), (0, 3), (3, 25), (6, 4)]
 
 
-
-
 # ------------------------------------------------------------ Speech Commands v2
 
 SC_WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "bed", "cat"]
-SC_SPEAKERS = ["0a7c2a8d", "1b2c3d4e", "c0ffee00"]   # train, validation, test
+SC_SPEAKERS = ["0a7c2a8d", "1b2c3d4e", "c0ffee00"]  # train, validation, test
 
 
 def tone(freq: float, seconds: float, rate: int = 16000, amp: float = 0.3) -> np.ndarray:
@@ -154,7 +178,7 @@ def write_speech_commands(root: Path, words=SC_WORDS, noise_seconds: float = 10.
         (base / word).mkdir(parents=True)
         for s, speaker in enumerate(SC_SPEAKERS):
             for n in range(2):
-                seconds = 1.0 if n == 0 else 0.7      # v2 has clips shorter than 1 s
+                seconds = 1.0 if n == 0 else 0.7  # v2 has clips shorter than 1 s
                 name = f"{speaker}_nohash_{n}.wav"
                 wavfile.write(base / word / name, 16000, tone(200 + 150 * w + 10 * s, seconds))
                 (val if s == 1 else test if s == 2 else []).append(f"{word}/{name}")

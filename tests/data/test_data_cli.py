@@ -69,8 +69,10 @@ def test_errors_are_one_line(capsys, tmp_path):
         (("data", "info", "nosuch"), "ditmos: error: unknown dataset 'nosuch'; known: hapt, hapt12, hapt_acc151, fsdd"),
         (("data", "info", "unimib"), "ditmos: error: dataset 'unimib' needs a path: unimib:PATH"),
         (("data", "info", "fsdd:/x"), "ditmos: error: dataset 'fsdd' is shipped with ditmos and takes no path"),
-        (("data", "info", f"npz:{tmp_path / 'missing.npz'}"), f"ditmos: error: {tmp_path / 'missing.npz'}: "
-                                                             ".npz dataset not found"),
+        (
+            ("data", "info", f"npz:{tmp_path / 'missing.npz'}"),
+            f"ditmos: error: {tmp_path / 'missing.npz'}: .npz dataset not found",
+        ),
     ]:
         code, out, err = run(capsys, *args)
         assert code == 2 and out == ""

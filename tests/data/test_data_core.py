@@ -14,8 +14,7 @@ def make(n=60, T=8, C=2, classes=3, groups=True, seed=0, **kw):
     X = rng.standard_normal((n, T, C)).astype(np.float32)
     y = np.arange(n) % classes
     g = (np.arange(n) // 5) if groups else None
-    return Dataset("toy", X, y, [f"c{k}" for k in range(classes)], groups=g,
-                   info={"path": "/data/toy.npz"}, **kw)
+    return Dataset("toy", X, y, [f"c{k}" for k in range(classes)], groups=g, info={"path": "/data/toy.npz"}, **kw)
 
 
 def test_dataset_normalises_types_and_defaults():
@@ -24,22 +23,30 @@ def test_dataset_normalises_types_and_defaults():
     assert ds.channel_names == ["ch0", "ch1"] and ds.input_shape == (8, 2) and len(ds) == 60
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(X=np.zeros((4, 8))), r"/data/toy.npz: windows must have shape \[N, T, C\]"),
-    (dict(X=np.zeros((0, 8, 2))), "windows array is empty"),
-    (dict(y=np.array([0, 1, 2, 3])), r"1 label\(s\) outside the 3 classes"),
-    (dict(y=np.array([0, -1, 1, 2])), "outside the 3 classes"),
-    (dict(y=np.array([0, 1, 1, 0])), r"class\(es\) 'c2' have no samples"),
-    (dict(y=np.array([0, 1, 2])), r"labels must have shape \(4,\)"),
-    (dict(y=np.array([0.5, 1, 2, 0])), "labels must be integers"),
-    (dict(groups=np.array([1, 2])), r"groups must have shape \(4,\)"),
-    (dict(split=np.array(["train", "val", "test", "dev"])), r"found \['dev'\]"),
-    (dict(class_names=["a", "a", "b"]), "class names are not unique"),
-    (dict(channel_names=["x"]), "1 channel names for 2 channels"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(X=np.zeros((4, 8))), r"/data/toy.npz: windows must have shape \[N, T, C\]"),
+        (dict(X=np.zeros((0, 8, 2))), "windows array is empty"),
+        (dict(y=np.array([0, 1, 2, 3])), r"1 label\(s\) outside the 3 classes"),
+        (dict(y=np.array([0, -1, 1, 2])), "outside the 3 classes"),
+        (dict(y=np.array([0, 1, 1, 0])), r"class\(es\) 'c2' have no samples"),
+        (dict(y=np.array([0, 1, 2])), r"labels must have shape \(4,\)"),
+        (dict(y=np.array([0.5, 1, 2, 0])), "labels must be integers"),
+        (dict(groups=np.array([1, 2])), r"groups must have shape \(4,\)"),
+        (dict(split=np.array(["train", "val", "test", "dev"])), r"found \['dev'\]"),
+        (dict(class_names=["a", "a", "b"]), "class names are not unique"),
+        (dict(channel_names=["x"]), "1 channel names for 2 channels"),
+    ],
+)
 def test_dataset_rejects_bad_input(change, message):
-    args = dict(name="toy", X=np.zeros((4, 8, 2)), y=np.array([0, 1, 2, 0]),
-                class_names=["c0", "c1", "c2"], info={"path": "/data/toy.npz"})
+    args = dict(
+        name="toy",
+        X=np.zeros((4, 8, 2)),
+        y=np.array([0, 1, 2, 0]),
+        class_names=["c0", "c1", "c2"],
+        info={"path": "/data/toy.npz"},
+    )
     args.update(change)
     with pytest.raises(DitmosError, match=message):
         Dataset(**args)
@@ -54,7 +61,7 @@ def test_dataset_rejects_nan_and_inf_naming_the_window(bad):
 
 
 def test_group_split_is_subject_disjoint_deterministic_and_complete():
-    ds = make(n=200, groups=True)           # 40 subjects
+    ds = make(n=200, groups=True)  # 40 subjects
     a, b, c = make_splits(ds, 3), make_splits(ds, 3), make_splits(ds, 4)
     for name in ("train", "val", "test"):
         assert np.array_equal(getattr(a, name), getattr(b, name))
@@ -79,15 +86,21 @@ def test_group_split_keeps_every_class_in_train():
 
 
 def test_group_split_too_few_subjects():
-    ds = Dataset("t", np.zeros((6, 4, 1)), np.array([0, 1] * 3), ["a", "b"],
-                 groups=np.array([1, 1, 2, 2, 1, 2]), info={"path": "/d/t.npz"})
+    ds = Dataset(
+        "t",
+        np.zeros((6, 4, 1)),
+        np.array([0, 1] * 3),
+        ["a", "b"],
+        groups=np.array([1, 1, 2, 2, 1, 2]),
+        info={"path": "/d/t.npz"},
+    )
     with pytest.raises(DitmosError, match=r"/d/t.npz: 2 subject\(s\) are too few .*\(need at least 3\)"):
         make_splits(ds, 0)
 
 
 def test_group_split_impossible_class_coverage():
     groups = np.repeat(np.arange(6), 4)
-    y = groups.copy()                          # every subject has its own class
+    y = groups.copy()  # every subject has its own class
     ds = Dataset("t", np.zeros((24, 4, 1)), y, list("abcdef"), groups=groups)
     with pytest.raises(DitmosError, match="holds every class"):
         make_splits(ds, 0)
@@ -104,16 +117,16 @@ def test_stratified_split_without_groups():
 
 
 def test_stratified_split_too_few_samples():
-    ds = Dataset("t", np.zeros((5, 4, 1)), np.array([0, 0, 0, 1, 1]), ["a", "b"],
-                 info={"path": "/d/few.npz"})
+    ds = Dataset("t", np.zeros((5, 4, 1)), np.array([0, 0, 0, 1, 1]), ["a", "b"], info={"path": "/d/few.npz"})
     with pytest.raises(DitmosError, match=r"/d/few.npz: class 'b' has 2 sample\(s\)"):
         make_splits(ds, 0)
 
 
 def test_predefined_split_is_honoured_exactly():
     split = np.array(["test", "train", "val", "train", "train", "test", "val", "train", "train"])
-    ds = Dataset("t", np.zeros((9, 4, 1)), np.array([0, 1, 0, 1, 0, 1, 0, 1, 0]), ["a", "b"],
-                 groups=np.arange(9), split=split)
+    ds = Dataset(
+        "t", np.zeros((9, 4, 1)), np.array([0, 1, 0, 1, 0, 1, 0, 1, 0]), ["a", "b"], groups=np.arange(9), split=split
+    )
     for seed in (0, 1, 7):
         s = make_splits(ds, seed)
         assert s.train.tolist() == [1, 3, 4, 7, 8]
@@ -121,8 +134,14 @@ def test_predefined_split_is_honoured_exactly():
 
 
 def test_predefined_split_without_val_is_an_error():
-    ds = Dataset("t", np.zeros((4, 4, 1)), np.array([0, 1, 0, 1]), ["a", "b"],
-                 split=np.array(["train", "train", "test", "test"]), info={"path": "/d/s.npz"})
+    ds = Dataset(
+        "t",
+        np.zeros((4, 4, 1)),
+        np.array([0, 1, 0, 1]),
+        ["a", "b"],
+        split=np.array(["train", "train", "test", "test"]),
+        info={"path": "/d/s.npz"},
+    )
     with pytest.raises(DitmosError, match="/d/s.npz: the predefined split has no 'val' samples"):
         make_splits(ds, 0)
 
@@ -139,7 +158,7 @@ def test_splits_save_load_roundtrip(tmp_path):
 def test_normalizer_uses_only_what_it_is_given():
     rng = np.random.default_rng(1)
     X = rng.normal([1.0, -2.0, 100.0], [0.5, 3.0, 1e-12], size=(50, 10, 3)).astype(np.float32)
-    X[:, :, 2] = 7.0                                       # a constant channel
+    X[:, :, 2] = 7.0  # a constant channel
     norm = Normalizer.fit(X)
     np.testing.assert_allclose(norm.mean, X.reshape(-1, 3).mean(axis=0), rtol=1e-5)
     assert norm.std[2] == 1.0

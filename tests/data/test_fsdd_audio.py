@@ -49,7 +49,7 @@ def test_features_are_the_fixed_point_front_end(ds):
     # the clip of the longest recording is its first second
     i = int(np.argmax(a["lengths"]))
     start = int(np.sum(a["lengths"][:i]))
-    assert np.array_equal(clips[i], a["audio"][start:start + CONFIG.clip_samples])
+    assert np.array_equal(clips[i], a["audio"][start : start + CONFIG.clip_samples])
 
 
 @pytest.mark.slow
@@ -66,9 +66,12 @@ def test_prepare_rebuilds_the_shipped_file_byte_for_byte(tmp_path):
             w.setnchannels(1)
             w.setsampwidth(2)
             w.setframerate(8000)
-            w.writeframes(a["audio"][pos:pos + n].astype("<i2").tobytes())
+            w.writeframes(a["audio"][pos : pos + n].astype("<i2").tobytes())
         pos += int(n)
     out = tmp_path / "rebuilt.npz"
-    subprocess.run([sys.executable, str(datasets_dir() / "fsdd_audio" / "prepare.py"), str(rec),
-                    "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(datasets_dir() / "fsdd_audio" / "prepare.py"), str(rec), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     assert out.read_bytes() == shipped.read_bytes()

@@ -9,7 +9,7 @@ from ditmos.models.arch import architecture_from_dict, check_fits, default_archi
 
 def test_resample_linear_is_exact_on_ramps_and_keeps_the_ends():
     t = np.arange(128, dtype=np.float32)
-    X = np.stack([t, 3 - 0.5 * t], axis=1)[None]            # [1, 128, 2], two linear ramps
+    X = np.stack([t, 3 - 0.5 * t], axis=1)[None]  # [1, 128, 2], two linear ramps
     out = resample_linear(X, 151)
     pos = np.arange(151) * 127 / 150
     np.testing.assert_allclose(out[0, :, 0], pos, atol=1e-4)
@@ -23,8 +23,7 @@ def test_hapt_acc151_windows_split_and_preset_fit():
     assert np.array_equal(ds.y, hapt.y) and np.array_equal(ds.groups, hapt.groups)
     # each window is hapt's accelerometer window, interpolated between neighbouring samples
     i = 4321
-    ref = np.stack([np.interp(np.arange(151) * 127 / 150, np.arange(128), hapt.X[i, :, c])
-                    for c in range(3)], axis=1)
+    ref = np.stack([np.interp(np.arange(151) * 127 / 150, np.arange(128), hapt.X[i, :, c]) for c in range(3)], axis=1)
     np.testing.assert_allclose(ds.X[i], ref, atol=1e-6)
     # the split is part of the dataset: the same for every seed, subjects 22..30 in test
     for seed in (0, 1):

@@ -14,14 +14,14 @@ CFG = MfccConfig()
 
 def reference_mfcc(clip: np.ndarray) -> np.ndarray:
     """Written from the documented parameters with scipy, frame by frame, filter by filter."""
-    window = scipy.signal.get_window("hamming", 480)               # periodic
+    window = scipy.signal.get_window("hamming", 480)  # periodic
     rate, nfft = 16000, 512
-    mel = lambda f: 2595 * np.log10(1 + f / 700)                   # noqa: E731
-    inv = lambda m: 700 * (10 ** (m / 2595) - 1)                   # noqa: E731
+    mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
+    inv = lambda m: 700 * (10 ** (m / 2595) - 1)  # noqa: E731
     edges = [inv(m) for m in np.linspace(mel(20.0), mel(7600.0), 42)]
     out = []
     for t in range(49):
-        frame = clip[t * 320:t * 320 + 480] * window
+        frame = clip[t * 320 : t * 320 + 480] * window
         spec = np.abs(scipy.fft.rfft(frame, n=nfft)) ** 2
         energies = []
         for m in range(40):
@@ -56,10 +56,9 @@ def test_batch_equals_single():
 
 def test_building_blocks():
     np.testing.assert_allclose(hamming_window(480), scipy.signal.get_window("hamming", 480), atol=1e-15)
-    np.testing.assert_allclose(dct_matrix(40, 40), scipy.fft.dct(np.eye(40), type=2, norm="ortho", axis=0),
-                               atol=1e-12)
+    np.testing.assert_allclose(dct_matrix(40, 40), scipy.fft.dct(np.eye(40), type=2, norm="ortho", axis=0), atol=1e-12)
     d = dct_matrix(40, 13)
-    np.testing.assert_allclose(d @ d.T, np.eye(13), atol=1e-12)      # orthonormal rows
+    np.testing.assert_allclose(d @ d.T, np.eye(13), atol=1e-12)  # orthonormal rows
     fb = mel_filterbank(CFG)
     assert fb.shape == (40, 257) and fb.min() >= 0 and fb.max() <= 1
     peaks = np.argmax(fb, axis=1)
@@ -81,8 +80,9 @@ def test_tone_lands_in_the_right_band():
     frames = np.lib.stride_tricks.sliding_window_view(clip, 480)[::320][:49] * hamming_window(480)
     power = np.abs(np.fft.rfft(frames, n=512)) ** 2
     band = np.argmax(power @ mel_filterbank(CFG).T, axis=1)
-    edges_hz = 700 * (10 ** (np.linspace(2595 * np.log10(1 + 20 / 700), 2595 * np.log10(1 + 7600 / 700), 42)
-                             / 2595) - 1)
+    edges_hz = 700 * (
+        10 ** (np.linspace(2595 * np.log10(1 + 20 / 700), 2595 * np.log10(1 + 7600 / 700), 42) / 2595) - 1
+    )
     assert np.all(edges_hz[band] < 1000) and np.all(edges_hz[band + 2] > 1000)
 
 

@@ -23,9 +23,16 @@ def test_minimal_file(tmp_path):
 
 def test_full_file_with_split_honoured_exactly(tmp_path):
     split = np.array(["train"] * 6 + ["val"] * 2 + ["test"] * 2)
-    p = write(tmp_path / "full.npz", X=np.random.default_rng(0).standard_normal((10, 4, 3)),
-              y=np.array([0, 1] * 5), class_names=np.array(["rest", "move"]), groups=np.arange(10) // 2,
-              split=split[::-1], channel_names=np.array(["a", "b", "c"]), notes=np.zeros(2))
+    p = write(
+        tmp_path / "full.npz",
+        X=np.random.default_rng(0).standard_normal((10, 4, 3)),
+        y=np.array([0, 1] * 5),
+        class_names=np.array(["rest", "move"]),
+        groups=np.arange(10) // 2,
+        split=split[::-1],
+        channel_names=np.array(["a", "b", "c"]),
+        notes=np.zeros(2),
+    )
     ds = load_dataset(f"npz:{p}")
     assert ds.class_names == ["rest", "move"] and ds.channel_names == ["a", "b", "c"]
     assert ds.info["ignored_arrays"] == ["notes"]
@@ -33,19 +40,25 @@ def test_full_file_with_split_honoured_exactly(tmp_path):
     assert s.test.tolist() == [0, 1] and s.val.tolist() == [2, 3] and s.train.tolist() == [4, 5, 6, 7, 8, 9]
 
 
-@pytest.mark.parametrize("arrays, message", [
-    (dict(y=np.zeros(3)), r"has no array 'X'"),
-    (dict(X=np.zeros((3, 4, 1))), r"has no array 'y'"),
-    (dict(X=np.zeros((3, 4)), y=np.zeros(3, int)), r"windows must have shape \[N, T, C\], got shape \(3, 4\)"),
-    (dict(X=np.full((2, 4, 1), np.nan), y=np.array([0, 1])), r"2 window\(s\) contain NaN or Inf"),
-    (dict(X=np.zeros((3, 4, 1)), y=np.array([0, 1, 2]), class_names=np.array(["a", "b"])),
-     r"1 label\(s\) outside the 2 classes"),
-    (dict(X=np.zeros((3, 4, 1)), y=np.array([0, 0, 2])), r"class\(es\) '1' have no samples"),
-    (dict(X=np.zeros((3, 4, 1)), y=np.array([0, 1, 0]), split=np.array(["train", "test", "other"])),
-     r"split values must be 'train', 'val' or 'test', found \['other'\]"),
-    (dict(X=np.zeros((3, 4, 1)), y=np.array([0, 1, 0]), groups=np.array([1, 2])),
-     r"groups must have shape \(3,\)"),
-])
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        (dict(y=np.zeros(3)), r"has no array 'X'"),
+        (dict(X=np.zeros((3, 4, 1))), r"has no array 'y'"),
+        (dict(X=np.zeros((3, 4)), y=np.zeros(3, int)), r"windows must have shape \[N, T, C\], got shape \(3, 4\)"),
+        (dict(X=np.full((2, 4, 1), np.nan), y=np.array([0, 1])), r"2 window\(s\) contain NaN or Inf"),
+        (
+            dict(X=np.zeros((3, 4, 1)), y=np.array([0, 1, 2]), class_names=np.array(["a", "b"])),
+            r"1 label\(s\) outside the 2 classes",
+        ),
+        (dict(X=np.zeros((3, 4, 1)), y=np.array([0, 0, 2])), r"class\(es\) '1' have no samples"),
+        (
+            dict(X=np.zeros((3, 4, 1)), y=np.array([0, 1, 0]), split=np.array(["train", "test", "other"])),
+            r"split values must be 'train', 'val' or 'test', found \['other'\]",
+        ),
+        (dict(X=np.zeros((3, 4, 1)), y=np.array([0, 1, 0]), groups=np.array([1, 2])), r"groups must have shape \(3,\)"),
+    ],
+)
 def test_bad_files(tmp_path, arrays, message):
     p = write(tmp_path / "bad.npz", **arrays)
     with pytest.raises(DitmosError, match=f"bad.npz: {message}" if "has no" in message else message):

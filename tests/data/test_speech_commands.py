@@ -16,13 +16,25 @@ from ditmos.errors import DitmosError
 
 def test_twelve_class_benchmark(speech_dir):
     ds = load_dataset(f"speech_commands:{speech_dir}")
-    assert ds.class_names == ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
-                              "_silence_", "_unknown_"]
+    assert ds.class_names == [
+        "yes",
+        "no",
+        "up",
+        "down",
+        "left",
+        "right",
+        "on",
+        "off",
+        "stop",
+        "go",
+        "_silence_",
+        "_unknown_",
+    ]
     assert ds.X.shape[1:] == (49, 13)
     counts = np.bincount(ds.y)
-    assert counts[:10].tolist() == [6] * 10            # 3 speakers x 2 clips
-    assert counts[11] == 12                             # bed + cat
-    assert counts[10] == 20 == ds.info["silence_clips"] # 2 noise files x 10 s
+    assert counts[:10].tolist() == [6] * 10  # 3 speakers x 2 clips
+    assert counts[11] == 12  # bed + cat
+    assert counts[10] == 20 == ds.info["silence_clips"]  # 2 noise files x 10 s
     assert ds.info["clips_padded"] == 36
     # the published split, honoured exactly; words by speaker, silence by position in each file
     s = make_splits(ds, 0)
@@ -73,8 +85,11 @@ def test_missing_list(speech_dir):
 def test_listed_clip_missing(speech_dir):
     with open(speech_dir / "validation_list.txt", "a") as fh:
         fh.write("yes/deadbeef_nohash_0.wav\n")
-    with pytest.raises(DitmosError, match=r"validation_list.txt: 1 listed clip\(s\) do not exist "
-                                          r"\(first: yes/deadbeef_nohash_0.wav\)"):
+    with pytest.raises(
+        DitmosError,
+        match=r"validation_list.txt: 1 listed clip\(s\) do not exist "
+        r"\(first: yes/deadbeef_nohash_0.wav\)",
+    ):
         load_dataset(f"speech_commands:{speech_dir}")
 
 

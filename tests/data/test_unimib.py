@@ -32,8 +32,9 @@ def test_data_folder_and_extraction_folder_are_accepted(unimib_dir):
     assert len(load_dataset(f"unimib:{unimib_dir.parent}")) == 204
 
 
-@pytest.mark.parametrize("spec, n_classes, names", [("unimib-adl", 9, UNIMIB_SHORT[:9]),
-                                                    ("unimib-fall", 8, UNIMIB_SHORT[9:])])
+@pytest.mark.parametrize(
+    "spec, n_classes, names", [("unimib-adl", 9, UNIMIB_SHORT[:9]), ("unimib-fall", 8, UNIMIB_SHORT[9:])]
+)
 def test_subsets(unimib_dir, spec, n_classes, names):
     ds = load_dataset(f"{spec}:{unimib_dir}")
     assert ds.name == spec and ds.num_classes == n_classes and ds.class_names == names
@@ -94,6 +95,7 @@ def test_row_count_mismatch(unimib_dir):
 def test_nan_rows(unimib_dir):
     data = unimib_dir / "data" / "acc_data.mat"
     from scipy.io import loadmat
+
     rows = loadmat(data)["acc_data"]
     rows[5, 300] = np.nan
     savemat(data, {"acc_data": rows})
@@ -104,6 +106,7 @@ def test_nan_rows(unimib_dir):
 def test_label_outside_classes(unimib_dir):
     path = unimib_dir / "data" / "acc_labels.mat"
     from scipy.io import loadmat
+
     labels = loadmat(path)["acc_labels"]
     labels[3, 0] = 18
     savemat(path, {"acc_labels": labels})
@@ -114,6 +117,7 @@ def test_label_outside_classes(unimib_dir):
 def test_empty_class(unimib_dir):
     path = unimib_dir / "data" / "acc_labels.mat"
     from scipy.io import loadmat
+
     labels = loadmat(path)["acc_labels"]
     labels[labels[:, 0] == 17, 0] = 16
     savemat(path, {"acc_labels": labels})
@@ -123,6 +127,7 @@ def test_empty_class(unimib_dir):
 
 def test_wrong_number_of_names(unimib_dir):
     from datafixtures import names_cell
+
     savemat(unimib_dir / "data" / "acc_names.mat", {"acc_names": names_cell(UNIMIB_SHORT[:5])})
     with pytest.raises(DitmosError, match="acc_names.mat: 5 class names, but the labels need 17"):
         load_dataset(f"unimib:{unimib_dir}")

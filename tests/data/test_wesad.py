@@ -28,8 +28,7 @@ def test_wrist_windows(wesad_dir):
     ds = load_dataset(f"wesad:{wesad_dir}")
     assert ds.class_names == ["baseline", "stress", "amusement"]
     assert ds.X.shape == (5 * 16, 320, 6) and ds.X.dtype == np.float32
-    assert ds.channel_names == ["wrist_acc_x", "wrist_acc_y", "wrist_acc_z", "wrist_bvp",
-                                "wrist_eda", "wrist_temp"]
+    assert ds.channel_names == ["wrist_acc_x", "wrist_acc_y", "wrist_acc_z", "wrist_bvp", "wrist_eda", "wrist_temp"]
     assert np.bincount(ds.y).tolist() == [35, 25, 20]
     assert np.unique(ds.groups).tolist() == [2, 3, 4, 5, 6]
     # the fixture's wrist signals sit around 0 (ACC), 10 (BVP), 20 (EDA), 30 (TEMP)
@@ -51,10 +50,9 @@ def test_first_baseline_window_is_the_resampled_signal(wesad_dir):
     with open(wesad_dir / "S2" / "S2.pkl", "rb") as fh:
         obj = pickle.load(fh, encoding="latin1")
     bvp32 = resample_poly(obj["signal"]["wrist"]["BVP"][:, 0], 1, 2)
-    start = 5 * 32                                        # baseline starts after 5 s of label 0
-    np.testing.assert_allclose(ds.X[0, :, 3], bvp32[start:start + 320], rtol=1e-6)
-    np.testing.assert_allclose(ds.X[1, :, 0], obj["signal"]["wrist"]["ACC"][start + 160:start + 480, 0],
-                               rtol=1e-6)
+    start = 5 * 32  # baseline starts after 5 s of label 0
+    np.testing.assert_allclose(ds.X[0, :, 3], bvp32[start : start + 320], rtol=1e-6)
+    np.testing.assert_allclose(ds.X[1, :, 0], obj["signal"]["wrist"]["ACC"][start + 160 : start + 480, 0], rtol=1e-6)
 
 
 def test_chest_signals(wesad_dir):

@@ -25,13 +25,11 @@ def host_build(tmp_path_factory) -> Path:
 def mps2_build(tmp_path_factory) -> Path:
     from ditmos.boards.build import build_project
 
-    return build_project("mps2_an500", FIXTURE_MODEL, tmp_path_factory.mktemp("mps2_build"),
-                         profile=True)
+    return build_project("mps2_an500", FIXTURE_MODEL, tmp_path_factory.mktemp("mps2_build"), profile=True)
 
 
 @pytest.fixture(scope="session")
 def nucleo_build(tmp_path_factory) -> Path:
     from ditmos.boards.build import build_project
 
-    return build_project("nucleo_f767zi", FIXTURE_MODEL,
-                         tmp_path_factory.mktemp("nucleo_build"), profile=True)
+    return build_project("nucleo_f767zi", FIXTURE_MODEL, tmp_path_factory.mktemp("nucleo_build"), profile=True)

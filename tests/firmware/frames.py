@@ -24,8 +24,7 @@ BAD_CRC, BAD_VERSION, BAD_TYPE, BAD_LENGTH, TOO_LONG, BAD_SEQUENCE, TIMEOUT = ra
 
 def fixture_model():
     """The Python twin of the hand-written fixture model."""
-    spec = importlib.util.spec_from_file_location("fixture_model",
-                                                  FIXTURE_MODEL / "fixture_model.py")
+    spec = importlib.util.spec_from_file_location("fixture_model", FIXTURE_MODEL / "fixture_model.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -39,8 +38,9 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
     return crc
 
 
-def encode(msg_type: int, seq: int, payload: bytes = b"", *, version: int = 1,
-           length: int | None = None, bad_crc: bool = False) -> bytes:
+def encode(
+    msg_type: int, seq: int, payload: bytes = b"", *, version: int = 1, length: int | None = None, bad_crc: bool = False
+) -> bytes:
     n = len(payload) if length is None else length
     body = struct.pack("<BBHH", version, msg_type, seq, n) + payload
     crc = crc16(body) ^ (0x0101 if bad_crc else 0)
@@ -57,18 +57,32 @@ class Frame:
 def parse_hello(p: bytes) -> dict:
     (version, cost_kind, clock, boots) = struct.unpack_from("<BBII", p, 0)
     model_hash = p[10:26].rstrip(b"\0").decode()
-    (num_classes, k, t, c, scale, zp, flash, ram, arena, layers) = struct.unpack_from(
-        "<HBHHfiIIIH", p, 26)
+    (num_classes, k, t, c, scale, zp, flash, ram, arena, layers) = struct.unpack_from("<HBHHfiIIIH", p, 26)
     name_len = p[55]
     end = 56 + name_len
     assert len(p) == end + 6  # + clock_status u8, cycles_now u32, model_kind u8
     clock_status, cycles_now, model_kind = struct.unpack_from("<BIB", p, end)
-    return dict(version=version, cost_kind=cost_kind, clock=clock, boots=boots,
-                model_hash=model_hash, num_classes=num_classes, num_classifiers=k,
-                input_t=t, input_c=c, input_scale=scale, input_zero_point=zp,
-                flash_used=flash, ram_used=ram, arena_size=arena, profiling_layers=layers,
-                board=p[56:end].decode(), clock_status=clock_status, cycles_now=cycles_now,
-                model_kind=model_kind)
+    return dict(
+        version=version,
+        cost_kind=cost_kind,
+        clock=clock,
+        boots=boots,
+        model_hash=model_hash,
+        num_classes=num_classes,
+        num_classifiers=k,
+        input_t=t,
+        input_c=c,
+        input_scale=scale,
+        input_zero_point=zp,
+        flash_used=flash,
+        ram_used=ram,
+        arena_size=arena,
+        profiling_layers=layers,
+        board=p[56:end].decode(),
+        clock_status=clock_status,
+        cycles_now=cycles_now,
+        model_kind=model_kind,
+    )
 
 
 def parse_infer(p: bytes) -> dict:
@@ -77,8 +91,7 @@ def parse_infer(p: bytes) -> dict:
     cost, layers = struct.unpack_from("<IH", p, 5 + n)
     layer_cost = list(struct.unpack_from(f"<{layers}I", p, 11 + n))
     assert len(p) == 11 + n + 4 * layers
-    return dict(predicted=predicted, route=route, scores=scores, cost=cost,
-                layer_cost=layer_cost)
+    return dict(predicted=predicted, route=route, scores=scores, cost=cost, layer_cost=layer_cost)
 
 
 def parse_stats(p: bytes) -> dict:
@@ -100,6 +113,7 @@ class Link:
         else:
             import termios
             import tty
+
             self.sock = None
             self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
             tty.setraw(self.fd, termios.TCSANOW)
@@ -127,11 +141,11 @@ class Link:
             if i >= 0 and len(self.buf) >= i + 8:
                 n = struct.unpack_from("<H", self.buf, i + 6)[0]
                 if len(self.buf) >= i + 10 + n:
-                    raw, self.buf = self.buf[i:i + 10 + n], self.buf[i + 10 + n:]
+                    raw, self.buf = self.buf[i : i + 10 + n], self.buf[i + 10 + n :]
                     assert raw[2] == 1, "response with a wrong protocol version"
-                    assert crc16(raw[2:8 + n]) == struct.unpack_from("<H", raw, 8 + n)[0]
+                    assert crc16(raw[2 : 8 + n]) == struct.unpack_from("<H", raw, 8 + n)[0]
                     _, t, seq, _ = struct.unpack_from("<BBHH", raw, 2)
-                    return Frame(t, seq, raw[8:8 + n])
+                    return Frame(t, seq, raw[8 : 8 + n])
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no frame within {timeout} s (buffer {self.buf[:32]!r})")

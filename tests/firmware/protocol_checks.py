@@ -6,9 +6,25 @@ import time
 
 import numpy as np
 
-from firmware.frames import (BAD_CRC, BAD_LENGTH, BAD_SEQUENCE, BAD_TYPE, BAD_VERSION, ERROR,
-                             HELLO, INFER, STATS, TIMEOUT, TOO_LONG, encode, fixture_model,
-                             parse_error, parse_hello, parse_infer, parse_stats)
+from firmware.frames import (
+    BAD_CRC,
+    BAD_LENGTH,
+    BAD_SEQUENCE,
+    BAD_TYPE,
+    BAD_VERSION,
+    ERROR,
+    HELLO,
+    INFER,
+    STATS,
+    TIMEOUT,
+    TOO_LONG,
+    encode,
+    fixture_model,
+    parse_error,
+    parse_hello,
+    parse_infer,
+    parse_stats,
+)
 
 RESPONSE = {HELLO: 0x81, INFER: 0x82, STATS: 0x83}
 

@@ -41,8 +41,7 @@ def check_counts(link: Link, n: int, windows: int) -> int:
             seq += 1
             payload = encode_certify(window, table.thresholds, table.offset, 1000 + i, first, n)
             f = link.request(CERTIFY, seq, payload)
-            assert (f.type, f.seq) == (CERTIFY_OK, seq), (
-                parse_error(f.payload) if f.type == ERROR else f)
+            assert (f.type, f.seq) == (CERTIFY_OK, seq), parse_error(f.payload) if f.type == ERROR else f
             res = CertifyResult.decode(f.payload)
             assert list(res.counts) == simulate(window, table, 1000 + i, first, n)
             costs.append(res.cost)
@@ -56,7 +55,7 @@ def check_rejects(link: Link, seq: int) -> None:
     f = link.request(CERTIFY, seq + 1, good[:-1])  # one byte short
     assert f.type == ERROR and parse_error(f.payload) == (4, len(good))  # BAD_LENGTH
     bad = bytearray(good)
-    bad[16 + 4 * (table.size - 1):16 + 4 * table.size] = b"\0\0\0\0"  # last threshold != 2^31
+    bad[16 + 4 * (table.size - 1) : 16 + 4 * table.size] = b"\0\0\0\0"  # last threshold != 2^31
     f = link.request(CERTIFY, seq + 1, bytes(bad))  # the rejected frame did not count
     assert f.type == ERROR and parse_error(f.payload)[0] == 8  # INFER_FAILED
 
@@ -90,8 +89,7 @@ def test_client_certify_on_host_device(host_build, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("qemu-system-arm") is None,
-                    reason="qemu-system-arm is not installed")
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="qemu-system-arm is not installed")
 def test_qemu_counts_equal_simulation(mps2_build, tmp_path):
     from ditmos.boards.qemu import QemuTarget
 

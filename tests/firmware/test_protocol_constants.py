@@ -15,8 +15,7 @@ HEADER = Path(__file__).resolve().parents[2] / "firmware" / "include" / "ditmos_
 
 def _defines() -> dict[str, int]:
     out = {}
-    for name, value in re.findall(r"^#define (DITMOS_\w+) (0x[0-9A-Fa-f]+|\d+)u$",
-                                  HEADER.read_text(), re.M):
+    for name, value in re.findall(r"^#define (DITMOS_\w+) (0x[0-9A-Fa-f]+|\d+)u$", HEADER.read_text(), re.M):
         out[name] = int(value, 0)
     return out
 
@@ -24,9 +23,11 @@ def _defines() -> dict[str, int]:
 def _python() -> dict[str, int]:
     py = {
         "DITMOS_PROTOCOL_VERSION": P.PROTOCOL_VERSION,
-        "DITMOS_SYNC0": P.SYNC[0], "DITMOS_SYNC1": P.SYNC[1],
+        "DITMOS_SYNC0": P.SYNC[0],
+        "DITMOS_SYNC1": P.SYNC[1],
         "DITMOS_MAX_PAYLOAD": P.MAX_PAYLOAD,
-        "DITMOS_HEADER_SIZE": P.HEADER_SIZE, "DITMOS_CRC_SIZE": P.CRC_SIZE,
+        "DITMOS_HEADER_SIZE": P.HEADER_SIZE,
+        "DITMOS_CRC_SIZE": P.CRC_SIZE,
         "DITMOS_INTERBYTE_TIMEOUT_MS": P.INTERBYTE_TIMEOUT_MS,
         "DITMOS_MODEL_HASH_BYTES": P.MODEL_HASH_BYTES,
         "DITMOS_MSG_RESPONSE_FLAG": P.RESPONSE_FLAG,

@@ -55,8 +55,7 @@ def test_same_model_same_answers_and_recorded_accuracy(audio_runs):
     recorded = json.loads((fixed / "metrics.json").read_text())["test"]["float"]
     own = res["runs"][0]["models"]
     assert own["ditmos"]["test"]["fixed_features"] == pytest.approx(recorded["ditmos"], abs=1e-9)
-    assert own["strong"]["test"]["fixed_features"] == pytest.approx(recorded["baselines"]["strong"],
-                                                                    abs=1e-9)
+    assert own["strong"]["test"]["fixed_features"] == pytest.approx(recorded["baselines"]["strong"], abs=1e-9)
     for row in res["runs"]:
         for model in ("ditmos", "strong"):
             for split in ("val", "test"):
@@ -77,8 +76,10 @@ def test_same_model_same_answers_and_recorded_accuracy(audio_runs):
 def test_cli_writes_the_tables_and_refuses_mismatched_runs(audio_runs, tmp_path, capsys):
     fixed, flt = audio_runs
     out = tmp_path / "frontend.md"
-    code, got = _main(["bench", "frontend", "--fixed", str(fixed), "--float", str(flt),
-                       "--samples", "20", "--write", str(out)], capsys)
+    code, got = _main(
+        ["bench", "frontend", "--fixed", str(fixed), "--float", str(flt), "--samples", "20", "--write", str(out)],
+        capsys,
+    )
     assert code == 0, got.err
     assert got.out == out.read_text()
     text = out.read_text()

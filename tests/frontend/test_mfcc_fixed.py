@@ -39,20 +39,40 @@ void run_clips(const int16_t *clips, int32_t n_clips, int32_t clip_samples, int3
 
 def build_frontend(cfg: FixedMfccConfig, out_dir: Path, extra_flags: tuple[str, ...] = ()):
     src = out_dir / "wrapper.c"
-    src.write_text(WRAPPER.format(tables=c_tables(cfg, "test"), n_fft=cfg.n_fft, n_mels=cfg.n_mels,
-                                  n_coeffs=cfg.n_coeffs))
+    src.write_text(
+        WRAPPER.format(tables=c_tables(cfg, "test"), n_fft=cfg.n_fft, n_mels=cfg.n_mels, n_coeffs=cfg.n_coeffs)
+    )
     lib = out_dir / "libmfcc.so"
-    r = subprocess.run(["gcc", *CFLAGS, *extra_flags, "-fPIC", "-shared", f"-I{FRONTEND}", str(src),
-                        str(FRONTEND / "ditmos_mfcc.c"), "-o", str(lib)], capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [
+            "gcc",
+            *CFLAGS,
+            *extra_flags,
+            "-fPIC",
+            "-shared",
+            f"-I{FRONTEND}",
+            str(src),
+            str(FRONTEND / "ditmos_mfcc.c"),
+            "-o",
+            str(lib),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     so = C.CDLL(str(lib))
 
     def run(clips: np.ndarray) -> np.ndarray:
         clips = np.ascontiguousarray(clips, dtype=np.int16)
         out = np.zeros((len(clips), cfg.num_frames, cfg.n_coeffs), dtype=np.int32)
-        so.run_clips(clips.ctypes.data_as(C.POINTER(C.c_int16)), C.c_int32(len(clips)),
-                     C.c_int32(cfg.clip_samples), C.c_int32(cfg.num_frames),
-                     out.ctypes.data_as(C.POINTER(C.c_int32)))
+        so.run_clips(
+            clips.ctypes.data_as(C.POINTER(C.c_int16)),
+            C.c_int32(len(clips)),
+            C.c_int32(cfg.clip_samples),
+            C.c_int32(cfg.num_frames),
+            out.ctypes.data_as(C.POINTER(C.c_int32)),
+        )
         return out
 
     return run
@@ -61,16 +81,20 @@ def build_frontend(cfg: FixedMfccConfig, out_dir: Path, extra_flags: tuple[str, 
 def edge_clips(cfg: FixedMfccConfig, rng: np.random.Generator) -> np.ndarray:
     n = cfg.clip_samples
     t = np.arange(n)
-    clips = [np.zeros(n), np.full(n, 32767), np.full(n, -32768),
-             np.where((t // 2) % 2 == 0, 32767, -32768),           # Nyquist-ish square
-             np.where((t // 37) % 2 == 0, 32767, -32768),          # low square, many harmonics
-             rng.integers(-32768, 32768, n),                       # full-scale white noise
-             np.round(32767 * np.sin(2 * np.pi * 1000 * t / cfg.sample_rate)),
-             np.round(32767 * np.sin(2 * np.pi * 3999 * t / cfg.sample_rate))]
+    clips = [
+        np.zeros(n),
+        np.full(n, 32767),
+        np.full(n, -32768),
+        np.where((t // 2) % 2 == 0, 32767, -32768),  # Nyquist-ish square
+        np.where((t // 37) % 2 == 0, 32767, -32768),  # low square, many harmonics
+        rng.integers(-32768, 32768, n),  # full-scale white noise
+        np.round(32767 * np.sin(2 * np.pi * 1000 * t / cfg.sample_rate)),
+        np.round(32767 * np.sin(2 * np.pi * 3999 * t / cfg.sample_rate)),
+    ]
     impulse = np.zeros(n)
     impulse[::97] = -32768
     clips.append(impulse)
-    clips.append(rng.integers(-3, 4, n))                           # near silence
+    clips.append(rng.integers(-3, 4, n))  # near silence
     return np.stack(clips).astype(np.int16)
 
 
@@ -102,8 +126,17 @@ def test_c_equals_python_on_edge_cases(c_mfcc):
 def test_other_parameters_also_match(tmp_path):
     """Other parameters, and the C without compiler builtins (the portable
     highest-set-bit search instead of CLZ)."""
-    cfg = FixedMfccConfig(sample_rate=16000, clip_samples=4000, frame_length=400, hop_length=160,
-                          n_fft=512, n_mels=40, f_min=20.0, f_max=7600.0, n_coeffs=10)
+    cfg = FixedMfccConfig(
+        sample_rate=16000,
+        clip_samples=4000,
+        frame_length=400,
+        hop_length=160,
+        n_fft=512,
+        n_mels=40,
+        f_min=20.0,
+        f_max=7600.0,
+        n_coeffs=10,
+    )
     clips = edge_clips(cfg, np.random.default_rng(1))
     ref = mfcc_fixed(clips, cfg).tobytes()
     assert build_frontend(cfg, tmp_path)(clips).tobytes() == ref
@@ -131,7 +164,7 @@ def test_without_the_floor_silence_falls_far_below_the_float_front_end():
     """The bug the mel floor fixes: M + 1 puts digital silence 17 nats per band
     under the float front end's clamp."""
     cfg = FixedMfccConfig(log_floor=0.0)
-    assert cfg.mel_floor == 1 and CONFIG.mel_floor == round(1e-6 * 2 ** 45)
+    assert cfg.mel_floor == 1 and CONFIG.mel_floor == round(1e-6 * 2**45)
     silence = np.zeros(CONFIG.clip_samples, dtype=np.int16)
     per_band = np.sqrt(CONFIG.n_mels)
     no_floor = to_float_units(mfcc_fixed(silence, cfg), cfg)[:, 0] / per_band
@@ -160,8 +193,10 @@ def _fnv(data: bytes) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-                    reason="arm-none-eabi-gcc and qemu-system-arm are installed by scripts/setup.sh")
+@pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+    reason="arm-none-eabi-gcc and qemu-system-arm are installed by scripts/setup.sh",
+)
 def test_cortex_m7_equals_python_and_counts_instructions(recordings, tmp_path):
     """The same C on the M7 ISA (QEMU mps2-an500): identical bytes for 8 clips;
     prints the instructions of one 1 s window (49 frames) with the plugin."""
@@ -172,15 +207,33 @@ def test_cortex_m7_equals_python_and_counts_instructions(recordings, tmp_path):
 
     clips = recordings[::375][:8]
     (tmp_path / "clips.c").write_text(
-        "#include <stdint.h>\n#include \"ditmos_mfcc.h\"\n" + c_tables(CONFIG, "test")
+        '#include <stdint.h>\n#include "ditmos_mfcc.h"\n'
+        + c_tables(CONFIG, "test")
         + f"const int32_t test_num_clips = {len(clips)}, test_clip_samples = {CONFIG.clip_samples}, "
         f"test_num_frames = {CONFIG.num_frames};\n"
-        + "const int16_t test_clips[] = {" + ",".join(map(str, clips.reshape(-1))) + "};\n")
+        + "const int16_t test_clips[] = {"
+        + ",".join(map(str, clips.reshape(-1)))
+        + "};\n"
+    )
     elf = tmp_path / "mfcc.elf"
-    cmd = ["arm-none-eabi-gcc", *CFLAGS, *M7_ARCH, f"-I{FRONTEND}", f"-I{M7_DIR}",
-           str(FRONTEND / "ditmos_mfcc.c"), str(tmp_path / "clips.c"), str(REPO / "tests" / "frontend" / "m7_mfcc.c"),
-           str(M7_DIR / "startup.c"), "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
-           "-T", str(M7_DIR / "mps2_an500.ld"), "-o", str(elf)]
+    cmd = [
+        "arm-none-eabi-gcc",
+        *CFLAGS,
+        *M7_ARCH,
+        f"-I{FRONTEND}",
+        f"-I{M7_DIR}",
+        str(FRONTEND / "ditmos_mfcc.c"),
+        str(tmp_path / "clips.c"),
+        str(REPO / "tests" / "frontend" / "m7_mfcc.c"),
+        str(M7_DIR / "startup.c"),
+        "-nostartfiles",
+        "--specs=nano.specs",
+        "--specs=nosys.specs",
+        "-T",
+        str(M7_DIR / "mps2_an500.ld"),
+        "-o",
+        str(elf),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     plugin = build_count_plugin(tmp_path)
@@ -189,6 +242,8 @@ def test_cortex_m7_equals_python_and_counts_instructions(recordings, tmp_path):
     assert f"mfcc hash={_fnv(mfcc_fixed(clips, CONFIG).tobytes())}" in text, text
     assert len(marks) == 2
     insns = marks[1] - marks[0]
-    print(f"\nMFCC front end on Cortex-M7: {insns} instructions per {CONFIG.num_frames}-frame window "
-          f"({insns // CONFIG.num_frames} per frame)")
+    print(
+        f"\nMFCC front end on Cortex-M7: {insns} instructions per {CONFIG.num_frames}-frame window "
+        f"({insns // CONFIG.num_frames} per frame)"
+    )
     assert 0 < insns < 20_000_000

@@ -25,8 +25,15 @@ def audio_model(tmp_path_factory):
 
     ds = load_dataset("fsdd_audio")
     split = make_splits(ds, 0)
-    d = make_int8_dir(tmp_path_factory.mktemp("audio") / "int8", T=CONFIG.num_frames,
-                      C=CONFIG.n_coeffs, K=2, num_classes=10, n_calib=16, n_test=1)
+    d = make_int8_dir(
+        tmp_path_factory.mktemp("audio") / "int8",
+        T=CONFIG.num_frames,
+        C=CONFIG.n_coeffs,
+        K=2,
+        num_classes=10,
+        n_calib=16,
+        n_test=1,
+    )
     man = json.loads((d / "manifest.json").read_text())
     norm = Normalizer.fit(ds.X[split.train])
     man["normalization"] = norm.to_dict()
@@ -40,17 +47,18 @@ def test_prepare_audio_is_bit_exact_on_the_test_split(audio_model, tmp_path):
     gen = tmp_path / "gen"
     cg = generate(d, gen, frontend=CONFIG)
     assert {"ditmos_mfcc.c", "ditmos_mfcc.h", "prepare.c"} <= set(cg["files"])
-    lib = C.CDLL(str(host.compile_model(gen, "ref", extra_flags=[str(gen / "prepare.c"),
-                                                                 str(gen / "ditmos_mfcc.c")])))
+    lib = C.CDLL(str(host.compile_model(gen, "ref", extra_flags=[str(gen / "prepare.c"), str(gen / "ditmos_mfcc.c")])))
     _, a = load_clips()
     clips = fit_clips(a["audio"], a["lengths"], CONFIG.clip_samples)[split.test]
     expect = ComposedReference(d).quantize_input(norm.apply(ds.X[split.test]))
     scratch = np.zeros(2 * CONFIG.n_fft + 2 * CONFIG.n_mels, dtype=np.int64)  # 8-byte aligned
     got = np.zeros_like(expect)
     for i, clip in enumerate(np.ascontiguousarray(clips)):
-        lib.ditmos_prepare_audio(clip.ctypes.data_as(C.POINTER(C.c_int16)),
-                                 scratch.ctypes.data_as(C.POINTER(C.c_int32)),
-                                 got[i].ctypes.data_as(C.POINTER(C.c_int8)))
+        lib.ditmos_prepare_audio(
+            clip.ctypes.data_as(C.POINTER(C.c_int16)),
+            scratch.ctypes.data_as(C.POINTER(C.c_int32)),
+            got[i].ctypes.data_as(C.POINTER(C.c_int8)),
+        )
     assert len(got) == 500
     assert np.array_equal(got, expect), f"{np.sum(got != expect)} of {got.size} values differ"
 
@@ -81,19 +89,25 @@ def test_audio_example_application(audio_model, tmp_path):
         shutil.copy(k, root / "src" / "kernels")
     shutil.copytree(include_dirs("ref")[0], root / "include")
     ex = write_example(root / "example", root / "src" / "model")
-    r = subprocess.run(["make", "-s", "CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror"], cwd=ex,
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        ["make", "-s", "CFLAGS=-std=c99 -O2 -Wall -Wextra -Werror"], cwd=ex, capture_output=True, text=True, check=False
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     pick = split.test[:6]
     _, a = load_clips()
     clips = fit_clips(a["audio"], a["lengths"], CONFIG.clip_samples)[pick]
-    r = subprocess.run([str(ex / "example")], input="\n".join(" ".join(map(str, c)) for c in clips),
-                       capture_output=True, text=True, timeout=60, check=False)
+    r = subprocess.run(
+        [str(ex / "example")],
+        input="\n".join(" ".join(map(str, c)) for c in clips),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     ref = ComposedReference(d)
     pred, route, _ = ref.predict(ref.quantize_input(norm.apply(ds.X[pick])))
-    want = [f"clip {i + 1}: class {p} {ref.class_names[p]} (route {q})"
-            for i, (p, q) in enumerate(zip(pred, route))]
+    want = [f"clip {i + 1}: class {p} {ref.class_names[p]} (route {q})" for i, (p, q) in enumerate(zip(pred, route))]
     assert r.stdout.strip().splitlines() == want
 
 
@@ -147,8 +161,7 @@ def test_raw_audio_on_the_device_equals_the_host_pipeline(audio_model, tmp_path)
     def build(board, kernels):
         gen = tmp_path / f"gen_{kernels}"
         generate(d, gen, kernels=kernels, frontend=CONFIG)
-        return build_project(board, gen, tmp_path / board, kernels=kernels,
-                             kernel_sources=kernel_sources(kernels))
+        return build_project(board, gen, tmp_path / board, kernels=kernels, kernel_sources=kernel_sources(kernels))
 
     host = build("host", "ref")
     with HostDevice(host, workdir=tmp_path / "dev") as dev:

@@ -32,14 +32,21 @@ def toy_model(sample: bytes, num_classes: int = 4) -> InferResult:
     total = sum(b if b < 128 else b - 256 for b in sample)
     pred = total % num_classes
     scores = tuple(((total >> (2 * i)) % 200) - 100 for i in range(num_classes))
-    return InferResult(predicted=pred, route=(total // 7) % 3, scores=scores,
-                       cost=1000 + (total & 0xFF), layer_cost=())
+    return InferResult(predicted=pred, route=(total // 7) % 3, scores=scores, cost=1000 + (total & 0xFF), layer_cost=())
 
 
 class PyDevice:
-    def __init__(self, *, input_size: int = 12, num_classes: int = 4, model_hash: str = "0123456789abcdef",
-                 boot_counter: int = 1, cost_kind: int = 0, protocol_version: int = PROTOCOL_VERSION,
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        input_size: int = 12,
+        num_classes: int = 4,
+        model_hash: str = "0123456789abcdef",
+        boot_counter: int = 1,
+        cost_kind: int = 0,
+        protocol_version: int = PROTOCOL_VERSION,
+        delay: float = 0.0,
+    ) -> None:
         self.input_size = input_size
         self.num_classes = num_classes
         self.model_hash = model_hash
@@ -77,9 +84,24 @@ class PyDevice:
         self.errors = 0
 
     def _hello(self) -> bytes:
-        return HelloInfo(self.protocol_version, self.cost_kind, 216_000_000, self.boot_counter,
-                         self.model_hash, self.num_classes, 3, self.input_size // 3, 3, 0.05, -3,
-                         40_000, 9_000, 4_096, 0, "pydevice").encode()
+        return HelloInfo(
+            self.protocol_version,
+            self.cost_kind,
+            216_000_000,
+            self.boot_counter,
+            self.model_hash,
+            self.num_classes,
+            3,
+            self.input_size // 3,
+            3,
+            0.05,
+            -3,
+            40_000,
+            9_000,
+            4_096,
+            0,
+            "pydevice",
+        ).encode()
 
     def _send(self, msg_type: int, seq: int, payload: bytes) -> None:
         if self.drop_next_answers:
@@ -126,8 +148,7 @@ class PyDevice:
         # HELLO is accepted with any sequence number and restarts the sequence
         if f.type != MsgType.HELLO and last is not None and f.seq not in (last, (last + 1) & 0xFFFF):
             self.errors += 1
-            return self._send(MsgType.ERROR, f.seq,
-                              DeviceError(ErrorCode.BAD_SEQUENCE, (last + 1) & 0xFFFF).encode())
+            return self._send(MsgType.ERROR, f.seq, DeviceError(ErrorCode.BAD_SEQUENCE, (last + 1) & 0xFFFF).encode())
         self._last_seq = f.seq
         self.received.append((f.type, f.seq))
         if self.delay:
@@ -137,13 +158,11 @@ class PyDevice:
         elif f.type == MsgType.INFER:
             if len(f.payload) != self.input_size:
                 self.errors += 1
-                return self._send(MsgType.ERROR, f.seq,
-                                  DeviceError(ErrorCode.BAD_LENGTH, self.input_size).encode())
+                return self._send(MsgType.ERROR, f.seq, DeviceError(ErrorCode.BAD_LENGTH, self.input_size).encode())
             self.inferences += 1
             self._send(MsgType.INFER_OK, f.seq, toy_model(f.payload, self.num_classes).encode())
         elif f.type == MsgType.STATS:
-            self._send(MsgType.STATS_OK, f.seq,
-                       DeviceStats(8192, 1234, 4096, self.inferences, self.errors).encode())
+            self._send(MsgType.STATS_OK, f.seq, DeviceStats(8192, 1234, 4096, self.inferences, self.errors).encode())
         elif f.type == MsgType.RESET:
             self._send(MsgType.RESET_OK, f.seq, b"")
             self.reboot()

@@ -20,9 +20,27 @@ def host_fw(tiny_int8, tmp_path_factory):
 
 
 def _run(tiny_run, host_fw, out, *extra):
-    return main(["evaluate", "--certify", "--sigma", "0.5", "--n0", "8", "--n", "30",
-                 "--run", str(tiny_run), "--build", str(host_fw), "--emulate",
-                 "--out", str(out), "--quiet", *extra])
+    return main(
+        [
+            "evaluate",
+            "--certify",
+            "--sigma",
+            "0.5",
+            "--n0",
+            "8",
+            "--n",
+            "30",
+            "--run",
+            str(tiny_run),
+            "--build",
+            str(host_fw),
+            "--emulate",
+            "--out",
+            str(out),
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_certify_on_host_device_equals_host_and_resumes(tiny_run, host_fw, tmp_path, capsys):
@@ -43,16 +61,29 @@ def test_certify_on_host_device_equals_host_and_resumes(tiny_run, host_fw, tmp_p
     for r in recs:
         assert r["match"] and r["counts"] == r["reference_counts"]
         assert sum(r["counts0"]) == 8 and sum(r["counts"]) == 30
-        cert = CT.certify_counts(np.array(r["counts0"]), np.array(r["counts"]), 0.5, 0.001,
-                                 rep["slack"])
+        cert = CT.certify_counts(np.array(r["counts0"]), np.array(r["counts"]), 0.5, 0.001, rep["slack"])
         assert (cert.prediction, cert.radius) == (r["prediction"], r["radius"])
-    s = CT.summarize(np.array([r["prediction"] for r in recs]),
-                     np.array([r["radius"] for r in recs]),
-                     np.array([r["label"] for r in recs]), CT.default_radii(0.5))
+    s = CT.summarize(
+        np.array([r["prediction"] for r in recs]),
+        np.array([r["radius"] for r in recs]),
+        np.array([r["label"] for r in recs]),
+        CT.default_radii(0.5),
+    )
     assert rep["summary"] == s
 
 
 def test_certify_needs_sigma(tiny_run, host_fw, tmp_path, capsys):
-    rc = main(["evaluate", "--certify", "--run", str(tiny_run), "--build", str(host_fw),
-               "--emulate", "--out", str(tmp_path / "x")])
+    rc = main(
+        [
+            "evaluate",
+            "--certify",
+            "--run",
+            str(tiny_run),
+            "--build",
+            str(host_fw),
+            "--emulate",
+            "--out",
+            str(tmp_path / "x"),
+        ]
+    )
     assert rc == 2 and "--sigma" in capsys.readouterr().err

@@ -45,8 +45,9 @@ def test_lost_answer_is_retransmitted_with_the_same_sequence_number():
 def test_reboot_between_requests_is_detected_by_the_probe():
     with PyDevice() as dev, SerialTransport(dev.path).open() as tr:
         seen = []
-        c = DeviceClient(tr, timeout=0.3, probe_every=3,
-                         on_reboot=lambda a, b: seen.append((a.boot_counter, b.boot_counter)))
+        c = DeviceClient(
+            tr, timeout=0.3, probe_every=3, on_reboot=lambda a, b: seen.append((a.boot_counter, b.boot_counter))
+        )
         c.hello()
         results = []
         for i, s in enumerate(_samples(6)):
@@ -81,10 +82,8 @@ def test_unknown_protocol_version_is_refused():
 
 def test_faults_on_the_link_lose_and_duplicate_nothing():
     samples = _samples(60)
-    plan = FaultPlan(seed=3, drop_rate=0.004, flip_rate=0.004, stall_rate=0.03,
-                     stall_seconds=0.25, reboot_at=(20, 45))
-    with PyDevice() as dev, FaultProxy(dev.path, plan) as proxy, \
-            SerialTransport(proxy.url).open() as tr:
+    plan = FaultPlan(seed=3, drop_rate=0.004, flip_rate=0.004, stall_rate=0.03, stall_seconds=0.25, reboot_at=(20, 45))
+    with PyDevice() as dev, FaultProxy(dev.path, plan) as proxy, SerialTransport(proxy.url).open() as tr:
         c = DeviceClient(tr, timeout=0.2, retries=20)
         c.hello()
         got = [c.infer(s) for s in samples]

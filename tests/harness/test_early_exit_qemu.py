@@ -29,8 +29,7 @@ def early_exit_eval(tiny_early_exit, tmp_path_factory):
     root = tmp_path_factory.mktemp("ee_qemu")
     build = build_firmware("mps2_an500", tiny_early_exit / "int8", root / "build")
     out = root / "eval"
-    rep = evaluate(tiny_early_exit, build, out, emulate=True, jobs=1, limit=N,
-                   method="early_exit")
+    rep = evaluate(tiny_early_exit, build, out, emulate=True, jobs=1, limit=N, method="early_exit")
     return out, rep
 
 
@@ -56,8 +55,7 @@ def test_early_exit_on_qemu_takes_the_reference_exits(tiny_early_exit, early_exi
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh "
-                    "installs it for CI)")
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh installs it for CI)")
 def test_multi_method_report_page(tiny_compare_networks, early_exit_eval, tmp_path):
     from ditmos.boards.build import build_firmware
     from ditmos.methods import method_run_dir
@@ -67,11 +65,9 @@ def test_multi_method_report_page(tiny_compare_networks, early_exit_eval, tmp_pa
 
     cnn = method_run_dir(tiny_compare_networks, "weak_equal_macs")
     if not (cnn / "int8" / "manifest.json").is_file():
-        quantize_run(tiny_compare_networks, method="weak_equal_macs", calibration_samples=100,
-                     quiet=True)
+        quantize_run(tiny_compare_networks, method="weak_equal_macs", calibration_samples=100, quiet=True)
     build = build_firmware("mps2_an500", cnn / "int8", tmp_path / "build")
-    rep = evaluate(cnn, build, tmp_path / "cnn", emulate=True, jobs=1, limit=20,
-                   method="weak_equal_macs")
+    rep = evaluate(cnn, build, tmp_path / "cnn", emulate=True, jobs=1, limit=20, method="weak_equal_macs")
     assert rep["mismatches"] == 0 and rep["routing"]["device"] == [20]
     ee_dir, _ = early_exit_eval
     write_report(collect(tiny_compare_networks, [ee_dir, tmp_path / "cnn"]), tmp_path / "rep")
@@ -86,10 +82,21 @@ def test_multi_method_report_page(tiny_compare_networks, early_exit_eval, tmp_pa
       document.body.setAttribute('data-probe', JSON.stringify(out)); });</script></body>"""
     check = tmp_path / "check.html"
     check.write_text(page.replace("</body>", probe))
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'prof'}",
-           "--virtual-time-budget=5000", "--dump-dom", check.as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'prof'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        check.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     m = re.search(r"data-probe=\"([^\"]*)\"", proc.stdout)
@@ -100,8 +107,7 @@ def test_multi_method_report_page(tiny_compare_networks, early_exit_eval, tmp_pa
     rows = {r[h.index("method")]: r for r in got["rows"]}
     assert set(rows) == {"early-exit CNN", "CNN, equal MACs"}
     for r in rows.values():
-        assert r[h.index("mismatches")] == "0" and "instructions" in r[h.index(
-            "latency median / p95 / max")]
+        assert r[h.index("mismatches")] == "0" and "instructions" in r[h.index("latency median / p95 / max")]
         assert r[h.index("Pareto front")] in ("yes", "no")
     assert "yes" in {r[h.index("Pareto front")] for r in rows.values()}
     assert rows["CNN, equal MACs"][h.index("routes / exits taken")] == "[20]"

@@ -22,18 +22,22 @@ def _fixture_model():
 def test_two_qemu_instances_with_instruction_counts(tmp_path_factory):
     from ditmos.boards.build import build_project
 
-    build = build_project("mps2_an500", FIXTURE, tmp_path_factory.mktemp("harness_mps2"),
-                          profile=True)
+    build = build_project("mps2_an500", FIXTURE, tmp_path_factory.mktemp("harness_mps2"), profile=True)
     fm = _fixture_model()
     rng = np.random.default_rng(3)
     x = rng.integers(-128, 128, size=(N, fm.T, fm.C), dtype=np.int8)
-    x[N // 2:] = x[:N // 2]  # every input twice: counts must repeat exactly
+    x[N // 2 :] = x[: N // 2]  # every input twice: counts must repeat exactly
     ref = [fm.predict(x[i]) for i in range(N)]
-    w = Workload(inputs=x, labels=np.array([r[0] for r in ref]), ref_pred=np.array([r[0] for r in ref]),
-                 ref_route=np.array([r[1] for r in ref]),
-                 ref_scores=np.stack([r[2] for r in ref]).astype(np.int8),
-                 model_hash=fm.MODEL_HASH + "0" * 48, num_classes=fm.NUM_CLASSES,
-                 num_classifiers=fm.K)
+    w = Workload(
+        inputs=x,
+        labels=np.array([r[0] for r in ref]),
+        ref_pred=np.array([r[0] for r in ref]),
+        ref_route=np.array([r[1] for r in ref]),
+        ref_scores=np.stack([r[2] for r in ref]).astype(np.int8),
+        model_hash=fm.MODEL_HASH + "0" * 48,
+        num_classes=fm.NUM_CLASSES,
+        num_classifiers=fm.K,
+    )
     out = tmp_path_factory.mktemp("emu_eval")
     with qemu_devices(build, 2, out) as devices:
         rep = run_evaluation(w, devices, out, timeout=10.0)

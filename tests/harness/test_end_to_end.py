@@ -31,8 +31,9 @@ def test_hapt_quick_on_qemu_equals_the_host_reference(tmp_path):
     times["build"] = time.monotonic() - t
     t = time.monotonic()
     ev = tmp_path / "eval"
-    rc = main(["evaluate", "--run", str(run), "--build", str(build), "--out", str(ev),
-               "--emulate", "--jobs", "2", "--quiet"])
+    rc = main(
+        ["evaluate", "--run", str(run), "--build", str(build), "--out", str(ev), "--emulate", "--jobs", "2", "--quiet"]
+    )
     times["evaluate"] = time.monotonic() - t
     rep = json.loads((ev / "report.json").read_text())
     n_test = len(load_run_data(run).y_test)
@@ -61,9 +62,28 @@ def test_hapt_quick_on_qemu_equals_the_host_reference(tmp_path):
     assert html.count("data:image/png;base64,") >= 5
     t = time.monotonic()
     cev = tmp_path / "certify"
-    rc = main(["evaluate", "--certify", "--sigma", "0.25", "--n0", "8", "--n", "40",
-               "--limit", "2", "--run", str(run), "--build", str(build), "--out", str(cev),
-               "--emulate", "--quiet"])
+    rc = main(
+        [
+            "evaluate",
+            "--certify",
+            "--sigma",
+            "0.25",
+            "--n0",
+            "8",
+            "--n",
+            "40",
+            "--limit",
+            "2",
+            "--run",
+            str(run),
+            "--build",
+            str(build),
+            "--out",
+            str(cev),
+            "--emulate",
+            "--quiet",
+        ]
+    )
     times["certify"] = time.monotonic() - t
     assert rc == 0
     crep = json.loads((cev / "certify_report.json").read_text())

@@ -35,19 +35,23 @@ def workload():
     rng = np.random.default_rng(5)
     x = rng.integers(-128, 128, size=(N, fm.T, fm.C), dtype=np.int8)
     ref = [fm.predict(x[i]) for i in range(N)]
-    return Workload(inputs=x, labels=np.array([r[0] for r in ref]),
-                    ref_pred=np.array([r[0] for r in ref]), ref_route=np.array([r[1] for r in ref]),
-                    ref_scores=np.stack([r[2] for r in ref]).astype(np.int8),
-                    model_hash=fm.MODEL_HASH + "0" * 48, num_classes=fm.NUM_CLASSES,
-                    num_classifiers=fm.K)
+    return Workload(
+        inputs=x,
+        labels=np.array([r[0] for r in ref]),
+        ref_pred=np.array([r[0] for r in ref]),
+        ref_route=np.array([r[1] for r in ref]),
+        ref_scores=np.stack([r[2] for r in ref]).astype(np.int8),
+        model_hash=fm.MODEL_HASH + "0" * 48,
+        num_classes=fm.NUM_CLASSES,
+        num_classifiers=fm.K,
+    )
 
 
 @pytest.fixture(scope="module")
 def mps2_build(tmp_path_factory):
     from ditmos.boards.build import build_project
 
-    return build_project("mps2_an500", FIXTURE, tmp_path_factory.mktemp("paths_mps2"),
-                         profile=True)
+    return build_project("mps2_an500", FIXTURE, tmp_path_factory.mktemp("paths_mps2"), profile=True)
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +68,7 @@ class _Emulate:
         cmd = [sys.executable, "-m", "ditmos", "emulate", "--build", str(build)]
         if workdir is not None:
             cmd += ["--workdir", str(workdir)]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         m = re.search(r"pyserial URL (socket://127\.0\.0\.1:\d+)", line)
         assert m, (line, self.proc.stderr.read() if self.proc.poll() is not None else "")
@@ -78,8 +81,7 @@ class _Emulate:
         return err
 
 
-def test_emulate_then_evaluate_on_its_port_reads_the_instruction_counts(mps2_build, workload,
-                                                                          tmp_path):
+def test_emulate_then_evaluate_on_its_port_reads_the_instruction_counts(mps2_build, workload, tmp_path):
     emu = _Emulate(mps2_build)
     try:
         announced = mps2_build / "emulators" / f"{emu.url.rsplit(':', 1)[1]}.json"
@@ -88,11 +90,11 @@ def test_emulate_then_evaluate_on_its_port_reads_the_instruction_counts(mps2_bui
         assert devices[0].marks == emu.marks.resolve()
         rep = run_evaluation(workload, devices, tmp_path / "found", timeout=10.0)
         # a QEMU started by someone else: no announcement, no --marks -> still evaluated
-        bare = run_evaluation(workload, port_devices([emu.url], [], 115200, None),
-                              tmp_path / "bare", timeout=10.0)
+        bare = run_evaluation(workload, port_devices([emu.url], [], 115200, None), tmp_path / "bare", timeout=10.0)
         # the same log given explicitly
-        given = run_evaluation(workload, port_devices([emu.url], [str(emu.marks)], 115200, None),
-                               tmp_path / "given", timeout=10.0)
+        given = run_evaluation(
+            workload, port_devices([emu.url], [str(emu.marks)], 115200, None), tmp_path / "given", timeout=10.0
+        )
     finally:
         err = emu.stop()
     assert "QEMU stopped" in err and not announced.exists()  # the announcement is withdrawn
@@ -105,12 +107,15 @@ def test_emulate_then_evaluate_on_its_port_reads_the_instruction_counts(mps2_bui
     assert bare["latency"]["available"] is False and bare["latency"]["unit"] is None
     assert "--marks" in bare["latency"]["note"] and bare["per_layer_latency"] is None
     assert [d["cost_source"] for d in (rep["devices"] + bare["devices"] + given["devices"])] == [
-        "marks", "unavailable", "marks"]
-    assert all(r["cost"] is None for r in read_samples(tmp_path / "bare" / "samples.jsonl")
-               .values())
+        "marks",
+        "unavailable",
+        "marks",
+    ]
+    assert all(r["cost"] is None for r in read_samples(tmp_path / "bare" / "samples.jsonl").values())
     costs = {i: r["cost"] for i, r in recs.items()}
-    assert {i: r["cost"] for i, r in read_samples(tmp_path / "given" / "samples.jsonl")
-            .items()} == costs  # exact and repeatable
+    assert {
+        i: r["cost"] for i, r in read_samples(tmp_path / "given" / "samples.jsonl").items()
+    } == costs  # exact and repeatable
     assert given["latency"]["median"] == rep["latency"]["median"]
 
 
@@ -123,8 +128,9 @@ def test_a_stale_announcement_is_ignored(mps2_build, tmp_path):
     d.mkdir(exist_ok=True)
     proc = subprocess.Popen(["sleep", "0"])
     proc.wait()  # a pid that has ended
-    (d / "4711.json").write_text(json.dumps({"url": "socket://127.0.0.1:4711", "port": 4711,
-                                             "marks": str(tmp_path / "m.log"), "pid": proc.pid}))
+    (d / "4711.json").write_text(
+        json.dumps({"url": "socket://127.0.0.1:4711", "port": 4711, "marks": str(tmp_path / "m.log"), "pid": proc.pid})
+    )
     try:
         assert find_emulator(mps2_build, "socket://127.0.0.1:4711") is None
         assert find_emulator(mps2_build, "/dev/ttyACM0") is None
@@ -139,8 +145,7 @@ def test_marks_must_pair_with_ports(tmp_path):
         port_devices(["socket://127.0.0.1:1"], [str(tmp_path / "none.log")], 115200, None)
 
 
-def test_emulate_on_a_host_build_runs_processes_with_wall_clock_latency(host_build, workload,
-                                                                       tmp_path):
+def test_emulate_on_a_host_build_runs_processes_with_wall_clock_latency(host_build, workload, tmp_path):
     with emulated_devices(host_build, 2, tmp_path) as devices:
         assert [d.name for d in devices] == ["host0", "host1"]
         assert all(d.url.startswith("/dev/pts/") for d in devices)
@@ -168,7 +173,9 @@ def test_emulate_refuses_a_board_it_cannot_run(tmp_path):
 
 def test_cost_kinds_are_never_mixed(mps2_build, host_build, workload, tmp_path):
     """Host wall-clock time and emulator instructions in one --out are refused."""
-    with emulated_devices(host_build, 1, tmp_path / "h") as hosts, \
-            emulated_devices(mps2_build, 1, tmp_path / "q") as emus:
+    with (
+        emulated_devices(host_build, 1, tmp_path / "h") as hosts,
+        emulated_devices(mps2_build, 1, tmp_path / "q") as emus,
+    ):
         with pytest.raises(DitmosError, match="latencies are never mixed"):
             run_evaluation(workload, hosts + emus, tmp_path / "mixed", timeout=10.0)

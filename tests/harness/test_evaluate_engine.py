@@ -16,10 +16,16 @@ def _workload(n=40, size=12, num_classes=4, hash_="0123456789abcdef" + "0" * 48)
     x = rng.integers(-128, 128, size=(n, size // 3, 3), dtype=np.int8)
     res = [toy_model(x[i].tobytes(), num_classes) for i in range(n)]
     return Workload(
-        inputs=x, labels=rng.integers(0, num_classes, n),
-        ref_pred=np.array([r.predicted for r in res]), ref_route=np.array([r.route for r in res]),
-        ref_scores=np.array([r.scores for r in res], dtype=np.int8), model_hash=hash_,
-        num_classes=num_classes, num_classifiers=3, class_names=list("abcd"))
+        inputs=x,
+        labels=rng.integers(0, num_classes, n),
+        ref_pred=np.array([r.predicted for r in res]),
+        ref_route=np.array([r.route for r in res]),
+        ref_scores=np.array([r.scores for r in res], dtype=np.int8),
+        model_hash=hash_,
+        num_classes=num_classes,
+        num_classifiers=3,
+        class_names=list("abcd"),
+    )
 
 
 def test_two_devices_share_the_samples_and_match_the_reference(tmp_path):

@@ -39,10 +39,17 @@ def workload():
     ref = [fm.predict(x[i]) for i in range(N)]
     pred = np.array([r[0] for r in ref])
     labels = np.where(rng.random(N) < 0.8, pred, rng.integers(0, fm.NUM_CLASSES, N))
-    return Workload(inputs=x, labels=labels, ref_pred=pred, ref_route=np.array([r[1] for r in ref]),
-                    ref_scores=np.stack([r[2] for r in ref]).astype(np.int8),
-                    model_hash=fm.MODEL_HASH + "0" * 48, num_classes=fm.NUM_CLASSES,
-                    num_classifiers=fm.K, class_names=["a", "b", "c", "d"])
+    return Workload(
+        inputs=x,
+        labels=labels,
+        ref_pred=pred,
+        ref_route=np.array([r[1] for r in ref]),
+        ref_scores=np.stack([r[2] for r in ref]).astype(np.int8),
+        model_hash=fm.MODEL_HASH + "0" * 48,
+        num_classes=fm.NUM_CLASSES,
+        num_classifiers=fm.K,
+        class_names=["a", "b", "c", "d"],
+    )
 
 
 # what differs between two runs of the same samples: who measured, when, and the
@@ -56,8 +63,9 @@ def _comparable(report):
 
 def _samples(path):
     recs = read_samples(path / "samples.jsonl")
-    return {i: {k: v for k, v in r.items() if k not in ("device", "boot", "cost", "layer_cost")}
-            for i, r in recs.items()}
+    return {
+        i: {k: v for k, v in r.items() if k not in ("device", "boot", "cost", "layer_cost")} for i, r in recs.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -86,16 +94,15 @@ def test_clean_run_on_the_fake_device_matches_the_reference(clean, workload):
     assert sorted(_samples(out)) == list(range(N))
 
 
-def test_faults_lose_and_duplicate_nothing_and_give_the_same_report(host_build, workload, clean,
-                                                                     tmp_path):
+def test_faults_lose_and_duplicate_nothing_and_give_the_same_report(host_build, workload, clean, tmp_path):
     from ditmos.boards.host import HostDevice
 
     clean_out, clean_rep = clean
-    plan = FaultPlan(seed=11, drop_rate=0.0015, flip_rate=0.0015, stall_rate=0.02,
-                     stall_seconds=0.5, reboot_at=(40, 100))
+    plan = FaultPlan(
+        seed=11, drop_rate=0.0015, flip_rate=0.0015, stall_rate=0.02, stall_seconds=0.5, reboot_at=(40, 100)
+    )
     with HostDevice(host_build) as dev, FaultProxy(dev.url, plan) as proxy:
-        rep = run_evaluation(workload, [DeviceSpec(proxy.url)], tmp_path, timeout=0.3,
-                             retries=20)
+        rep = run_evaluation(workload, [DeviceSpec(proxy.url)], tmp_path, timeout=0.3, retries=20)
         boots = dev.boots
     inj = proxy.injected
     assert inj["dropped"] > 0 and inj["flipped"] > 0 and inj["stalls"] > 0, inj

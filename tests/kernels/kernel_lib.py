@@ -43,8 +43,17 @@ def kernel_sources(kernel_set: str) -> list[Path]:
 
 def build_shared(kernel_set: str, out_dir: Path) -> Path:
     out = Path(out_dir) / f"libditmos_kernels_{kernel_set}.so"
-    cmd = ["gcc", *CFLAGS, "-fPIC", "-shared", f"-I{INCLUDE}",
-           f"-I{KERNELS / kernel_set}", *map(str, kernel_sources(kernel_set)), "-o", str(out)]
+    cmd = [
+        "gcc",
+        *CFLAGS,
+        "-fPIC",
+        "-shared",
+        f"-I{INCLUDE}",
+        f"-I{KERNELS / kernel_set}",
+        *map(str, kernel_sources(kernel_set)),
+        "-o",
+        str(out),
+    ]
     _run(cmd)
     return out
 
@@ -58,19 +67,37 @@ class ConvPart(C.Structure):
 
 
 class ConvParams(C.Structure):
-    _fields_ = [("num_parts", C.c_int32), ("parts", ConvPart * MAX_PARTS),
-                ("in_len", C.c_int32), ("out_len", C.c_int32), ("out_channels", C.c_int32),
-                ("kernel_size", C.c_int32), ("stride", C.c_int32), ("pad", C.c_int32),
-                ("weights", I8P), ("bias", I32P), ("multiplier", I32P), ("shift", I32P),
-                ("output_offset", C.c_int32), ("act_min", C.c_int32), ("act_max", C.c_int32)]
+    _fields_ = [
+        ("num_parts", C.c_int32),
+        ("parts", ConvPart * MAX_PARTS),
+        ("in_len", C.c_int32),
+        ("out_len", C.c_int32),
+        ("out_channels", C.c_int32),
+        ("kernel_size", C.c_int32),
+        ("stride", C.c_int32),
+        ("pad", C.c_int32),
+        ("weights", I8P),
+        ("bias", I32P),
+        ("multiplier", I32P),
+        ("shift", I32P),
+        ("output_offset", C.c_int32),
+        ("act_min", C.c_int32),
+        ("act_max", C.c_int32),
+    ]
 
 
 class PackedParams(C.Structure):
-    _fields_ = [("num_parts", C.c_int32), ("channels", C.c_int32 * MAX_PARTS),
-                ("head", C.c_int32 * MAX_PARTS), ("zero_point", C.c_int32 * MAX_PARTS),
-                *[(n, C.c_int32) for n in ("in_len", "out_len", "out_channels", "kernel_size",
-                                           "stride", "pad", "act_min", "act_max")],
-                ("stream", I32P)]
+    _fields_ = [
+        ("num_parts", C.c_int32),
+        ("channels", C.c_int32 * MAX_PARTS),
+        ("head", C.c_int32 * MAX_PARTS),
+        ("zero_point", C.c_int32 * MAX_PARTS),
+        *[
+            (n, C.c_int32)
+            for n in ("in_len", "out_len", "out_channels", "kernel_size", "stride", "pad", "act_min", "act_max")
+        ],
+        ("stream", I32P),
+    ]
 
 
 class LutParams(C.Structure):
@@ -78,48 +105,81 @@ class LutParams(C.Structure):
 
 
 class DepthwiseParams(C.Structure):
-    _fields_ = [("in_len", C.c_int32), ("in_channels", C.c_int32),
-                ("depth_multiplier", C.c_int32), ("out_len", C.c_int32),
-                ("kernel_size", C.c_int32), ("stride", C.c_int32), ("pad", C.c_int32),
-                ("input_offset", C.c_int32), ("weights", I8P), ("bias", I32P),
-                ("multiplier", I32P), ("shift", I32P), ("output_offset", C.c_int32),
-                ("act_min", C.c_int32), ("act_max", C.c_int32)]
+    _fields_ = [
+        ("in_len", C.c_int32),
+        ("in_channels", C.c_int32),
+        ("depth_multiplier", C.c_int32),
+        ("out_len", C.c_int32),
+        ("kernel_size", C.c_int32),
+        ("stride", C.c_int32),
+        ("pad", C.c_int32),
+        ("input_offset", C.c_int32),
+        ("weights", I8P),
+        ("bias", I32P),
+        ("multiplier", I32P),
+        ("shift", I32P),
+        ("output_offset", C.c_int32),
+        ("act_min", C.c_int32),
+        ("act_max", C.c_int32),
+    ]
 
 
 class FcParams(C.Structure):
-    _fields_ = [("batches", C.c_int32), ("in_features", C.c_int32),
-                ("out_features", C.c_int32), ("input_offset", C.c_int32), ("weights", I8P),
-                ("bias", I32P), ("per_channel", C.c_int32), ("multiplier", I32P),
-                ("shift", I32P), ("output_offset", C.c_int32), ("act_min", C.c_int32),
-                ("act_max", C.c_int32)]
+    _fields_ = [
+        ("batches", C.c_int32),
+        ("in_features", C.c_int32),
+        ("out_features", C.c_int32),
+        ("input_offset", C.c_int32),
+        ("weights", I8P),
+        ("bias", I32P),
+        ("per_channel", C.c_int32),
+        ("multiplier", I32P),
+        ("shift", I32P),
+        ("output_offset", C.c_int32),
+        ("act_min", C.c_int32),
+        ("act_max", C.c_int32),
+    ]
 
 
 class PoolParams(C.Structure):
-    _fields_ = [(n, C.c_int32) for n in ("in_len", "channels", "out_len", "pool_size",
-                                          "stride", "pad", "act_min", "act_max")]
+    _fields_ = [
+        (n, C.c_int32) for n in ("in_len", "channels", "out_len", "pool_size", "stride", "pad", "act_min", "act_max")
+    ]
 
 
 class MeanParams(C.Structure):
-    _fields_ = [(n, C.c_int32) for n in ("in_len", "channels",
-                                          "input_zero_point", "output_zero_point",
-                                          "multiplier", "shift")]
+    _fields_ = [
+        (n, C.c_int32) for n in ("in_len", "channels", "input_zero_point", "output_zero_point", "multiplier", "shift")
+    ]
 
 
 class AddParams(C.Structure):
-    _fields_ = [(n, C.c_int32) for n in (
-        "size", "left_shift", "input1_offset", "input1_multiplier", "input1_shift",
-        "input2_offset", "input2_multiplier", "input2_shift", "output_offset",
-        "output_multiplier", "output_shift", "act_min", "act_max")]
+    _fields_ = [
+        (n, C.c_int32)
+        for n in (
+            "size",
+            "left_shift",
+            "input1_offset",
+            "input1_multiplier",
+            "input1_shift",
+            "input2_offset",
+            "input2_multiplier",
+            "input2_shift",
+            "output_offset",
+            "output_multiplier",
+            "output_shift",
+            "act_min",
+            "act_max",
+        )
+    ]
 
 
 class RequantizeParams(C.Structure):
-    _fields_ = [(n, C.c_int32) for n in ("size", "input_zero_point", "output_zero_point",
-                                          "multiplier", "shift")]
+    _fields_ = [(n, C.c_int32) for n in ("size", "input_zero_point", "output_zero_point", "multiplier", "shift")]
 
 
 class SoftmaxParams(C.Structure):
-    _fields_ = [(n, C.c_int32) for n in ("rows", "depth", "input_multiplier",
-                                          "input_left_shift", "diff_min")]
+    _fields_ = [(n, C.c_int32) for n in ("rows", "depth", "input_multiplier", "input_left_shift", "diff_min")]
 
 
 class ArgmaxParams(C.Structure):
@@ -183,21 +243,42 @@ class Kernels:
         """Run a dtm_conv1d_packed_s8 Call (ditmos.codegen.variants) on inputs xs."""
         f = call.fields
         arr = {k: _i32(a.values) for k, a in call.arrays.items()}
-        p = PackedParams(num_parts=f["num_parts"], in_len=f["in_len"], out_len=f["out_len"],
-                         out_channels=f["out_channels"], kernel_size=f["kernel_size"],
-                         stride=f["stride"], pad=f["pad"], act_min=f["act_min"],
-                         act_max=f["act_max"], stream=_p32(arr["stream"]))
+        p = PackedParams(
+            num_parts=f["num_parts"],
+            in_len=f["in_len"],
+            out_len=f["out_len"],
+            out_channels=f["out_channels"],
+            kernel_size=f["kernel_size"],
+            stride=f["stride"],
+            pad=f["pad"],
+            act_min=f["act_min"],
+            act_max=f["act_max"],
+            stream=_p32(arr["stream"]),
+        )
         for i in range(MAX_PARTS):
-            p.channels[i], p.head[i], p.zero_point[i] = (f["channels"][i], f["head"][i],
-                                                         f["zero_point"][i])
+            p.channels[i], p.head[i], p.zero_point[i] = (f["channels"][i], f["head"][i], f["zero_point"][i])
         xs = [_i8(x) for x in xs]
         ptrs = (I8P * len(xs))(*[_p8(x) for x in xs])
         out = np.zeros((f["out_len"], f["out_channels"]), dtype=np.int8)
         self.lib.dtm_conv1d_packed_s8(C.byref(p), ptrs, _p8(out))
         return out
 
-    def conv1d(self, parts, weights, bias, multiplier, shift, *, kernel_size, stride,
-               pad, out_len, output_offset, act_min=-128, act_max=127):
+    def conv1d(
+        self,
+        parts,
+        weights,
+        bias,
+        multiplier,
+        shift,
+        *,
+        kernel_size,
+        stride,
+        pad,
+        out_len,
+        output_offset,
+        act_min=-128,
+        act_max=127,
+    ):
         """parts: list of (x [T][C_p] int8, input_offset); weights part-major [O][sum K*C_p]."""
         xs = [_i8(x) for x, _ in parts]
         in_len = xs[0].shape[0]
@@ -205,10 +286,22 @@ class Kernels:
         out_ch = w.shape[0]
         b = _i32(bias) if bias is not None else None
         m, s = _i32(multiplier), _i32(shift)
-        p = ConvParams(num_parts=len(xs), in_len=in_len, out_len=out_len,
-                       out_channels=out_ch, kernel_size=kernel_size, stride=stride, pad=pad,
-                       weights=_p8(w), bias=_p32(b), multiplier=_p32(m), shift=_p32(s),
-                       output_offset=output_offset, act_min=act_min, act_max=act_max)
+        p = ConvParams(
+            num_parts=len(xs),
+            in_len=in_len,
+            out_len=out_len,
+            out_channels=out_ch,
+            kernel_size=kernel_size,
+            stride=stride,
+            pad=pad,
+            weights=_p8(w),
+            bias=_p32(b),
+            multiplier=_p32(m),
+            shift=_p32(s),
+            output_offset=output_offset,
+            act_min=act_min,
+            act_max=act_max,
+        )
         for i, (x, (_, off)) in enumerate(zip(xs, parts)):
             p.parts[i] = ConvPart(x.shape[1], off)
         ptrs = (I8P * len(xs))(*[_p8(x) for x in xs])
@@ -216,49 +309,98 @@ class Kernels:
         self.lib.dtm_conv1d_s8(C.byref(p), ptrs, _p8(out))
         return out
 
-    def depthwise_conv1d(self, x, weights, bias, multiplier, shift, *, depth_multiplier,
-                         kernel_size, stride, pad, out_len, input_offset, output_offset,
-                         act_min=-128, act_max=127):
+    def depthwise_conv1d(
+        self,
+        x,
+        weights,
+        bias,
+        multiplier,
+        shift,
+        *,
+        depth_multiplier,
+        kernel_size,
+        stride,
+        pad,
+        out_len,
+        input_offset,
+        output_offset,
+        act_min=-128,
+        act_max=127,
+    ):
         x, w = _i8(x), _i8(weights)
         b = _i32(bias) if bias is not None else None
         m, s = _i32(multiplier), _i32(shift)
-        p = DepthwiseParams(in_len=x.shape[0], in_channels=x.shape[1],
-                            depth_multiplier=depth_multiplier, out_len=out_len,
-                            kernel_size=kernel_size, stride=stride, pad=pad,
-                            input_offset=input_offset, weights=_p8(w), bias=_p32(b),
-                            multiplier=_p32(m), shift=_p32(s), output_offset=output_offset,
-                            act_min=act_min, act_max=act_max)
+        p = DepthwiseParams(
+            in_len=x.shape[0],
+            in_channels=x.shape[1],
+            depth_multiplier=depth_multiplier,
+            out_len=out_len,
+            kernel_size=kernel_size,
+            stride=stride,
+            pad=pad,
+            input_offset=input_offset,
+            weights=_p8(w),
+            bias=_p32(b),
+            multiplier=_p32(m),
+            shift=_p32(s),
+            output_offset=output_offset,
+            act_min=act_min,
+            act_max=act_max,
+        )
         out = np.zeros((out_len, x.shape[1] * depth_multiplier), dtype=np.int8)
         self.lib.dtm_depthwise_conv1d_s8(C.byref(p), _p8(x), _p8(out))
         return out
 
-    def fully_connected(self, x, weights, bias, multiplier, shift, *, input_offset,
-                        output_offset, act_min=-128, act_max=127):
+    def fully_connected(
+        self, x, weights, bias, multiplier, shift, *, input_offset, output_offset, act_min=-128, act_max=127
+    ):
         x, w = _i8(np.atleast_2d(x)), _i8(weights)
         b = _i32(bias) if bias is not None else None
         m, s = _i32(np.atleast_1d(multiplier)), _i32(np.atleast_1d(shift))
-        p = FcParams(batches=x.shape[0], in_features=x.shape[1], out_features=w.shape[0],
-                     input_offset=input_offset, weights=_p8(w), bias=_p32(b),
-                     per_channel=int(m.size > 1), multiplier=_p32(m), shift=_p32(s),
-                     output_offset=output_offset, act_min=act_min, act_max=act_max)
+        p = FcParams(
+            batches=x.shape[0],
+            in_features=x.shape[1],
+            out_features=w.shape[0],
+            input_offset=input_offset,
+            weights=_p8(w),
+            bias=_p32(b),
+            per_channel=int(m.size > 1),
+            multiplier=_p32(m),
+            shift=_p32(s),
+            output_offset=output_offset,
+            act_min=act_min,
+            act_max=act_max,
+        )
         out = np.zeros((x.shape[0], w.shape[0]), dtype=np.int8)
         self.lib.dtm_fully_connected_s8(C.byref(p), _p8(x), _p8(out))
         return out
 
     def pool1d(self, kind, x, *, pool_size, stride, pad, out_len, act_min=-128, act_max=127):
         x = _i8(x)
-        p = PoolParams(in_len=x.shape[0], channels=x.shape[1], out_len=out_len,
-                       pool_size=pool_size, stride=stride, pad=pad, act_min=act_min,
-                       act_max=act_max)
+        p = PoolParams(
+            in_len=x.shape[0],
+            channels=x.shape[1],
+            out_len=out_len,
+            pool_size=pool_size,
+            stride=stride,
+            pad=pad,
+            act_min=act_min,
+            act_max=act_max,
+        )
         out = np.zeros((out_len, x.shape[1]), dtype=np.int8)
         getattr(self.lib, f"dtm_{kind}_pool1d_s8")(C.byref(p), _p8(x), _p8(out))
         return out
 
     def mean(self, x, *, input_zero_point, output_zero_point, multiplier, shift):
         x = _i8(x)
-        p = MeanParams(in_len=x.shape[0], channels=x.shape[1],
-                       input_zero_point=input_zero_point, output_zero_point=output_zero_point,
-                       multiplier=multiplier, shift=shift)
+        p = MeanParams(
+            in_len=x.shape[0],
+            channels=x.shape[1],
+            input_zero_point=input_zero_point,
+            output_zero_point=output_zero_point,
+            multiplier=multiplier,
+            shift=shift,
+        )
         out = np.zeros(x.shape[1], dtype=np.int8)
         self.lib.dtm_mean_s8(C.byref(p), _p8(x), _p8(out))
         return out
@@ -302,8 +444,9 @@ def _op_names() -> list[str]:
     return [p.stem for p in sorted((KERNELS / "ref").glob("*_s8.c"))]
 
 
-def build_selftest(target: str, out_dir: Path, *, bench: bool = False, rounds: int = 300,
-                   extra_cflags: tuple[str, ...] = ()) -> Path:
+def build_selftest(
+    target: str, out_dir: Path, *, bench: bool = False, rounds: int = 300, extra_cflags: tuple[str, ...] = ()
+) -> Path:
     """Build tests/kernels/m7/kernel_selftest.c with both kernel sets in one binary.
 
     The reference set keeps its names; the cm7 set (cm7 twins, ref files where
@@ -333,8 +476,18 @@ def build_selftest(target: str, out_dir: Path, *, bench: bool = False, rounds: i
         link = ["gcc", *objs, "-o", str(exe)]
     else:
         compile_(M7_DIR / "startup.c", "startup.o")
-        link = [cc, *arch, "-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs",
-                "-T", str(M7_DIR / "mps2_an500.ld"), *objs, "-o", str(exe)]
+        link = [
+            cc,
+            *arch,
+            "-nostartfiles",
+            "--specs=nano.specs",
+            "--specs=nosys.specs",
+            "-T",
+            str(M7_DIR / "mps2_an500.ld"),
+            *objs,
+            "-o",
+            str(exe),
+        ]
     _run(link)
     return exe
 
@@ -342,8 +495,22 @@ def build_selftest(target: str, out_dir: Path, *, bench: bool = False, rounds: i
 def compile_only(kernel_set: str, flags: list[str], out_dir: Path) -> None:
     """Compile every file of a kernel set for the M7 with extra flags (no link)."""
     for src in kernel_sources(kernel_set):
-        _run(["arm-none-eabi-gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *flags, *M7_ARCH,
-              f"-I{INCLUDE}", "-c", str(src), "-o", str(Path(out_dir) / f"{src.stem}.o")])
+        _run(
+            [
+                "arm-none-eabi-gcc",
+                "-std=c99",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                *flags,
+                *M7_ARCH,
+                f"-I{INCLUDE}",
+                "-c",
+                str(src),
+                "-o",
+                str(Path(out_dir) / f"{src.stem}.o"),
+            ]
+        )
 
 
 def build_count_plugin(out_dir: Path) -> Path:
@@ -354,8 +521,7 @@ def build_count_plugin(out_dir: Path) -> Path:
 
 
 def symbol_address(elf: Path, name: str) -> int:
-    nm = subprocess.run(["arm-none-eabi-nm", str(elf)], check=True, capture_output=True,
-                        text=True).stdout
+    nm = subprocess.run(["arm-none-eabi-nm", str(elf)], check=True, capture_output=True, text=True).stdout
     for line in nm.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[2] == name:
@@ -363,18 +529,29 @@ def symbol_address(elf: Path, name: str) -> int:
     raise KeyError(name)
 
 
-def run_qemu_m7(elf: Path, plugin: Path | None = None, counts: Path | None = None,
-                timeout: float = 120) -> tuple[int, str, list[int]]:
+def run_qemu_m7(
+    elf: Path, plugin: Path | None = None, counts: Path | None = None, timeout: float = 120
+) -> tuple[int, str, list[int]]:
     """Run a semihosting test binary on QEMU mps2-an500; (exit code, output, marks)."""
-    cmd = ["qemu-system-arm", "-M", "mps2-an500", "-nographic", "-monitor", "none",
-           "-serial", "none", "-semihosting-config", "enable=on,target=native",
-           "-kernel", str(elf)]
+    cmd = [
+        "qemu-system-arm",
+        "-M",
+        "mps2-an500",
+        "-nographic",
+        "-monitor",
+        "none",
+        "-serial",
+        "none",
+        "-semihosting-config",
+        "enable=on,target=native",
+        "-kernel",
+        str(elf),
+    ]
     if plugin is not None:
         sled = symbol_address(elf, "bench_mark_sled")
         cmd += ["-plugin", f"{plugin},log={counts},sled={sled:#x},sled_size=2"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     marks = []
     if counts is not None and Path(counts).exists():  # `mark <id> <instructions>`
-        marks = [int(ln.split()[2]) for ln in Path(counts).read_text().splitlines()
-                 if ln.startswith("mark ")]
+        marks = [int(ln.split()[2]) for ln in Path(counts).read_text().splitlines() if ln.startswith("mark ")]
     return r.returncode, r.stdout + r.stderr, marks

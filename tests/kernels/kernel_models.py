@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # ---------------------------------------------------------------- TFLM math
 
+
 def quantize_multiplier(real: float) -> tuple[int, int]:
     """TFLM QuantizeMultiplier (double precision, round half away from zero)."""
     if real == 0.0:
@@ -35,8 +36,10 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
 
 def activation_range(act: int, scale: float, zero_point: int) -> tuple[int, int]:
     """TFLM CalculateActivationRangeQuantized for int8 (0 none, 1 RELU, 3 RELU6)."""
+
     def q(v):
         return zero_point + int(round(v / scale))  # TfLiteRound on float; ties are unlikely
+
     lo, hi = -128, 127
     if act == 1:
         lo = max(lo, q(0.0))
@@ -64,8 +67,10 @@ def window_geometry(in_len: int, k: int, stride: int, padding: int) -> tuple[int
 
 # ---------------------------------------------------------------- flatbuffers
 
+
 def _schema():
     from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as s
+
     return s
 
 
@@ -128,8 +133,8 @@ def run_tflm(model: TfliteModel, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 # ---------------------------------------------------------------- conversion
 
-def convert(keras_model, input_shapes, rng: np.random.Generator, ranges=None,
-            converter=None) -> TfliteModel:
+
+def convert(keras_model, input_shapes, rng: np.random.Generator, ranges=None, converter=None) -> TfliteModel:
     """Full-int8 conversion with a random representative dataset.
 
     ``ranges[i] = (scale, offset)`` shapes input i's calibration data so that
@@ -141,8 +146,10 @@ def convert(keras_model, input_shapes, rng: np.random.Generator, ranges=None,
 
     def rep():
         for _ in range(24):
-            xs = [(rng.standard_normal((1, *shape)) * sc + off).astype(np.float32)
-                  for shape, (sc, off) in zip(input_shapes, ranges)]
+            xs = [
+                (rng.standard_normal((1, *shape)) * sc + off).astype(np.float32)
+                for shape, (sc, off) in zip(input_shapes, ranges)
+            ]
             yield dict(zip(names, xs)) if len(xs) > 1 else xs
 
     conv = converter or tf.lite.TFLiteConverter.from_keras_model(keras_model)

@@ -13,13 +13,28 @@ from ditmos.errors import DitmosError
 
 needs_arm = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-    reason="arm-none-eabi-gcc and qemu-system-arm are installed by scripts/setup.sh")
+    reason="arm-none-eabi-gcc and qemu-system-arm are installed by scripts/setup.sh",
+)
 
 
 @needs_arm
 def test_latency_bench_counts_both_kernel_sets(tiny_run, tiny_int8, tmp_path, capsys):
-    assert main(["bench", "latency", "--run", str(tiny_run), "--samples", "2",
-                 "--work-dir", str(tmp_path / "work"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "latency",
+                "--run",
+                str(tiny_run),
+                "--samples",
+                "2",
+                "--work-dir",
+                str(tmp_path / "work"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert res["samples"] == 2
     assert res["mismatches"] == {"ref": 0, "cm7": 0}

@@ -17,7 +17,8 @@ SELFTEST_RE = re.compile(r"selftest cases=(\d+) mismatches=(\d+) hash=([0-9a-f]+
 
 needs_arm = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-    reason="arm-none-eabi-gcc and qemu-system-arm are installed by scripts/setup.sh")
+    reason="arm-none-eabi-gcc and qemu-system-arm are installed by scripts/setup.sh",
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_cm7_instruction_budget(m7_bench):
     assert layers and len(marks) == 3 * len(layers), text
     ref = cm7 = macs = 0
     for i, (_, n) in enumerate(layers):
-        a, b, c = marks[3 * i:3 * i + 3]
+        a, b, c = marks[3 * i : 3 * i + 3]
         ref += b - a
         cm7 += c - b
         macs += int(n)
@@ -83,9 +84,9 @@ def test_cm7_without_assembly_loops_equals_ref_on_cortex_m7(tmp_path, host_resul
 
 
 @needs_arm
-@pytest.mark.parametrize("flags", [["-O0"], ["-Og"], ["-Os"], ["-O3"],
-                                   ["-O2", "-fno-omit-frame-pointer"]],
-                         ids=lambda f: " ".join(f))
+@pytest.mark.parametrize(
+    "flags", [["-O0"], ["-Og"], ["-Os"], ["-O3"], ["-O2", "-fno-omit-frame-pointer"]], ids=lambda f: " ".join(f)
+)
 def test_cm7_kernels_build_with_common_flags(tmp_path, flags):
     """The 13-14-register assembly loops must not break debug or -O3 builds."""
     compile_only("cm7", flags, tmp_path)

@@ -20,20 +20,34 @@ import subprocess
 import numpy as np
 import pytest
 
-from kernel_lib import (CFLAGS, INCLUDE, KERNELS, M7_ARCH, M7_DIR, Kernels, _run,
-                        build_count_plugin, build_shared, run_qemu_m7)
+from kernel_lib import (
+    CFLAGS,
+    INCLUDE,
+    KERNELS,
+    M7_ARCH,
+    M7_DIR,
+    Kernels,
+    _run,
+    build_count_plugin,
+    build_shared,
+    run_qemu_m7,
+)
 
 needs_arm = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
-    reason="arm-none-eabi-gcc and qemu-system-arm are installed by scripts/setup.sh")
+    reason="arm-none-eabi-gcc and qemu-system-arm are installed by scripts/setup.sh",
+)
 
 RESULT_RE = re.compile(r"packed cases=(\d+) mismatches=(\d+)")
 
 # hapt quick shapes: (name, T, K, O, parts of C channels, stride, pad, out_len)
 BENCH = [
-    ("sel_conv1", 128, 15, 8, (6,)), ("sel_conv2", 57, 9, 8, (8,)),
-    ("sel_conv3", 24, 5, 4, (8,)), ("cls_conv2", 57, 9, 8, (8, 8)),
-    ("cls_conv3", 24, 5, 4, (8, 8)), ("fc_40x64", 1, 1, 64, (40,)),
+    ("sel_conv1", 128, 15, 8, (6,)),
+    ("sel_conv2", 57, 9, 8, (8,)),
+    ("sel_conv3", 24, 5, 4, (8,)),
+    ("cls_conv2", 57, 9, 8, (8, 8)),
+    ("cls_conv3", 24, 5, 4, (8, 8)),
+    ("fc_40x64", 1, 1, 64, (40,)),
     ("fc_64x6", 1, 1, 6, (64,)),
 ]
 
@@ -44,19 +58,28 @@ BUDGET_TOTAL = 0.98
 BUDGET_CONV8 = 0.99
 
 
-def _call(parts, w_pm, bias, mult, shift, *, K, stride, pad, in_len, out_len, out_off,
-          act_min, act_max):
+def _call(parts, w_pm, bias, mult, shift, *, K, stride, pad, in_len, out_len, out_off, act_min, act_max):
     from ditmos.codegen import variants
     from ditmos.codegen.lowering import Call, ConstArray
 
     O = w_pm.shape[0]
-    fields = dict(parts=[dict(channels=c, input_offset=off) for c, off in parts],
-                  in_len=in_len, out_len=out_len, out_channels=O, kernel_size=K,
-                  stride=stride, pad=pad, output_offset=out_off, act_min=act_min,
-                  act_max=act_max)
-    arrays = {"weights": ConstArray("int8_t", w_pm, "weights"),
-              "multiplier": ConstArray("int32_t", np.asarray(mult), "multiplier"),
-              "shift": ConstArray("int32_t", np.asarray(shift), "shift")}
+    fields = dict(
+        parts=[dict(channels=c, input_offset=off) for c, off in parts],
+        in_len=in_len,
+        out_len=out_len,
+        out_channels=O,
+        kernel_size=K,
+        stride=stride,
+        pad=pad,
+        output_offset=out_off,
+        act_min=act_min,
+        act_max=act_max,
+    )
+    arrays = {
+        "weights": ConstArray("int8_t", w_pm, "weights"),
+        "multiplier": ConstArray("int32_t", np.asarray(mult), "multiplier"),
+        "shift": ConstArray("int32_t", np.asarray(shift), "shift"),
+    }
     if bias is not None:
         arrays["bias"] = ConstArray("int32_t", np.asarray(bias), "bias")
     new, why = variants.choose(Call("dtm_conv1d_s8", "", fields, arrays, ["x"], "y"), "cm7")
@@ -83,8 +106,9 @@ def _random_case(rng, ref: Kernels, bench=None):
                 in_len, out_len = K, 1
         O = int(rng.integers(1, 12))
         shift = rng.choice([-1, -1, -2, -3, -5, -8, -11], size=O)
-        act = [(-128, 127), (int(rng.integers(-128, 0)), 127),
-               (int(rng.integers(-128, 0)), int(rng.integers(0, 128)))][int(rng.integers(0, 3))]
+        act = [(-128, 127), (int(rng.integers(-128, 0)), 127), (int(rng.integers(-128, 0)), int(rng.integers(0, 128)))][
+            int(rng.integers(0, 3))
+        ]
         out_off = int(rng.integers(-128, 128))
         with_bias = bool(rng.integers(0, 4))
     else:
@@ -97,13 +121,50 @@ def _random_case(rng, ref: Kernels, bench=None):
     w_pm = rng.integers(-128, 128, size=(O, K * sum(chans))).astype(np.int8)
     bias = rng.integers(-6000, 6000, size=O) if with_bias else None
     mult = rng.integers((1 << 30) + 1, 1 << 31, size=O)
-    want = ref.conv1d([(x, off) for x, (_, off) in zip(xs, parts)], w_pm, bias, mult, shift,
-                      kernel_size=K, stride=stride, pad=pad, out_len=out_len,
-                      output_offset=out_off, act_min=act[0], act_max=act[1])
-    call = _call(parts, w_pm, bias, mult, shift, K=K, stride=stride, pad=pad, in_len=in_len,
-                 out_len=out_len, out_off=out_off, act_min=act[0], act_max=act[1])
-    generic = dict(parts=parts, K=K, stride=stride, pad=pad, in_len=in_len, out_len=out_len,
-                   O=O, out_off=out_off, act=act, w=w_pm, bias=bias, mult=mult, shift=shift)
+    want = ref.conv1d(
+        [(x, off) for x, (_, off) in zip(xs, parts)],
+        w_pm,
+        bias,
+        mult,
+        shift,
+        kernel_size=K,
+        stride=stride,
+        pad=pad,
+        out_len=out_len,
+        output_offset=out_off,
+        act_min=act[0],
+        act_max=act[1],
+    )
+    call = _call(
+        parts,
+        w_pm,
+        bias,
+        mult,
+        shift,
+        K=K,
+        stride=stride,
+        pad=pad,
+        in_len=in_len,
+        out_len=out_len,
+        out_off=out_off,
+        act_min=act[0],
+        act_max=act[1],
+    )
+    generic = dict(
+        parts=parts,
+        K=K,
+        stride=stride,
+        pad=pad,
+        in_len=in_len,
+        out_len=out_len,
+        O=O,
+        out_off=out_off,
+        act=act,
+        w=w_pm,
+        bias=bias,
+        mult=mult,
+        shift=shift,
+    )
     return xs, call, want, generic
 
 
@@ -119,12 +180,13 @@ def _emit_case(i: int, xs, call, want, generic, bench_name=None) -> tuple[str, s
     d += _c_array("int32_t", f"c{i}_stream", call.arrays["stream"].values)
     d += _c_array("int8_t", f"c{i}_want", want)
     lst = lambda v: "{ " + ", ".join(str(int(x)) for x in v) + " }"  # noqa: E731
-    d += (f"static const dtm_conv1d_packed_s8_params_t c{i}_p = {{ {f['num_parts']}, "
-          f"{lst(f['channels'])}, {lst(f['head'])}, {lst(f['zero_point'])}, {f['in_len']}, "
-          f"{f['out_len']}, {f['out_channels']}, {f['kernel_size']}, {f['stride']}, "
-          f"{f['pad']}, {f['act_min']}, {f['act_max']}, c{i}_stream }};\n")
-    d += (f"static const int8_t *const c{i}_in[] = {{ "
-          + ", ".join(f"c{i}_x{q}" for q in range(len(xs))) + " };\n")
+    d += (
+        f"static const dtm_conv1d_packed_s8_params_t c{i}_p = {{ {f['num_parts']}, "
+        f"{lst(f['channels'])}, {lst(f['head'])}, {lst(f['zero_point'])}, {f['in_len']}, "
+        f"{f['out_len']}, {f['out_channels']}, {f['kernel_size']}, {f['stride']}, "
+        f"{f['pad']}, {f['act_min']}, {f['act_max']}, c{i}_stream }};\n"
+    )
+    d += f"static const int8_t *const c{i}_in[] = {{ " + ", ".join(f"c{i}_x{q}" for q in range(len(xs))) + " };\n"
     n = int(np.asarray(want).size)
     body = f"    run_packed(&c{i}_p, c{i}_in, c{i}_want, {n});\n"
     if bench_name is not None:
@@ -134,13 +196,14 @@ def _emit_case(i: int, xs, call, want, generic, bench_name=None) -> tuple[str, s
         d += _c_array("int32_t", f"c{i}_m32", g["mult"])
         d += _c_array("int32_t", f"c{i}_s32", g["shift"])
         parts = ", ".join(f"{{ {c}, {off} }}" for c, off in g["parts"])
-        d += (f"static const dtm_conv1d_s8_params_t c{i}_g = {{ {len(g['parts'])}, {{ {parts} }}, "
-              f"{g['in_len']}, {g['out_len']}, {g['O']}, {g['K']}, {g['stride']}, {g['pad']}, "
-              f"c{i}_w8, c{i}_b32, c{i}_m32, c{i}_s32, {g['out_off']}, {g['act'][0]}, "
-              f"{g['act'][1]} }};\n")
+        d += (
+            f"static const dtm_conv1d_s8_params_t c{i}_g = {{ {len(g['parts'])}, {{ {parts} }}, "
+            f"{g['in_len']}, {g['out_len']}, {g['O']}, {g['K']}, {g['stride']}, {g['pad']}, "
+            f"c{i}_w8, c{i}_b32, c{i}_m32, c{i}_s32, {g['out_off']}, {g['act'][0]}, "
+            f"{g['act'][1]} }};\n"
+        )
         macs = g["out_len"] * g["O"] * g["K"] * sum(c for c, _ in g["parts"])
-        body = (f"    bench_layer(\"{bench_name}\", {macs}u, &c{i}_g, &c{i}_p, c{i}_in, "
-                f"c{i}_want, {n});\n")
+        body = f'    bench_layer("{bench_name}", {macs}u, &c{i}_g, &c{i}_p, c{i}_in, c{i}_want, {n});\n'
     return d, body
 
 
@@ -232,10 +295,16 @@ def program(tmp_path_factory):
         decls.append(d)
         body.append(b)
     src = out / "packed_test.c"
-    src.write_text(PRELUDE + "".join(decls) + MAIN + "int main(void)\n{\n" + "".join(body)
-                   + '    out_u32("packed cases=", cases);\n'
-                   + '    out_u32(" mismatches=", mismatches);\n    OUT("\\n");\n'
-                   + "    return mismatches != 0;\n}\n")
+    src.write_text(
+        PRELUDE
+        + "".join(decls)
+        + MAIN
+        + "int main(void)\n{\n"
+        + "".join(body)
+        + '    out_u32("packed cases=", cases);\n'
+        + '    out_u32(" mismatches=", mismatches);\n    OUT("\\n");\n'
+        + "    return mismatches != 0;\n}\n"
+    )
     return out, src
 
 
@@ -243,19 +312,35 @@ def _build(out, src, target: str, extra=(), name=None):
     cc, arch = ("gcc", []) if target == "host" else ("arm-none-eabi-gcc", M7_ARCH)
     kernels = [KERNELS / "ref" / "conv1d_s8.c", KERNELS / "cm7" / "conv1d_packed_s8.c"]
     exe = out / (name or ("packed_host" if target == "host" else "packed.elf"))
-    cmd = [cc, *CFLAGS, *extra, *arch, f"-I{INCLUDE}", f"-I{KERNELS / 'cm7'}", f"-I{M7_DIR}",
-           str(src), *map(str, kernels), "-o", str(exe)]
+    cmd = [
+        cc,
+        *CFLAGS,
+        *extra,
+        *arch,
+        f"-I{INCLUDE}",
+        f"-I{KERNELS / 'cm7'}",
+        f"-I{M7_DIR}",
+        str(src),
+        *map(str, kernels),
+        "-o",
+        str(exe),
+    ]
     if target != "host":
-        cmd[-2:-2] = [str(M7_DIR / "startup.c"), "-nostartfiles", "--specs=nano.specs",
-                      "--specs=nosys.specs", "-T", str(M7_DIR / "mps2_an500.ld")]
+        cmd[-2:-2] = [
+            str(M7_DIR / "startup.c"),
+            "-nostartfiles",
+            "--specs=nano.specs",
+            "--specs=nosys.specs",
+            "-T",
+            str(M7_DIR / "mps2_an500.ld"),
+        ]
     _run(cmd)
     return exe
 
 
 def test_packed_variant_exact_on_host(program):
     out, src = program
-    r = subprocess.run([str(_build(out, src, "host"))], capture_output=True, text=True,
-                       timeout=120)
+    r = subprocess.run([str(_build(out, src, "host"))], capture_output=True, text=True, timeout=120)
     m = RESULT_RE.search(r.stdout)
     assert m and int(m.group(1)) == 80 + len(BENCH), r.stdout + r.stderr
     assert int(m.group(2)) == 0 and r.returncode == 0, r.stdout
@@ -285,14 +370,13 @@ def test_packed_variant_exact_and_within_budget_on_cortex_m7(program):
     total_ref = total = macs_all = 0
     rows = []
     for i, (name, macs) in enumerate(layers):
-        a, b, c = marks[3 * i:3 * i + 3]
+        a, b, c = marks[3 * i : 3 * i + 3]
         macs = int(macs)
         rows.append((name, macs, b - a, c - b))
         total_ref += b - a
         total += c - b
         macs_all += macs
-    report = "\n".join(f"{n:<10}{m:>7} MACs  ref {r:>8}  packed {p:>7}  {p / m:.3f}/MAC"
-                       for n, m, r, p in rows)
+    report = "\n".join(f"{n:<10}{m:>7} MACs  ref {r:>8}  packed {p:>7}  {p / m:.3f}/MAC" for n, m, r, p in rows)
     print(report)
     assert total <= BUDGET_TOTAL * macs_all, report
     for name, macs, _, packed in rows:
@@ -310,10 +394,12 @@ def test_requantize_table_variant_equals_the_kernel_for_every_byte(tmp_path):
     x = np.arange(-128, 128, dtype=np.int8)
     rng = np.random.default_rng(5)
     for i in range(200):
-        params = dict(input_zero_point=int(rng.integers(-128, 128)),
-                      output_zero_point=int(rng.integers(-128, 128)),
-                      multiplier=int(rng.integers(1 << 30, 1 << 31)),
-                      shift=int(rng.integers(-12, 8) if i % 10 else rng.integers(20, 31)))
+        params = dict(
+            input_zero_point=int(rng.integers(-128, 128)),
+            output_zero_point=int(rng.integers(-128, 128)),
+            multiplier=int(rng.integers(1 << 30, 1 << 31)),
+            shift=int(rng.integers(-12, 8) if i % 10 else rng.integers(20, 31)),
+        )
         table = variants.requantize_table(**params)
         want = ref.requantize(x, **params)
         np.testing.assert_array_equal(cm7.requantize_lut(x, table), want, err_msg=str(params))

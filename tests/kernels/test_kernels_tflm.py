@@ -15,9 +15,18 @@ import numpy as np
 import pytest
 
 from kernel_lib import KERNEL_SETS, Kernels, build_shared
-from kernel_models import (TfliteModel, activation_range, convert, quantize_multiplier,
-                           randomise_weights, repack, reshape_to_quantize, run_tflm, set_quant,
-                           window_geometry)
+from kernel_models import (
+    TfliteModel,
+    activation_range,
+    convert,
+    quantize_multiplier,
+    randomise_weights,
+    repack,
+    reshape_to_quantize,
+    run_tflm,
+    set_quant,
+    window_geometry,
+)
 
 N_INPUTS = 4  # random int8 inputs per model
 
@@ -30,12 +39,14 @@ def kernels(tmp_path_factory) -> dict[str, Kernels]:
 
 def _keras():
     import keras
+
     return keras
 
 
 def _rand_inputs(model: TfliteModel, rng) -> list[np.ndarray]:
-    return [rng.integers(-128, 128, size=model.tensor(i).shape, dtype=np.int64).astype(np.int8)
-            for i in model.sg.inputs]
+    return [
+        rng.integers(-128, 128, size=model.tensor(i).shape, dtype=np.int64).astype(np.int8) for i in model.sg.inputs
+    ]
 
 
 def _input_position(model: TfliteModel, tensor_index: int) -> int:
@@ -63,8 +74,7 @@ def _check(kernels, model, rng, compute, packed=None):
             got = compute(kernels[s], xs)
             np.testing.assert_array_equal(got.reshape(want.shape), want, err_msg=f"kernel set {s}")
         if packed is not None:
-            np.testing.assert_array_equal(packed(xs).reshape(want.shape), want,
-                                          err_msg="cm7 dtm_conv1d_packed_s8")
+            np.testing.assert_array_equal(packed(xs).reshape(want.shape), want, err_msg="cm7 dtm_conv1d_packed_s8")
 
 
 def _packed_call(kernel, fields, weights, bias, mult, shift):
@@ -73,9 +83,11 @@ def _packed_call(kernel, fields, weights, bias, mult, shift):
     from ditmos.codegen import variants
     from ditmos.codegen.lowering import Call, ConstArray
 
-    arrays = {"weights": ConstArray("int8_t", np.asarray(weights), "weights"),
-              "multiplier": ConstArray("int32_t", np.asarray(mult), "multiplier"),
-              "shift": ConstArray("int32_t", np.asarray(shift), "shift")}
+    arrays = {
+        "weights": ConstArray("int8_t", np.asarray(weights), "weights"),
+        "multiplier": ConstArray("int32_t", np.asarray(mult), "multiplier"),
+        "shift": ConstArray("int32_t", np.asarray(shift), "shift"),
+    }
     if bias is not None:
         arrays["bias"] = ConstArray("int32_t", np.asarray(bias), "bias")
     call = Call(kernel, "", fields, arrays, ["x"], "y", macs=1)
@@ -109,8 +121,7 @@ def _conv_model(case):
     rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
     ins = [keras.Input((T, c), batch_size=1) for c in parts]
     x = ins[0] if len(ins) == 1 else keras.layers.Concatenate()(ins)
-    y = keras.layers.Conv1D(cout, K, strides=stride, padding=padding, activation=act,
-                            use_bias=bias)(x)
+    y = keras.layers.Conv1D(cout, K, strides=stride, padding=padding, activation=act, use_bias=bias)(x)
     m = keras.Model(ins, y)
     randomise_weights(m, rng)
     return convert(m, [(T, c) for c in parts], rng, _ranges(rng, len(parts)))
@@ -128,32 +139,52 @@ def test_conv1d_matches_tflm(kernels, case):
     s_in, zp_in = model.scale_zp(op.inputs[0])
     s_w, _ = model.quant(op.inputs[1])
     s_out, zp_out = model.scale_zp(op.outputs[0])
-    qm = [quantize_multiplier(float(s_in) * float(s_w[c if s_w.size > 1 else 0]) / float(s_out))
-          for c in range(cout)]
+    qm = [quantize_multiplier(float(s_in) * float(s_w[c if s_w.size > 1 else 0]) / float(s_out)) for c in range(cout)]
     lo, hi = activation_range(o.fusedActivationFunction, s_out, zp_out)
     T, parts = case[0], case[1]
     out_len, pad = window_geometry(T, K, o.strideW, o.padding)
     # part-major weights (firmware/kernels/README.md)
     bounds = np.cumsum((0,) + parts)
     w3 = w.reshape(cout, K, cin)
-    w_pm = np.concatenate([w3[:, :, a:b].reshape(cout, -1) for a, b in zip(bounds[:-1], bounds[1:])],
-                          axis=1)
+    w_pm = np.concatenate([w3[:, :, a:b].reshape(cout, -1) for a, b in zip(bounds[:-1], bounds[1:])], axis=1)
     concat = model.op_names()[0] == "CONCATENATION"
-    order = ([_input_position(model, t) for t in model.find("CONCATENATION").inputs] if concat
-             else [_input_position(model, op.inputs[0])])
+    order = (
+        [_input_position(model, t) for t in model.find("CONCATENATION").inputs]
+        if concat
+        else [_input_position(model, op.inputs[0])]
+    )
     rng = np.random.default_rng(len(CONV_CASES))
 
     def compute(k, xs):
         xs = [xs[i].reshape(T, -1) for i in order]
-        return k.conv1d([(x, -zp_in) for x in xs], w_pm, bias, [m for m, _ in qm],
-                        [s for _, s in qm], kernel_size=K, stride=o.strideW, pad=pad,
-                        out_len=out_len, output_offset=zp_out, act_min=lo, act_max=hi)
+        return k.conv1d(
+            [(x, -zp_in) for x in xs],
+            w_pm,
+            bias,
+            [m for m, _ in qm],
+            [s for _, s in qm],
+            kernel_size=K,
+            stride=o.strideW,
+            pad=pad,
+            out_len=out_len,
+            output_offset=zp_out,
+            act_min=lo,
+            act_max=hi,
+        )
 
-    fields = dict(parts=[dict(channels=c, input_offset=-zp_in) for c in parts], in_len=T,
-                  out_len=out_len, out_channels=cout, kernel_size=K, stride=o.strideW,
-                  pad=pad, output_offset=zp_out, act_min=lo, act_max=hi)
-    call, why = _packed_call("dtm_conv1d_s8", fields, w_pm, bias, [m for m, _ in qm],
-                             [s for _, s in qm])
+    fields = dict(
+        parts=[dict(channels=c, input_offset=-zp_in) for c in parts],
+        in_len=T,
+        out_len=out_len,
+        out_channels=cout,
+        kernel_size=K,
+        stride=o.strideW,
+        pad=pad,
+        output_offset=zp_out,
+        act_min=lo,
+        act_max=hi,
+    )
+    call, why = _packed_call("dtm_conv1d_s8", fields, w_pm, bias, [m for m, _ in qm], [s for _, s in qm])
     assert call is not None or "window of" in why, why
 
     def packed(xs):
@@ -178,8 +209,7 @@ def _dw_model(case):
     T, C, M, K, stride, padding, act = case
     rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
     x = keras.Input((T, C), batch_size=1)
-    y = keras.layers.DepthwiseConv1D(K, strides=stride, padding=padding, depth_multiplier=M,
-                                     activation=act)(x)
+    y = keras.layers.DepthwiseConv1D(K, strides=stride, padding=padding, depth_multiplier=M, activation=act)(x)
     m = keras.Model(x, y)
     randomise_weights(m, rng)
     return convert(m, [(T, C)], rng, _ranges(rng, 1))
@@ -196,19 +226,28 @@ def test_depthwise_conv1d_matches_tflm(kernels, case):
     s_in, zp_in = model.scale_zp(op.inputs[0])
     s_w, _ = model.quant(op.inputs[1])
     s_out, zp_out = model.scale_zp(op.outputs[0])
-    qm = [quantize_multiplier(float(s_in) * float(s_w[c if s_w.size > 1 else 0]) / float(s_out))
-          for c in range(cout)]
+    qm = [quantize_multiplier(float(s_in) * float(s_w[c if s_w.size > 1 else 0]) / float(s_out)) for c in range(cout)]
     lo, hi = activation_range(o.fusedActivationFunction, s_out, zp_out)
     T, C = case[0], case[1]
     out_len, pad = window_geometry(T, K, o.strideW, o.padding)
 
     def compute(k, xs):
-        return k.depthwise_conv1d(xs[0].reshape(T, C), w.reshape(K, cout), bias,
-                                  [m for m, _ in qm], [s for _, s in qm],
-                                  depth_multiplier=o.depthMultiplier, kernel_size=K,
-                                  stride=o.strideW, pad=pad, out_len=out_len,
-                                  input_offset=-zp_in, output_offset=zp_out, act_min=lo,
-                                  act_max=hi)
+        return k.depthwise_conv1d(
+            xs[0].reshape(T, C),
+            w.reshape(K, cout),
+            bias,
+            [m for m, _ in qm],
+            [s for _, s in qm],
+            depth_multiplier=o.depthMultiplier,
+            kernel_size=K,
+            stride=o.strideW,
+            pad=pad,
+            out_len=out_len,
+            input_offset=-zp_in,
+            output_offset=zp_out,
+            act_min=lo,
+            act_max=hi,
+        )
 
     _check(kernels, model, np.random.default_rng(7), compute)
 
@@ -216,14 +255,18 @@ def test_depthwise_conv1d_matches_tflm(kernels, case):
 # ------------------------------------------------------------------ fully connected
 
 FC_CASES = [
-    (12, 5, "relu", True), (64, 6, None, True), (176, 17, "relu", False),
-    (33, 64, None, False), (7, 3, "relu6", True),
+    (12, 5, "relu", True),
+    (64, 6, None, True),
+    (176, 17, "relu", False),
+    (33, 64, None, False),
+    (7, 3, "relu6", True),
 ]
 
 
 @functools.lru_cache(maxsize=None)
 def _fc_model(case):
     import tensorflow as tf
+
     keras = _keras()
     N, O, act, per_channel = case
     rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
@@ -251,14 +294,29 @@ def test_fully_connected_matches_tflm(kernels, case):
     lo, hi = activation_range(op.builtinOptions.fusedActivationFunction, s_out, zp_out)
 
     def compute(k, xs):
-        return k.fully_connected(xs[0].reshape(1, -1), w, bias, [m for m, _ in qm],
-                                 [s for _, s in qm], input_offset=-zp_in,
-                                 output_offset=zp_out, act_min=lo, act_max=hi)
+        return k.fully_connected(
+            xs[0].reshape(1, -1),
+            w,
+            bias,
+            [m for m, _ in qm],
+            [s for _, s in qm],
+            input_offset=-zp_in,
+            output_offset=zp_out,
+            act_min=lo,
+            act_max=hi,
+        )
 
-    fields = dict(batches=1, in_features=w.shape[1], out_features=w.shape[0], input_offset=-zp_in,
-                  per_channel=int(case[3]), output_offset=zp_out, act_min=lo, act_max=hi)
-    call, why = _packed_call("dtm_fully_connected_s8", fields, w, bias, [m for m, _ in qm],
-                             [s for _, s in qm])
+    fields = dict(
+        batches=1,
+        in_features=w.shape[1],
+        out_features=w.shape[0],
+        input_offset=-zp_in,
+        per_channel=int(case[3]),
+        output_offset=zp_out,
+        act_min=lo,
+        act_max=hi,
+    )
+    call, why = _packed_call("dtm_fully_connected_s8", fields, w, bias, [m for m, _ in qm], [s for _, s in qm])
     assert call is not None, why
 
     def packed(xs):
@@ -270,8 +328,12 @@ def test_fully_connected_matches_tflm(kernels, case):
 # ------------------------------------------------------------------ pooling
 
 POOL_CASES = [
-    ("max", 16, 3, 2, 2, "valid"), ("max", 15, 5, 3, 2, "same"), ("max", 9, 8, 4, 4, "same"),
-    ("avg", 16, 3, 2, 2, "valid"), ("avg", 15, 5, 3, 2, "same"), ("avg", 11, 7, 4, 3, "same"),
+    ("max", 16, 3, 2, 2, "valid"),
+    ("max", 15, 5, 3, 2, "same"),
+    ("max", 9, 8, 4, 4, "same"),
+    ("avg", 16, 3, 2, 2, "valid"),
+    ("avg", 15, 5, 3, 2, "same"),
+    ("avg", 11, 7, 4, 3, "same"),
 ]
 
 
@@ -282,8 +344,7 @@ def _pool_model(case):
     rng = np.random.default_rng(zlib.crc32(repr(case).encode()))
     layer = keras.layers.MaxPooling1D if kind == "max" else keras.layers.AveragePooling1D
     x = keras.Input((T, C), batch_size=1)
-    return convert(keras.Model(x, layer(P, S, padding=padding)(x)), [(T, C)], rng,
-                   _ranges(rng, 1))
+    return convert(keras.Model(x, layer(P, S, padding=padding)(x)), [(T, C)], rng, _ranges(rng, 1))
 
 
 @pytest.mark.parametrize("case", POOL_CASES, ids=[f"{c[0]}{i}" for i, c in enumerate(POOL_CASES)])
@@ -298,17 +359,27 @@ def test_pool1d_matches_tflm(kernels, case):
     out_len, pad = window_geometry(T, o.filterWidth, o.strideW, o.padding)
 
     def compute(k, xs):
-        return k.pool1d(kind, xs[0].reshape(T, C), pool_size=o.filterWidth, stride=o.strideW,
-                        pad=pad, out_len=out_len, act_min=lo, act_max=hi)
+        return k.pool1d(
+            kind,
+            xs[0].reshape(T, C),
+            pool_size=o.filterWidth,
+            stride=o.strideW,
+            pad=pad,
+            out_len=out_len,
+            act_min=lo,
+            act_max=hi,
+        )
 
     _check(kernels, model, np.random.default_rng(9), compute)
 
 
 # ------------------------------------------------------------------ mean, softmax, argmax, add
 
+
 @functools.lru_cache(maxsize=None)
 def _unary_model(kind, T, C, seed):
     import tensorflow as tf
+
     keras = _keras()
     rng = np.random.default_rng(seed)
     shape = (T, C) if T else (C,)
@@ -324,9 +395,10 @@ def _unary_model(kind, T, C, seed):
     return convert(keras.Model(x, y), [shape], rng, _ranges(rng, 1))
 
 
-@pytest.mark.parametrize("T,C,same", [(16, 3, False), (75, 8, False), (7, 13, False),
-                                       (128, 4, False), (16, 3, True), (75, 8, True),
-                                       (5, 7, True)])
+@pytest.mark.parametrize(
+    "T,C,same",
+    [(16, 3, False), (75, 8, False), (7, 13, False), (128, 4, False), (16, 3, True), (75, 8, True), (5, 7, True)],
+)
 def test_mean_matches_tflm(kernels, T, C, same):
     model = _unary_model("mean", T, C, T * 100 + C)
     if same:  # TFLM's plain-division path: output quantised like the input
@@ -341,8 +413,7 @@ def test_mean_matches_tflm(kernels, T, C, same):
     m, s = quantize_multiplier(float(s_in) / float(s_out))
 
     def compute(k, xs):
-        return k.mean(xs[0].reshape(T, C), input_zero_point=zp_in,
-                      output_zero_point=zp_out, multiplier=m, shift=s)
+        return k.mean(xs[0].reshape(T, C), input_zero_point=zp_in, output_zero_point=zp_out, multiplier=m, shift=s)
 
     _check(kernels, model, np.random.default_rng(10), compute)
 
@@ -360,8 +431,7 @@ def test_softmax_matches_tflm(kernels, C):
     diff_min = -int(np.floor(((1 << 5) - 1) * (1 << (31 - 5)) / (1 << left)))
 
     def compute(k, xs):
-        return k.softmax(xs[0].reshape(rows, C), input_multiplier=mult, input_left_shift=left,
-                         diff_min=diff_min)
+        return k.softmax(xs[0].reshape(rows, C), input_multiplier=mult, input_left_shift=left, diff_min=diff_min)
 
     _check(kernels, model, np.random.default_rng(11), compute)
 
@@ -403,23 +473,35 @@ def test_add_matches_tflm(kernels, N, act, seed):
     pos = [_input_position(model, t) for t in op.inputs]
 
     def compute(k, xs):
-        return k.add(xs[pos[0]].ravel(), xs[pos[1]].ravel(), left_shift=20, input1_offset=-z1,
-                     input1_multiplier=m1, input1_shift=sh1, input2_offset=-z2,
-                     input2_multiplier=m2, input2_shift=sh2, output_offset=zp_out,
-                     output_multiplier=mo, output_shift=sho, act_min=lo, act_max=hi)
+        return k.add(
+            xs[pos[0]].ravel(),
+            xs[pos[1]].ravel(),
+            left_shift=20,
+            input1_offset=-z1,
+            input1_multiplier=m1,
+            input1_shift=sh1,
+            input2_offset=-z2,
+            input2_multiplier=m2,
+            input2_shift=sh2,
+            output_offset=zp_out,
+            output_multiplier=mo,
+            output_shift=sho,
+            act_min=lo,
+            act_max=hi,
+        )
 
     _check(kernels, model, np.random.default_rng(13), compute)
 
 
 # ------------------------------------------------------------------ requantize
 
+
 @functools.lru_cache(maxsize=None)
 def _reshape_model():
     keras = _keras()
     rng = np.random.default_rng(14)
     x = keras.Input((10, 6), batch_size=1)
-    return convert(keras.Model(x, keras.layers.Reshape((60,))(x)), [(10, 6)], rng,
-                   _ranges(rng, 1))
+    return convert(keras.Model(x, keras.layers.Reshape((60,))(x)), [(10, 6)], rng, _ranges(rng, 1))
 
 
 def test_requantize_matches_tflm(kernels):
@@ -435,7 +517,6 @@ def test_requantize_matches_tflm(kernels):
         m, s = quantize_multiplier(float(s_in) / float(s_out))
 
         def compute(k, xs, zp_in=zp_in, zp_out=zp_out, m=m, s=s):
-            return k.requantize(xs[0].ravel(), input_zero_point=zp_in,
-                                output_zero_point=zp_out, multiplier=m, shift=s)
+            return k.requantize(xs[0].ravel(), input_zero_point=zp_in, output_zero_point=zp_out, multiplier=m, shift=s)
 
         _check(kernels, model, rng, compute)

@@ -15,8 +15,10 @@ from kernel_models import convert, run_tflm
 
 
 class ReluParams(C.Structure):
-    _fields_ = [(n, C.c_int32) for n in ("size", "input_zero_point", "output_zero_point",
-                                         "multiplier", "shift", "act_min", "act_max")]
+    _fields_ = [
+        (n, C.c_int32)
+        for n in ("size", "input_zero_point", "output_zero_point", "multiplier", "shift", "act_min", "act_max")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +37,10 @@ def _model(layer: str, T: int, C_: int, seed: int):
     return convert(keras.Model(x, y), [(T, C_)], rng, ranges)
 
 
-@pytest.mark.parametrize("layer,T,C_,seed", [("relu", 16, 3, 1), ("relu", 37, 8, 2),
-                                              ("relu6", 16, 3, 3), ("relu6", 50, 5, 4),
-                                              ("relu6", 9, 7, 5)])
+@pytest.mark.parametrize(
+    "layer,T,C_,seed",
+    [("relu", 16, 3, 1), ("relu", 37, 8, 2), ("relu6", 16, 3, 3), ("relu6", 50, 5, 4), ("relu6", 9, 7, 5)],
+)
 def test_relu_through_the_registry_matches_tflm(libs, tmp_path, layer, T, C_, seed):
     from ditmos.codegen import ops
     from ditmos.codegen.ir import read_tflite
@@ -57,8 +60,9 @@ def test_relu_through_the_registry_matches_tflm(libs, tmp_path, layer, T, C_, se
         want = run_tflm(model, [x])[0].reshape(-1)
         for s in KERNEL_SETS:
             out = np.zeros(T * C_, dtype=np.int8)
-            libs[s].dtm_relu_s8(C.byref(params), x.ctypes.data_as(C.POINTER(C.c_int8)),
-                            out.ctypes.data_as(C.POINTER(C.c_int8)))
+            libs[s].dtm_relu_s8(
+                C.byref(params), x.ctypes.data_as(C.POINTER(C.c_int8)), out.ctypes.data_as(C.POINTER(C.c_int8))
+            )
             np.testing.assert_array_equal(out, want, err_msg=f"{layer} kernel set {s}")
 
 

@@ -3,8 +3,7 @@
 import pytest
 
 from ditmos.errors import DitmosError
-from ditmos.models.arch import (architecture_from_dict, block_lengths, check_fits, costs,
-                                default_architecture_dict)
+from ditmos.models.arch import architecture_from_dict, block_lengths, check_fits, costs, default_architecture_dict
 
 
 def test_reference_macs_match_the_authors_model():
@@ -35,14 +34,17 @@ def test_width_scales_selector_and_classifier_channels_not_strong():
     assert min(b.filters for b in tiny.selector.blocks) == 1
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.update(colour="red"), "unknown key(s) ['colour'] in config 'architecture'"),
-    (lambda d: d["selector"]["blocks"][0].update(stride=2), "unknown key(s) ['stride']"),
-    (lambda d: d.update(shared_blocks=[3]), "shared_blocks entry 3 must be a block number in 1..2"),
-    (lambda d: d.update(K=1), "architecture.K' must be an integer >= 2"),
-    (lambda d: d["classifier"]["blocks"].pop(), "classifier has 2 blocks but the selector has 3"),
-    (lambda d: d["selector"]["blocks"][0].update(filters=0), "filters' must be an integer >= 1"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.update(colour="red"), "unknown key(s) ['colour'] in config 'architecture'"),
+        (lambda d: d["selector"]["blocks"][0].update(stride=2), "unknown key(s) ['stride']"),
+        (lambda d: d.update(shared_blocks=[3]), "shared_blocks entry 3 must be a block number in 1..2"),
+        (lambda d: d.update(K=1), "architecture.K' must be an integer >= 2"),
+        (lambda d: d["classifier"]["blocks"].pop(), "classifier has 2 blocks but the selector has 3"),
+        (lambda d: d["selector"]["blocks"][0].update(filters=0), "filters' must be an integer >= 1"),
+    ],
+)
 def test_bad_architecture_is_rejected_with_a_clear_message(mutate, message):
     d = default_architecture_dict("har")
     mutate(d)
@@ -62,8 +64,10 @@ def test_shapes_that_do_not_fit_are_rejected():
     check_fits(architecture_from_dict(default_architecture_dict("mfcc")), (32, 13))
 
 
-@pytest.mark.parametrize("spec, shape", [("hapt", (128, 6)), ("unimib:/data", (151, 3)),
-                                         ("fsdd", (32, 13)), ("speech_commands:/d", (49, 13))])
+@pytest.mark.parametrize(
+    "spec, shape",
+    [("hapt", (128, 6)), ("unimib:/data", (151, 3)), ("fsdd", (32, 13)), ("speech_commands:/d", (49, 13))],
+)
 def test_presets_fit_their_dataset_families(spec, shape):
     from ditmos.training.config import architecture, resolve_config
 

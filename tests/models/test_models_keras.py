@@ -6,8 +6,7 @@ import pytest
 from ditmos.models import keras_models as km
 from ditmos.models.arch import architecture_from_dict, default_architecture_dict
 
-ALLOWED = {"InputLayer", "Conv1D", "BatchNormalization", "ReLU", "MaxPooling1D", "Flatten",
-           "Dense", "Concatenate"}
+ALLOWED = {"InputLayer", "Conv1D", "BatchNormalization", "ReLU", "MaxPooling1D", "Flatten", "Dense", "Concatenate"}
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +37,7 @@ def test_bank_members_equal_separate_keras_models(banks):
     np.testing.assert_allclose(o["route"].numpy(), r.numpy()[:, 0], atol=1e-5)
     for k in range(arch.K):
         kc = km.classifier_from_bank(arch, shape, ncls, cls, k)
-        feeds = {"window": x, **{f"sel_feat_{b}": o[f"feat_{b}"].numpy()
-                                 for b in arch.shared_blocks}}
+        feeds = {"window": x, **{f"sel_feat_{b}": o[f"feat_{b}"].numpy() for b in arch.shared_blocks}}
         np.testing.assert_allclose(kc(feeds)["logits"].numpy(), lg[:, k], atol=1e-5)
 
 

@@ -28,8 +28,9 @@ def _tensor(name, shape, ttype, quant=None, buffer=0):
     return t
 
 
-def single_op_model(op: int, tensors, inputs, outputs, op_inputs=None, *,
-                    buffers=(), options_type=0, options=None) -> bytes:
+def single_op_model(
+    op: int, tensors, inputs, outputs, op_inputs=None, *, buffers=(), options_type=0, options=None
+) -> bytes:
     """One subgraph with one operator ``op`` reading ``op_inputs`` (default: the
     graph inputs) and writing the graph outputs.  ``buffers`` are the bytes of
     constant tensors, referenced as buffer 1, 2, ..."""
@@ -64,22 +65,27 @@ def single_op_model(op: int, tensors, inputs, outputs, op_inputs=None, *,
 
 def quantize_model(n: int, in_q, out_q) -> bytes:
     """int8 [1, n] (in_q) -> QUANTIZE -> int8 [1, n] (out_q)."""
-    return single_op_model(schema.BuiltinOperator.QUANTIZE,
-                           [_tensor("x", [1, n], T.INT8, in_q), _tensor("y", [1, n], T.INT8, out_q)],
-                           [0], [1])
+    return single_op_model(
+        schema.BuiltinOperator.QUANTIZE,
+        [_tensor("x", [1, n], T.INT8, in_q), _tensor("y", [1, n], T.INT8, out_q)],
+        [0],
+        [1],
+    )
 
 
 def float_to_int8_model(n: int, out_q) -> bytes:
     """float32 [1, n] -> QUANTIZE -> int8 [1, n] (out_q)."""
-    return single_op_model(schema.BuiltinOperator.QUANTIZE,
-                           [_tensor("x", [1, n], T.FLOAT32), _tensor("y", [1, n], T.INT8, out_q)],
-                           [0], [1])
+    return single_op_model(
+        schema.BuiltinOperator.QUANTIZE,
+        [_tensor("x", [1, n], T.FLOAT32), _tensor("y", [1, n], T.INT8, out_q)],
+        [0],
+        [1],
+    )
 
 
 def unary_int8_model(op: int, n: int, in_q=(0.05, 0), out_q=(1 / 128, 0)) -> bytes:
     """int8 [1, n] -> ``op`` -> int8 [1, n] (e.g. TANH, which the firmware lacks)."""
-    return single_op_model(op, [_tensor("x", [1, n], T.INT8, in_q),
-                                _tensor("y", [1, n], T.INT8, out_q)], [0], [1])
+    return single_op_model(op, [_tensor("x", [1, n], T.INT8, in_q), _tensor("y", [1, n], T.INT8, out_q)], [0], [1])
 
 
 def argmax_model(n: int) -> bytes:
@@ -89,10 +95,14 @@ def argmax_model(n: int) -> bytes:
     axis = np.array([1], dtype=np.int32).tobytes()
     return single_op_model(
         schema.BuiltinOperator.ARG_MAX,
-        [_tensor("x", [1, n], T.INT8, (1.0, 0)), _tensor("axis", [1], T.INT32, buffer=1),
-         _tensor("y", [1], T.INT32)],
-        [0], [2], op_inputs=[0, 1], buffers=[axis],
-        options_type=schema.BuiltinOptions.ArgMaxOptions, options=opts)
+        [_tensor("x", [1, n], T.INT8, (1.0, 0)), _tensor("axis", [1], T.INT32, buffer=1), _tensor("y", [1], T.INT32)],
+        [0],
+        [2],
+        op_inputs=[0, 1],
+        buffers=[axis],
+        options_type=schema.BuiltinOptions.ArgMaxOptions,
+        options=opts,
+    )
 
 
 def all_int8() -> np.ndarray:

@@ -42,8 +42,7 @@ def build_models(T=32, C=3, K=3, num_classes=4, shared=(1, 2), head_activation=N
     classifiers = []
     for k in range(K):
         w = keras.Input((T, C), batch_size=1, name="window")
-        sel_in = {b: keras.Input(tuple(feats[b].shape[1:]), batch_size=1, name=f"sel_feat_{b}")
-                  for b in shared}
+        sel_in = {b: keras.Input(tuple(feats[b].shape[1:]), batch_size=1, name=f"sel_feat_{b}") for b in shared}
         x = w
         for b in range(3):
             x = _block(x, chans[b], kernels[b], f"c{k}_{b + 1}")
@@ -54,8 +53,7 @@ def build_models(T=32, C=3, K=3, num_classes=4, shared=(1, 2), head_activation=N
         if head_activation is not None:
             h = keras.layers.Activation(head_activation, name=f"c{k}_act")(h)
         logits = keras.layers.Dense(num_classes, name="logits")(h)
-        classifiers.append(keras.Model([w] + [sel_in[b] for b in shared], logits,
-                                       name=f"classifier_{k}"))
+        classifiers.append(keras.Model([w] + [sel_in[b] for b in shared], logits, name=f"classifier_{k}"))
     return selector, classifiers
 
 
@@ -77,20 +75,22 @@ def _fit(selector, classifiers, x, y, K, shared, steps=4):
     models = [selector] + classifiers
     for _ in range(steps):
         for i in range(0, len(x), 8):
-            xb = tf.constant(x[i:i + 1])
+            xb = tf.constant(x[i : i + 1])
             with tf.GradientTape() as tape:
                 outs = selector(xb, training=True)
                 loss = tf.reduce_mean(tf.square(outs[0] - tf.one_hot(y[i] % K, K)))
                 for clf in classifiers:
                     logits = clf([xb] + list(outs[1:]), training=True)
-                    loss += tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(
-                        y[i:i + 1], logits, from_logits=True))
+                    loss += tf.reduce_mean(
+                        keras.losses.sparse_categorical_crossentropy(y[i : i + 1], logits, from_logits=True)
+                    )
             vars_ = [v for m in models for v in m.trainable_variables]
             opt.apply_gradients(zip(tape.gradient(loss, vars_), vars_))
 
 
-def write_export(export_dir, *, T=32, C=3, K=3, num_classes=4, shared=(1, 2),
-                 head_activation=None, fit=True, seed=0) -> Path:
+def write_export(
+    export_dir, *, T=32, C=3, K=3, num_classes=4, shared=(1, 2), head_activation=None, fit=True, seed=0
+) -> Path:
     export_dir = Path(export_dir)
     export_dir.mkdir(parents=True, exist_ok=True)
     selector, classifiers = build_models(T, C, K, num_classes, shared, head_activation, seed)
@@ -100,7 +100,15 @@ def write_export(export_dir, *, T=32, C=3, K=3, num_classes=4, shared=(1, 2),
     selector.save(export_dir / "selector.keras")
     for k, clf in enumerate(classifiers):
         clf.save(export_dir / f"classifier_{k}.keras")
-    (export_dir / "export.json").write_text(json.dumps({
-        "K": K, "shared_blocks": list(shared), "num_classes": num_classes,
-        "input_shape": [T, C], "class_names": [f"c{i}" for i in range(num_classes)]}))
+    (export_dir / "export.json").write_text(
+        json.dumps(
+            {
+                "K": K,
+                "shared_blocks": list(shared),
+                "num_classes": num_classes,
+                "input_shape": [T, C],
+                "class_names": [f"c{i}" for i in range(num_classes)],
+            }
+        )
+    )
     return export_dir

@@ -16,8 +16,10 @@ def _fake_run(tmp_path, K=2, skip=()):
     """A run directory skeleton (no training) with a toy export."""
     run = tmp_path / "run"
     run.mkdir()
-    for name, text in {"config.json": "{}", "normalization.json":
-                       json.dumps({"mean": [0, 0, 0], "std": [1, 1, 1]})}.items():
+    for name, text in {
+        "config.json": "{}",
+        "normalization.json": json.dumps({"mean": [0, 0, 0], "std": [1, 1, 1]}),
+    }.items():
         if name not in skip:
             (run / name).write_text(text)
     if "splits.npz" not in skip:
@@ -27,11 +29,14 @@ def _fake_run(tmp_path, K=2, skip=()):
     return run
 
 
-@pytest.mark.parametrize("missing, message", [
-    ("normalization.json", r"incomplete run directory, missing normalization\.json"),
-    ("splits.npz", r"incomplete run directory, missing splits\.npz"),
-    ("export", r"export: missing; the run directory is incomplete"),
-])
+@pytest.mark.parametrize(
+    "missing, message",
+    [
+        ("normalization.json", r"incomplete run directory, missing normalization\.json"),
+        ("splits.npz", r"incomplete run directory, missing splits\.npz"),
+        ("export", r"export: missing; the run directory is incomplete"),
+    ],
+)
 def test_incomplete_run_dir_names_the_missing_file(tmp_path, missing, message):
     from ditmos.quantize import quantize_run
 
@@ -99,8 +104,11 @@ def test_nan_in_calibration_set(tmp_path):
     export = write_export(tmp_path / "export", K=1, fit=False)
     x, _ = make_data(20)
     x[7, 3, 1] = np.nan
-    with pytest.raises(DitmosError, match=r"calibration set .*NaN or infinity in 1 of 20 samples "
-                                          r"\(first at sample 7\)"):
+    with pytest.raises(
+        DitmosError,
+        match=r"calibration set .*NaN or infinity in 1 of 20 samples "
+        r"\(first at sample 7\)",
+    ):
         quantize_models(load_export(export), tmp_path / "int8", x, {"mean": [0] * 3, "std": [1] * 3})
 
 
@@ -109,4 +117,3 @@ def test_reference_needs_a_manifest(tmp_path):
 
     with pytest.raises(DitmosError, match="no manifest.json"):
         ComposedReference(tmp_path)
-

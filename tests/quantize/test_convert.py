@@ -26,11 +26,18 @@ def toy(tmp_path_factory):
     x, y = make_data(160, T, C, NUM_CLASSES, seed=1)
     norm = {"mean": [0.5, -0.25, 0.0], "std": [1.0, 2.0, 0.5]}
     (root / "int8").mkdir()
-    (root / "int8" / "stale.tflite").write_bytes(b"old")   # replaced as a whole
+    (root / "int8" / "stale.tflite").write_bytes(b"old")  # replaced as a whole
     int8 = quantize_models(models, root / "int8", x[:100], norm)
     assert [p.name for p in root.iterdir() if p.name.startswith(".")] == []
-    return {"root": root, "models": models, "int8": int8, "x_test": x[100:], "y_test": y[100:],
-            "x_calib": x[:100], "norm": norm}
+    return {
+        "root": root,
+        "models": models,
+        "int8": int8,
+        "x_test": x[100:],
+        "y_test": y[100:],
+        "x_calib": x[:100],
+        "norm": norm,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +63,14 @@ def test_manifest_content(toy, manifest):
         total.update(data)
         for t in sub["inputs"] + sub["outputs"]:
             assert t["dtype"] == "int8" and -128 <= t["zero_point"] <= 127 and t["scale"] > 0
-        assert set(sub["ops"]) <= {"RESHAPE", "EXPAND_DIMS", "CONV_2D", "MAX_POOL_2D",
-                                   "CONCATENATION", "FULLY_CONNECTED"}
+        assert set(sub["ops"]) <= {
+            "RESHAPE",
+            "EXPAND_DIMS",
+            "CONV_2D",
+            "MAX_POOL_2D",
+            "CONCATENATION",
+            "FULLY_CONNECTED",
+        }
     assert manifest["model_hash"] == total.hexdigest()
     assert sorted(p.name for p in d.iterdir()) == sorted([f"{n}.tflite" for n in order] + ["manifest.json"])
     # Keras order and shapes
@@ -87,13 +100,12 @@ def test_batchnorm_folded_and_weights_per_channel(toy):
     sg = model.subgraphs[0]
     codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
     convs = [op for op in sg.operators if codes[op.opcodeIndex] == schema.BuiltinOperator.CONV_2D]
-    assert len(convs) == 3 and len(sg.operators) == 12   # no MUL/ADD left from BatchNorm
+    assert len(convs) == 3 and len(sg.operators) == 12  # no MUL/ADD left from BatchNorm
     for op in convs:
         w = sg.tensors[op.inputs[1]]
         assert w.type == schema.TensorType.INT8
-        assert len(w.quantization.scale) == w.shape[0] > 1   # one scale per output channel
-    fcs = [op for op in sg.operators
-           if codes[op.opcodeIndex] == schema.BuiltinOperator.FULLY_CONNECTED]
+        assert len(w.quantization.scale) == w.shape[0] > 1  # one scale per output channel
+    fcs = [op for op in sg.operators if codes[op.opcodeIndex] == schema.BuiltinOperator.FULLY_CONNECTED]
     assert len(fcs) == 2
     for op in fcs:
         w = sg.tensors[op.inputs[1]]
@@ -115,8 +127,10 @@ def test_outputs_are_mapped_by_name_not_position(toy, manifest):
     ref = ComposedReference(toy["int8"])
     x_q = ref.quantize_input(toy["x_test"][:5])
     for name in ("selector", "classifier_1"):
-        it = Interpreter(model_content=(toy["int8"] / f"{name}.tflite").read_bytes(),
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        it = Interpreter(
+            model_content=(toy["int8"] / f"{name}.tflite").read_bytes(),
+            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        )
         runner = it.get_signature_runner("serve")
         for i in range(len(x_q)):
             route, feats = ref.run_selector(x_q[i])
@@ -201,8 +215,9 @@ def test_requantised_links_mean_the_same_real_values(toy, manifest):
             if not link["requantize"]:
                 assert np.array_equal(given, src)
                 continue
-            assert np.array_equal(given, qmath.requantize(src, frm["scale"], frm["zero_point"],
-                                                          to["scale"], to["zero_point"]))
+            assert np.array_equal(
+                given, qmath.requantize(src, frm["scale"], frm["zero_point"], to["scale"], to["zero_point"])
+            )
             real = qmath.dequantize(src, frm["scale"], frm["zero_point"])
             direct = np.clip(np.round(real / to["scale"]) + to["zero_point"], -128, 127)
             assert np.abs(given.astype(int) - direct).max() <= 1
@@ -258,8 +273,10 @@ def test_conv_twin_is_the_same_integer_computation_in_tflm(toy, manifest):
         for i in range(len(x_q)):
             _, feats = ref.run_selector(x_q[i])
             named = {"window": x_q[i]} if name == "selector" else ref.classifier_inputs(0, x_q[i], feats)
-            inputs = [np.ascontiguousarray(named[t["name"]].reshape(t["shape"]))
-                      for t in sorted(sub["inputs"], key=lambda t: t["index"])]
+            inputs = [
+                np.ascontiguousarray(named[t["name"]].reshape(t["shape"]))
+                for t in sorted(sub["inputs"], key=lambda t: t["index"])
+            ]
             for u, v in zip(a.run(inputs), b.run(inputs)):
                 assert np.array_equal(u, v)
 
@@ -285,15 +302,16 @@ def test_every_firmware_op_agrees_between_tflm_and_litert_ref():
     data = convert_int8(model, {"window": xs[:60]}, what="ops")
     info = read_tflite(data)
     check_firmware_ops(info, what="ops")
-    assert {"DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "MEAN", "FULLY_CONNECTED",
-            "SOFTMAX"} <= {op.name for op in info.ops}
+    assert {"DEPTHWISE_CONV_2D", "ADD", "AVERAGE_POOL_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"} <= {
+        op.name for op in info.ops
+    }
     a, b = _TFLMRunner(data, "ops"), _LiteRTRefRunner(data, "ops")
     a.set_output_count(1)
     b.set_output_count(1)
     q = qmath.quantize(xs[60:], info.inputs[0].scale, info.inputs[0].zero_point)
-    outs = [(a.run([q[i:i + 1]])[0], b.run([q[i:i + 1]])[0]) for i in range(len(q))]
+    outs = [(a.run([q[i : i + 1]])[0], b.run([q[i : i + 1]])[0]) for i in range(len(q))]
     assert all(np.array_equal(u, v) for u, v in outs)
-    assert len({u.tobytes() for u, _ in outs}) > 10   # not a constant output
+    assert len({u.tobytes() for u, _ in outs}) > 10  # not a constant output
 
 
 def test_floored_route_keeps_the_float_argmax(toy, manifest):
@@ -313,4 +331,4 @@ def test_floored_route_keeps_the_float_argmax(toy, manifest):
         assert np.array_equal(out[name], plain[name])
     route = manifest["submodels"]["selector"]["outputs"][0]
     span = route["scale"] * 255
-    assert span < 1.5 * (plain["route"].max() - floor) + 1e-6   # range starts at the floor
+    assert span < 1.5 * (plain["route"].max() - floor) + 1e-6  # range starts at the floor

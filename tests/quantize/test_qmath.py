@@ -22,7 +22,7 @@ def _scale_pairs(n, seed):
     for i in range(n):
         s_in = np.float32(np.exp(rng.uniform(-10, 2)))
         if i % 5 == 0:
-            s_out = s_in                                            # equal scales
+            s_out = s_in  # equal scales
         elif i % 5 == 1:
             s_out = np.float32(s_in * 2.0 ** int(rng.integers(-6, 7)))  # exact powers of two
         elif i % 5 == 2:
@@ -65,9 +65,9 @@ def test_quantize_multiplier_edge_cases():
     assert qmath.quantize_multiplier(0.5) == (1 << 30, 0)
     assert qmath.quantize_multiplier(0.75) == (3 << 29, 0)
     # q * 2**31 rounds up to 2**31: renormalised to 2**30 with shift + 1
-    assert qmath.quantize_multiplier(1.0 - 2.0 ** -40) == (1 << 30, 1)
+    assert qmath.quantize_multiplier(1.0 - 2.0**-40) == (1 << 30, 1)
     # below 2**-31 flushes to zero
-    assert qmath.quantize_multiplier(2.0 ** -40) == (0, 0)
+    assert qmath.quantize_multiplier(2.0**-40) == (0, 0)
     with pytest.raises(ValueError):
         qmath.quantize_multiplier(float("nan"))
 
@@ -93,8 +93,13 @@ def test_input_quantisation_matches_tflm_float_quantize():
         scale = float(np.float32(np.exp(rng.uniform(-8, 1))))
         zp = int(rng.integers(-128, 128))
         halves = (np.arange(-40, 40) + 0.5).astype(np.float32) * np.float32(scale)
-        x = np.concatenate([rng.normal(scale=scale * 80, size=300).astype(np.float32), halves,
-                            np.float32([0.0, -0.0, 1e5 * scale, -1e5 * scale])]).reshape(1, -1)
+        x = np.concatenate(
+            [
+                rng.normal(scale=scale * 80, size=300).astype(np.float32),
+                halves,
+                np.float32([0.0, -0.0, 1e5 * scale, -1e5 * scale]),
+            ]
+        ).reshape(1, -1)
         # (beyond +-2**31 steps TFLM's float -> int32 cast is undefined: not tested)
         want = _tflm(float_to_int8_model(x.shape[1], (scale, zp)), x)
         assert np.array_equal(qmath.quantize(x, scale, zp), want), (scale, zp)
@@ -117,4 +122,3 @@ def test_argmax_takes_the_first_maximum_like_tflm():
 def test_requantize_type_check():
     with pytest.raises(TypeError):
         qmath.requantize(np.array([1, 2], dtype=np.int32), 0.1, 0, 0.2, 0)
-

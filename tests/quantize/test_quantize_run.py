@@ -19,7 +19,7 @@ def run_data(tiny_run):
 
 def test_metrics_record_tflm_accuracy_and_keep_training_keys(tiny_run, tiny_int8, run_data):
     metrics = json.loads((tiny_run / "metrics.json").read_text())
-    assert "float" in metrics["test"] and "ditmos" in metrics["test"]["float"]   # training's keys kept
+    assert "float" in metrics["test"] and "ditmos" in metrics["test"]["float"]  # training's keys kept
     acc = metrics["test"]["int8"]["ditmos"]
     ref = ComposedReference(tiny_int8)
     pred, route, _ = ref.predict(ref.quantize_input(run_data.x_test))

@@ -23,46 +23,80 @@ WIDTHS = (0.25, 1.0)
 
 def _metrics(n_cls=4, k=3, dataset="npz:/home/someone/data/walking.npz"):
     conf = (np.eye(n_cls, dtype=int) * 9 + 1).tolist()
-    return {"format": "ditmos-metrics/1", "dataset": dataset, "class_names": list("abcd"),
-            "test": {"float": {"ditmos": 0.81, "union": 0.97, "classifiers": [0.4, 0.5, 0.3],
-                               "baselines": {"strong": 0.85, "ensemble_average": 0.7},
-                               "routing_histogram": [10, 20, 5][:k],
-                               "confusion_matrix": conf}},
-            "model": {"params": 40000, "macs": 220000, "flash_weight_bytes": 45000}}
+    return {
+        "format": "ditmos-metrics/1",
+        "dataset": dataset,
+        "class_names": list("abcd"),
+        "test": {
+            "float": {
+                "ditmos": 0.81,
+                "union": 0.97,
+                "classifiers": [0.4, 0.5, 0.3],
+                "baselines": {"strong": 0.85, "ensemble_average": 0.7},
+                "routing_histogram": [10, 20, 5][:k],
+                "confusion_matrix": conf,
+            }
+        },
+        "model": {"params": 40000, "macs": 220000, "flash_weight_bytes": 45000},
+    }
 
 
 def _methods(w, seeds=None):
     s = w * w
-    methods = {"ditmos": {"test_accuracy": 0.7 + 0.1 * w, "union_test_accuracy": 0.97,
-                          "macs": int(220000 * s), "flash_bytes": int(45000 * s),
-                          "params": int(40000 * s)},
-               "weak_equal_macs": {"test_accuracy": 0.69 + 0.1 * w, "macs": int(215000 * s),
-                                   "flash_bytes": int(9000 * s), "params": int(8000 * s)},
-               "strong": {"test_accuracy": 0.85, "macs": 2_000_000, "flash_bytes": 120000,
-                          "params": 117000}}
+    methods = {
+        "ditmos": {
+            "test_accuracy": 0.7 + 0.1 * w,
+            "union_test_accuracy": 0.97,
+            "macs": int(220000 * s),
+            "flash_bytes": int(45000 * s),
+            "params": int(40000 * s),
+        },
+        "weak_equal_macs": {
+            "test_accuracy": 0.69 + 0.1 * w,
+            "macs": int(215000 * s),
+            "flash_bytes": int(9000 * s),
+            "params": int(8000 * s),
+        },
+        "strong": {"test_accuracy": 0.85, "macs": 2_000_000, "flash_bytes": 120000, "params": 117000},
+    }
     if w == max(WIDTHS):
-        methods["ablation_no_adversarial"] = {"test_accuracy": 0.78, "macs": 220000,
-                                              "flash_bytes": 45000, "params": 40000}
+        methods["ablation_no_adversarial"] = {
+            "test_accuracy": 0.78,
+            "macs": 220000,
+            "flash_bytes": 45000,
+            "params": 40000,
+        }
     if seeds:
         for i, r in enumerate(methods.values()):
-            r.update(test_acc_mean=r["test_accuracy"] - 0.01, test_acc_std=0.001 * (i + 1),
-                     seeds=list(seeds))
+            r.update(test_acc_mean=r["test_accuracy"] - 0.01, test_acc_std=0.001 * (i + 1), seeds=list(seeds))
     return methods
 
 
 def _compare(run_rel, seeds=None):
     """compare.json as `ditmos train --compare` writes it (two widths)."""
-    return {"format": "ditmos-compare/1", "dataset": "npz:/home/someone/data/walking.npz",
-            "preset": "quick", "seed": 0, "widths": list(WIDTHS),
-            "results": {f"{w:g}": {"width": w, "run_dir": run_rel(w),
-                                   "methods": _methods(w, seeds)} for w in WIDTHS}}
+    return {
+        "format": "ditmos-compare/1",
+        "dataset": "npz:/home/someone/data/walking.npz",
+        "preset": "quick",
+        "seed": 0,
+        "widths": list(WIDTHS),
+        "results": {f"{w:g}": {"width": w, "run_dir": run_rel(w), "methods": _methods(w, seeds)} for w in WIDTHS},
+    }
 
 
 def _codegen():
-    tensors = [{"name": f"t{i}", "bytes": 64 * (1 + i % 3), "group": None if i < 3 else f"c{i % 2}",
-                "offset": 64 * (i % 4), "first": i, "last": i + 1} for i in range(7)]
-    return {"format": "ditmos-codegen/1", "strategy": "slicing", "arena_bytes": 512,
-            "tensors": tensors}
+    tensors = [
+        {
+            "name": f"t{i}",
+            "bytes": 64 * (1 + i % 3),
+            "group": None if i < 3 else f"c{i % 2}",
+            "offset": 64 * (i % 4),
+            "first": i,
+            "last": i + 1,
+        }
+        for i in range(7)
+    ]
+    return {"format": "ditmos-codegen/1", "strategy": "slicing", "arena_bytes": 512, "tensors": tensors}
 
 
 def _write(path, obj):
@@ -81,12 +115,18 @@ def device_artefacts(tmp_path_factory):
     rng = np.random.default_rng(0)
     x = rng.integers(-128, 128, size=(30, 4, 3), dtype=np.int8)
     res = [toy_model(x[i].tobytes()) for i in range(30)]
-    w = Workload(inputs=x, labels=rng.integers(0, 4, 30),
-                 ref_pred=np.array([r.predicted for r in res]),
-                 ref_route=np.array([r.route for r in res]),
-                 ref_scores=np.array([r.scores for r in res], dtype=np.int8),
-                 model_hash="0123456789abcdef" + "0" * 48, num_classes=4, num_classifiers=3,
-                 class_names=list("abcd"), facts=RunFacts(accuracy_float=0.81))
+    w = Workload(
+        inputs=x,
+        labels=rng.integers(0, 4, 30),
+        ref_pred=np.array([r.predicted for r in res]),
+        ref_route=np.array([r.route for r in res]),
+        ref_scores=np.array([r.scores for r in res], dtype=np.int8),
+        model_hash="0123456789abcdef" + "0" * 48,
+        num_classes=4,
+        num_classifiers=3,
+        class_names=list("abcd"),
+        facts=RunFacts(accuracy_float=0.81),
+    )
     ev = root / "eval"
     with PyDevice() as d:
         run_evaluation(w, [DeviceSpec(d.path)], ev, timeout=0.5, meta={"build_dir": str(build)})
@@ -98,10 +138,8 @@ def run_with_compare(tmp_path):
     """RUN/ with RUN/compare/compare.json: the layout `ditmos train --out RUN --compare` makes."""
     run = tmp_path / "run"
     _write(run / "metrics.json", _metrics())
-    _write(run / "config.json", {"dataset": _metrics()["dataset"], "preset": "quick",
-                                 "seed": 0, "width": 1.0})
-    _write(run / "compare" / "compare.json",
-           _compare(lambda w: ".." if w == 1 else f"width_{w:g}/ditmos"))
+    _write(run / "config.json", {"dataset": _metrics()["dataset"], "preset": "quick", "seed": 0, "width": 1.0})
+    _write(run / "compare" / "compare.json", _compare(lambda w: ".." if w == 1 else f"width_{w:g}/ditmos"))
     return run
 
 
@@ -120,6 +158,7 @@ def _table_rows(md: str) -> dict:
 # Finding the comparison
 # --------------------------------------------------------------------------- #
 
+
 def test_report_finds_the_comparison_that_compare_wrote(run_with_compare, tmp_path):
     run = run_with_compare
     assert find_comparison(run)[0] == run / "compare" / "compare.json"
@@ -132,14 +171,19 @@ def test_report_finds_the_comparison_that_compare_wrote(run_with_compare, tmp_pa
         for name, r in _methods(w).items():
             m = got[(name, w)]
             assert (m.accuracy, m.macs, m.flash_bytes, m.params) == (
-                r["test_accuracy"], r["macs"], r["flash_bytes"], r["params"])
+                r["test_accuracy"],
+                r["macs"],
+                r["flash_bytes"],
+                r["params"],
+            )
         assert got[("union", w)].accuracy == 0.97
     # the comparison directory itself: same methods, run-level figures from
     # the run at the largest width (RUN)
     via_dir = collect(run / "compare")
     assert via_dir.run_dir.resolve() == run.resolve()
-    assert [(m.name, m.width, m.accuracy) for m in via_dir.methods] == \
-        [(m.name, m.width, m.accuracy) for m in data.methods]
+    assert [(m.name, m.width, m.accuracy) for m in via_dir.methods] == [
+        (m.name, m.width, m.accuracy) for m in data.methods
+    ]
     assert via_dir.metrics is not None
 
 
@@ -158,8 +202,9 @@ def test_comparison_one_or_two_folders_up_only_when_it_holds_the_run(tmp_path):
 
 def test_seed_aggregates_are_shown_as_mean_and_std(run_with_compare, tmp_path):
     run = run_with_compare
-    _write(run / "compare" / "compare.json",
-           _compare(lambda w: ".." if w == 1 else f"width_{w:g}/ditmos", seeds=(0, 1, 2)))
+    _write(
+        run / "compare" / "compare.json", _compare(lambda w: ".." if w == 1 else f"width_{w:g}/ditmos", seeds=(0, 1, 2))
+    )
     table = tables(collect(run))[0]
     assert "mean ± std over 3 seeds" in " ".join(table["header"])
     rows = {(r[0], r[1]): r for r in table["rows"]}
@@ -167,8 +212,7 @@ def test_seed_aggregates_are_shown_as_mean_and_std(run_with_compare, tmp_path):
     assert rows[("DiTMoS", "0.25")][2] == f"{100 * (0.7 + 0.025 - 0.01):.2f} ± 0.10"
     assert rows[("strong model", "1")][2] == f"{100 * (0.85 - 0.01):.2f} ± 0.30"
     # without aggregates: the single value, no ±
-    _write(run / "compare" / "compare.json",
-           _compare(lambda w: ".." if w == 1 else f"width_{w:g}/ditmos"))
+    _write(run / "compare" / "compare.json", _compare(lambda w: ".." if w == 1 else f"width_{w:g}/ditmos"))
     rows = {(r[0], r[1]): r for r in tables(collect(run))[0]["rows"]}
     assert rows[("DiTMoS", "0.25")][2] == f"{100 * 0.725:.2f}"
 
@@ -190,12 +234,11 @@ def test_pareto_front():
 # Whole pages
 # --------------------------------------------------------------------------- #
 
-def test_report_has_every_figure_when_everything_exists(run_with_compare, device_artefacts,
-                                                        tmp_path):
+
+def test_report_has_every_figure_when_everything_exists(run_with_compare, device_artefacts, tmp_path):
     ev, _ = device_artefacts
     res = write_report(collect(run_with_compare, [ev]), tmp_path)
-    assert set(res["figures"]) == {"accuracy_vs_macs", "accuracy_vs_flash", "memory_plan",
-                                   "routing", "confusion"}
+    assert set(res["figures"]) == {"accuracy_vs_macs", "accuracy_vs_flash", "memory_plan", "routing", "confusion"}
     assert "device" not in res["not_shown"]  # one evaluation: the table shows it
     assert "profiling" in res["not_shown"]["per_layer_latency"]  # no profiling in this firmware
     assert res["legend_overlaps"] == {}  # every legend sits outside its axes
@@ -234,6 +277,7 @@ def test_report_says_what_is_missing(tmp_path):
 # --------------------------------------------------------------------------- #
 # A real (tiny) `--compare` run
 # --------------------------------------------------------------------------- #
+
 
 @pytest.mark.slow
 def test_report_of_a_real_compare_run_shows_every_method_at_every_width(tiny_compare, tmp_path):
@@ -274,8 +318,7 @@ def test_report_of_a_real_compare_run_shows_every_method_at_every_width(tiny_com
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh "
-                    "installs it for CI)")
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh installs it for CI)")
 def test_page_renders_in_headless_chromium(tiny_compare, device_artefacts, tmp_path):
     """The page of the real comparison, opened in Chromium: every image loads,
     and the DOM holds one table row and one plotted point per method and width."""
@@ -298,12 +341,22 @@ def test_page_renders_in_headless_chromium(tiny_compare, device_artefacts, tmp_p
     check = tmp_path / "check.html"
     check.write_text(page.replace("</body>", probe))
     prof = tmp_path / "profile"
-    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--no-first-run", "--disable-dev-shm-usage", f"--user-data-dir={prof}",
-              "--virtual-time-budget=5000"]
-    out = subprocess.run(common + ["--dump-dom", check.as_uri()], capture_output=True,
-                         text=True, timeout=120, check=False)
+    common = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={prof}",
+        "--virtual-time-budget=5000",
+    ]
+    out = subprocess.run(
+        common + ["--dump-dom", check.as_uri()], capture_output=True, text=True, timeout=120, check=False
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     m = re.search(r"data-probe=\"([^\"]*)\"", out.stdout)
     assert m, out.stdout[:2000]
@@ -324,9 +377,13 @@ def test_page_renders_in_headless_chromium(tiny_compare, device_artefacts, tmp_p
     assert probe_out["h1"] == "hapt: DiTMoS report"
     assert not any("comparison" in s or "ablations" in s for s in probe_out["missing"])
     shot = tmp_path / "shot.png"
-    out = subprocess.run(common + [f"--screenshot={shot}", "--window-size=1200,2400",
-                                   (tmp_path / "report.html").as_uri()],
-                         capture_output=True, text=True, timeout=120, check=False)
+    out = subprocess.run(
+        common + [f"--screenshot={shot}", "--window-size=1200,2400", (tmp_path / "report.html").as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert out.returncode == 0 and shot.stat().st_size > 10_000, out.stderr[-2000:]
     import matplotlib.image as mpimg
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ditmos.robust.attacks import (NORMS, perturbation_norm, pgd, pgd_radii, project_l1,
-                                   square_linf)
+from ditmos.robust.attacks import NORMS, perturbation_norm, pgd, pgd_radii, project_l1, square_linf
 from ditmos.robust.evaluate import AttackBudget, parse_eps, union_robustness
 from ditmos.robust.targets import KerasTarget
 from ditmos.errors import DitmosError
@@ -29,11 +28,16 @@ def undefended():
     xtr, xte = norm.apply(ds.X[tr]).astype(np.float32), norm.apply(ds.X[te]).astype(np.float32)
     T, C = xtr.shape[1:]
     n = len(ds.class_names)
-    m = keras.Sequential([keras.Input((T, C)), keras.layers.Conv1D(8, 9, activation="relu"),
-                          keras.layers.MaxPooling1D(4), keras.layers.Flatten(),
-                          keras.layers.Dense(n)])
-    m.compile(optimizer=keras.optimizers.Adam(3e-3),
-              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m = keras.Sequential(
+        [
+            keras.Input((T, C)),
+            keras.layers.Conv1D(8, 9, activation="relu"),
+            keras.layers.MaxPooling1D(4),
+            keras.layers.Flatten(),
+            keras.layers.Dense(n),
+        ]
+    )
+    m.compile(optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     m.fit(xtr, ds.y[tr], epochs=4, batch_size=64, verbose=0)
     t = KerasTarget(m)
     ok = t.predict(xte) == ds.y[te]
@@ -76,8 +80,7 @@ def test_square_breaks_an_undefended_model_without_gradients(undefended):
 def test_radius_zero_is_clean_accuracy_and_curves_never_rise(undefended):
     t, x, y = undefended
     radii = {"linf": 0.15, "l2": 1.5, "l1": 15.0}
-    res, _ = union_robustness(t, x, y, radii, budget=AttackBudget(steps=5, restarts=1,
-                                                                 square_queries=20))
+    res, _ = union_robustness(t, x, y, radii, budget=AttackBudget(steps=5, restarts=1, square_queries=20))
     assert res.clean == 1.0
     for norm in NORMS:
         accs = [a for _, a in res.curves[norm]]
@@ -85,8 +88,9 @@ def test_radius_zero_is_clean_accuracy_and_curves_never_rise(undefended):
         assert all(b <= a for a, b in zip(accs, accs[1:])), (norm, accs)
         assert res.robust[norm] == accs[-1]
     assert res.union <= min(res.robust.values())
-    zero, _ = union_robustness(t, x, y, {k: 0.0 for k in NORMS},
-                               budget=AttackBudget(steps=5, restarts=1, square_queries=20))
+    zero, _ = union_robustness(
+        t, x, y, {k: 0.0 for k in NORMS}, budget=AttackBudget(steps=5, restarts=1, square_queries=20)
+    )
     assert zero.union == zero.clean == 1.0
 
 
@@ -116,14 +120,13 @@ def test_radii_in_one_batch_equal_separate_attacks(undefended):
     v = rng.standard_normal((6, 30))
     eps = np.array([0.5, 1, 2, 4, 8, 100.0])
     rows = project_l1(v, eps)
-    assert all(np.allclose(rows[i], project_l1(v[i:i + 1], eps[i])[0]) for i in range(6))
+    assert all(np.allclose(rows[i], project_l1(v[i : i + 1], eps[i])[0]) for i in range(6))
 
 
 def test_eps_parsing_errors_are_clear():
     r = parse_eps("linf=0.2", (128, 6))
     assert r["linf"] == 0.2 and r["l2"] > 0 and r["l1"] > r["l2"]
-    for bad, msg in [("linf", "NORM=RADIUS"), ("l3=1", "unknown norm"), ("l2=x", "number"),
-                     ("l1=-1", ">= 0")]:
+    for bad, msg in [("linf", "NORM=RADIUS"), ("l3=1", "unknown norm"), ("l2=x", "number"), ("l1=-1", ">= 0")]:
         with pytest.raises(DitmosError, match=msg):
             parse_eps(bad, (128, 6))
 
@@ -138,8 +141,22 @@ def test_robust_attack_cli_on_a_trained_run(tiny_run, tiny_int8, tmp_path):
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    rc = main(["robust", "attack", str(run), "--samples", "16", "--steps", "2",
-               "--restarts", "1", "--queries", "5", "--quiet"])
+    rc = main(
+        [
+            "robust",
+            "attack",
+            str(run),
+            "--samples",
+            "16",
+            "--steps",
+            "2",
+            "--restarts",
+            "1",
+            "--queries",
+            "5",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     out = json.loads((run / "robust" / "attack.json").read_text())
     f = out["float"]
@@ -152,9 +169,9 @@ def test_robust_attack_cli_on_a_trained_run(tiny_run, tiny_int8, tmp_path):
 
 
 @pytest.mark.slow
-def test_adversarial_windows_on_the_host_board_match_the_int8_reference(tiny_run, tiny_int8,
-                                                                       host_model_build,
-                                                                       tmp_path):
+def test_adversarial_windows_on_the_host_board_match_the_int8_reference(
+    tiny_run, tiny_int8, host_model_build, tmp_path
+):
     """The device path: the firmware classifies every adversarial window exactly
     as the host int8 reference does (class, route, int8 scores)."""
     import json
@@ -164,8 +181,25 @@ def test_adversarial_windows_on_the_host_board_match_the_int8_reference(tiny_run
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
-    rc = main(["robust", "attack", str(run), "--samples", "8", "--steps", "2", "--restarts", "1",
-               "--queries", "5", "--build", str(host_model_build), "--emulate", "--quiet"])
+    rc = main(
+        [
+            "robust",
+            "attack",
+            str(run),
+            "--samples",
+            "8",
+            "--steps",
+            "2",
+            "--restarts",
+            "1",
+            "--queries",
+            "5",
+            "--build",
+            str(host_model_build),
+            "--emulate",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     dev = json.loads((run / "robust" / "attack.json").read_text())["device"]
     assert dev["windows"] == dev["measured"] == 24 and dev["complete"]

@@ -69,7 +69,7 @@ def test_the_latency_attack_forces_late_exits_inside_the_ball(norm, eps):
     adv = force_late_exits(t, x, norm=norm, eps=eps, steps=10)
     assert np.all(perturbation_norm(adv, x, norm) <= eps * (1 + 1e-4) + 1e-5)
     clean, attacked = t.macs(x), t.macs(adv)
-    assert np.all(attacked >= clean)            # never fewer MACs than clean, per window
+    assert np.all(attacked >= clean)  # never fewer MACs than clean, per window
     assert attacked.mean() > 1.3 * clean.mean()  # and clearly more on average
     # a policy that always takes the last exit cannot be pushed further
     late = MultiExitTarget(t.model, 2.0, t.exit_macs)
@@ -81,10 +81,15 @@ def test_rdi_training_moves_every_exit_and_its_attack_stays_in_the_ball():
 
     x, y = _tiny_data()
     model, _ = _tiny_multi_exit()
-    hp = {"lr": 3e-3, "batch_size": 32, "attack_steps": 2, "step_factor": 2.5,
-          "l1_sparsity": 0.05, "exit_attack": "max_avg"}
-    trainer = MultiExitTrainer(model, {"linf": 0.2, "l2": 1.0, "l1": 5.0}, "linf", hp,
-                               steps_total=2)
+    hp = {
+        "lr": 3e-3,
+        "batch_size": 32,
+        "attack_steps": 2,
+        "step_factor": 2.5,
+        "l1_sparsity": 0.05,
+        "exit_attack": "max_avg",
+    }
+    trainer = MultiExitTrainer(model, {"linf": 0.2, "l2": 1.0, "l1": 5.0}, "linf", hp, steps_total=2)
     adv = tf.function(trainer.adversarial)(tf.constant(x), tf.constant(y)).numpy()
     assert np.all(perturbation_norm(adv, x, "linf") <= 0.2 + 1e-5)
     # max_avg keeps, per window, a candidate at least as bad for the summed loss as
@@ -104,25 +109,71 @@ def test_rdi_training_moves_every_exit_and_its_attack_stays_in_the_ball():
         MultiExitTrainer(model, {"linf": 0.1}, "linf", {**hp, "exit_attack": "x"}, steps_total=1)
     # the all-exits objective is what the training PGD ascends
     from ditmos.robust.training import all_exits_objective
-    a2 = tf.function(lambda a, b: pgd_tf(model, a, b, norm="l2", eps=1.0, steps=2,
-                                         objective=all_exits_objective))(x, y).numpy()
+
+    a2 = tf.function(lambda a, b: pgd_tf(model, a, b, norm="l2", eps=1.0, steps=2, objective=all_exits_objective))(
+        x, y
+    ).numpy()
     assert np.all(perturbation_norm(a2, x, "l2") <= 1.0 + 1e-4)
 
 
 def test_cli_rejects_what_the_multi_exit_network_cannot_do(tmp_path, capsys):
     from ditmos.cli import main
 
-    assert main(["train", "--dataset", "hapt", "--method", "early_exit", "--robust", "ramp",
-                 "--out", str(tmp_path / "a"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "hapt",
+                "--method",
+                "early_exit",
+                "--robust",
+                "ramp",
+                "--out",
+                str(tmp_path / "a"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert "not available for --method early_exit" in capsys.readouterr().err
-    assert main(["train", "--dataset", "hapt", "--method", "early_exit", "--robust", "linf",
-                 "--compare", "--out", str(tmp_path / "b")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "hapt",
+                "--method",
+                "early_exit",
+                "--robust",
+                "linf",
+                "--compare",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 2
+    )
     assert "--method early_exit takes only" in capsys.readouterr().err
-    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path / "t"),
-                 "--methods", "single,early_exit", "--modes", "linf,max"]) == 2
+    assert (
+        main(
+            [
+                "robust",
+                "table",
+                "--dataset",
+                "hapt",
+                "--out",
+                str(tmp_path / "t"),
+                "--methods",
+                "single,early_exit",
+                "--modes",
+                "linf,max",
+            ]
+        )
+        == 2
+    )
     assert "drop max" in capsys.readouterr().err
-    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path / "t"),
-                 "--methods", "moe"]) == 2
+    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path / "t"), "--methods", "moe"]) == 2
     assert "unknown method" in capsys.readouterr().err
 
 
@@ -131,22 +182,63 @@ def test_cli_trains_rdi_and_attacks_it_through_the_exit_policy(tmp_path, capsys)
     from ditmos.cli import main
 
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"subset": 200, "robust": {
-        "epochs": 1, "attack_steps": 1, "val_samples": 30, "val_steps": 1,
-        "exit_attack": "avg"}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "subset": 200,
+                "robust": {"epochs": 1, "attack_steps": 1, "val_samples": 30, "val_steps": 1, "exit_attack": "avg"},
+            }
+        )
+    )
     run = tmp_path / "run"
-    assert main(["train", "--dataset", "hapt", "--method", "early_exit", "--robust", "linf",
-                 "--out", str(run), "--config", str(cfg), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "hapt",
+                "--method",
+                "early_exit",
+                "--robust",
+                "linf",
+                "--out",
+                str(run),
+                "--config",
+                str(cfg),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     info = json.loads((run / "robust.json").read_text())
     assert info["model"] == "early_exit" and (run / "models" / "early_exit.keras").is_file()
     assert len(info["exit_macs"]) == len(info["cheap_pgd"]["test"]["clean"]) >= 2
-    assert info["exit_policy"]["val_avg_macs"] <= info["exit_policy"]["mac_budget"] or \
-        not info["exit_policy"]["within_budget"]
+    assert (
+        info["exit_policy"]["val_avg_macs"] <= info["exit_policy"]["mac_budget"]
+        or not info["exit_policy"]["within_budget"]
+    )
     # the run is a network run too: quantised to int8, then attacked through the
     # int8 exit policy as well
     assert main(["quantize", str(run), "--calibration-samples", "40", "--quiet"]) == 0
-    assert main(["robust", "attack", str(run), "--samples", "12", "--steps", "2",
-                 "--restarts", "1", "--queries", "3", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "robust",
+                "attack",
+                str(run),
+                "--samples",
+                "12",
+                "--steps",
+                "2",
+                "--restarts",
+                "1",
+                "--queries",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = json.loads((run / "robust" / "attack.json").read_text())
     q = out["int8"]
     assert q["transfer"]["n"] == 12 and q["square"]["n"] == 12
@@ -167,19 +259,29 @@ def test_cli_trains_rdi_and_attacks_it_through_the_exit_policy(tmp_path, capsys)
 
 def _row(model, clean, rob, macs=None):
     radii = {"linf": 0.1, "l2": 0.8, "l1": 9.5}
-    info = {"model": model, "seed": 0, "hyper": {"epochs": 5, "batch_size": 128,
-                                                 "attack_steps": 3}}
-    res = {"float": {"n": 100, "radii": radii, "clean": clean, "union": min(rob),
-                     "robust": dict(zip(("linf", "l2", "l1"), rob))}}
+    info = {"model": model, "seed": 0, "hyper": {"epochs": 5, "batch_size": 128, "attack_steps": 3}}
+    res = {
+        "float": {
+            "n": 100,
+            "radii": radii,
+            "clean": clean,
+            "union": min(rob),
+            "robust": dict(zip(("linf", "l2", "l1"), rob)),
+        }
+    }
     if model == "single":
         info["macs"] = 1000
     else:
-        res["macs"] = {"exit_macs": [300, 900, 2000], "max_macs": 2000, "threshold": 0.9,
-                       "clean": {"avg_macs": macs, "exit_fractions": [0.8, 0.1, 0.1]},
-                       "accuracy_attack": {n: {"avg_macs": 900.0, "exit_fractions": [0.3, 0.4, 0.3]}
-                                           for n in radii},
-                       "latency_attack": {n: {"avg_macs": 1900.0, "exit_fractions": [0, 0.1, 0.9],
-                                              "accuracy": 0.5} for n in radii}}
+        res["macs"] = {
+            "exit_macs": [300, 900, 2000],
+            "max_macs": 2000,
+            "threshold": 0.9,
+            "clean": {"avg_macs": macs, "exit_fractions": [0.8, 0.1, 0.1]},
+            "accuracy_attack": {n: {"avg_macs": 900.0, "exit_fractions": [0.3, 0.4, 0.3]} for n in radii},
+            "latency_attack": {
+                n: {"avg_macs": 1900.0, "exit_fractions": [0, 0.1, 0.9], "accuracy": 0.5} for n in radii
+            },
+        }
     return info, res
 
 
@@ -209,12 +311,10 @@ def test_the_robust_threshold_scores_the_attacks_through_the_policy():
     free = choose_robust_threshold(model, x, y, x[:24], y[:24], radii, "linf", hp, macs, 1e12)
     assert free["within_budget"] and free["attacks"] == len(macs) + 1
     # the score counts windows right clean AND on every attack: never above clean accuracy
-    pred, _ = apply_threshold(MultiExitTarget(model, 1.0, macs).exit_outputs(x[:24]),
-                              free["threshold"], macs)
+    pred, _ = apply_threshold(MultiExitTarget(model, 1.0, macs).exit_outputs(x[:24]), free["threshold"], macs)
     assert free["val_robust_score"] <= np.mean(pred == y[:24]) + 1e-9
     # a budget of the first exit's cost leaves only thresholds that stop everyone there
-    tight = choose_robust_threshold(model, x, y, x[:24], y[:24], radii, "linf", hp, macs,
-                                    float(macs[0]))
+    tight = choose_robust_threshold(model, x, y, x[:24], y[:24], radii, "linf", hp, macs, float(macs[0]))
     assert tight["within_budget"] and tight["val_avg_macs"] == macs[0]
     with pytest.raises(DitmosError, match="single-norm mode"):
         choose_robust_threshold(model, x, y, x, y, radii, "max", hp, macs, 1e12)
@@ -225,9 +325,15 @@ def test_table_variants_parse_and_get_their_own_row_and_verdict():
     from ditmos.robust.evaluate import AttackBudget
 
     assert parse_variants(["mf:mac_factor=1.2,threshold_on=robust", "e:epochs=10"]) == [
-        ("mf", {"mac_factor": 1.2, "threshold_on": "robust"}), ("e", {"epochs": 10})]
-    for bad, msg in (("nocolon", "NAME:KEY=VALUE"), ("a:epochs", "not KEY=VALUE"),
-                     ("a:speed=2", "not KEY=VALUE"), ("a b:epochs=1", "NAME:KEY=VALUE")):
+        ("mf", {"mac_factor": 1.2, "threshold_on": "robust"}),
+        ("e", {"epochs": 10}),
+    ]
+    for bad, msg in (
+        ("nocolon", "NAME:KEY=VALUE"),
+        ("a:epochs", "not KEY=VALUE"),
+        ("a:speed=2", "not KEY=VALUE"),
+        ("a b:epochs=1", "NAME:KEY=VALUE"),
+    ):
         with pytest.raises(DitmosError, match=msg):
             parse_variants([bad])
     with pytest.raises(DitmosError, match="given twice"):
@@ -237,8 +343,7 @@ def test_table_variants_parse_and_get_their_own_row_and_verdict():
     var = _row("early_exit", 0.96, (0.81, 0.85, 0.90), macs=650.0)
     var[0]["variant"] = {"name": "mf12", "robust": {"mac_factor": 1.2}}
     var[0]["exit_policy"] = {"val_accuracy": 0.95, "val_robust_score": 0.83}
-    text = format_method_table("hapt", [("linf", *s), ("linf", *base), ("linf", *var)],
-                               AttackBudget())
+    text = format_method_table("hapt", [("linf", *s), ("linf", *base), ("linf", *var)], AttackBudget())
     assert "| linf | RDI-Nets multi-exit, mf12 (mac_factor 1.2) | 95.00 / 83.00 | 96.00 |" in text
     lines = [ln for ln in text.splitlines() if ln.startswith("- linf")]
     assert len(lines) == 2 and "Target missed" in lines[0]

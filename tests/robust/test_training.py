@@ -23,10 +23,17 @@ from ditmos.robust.training import (
 def _tiny_model(T=32, C=3, n=3):
     import keras
 
-    return keras.Sequential([keras.Input((T, C)), keras.layers.Conv1D(4, 5),
-                             keras.layers.BatchNormalization(), keras.layers.ReLU(),
-                             keras.layers.MaxPooling1D(4), keras.layers.Flatten(),
-                             keras.layers.Dense(n)])
+    return keras.Sequential(
+        [
+            keras.Input((T, C)),
+            keras.layers.Conv1D(4, 5),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling1D(4),
+            keras.layers.Flatten(),
+            keras.layers.Dense(n),
+        ]
+    )
 
 
 def _tiny_data(n=96, T=32, C=3, classes=3, seed=0):
@@ -71,10 +78,18 @@ def test_every_mode_trains_and_changes_the_model(mode):
     m = _tiny_model()
     x, y = _tiny_data()
     before = [w.copy() for w in m.get_weights()]
-    hp = {"epochs": 1, "batch_size": 32, "lr": 3e-3, "attack_steps": 2, "step_factor": 2.5,
-          "l1_sparsity": 0.05, "ramp_lambda": 5.0, "gp_beta": 0.5, "eat_momentum": 0.9}
-    t = RobustTrainer(m, {"linf": 0.1, "l2": 0.5, "l1": 3.0}, mode, hp, steps_total=3,
-                      pair=("linf", "l1"))
+    hp = {
+        "epochs": 1,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "attack_steps": 2,
+        "step_factor": 2.5,
+        "l1_sparsity": 0.05,
+        "ramp_lambda": 5.0,
+        "gp_beta": 0.5,
+        "eat_momentum": 0.9,
+    }
+    t = RobustTrainer(m, {"linf": 0.1, "l2": 0.5, "l1": 3.0}, mode, hp, steps_total=3, pair=("linf", "l1"))
     info = t.train_epoch(x, y)
     assert np.isfinite(info["loss"])
     after = m.get_weights()
@@ -93,10 +108,18 @@ def test_ramp_gradient_projection_follows_the_rule():
     keras.utils.set_random_seed(1)
     m = _tiny_model()
     x, y = _tiny_data()
-    hp = {"epochs": 1, "batch_size": 32, "lr": 3e-3, "attack_steps": 1, "step_factor": 2.5,
-          "l1_sparsity": 0.05, "ramp_lambda": 5.0, "gp_beta": 0.5, "eat_momentum": 0.9}
-    t = RobustTrainer(m, {"linf": 0.1, "l2": 0.5, "l1": 3.0}, "ramp", hp, steps_total=3,
-                      pair=("linf", "l2"))
+    hp = {
+        "epochs": 1,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "attack_steps": 1,
+        "step_factor": 2.5,
+        "l1_sparsity": 0.05,
+        "ramp_lambda": 5.0,
+        "gp_beta": 0.5,
+        "eat_momentum": 0.9,
+    }
+    t = RobustTrainer(m, {"linf": 0.1, "l2": 0.5, "l1": 3.0}, "ramp", hp, steps_total=3, pair=("linf", "l2"))
     seen = {}
     orig = t._epoch
 
@@ -104,6 +127,7 @@ def test_ramp_gradient_projection_follows_the_rule():
         out = orig(xx, yy, kind, natural)
         seen[kind] = [v.numpy().copy() for v in m.trainable_variables]
         return out
+
     r0 = [v.numpy().copy() for v in m.trainable_variables]
     t._epoch = spy
     t.train_epoch(x, y)
@@ -117,15 +141,22 @@ def test_ramp_gradient_projection_follows_the_rule():
 def test_ramp_without_gradient_projection_trains_no_natural_epoch():
     m = _tiny_model()
     x, y = _tiny_data()
-    hp = {"epochs": 1, "batch_size": 32, "lr": 3e-3, "attack_steps": 1, "step_factor": 2.5,
-          "l1_sparsity": 0.05, "ramp_lambda": 1.5, "gp_beta": 0.5, "eat_momentum": 0.9,
-          "gp": False}
-    t = RobustTrainer(m, {"linf": 0.1, "l2": 0.5, "l1": 3.0}, "ramp", hp, steps_total=3,
-                      pair=("linf", "l2"))
+    hp = {
+        "epochs": 1,
+        "batch_size": 32,
+        "lr": 3e-3,
+        "attack_steps": 1,
+        "step_factor": 2.5,
+        "l1_sparsity": 0.05,
+        "ramp_lambda": 1.5,
+        "gp_beta": 0.5,
+        "eat_momentum": 0.9,
+        "gp": False,
+    }
+    t = RobustTrainer(m, {"linf": 0.1, "l2": 0.5, "l1": 3.0}, "ramp", hp, steps_total=3, pair=("linf", "l2"))
     kinds = []
     orig = t._epoch
-    t._epoch = lambda xx, yy, kind, natural=False: kinds.append(kind) or orig(xx, yy, kind,
-                                                                              natural)
+    t._epoch = lambda xx, yy, kind, natural=False: kinds.append(kind) or orig(xx, yy, kind, natural)
     info = t.train_epoch(x, y)
     assert kinds == ["ramp"] and "natural_loss" not in info and t.opt_nat is None
 
@@ -137,8 +168,7 @@ def test_bad_pair_and_mode_are_clear_errors():
         with pytest.raises(DitmosError, match="RAMP pair"):
             parse_pair(bad)
     with pytest.raises(DitmosError, match="unknown robust mode"):
-        RobustTrainer(_tiny_model(), {n: 0.1 for n in NORMS}, "fgsm", {"lr": 1e-3},
-                      steps_total=1)
+        RobustTrainer(_tiny_model(), {n: 0.1 for n in NORMS}, "fgsm", {"lr": 1e-3}, steps_total=1)
 
 
 @pytest.mark.slow
@@ -146,16 +176,51 @@ def test_cli_trains_a_robust_single_cnn_and_attacks_it(tmp_path, capsys):
     from ditmos.cli import main
 
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"subset": 200, "robust": {"epochs": 1, "attack_steps": 2,
-                                                         "val_samples": 50, "val_steps": 2}}))
+    cfg.write_text(
+        json.dumps({"subset": 200, "robust": {"epochs": 1, "attack_steps": 2, "val_samples": 50, "val_steps": 2}})
+    )
     run = tmp_path / "linf"
-    assert main(["train", "--dataset", "hapt", "--model", "single", "--robust", "linf",
-                 "--out", str(run), "--config", str(cfg), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "hapt",
+                "--model",
+                "single",
+                "--robust",
+                "linf",
+                "--out",
+                str(run),
+                "--config",
+                str(cfg),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     info = json.loads((run / "robust.json").read_text())
     assert info["mode"] == "linf" and info["model"] == "single"
     assert (run / "models" / "single.keras").is_file()
-    assert main(["robust", "attack", str(run), "--samples", "20", "--steps", "2",
-                 "--restarts", "1", "--queries", "5", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "robust",
+                "attack",
+                str(run),
+                "--samples",
+                "20",
+                "--steps",
+                "2",
+                "--restarts",
+                "1",
+                "--queries",
+                "5",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = json.loads((run / "robust" / "attack.json").read_text())
     assert out["model"] == "single" and out["float"]["n"] == 20
     assert out["float"]["union"] <= min(out["float"]["robust"].values())
@@ -164,32 +229,44 @@ def test_cli_trains_a_robust_single_cnn_and_attacks_it(tmp_path, capsys):
     assert "--no-int8" in capsys.readouterr().err
     # the cheap table reads the figures the run recorded (no attack, no training)
     md = tmp_path / "cheap.md"
-    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path), "--cheap",
-                 "--modes", "linf,max", "--write", str(md)]) == 0
+    assert (
+        main(
+            [
+                "robust",
+                "table",
+                "--dataset",
+                "hapt",
+                "--out",
+                str(tmp_path),
+                "--cheap",
+                "--modes",
+                "linf,max",
+                "--write",
+                str(md),
+            ]
+        )
+        == 0
+    )
     text = md.read_text()
     test = info["cheap_pgd"]["test"]
     assert f"| linf | test | {100 * test['clean']:.2f} | {100 * test['linf']:.2f} |" in text
     assert "No finished run: max." in text
-    assert main(["train", "--dataset", "hapt", "--robust", "linf",
-                 "--out", str(tmp_path / "x")]) == 2
+    assert main(["train", "--dataset", "hapt", "--robust", "linf", "--out", str(tmp_path / "x")]) == 2
     assert "--method single or early_exit" in capsys.readouterr().err
 
 
 def test_table_without_finished_runs_is_a_clear_error(tmp_path, capsys):
     from ditmos.cli import main
 
-    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path / "t"),
-                 "--no-train", "--quiet"]) == 2
+    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path / "t"), "--no-train", "--quiet"]) == 2
     assert "no finished run" in capsys.readouterr().err
-    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path / "t"),
-                 "--modes", "linf,fgsm"]) == 2
+    assert main(["robust", "table", "--dataset", "hapt", "--out", str(tmp_path / "t"), "--modes", "linf,fgsm"]) == 2
     assert "unknown mode" in capsys.readouterr().err
 
 
 def _fake_ramp_run(folder, union, clean):
     folder.mkdir(parents=True)
-    (folder / "robust.json").write_text(json.dumps(
-        {"cheap_pgd": {"val": {"union": union, "clean": clean}}}))
+    (folder / "robust.json").write_text(json.dumps({"cheap_pgd": {"val": {"union": union, "clean": clean}}}))
 
 
 def test_ramp_sweep_reports_the_best_validation_union(tmp_path):
@@ -213,7 +290,6 @@ def test_ramp_sweep_reports_the_best_validation_union(tmp_path):
     assert _ramp_grid(None, "0.5", cfg) == [(3.0, 0.5)]
     assert _ramp_grid("1", None, cfg) == [(1.0, 0.0)]
     assert _ramp_grid(None, None, cfg) == []
-    for lam, beta, msg in (("x", None, "--ramp-lambdas"), ("1", "1", "--ramp-betas"),
-                           ("-1", None, "non-negative")):
+    for lam, beta, msg in (("x", None, "--ramp-lambdas"), ("1", "1", "--ramp-betas"), ("-1", None, "non-negative")):
         with pytest.raises(DitmosError, match=msg):
             _ramp_grid(lam, beta, None)

@@ -24,8 +24,7 @@ def test_batched_engine_equals_c_and_reference(cg_int8, cg_test_x, tmp_path):
     np.testing.assert_array_equal(noisy, want)
     # per noisy window: batched classes == TFLM composed reference classes
     bm = BatchedInt8Model(cg_int8)
-    np.testing.assert_array_equal(bm.predict(noisy),
-                                  ref.predict(noisy.reshape(30, *ref.input_shape))[0])
+    np.testing.assert_array_equal(bm.predict(noisy), ref.predict(noisy.reshape(30, *ref.input_shape))[0])
     # whole vote vectors (chunked: 100 votes in chunks of 40) == the C vote loop
     for i, x in enumerate(x_q):
         b = sm.counts(x, 100, seed=50 + i, first=3, engine="batched")

@@ -14,9 +14,8 @@ from ditmos.smoothing import noise as N
 
 def test_clopper_pearson_closed_forms():
     # all n votes for the top class: the bound solves p^n = alpha
-    assert CT.clopper_pearson_lower(10, 10, 0.001) == pytest.approx(0.001 ** 0.1, rel=1e-12)
-    assert CT.clopper_pearson_lower(10000, 10000, 0.001) == pytest.approx(
-        math.exp(math.log(0.001) / 10000), rel=1e-12)
+    assert CT.clopper_pearson_lower(10, 10, 0.001) == pytest.approx(0.001**0.1, rel=1e-12)
+    assert CT.clopper_pearson_lower(10000, 10000, 0.001) == pytest.approx(math.exp(math.log(0.001) / 10000), rel=1e-12)
     # one vote of one: p >= alpha
     assert CT.clopper_pearson_lower(1, 1, 0.05) == pytest.approx(0.05)
     assert CT.clopper_pearson_lower(0, 100, 0.001) == 0.0
@@ -29,7 +28,7 @@ def test_clopper_pearson_closed_forms():
 def test_radius_by_hand():
     assert CT.radius(0.975, 0.5) == pytest.approx(0.5 * 1.959963985, rel=1e-8)
     assert CT.radius(0.8413447461, 0.25) == pytest.approx(0.25, rel=1e-8)  # Phi(1)
-    assert CT.radius(0.5, 1.0) == -1.0       # abstain at exactly 1/2
+    assert CT.radius(0.5, 1.0) == -1.0  # abstain at exactly 1/2
     assert CT.radius(0.6, 1.0, slack=0.1) == -1.0
     assert CT.radius(0.9772498681 + 1e-3, 1.0, slack=1e-3) == pytest.approx(2.0, rel=1e-8)
 
@@ -38,8 +37,9 @@ def test_certify_counts():
     # n = 10000 unanimous, sigma 0.25: pL = 0.001^(1/10000), radius = 0.25 * Phi^-1(pL)
     c = CT.certify_counts([0, 100, 0], [0, 10000, 0], 0.25, 0.001)
     from scipy.stats import norm
+
     assert c.prediction == 1 and c.top_count == 10000
-    assert c.radius == pytest.approx(0.25 * norm.ppf(0.001 ** 1e-4), rel=1e-10)
+    assert c.radius == pytest.approx(0.25 * norm.ppf(0.001**1e-4), rel=1e-10)
     assert c.radius == pytest.approx(0.25 * 3.1986, rel=1e-3)  # 1 - pL = 6.9e-4 = Phi(-3.1986)
     # the top class of the selection counts is certified even if others win later
     c = CT.certify_counts([60, 40], [4000, 6000], 1.0, 0.001)
@@ -64,12 +64,13 @@ def test_table_is_the_rounded_gaussian(sq):
     assert np.all(np.diff(t.thresholds.astype(np.int64)) >= 0)
     ks, p_hat = N.table_pmf(t)
     assert p_hat.sum() == pytest.approx(1.0, abs=1e-15)
-    np.testing.assert_allclose(p_hat, p_hat[::-1], atol=2 ** -30)  # symmetric
+    np.testing.assert_allclose(p_hat, p_hat[::-1], atol=2**-30)  # symmetric
     tv = N.table_tv(t)
-    assert 0 < tv < (2 * t.offset + 2) * 2 ** -31  # only the 2^-31 resolution remains
+    assert 0 < tv < (2 * t.offset + 2) * 2**-31  # only the 2^-31 resolution remains
     # P(r = 0) by hand: 1 - 2 Phi(-1/(2 sq))
     from scipy.stats import norm
-    assert p_hat[t.offset] == pytest.approx(1 - 2 * norm.cdf(-0.5 / sq), abs=2 ** -30)
+
+    assert p_hat[t.offset] == pytest.approx(1 - 2 * norm.cdf(-0.5 / sq), abs=2**-30)
 
 
 def test_sampled_noise_statistics():

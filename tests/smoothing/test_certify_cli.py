@@ -12,12 +12,15 @@ from ditmos.smoothing import noise as N
 from ditmos.smoothing.run import certify_run, sample_indices
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--sigma", "0.25", "--no-float"], "nothing to certify"),
-    (["--sigma", "-1"], "--sigma must be a positive"),
-    (["--sigma", "0.25", "--n", "0"], "--n0 and --n must be >= 1"),
-    (["--sigma", "0.25", "--alpha", "0.7"], "--alpha must lie"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--sigma", "0.25", "--no-float"], "nothing to certify"),
+        (["--sigma", "-1"], "--sigma must be a positive"),
+        (["--sigma", "0.25", "--n", "0"], "--n0 and --n must be >= 1"),
+        (["--sigma", "0.25", "--alpha", "0.7"], "--alpha must lie"),
+    ],
+)
 def test_bad_arguments(tmp_path, capsys, args, msg):
     (tmp_path / "run").mkdir()
     assert main(["certify", str(tmp_path / "run"), *args]) == 2
@@ -55,6 +58,7 @@ def test_certify_tiny_run(tiny_run, tiny_int8):
     assert i["slack"] == pytest.approx(768 * N.table_tv(t)) and i["slack"] < 1e-4
     # the best possible radius with 60 votes bounds every certified radius
     from ditmos.smoothing.certify import clopper_pearson_lower, radius
+
     top = radius(clopper_pearson_lower(60, 60, 0.001), 0.25)
     assert all(r["radius"] <= top + 1e-12 for r in f["samples"] + i["samples"])
 
@@ -78,8 +82,25 @@ def test_bench_certify_tiny_run_and_routed_float_model(tiny_run, tiny_int8, caps
     route = np.argmax(np.asarray(sel["route"]), 1)
     want = np.argmax(np.stack(per, 1)[np.arange(len(x)), route], 1)
     np.testing.assert_array_equal(fm.predict(x), want)
-    assert main(["bench", "certify", str(tiny_run), "--n", "40", "--samples", "2",
-                 "--repeat", "1", "--int-batch", "16", "--json"]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "certify",
+                str(tiny_run),
+                "--n",
+                "40",
+                "--samples",
+                "2",
+                "--repeat",
+                "1",
+                "--int-batch",
+                "16",
+                "--json",
+            ]
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert res["integer_counts_identical"] and res["threads"] == 1
     for k in ("float", "batched", "int"):
@@ -91,23 +112,40 @@ def test_bench_certify_tiny_run_and_routed_float_model(tiny_run, tiny_int8, caps
 
 def _fake_result(kind, seed, ca, acr):
     radii = ["0", "0.25"]
-    return {"format": "ditmos-certify/1", "run": "r", "kind": kind, "sigma": 0.5, "n0": 10,
-            "n": 100, "alpha": 0.001, "seed": seed, "seconds_per_sample": 1.0,
-            "summary": {"samples": 4, "certified_accuracy": dict(zip(radii, ca)), "acr": acr,
-                        "abstain_rate": 0.25, "smoothed_accuracy": ca[0]}}
+    return {
+        "format": "ditmos-certify/1",
+        "run": "r",
+        "kind": kind,
+        "sigma": 0.5,
+        "n0": 10,
+        "n": 100,
+        "alpha": 0.001,
+        "seed": seed,
+        "seconds_per_sample": 1.0,
+        "summary": {
+            "samples": 4,
+            "certified_accuracy": dict(zip(radii, ca)),
+            "acr": acr,
+            "abstain_rate": 0.25,
+            "smoothed_accuracy": ca[0],
+        },
+    }
 
 
 def test_tabulate_over_seeds(tmp_path, capsys):
     run = tmp_path / "r"
     (run / "certify").mkdir(parents=True)
-    vals = {("float", 0): ([0.75, 0.5], 0.3), ("float", 1): ([0.75, 0.25], 0.2),
-            ("int8", 0): ([0.75, 0.5], 0.3), ("int8", 1): ([0.5, 0.25], 0.1)}
+    vals = {
+        ("float", 0): ([0.75, 0.5], 0.3),
+        ("float", 1): ([0.75, 0.25], 0.2),
+        ("int8", 0): ([0.75, 0.5], 0.3),
+        ("int8", 1): ([0.5, 0.25], 0.1),
+    }
     for (kind, seed), (ca, acr) in vals.items():
         name = f"{kind}_sigma0.5" + (f"_seed{seed}" if seed else "") + ".json"
         (run / "certify" / name).write_text(json.dumps(_fake_result(kind, seed, ca, acr)))
     md = tmp_path / "t.md"
-    assert main(["certify", str(run), "--sigma", "0.5", "--tabulate", "--seeds", "0,1",
-                 "--markdown", str(md)]) == 0
+    assert main(["certify", str(run), "--sigma", "0.5", "--tabulate", "--seeds", "0,1", "--markdown", str(md)]) == 0
     out = capsys.readouterr().out
     assert "float | 75.0 ± 0.0 | 37.5 ± 12.5 | 0.250 ± 0.050" in out
     # paired differences int8 - float: seed 0 (0, 0), seed 1 (-25, 0)

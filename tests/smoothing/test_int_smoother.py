@@ -25,7 +25,6 @@ def test_counts_equal_tflm_reference(cg_int8, cg_test_x, tmp_path):
             assert got.sum() == n
     # selection and estimation are additive over counter ranges
     x_q = ref.quantize_input(cg_test_x[0])
-    np.testing.assert_array_equal(sm.counts(x_q, 37, 5),
-                                  sm.counts(x_q, 12, 5) + sm.counts(x_q, 25, 5, first=12))
+    np.testing.assert_array_equal(sm.counts(x_q, 37, 5), sm.counts(x_q, 12, 5) + sm.counts(x_q, 25, 5, first=12))
     with pytest.raises(DitmosError, match="values"):
         sm.counts(x_q[:3], 1, 0)

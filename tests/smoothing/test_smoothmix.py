@@ -14,10 +14,17 @@ def _tiny_model(T=32, C=3, n=3):
     import keras
 
     keras.utils.set_random_seed(0)
-    return keras.Sequential([keras.Input((T, C)), keras.layers.Conv1D(4, 5),
-                             keras.layers.BatchNormalization(), keras.layers.ReLU(),
-                             keras.layers.MaxPooling1D(4), keras.layers.Flatten(),
-                             keras.layers.Dense(n)])
+    return keras.Sequential(
+        [
+            keras.Input((T, C)),
+            keras.layers.Conv1D(4, 5),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling1D(4),
+            keras.layers.Flatten(),
+            keras.layers.Dense(n),
+        ]
+    )
 
 
 def _tiny_data(n=64, T=32, C=3, classes=3, seed=0):
@@ -53,12 +60,10 @@ def test_adversary_lowers_the_smoothed_confidence_and_smoothmix_trains():
     x1, xt1 = one.adversary(tf.constant(x), tf.constant(y), noise, 0.5)
     d1 = np.linalg.norm((x1.numpy() - x).reshape(len(x), -1), axis=1)
     assert np.all(d1 <= 0.5 * one.a + 1e-4) and np.all(d1 > 0.4 * one.a)  # one step, capped
-    assert np.all(np.linalg.norm((xt1.numpy() - x).reshape(len(x), -1), axis=1)
-                  <= 3 * one.a + 1e-4)
+    assert np.all(np.linalg.norm((xt1.numpy() - x).reshape(len(x), -1), axis=1) <= 3 * one.a + 1e-4)
     assert np.isfinite(one.train_epoch(x, y, 1)["loss"])
     with pytest.raises(DitmosError, match="mix_step"):
-        SmoothingTrainer(_tiny_model(), "smoothmix", 0.25, {**hp, "mix_step": 2}, 3,
-                         steps_total=1)
+        SmoothingTrainer(_tiny_model(), "smoothmix", 0.25, {**hp, "mix_step": 2}, 3, steps_total=1)
     g = SmoothingTrainer(_tiny_model(), "gaussian", 0.25, hp, 3, steps_total=4, seed=0)
     gi = g.train_epoch(x, y, 1)
     assert gi["loss"] == pytest.approx(gi["noisy_ce"])
@@ -68,13 +73,15 @@ def test_adversary_lowers_the_smoothed_confidence_and_smoothmix_trains():
         SmoothingTrainer(_tiny_model(), "mixup", 0.25, hp, 3, steps_total=1)
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["--smoothing", "smoothmix", "--sigma", "0.25"], "--model single only"),
-    (["--model", "single", "--smoothing", "gaussian"], "needs --sigma"),
-    (["--model", "single", "--smoothing", "gaussian", "--sigma", "0.25", "--robust", "linf"],
-     "separate trainings"),
-    (["--model", "single", "--smoothing", "smoothmix", "--sigma", "-1"], "--sigma must lie"),
-])
+@pytest.mark.parametrize(
+    "args,msg",
+    [
+        (["--smoothing", "smoothmix", "--sigma", "0.25"], "--model single only"),
+        (["--model", "single", "--smoothing", "gaussian"], "needs --sigma"),
+        (["--model", "single", "--smoothing", "gaussian", "--sigma", "0.25", "--robust", "linf"], "separate trainings"),
+        (["--model", "single", "--smoothing", "smoothmix", "--sigma", "-1"], "--sigma must lie"),
+    ],
+)
 def test_train_smoothing_bad_arguments(tmp_path, capsys, args, msg):
     assert main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()

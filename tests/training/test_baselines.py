@@ -11,11 +11,26 @@ import pytest
 from ditmos.errors import DitmosError
 from ditmos.models.arch import architecture_from_dict, costs, default_architecture_dict
 from ditmos.models.baselines import (
-    ConvNetSpec, build_convnet, build_early_exit, build_moe, count_cost, early_exit_costs,
-    layer_costs, search_budget_spec, spec_cost, with_batch_size)
+    ConvNetSpec,
+    build_convnet,
+    build_early_exit,
+    build_moe,
+    count_cost,
+    early_exit_costs,
+    layer_costs,
+    search_budget_spec,
+    spec_cost,
+    with_batch_size,
+)
 from ditmos.training.baselines import (
-    apply_threshold, baseline_config, budget_from_architecture, choose_threshold,
-    early_exit_spec, evaluate_early_exit, train_baselines)
+    apply_threshold,
+    baseline_config,
+    budget_from_architecture,
+    choose_threshold,
+    early_exit_spec,
+    evaluate_early_exit,
+    train_baselines,
+)
 
 SHAPES = {"har": ((128, 6), 6), "mfcc": ((32, 13), 10)}
 
@@ -29,11 +44,14 @@ def _budget(family: str, width: float, K: int | None = None):
     return arch, budget_from_architecture(arch, shape, nc)
 
 
-@pytest.mark.parametrize("spec", [
-    ConvNetSpec((8, 8, 4), (15, 9, 5), (2, 2, 2), fc=64, padding="valid"),
-    ConvNetSpec((5, 7), (3, 5), (1, 2), fc=0, padding="same"),
-    ConvNetSpec((6, 3, 9), (7, 3, 3), (2, 1, 2), fc=16, padding="valid", head="gap"),
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ConvNetSpec((8, 8, 4), (15, 9, 5), (2, 2, 2), fc=64, padding="valid"),
+        ConvNetSpec((5, 7), (3, 5), (1, 2), fc=0, padding="same"),
+        ConvNetSpec((6, 3, 9), (7, 3, 3), (2, 1, 2), fc=16, padding="valid", head="gap"),
+    ],
+)
 def test_analytical_cost_equals_count_on_built_model(spec):
     model = build_convnet(spec, (64, 3), 5)
     assert spec_cost(spec, (64, 3), 5) == count_cost(model)
@@ -60,8 +78,9 @@ def test_ditmos_budget_agrees_with_training_cost_model(family, width):
 def test_budget_matched_networks_within_ten_percent(family, width):
     _, budget = _budget(family, width)
     for metric, target in (("macs", budget.inference_macs), ("params", budget.total.params)):
-        matches = search_budget_spec(budget.selector, budget.input_shape, budget.num_classes,
-                                     target=target, metric=metric, depths=(2, 3, 4))
+        matches = search_budget_spec(
+            budget.selector, budget.input_shape, budget.num_classes, target=target, metric=metric, depths=(2, 3, 4)
+        )
         assert matches
         for m in matches:
             built = count_cost(build_convnet(m.spec, budget.input_shape, budget.num_classes))
@@ -108,8 +127,7 @@ def _convert_int8(model, input_shape):
     conv.inference_output_type = tf.int8
     # Reference kernels, no XNNPACK delegate: the delegate refuses to prepare
     # once another test has switched on TensorFlow op determinism.
-    interp = Interpreter(model_content=conv.convert(),
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interp = Interpreter(model_content=conv.convert(), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     interp.allocate_tensors()
     ops = {d["op_name"] for d in interp._get_ops_details()}
     outs = [d for d in interp.get_output_details()]
@@ -127,9 +145,22 @@ def test_each_trained_baseline_converts_to_full_int8():
         (build_moe, (budget.selector, budget.classifier, budget.K, shape, nc), 1),
         (build_early_exit, (ee_spec, shape, nc), ee_spec.depth),
     ]
-    allowed = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "RESHAPE",
-               "EXPAND_DIMS", "CONCATENATION", "MUL", "MEAN", "SOFTMAX", "ADD", "QUANTIZE",
-               "DEQUANTIZE", "DELEGATE"}
+    allowed = {
+        "CONV_2D",
+        "DEPTHWISE_CONV_2D",
+        "FULLY_CONNECTED",
+        "MAX_POOL_2D",
+        "RESHAPE",
+        "EXPAND_DIMS",
+        "CONCATENATION",
+        "MUL",
+        "MEAN",
+        "SOFTMAX",
+        "ADD",
+        "QUANTIZE",
+        "DEQUANTIZE",
+        "DELEGATE",
+    }
     for builder, args, n_out in cases:
         model = builder(*args)
         fixed = with_batch_size(model, builder, *args, batch_size=1)
@@ -146,8 +177,9 @@ def test_threshold_hand_computed_case():
     # Two exits, 4 validation samples; exit 1 costs 10 MACs, exit 2 costs 30.
     def logit(p):  # logits whose softmax max prob is p for class 0 of 2
         return [np.log(p), np.log(1 - p)]
+
     e1 = np.array([logit(0.95), logit(0.6), logit(0.92), logit(0.55)])  # predicts 0 for all
-    e2 = np.array([[0, 1], [1, 0], [1, 0], [0, 1]], dtype=float) * 5   # predicts 1,0,0,1
+    e2 = np.array([[0, 1], [1, 0], [1, 0], [0, 1]], dtype=float) * 5  # predicts 1,0,0,1
     y = np.array([0, 0, 0, 1])
     pred, chosen = apply_threshold([e1, e2], 0.9, [10, 30])
     assert chosen.tolist() == [0, 1, 0, 1] and pred.tolist() == [0, 0, 0, 1]
@@ -171,12 +203,16 @@ def small_har():
     ds = load_dataset("hapt")
     sp = make_splits(ds, 0)
     rng = np.random.default_rng(0)
-    pick = {k: np.sort(rng.choice(getattr(sp, k), n, replace=False))
-            for k, n in (("train", 600), ("val", 300), ("test", 300))}
+    pick = {
+        k: np.sort(rng.choice(getattr(sp, k), n, replace=False))
+        for k, n in (("train", 600), ("val", 300), ("test", 300))
+    }
     norm = Normalizer.fit(ds.X[pick["train"]])
-    return SimpleNamespace(**{f"x_{k}": norm.apply(ds.X[v]) for k, v in pick.items()},
-                           **{f"y_{k}": ds.y[v] for k, v in pick.items()},
-                           class_names=ds.class_names)
+    return SimpleNamespace(
+        **{f"x_{k}": norm.apply(ds.X[v]) for k, v in pick.items()},
+        **{f"y_{k}": ds.y[v] for k, v in pick.items()},
+        class_names=ds.class_names,
+    )
 
 
 def test_early_exit_threshold_ignores_the_test_split(small_har):
@@ -187,8 +223,7 @@ def test_early_exit_threshold_ignores_the_test_split(small_har):
     spec, _ = early_exit_spec(budget, cfg)
     keras.utils.set_random_seed(0)
     model = build_early_exit(spec, budget.input_shape, budget.num_classes)
-    model.compile(optimizer="adam", loss=[keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True)] * spec.depth)
+    model.compile(optimizer="adam", loss=[keras.losses.SparseCategoricalCrossentropy(from_logits=True)] * spec.depth)
     model.fit(small_har.x_train, [small_har.y_train] * spec.depth, epochs=2, verbose=0)
     a = evaluate_early_exit(model, spec, small_har, budget)
     # Same model, a completely different "test" split: the threshold and every
@@ -205,10 +240,13 @@ def test_early_exit_threshold_ignores_the_test_split(small_har):
 
 def test_train_baselines_on_real_subset(small_har):
     _, budget = _budget("har", 0.25, K=3)
-    res = train_baselines(small_har, budget=budget, seed=0, quiet=True,
-                          config={"epochs": 2, "depths": [2],
-                                  "only": ["weak_equal_macs", "equal_params", "soft_moe",
-                                           "early_exit"]})
+    res = train_baselines(
+        small_har,
+        budget=budget,
+        seed=0,
+        quiet=True,
+        config={"epochs": 2, "depths": [2], "only": ["weak_equal_macs", "equal_params", "soft_moe", "early_exit"]},
+    )
     assert list(res) == ["weak_equal_macs", "equal_params", "soft_moe", "early_exit"]
     for name, r in res.items():
         assert 0 <= r["val_accuracy"] <= 1 and 0 <= r["test_accuracy"] <= 1, name

@@ -22,8 +22,7 @@ def _tiny_config() -> dict:
     cfg = tiny_config()
     for stage in ("strong", "classifier_pretrain", "selector_pretrain"):
         cfg[stage] = dict(cfg[stage], epochs=1)
-    cfg["adversarial"] = dict(cfg["adversarial"], rounds=1, selector_epochs=1,
-                              classifier_epochs=1)
+    cfg["adversarial"] = dict(cfg["adversarial"], rounds=1, selector_epochs=1, classifier_epochs=1)
     cfg["split"] = dict(cfg["split"], n_init=1)
     return cfg
 
@@ -52,13 +51,14 @@ def test_ablation_overrides():
 def test_store_baselines_keeps_other_keys(tmp_path):
     metrics = {"test": {"float": {"ditmos": 0.9, "union": 0.99}}, "model": {"params": 5}}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
-    store_baselines_in_metrics(tmp_path, {"weak_equal_macs": {"test_accuracy": 0.8,
-                                                              "val_accuracy": 0.7}})
-    store_baselines_in_metrics(tmp_path, {"soft_moe": {"test_accuracy": 0.6,
-                                                       "val_accuracy": 0.5}})
+    store_baselines_in_metrics(tmp_path, {"weak_equal_macs": {"test_accuracy": 0.8, "val_accuracy": 0.7}})
+    store_baselines_in_metrics(tmp_path, {"soft_moe": {"test_accuracy": 0.6, "val_accuracy": 0.5}})
     got = json.loads((tmp_path / "metrics.json").read_text())
-    assert got["test"]["float"] == {"ditmos": 0.9, "union": 0.99,
-                                    "baselines": {"weak_equal_macs": 0.8, "soft_moe": 0.6}}
+    assert got["test"]["float"] == {
+        "ditmos": 0.9,
+        "union": 0.99,
+        "baselines": {"weak_equal_macs": 0.8, "soft_moe": 0.6},
+    }
     assert got["val"]["float"]["baselines"] == {"weak_equal_macs": 0.7, "soft_moe": 0.5}
     assert got["model"] == {"params": 5}
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temp files left
@@ -75,8 +75,7 @@ def test_every_ablation_config_is_accepted_by_training(tmp_path):
     user.write_text(json.dumps(user_cfg))
     ref = resolve_config("hapt", "quick", config_file=user, width=0.5)
     for name in ABLATIONS:
-        path = write_ablation_config(name, "hapt", "quick", tmp_path / f"{name}.json",
-                                     config_file=user)
+        path = write_ablation_config(name, "hapt", "quick", tmp_path / f"{name}.json", config_file=user)
         cfg = resolve_config("hapt", "quick", config_file=path, width=0.5)
         changed = {k for k in cfg if cfg[k] != ref[k]}
         # exactly the ablation's own settings differ
@@ -152,8 +151,11 @@ def test_the_config_file_sets_the_baselines_schedule(tmp_path):
     cfg = resolve_config("hapt", "quick", config_file=good)
     merged = baseline_config("quick", cfg["baselines"])
     assert merged["epochs"] == 3 and merged["depths"] == [2] and merged["lr"] == 3e-3
-    for bad, msg in (({"epoch": 3}, "unknown key"), ({"epochs": 0}, "integer >= 1"),
-                     ({"only": ["nope"]}, "unknown baseline")):
+    for bad, msg in (
+        ({"epoch": 3}, "unknown key"),
+        ({"epochs": 0}, "integer >= 1"),
+        ({"only": ["nope"]}, "unknown baseline"),
+    ):
         path = tmp_path / "bad.json"
         path.write_text(json.dumps({"baselines": bad}))
         with pytest.raises(DitmosError, match=msg):

@@ -20,8 +20,15 @@ def _run(tmp_path, name, **over):
     cfg = tiny_config("hapt")
     cfg["subset"] = 300
     cfg["strong"] = dict(cfg["strong"], epochs=1)
-    cfg["generalist"] = {"epochs": 2, "batch_size": 64, "optimizer": "adam", "lr": 0.003,
-                         "lr_halve_every": 0, "restarts": 1, "probe_epochs": 0}
+    cfg["generalist"] = {
+        "epochs": 2,
+        "batch_size": 64,
+        "optimizer": "adam",
+        "lr": 0.003,
+        "lr_halve_every": 0,
+        "restarts": 1,
+        "probe_epochs": 0,
+    }
     cfg["adversarial"] = dict(cfg["adversarial"], rounds=1)
     for key, value in over.items():
         cfg[key] = dict(cfg.get(key) or {}, **value) if isinstance(value, dict) else value
@@ -40,7 +47,7 @@ def _members(arrays, prefix, K):
     f = k.shape[-1] // K
     last = max(int(n.split("/")[1][2:]) for n in arrays if n.startswith(f"{prefix}/fc"))
     d = arrays[f"{prefix}/fc{last}/kernel"]
-    return [(k[..., m * f:(m + 1) * f], d[m]) for m in range(K)]
+    return [(k[..., m * f : (m + 1) * f], d[m]) for m in range(K)]
 
 
 def test_bank_replicate_gives_members_identical_to_the_single_net():
@@ -111,9 +118,14 @@ def test_generalist_then_specialised_heads(tmp_path):
     """Identical heads after the generalist stage; overlapping pre-training
     makes them differ; the frozen trunk is not moved by routing; cluster
     routing with confusion groups and distillation run end to end."""
-    run = _run(tmp_path, "a", generalist={"distill": 0.5},
-               split={"method": "confusion"}, routing={"target": "cluster"},
-               classifier_pretrain={"out_weight": 0.3})
+    run = _run(
+        tmp_path,
+        "a",
+        generalist={"distill": 0.5},
+        split={"method": "confusion"},
+        routing={"target": "cluster"},
+        classifier_pretrain={"out_weight": 0.3},
+    )
     K = 3
     gen, prog = _state(run / "checkpoints" / "generalist.npz")
     heads = _members(gen, "classifiers", K)
@@ -139,8 +151,12 @@ def test_full_overlap_keeps_heads_identical_and_fallback_catches_damage(tmp_path
     """out_weight = 1 trains every head on the same weighted data: they stay
     identical.  A destructive adversarial phase (huge learning rate) cannot
     make the selected model worse than the generalist on validation."""
-    run = _run(tmp_path, "b", classifier_pretrain={"out_weight": 1.0},
-               adversarial={"rounds": 1, "lr": 5.0, "selector_epochs": 0})
+    run = _run(
+        tmp_path,
+        "b",
+        classifier_pretrain={"out_weight": 1.0},
+        adversarial={"rounds": 1, "lr": 5.0, "selector_epochs": 0},
+    )
     pre, _ = _state(run / "checkpoints" / "classifier_pretrain.npz")
     heads = _members(pre, "classifiers", 3)
     for kern, dense in heads[1:]:  # equal up to the grouped convolution's float rounding
@@ -156,8 +172,7 @@ def test_full_overlap_keeps_heads_identical_and_fallback_catches_damage(tmp_path
 
 def test_search_candidates_meet_the_budget_and_pick_best_uses_validation(tmp_path):
     from ditmos.models.arch import architecture_from_dict, costs, default_architecture_dict
-    from ditmos.training.search import (TOLERANCE, budget_macs, candidates, describe_space,
-                                        pick_best)
+    from ditmos.training.search import TOLERANCE, budget_macs, candidates, describe_space, pick_best
 
     for family, shape, classes in (("har", (128, 6), 6), ("mfcc", (32, 13), 10)):
         base = default_architecture_dict(family)
@@ -172,9 +187,11 @@ def test_search_candidates_meet_the_budget_and_pick_best_uses_validation(tmp_pat
         assert describe_space(family, 2).startswith("2 templates")
     for name, val in (("a", 0.8), ("b", 0.9), ("c", 0.9)):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "metrics.json").write_text(json.dumps(
-            {"val": {"float": {"ditmos": val}}, "test": {"float": {"ditmos": 1 - val}},
-             "model": {"macs": 10}}))
+        (tmp_path / name / "metrics.json").write_text(
+            json.dumps(
+                {"val": {"float": {"ditmos": val}}, "test": {"float": {"ditmos": 1 - val}}, "model": {"macs": 10}}
+            )
+        )
     best, rows = pick_best([tmp_path / n for n in "abc"])
     assert best.name == "b" and [r["val_accuracy"] for r in rows] == [0.8, 0.9, 0.9]
     with pytest.raises(DitmosError, match="no DiTMoS search template"):  # too few samples
@@ -193,11 +210,17 @@ def test_compare_with_search_gives_ditmos_the_baselines_trial_count(tmp_path):
     cfg["adversarial"] = dict(cfg["adversarial"], rounds=1)
     user = tmp_path / "user.json"
     user.write_text(json.dumps(cfg))
-    out = run_compare("hapt", "quick", tmp_path / "cmp", widths=(0.5,), config_file=user,
-                      ablations="none", candidates=search_candidates(),
-                      executor=make_executor(1, None, True),
-                      baseline_overrides={"epochs": 1, "depths": [2, 3],
-                                          "only": ["weak_equal_macs", "strong"]})
+    out = run_compare(
+        "hapt",
+        "quick",
+        tmp_path / "cmp",
+        widths=(0.5,),
+        config_file=user,
+        ablations="none",
+        candidates=search_candidates(),
+        executor=make_executor(1, None, True),
+        baseline_overrides={"epochs": 1, "depths": [2, 3], "only": ["weak_equal_macs", "strong"]},
+    )
     report = json.loads((out / "compare.json").read_text())
     side = report["search"]["0.5"]
     assert side["ditmos"]["trials"] == side["weak_equal_macs"]["trials"] == 2
@@ -228,8 +251,7 @@ def test_seed_varies_initialisation_not_the_data_split():
 def test_generalist_restarts_keep_the_best_start_on_validation(tmp_path):
     """generalist.restarts trains several initialisations for probe_epochs and
     continues the one best on validation (restart 0 = the run's own)."""
-    run = _run(tmp_path, "r", generalist={"restarts": 3, "probe_epochs": 1},
-               adversarial={"rounds": 0})
+    run = _run(tmp_path, "r", generalist={"restarts": 3, "probe_epochs": 1}, adversarial={"rounds": 0})
     _, prog = _state(run / "checkpoints" / "generalist.npz")
     probes = [h for h in prog["history"] if h["stage"] == "generalist" and "restart" in h]
     assert [h["restart"] for h in probes] == [0, 1, 2]
@@ -238,11 +260,11 @@ def test_generalist_restarts_keep_the_best_start_on_validation(tmp_path):
     assert len({h["val_acc"] for h in probes}) > 1 or picked == 0  # different starts
     with pytest.raises(DitmosError, match="generalist.restarts"):
         from ditmos.training.config import resolve_config
+
         resolve_config("hapt", "quick", overrides={"generalist": {"restarts": 0}})
 
 
-def test_generalist_average_is_the_mean_of_the_epochs_weights_with_fresh_bn_statistics(
-        tmp_path):
+def test_generalist_average_is_the_mean_of_the_epochs_weights_with_fresh_bn_statistics(tmp_path):
     """generalist.average_epochs N: the stage ends with the mean of the last N
     epochs' weights (running sums kept in the checkpointed best state), whose
     batch-norm statistics are re-estimated on training data."""
@@ -253,8 +275,9 @@ def test_generalist_average_is_the_mean_of_the_epochs_weights_with_fresh_bn_stat
     from ditmos.training.stages import Trainer, _accumulate, _use_average
     from ditmos.training.testing import tiny_config
 
-    cfg = resolve_config("hapt", "quick", overrides=dict(
-        tiny_config("hapt"), generalist={"epochs": 2, "average_epochs": 2}))
+    cfg = resolve_config(
+        "hapt", "quick", overrides=dict(tiny_config("hapt"), generalist={"epochs": 2, "average_epochs": 2})
+    )
     rng = np.random.default_rng(0)
     x = rng.normal(size=(40, 128, 6)).astype(np.float32)
     y = np.arange(40) % 6

@@ -17,8 +17,7 @@ from ditmos.errors import DitmosError
 from ditmos.training.compare import _mean_row, parse_seeds
 from ditmos.training.sweep import make_executor
 
-BASELINES = {"epochs": 1, "depths": [2], "only": ["weak_equal_macs", "strong",
-                                                  "ensemble_average"]}
+BASELINES = {"epochs": 1, "depths": [2], "only": ["weak_equal_macs", "strong", "ensemble_average"]}
 
 
 def _tiny_config_file(tmp: Path) -> Path:
@@ -27,8 +26,7 @@ def _tiny_config_file(tmp: Path) -> Path:
     cfg = tiny_config()
     for stage in ("strong", "classifier_pretrain", "selector_pretrain"):
         cfg[stage] = dict(cfg[stage], epochs=1)
-    cfg["adversarial"] = dict(cfg["adversarial"], rounds=1, selector_epochs=1,
-                              classifier_epochs=1)
+    cfg["adversarial"] = dict(cfg["adversarial"], rounds=1, selector_epochs=1, classifier_epochs=1)
     cfg["split"] = dict(cfg["split"], n_init=1)
     path = tmp / "tiny.json"
     path.write_text(json.dumps(cfg))
@@ -38,8 +36,9 @@ def _tiny_config_file(tmp: Path) -> Path:
 def _compare_kwargs(cfg: Path) -> dict:
     # two trials: the DiTMoS run and the equal-MACs CNN (strong model and
     # K-ensemble come with the DiTMoS trial)
-    return dict(widths=(1.0,), seeds=(0,), config_file=str(cfg), ablations="none",
-                baseline_overrides=BASELINES, quiet=True)
+    return dict(
+        widths=(1.0,), seeds=(0,), config_file=str(cfg), ablations="none", baseline_overrides=BASELINES, quiet=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,34 +48,40 @@ def sequential(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("seq")
     cfg = _tiny_config_file(tmp)
     out = tmp / "compare"
-    code = ("import sys\n"
-            "from ditmos.training.compare import run_compare\n"
-            "from ditmos.training.sweep import make_executor\n"
-            f"run_compare('hapt', 'quick', {str(out)!r}, executor=make_executor(no_ray=True), "
-            f"**{_compare_kwargs(cfg)!r})\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=1800)
+    code = (
+        "import sys\n"
+        "from ditmos.training.compare import run_compare\n"
+        "from ditmos.training.sweep import make_executor\n"
+        f"run_compare('hapt', 'quick', {str(out)!r}, executor=make_executor(no_ray=True), "
+        f"**{_compare_kwargs(cfg)!r})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
 
 def _metrics(out: Path) -> dict:
     rep = json.loads((out / "compare.json").read_text())
-    return {(tag, name): (r["val_accuracy"], r["test_accuracy"], r["macs"], r["params"])
-            for tag, res in rep["results"].items() for name, r in res["methods"].items()}
+    return {
+        (tag, name): (r["val_accuracy"], r["test_accuracy"], r["macs"], r["params"])
+        for tag, res in rep["results"].items()
+        for name, r in res["methods"].items()
+    }
 
 
 def _without_timing(obj):
     """A trial result without what legitimately differs: wall times, host, paths."""
     if isinstance(obj, dict):
-        return {k: _without_timing(v) for k, v in obj.items()
-                if k not in ("seconds", "train_seconds", "host", "run_dir")}
+        return {
+            k: _without_timing(v) for k, v in obj.items() if k not in ("seconds", "train_seconds", "host", "run_dir")
+        }
     return obj
 
 
 def _trial_results(out: Path) -> dict:
-    return {f.name: _without_timing(json.loads(f.read_text())["result"])
-            for f in sorted((out / "trials").glob("*.json"))}
+    return {
+        f.name: _without_timing(json.loads(f.read_text())["result"]) for f in sorted((out / "trials").glob("*.json"))
+    }
 
 
 @pytest.mark.slow
@@ -84,8 +89,7 @@ def test_ray_trials_match_sequential(sequential, tmp_path):
     from ditmos.training.compare import run_compare
 
     cfg = _tiny_config_file(tmp_path)
-    out = run_compare("hapt", "quick", tmp_path / "compare",
-                      executor=make_executor(jobs=2), **_compare_kwargs(cfg))
+    out = run_compare("hapt", "quick", tmp_path / "compare", executor=make_executor(jobs=2), **_compare_kwargs(cfg))
     rep = json.loads((out / "compare.json").read_text())
     assert rep["engine"]["engine"] == "ray" and rep["engine"]["trained"] == 2
     assert rep["engine"]["ray_address"] == "local"
@@ -93,7 +97,9 @@ def test_ray_trials_match_sequential(sequential, tmp_path):
     assert seq["engine"]["engine"] == "sequential"
     assert "ray_error" not in rep["engine"]
     assert sorted(p.name for p in (out / "trials").glob("*.json")) == [
-        "w1_s0_ditmos.json", "w1_s0_weak_equal_macs.json"]
+        "w1_s0_ditmos.json",
+        "w1_s0_weak_equal_macs.json",
+    ]
     assert _metrics(out) == _metrics(sequential)
     assert _trial_results(out) == _trial_results(sequential)
     # no Ray instance is left behind
@@ -125,8 +131,7 @@ def test_interrupted_sweep_resumes_without_retraining(sequential, tmp_path, monk
 
     monkeypatch.setattr(sweep, "run_trial", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_compare("hapt", "quick", out, executor=make_executor(no_ray=True),
-                    **_compare_kwargs(cfg))
+        run_compare("hapt", "quick", out, executor=make_executor(no_ray=True), **_compare_kwargs(cfg))
     assert calls == ["weak_equal_macs"]  # the finished DiTMoS trial was not started again
     assert not (out / "compare.json").exists()
     assert not list((out / "trials").glob(".*tmp*"))  # nothing half-written
@@ -142,8 +147,7 @@ def test_interrupted_sweep_resumes_without_retraining(sequential, tmp_path, monk
     assert (done.stat().st_mtime_ns, done.read_bytes()) == before
     rep = json.loads((out / "compare.json").read_text())
     assert rep["engine"] == {"trials": 2, "reused": 1, "trained": 1, "engine": "sequential"}
-    assert set(rep["results"]["1"]["methods"]) == {"ditmos", "weak_equal_macs", "strong",
-                                                   "ensemble_average"}
+    assert set(rep["results"]["1"]["methods"]) == {"ditmos", "weak_equal_macs", "strong", "ensemble_average"}
     # a rerun of a finished sweep trains nothing
     calls.clear()
     run_compare("hapt", "quick", out, executor=make_executor(no_ray=True), **_compare_kwargs(cfg))
@@ -155,8 +159,7 @@ def test_changed_settings_are_refused(sequential, tmp_path):
 
     out = tmp_path / "compare"
     shutil.copytree(sequential, out)
-    cfg = Path(json.loads((out / "trials" / "w1_s0_ditmos.json").read_text())["trial"]
-               ["config_file"])
+    cfg = Path(json.loads((out / "trials" / "w1_s0_ditmos.json").read_text())["trial"]["config_file"])
     kwargs = _compare_kwargs(cfg)
     kwargs["baseline_overrides"] = dict(BASELINES, epochs=2)
     with pytest.raises(DitmosError, match="w1_s0_weak_equal_macs with other settings"):
@@ -179,15 +182,14 @@ def test_compare_json_keeps_version_1_keys(sequential):
     assert rep["search"]["1"]["weak_equal_macs"]["trials"] >= 1
     # the DiTMoS run's metrics.json got the baselines
     m = json.loads((sequential / res["run_dir"] / "metrics.json").read_text())
-    assert m["test"]["float"]["baselines"]["weak_equal_macs"] == \
-        res["methods"]["weak_equal_macs"]["test_accuracy"]
+    assert m["test"]["float"]["baselines"]["weak_equal_macs"] == res["methods"]["weak_equal_macs"]["test_accuracy"]
 
 
 def test_mean_row_over_seeds():
-    rows = [{"val_accuracy": 0.8, "test_accuracy": 0.9, "macs": 100, "params": 10,
-             "flash_bytes": 20, "spec": "a"},
-            {"val_accuracy": 0.6, "test_accuracy": 0.7, "macs": 101, "params": 10,
-             "flash_bytes": 20, "spec": "b"}]
+    rows = [
+        {"val_accuracy": 0.8, "test_accuracy": 0.9, "macs": 100, "params": 10, "flash_bytes": 20, "spec": "a"},
+        {"val_accuracy": 0.6, "test_accuracy": 0.7, "macs": 101, "params": 10, "flash_bytes": 20, "spec": "b"},
+    ]
     r = _mean_row(rows)
     assert r["test_accuracy"] == pytest.approx(0.8) and r["val_accuracy"] == pytest.approx(0.7)
     assert r["test_accuracy_std"] == pytest.approx(0.141421, abs=1e-6)  # n-1
@@ -212,11 +214,9 @@ def test_parse_seeds_and_executor_options():
 def test_sweep_options_need_compare(tmp_path, capsys):
     from ditmos.cli import main
 
-    assert main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), "--seeds",
-                 "0,1", "--no-ray"]) == 2
+    assert main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), "--seeds", "0,1", "--no-ray"]) == 2
     assert "--seeds, --no-ray only apply together with --compare" in capsys.readouterr().err
-    assert main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), "--compare",
-                 "--seeds", "0,0"]) == 2
+    assert main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), "--compare", "--seeds", "0,0"]) == 2
     assert "--seeds: need distinct seeds" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
@@ -229,27 +229,33 @@ def test_results_command_regenerates_docs(sequential, tmp_path):
     out.mkdir()
     (out / "compare_old_quick.md").write_text("stale, hand-written\n")
     from ditmos.training.results import BEGIN, END
+
     (out / "README.md").write_text(f"{BEGIN}\nstale table\n{END}\n\n## Other results\nkept\n")
-    proc = subprocess.run(["sh", str(repo / "scripts" / "results.sh"), str(sequential),
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["sh", str(repo / "scripts" / "results.sh"), str(sequential), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == [
-        "README.md", "compare_hapt_quick.json", "compare_hapt_quick.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "compare_hapt_quick.json", "compare_hapt_quick.md"]
     rep = json.loads((sequential / "compare.json").read_text())
     assert json.loads((out / "compare_hapt_quick.json").read_text()) == rep
     d = rep["results"]["1"]["methods"]["ditmos"]["test_accuracy"]
     readme = (out / "README.md").read_text()
     assert "scripts/results.sh" in readme and "mean ± standard deviation" in readme
     assert "stale table" not in readme and readme.endswith("\n\n## Other results\nkept\n")
-    assert f"| [compare_hapt_quick.md](compare_hapt_quick.md) | hapt | quick | 0 | 1 | " \
-           f"{100 * d:.2f} |" in readme
+    assert f"| [compare_hapt_quick.md](compare_hapt_quick.md) | hapt | quick | 0 | 1 | {100 * d:.2f} |" in readme
     md = (out / "compare_hapt_quick.md").read_text()
     assert md == (sequential / "compare.md").read_text()
     # the comparison was trained with a config file: its content is part of the command
     assert rep["config_file"]["subset"] == 600
-    assert f"--config CONFIG.json` with CONFIG.json = `{json.dumps(rep['config_file'])}`" \
-        in readme
-    bad = subprocess.run(["sh", str(repo / "scripts" / "results.sh"), str(tmp_path / "nope"),
-                          "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert f"--config CONFIG.json` with CONFIG.json = `{json.dumps(rep['config_file'])}`" in readme
+    bad = subprocess.run(
+        ["sh", str(repo / "scripts" / "results.sh"), str(tmp_path / "nope"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and bad.stderr.startswith("ditmos: error:")
     assert bad.stderr.count("\n") == 1

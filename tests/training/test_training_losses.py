@@ -48,20 +48,24 @@ def test_weighted_sum_with_negative_overlap():
     want = 3 * 0.1 * B - 3 * 0.03 * A + 0.1 * A + (B + A + (A + B) / 2)
     assert float(total) == pytest.approx(want, rel=1e-6)
     only_overlap = {"union": 0.0, "overlap": 1.0, "single": 0.0, "selection": 0.0}
-    assert float(losses.adversarial_classifier_loss(
-        _logits(PRED), Y, ROUTE, only_overlap)[0]) == pytest.approx(-3 * A, rel=1e-6)
+    assert float(losses.adversarial_classifier_loss(_logits(PRED), Y, ROUTE, only_overlap)[0]) == pytest.approx(
+        -3 * A, rel=1e-6
+    )
 
 
 def test_selector_target_prefers_confident_right_then_least_confident_wrong():
     # 3 classes; per classifier logits give confidences via softmax
     def lg(p):  # probabilities -> logits
         return np.log(np.asarray(p, np.float32))
-    logits = np.stack([
-        # sample 0 (y=0): k0 right conf .5, k1 right conf .8, k2 wrong conf .9
-        np.stack([lg([.5, .3, .2]), lg([.8, .1, .1]), lg([.05, .9, .05])]),
-        # sample 1 (y=2): all wrong, confidences .6 / .4 / .9 -> least confident wrong (k1)
-        np.stack([lg([.6, .2, .2]), lg([.4, .35, .25]), lg([.05, .9, .05])]),
-    ])
+
+    logits = np.stack(
+        [
+            # sample 0 (y=0): k0 right conf .5, k1 right conf .8, k2 wrong conf .9
+            np.stack([lg([0.5, 0.3, 0.2]), lg([0.8, 0.1, 0.1]), lg([0.05, 0.9, 0.05])]),
+            # sample 1 (y=2): all wrong, confidences .6 / .4 / .9 -> least confident wrong (k1)
+            np.stack([lg([0.6, 0.2, 0.2]), lg([0.4, 0.35, 0.25]), lg([0.05, 0.9, 0.05])]),
+        ]
+    )
     y = np.array([0, 2])
     np.testing.assert_array_equal(losses.selector_target(logits, y).numpy(), [1, 1])
     route_logits = np.array([[0.0, math.log(4.0)], [0.0, 0.0]], np.float32)  # K=2 toy

@@ -15,9 +15,19 @@ def _load(p):
 
 
 def test_run_directory_matches_the_contract(tiny_run):
-    for name in ("config.json", "versions.json", "splits.npz", "normalization.json",
-                 "metrics.json", "train.log", "checkpoints/latest.npz", "models/strong.keras",
-                 "models/selector.keras", "export/selector.keras", "export/export.json"):
+    for name in (
+        "config.json",
+        "versions.json",
+        "splits.npz",
+        "normalization.json",
+        "metrics.json",
+        "train.log",
+        "checkpoints/latest.npz",
+        "models/strong.keras",
+        "models/selector.keras",
+        "export/selector.keras",
+        "export/export.json",
+    ):
         assert (tiny_run / name).is_file(), name
     ex = _load(tiny_run / "export" / "export.json")
     assert ex["K"] == 3 and ex["num_classes"] == 6 and ex["input_shape"] == [128, 6]
@@ -46,8 +56,9 @@ def test_metrics_have_the_stable_keys(tiny_run):
         assert len(f["collapse"]["classifier_top_class_share"]) == 3
     assert m["test"]["float"]["ditmos"] > 0.5  # 6 classes: chance is ~0.17
     assert isinstance(m["model"]["params"], int) and isinstance(m["model"]["macs"], int)
-    assert m["model"]["macs"] == (m["model"]["per_model"]["selector"]["macs"]
-                                  + m["model"]["per_model"]["classifier"]["macs"])
+    assert m["model"]["macs"] == (
+        m["model"]["per_model"]["selector"]["macs"] + m["model"]["per_model"]["classifier"]["macs"]
+    )
     assert 0 < m["clusters"]["purity"] <= 1 and sum(m["clusters"]["sizes"]) == 600
     assert m["selection"]["val_ditmos"] == m["val"]["float"]["ditmos"]
 
@@ -72,11 +83,9 @@ def test_load_run_data_reproduces_the_test_accuracy(tiny_run):
     assert d.x_train.shape == (600, 128, 6) and d.x_test.shape == (300, 128, 6)
     np.testing.assert_allclose(d.x_train.mean(axis=(0, 1)), 0, atol=1e-4)
     sel = keras.models.load_model(tiny_run / "models" / "selector.keras")
-    cls = [keras.models.load_model(tiny_run / "models" / f"classifier_{k}.keras")
-           for k in range(3)]
+    cls = [keras.models.load_model(tiny_run / "models" / f"classifier_{k}.keras") for k in range(3)]
     o = sel({"window": d.x_test})
-    feeds = {"window": d.x_test, "sel_feat_1": np.asarray(o["feat_1"]),
-             "sel_feat_2": np.asarray(o["feat_2"])}
+    feeds = {"window": d.x_test, "sel_feat_1": np.asarray(o["feat_1"]), "sel_feat_2": np.asarray(o["feat_2"])}
     logits = np.stack([c(feeds)["logits"].numpy() for c in cls], axis=1)
     pred = logits[np.arange(len(d.y_test)), np.argmax(o["route"].numpy(), 1)].argmax(1)
     acc = float((pred == d.y_test).mean())
@@ -117,14 +126,12 @@ def test_resume_after_interruptions_ends_in_identical_metrics(tmp_path, monkeypa
         train_run("hapt", "quick", run, seed=0, quiet=True, overrides=tiny_config())
     for _ in range(2):
         with pytest.raises(_Interrupt):
-            train_run("hapt", "quick", run, seed=0, quiet=True, resume=True,
-                      overrides=tiny_config())
+            train_run("hapt", "quick", run, seed=0, quiet=True, resume=True, overrides=tiny_config())
     train_run("hapt", "quick", run, seed=0, quiet=True, resume=True, overrides=tiny_config())
     a, b = _load(tiny_run / "metrics.json"), _load(run / "metrics.json")
     a.pop("timing"), b.pop("timing")
     assert a == b
-    with np.load(tiny_run / "checkpoints" / "select.npz") as fa, \
-            np.load(run / "checkpoints" / "select.npz") as fb:
+    with np.load(tiny_run / "checkpoints" / "select.npz") as fa, np.load(run / "checkpoints" / "select.npz") as fb:
         for k in fa.files:
             if k != "__progress__":
                 np.testing.assert_array_equal(fa[k], fb[k], err_msg=k)
@@ -136,12 +143,15 @@ def _cfg(tmp_path, obj):
     return p
 
 
-@pytest.mark.parametrize("cfg, message", [
-    ({"adversarial": {"roundz": 3}}, "unknown key(s) ['roundz'] in 'adversarial'"),
-    ({"learning_rate": 3}, "unknown key 'learning_rate'"),
-    ({"split": {"method": "spectral"}}, "'split.method' must be one of"),
-    ({"strong": {"epochs": -1}}, "'strong.epochs' must be an integer"),
-])
+@pytest.mark.parametrize(
+    "cfg, message",
+    [
+        ({"adversarial": {"roundz": 3}}, "unknown key(s) ['roundz'] in 'adversarial'"),
+        ({"learning_rate": 3}, "unknown key 'learning_rate'"),
+        ({"split": {"method": "spectral"}}, "'split.method' must be one of"),
+        ({"strong": {"epochs": -1}}, "'strong.epochs' must be an integer"),
+    ],
+)
 def test_bad_config_file_is_rejected_before_training(tmp_path, cfg, message):
     from ditmos.training import train_run
 
@@ -168,8 +178,7 @@ def test_config_that_does_not_fit_the_data_is_rejected(tmp_path):
 
 def test_cli_reports_bad_config_on_one_line(tmp_path, capsys):
     p = _cfg(tmp_path, {"adversarial": {"rounds": "many"}})
-    rc = main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), "--config", str(p),
-               "--quiet"])
+    rc = main(["train", "--dataset", "hapt", "--out", str(tmp_path / "r"), "--config", str(p), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err
     assert err.startswith("ditmos: error: config 'adversarial.rounds' must be an integer")
