@@ -149,10 +149,11 @@ def train_run(
 
     rep = Reporter(run_dir / "train.log", quiet)
     arch = architecture(cfg)
+    split_note = "predefined split" if ds.split is not None else f"split seed {split_seed(cfg)}"
     rep.log(
         f"run {run_dir}: dataset {cfg['dataset']} {input_shape} x {len(ds.class_names)} "
         f"classes, preset {preset}, K={arch.K}, width {cfg['width']}, seed {cfg['seed']} "
-        f"(split seed {split_seed(cfg)}); "
+        f"({split_note}); "
         f"train/val/test {len(splits.train)}/{len(splits.val)}/{len(splits.test)}"
     )
     if thread_note:
