@@ -91,7 +91,8 @@ def robust() -> None:
     show_default=True,
     help="Which model of RUN_DIR: the DiTMoS model, the single CNN of a "
     "'ditmos train --method single --robust MODE' run or the multi-exit CNN "
-    "of a '--method early_exit' run (auto: from RUN_DIR).",
+    "of a '--method early_exit' run, or a comparison's network directory "
+    "(RUN/compare/.../METHOD; auto: from RUN_DIR).",
 )
 @click.option(
     "--build",
@@ -161,8 +162,8 @@ def attack(
     if with_int8 is None:  # DiTMoS always; the robust CNNs once `ditmos quantize` made int8/
         with_int8 = kind == "ditmos" or (run_dir / "int8" / "manifest.json").is_file()
     if build_dir is not None:
-        if kind != "ditmos":
-            raise DitmosError("--build: the device check needs a DiTMoS run with int8/")
+        if not (run_dir / "int8" / "manifest.json").is_file():
+            raise DitmosError(f"--build: the device check needs the int8 model: run `ditmos quantize {run_dir}` first")
         if bool(ports) == bool(emulate):
             raise DitmosError("--build needs either --emulate or --port URL")
         with_int8 = True

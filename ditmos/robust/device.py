@@ -25,11 +25,11 @@ def adversarial_workload(run_dir, build_dir, advs: dict[str, np.ndarray], y: np.
     """A harness workload whose samples are the adversarial windows of every
     norm (norm-major), with the host reference's answers."""
     from ditmos.harness.workload import load_workload, reference_answers
-    from ditmos.quantize.reference import ComposedReference
+    from ditmos.quantize.reference import reference_for
     from ditmos.robust.int8 import _input_clip
 
     base = load_workload(run_dir, build_dir, limit=1)  # checks build <-> model, protocol
-    ref = ComposedReference(Path(run_dir) / "int8")
+    ref = reference_for(Path(run_dir) / "int8")  # DiTMoS or a network (route = the exit taken)
     norms = [n for n in NORMS if n in advs]
     if not norms:
         raise DitmosError("no adversarial windows to send to the device")

@@ -33,6 +33,7 @@ validation.  :class:`MultiExitTarget` is attacked through that exit policy:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -260,10 +261,44 @@ class MultiExitTarget:
         return self.exit_macs[self.exits(x)]
 
 
-def single_target(run_dir) -> KerasTarget:
-    """The single CNN (``models/single.keras``) of a robust-training run."""
+def _export_info(run_dir) -> dict:
+    path = Path(run_dir) / "export" / "export.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DitmosError(f"cannot read {path}: {e}") from None
+
+
+def _exported_network(run_dir):
+    """``(model taking any batch size, export.json)`` of a comparison's
+    network run, whose only model is ``export/network.keras`` (batch 1)."""
     import keras
 
+    from ditmos.models.keras_models import with_batch
+    from ditmos.training.network_run import MODEL_FILE
+
+    path = Path(run_dir) / "export" / MODEL_FILE
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as e:
+        raise DitmosError(f"cannot load {path}: {e}") from None
+    return with_batch(model, None), _export_info(run_dir)
+
+
+def _comparison_network(run_dir) -> bool:
+    from ditmos.training.network_run import is_network_run
+
+    return not (Path(run_dir) / "robust.json").is_file() and is_network_run(run_dir)
+
+
+def single_target(run_dir) -> KerasTarget:
+    """The single CNN of a robust-training run (``models/single.keras``) or of
+    a comparison's network run (``export/network.keras``)."""
+    import keras
+
+    if _comparison_network(run_dir):
+        model, info = _exported_network(run_dir)
+        return KerasTarget(model, name=str(info.get("method", "single")))
     path = Path(run_dir) / "models" / "single.keras"
     if not path.is_file():
         raise DitmosError(f"{path} not found: is {run_dir} a finished 'ditmos train --model single' run directory?")
@@ -280,6 +315,10 @@ def early_exit_target(run_dir) -> MultiExitTarget:
     import keras
 
     run_dir = Path(run_dir)
+    if _comparison_network(run_dir):
+        model, info = _exported_network(run_dir)
+        never = info.get("exit_threshold_never") or info.get("exit_threshold") is None
+        return MultiExitTarget(model, math.inf if never else float(info["exit_threshold"]), info["exit_macs"])
     path = run_dir / "models" / "early_exit.keras"
     if not path.is_file():
         raise DitmosError(
@@ -300,9 +339,11 @@ def run_model_kind(run_dir) -> str:
     from ditmos.training.network_run import is_network_run
 
     run_dir = Path(run_dir)
-    if not (run_dir / "robust.json").is_file() or (
-        (run_dir / "export" / "export.json").is_file() and not is_network_run(run_dir)
-    ):
+    if not (run_dir / "robust.json").is_file():
+        if is_network_run(run_dir):  # a network of a comparison (RUN/compare/.../METHOD)
+            return "early_exit" if len(_export_info(run_dir).get("outputs") or []) > 1 else "single"
+        return "ditmos"
+    if (run_dir / "export" / "export.json").is_file() and not is_network_run(run_dir):
         return "ditmos"
     try:
         kind = json.loads((run_dir / "robust.json").read_text()).get("model", "single")

@@ -55,6 +55,23 @@ def test_early_exit_on_qemu_takes_the_reference_exits(tiny_early_exit, early_exi
 
 
 @pytest.mark.slow
+def test_adversarial_windows_take_the_reference_exits_on_qemu(tiny_early_exit, early_exit_eval, tmp_path):
+    """`ditmos robust attack --build --emulate` on a network run: the device
+    classifies every adversarial window with the exit, class and int8 scores
+    of the host reference (the exit policy is part of what is attacked)."""
+    from ditmos.cli import main
+
+    out, _ = early_exit_eval
+    run = tmp_path / "run"
+    shutil.copytree(tiny_early_exit, run)
+    argv = ["robust", "attack", str(run), "--samples", "4", "--steps", "2", "--restarts", "1", "--queries", "5"]
+    assert main([*argv, "--build", str(out.parent / "build"), "--emulate", "--quiet"]) == 0
+    dev = json.loads((run / "robust" / "attack.json").read_text())["device"]
+    assert dev["windows"] == dev["measured"] == 12 and dev["agree"]
+    assert dev["mismatches"] == dev["route_mismatches"] == dev["score_mismatches"] == 0
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (scripts/setup.sh installs it for CI)")
 def test_multi_method_report_page(tiny_compare_networks, early_exit_eval, tmp_path):
     from ditmos.boards.build import build_firmware
