@@ -131,7 +131,7 @@ def _runtime_sources() -> list[str]:
     ]
 
 
-ENGINES = ("batched", "c")
+ENGINES = ("batched", "c", "fast")
 
 
 class IntSmoother:
@@ -206,6 +206,13 @@ class IntSmoother:
             ctypes.POINTER(ctypes.c_int8),
         ]
         g.restype = ctypes.c_int
+        self._fast = None
+        if engine == "fast":
+            from ditmos.smoothing.fast import compile_fast
+
+            self._fast = ctypes.CDLL(str(compile_fast(gen, gen / "libditmos_smooth_fast.so")))
+            self._fast.ditmos_smooth_counts.argtypes = f.argtypes
+            self._fast.ditmos_smooth_counts.restype = ctypes.c_int
         self.batched = None
         if engine == "batched":
             from ditmos.smoothing.batched import BatchedInt8Model
@@ -250,7 +257,8 @@ class IntSmoother:
         """Class counts of inferences ``first .. first + n - 1`` on int8 window ``x_q``,
         by ``engine`` (default: the smoother's): ``c`` = the device's vote loop and
         generated C model, ``batched`` = the same noise classified in batches
-        (:mod:`ditmos.smoothing.batched`)."""
+        (:mod:`ditmos.smoothing.batched`), ``fast`` = the device's vote loop with
+        the AVX2 noise and host kernels (:mod:`ditmos.smoothing.fast`)."""
         engine = engine or self.engine
         if engine == "batched":
             if self.batched is None:
@@ -261,9 +269,14 @@ class IntSmoother:
                 pred = self.batched.predict(self.noisy(x_q, b, seed, int(first) + off))
                 out += np.bincount(pred, minlength=self.num_classes)
             return out
+        lib = self._lib
+        if engine == "fast":
+            if self._fast is None:
+                raise DitmosError("this smoother was built without the fast engine")
+            lib = self._fast
         x = self._window(x_q)
         out = np.zeros(self.num_classes, np.uint32)
-        err = self._lib.ditmos_smooth_counts(
+        err = lib.ditmos_smooth_counts(
             x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
             self._thr.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
             self.table.size,

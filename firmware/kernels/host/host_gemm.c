@@ -1,0 +1,238 @@
+/* The packed int16 AVX2 core of the host kernel set (ditmos_host_gemm.h). */
+#include "ditmos_host_gemm.h"
+
+#ifndef __AVX2__
+#error "the host kernel set needs AVX2 (-mavx2 or -march=native on an AVX2 CPU)"
+#endif
+
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ditmos_kernel_requant.h"
+
+/* Time steps computed together per weight register. */
+#define DTM_HOST_TBLK 4
+
+typedef struct {
+    const void *key;
+    int32_t groups;                         /* ceil(out_channels / 8) */
+    int32_t pairs[DITMOS_CONV_MAX_PARTS];   /* ceil(kernel_size * C_p / 2) */
+    int32_t group_words;                    /* int16 values per group */
+    int16_t *w;                             /* [group][part][pair][8][2] */
+    int32_t *bias, *mult, *lshift, *rshift; /* [groups * 8] */
+} packed_t;
+
+static packed_t *cache;
+static int32_t cache_len, cache_cap, cache_last;
+static int16_t *xbuf[DITMOS_CONV_MAX_PARTS];
+static size_t xbuf_len[DITMOS_CONV_MAX_PARTS];
+
+static void *xmalloc(size_t n)
+{
+    void *p = aligned_alloc(32, (n + 31) & ~(size_t)31);
+    if (p == NULL) {
+        abort();
+    }
+    return p;
+}
+
+static const packed_t *pack(const void *key, const dtm_host_layer_t *l)
+{
+    if (cache_last < cache_len && cache[cache_last].key == key) {
+        return &cache[cache_last];
+    }
+    for (int32_t i = 0; i < cache_len; ++i) {
+        if (cache[i].key == key) {
+            cache_last = i;
+            return &cache[i];
+        }
+    }
+    if (cache_len == cache_cap) {
+        cache_cap = cache_cap ? 2 * cache_cap : 64;
+        cache = realloc(cache, (size_t)cache_cap * sizeof(packed_t));
+        if (cache == NULL) {
+            abort();
+        }
+    }
+    packed_t *pk = &cache[cache_len];
+    memset(pk, 0, sizeof(*pk));
+    pk->key = key;
+    pk->groups = (l->out_channels + DTM_HOST_LANES - 1) / DTM_HOST_LANES;
+    int32_t total_pairs = 0, d_total = 0;
+    for (int32_t p = 0; p < l->num_parts; ++p) {
+        const int32_t D = l->kernel_size * l->channels[p];
+        pk->pairs[p] = (D + 1) / 2;
+        total_pairs += pk->pairs[p];
+        d_total += D;
+    }
+    pk->group_words = total_pairs * 2 * DTM_HOST_LANES;
+    const int32_t lanes = pk->groups * DTM_HOST_LANES;
+    pk->w = xmalloc((size_t)pk->groups * (size_t)pk->group_words * sizeof(int16_t));
+    pk->bias = xmalloc((size_t)lanes * sizeof(int32_t));
+    pk->mult = xmalloc((size_t)lanes * sizeof(int32_t));
+    pk->lshift = xmalloc((size_t)lanes * sizeof(int32_t));
+    pk->rshift = xmalloc((size_t)lanes * sizeof(int32_t));
+    for (int32_t g = 0; g < pk->groups; ++g) {
+        int16_t *dst = pk->w + (size_t)g * (size_t)pk->group_words;
+        int32_t part_start = 0;
+        for (int32_t p = 0; p < l->num_parts; ++p) {
+            const int32_t D = l->kernel_size * l->channels[p];
+            for (int32_t j = 0; j < pk->pairs[p]; ++j) {
+                for (int32_t lane = 0; lane < DTM_HOST_LANES; ++lane) {
+                    const int32_t o = g * DTM_HOST_LANES + lane;
+                    for (int32_t h = 0; h < 2; ++h) {
+                        const int32_t d = 2 * j + h;
+                        *dst++ = (o < l->out_channels && d < D)
+                                     ? (int16_t)l->weights[(size_t)o * (size_t)d_total +
+                                                           (size_t)(part_start + d)]
+                                     : 0;
+                    }
+                }
+            }
+            part_start += D;
+        }
+    }
+    for (int32_t o = 0; o < lanes; ++o) {
+        const int32_t q = l->per_channel ? o : 0;
+        const int real = o < l->out_channels;
+        pk->bias[o] = (real && l->bias != NULL) ? l->bias[o] : 0;
+        pk->mult[o] = real ? l->multiplier[q] : 0;
+        const int32_t s = real ? l->shift[q] : 0;
+        pk->lshift[o] = s > 0 ? s : 0;
+        pk->rshift[o] = s > 0 ? 0 : -s;
+    }
+    cache_last = cache_len++;
+    return pk;
+}
+
+/* TFLM's MultiplyByQuantizedMultiplier on 8 lanes (see ditmos_mbqm). */
+static inline __m256i mbqm8(__m256i x, __m256i mult, __m256i lsh, __m256i rsh)
+{
+    const __m256i a = _mm256_sllv_epi32(x, lsh);
+    /* SaturatingRoundingDoublingHighMul with m >= 0: round |a| m / 2^31 half
+     * up, minus one ulp of nudge for negative a (= the reference's
+     * truncating division of ab + 1 - 2^30), sign restored. */
+    const __m256i ua = _mm256_abs_epi32(a); /* |INT32_MIN| reads as 2^31 unsigned */
+    const __m256i nb = _mm256_srli_epi32(a, 31);
+    const __m256i lo32 = _mm256_set1_epi64x(0xFFFFFFFF);
+    const __m256i half = _mm256_set1_epi64x(INT64_C(1) << 30);
+    __m256i pe = _mm256_mul_epu32(ua, mult);
+    __m256i po = _mm256_mul_epu32(_mm256_srli_epi64(ua, 32), _mm256_srli_epi64(mult, 32));
+    pe = _mm256_sub_epi64(_mm256_add_epi64(pe, half), _mm256_and_si256(nb, lo32));
+    po = _mm256_sub_epi64(_mm256_add_epi64(po, half), _mm256_srli_epi64(nb, 32));
+    pe = _mm256_srli_epi64(pe, 31);
+    po = _mm256_slli_epi64(_mm256_srli_epi64(po, 31), 32);
+    __m256i q = _mm256_blend_epi32(pe, po, 0xAA);
+    q = _mm256_sign_epi32(q, a);
+    /* RoundingDivideByPOT(q, rsh) */
+    const __m256i one = _mm256_set1_epi32(1);
+    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rsh), one);
+    const __m256i rem = _mm256_and_si256(q, mask);
+    const __m256i thr = _mm256_add_epi32(_mm256_srli_epi32(mask, 1), _mm256_srli_epi32(q, 31));
+    return _mm256_sub_epi32(_mm256_srav_epi32(q, rsh), _mm256_cmpgt_epi32(rem, thr));
+}
+
+static inline void store8(int8_t *dst, __m256i v, int32_t n)
+{
+    const __m256i a = _mm256_permute4x64_epi64(_mm256_packs_epi32(v, v), 0x08);
+    const __m128i b = _mm_packs_epi16(_mm256_castsi256_si128(a), _mm256_castsi256_si128(a));
+    if (n == DTM_HOST_LANES) {
+        _mm_storel_epi64((__m128i *)dst, b);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, b);
+        memcpy(dst, tmp, (size_t)n);
+    }
+}
+
+static inline __m256i bcast(const int16_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof(v));
+    return _mm256_set1_epi32(v);
+}
+
+void dtm_host_conv(const void *key, const dtm_host_layer_t *l, const int8_t *const inputs[],
+                   int8_t *output)
+{
+    const packed_t *pk = pack(key, l);
+    const int32_t K = l->kernel_size, S = l->stride, OC = l->out_channels;
+    /* int16 copies of the inputs plus their offsets, positions -pad .. padded
+     * with 0, long enough for every tap and one value of odd-pair overread. */
+    const int32_t span = (l->out_len - 1) * S + K;
+    for (int32_t p = 0; p < l->num_parts; ++p) {
+        const int32_t C = l->channels[p];
+        const size_t need = (size_t)span * (size_t)C + 16;
+        if (xbuf_len[p] < need) {
+            free(xbuf[p]);
+            xbuf[p] = xmalloc(need * sizeof(int16_t));
+            xbuf_len[p] = need;
+        }
+        int16_t *xx = xbuf[p];
+        const int8_t *x = inputs[p];
+        const int16_t off = (int16_t)l->input_offset[p];
+        for (int32_t i = 0; i < span; ++i) {
+            const int32_t pos = i - l->pad;
+            int16_t *row = xx + (size_t)i * (size_t)C;
+            if (pos < 0 || pos >= l->in_len) {
+                memset(row, 0, (size_t)C * sizeof(int16_t));
+            } else {
+                const int8_t *src = x + (size_t)pos * (size_t)C;
+                for (int32_t c = 0; c < C; ++c) {
+                    row[c] = (int16_t)(src[c] + off);
+                }
+            }
+        }
+        memset(xx + (size_t)span * (size_t)C, 0, 16 * sizeof(int16_t));
+    }
+    const __m256i oo = _mm256_set1_epi32(l->output_offset);
+    const __m256i lo = _mm256_set1_epi32(l->act_min), hi = _mm256_set1_epi32(l->act_max);
+    for (int32_t g = 0; g < pk->groups; ++g) {
+        const int16_t *wg = pk->w + (size_t)g * (size_t)pk->group_words;
+        const __m256i bias = _mm256_loadu_si256((const __m256i *)(pk->bias + g * 8));
+        const __m256i mult = _mm256_loadu_si256((const __m256i *)(pk->mult + g * 8));
+        const __m256i lsh = _mm256_loadu_si256((const __m256i *)(pk->lshift + g * 8));
+        const __m256i rsh = _mm256_loadu_si256((const __m256i *)(pk->rshift + g * 8));
+        const int32_t n = OC - g * 8 < 8 ? OC - g * 8 : 8;
+        int32_t t = 0;
+        for (; t + DTM_HOST_TBLK <= l->out_len; t += DTM_HOST_TBLK) {
+            __m256i a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+            const int16_t *wp = wg;
+            for (int32_t p = 0; p < l->num_parts; ++p) {
+                const int32_t C = l->channels[p];
+                const int32_t step = S * C;
+                const int16_t *x0 = xbuf[p] + (size_t)t * (size_t)step;
+                for (int32_t j = 0; j < pk->pairs[p]; ++j) {
+                    const __m256i w = _mm256_load_si256((const __m256i *)wp);
+                    wp += 16;
+                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(bcast(x0 + 2 * j), w));
+                    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(bcast(x0 + step + 2 * j), w));
+                    a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(bcast(x0 + 2 * step + 2 * j), w));
+                    a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(bcast(x0 + 3 * step + 2 * j), w));
+                }
+            }
+            __m256i acc[DTM_HOST_TBLK] = { a0, a1, a2, a3 };
+            for (int32_t r = 0; r < DTM_HOST_TBLK; ++r) {
+                __m256i v = _mm256_add_epi32(mbqm8(acc[r], mult, lsh, rsh), oo);
+                v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+                store8(output + (size_t)(t + r) * (size_t)OC + (size_t)g * 8, v, n);
+            }
+        }
+        for (; t < l->out_len; ++t) {
+            __m256i a0 = bias;
+            const int16_t *wp = wg;
+            for (int32_t p = 0; p < l->num_parts; ++p) {
+                const int16_t *x0 = xbuf[p] + (size_t)t * (size_t)(S * l->channels[p]);
+                for (int32_t j = 0; j < pk->pairs[p]; ++j) {
+                    const __m256i w = _mm256_load_si256((const __m256i *)wp);
+                    wp += 16;
+                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(bcast(x0 + 2 * j), w));
+                }
+            }
+            __m256i v = _mm256_add_epi32(mbqm8(a0, mult, lsh, rsh), oo);
+            v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+            store8(output + (size_t)t * (size_t)OC + (size_t)g * 8, v, n);
+        }
+    }
+}
