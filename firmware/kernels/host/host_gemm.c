@@ -11,9 +11,6 @@
 
 #include "ditmos_kernel_requant.h"
 
-/* Time steps computed together per weight register. */
-#define DTM_HOST_TBLK 4
-
 typedef struct {
     const void *key;
     int32_t groups;                         /* ceil(out_channels / 8) */
@@ -153,6 +150,37 @@ static inline __m256i bcast(const int16_t *p)
     return _mm256_set1_epi32(v);
 }
 
+/* Output time steps t .. t + T - 1 of one group of 8 channels; T is a
+ * constant at every call, so the accumulators stay in registers. */
+static inline __attribute__((always_inline)) void tblock(const dtm_host_layer_t *l, const packed_t *pk,
+                                                         const int16_t *wg, int32_t t, const int32_t T,
+                                                         __m256i bias, __m256i mult, __m256i lsh,
+                                                         __m256i rsh, __m256i oo, __m256i lo, __m256i hi,
+                                                         int8_t *out, int32_t n)
+{
+    __m256i acc[8];
+    for (int32_t r = 0; r < T; ++r) {
+        acc[r] = bias;
+    }
+    const int16_t *wp = wg;
+    for (int32_t p = 0; p < l->num_parts; ++p) {
+        const int32_t step = l->stride * l->channels[p];
+        const int16_t *x0 = xbuf[p] + (size_t)t * (size_t)step;
+        for (int32_t j = 0; j < pk->pairs[p]; ++j) {
+            const __m256i w = _mm256_load_si256((const __m256i *)wp);
+            wp += 16;
+            for (int32_t r = 0; r < T; ++r) {
+                acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(bcast(x0 + r * step + 2 * j), w));
+            }
+        }
+    }
+    for (int32_t r = 0; r < T; ++r) {
+        __m256i v = _mm256_add_epi32(mbqm8(acc[r], mult, lsh, rsh), oo);
+        v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+        store8(out + (size_t)(t + r) * (size_t)l->out_channels, v, n);
+    }
+}
+
 void dtm_host_conv(const void *key, const dtm_host_layer_t *l, const int8_t *const inputs[],
                    int8_t *output)
 {
@@ -196,43 +224,14 @@ void dtm_host_conv(const void *key, const dtm_host_layer_t *l, const int8_t *con
         const __m256i rsh = _mm256_loadu_si256((const __m256i *)(pk->rshift + g * 8));
         const int32_t n = OC - g * 8 < 8 ? OC - g * 8 : 8;
         int32_t t = 0;
-        for (; t + DTM_HOST_TBLK <= l->out_len; t += DTM_HOST_TBLK) {
-            __m256i a0 = bias, a1 = bias, a2 = bias, a3 = bias;
-            const int16_t *wp = wg;
-            for (int32_t p = 0; p < l->num_parts; ++p) {
-                const int32_t C = l->channels[p];
-                const int32_t step = S * C;
-                const int16_t *x0 = xbuf[p] + (size_t)t * (size_t)step;
-                for (int32_t j = 0; j < pk->pairs[p]; ++j) {
-                    const __m256i w = _mm256_load_si256((const __m256i *)wp);
-                    wp += 16;
-                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(bcast(x0 + 2 * j), w));
-                    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(bcast(x0 + step + 2 * j), w));
-                    a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(bcast(x0 + 2 * step + 2 * j), w));
-                    a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(bcast(x0 + 3 * step + 2 * j), w));
-                }
-            }
-            __m256i acc[DTM_HOST_TBLK] = { a0, a1, a2, a3 };
-            for (int32_t r = 0; r < DTM_HOST_TBLK; ++r) {
-                __m256i v = _mm256_add_epi32(mbqm8(acc[r], mult, lsh, rsh), oo);
-                v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-                store8(output + (size_t)(t + r) * (size_t)OC + (size_t)g * 8, v, n);
-            }
+        for (; t + 8 <= l->out_len; t += 8) {
+            tblock(l, pk, wg, t, 8, bias, mult, lsh, rsh, oo, lo, hi, output + (size_t)g * 8, n);
+        }
+        for (; t + 4 <= l->out_len; t += 4) {
+            tblock(l, pk, wg, t, 4, bias, mult, lsh, rsh, oo, lo, hi, output + (size_t)g * 8, n);
         }
         for (; t < l->out_len; ++t) {
-            __m256i a0 = bias;
-            const int16_t *wp = wg;
-            for (int32_t p = 0; p < l->num_parts; ++p) {
-                const int16_t *x0 = xbuf[p] + (size_t)t * (size_t)(S * l->channels[p]);
-                for (int32_t j = 0; j < pk->pairs[p]; ++j) {
-                    const __m256i w = _mm256_load_si256((const __m256i *)wp);
-                    wp += 16;
-                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(bcast(x0 + 2 * j), w));
-                }
-            }
-            __m256i v = _mm256_add_epi32(mbqm8(a0, mult, lsh, rsh), oo);
-            v = _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-            store8(output + (size_t)t * (size_t)OC + (size_t)g * 8, v, n);
+            tblock(l, pk, wg, t, 1, bias, mult, lsh, rsh, oo, lo, hi, output + (size_t)g * 8, n);
         }
     }
 }
