@@ -72,6 +72,7 @@ def compile_fast(gen_dir, out: Path, cc: str | None = None) -> Path:
         fw / "runtime" / "ditmos_smooth.c",
         fw / "runtime" / "ditmos_smooth_model.c",
         fw / "tools" / "ditmos_smooth_avx2.c",
+        fw / "tools" / "ditmos_smooth_batch.c",
     ]
     cmd = [
         cc,

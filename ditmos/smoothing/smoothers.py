@@ -153,13 +153,15 @@ class IntSmoother:
         engine: str = "batched",
         chunk: int = 10000,
         threads: int = 1,
+        also: tuple[str, ...] = (),
     ):
         from ditmos.codegen import generate
         from ditmos.codegen.host import compile_model
         from ditmos.quantize.reference import load_manifest
 
-        if engine not in ENGINES:
-            raise DitmosError(f"unknown integer smoothing engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        for e in (engine, *also):
+            if e not in ENGINES:
+                raise DitmosError(f"unknown integer smoothing engine {e!r}; choose one of {', '.join(ENGINES)}")
         self.engine, self.chunk = engine, max(1, int(chunk))
         self.int8_dir = Path(int8_dir)
         m = load_manifest(self.int8_dir)
@@ -207,14 +209,16 @@ class IntSmoother:
         ]
         g.restype = ctypes.c_int
         self._fast = None
-        if engine == "fast":
+        if "fast" in (engine, *also):
             from ditmos.smoothing.fast import compile_fast
 
             self._fast = ctypes.CDLL(str(compile_fast(gen, gen / "libditmos_smooth_fast.so")))
             self._fast.ditmos_smooth_counts.argtypes = f.argtypes
             self._fast.ditmos_smooth_counts.restype = ctypes.c_int
+            self._fast.ditmos_smooth_noisy_batch.argtypes = g.argtypes
+            self._fast.ditmos_smooth_noisy_batch.restype = ctypes.c_int
         self.batched = None
-        if engine == "batched":
+        if "batched" in (engine, *also):
             from ditmos.smoothing.batched import BatchedInt8Model
 
             self.batched = BatchedInt8Model(self.int8_dir, threads)
@@ -233,12 +237,18 @@ class IntSmoother:
             raise DitmosError(f"window has {x.size} values, the model expects {self.size}")
         return x
 
-    def noisy(self, x_q: np.ndarray, n: int, seed: int, first: int = 0) -> np.ndarray:
+    def noisy(self, x_q: np.ndarray, n: int, seed: int, first: int = 0, engine: str = "c") -> np.ndarray:
         """The noisy int8 windows ``[n, size]`` of inferences ``first .. first + n - 1``
-        (the device's generator, compiled on the host)."""
+        (the device's generator, compiled on the host; ``engine="fast"``: its
+        AVX2 twin, same values)."""
         x = self._window(x_q)
         out = np.empty((int(n), self.size), np.int8)
-        err = self._lib.ditmos_smooth_noisy_batch(
+        lib = self._lib
+        if engine == "fast":
+            if self._fast is None:
+                raise DitmosError("this smoother was built without the fast engine")
+            lib = self._fast
+        err = lib.ditmos_smooth_noisy_batch(
             x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
             self._thr.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
             self.table.size,

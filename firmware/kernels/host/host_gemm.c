@@ -13,6 +13,9 @@
 
 typedef struct {
     const void *key;
+    dtm_host_layer_t layer;                 /* what was packed, compared on use */
+    int8_t *weights;                        /* copies of the constants it was packed from */
+    int32_t *consts;                        /* bias (or 0), multiplier, shift */
     int32_t groups;                         /* ceil(out_channels / 8) */
     int32_t pairs[DITMOS_CONV_MAX_PARTS];   /* ceil(kernel_size * C_p / 2) */
     int32_t group_words;                    /* int16 values per group */
@@ -34,27 +37,72 @@ static void *xmalloc(size_t n)
     return p;
 }
 
-static const packed_t *pack(const void *key, const dtm_host_layer_t *l)
+static size_t weight_count(const dtm_host_layer_t *l)
 {
-    if (cache_last < cache_len && cache[cache_last].key == key) {
-        return &cache[cache_last];
+    size_t d = 0;
+    for (int32_t p = 0; p < l->num_parts; ++p) {
+        d += (size_t)(l->kernel_size * l->channels[p]);
     }
-    for (int32_t i = 0; i < cache_len; ++i) {
-        if (cache[i].key == key) {
-            cache_last = i;
-            return &cache[i];
+    return d * (size_t)l->out_channels;
+}
+
+static int32_t const_count(const dtm_host_layer_t *l)
+{
+    return l->out_channels + 2 * (l->per_channel ? l->out_channels : 1);
+}
+
+/* bias (0 when NULL), multiplier, shift, one after the other */
+static void gather_consts(const dtm_host_layer_t *l, int32_t *dst)
+{
+    const int32_t nq = l->per_channel ? l->out_channels : 1;
+    for (int32_t o = 0; o < l->out_channels; ++o) {
+        dst[o] = l->bias != NULL ? l->bias[o] : 0;
+    }
+    memcpy(dst + l->out_channels, l->multiplier, (size_t)nq * sizeof(int32_t));
+    memcpy(dst + l->out_channels + nq, l->shift, (size_t)nq * sizeof(int32_t));
+}
+
+/* Is the entry packed from exactly this layer (same shapes, same constants)?
+ * The key is only a hint: a caller may reuse a parameter struct's memory. */
+static int same_layer(const packed_t *pk, const dtm_host_layer_t *l)
+{
+    const dtm_host_layer_t *a = &pk->layer;
+    if (a->num_parts != l->num_parts || a->in_len != l->in_len || a->out_len != l->out_len ||
+        a->out_channels != l->out_channels || a->kernel_size != l->kernel_size ||
+        a->stride != l->stride || a->pad != l->pad || a->per_channel != l->per_channel ||
+        (a->bias == NULL) != (l->bias == NULL)) {
+        return 0;
+    }
+    for (int32_t p = 0; p < l->num_parts; ++p) {
+        if (a->channels[p] != l->channels[p] || a->input_offset[p] != l->input_offset[p]) {
+            return 0;
         }
     }
-    if (cache_len == cache_cap) {
-        cache_cap = cache_cap ? 2 * cache_cap : 64;
-        cache = realloc(cache, (size_t)cache_cap * sizeof(packed_t));
-        if (cache == NULL) {
-            abort();
-        }
+    if (memcmp(pk->weights, l->weights, weight_count(l)) != 0) {
+        return 0;
     }
-    packed_t *pk = &cache[cache_len];
+    int32_t tmp[3 * 1024];
+    const int32_t nc = const_count(l);
+    if (nc <= 3 * 1024) {
+        gather_consts(l, tmp);
+        return memcmp(pk->consts, tmp, (size_t)nc * sizeof(int32_t)) == 0;
+    }
+    int32_t *big = xmalloc((size_t)nc * sizeof(int32_t));
+    gather_consts(l, big);
+    const int same = memcmp(pk->consts, big, (size_t)nc * sizeof(int32_t)) == 0;
+    free(big);
+    return same;
+}
+
+static void fill(packed_t *pk, const void *key, const dtm_host_layer_t *l)
+{
     memset(pk, 0, sizeof(*pk));
     pk->key = key;
+    pk->layer = *l;
+    pk->weights = xmalloc(weight_count(l) + 1);
+    memcpy(pk->weights, l->weights, weight_count(l));
+    pk->consts = xmalloc((size_t)const_count(l) * sizeof(int32_t));
+    gather_consts(l, pk->consts);
     pk->groups = (l->out_channels + DTM_HOST_LANES - 1) / DTM_HOST_LANES;
     int32_t total_pairs = 0, d_total = 0;
     for (int32_t p = 0; p < l->num_parts; ++p) {
@@ -99,8 +147,50 @@ static const packed_t *pack(const void *key, const dtm_host_layer_t *l)
         pk->lshift[o] = s > 0 ? s : 0;
         pk->rshift[o] = s > 0 ? 0 : -s;
     }
+}
+
+static void release(packed_t *pk)
+{
+    free(pk->weights);
+    free(pk->consts);
+    free(pk->w);
+    free(pk->bias);
+    free(pk->mult);
+    free(pk->lshift);
+    free(pk->rshift);
+}
+
+static const packed_t *pack(const void *key, const dtm_host_layer_t *l)
+{
+    int32_t hit = -1;
+    if (cache_last < cache_len && cache[cache_last].key == key) {
+        hit = cache_last;
+    } else {
+        for (int32_t i = 0; i < cache_len; ++i) {
+            if (cache[i].key == key) {
+                hit = i;
+                break;
+            }
+        }
+    }
+    if (hit >= 0) {
+        if (!same_layer(&cache[hit], l)) {
+            release(&cache[hit]);
+            fill(&cache[hit], key, l);
+        }
+        cache_last = hit;
+        return &cache[hit];
+    }
+    if (cache_len == cache_cap) {
+        cache_cap = cache_cap ? 2 * cache_cap : 64;
+        cache = realloc(cache, (size_t)cache_cap * sizeof(packed_t));
+        if (cache == NULL) {
+            abort();
+        }
+    }
+    fill(&cache[cache_len], key, l);
     cache_last = cache_len++;
-    return pk;
+    return &cache[cache_last];
 }
 
 /* TFLM's MultiplyByQuantizedMultiplier on 8 lanes (see ditmos_mbqm). */

@@ -1,13 +1,14 @@
 /* dtm_requantize_s8 (host set): the reference's value for each of the 256
- * possible input bytes, computed once per parameter struct with the
- * reference arithmetic (ditmos_mbqm), then looked up.  Works in place. */
+ * possible input bytes, computed once per (zero points, multiplier, shift)
+ * with the reference arithmetic (ditmos_mbqm), then looked up.  Works in
+ * place.  Not thread-safe. */
 #include <stdlib.h>
 
 #include "ditmos_kernel_requant.h"
 #include "ditmos_kernels.h"
 
 typedef struct {
-    const dtm_requantize_s8_params_t *key;
+    dtm_requantize_s8_params_t key; /* size ignored */
     int8_t table[256];
 } lut_t;
 
@@ -17,7 +18,10 @@ static int32_t luts_len, luts_cap;
 static const int8_t *lut_of(const dtm_requantize_s8_params_t *params)
 {
     for (int32_t i = 0; i < luts_len; ++i) {
-        if (luts[i].key == params) {
+        const dtm_requantize_s8_params_t *k = &luts[i].key;
+        if (k->input_zero_point == params->input_zero_point &&
+            k->output_zero_point == params->output_zero_point &&
+            k->multiplier == params->multiplier && k->shift == params->shift) {
             return luts[i].table;
         }
     }
@@ -29,7 +33,7 @@ static const int8_t *lut_of(const dtm_requantize_s8_params_t *params)
         }
     }
     lut_t *l = &luts[luts_len++];
-    l->key = params;
+    l->key = *params;
     for (int32_t v = INT8_MIN; v <= INT8_MAX; ++v) {
         const int32_t r = ditmos_mbqm(v - params->input_zero_point, params->multiplier, params->shift) +
                           params->output_zero_point;
