@@ -44,6 +44,10 @@ static void noise_scalar(const ditmos_noise_table_t *table, uint32_t k1, uint32_
 
 #define WINDOW 32
 
+/* The host kernel set's hint (firmware/kernels/host/ditmos_host_gemm.h):
+ * `out` is `in` plus noise.  Weak: absent when only the noise is built. */
+void dtm_host_reference_input(const int8_t *buffer, const int8_t *clean, int32_t size) __attribute__((weak));
+
 void ditmos_noise_s8(const ditmos_noise_table_t *table, uint32_t seed, uint32_t counter0,
                      const int8_t *in, int8_t *out, int32_t size)
 {
@@ -112,4 +116,7 @@ void ditmos_noise_s8(const ditmos_noise_table_t *table, uint32_t seed, uint32_t 
         _mm_storel_epi64((__m128i *)(out + e), b);
     }
     noise_scalar(table, k1, k2, counter0, in, out, e, size);
+    if (dtm_host_reference_input != 0) {
+        dtm_host_reference_input(out, in, size);
+    }
 }

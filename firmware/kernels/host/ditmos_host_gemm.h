@@ -44,6 +44,17 @@ typedef struct {
     int32_t output_offset, act_min, act_max;
 } dtm_host_layer_t;
 
+/* Declares that `buffer` (size int8 values) holds `clean` plus a small
+ * perturbation (the noisy window of randomized smoothing).  A single-part
+ * convolution reading `buffer` may then compute its sums as those of `clean`
+ * (computed once per clean window) plus those of the difference, in 8-bit
+ * products: (noisy + off) w = (clean + off) w + (noisy - clean) w exactly.
+ * It checks |noisy - clean| <= DTM_HOST_DELTA_MAX element by element on
+ * every call and takes the ordinary path otherwise, so a stale or wrong
+ * declaration costs time, never a different result. */
+#define DTM_HOST_DELTA_MAX 31
+void dtm_host_reference_input(const int8_t *buffer, const int8_t *clean, int32_t size);
+
 /* Runs the layer; `key` identifies it (its static parameter struct). */
 void dtm_host_conv(const void *key, const dtm_host_layer_t *layer,
                    const int8_t *const inputs[], int8_t *output);
