@@ -87,3 +87,35 @@ def test_fast_engine_counts_equal_c_engine_and_tflm(cg_int8, cg_test_x, tmp_path
         assert fast.sum() == 80
     want = reference_counts(ref, sm.table, x_q[0], 40, seed=3, first=0)
     np.testing.assert_array_equal(sm.counts(x_q[0], 40, seed=3), want)
+
+
+def test_host_conv_difference_path_equals_reference(tmp_path):
+    """A convolution on a declared noisy copy of a clean window (the sum of the
+    clean window plus that of the difference in 8-bit products) equals the
+    reference kernel; differences beyond DTM_HOST_DELTA_MAX take the ordinary
+    path, also exactly."""
+    from tests.kernels.kernel_lib import Kernels, build_shared
+
+    ks = {s: Kernels(build_shared(s, tmp_path)) for s in ("ref", "host")}
+    host = ks["host"].lib
+    host.dtm_host_reference_input.argtypes = [I8P, I8P, C.c_int32]
+    host.dtm_host_difference_calls.restype = C.c_uint64
+    rng = np.random.default_rng(3)
+    for T, ch, O, K, S, pad, off in [(40, 6, 8, 15, 1, 0, 1), (33, 3, 11, 5, 2, 2, 128), (20, 5, 4, 3, 1, 1, -7)]:
+        clean = rng.integers(-128, 128, (T, ch)).astype(np.int8)
+        clean[0, 0] = 0  # so that the difference at [0, 0] is the noise there
+        w = rng.integers(-127, 128, (O, K * ch)).astype(np.int8)
+        bias = rng.integers(-5000, 5000, O).astype(np.int32)
+        mult = rng.integers(2**30, 2**31 - 1, O).astype(np.int32)
+        shift = rng.integers(-12, -7, O).astype(np.int32)
+        out_len = (T + 2 * pad - K) // S + 1
+        kw = dict(kernel_size=K, stride=S, pad=pad, out_len=out_len, output_offset=-3)
+        for spread, taken in ((24, 1), (31, 1), (60, 0)):
+            noise = rng.integers(-spread, spread + 1, (T, ch))
+            noise[0, 0] = spread  # the bound itself
+            noisy = np.clip(clean.astype(np.int32) + noise, -128, 127).astype(np.int8)
+            host.dtm_host_reference_input(noisy.ctypes.data_as(I8P), clean.ctypes.data_as(I8P), T * ch)
+            before = host.dtm_host_difference_calls()
+            got = ks["host"].conv1d([(noisy, off)], w, bias, mult, shift, **kw)
+            assert host.dtm_host_difference_calls() - before == taken
+            np.testing.assert_array_equal(got, ks["ref"].conv1d([(noisy, off)], w, bias, mult, shift, **kw))

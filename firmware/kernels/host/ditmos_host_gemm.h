@@ -55,6 +55,9 @@ typedef struct {
 #define DTM_HOST_DELTA_MAX 31
 void dtm_host_reference_input(const int8_t *buffer, const int8_t *clean, int32_t size);
 
+/* How many layer calls took the difference path so far (for tests). */
+uint64_t dtm_host_difference_calls(void);
+
 /* Runs the layer; `key` identifies it (its static parameter struct). */
 void dtm_host_conv(const void *key, const dtm_host_layer_t *layer,
                    const int8_t *const inputs[], int8_t *output);

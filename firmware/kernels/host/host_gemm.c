@@ -35,6 +35,12 @@ static int32_t ref_size, ref_cap;
 static uint64_t ref_version;
 static uint8_t *dbuf;
 static size_t dbuf_len;
+static uint64_t difference_calls;
+
+uint64_t dtm_host_difference_calls(void)
+{
+    return difference_calls;
+}
 
 static packed_t *cache;
 static int32_t cache_len, cache_cap, cache_last;
@@ -468,6 +474,7 @@ static int delta_conv(const dtm_host_layer_t *l, packed_t *pk, const int8_t *x, 
             dblock(l, pk, g, t, 1, mult, lsh, rsh, oo, lo, hi, out, n);
         }
     }
+    ++difference_calls;
     return 1;
 }
 
