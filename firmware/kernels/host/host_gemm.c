@@ -241,13 +241,16 @@ static packed_t *pack(const void *key, const dtm_host_layer_t *l)
     return &cache[cache_last];
 }
 
-/* TFLM's MultiplyByQuantizedMultiplier on 8 lanes (see ditmos_mbqm). */
+/* TFLM's MultiplyByQuantizedMultiplier on 8 lanes (see ditmos_mbqm).
+ * SaturatingRoundingDoublingHighMul with m >= 0 is sign(a) q', q' = round
+ * |a| m / 2^31 half up, minus one ulp of nudge for negative a (= the
+ * reference's truncating division of ab + 1 - 2^30); RoundingDivideByPOT
+ * rounds half away from zero, so it is odd, rdbpot(-y, e) = -rdbpot(y, e),
+ * and on q' >= 0 it is (q' + 2^e / 2) >> e (no overflow in 32 unsigned bits:
+ * q' < 2^31).  So the result is sign(a) ((q' + 2^e / 2) >> e). */
 static inline __m256i mbqm8(__m256i x, __m256i mult, __m256i lsh, __m256i rsh)
 {
     const __m256i a = _mm256_sllv_epi32(x, lsh);
-    /* SaturatingRoundingDoublingHighMul with m >= 0: round |a| m / 2^31 half
-     * up, minus one ulp of nudge for negative a (= the reference's
-     * truncating division of ab + 1 - 2^30), sign restored. */
     const __m256i ua = _mm256_abs_epi32(a); /* |INT32_MIN| reads as 2^31 unsigned */
     const __m256i nb = _mm256_srli_epi32(a, 31);
     const __m256i lo32 = _mm256_set1_epi64x(0xFFFFFFFF);
@@ -258,14 +261,9 @@ static inline __m256i mbqm8(__m256i x, __m256i mult, __m256i lsh, __m256i rsh)
     po = _mm256_sub_epi64(_mm256_add_epi64(po, half), _mm256_srli_epi64(nb, 32));
     pe = _mm256_srli_epi64(pe, 31);
     po = _mm256_slli_epi64(_mm256_srli_epi64(po, 31), 32);
-    __m256i q = _mm256_blend_epi32(pe, po, 0xAA);
-    q = _mm256_sign_epi32(q, a);
-    /* RoundingDivideByPOT(q, rsh) */
-    const __m256i one = _mm256_set1_epi32(1);
-    const __m256i mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, rsh), one);
-    const __m256i rem = _mm256_and_si256(q, mask);
-    const __m256i thr = _mm256_add_epi32(_mm256_srli_epi32(mask, 1), _mm256_srli_epi32(q, 31));
-    return _mm256_sub_epi32(_mm256_srav_epi32(q, rsh), _mm256_cmpgt_epi32(rem, thr));
+    const __m256i q = _mm256_blend_epi32(pe, po, 0xAA);
+    const __m256i rnd = _mm256_srli_epi32(_mm256_sllv_epi32(_mm256_set1_epi32(1), rsh), 1);
+    return _mm256_sign_epi32(_mm256_srlv_epi32(_mm256_add_epi32(q, rnd), rsh), a);
 }
 
 static inline void store8(int8_t *dst, __m256i v, int32_t n)
@@ -500,20 +498,23 @@ void dtm_host_conv(const void *key, const dtm_host_layer_t *l, const int8_t *con
         }
         int16_t *xx = xbuf[p];
         const int8_t *x = inputs[p];
-        const int16_t off = (int16_t)l->input_offset[p];
-        for (int32_t i = 0; i < span; ++i) {
-            const int32_t pos = i - l->pad;
-            int16_t *row = xx + (size_t)i * (size_t)C;
-            if (pos < 0 || pos >= l->in_len) {
-                memset(row, 0, (size_t)C * sizeof(int16_t));
-            } else {
-                const int8_t *src = x + (size_t)pos * (size_t)C;
-                for (int32_t c = 0; c < C; ++c) {
-                    row[c] = (int16_t)(src[c] + off);
-                }
-            }
+        /* rows -pad .. -1 and past in_len are zero; the rows in between are
+         * one contiguous block of the input */
+        const int32_t first = l->pad < span ? l->pad : span;
+        int32_t count = span - first;
+        count = count < l->in_len ? count : l->in_len;
+        const int32_t n = count * C;
+        memset(xx, 0, need * sizeof(int16_t));
+        int16_t *dst = xx + (size_t)first * (size_t)C;
+        const __m256i off = _mm256_set1_epi16((int16_t)l->input_offset[p]);
+        int32_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            const __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + i)));
+            _mm256_storeu_si256((__m256i *)(dst + i), _mm256_add_epi16(v, off));
         }
-        memset(xx + (size_t)span * (size_t)C, 0, 16 * sizeof(int16_t));
+        for (; i < n; ++i) {
+            dst[i] = (int16_t)(x[i] + l->input_offset[p]);
+        }
     }
     const __m256i oo = _mm256_set1_epi32(l->output_offset);
     const __m256i lo = _mm256_set1_epi32(l->act_min), hi = _mm256_set1_epi32(l->act_max);
