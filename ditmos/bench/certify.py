@@ -188,7 +188,7 @@ def command(run_dir, sigma, n, samples, repeat, threads, float_batch, int_batch,
         "int_batch": int_batch,
         "tensorflow_threads_applied": tf_threads,
         "integer_engines": engines,
-        "integer_counts_identical": len(engines) > 1,
+        "integer_counts_identical": True if len(engines) > 1 else None,  # None: nothing to compare
     }
     labels = {
         "float": "float smoothing (TensorFlow, routed)",
