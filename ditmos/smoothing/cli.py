@@ -32,13 +32,14 @@ import click
 @click.option("--no-float", is_flag=True, help="Skip float smoothing (with --int8).")
 @click.option(
     "--engine",
-    type=click.Choice(["batched", "c"]),
+    type=click.Choice(["batched", "c", "fast"]),
     default="batched",
     show_default=True,
     help="With --int8: 'batched' classifies all noisy windows of a window at once "
-    "(LiteRT int8 kernels; its selection counts are checked against the C "
-    "model on every window), 'c' runs the device's vote loop and generated C "
-    "model one noisy window at a time.",
+    "(LiteRT int8 kernels), 'c' runs the device's vote loop and generated C "
+    "model one noisy window at a time, 'fast' the same vote loop with AVX2 noise "
+    "and host kernels (x86-64 with AVX2); the selection counts of 'batched' and "
+    "'fast' are checked against 'c' on every window.",
 )
 @click.option(
     "--samples",

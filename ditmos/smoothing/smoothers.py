@@ -131,7 +131,7 @@ def _runtime_sources() -> list[str]:
     ]
 
 
-ENGINES = ("batched", "c")
+ENGINES = ("batched", "c", "fast")
 
 
 class IntSmoother:
@@ -153,13 +153,15 @@ class IntSmoother:
         engine: str = "batched",
         chunk: int = 10000,
         threads: int = 1,
+        also: tuple[str, ...] = (),
     ):
         from ditmos.codegen import generate
         from ditmos.codegen.host import compile_model
         from ditmos.quantize.reference import load_manifest
 
-        if engine not in ENGINES:
-            raise DitmosError(f"unknown integer smoothing engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        for e in (engine, *also):
+            if e not in ENGINES:
+                raise DitmosError(f"unknown integer smoothing engine {e!r}; choose one of {', '.join(ENGINES)}")
         self.engine, self.chunk = engine, max(1, int(chunk))
         self.int8_dir = Path(int8_dir)
         m = load_manifest(self.int8_dir)
@@ -206,8 +208,17 @@ class IntSmoother:
             ctypes.POINTER(ctypes.c_int8),
         ]
         g.restype = ctypes.c_int
+        self._fast = None
+        if "fast" in (engine, *also):
+            from ditmos.smoothing.fast import compile_fast
+
+            self._fast = ctypes.CDLL(str(compile_fast(gen, gen / "libditmos_smooth_fast.so")))
+            self._fast.ditmos_smooth_counts.argtypes = f.argtypes
+            self._fast.ditmos_smooth_counts.restype = ctypes.c_int
+            self._fast.ditmos_smooth_noisy_batch.argtypes = g.argtypes
+            self._fast.ditmos_smooth_noisy_batch.restype = ctypes.c_int
         self.batched = None
-        if engine == "batched":
+        if "batched" in (engine, *also):
             from ditmos.smoothing.batched import BatchedInt8Model
 
             self.batched = BatchedInt8Model(self.int8_dir, threads)
@@ -226,12 +237,18 @@ class IntSmoother:
             raise DitmosError(f"window has {x.size} values, the model expects {self.size}")
         return x
 
-    def noisy(self, x_q: np.ndarray, n: int, seed: int, first: int = 0) -> np.ndarray:
+    def noisy(self, x_q: np.ndarray, n: int, seed: int, first: int = 0, engine: str = "c") -> np.ndarray:
         """The noisy int8 windows ``[n, size]`` of inferences ``first .. first + n - 1``
-        (the device's generator, compiled on the host)."""
+        (the device's generator, compiled on the host; ``engine="fast"``: its
+        AVX2 twin, same values)."""
         x = self._window(x_q)
         out = np.empty((int(n), self.size), np.int8)
-        err = self._lib.ditmos_smooth_noisy_batch(
+        lib = self._lib
+        if engine == "fast":
+            if self._fast is None:
+                raise DitmosError("this smoother was built without the fast engine")
+            lib = self._fast
+        err = lib.ditmos_smooth_noisy_batch(
             x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
             self._thr.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
             self.table.size,
@@ -250,7 +267,8 @@ class IntSmoother:
         """Class counts of inferences ``first .. first + n - 1`` on int8 window ``x_q``,
         by ``engine`` (default: the smoother's): ``c`` = the device's vote loop and
         generated C model, ``batched`` = the same noise classified in batches
-        (:mod:`ditmos.smoothing.batched`)."""
+        (:mod:`ditmos.smoothing.batched`), ``fast`` = the device's vote loop with
+        the AVX2 noise and host kernels (:mod:`ditmos.smoothing.fast`)."""
         engine = engine or self.engine
         if engine == "batched":
             if self.batched is None:
@@ -261,9 +279,14 @@ class IntSmoother:
                 pred = self.batched.predict(self.noisy(x_q, b, seed, int(first) + off))
                 out += np.bincount(pred, minlength=self.num_classes)
             return out
+        lib = self._lib
+        if engine == "fast":
+            if self._fast is None:
+                raise DitmosError("this smoother was built without the fast engine")
+            lib = self._fast
         x = self._window(x_q)
         out = np.zeros(self.num_classes, np.uint32)
-        err = self._lib.ditmos_smooth_counts(
+        err = lib.ditmos_smooth_counts(
             x.ctypes.data_as(ctypes.POINTER(ctypes.c_int8)),
             self._thr.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)),
             self.table.size,

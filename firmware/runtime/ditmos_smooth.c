@@ -25,6 +25,9 @@ void ditmos_noise_guide(const uint32_t *thresholds, int32_t size, uint16_t *guid
     }
 }
 
+/* A host build may bring its own (vectorised) ditmos_noise_s8 instead:
+ * firmware/tools/ditmos_smooth_avx2.c, same values. */
+#ifndef DITMOS_NOISE_S8_EXTERNAL
 void ditmos_noise_s8(const ditmos_noise_table_t *table, uint32_t seed, uint32_t counter0,
                      const int8_t *in, int8_t *out, int32_t size)
 {
@@ -53,6 +56,7 @@ void ditmos_noise_s8(const ditmos_noise_table_t *table, uint32_t seed, uint32_t 
         out[e] = (int8_t)v;
     }
 }
+#endif
 
 int ditmos_smooth_vote_s8(const ditmos_noise_table_t *table, uint32_t seed, uint32_t first,
                           uint32_t n, const int8_t *in, int8_t *scratch, int32_t size,

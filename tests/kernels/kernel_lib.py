@@ -3,6 +3,8 @@
 A kernel *set* is the list of C files a build compiles: every
 ``firmware/kernels/ref/<op>_s8.c``, with ``firmware/kernels/cm7/<op>_s8.c``
 taking its place in the cm7 set when it exists (firmware/kernels/README.md).
+The host set (``firmware/kernels/host/``, AVX2, for fast integer smoothing on
+a PC) is tested the same way on an x86-64 host with AVX2, and only there.
 """
 
 from __future__ import annotations
@@ -20,7 +22,17 @@ FIRMWARE = REPO / "firmware"
 INCLUDE = FIRMWARE / "include"
 KERNELS = FIRMWARE / "kernels"
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O2"]
-KERNEL_SETS = ("ref", "cm7")
+HOST_CFLAGS = ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2", "-mavx2"]
+
+
+def _has_avx2() -> bool:
+    try:
+        return " avx2" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+KERNEL_SETS = ("ref", "cm7", "host") if _has_avx2() else ("ref", "cm7")
 MAX_PARTS = CONV_MAX_PARTS  # DITMOS_CONV_MAX_PARTS, read from ditmos_kernels.h
 
 
@@ -38,6 +50,9 @@ def kernel_sources(kernel_set: str) -> list[Path]:
     if kernel_set == "cm7":
         for p in sorted((KERNELS / "cm7").glob("*_s8.c")):
             sources[p.name] = p
+    if kernel_set == "host":
+        for p in sorted((KERNELS / "host").glob("*.c")):
+            sources[p.name] = p
     return [sources[name] for name in sorted(sources)]
 
 
@@ -45,7 +60,7 @@ def build_shared(kernel_set: str, out_dir: Path) -> Path:
     out = Path(out_dir) / f"libditmos_kernels_{kernel_set}.so"
     cmd = [
         "gcc",
-        *CFLAGS,
+        *(HOST_CFLAGS if kernel_set == "host" else CFLAGS),
         "-fPIC",
         "-shared",
         f"-I{INCLUDE}",

@@ -103,8 +103,11 @@ def test_bench_certify_tiny_run_and_routed_float_model(tiny_run, tiny_int8, caps
     )
     res = json.loads(capsys.readouterr().out)
     assert res["integer_counts_identical"] and res["threads"] == 1
-    for k in ("float", "batched", "int"):
+    assert res["integer_engines"] == ["fast", "batched", "c"]
+    for k in ("float", "fast", "batched", "int"):
         assert res[f"{k}_cpu_seconds"] > 0
+    for k in ("fast", "batched", "int"):
+        assert res[f"ratio_cpu_float_over_{k}"] == pytest.approx(res["float_cpu_seconds"] / res[f"{k}_cpu_seconds"])
     assert res["float_noise_cpu_seconds"] <= res["float_cpu_seconds"]
     assert main(["bench", "certify", str(tiny_run), "--threads", "0"]) == 2
     assert "--threads must be >= 1" in capsys.readouterr().err
