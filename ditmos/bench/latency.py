@@ -1,7 +1,9 @@
 """``ditmos bench latency``: retired instructions per inference on QEMU
 ``mps2-an500`` (Cortex-M7), reference kernels vs Cortex-M7 optimised kernels.
 
-For a quantised run (``RUN_DIR/int8``) the same generated model is built twice
+For a quantised run (``RUN_DIR/int8``: a DiTMoS run, or a compared single
+network -- plain or with early exits -- under ``compare/``) the same generated
+model is built twice
 for the ``mps2_an500`` board with profiling (``kernels=ref`` and
 ``kernels=cm7``), and the first ``--samples`` windows of the test split are
 run through each build in QEMU with the project's instruction-count plugin
@@ -15,6 +17,11 @@ Result (``--json``; stable keys):
   instructions per composed inference (selector -> routed classifier);
 - ``macs``: mean multiply-accumulates per inference (selector + the routed
   classifier), ``ratio`` = reference / optimized, ``*_per_mac``;
+- ``routes``: one row per route taken (for a composed model the routed
+  classifier, for an early-exit network the exit): ``route``, ``samples``,
+  ``macs`` of the layers that route runs, mean ``reference_instructions`` /
+  ``optimized_instructions``, and ``instructions_minus_macs`` (optimized
+  minus MACs: the part of the cost the MAC count does not see);
 - ``layers``: one row per profiled layer that ran (program, layer index,
   kind, the kernel each set called -- ``kernel`` for cm7, which may be a
   register-blocked variant, ``reference_kernel`` for ref --, MACs, mean
@@ -268,6 +275,16 @@ def format_latency(res: dict) -> str:
             f"{pipe['instructions']:.0f} instructions (min {pipe['min']}, max {pipe['max']}); "
             f"with the inference {pipe['with_inference']:.0f}, pipeline share "
             f"{100 * pipe['share']:.1f}%"
+        )
+    routes = res.get("routes") or []
+    if len(routes) > 1:
+        lines.append(
+            "per route (classifier or exit taken), cm7: "
+            + "; ".join(
+                f"{e['route']}: {e['samples']} samples, {e['macs']} MACs, "
+                f"{e['optimized_instructions']:.0f} instructions"
+                for e in routes
+            )
         )
     mm = res["mismatches"]
     if mm["ref"] or mm["cm7"]:

@@ -189,6 +189,153 @@ static void NAME(uint32_t *run, const int32_t *stream)                          
 PK_RUN_ASM(pk_run_asm4, PK_MAC4, "ldm r12!, {r0, r1, r2, r3}\n\t",
            PK_REQUANT2("r0", "r1") PK_REQUANT2("r2", "r3"))
 PK_RUN_ASM(pk_run_asm2, PK_MAC2, "ldm r12!, {r0, r1}\n\t", PK_REQUANT2("r0", "r1"))
+/* Two channels x two time steps (t, t + 1) per tile, for the two-channel
+ * group: each int16 weight pair is loaded once (one LDM per input word) and
+ * feeds both steps, the second step's word is read at the window plus the
+ * step advance (lr), and the per-step bookkeeping runs once per two steps:
+ * 15 instructions per 16 MACs.  run[] (32-bit words): per part {head step,
+ * window, window end, entry block, step advance}, then the final record
+ * f0..f5 = {0, output, out_channels - 2, step pairs left, bytes from f0
+ * back to run[0], stream}.  Registers: r0/r1 step t, r2/r3 step t + 1,
+ * r4/r5 input halves, r6 input, r7 run record, r8-r11 weights, r12 stream,
+ * lr step advance. */
+#define PK_WORD22                                                                \
+    "ldr r5, [r6, lr]\n\t"                                                      \
+    "ldm r12!, {r8, r9, r10, r11}\n\t"                                          \
+    "sxtb16 r4, r5\n\t"                                                         \
+    "sxtb16 r5, r5, ror #8\n\t"                                                 \
+    "smlad r2, r4, r8, r2\n\t"                                                  \
+    "smlad r3, r4, r9, r3\n\t"                                                  \
+    "smlad r2, r5, r10, r2\n\t"                                                 \
+    "smlad r3, r5, r11, r3\n\t"                                                 \
+    "ldr r5, [r6], #4\n\t"                                                      \
+    "sxtb16 r4, r5\n\t"                                                         \
+    "sxtb16 r5, r5, ror #8\n\t"                                                 \
+    "smlad r0, r4, r8, r0\n\t"                                                  \
+    "smlad r1, r4, r9, r1\n\t"                                                  \
+    "smlad r0, r5, r10, r0\n\t"                                                 \
+    "smlad r1, r5, r11, r1\n\t"
+
+static void pk_pair2_asm(uint32_t *run, const int32_t *stream)
+{
+    register uint32_t *d __asm__("r7") = run;
+    register const int32_t *s __asm__("r12") = stream;
+    __asm__ volatile(
+        /* prologue: each part's entry block index -> its address (Thumb bit) */
+        "mov r5, r7\n\t"
+        "adr r6, 3f\n\t"
+        "60:\n\t"
+        "ldr r4, [r5]\n\t"
+        "cbz r4, 0f\n\t"
+        "ldr r4, [r5, #12]\n\t"
+        "ldr r4, [r6, r4, lsl #2]\n\t"
+        "str r4, [r5, #12]\n\t"
+        "adds r5, r5, #20\n\t"
+        "b 60b\n\t"
+        ".p2align 2\n\t"
+        "3:\n\t"
+        ".word " PK_E(0) "," PK_E(1) "," PK_E(2) "," PK_E(3) "\n\t"
+        ".word " PK_E(4) "," PK_E(5) "," PK_E(6) "," PK_E(7) "\n\t"
+        ".word " PK_F(0) "," PK_F(1) "," PK_F(2) "," PK_F(3) "\n\t"
+        ".word " PK_F(4) "," PK_F(5) "," PK_F(6) "," PK_F(7) ", 49f+1\n\t"
+        /* a pair of time steps: both start from the bias */
+        "0:\n\t"
+        "ldm r12!, {r0, r1}\n\t"
+        "mov r2, r0\n\t"
+        "mov r3, r1\n\t"
+        "1:\n\t"
+        /* a part: head words of both steps, then the other words */
+        "ldr r6, [r7, #4]\n\t"
+        "ldr lr, [r7, #16]\n\t"
+        "ldm r12!, {r8, r9, r10, r11}\n\t"
+        "ldr r5, [r6]\n\t"
+        "sxtb16 r4, r5\n\t"
+        "sxtb16 r5, r5, ror #8\n\t"
+        "smlad r0, r4, r8, r0\n\t"
+        "smlad r1, r4, r9, r1\n\t"
+        "smlad r0, r5, r10, r0\n\t"
+        "smlad r1, r5, r11, r1\n\t"
+        "ldr r5, [r6, lr]\n\t"
+        "sxtb16 r4, r5\n\t"
+        "sxtb16 r5, r5, ror #8\n\t"
+        "smlad r2, r4, r8, r2\n\t"
+        "smlad r3, r4, r9, r3\n\t"
+        "smlad r2, r5, r10, r2\n\t"
+        "smlad r3, r5, r11, r3\n\t"
+        "ldr r4, [r7], #12\n\t"          /* head step; r7 -> entry */
+        "add r6, r6, r4\n\t"
+        "ldr pc, [r7], #8\n\t"           /* entry; r7 -> the next record */
+        "20:\n\t" PK_WORD22 "21:\n\t" PK_WORD22 "22:\n\t" PK_WORD22 "23:\n\t" PK_WORD22
+        "24:\n\t" PK_WORD22 "25:\n\t" PK_WORD22 "26:\n\t" PK_WORD22 "27:\n\t" PK_WORD22
+        "40:\n\t" PK_WORD22 "41:\n\t" PK_WORD22 "42:\n\t" PK_WORD22 "43:\n\t" PK_WORD22
+        "44:\n\t" PK_WORD22 "45:\n\t" PK_WORD22 "46:\n\t" PK_WORD22 "47:\n\t" PK_WORD22
+        "ldr r4, [r7, #-12]\n\t"         /* this part's window end */
+        "cmp r6, r4\n\t"
+        "bne 20b\n\t"
+        "49:\n\t"
+        "ldr r4, [r7]\n\t"               /* next part, or the final record */
+        "cmp r4, #0\n\t"
+        "bne 1b\n\t"
+        /* final record: outputs of step t at f1, of step t + 1 one row on */
+        "ldr r6, [r7, #4]\n\t"
+        PK_REQUANT2("r0", "r1")
+        "sub r12, r12, #24\n\t"          /* the same constants again */
+        "ldr r4, [r7, #8]\n\t"
+        "add r6, r6, r4\n\t"
+        PK_REQUANT2("r2", "r3")
+        "ldr r4, [r7, #8]\n\t"
+        "add r6, r6, r4\n\t"
+        "str r6, [r7, #4]\n\t"           /* output of the next pair */
+        "ldr r4, [r7, #12]\n\t"
+        "subs r4, r4, #1\n\t"
+        "beq 9f\n\t"
+        "str r4, [r7, #12]\n\t"          /* pairs left */
+        "ldr r12, [r7, #20]\n\t"         /* stream from the start */
+        "ldr r4, [r7, #16]\n\t"
+        "sub r7, r7, r4\n\t"             /* back to part 0 */
+        "mov r8, r7\n\t"
+        "7:\n\t"                         /* windows and ends two steps on */
+        "ldr r4, [r8, #16]\n\t"
+        "ldrd r9, r10, [r8, #4]\n\t"
+        "add r9, r9, r4, lsl #1\n\t"
+        "add r10, r10, r4, lsl #1\n\t"
+        "strd r9, r10, [r8, #4]\n\t"
+        "ldr r4, [r8, #20]!\n\t"
+        "cmp r4, #0\n\t"
+        "bne 7b\n\t"
+        "b 0b\n\t"
+        "9:\n\t"
+        : "+r"(d), "+r"(s)
+        :
+        : "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r8", "r9", "r10", "r11", "lr", "cc",
+          "memory");
+}
+#undef PK_WORD22
+
+/* `pairs` pairs of time steps of the two-channel group (output y, the
+ * channels' first byte in each row). */
+static void pk_run_pair2(const dtm_conv1d_packed_s8_params_t *p, const int8_t *const win[],
+                         const int32_t adv[], int8_t *y, int32_t pairs, const int32_t *stream)
+{
+    uint32_t run[5 * DITMOS_CONV_MAX_PARTS + 6];
+    const int32_t np = p->num_parts;
+    uint32_t *r = run;
+    for (int32_t q = 0; q < np; ++q, r += 5) {
+        const int32_t more = (p->kernel_size * p->channels[q] - p->head[q]) / 4;
+        r[0] = (uint32_t)p->head[q];
+        r[1] = (uint32_t)(uintptr_t)win[q];
+        r[2] = (uint32_t)(uintptr_t)(win[q] + p->kernel_size * p->channels[q]);
+        r[3] = (uint32_t)(more == 0 ? PK_UNROLL : (PK_UNROLL - more % PK_UNROLL) % PK_UNROLL);
+        r[4] = (uint32_t)adv[q];
+    }
+    r[0] = 0;
+    r[1] = (uint32_t)(uintptr_t)y;
+    r[2] = (uint32_t)(p->out_channels - 2);
+    r[3] = (uint32_t)pairs;
+    r[4] = (uint32_t)(4 * 5 * np);
+    r[5] = (uint32_t)(uintptr_t)stream;
+    pk_pair2_asm(run, stream);
+}
 #undef PK_WORD
 #undef PK_MAC4
 #undef PK_MAC2
@@ -367,8 +514,21 @@ void dtm_conv1d_packed_s8(const dtm_conv1d_packed_s8_params_t *params,
                 win[q] = inputs[q] + origin * p->channels[q];
             }
             if (pair) {
-                pk_run(p, win, adv, y + groups * DITMOS_PACKED_GROUP, run_hi - t_lo, 1, O - 2,
-                       pair_stream, 2);
+                int8_t *const y2 = y + groups * DITMOS_PACKED_GROUP;
+                int32_t done = 0;
+#if CM7_USE_ASM
+                done = (run_hi - t_lo) & ~1;
+                if (done > 0) {
+                    pk_run_pair2(p, win, adv, y2, done / 2, pair_stream);
+                }
+#endif
+                if (done < run_hi - t_lo) {
+                    const int8_t *rest[DITMOS_CONV_MAX_PARTS];
+                    for (int32_t q = 0; q < np; ++q) {
+                        rest[q] = win[q] + done * adv[q];
+                    }
+                    pk_run(p, rest, adv, y2 + done * O, run_hi - t_lo - done, 1, O - 2, pair_stream, 2);
+                }
             }
             if (groups > 0) {
                 pk_run(p, win, adv, y, run_hi - t_lo, groups, O - groups * DITMOS_PACKED_GROUP,
