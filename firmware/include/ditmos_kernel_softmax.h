@@ -9,6 +9,12 @@
 
 #include "ditmos_kernel_requant.h"
 
+/* A kernel may supply its own SaturatingRoundingDoublingHighMul (same
+ * results) by defining DITMOS_SOFTMAX_SRDHM before including this header. */
+#ifndef DITMOS_SOFTMAX_SRDHM
+#define DITMOS_SOFTMAX_SRDHM ditmos_srdhm
+#endif
+
 /* gemmlowp SaturatingRoundingMultiplyByPOT with a positive exponent. */
 static inline int32_t ditmos_sat_shl(int32_t x, int32_t exponent)
 {
@@ -28,12 +34,12 @@ static inline int32_t ditmos_exp_quarter(int32_t a)
     const int32_t constant_term = 1895147668;    /* exp(-1/8) */
     const int32_t constant_1_over_3 = 715827883; /* 1/3 */
     const int32_t x = a + (1 << 28);             /* a + 1/8 */
-    const int32_t x2 = ditmos_srdhm(x, x);
-    const int32_t x3 = ditmos_srdhm(x2, x);
-    const int32_t x4 = ditmos_srdhm(x2, x2);
+    const int32_t x2 = DITMOS_SOFTMAX_SRDHM(x, x);
+    const int32_t x3 = DITMOS_SOFTMAX_SRDHM(x2, x);
+    const int32_t x4 = DITMOS_SOFTMAX_SRDHM(x2, x2);
     const int32_t x4_over_4 = ditmos_rdbpot(x4, 2);
-    const int32_t poly = ditmos_rdbpot(ditmos_srdhm(x4_over_4 + x3, constant_1_over_3) + x2, 1);
-    return constant_term + ditmos_srdhm(constant_term, x + poly);
+    const int32_t poly = ditmos_rdbpot(DITMOS_SOFTMAX_SRDHM(x4_over_4 + x3, constant_1_over_3) + x2, 1);
+    return constant_term + DITMOS_SOFTMAX_SRDHM(constant_term, x + poly);
 }
 
 /* exp(a) for a <= 0 given in Q5.26; result in Q0.31. */
@@ -56,7 +62,7 @@ static inline int32_t ditmos_exp_on_negative_values(int32_t a)
     const int32_t remainder = a_mod_quarter_minus_one_quarter - a;
     for (int32_t e = -2; e <= 4; ++e) {
         if (remainder & (1 << (frac_bits + e))) {
-            result = ditmos_srdhm(result, barrel[e + 2]);
+            result = DITMOS_SOFTMAX_SRDHM(result, barrel[e + 2]);
         }
     }
     if (a == 0) {
@@ -72,11 +78,11 @@ static inline int32_t ditmos_one_over_one_plus_x(int32_t a)
     const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
     const int32_t c48_17 = 1515870810;       /* 48/17 in Q2.29 */
     const int32_t cneg32_17 = -1010580540;   /* -32/17 in Q2.29 */
-    int32_t x = c48_17 + ditmos_srdhm(half_denominator, cneg32_17);
+    int32_t x = c48_17 + DITMOS_SOFTMAX_SRDHM(half_denominator, cneg32_17);
     for (int i = 0; i < 3; ++i) {
-        const int32_t hdx = ditmos_srdhm(half_denominator, x);
+        const int32_t hdx = DITMOS_SOFTMAX_SRDHM(half_denominator, x);
         const int32_t one_minus = (1 << 29) - hdx;
-        x = x + ditmos_sat_shl(ditmos_srdhm(x, one_minus), 2);
+        x = x + ditmos_sat_shl(DITMOS_SOFTMAX_SRDHM(x, one_minus), 2);
     }
     return ditmos_sat_shl(x, 1);
 }
@@ -99,7 +105,7 @@ static inline int32_t ditmos_clz32(uint32_t v)
 static inline int32_t ditmos_softmax_exp(int32_t diff, int32_t input_left_shift, int32_t input_multiplier)
 {
     const int32_t scaled =
-        ditmos_srdhm((int32_t)((uint32_t)diff << input_left_shift), input_multiplier);
+        DITMOS_SOFTMAX_SRDHM((int32_t)((uint32_t)diff << input_left_shift), input_multiplier);
     return ditmos_exp_on_negative_values(scaled);
 }
 

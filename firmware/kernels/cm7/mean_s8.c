@@ -3,9 +3,10 @@
  * Four channels at a time: each step's word of four int8 values is added to
  * two registers of 16-bit lane sums (SXTAB16 and SXTAB16 ROR 8), flushed to
  * int32 every 255 steps (|sum| <= 255 * 128 < 2^15, so no lane overflows);
- * the channels left over (C % 4) are summed one by one.  Every output byte is
- * written after the last read of its own channel only, so the kernel, like
- * the reference, may write its output over its input. */
+ * the channels left over (C % 4) come from one more group of four ending at
+ * the last channel (overlapping the one before; only the new channels are
+ * written), or, with fewer than 4 channels in all, are summed one by one.
+ * Output and input must not overlap. */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
 #include "ditmos_cm7_dsp.h"
@@ -41,9 +42,10 @@ void dtm_mean_s8(const dtm_mean_s8_params_t *params, const int8_t *input, int8_t
     }
     const int32_t offset = -params->input_zero_point * T;
     int32_t c = 0;
-    for (; c + 4 <= C; c += 4) {
-        int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        const int8_t *x = input + c;
+    while (c + 4 <= C || (c < C && C >= 4)) {
+        const int32_t g = c + 4 <= C ? c : C - 4; /* the last group may overlap */
+        int32_t sum[4] = {0, 0, 0, 0};
+        const int8_t *x = input + g;
         for (int32_t t = 0; t < T;) {
             const int32_t n = T - t < MEAN_LANE_STEPS ? T - t : MEAN_LANE_STEPS;
             uint32_t a02 = 0, a13 = 0;
@@ -52,16 +54,16 @@ void dtm_mean_s8(const dtm_mean_s8_params_t *params, const int8_t *input, int8_t
                 a02 = cm7_sxtab16(a02, w);
                 a13 = cm7_sxtab16_ror8(a13, w);
             }
-            s0 += (int16_t)(a02 & 0xFFFFu);
-            s2 += (int16_t)(a02 >> 16);
-            s1 += (int16_t)(a13 & 0xFFFFu);
-            s3 += (int16_t)(a13 >> 16);
+            sum[0] += (int16_t)(a02 & 0xFFFFu);
+            sum[2] += (int16_t)(a02 >> 16);
+            sum[1] += (int16_t)(a13 & 0xFFFFu);
+            sum[3] += (int16_t)(a13 >> 16);
             t += n;
         }
-        output[c] = mean_out(s0, offset, multiplier, shift, zp);
-        output[c + 1] = mean_out(s1, offset, multiplier, shift, zp);
-        output[c + 2] = mean_out(s2, offset, multiplier, shift, zp);
-        output[c + 3] = mean_out(s3, offset, multiplier, shift, zp);
+        for (int32_t j = c - g; j < 4; ++j) {
+            output[g + j] = mean_out(sum[j], offset, multiplier, shift, zp);
+        }
+        c = g + 4;
     }
     for (; c < C; ++c) {
         int32_t sum = 0;

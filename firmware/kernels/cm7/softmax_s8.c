@@ -3,9 +3,22 @@
  * TFLM evaluates the fixed-point exp of every input twice (once for the sum,
  * once for its output); here each row's exps are kept from the first pass
  * (rows of up to SOFTMAX_CACHE values, longer rows recompute like the
- * reference), and the leading-zero count is one CLZ. */
+ * reference), the leading-zero count is one CLZ, and gemmlowp's
+ * SaturatingRoundingDoublingHighMul is one rounding 64-bit shift:
+ * trunc((ab + nudge) / 2^31) with nudge = 2^30 (ab >= 0) or 1 - 2^30 (ab < 0)
+ * equals floor((ab + 2^30) / 2^31) for every product (for ab < 0, truncation
+ * is ceil, and ceil(n / d) = floor((n + d - 1) / d)). */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
+
+static inline int32_t cm7_softmax_srdhm(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    return (int32_t)(((int64_t)a * (int64_t)b + (INT64_C(1) << 30)) >> 31);
+}
+#define DITMOS_SOFTMAX_SRDHM cm7_softmax_srdhm
 #include "ditmos_kernel_softmax.h"
 
 #define SOFTMAX_CACHE 64
@@ -52,7 +65,7 @@ void dtm_softmax_s8(const dtm_softmax_s8_params_t *params, const int8_t *input,
             const int32_t diff = (int32_t)x[c] - max_v;
             if (diff >= params->diff_min) {
                 const int32_t e = cached ? exps[c] : ditmos_softmax_exp(diff, left, mult);
-                const int32_t unsat = ditmos_rdbpot(ditmos_srdhm(shifted_scale, e), exponent);
+                const int32_t unsat = ditmos_rdbpot(cm7_softmax_srdhm(shifted_scale, e), exponent);
                 y[c] = (int8_t)ditmos_clamp(unsat - 128, INT8_MIN, INT8_MAX);
             } else {
                 y[c] = INT8_MIN;
