@@ -1,7 +1,9 @@
 """``ditmos bench latency``: retired instructions per inference on QEMU
 ``mps2-an500`` (Cortex-M7), reference kernels vs Cortex-M7 optimised kernels.
 
-For a quantised run (``RUN_DIR/int8``) the same generated model is built twice
+For a quantised run (``RUN_DIR/int8``: a DiTMoS run, or a compared single
+network -- plain or with early exits -- under ``compare/``) the same generated
+model is built twice
 for the ``mps2_an500`` board with profiling (``kernels=ref`` and
 ``kernels=cm7``), and the first ``--samples`` windows of the test split are
 run through each build in QEMU with the project's instruction-count plugin
@@ -15,6 +17,11 @@ Result (``--json``; stable keys):
   instructions per composed inference (selector -> routed classifier);
 - ``macs``: mean multiply-accumulates per inference (selector + the routed
   classifier), ``ratio`` = reference / optimized, ``*_per_mac``;
+- ``routes``: one row per route taken (for a composed model the routed
+  classifier, for an early-exit network the exit): ``route``, ``samples``,
+  ``macs`` of the layers that route runs, mean ``reference_instructions`` /
+  ``optimized_instructions``, and ``instructions_minus_macs`` (optimized
+  minus MACs: the part of the cost the MAC count does not see);
 - ``layers``: one row per profiled layer that ran (program, layer index,
   kind, the kernel each set called -- ``kernel`` for cm7, which may be a
   register-blocked variant, ``reference_kernel`` for ref --, MACs, mean
@@ -57,21 +64,32 @@ def _rows_by_program(codegen: dict) -> dict[str, list[dict]]:
     for row in codegen.get("layers") or []:
         if isinstance(row.get("layer_index"), int) and row["layer_index"] >= 0:
             rows.setdefault(str(row.get("program", "?")), []).append(row)
-    if "selector" not in rows:
+    if "selector" not in rows and "network" not in rows:
         raise DitmosError(
-            "the codegen manifest lists no profiled selector layers; this build cannot be benchmarked per layer"
+            "the codegen manifest lists no profiled selector or network layers; "
+            "this build cannot be benchmarked per layer"
         )
     return rows
 
 
-def _programs_run(rows: dict[str, list[dict]], route: int) -> list[str]:
-    """The programs one inference runs: everything that is not a classifier, plus
-    the routed classifier."""
+def _layers_run(codegen: dict, rows: dict[str, list[dict]], route: int) -> list[dict]:
+    """The profiled layers one inference runs.  A composed model runs everything
+    that is not a classifier plus the routed classifier; a single network runs
+    all its layers, or, with early exits, the layers up to the exit it took
+    (``route`` is then the exit's index)."""
+    if "selector" not in rows:
+        layers = rows["network"]
+        exits = codegen.get("exits") or []
+        if exits:
+            if not 0 <= route < len(exits):
+                raise DitmosError(f"an inference left at exit {route}, which the codegen manifest does not list")
+            return layers[: int(exits[route]["layers"])]
+        return layers
     progs = [p for p in rows if not re.fullmatch(r"classifier_\d+", p)]
     k = f"classifier_{route}"
     if k not in rows:
         raise DitmosError(f"an inference was routed to {k}, which the codegen manifest does not list")
-    return progs + [k]
+    return [row for p in progs + [k] for row in rows[p]]
 
 
 def _measure_set(run_dir: Path, int8_dir: Path, work: Path, kernels: str, samples: int, strategy: str) -> dict:
@@ -130,32 +148,30 @@ def measure_latency(
     macs_total = 0
     for i, r_opt in enumerate(opt["records"]):
         r_ref = by_index[i]
-        progs = _programs_run(rows, int(r_opt["route"]))
         lc_ref, lc_opt = r_ref.get("layer_cost") or [], r_opt.get("layer_cost") or []
-        for prog in progs:
-            for row in rows[prog]:
-                j = row["layer_index"]
-                macs_total += int(row.get("macs", 0) or 0)
-                if j >= len(lc_ref) or j >= len(lc_opt):
-                    continue
-                entry = layers.setdefault(
-                    (prog, j),
-                    {
-                        "program": prog,
-                        "layer_index": j,
-                        "kind": row.get("kind"),
-                        "kernel": row.get("kernel"),
-                        "reference_kernel": ref_kernels.get((prog, j)),
-                        "layer": _short(row.get("layer", "")),
-                        "macs": int(row.get("macs", 0) or 0),
-                        "samples": 0,
-                        "_ref": 0,
-                        "_opt": 0,
-                    },
-                )
-                entry["samples"] += 1
-                entry["_ref"] += int(lc_ref[j])
-                entry["_opt"] += int(lc_opt[j])
+        for row in _layers_run(opt["codegen"], rows, int(r_opt["route"])):
+            prog, j = str(row.get("program", "?")), row["layer_index"]
+            macs_total += int(row.get("macs", 0) or 0)
+            if j >= len(lc_ref) or j >= len(lc_opt):
+                continue
+            entry = layers.setdefault(
+                (prog, j),
+                {
+                    "program": prog,
+                    "layer_index": j,
+                    "kind": row.get("kind"),
+                    "kernel": row.get("kernel"),
+                    "reference_kernel": ref_kernels.get((prog, j)),
+                    "layer": _short(row.get("layer", "")),
+                    "macs": int(row.get("macs", 0) or 0),
+                    "samples": 0,
+                    "_ref": 0,
+                    "_opt": 0,
+                },
+            )
+            entry["samples"] += 1
+            entry["_ref"] += int(lc_ref[j])
+            entry["_opt"] += int(lc_opt[j])
     n = len(opt["records"])
     ref_mean = sum(int(r["cost"]) for r in ref["records"]) / n
     opt_mean = sum(int(r["cost"]) for r in opt["records"]) / n
@@ -174,8 +190,27 @@ def measure_latency(
             "with_inference": prep_mean + opt_mean,
         }
     macs = macs_total / n
+    by_route: dict[int, dict] = {}
+    for i, r_opt in enumerate(opt["records"]):
+        route = int(r_opt["route"])
+        run = _layers_run(opt["codegen"], rows, route)
+        e = by_route.setdefault(
+            route,
+            {"route": route, "samples": 0, "macs": sum(int(x.get("macs", 0) or 0) for x in run), "_r": 0, "_o": 0},
+        )
+        e["samples"] += 1
+        e["_r"] += int(by_index[i]["cost"])
+        e["_o"] += int(r_opt["cost"])
+    routes = []
+    for route in sorted(by_route):
+        e = by_route[route]
+        rr, oo = e.pop("_r") / e["samples"], e.pop("_o") / e["samples"]
+        e.update(
+            {"reference_instructions": rr, "optimized_instructions": oo, "instructions_minus_macs": oo - e["macs"]}
+        )
+        routes.append(e)
     out_layers = []
-    for key in sorted(layers, key=lambda k: (k[0] != "selector", k[0], k[1])):
+    for key in sorted(layers, key=lambda k: (k[0] not in ("selector", "network"), k[0], k[1])):
         e = layers[key]
         rr, oo = e.pop("_ref") / e["samples"], e.pop("_opt") / e["samples"]
         e.update(
@@ -204,6 +239,7 @@ def measure_latency(
         "mismatches": {"ref": ref["mismatches"], "cm7": opt["mismatches"]},
         "input_pipeline": pipeline,
         "layers": out_layers,
+        "routes": routes,
     }
 
 
@@ -239,6 +275,16 @@ def format_latency(res: dict) -> str:
             f"{pipe['instructions']:.0f} instructions (min {pipe['min']}, max {pipe['max']}); "
             f"with the inference {pipe['with_inference']:.0f}, pipeline share "
             f"{100 * pipe['share']:.1f}%"
+        )
+    routes = res.get("routes") or []
+    if len(routes) > 1:
+        lines.append(
+            "per route (classifier or exit taken), cm7: "
+            + "; ".join(
+                f"{e['route']}: {e['samples']} samples, {e['macs']} MACs, "
+                f"{e['optimized_instructions']:.0f} instructions"
+                for e in routes
+            )
         )
     mm = res["mismatches"]
     if mm["ref"] or mm["cm7"]:

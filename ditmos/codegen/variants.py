@@ -55,11 +55,22 @@ def window_words(depth: int) -> tuple[int, int]:
     return n, depth - 4 * (n - 1)
 
 
+def group_widths(out_channels: int) -> list[int]:
+    """Output channels per group, in stream order: groups of 4, and when 1 or
+    2 channels are left over, one group of 2 (3 left over pad a group of 4)."""
+    O = int(out_channels)
+    if O % GROUP in (1, 2):
+        return [GROUP] * (O // GROUP) + [2]
+    return [GROUP] * -(-O // GROUP)
+
+
 def pack_words(w_parts: list[np.ndarray], scale: int = 2) -> list[np.ndarray]:
-    """Weights [O][D_p] (int8) of each part -> per group, the [words][2][4]
-    int32 block of SMLAD-ready (scale * w) pairs (see ditmos_kernels.h)."""
+    """Weights [O][D_p] (int8) of each part -> per group of w channels, the
+    [words][2][w] int32 block of SMLAD-ready (scale * w) pairs (see
+    ditmos_kernels.h)."""
     O = w_parts[0].shape[0]
-    groups = -(-O // GROUP)
+    widths = group_widths(O)
+    starts_g = np.cumsum([0] + widths)
     blocks = []
     for w in w_parts:
         D = w.shape[1]
@@ -69,16 +80,15 @@ def pack_words(w_parts: list[np.ndarray], scale: int = 2) -> list[np.ndarray]:
         vals[:, 0, head:] = 0  # the head word's overlap with the next word counts once
         lo, hi = _pairs(vals[..., 0], vals[..., 2]), _pairs(vals[..., 1], vals[..., 3])
         both = np.stack([lo, hi], axis=-1)  # [O][n][2]
-        padded = np.zeros((groups * GROUP, n, 2), dtype=np.int64)
+        padded = np.zeros((int(starts_g[-1]), n, 2), dtype=np.int64)
         padded[:O] = both
-        blocks.append(padded.reshape(groups, GROUP, n, 2).transpose(0, 2, 3, 1))
-    return [np.concatenate([b[g] for b in blocks], axis=0) for g in range(groups)]
+        blocks.append([padded[a:b].transpose(1, 2, 0) for a, b in zip(starts_g[:-1], starts_g[1:])])
+    return [np.concatenate([b[g] for b in blocks], axis=0) for g in range(len(widths))]
 
 
 def requant_rows(multiplier, shift, output_offset: int, out_channels: int) -> np.ndarray:
-    """[groups * 4][3] = {hb, multiplier, e} (padded channels inert)."""
-    groups = -(-out_channels // GROUP)
-    tab = np.zeros((groups * GROUP, 3), dtype=np.int64)
+    """[padded channels][3] = {hb, multiplier, e} (padded channels inert)."""
+    tab = np.zeros((sum(group_widths(out_channels)), 3), dtype=np.int64)
     tab[:, 1] = (1 << 30) + 1
     tab[:, 2] = 1
     m = np.broadcast_to(np.asarray(multiplier, dtype=np.int64).reshape(-1), (out_channels,))
@@ -90,16 +100,18 @@ def requant_rows(multiplier, shift, output_offset: int, out_channels: int) -> np
 
 
 def pack_stream(w_parts, bias, multiplier, shift, output_offset: int) -> np.ndarray:
-    """The whole constant stream: per group {2 bias[4], words, requant[4][3]}."""
+    """The whole constant stream: per group of w channels {2 bias[w], words,
+    requant[w][3]}."""
     O = w_parts[0].shape[0]
-    groups = -(-O // GROUP)
-    b = np.zeros(groups * GROUP, dtype=np.int64)
+    widths = group_widths(O)
+    b = np.zeros(sum(widths), dtype=np.int64)
     b[:O] = 2 * np.asarray(bias, dtype=np.int64)
     rq = requant_rows(multiplier, shift, output_offset, O)
     words = pack_words(w_parts)
-    out = []
-    for g in range(groups):
-        out += [b[g * GROUP : (g + 1) * GROUP], words[g].reshape(-1), rq[g * GROUP : (g + 1) * GROUP].reshape(-1)]
+    out, lo = [], 0
+    for g, w in enumerate(widths):
+        out += [b[lo : lo + w], words[g].reshape(-1), rq[lo : lo + w].reshape(-1)]
+        lo += w
     return _wrap32(np.concatenate(out))
 
 
@@ -274,9 +286,10 @@ def choose(call: Call, kernels: str) -> tuple[Call, str]:
     reason = _why_not(call, g)
     if reason is not None:
         return call, f"generic: {reason}"
-    tiles = -(-g["O"] // GROUP)
+    widths = group_widths(g["O"])
+    tiles = f"{widths.count(GROUP)} group(s) of 4" + (" + 1 of 2" if 2 in widths else "")
     return pack_call(call), (
-        f"register tiles of 4 channels x 1 step: {tiles} group(s) x "
+        f"register tiles of 4 (or 2) channels x 1 step: {tiles} x "
         f"{g['out_len']} step(s), windows " + "+".join(str(g["K"] * c) for c, _ in g["parts"]) + " B"
     )
 

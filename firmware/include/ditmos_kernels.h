@@ -98,19 +98,21 @@ void dtm_conv1d_s8(const dtm_conv1d_s8_params_t *params,
 /* (ditmos/codegen/variants.py).  Cortex-M7 set only: the generator emits   */
 /* it for kernels = cm7 when the layer qualifies.                           */
 /*                                                                          */
-/* Output channels go in groups of 4 (the last group padded with zero       */
-/* channels that are computed but never stored).  Per part, a window of     */
-/* D_p = kernel_size * C_p bytes (D_p >= 4) is read as n_p = ceil(D_p / 4)  */
+/* Output channels go in groups of 4; when 1 or 2 channels are left over   */
+/* they form one last group of 2, when 3 are left over the last group of 4  */
+/* is padded (padded channels are computed but never stored).  Per part, a  */
+/* window of D_p = kernel_size * C_p bytes (D_p >= 4) is read as            */
+/* n_p = ceil(D_p / 4)                                                      */
 /* little-endian words: a head word at byte 0, then words at bytes          */
 /* head_p + 4i (head_p = D_p - 4 (n_p - 1), 1..4); the head word's weights  */
 /* are zero where it overlaps the next word, so no byte is counted twice    */
 /* and nothing outside the window is read.                                  */
-/* stream: int32 words, per group of 4 output channels:                     */
-/*   bias2[4]   2 (bias + sum_p input_offset_p * sum(w of part p))          */
-/*   per part, per word: the four channels' (2w[d], 2w[d+2]) pairs, then   */
+/* stream: int32 words, per group of g = 4 (or 2) output channels:         */
+/*   bias2[g]   2 (bias + sum_p input_offset_p * sum(w of part p))          */
+/*   per part, per word: the g channels' (2w[d], 2w[d+2]) pairs, then      */
 /*              their (2w[d+1], 2w[d+3]) pairs, int16 halves (lane 0 low):  */
 /*              SMLAD-ready against SXTB16 / SXTB16 ROR 8 of the input word */
-/*   rq[4][3]   {hb, multiplier, e} with e = -shift >= 1, multiplier in     */
+/*   rq[g][3]   {hb, multiplier, e} with e = -shift >= 1, multiplier in     */
 /*              (2^30, 2^31), hb = 2^(e-1) + output_offset * 2^e.           */
 /* The accumulator is 2 acc (the generator proves |acc| < 2^30), so         */
 /* SMMLAR(2 acc, multiplier, hb) = SaturatingRoundingDoublingHighMul + hb,  */

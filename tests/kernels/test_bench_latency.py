@@ -75,3 +75,30 @@ def test_latency_bench_needs_a_quantised_run(tmp_path):
         (tmp_path / "int8").mkdir()
         (tmp_path / "int8" / "manifest.json").write_text("{}")
         measure_latency(tmp_path, samples=0)
+
+
+@needs_arm
+def test_latency_bench_counts_an_early_exit_network_per_exit(tiny_early_exit, tmp_path):
+    """A single network with early exits: each sample runs the layers up to the
+    exit it took, and the per-exit rows carry the MACs the generator lists for
+    that exit."""
+    from ditmos.bench.latency import format_latency, measure_latency
+
+    res = measure_latency(tiny_early_exit, samples=6, work_dir=tmp_path / "work")
+    assert res["mismatches"] == {"ref": 0, "cm7": 0}
+    man = json.loads((tmp_path / "work" / "build_cm7" / "model" / "manifest.json").read_text())
+    exits = man["exits"]
+    routes = res["routes"]
+    assert sum(e["samples"] for e in routes) == 6 and len(routes) >= 2  # the fixture splits the windows
+    for e in routes:
+        assert e["macs"] == exits[e["route"]]["macs"]
+        assert e["optimized_instructions"] > e["macs"] and e["instructions_minus_macs"] > 0
+    costs = [e["optimized_instructions"] for e in routes]
+    assert costs == sorted(costs)  # a later exit runs more layers
+    layers = res["layers"]
+    assert {e["program"] for e in layers} == {"network"}
+    for e in layers:  # a layer runs in every sample that left at or after its exit
+        first_exit = min(x["exit"] for x in exits if e["layer_index"] < x["layers"])
+        assert e["samples"] == sum(r["samples"] for r in routes if r["route"] >= first_exit)
+    assert res["macs"] == pytest.approx(sum(e["macs"] * e["samples"] for e in routes) / 6)
+    assert "per route" in format_latency(res)

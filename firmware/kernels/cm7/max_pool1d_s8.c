@@ -1,5 +1,8 @@
 /* dtm_max_pool1d_s8 (Cortex-M7): same contract and bytes as ref/max_pool1d_s8.c;
- * four channels per word with SSUB8 + SEL. */
+ * four channels per word with SSUB8 + SEL.  Pool 2: channel counts that are
+ * not a multiple of 4 (but at least 4) overlap their last word with the one
+ * before (max is idempotent, so bytes computed twice are equal); with 1 or 2
+ * channels and stride 2 the words hold consecutive steps instead. */
 #include "ditmos_kernels.h"
 #include "ditmos_cm7_dsp.h"
 
@@ -44,13 +47,37 @@ void dtm_max_pool1d_s8(const dtm_pool1d_s8_params_t *params,
     if (t_lo > t_hi) {
         t_lo = t_hi;
     }
-    if (P == 2 && !clamp && (C & 3) == 0) { /* the common max-pool 2: SSUB8 + SEL per word */
+    if (P == 2 && !clamp && C >= 4) { /* the common max-pool 2: SSUB8 + SEL per word */
+        const int32_t last = C - 4;   /* the last word, overlapping when C % 4 != 0 */
         for (int32_t t = t_lo; t < t_hi; ++t) {
             const int8_t *x = input + (t * S - params->pad) * C;
             int8_t *y = output + t * C;
-            for (int32_t c = 0; c < C; c += 4) {
+            int32_t c = 0;
+            for (; c < last; c += 4) {
                 cm7_write4(y + c, cm7_max4(cm7_read4(x + c), cm7_read4(x + C + c)));
             }
+            cm7_write4(y + last, cm7_max4(cm7_read4(x + last), cm7_read4(x + C + last)));
+        }
+    } else if (P == 2 && S == 2 && !clamp && C <= 2) {
+        /* one word = 4 / C consecutive input steps = 2 / C output steps */
+        int32_t t = t_lo;
+        const int8_t *x = input + (t * 2 - params->pad) * C;
+        int8_t *y = output + t * C;
+        if (C == 2) { /* steps (a, b), (c, d) -> max(a, b), max(c, d) */
+            for (; t + 2 <= t_hi; t += 2, x += 8, y += 4) {
+                const uint32_t w0 = cm7_read4(x), w1 = cm7_read4(x + 4);
+                cm7_write4(y, cm7_max4((w0 & 0xFFFFu) | (w1 << 16), (w0 >> 16) | (w1 & 0xFFFF0000u)));
+            }
+        } else { /* bytes x0..x7 -> max(x0, x1), max(x2, x3), ... */
+            for (; t + 4 <= t_hi; t += 4, x += 8, y += 4) {
+                const uint32_t w0 = cm7_read4(x), w1 = cm7_read4(x + 4);
+                const uint32_t m0 = cm7_max4(w0, w0 >> 8), m1 = cm7_max4(w1, w1 >> 8);
+                cm7_write4(y, (m0 & 0xFFu) | ((m0 >> 8) & 0xFF00u) | ((m1 & 0xFFu) << 16) |
+                                  ((m1 << 8) & 0xFF000000u));
+            }
+        }
+        for (; t < t_hi; ++t) {
+            pool_step(input + (t * 2 - params->pad) * C, 2, C, output + t * C, 0, act_min, act_max);
         }
     } else {
         for (int32_t t = t_lo; t < t_hi; ++t) {

@@ -7,91 +7,7 @@
  * and the result is scaled to the output's 1/256 step. */
 #include "ditmos_kernels.h"
 #include "ditmos_kernel_requant.h"
-
-/* gemmlowp SaturatingRoundingMultiplyByPOT with a positive exponent. */
-static int32_t sat_shl(int32_t x, int32_t exponent)
-{
-    const int32_t threshold = (int32_t)((UINT32_C(1) << (31 - exponent)) - 1u);
-    if (x > threshold) {
-        return INT32_MAX;
-    }
-    if (x < -threshold) {
-        return INT32_MIN;
-    }
-    return (int32_t)((uint32_t)x << exponent);
-}
-
-/* exp(a) for a in [-1/4, 0), a and result in Q0.31. */
-static int32_t exp_quarter(int32_t a)
-{
-    const int32_t constant_term = 1895147668;    /* exp(-1/8) */
-    const int32_t constant_1_over_3 = 715827883; /* 1/3 */
-    const int32_t x = a + (1 << 28);             /* a + 1/8 */
-    const int32_t x2 = ditmos_srdhm(x, x);
-    const int32_t x3 = ditmos_srdhm(x2, x);
-    const int32_t x4 = ditmos_srdhm(x2, x2);
-    const int32_t x4_over_4 = ditmos_rdbpot(x4, 2);
-    const int32_t poly = ditmos_rdbpot(ditmos_srdhm(x4_over_4 + x3, constant_1_over_3) + x2, 1);
-    return constant_term + ditmos_srdhm(constant_term, x + poly);
-}
-
-/* exp(a) for a <= 0 given in Q5.26; result in Q0.31. */
-static int32_t exp_on_negative_values(int32_t a)
-{
-    static const int32_t barrel[7] = {
-        1672461947, /* exp(-1/4) */
-        1302514674, /* exp(-1/2) */
-        790015084,  /* exp(-1)   */
-        290630308,  /* exp(-2)   */
-        39332535,   /* exp(-4)   */
-        720401,     /* exp(-8)   */
-        242,        /* exp(-16)  */
-    };
-    const int32_t frac_bits = 26;
-    const int32_t one_quarter = 1 << (frac_bits - 2);
-    const int32_t mask = one_quarter - 1;
-    const int32_t a_mod_quarter_minus_one_quarter = (a & mask) - one_quarter;
-    int32_t result = exp_quarter(sat_shl(a_mod_quarter_minus_one_quarter, 5));
-    const int32_t remainder = a_mod_quarter_minus_one_quarter - a;
-    for (int32_t e = -2; e <= 4; ++e) {
-        if (remainder & (1 << (frac_bits + e))) {
-            result = ditmos_srdhm(result, barrel[e + 2]);
-        }
-    }
-    if (a == 0) {
-        result = INT32_MAX;
-    }
-    return result;
-}
-
-/* gemmlowp one_over_one_plus_x_for_x_in_0_1, Q0.31 in and out. */
-static int32_t one_over_one_plus_x(int32_t a)
-{
-    const int64_t sum = (int64_t)a + INT32_MAX;
-    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
-    const int32_t c48_17 = 1515870810;       /* 48/17 in Q2.29 */
-    const int32_t cneg32_17 = -1010580540;   /* -32/17 in Q2.29 */
-    int32_t x = c48_17 + ditmos_srdhm(half_denominator, cneg32_17);
-    for (int i = 0; i < 3; ++i) {
-        const int32_t hdx = ditmos_srdhm(half_denominator, x);
-        const int32_t one_minus = (1 << 29) - hdx;
-        x = x + sat_shl(ditmos_srdhm(x, one_minus), 2);
-    }
-    return sat_shl(x, 1);
-}
-
-static int32_t count_leading_zeros(uint32_t v)
-{
-    int32_t n = 0;
-    if (v == 0) {
-        return 32;
-    }
-    while (!(v & UINT32_C(0x80000000))) {
-        v <<= 1;
-        ++n;
-    }
-    return n;
-}
+#include "ditmos_kernel_softmax.h"
 
 void dtm_softmax_s8(const dtm_softmax_s8_params_t *params, const int8_t *input,
                 int8_t *output)
@@ -110,23 +26,21 @@ void dtm_softmax_s8(const dtm_softmax_s8_params_t *params, const int8_t *input,
         for (int32_t c = 0; c < depth; ++c) {
             const int32_t diff = (int32_t)x[c] - max_v;
             if (diff >= params->diff_min) {
-                const int32_t scaled = ditmos_srdhm(
-                    (int32_t)((uint32_t)diff << params->input_left_shift), params->input_multiplier);
-                sum_of_exps += ditmos_rdbpot(exp_on_negative_values(scaled), 12);
+                sum_of_exps += ditmos_rdbpot(
+                    ditmos_softmax_exp(diff, params->input_left_shift, params->input_multiplier), 12);
             }
         }
-        const int32_t headroom_plus_one = count_leading_zeros((uint32_t)sum_of_exps);
+        const int32_t headroom_plus_one = ditmos_clz32((uint32_t)sum_of_exps);
         const int32_t num_bits_over_unit = 12 - headroom_plus_one;
         const int32_t shifted_sum_minus_one =
             (int32_t)(((uint32_t)sum_of_exps << headroom_plus_one) - (UINT32_C(1) << 31));
-        const int32_t shifted_scale = one_over_one_plus_x(shifted_sum_minus_one);
+        const int32_t shifted_scale = ditmos_one_over_one_plus_x(shifted_sum_minus_one);
         const int32_t exponent = num_bits_over_unit + 31 - 8;
         for (int32_t c = 0; c < depth; ++c) {
             const int32_t diff = (int32_t)x[c] - max_v;
             if (diff >= params->diff_min) {
-                const int32_t scaled = ditmos_srdhm(
-                    (int32_t)((uint32_t)diff << params->input_left_shift), params->input_multiplier);
-                const int32_t e = exp_on_negative_values(scaled);
+                const int32_t e =
+                    ditmos_softmax_exp(diff, params->input_left_shift, params->input_multiplier);
                 const int32_t unsat = ditmos_rdbpot(ditmos_srdhm(shifted_scale, e), exponent);
                 y[c] = (int8_t)ditmos_clamp(unsat - 128, INT8_MIN, INT8_MAX);
             } else {

@@ -219,6 +219,20 @@ static void test_pools(void)
     dtm_avg_pool1d_s8(&p, in_a, out_ref);
     cm7_dtm_avg_pool1d_s8(&p, in_a, out_cm7);
     check(out_ref, out_cm7, p.out_len * p.channels, "dtm_avg_pool1d_s8");
+    /* max-pool 2 without a clamp (the cm7 word paths), every channel count */
+    p.in_len = rint_in(1, 40);
+    p.channels = rint_in(1, 12);
+    p.pool_size = 2;
+    p.stride = rint_in(1, 2);
+    p.pad = rint_in(0, 1);
+    span = p.in_len + p.pad + rint_in(0, 1) - 2;
+    p.out_len = span >= 0 ? span / p.stride + 1 : 1;
+    p.act_min = -128;
+    p.act_max = 127;
+    fill8(in_a, p.in_len * p.channels);
+    dtm_max_pool1d_s8(&p, in_a, out_ref);
+    cm7_dtm_max_pool1d_s8(&p, in_a, out_cm7);
+    check(out_ref, out_cm7, p.out_len * p.channels, "dtm_max_pool1d_s8 (pool 2)");
 }
 
 static void test_elementwise(void)
@@ -226,7 +240,7 @@ static void test_elementwise(void)
     const int32_t n = rint_in(1, 300);
     fill8(in_a, n);
     fill8(in_b, n);
-    dtm_mean_s8_params_t mp = {rint_in(1, 150), rint_in(1, 8), rint_in(-128, 127), rint_in(-128, 127),
+    dtm_mean_s8_params_t mp = {rint_in(1, 300), rint_in(1, 12), rint_in(-128, 127), rint_in(-128, 127),
                            (int32_t)(0x40000000u + (rnd() & 0x3FFFFFFFu)), rint_in(-6, 3)};
     fill8(in_c, mp.in_len * mp.channels);
     dtm_mean_s8(&mp, in_c, out_ref);
