@@ -45,7 +45,7 @@ _GENERALIST_OFF = {
 }
 # optional generalist keys (absent = off), left out of the presets so that runs
 # started before they existed still resume: "average_epochs" (0),
-# "label_smoothing" (0)
+# "label_smoothing" (0), "precise_bn" (false)
 
 # The full schedule.  The authors' reference schedule (SGD at batch 8, 30
 # classifier + 20 selector pre-training epochs, 40 rounds of 6 + 6
@@ -146,6 +146,7 @@ _ALLOWED = {
         "probe_epochs",
         "average_epochs",
         "label_smoothing",
+        "precise_bn",
     },
     "classifier_pretrain": _STAGE_KEYS | {"out_weight"},
     "routing": {"target"},
@@ -258,8 +259,8 @@ def validate_schedule(cfg: dict) -> None:
     _num(g.get("probe_epochs", 0), "generalist.probe_epochs", 0, 10000, True)
     _num(g.get("average_epochs", 0), "generalist.average_epochs", 0, 10000, True)
     _num(g.get("label_smoothing", 0.0), "generalist.label_smoothing", 0.0, 0.5)
-    for k in ("fallback", "freeze_trunk"):
-        if not isinstance(g[k], bool):
+    for k in ("fallback", "freeze_trunk", "precise_bn"):
+        if not isinstance(g.get(k, False), bool):
             raise DitmosError(f"config 'generalist.{k}' must be true or false, got {g[k]!r}")
     _num(cfg["classifier_pretrain"].get("out_weight", 0.0), "classifier_pretrain.out_weight", 0.0, 1.0)
     if cfg["routing"]["target"] not in ROUTING_TARGETS:

@@ -518,6 +518,8 @@ def train_generalist(tr: Trainer) -> None:
         for idx in tr.batches(len(tr.x_train), g["batch_size"], tr.rng(stage, ep, restart)):
             tot += float(step(x_ep[idx], tr.y_train[idx], teacher[idx], lr))
             n += 1
+        if g.get("precise_bn", False):  # statistics of the epoch's final weights, not a running mean
+            _generalist_bn(tr, tr.rng(stage, ep, 2000 + restart))
         lg = np.concatenate(
             [tr._generalist_eval(tf.constant(tr.x_val[i : i + bs])).numpy() for i in range(0, len(tr.x_val), bs)]
         )
@@ -572,14 +574,10 @@ def _accumulate(tr: Trainer, state: dict) -> dict:
     return out
 
 
-def _use_average(tr: Trainer, n: int) -> None:
-    """Load the mean of the last ``n`` epochs' weights into the selector and the
-    generalist and re-estimate their batch-norm statistics on training data
-    (averaged weights need their own statistics)."""
-    st = tr.best_state
-    tr.selector.set_state({k: v / n for k, v in unprefixed("avg_selector", st).items()})
-    tr.generalist.set_state({k: v / n for k, v in unprefixed("avg_head", st).items()})
-    idx = np.sort(tr.rng("generalist", 0, 98).permutation(len(tr.x_train))[:2048])
+def _generalist_bn(tr: Trainer, rng: np.random.Generator, n: int = 2048) -> None:
+    """Set the batch-norm statistics of the selector and the generalist head to
+    those of (up to) ``n`` training windows, in one pass."""
+    idx = np.sort(rng.permutation(len(tr.x_train))[:n])
     x = tf.constant(tr.x_train[idx])
     moms = tr.selector.momentum, tr.generalist.momentum
     tr.selector.momentum = tr.generalist.momentum = 0.0
@@ -588,6 +586,16 @@ def _use_average(tr: Trainer, n: int) -> None:
         tr.generalist(x, training=True, side=tr._side(sb))
     finally:
         tr.selector.momentum, tr.generalist.momentum = moms
+
+
+def _use_average(tr: Trainer, n: int) -> None:
+    """Load the mean of the last ``n`` epochs' weights into the selector and the
+    generalist and re-estimate their batch-norm statistics on training data
+    (averaged weights need their own statistics)."""
+    st = tr.best_state
+    tr.selector.set_state({k: v / n for k, v in unprefixed("avg_selector", st).items()})
+    tr.generalist.set_state({k: v / n for k, v in unprefixed("avg_head", st).items()})
+    _generalist_bn(tr, tr.rng("generalist", 0, 98))
     bs = int(tr.cfg["eval_batch_size"])
     lg = np.concatenate(
         [tr._generalist_eval(tf.constant(tr.x_val[i : i + bs])).numpy() for i in range(0, len(tr.x_val), bs)]

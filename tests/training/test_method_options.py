@@ -342,3 +342,5 @@ def test_augment_shifts_scales_offsets_and_jitters_only_the_single_network_stage
             resolve_config("hapt", "quick", overrides={"augment": bad})
     with pytest.raises(DitmosError, match="label_smoothing"):
         resolve_config("hapt", "quick", overrides={"generalist": {"label_smoothing": 0.9}})
+    with pytest.raises(DitmosError, match="precise_bn"):
+        resolve_config("hapt", "quick", overrides={"generalist": {"precise_bn": 1}})
