@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from ditmos.errors import DitmosError
+from ditmos.training import augment
 from ditmos.models.arch import (
     Architecture,
     architecture_from_dict,
@@ -43,7 +44,8 @@ _GENERALIST_OFF = {
     "probe_epochs": 0,
 }
 # optional generalist keys (absent = off), left out of the presets so that runs
-# started before they existed still resume: "average_epochs" (0)
+# started before they existed still resume: "average_epochs" (0),
+# "label_smoothing" (0), "precise_bn" (false)
 
 # The full schedule.  The authors' reference schedule (SGD at batch 8, 30
 # classifier + 20 selector pre-training epochs, 40 rounds of 6 + 6
@@ -135,7 +137,17 @@ _ALLOWED = {
     "strong": _STAGE_KEYS,
     "split": {"method", "n_init", "max_iter"},
     "generalist": _STAGE_KEYS
-    | {"distill", "temperature", "fallback", "freeze_trunk", "restarts", "probe_epochs", "average_epochs"},
+    | {
+        "distill",
+        "temperature",
+        "fallback",
+        "freeze_trunk",
+        "restarts",
+        "probe_epochs",
+        "average_epochs",
+        "label_smoothing",
+        "precise_bn",
+    },
     "classifier_pretrain": _STAGE_KEYS | {"out_weight"},
     "routing": {"target"},
     "selector_pretrain": _STAGE_KEYS,
@@ -154,6 +166,9 @@ _ALLOWED = {
     "threads": None,
     # training for randomized smoothing (docs/smoothing.md); absent = plain training
     "smoothing": {"method", "sigma"},
+    # augmentation of the strong model's and the generalist's training windows
+    # (ditmos.training.augment); absent = none
+    "augment": {"shift", "scale", "offset", "jitter"},
     # the schedule of the baselines `train --compare` trains beside DiTMoS
     "baselines": BASELINE_KEYS,
 }
@@ -243,8 +258,9 @@ def validate_schedule(cfg: dict) -> None:
     _num(g.get("restarts", 1), "generalist.restarts", 1, 100, True)
     _num(g.get("probe_epochs", 0), "generalist.probe_epochs", 0, 10000, True)
     _num(g.get("average_epochs", 0), "generalist.average_epochs", 0, 10000, True)
-    for k in ("fallback", "freeze_trunk"):
-        if not isinstance(g[k], bool):
+    _num(g.get("label_smoothing", 0.0), "generalist.label_smoothing", 0.0, 0.5)
+    for k in ("fallback", "freeze_trunk", "precise_bn"):
+        if not isinstance(g.get(k, False), bool):
             raise DitmosError(f"config 'generalist.{k}' must be true or false, got {g[k]!r}")
     _num(cfg["classifier_pretrain"].get("out_weight", 0.0), "classifier_pretrain.out_weight", 0.0, 1.0)
     if cfg["routing"]["target"] not in ROUTING_TARGETS:
@@ -300,6 +316,7 @@ def resolve_config(
         cfg["seed"] = seed
     validate_schedule(cfg)
     _validate_smoothing(cfg)
+    augment.validate(cfg.get("augment"))
     architecture(cfg)  # validates the architecture block
     if cfg.get("baselines"):  # values checked now, not after DiTMoS trained
         from ditmos.training.baselines import baseline_config

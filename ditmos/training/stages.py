@@ -23,7 +23,7 @@ import tensorflow as tf
 from ditmos.errors import DitmosError
 from ditmos.models.arch import Architecture, block_lengths
 from ditmos.models.bank import Bank
-from ditmos.training import losses
+from ditmos.training import augment, losses
 from ditmos.training.checkpoint import load_checkpoint, prefixed, save_checkpoint, unprefixed
 from ditmos.training.optim import Optimizer, lr_at
 from ditmos.training.progress import Reporter
@@ -223,6 +223,7 @@ class Trainer:
         optional distillation from the strong model's logits."""
         g = self.cfg["generalist"]
         a, temp = float(g["distill"]), float(g["temperature"])
+        smooth = float(g.get("label_smoothing", 0.0))
         t_sig = tf.TensorSpec([None, self.num_classes], tf.float32)
 
         @tf.function(input_signature=[self._x_sig, self._y_sig, t_sig, self._lr_sig])
@@ -230,7 +231,11 @@ class Trainer:
             with tf.GradientTape() as tape:
                 _, sb = self.selector(x, training=True, return_blocks=True)
                 lg = self.generalist(x, training=True, side=self._side(sb))[:, 0, :]
-                loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=lg))
+                if smooth > 0:  # targets (1 - e) one-hot + e / classes
+                    target = tf.one_hot(y, self.num_classes) * (1.0 - smooth) + smooth / self.num_classes
+                    loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=lg))
+                else:
+                    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=lg))
                 if a > 0:
                     kd = tf.reduce_mean(
                         tf.nn.softmax_cross_entropy_with_logits(labels=tf.nn.softmax(teacher / temp), logits=lg / temp)
@@ -289,17 +294,23 @@ class Trainer:
     def rng(self, stage: str, epoch: int, extra: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.seed, _STAGE_CODE[stage], epoch, extra])
 
-    def train_inputs(self, stage: str, epoch: int) -> np.ndarray:
-        """The training windows of one epoch: as they are, or with Gaussian noise of
-        std ``smoothing.sigma`` (a fresh draw per epoch, reproducible on resume)."""
+    def train_inputs(self, stage: str, epoch: int, extra: int = 0) -> np.ndarray:
+        """The training windows of one epoch: as they are, augmented (``augment``,
+        strong model and generalist only), and/or with Gaussian noise of std
+        ``smoothing.sigma`` (not in the generalist); fresh draws per epoch,
+        reproducible on resume."""
         from ditmos.training.config import smoothing_sigma
 
+        x = self.x_train
+        aug = self.cfg.get("augment")
+        if stage in augment.STAGES and augment.active(aug):
+            x = augment.augment_windows(x, self.rng(stage, epoch, 1000 + extra), aug)
         sigma = smoothing_sigma(self.cfg)
-        if sigma == 0.0:
-            return self.x_train
+        if sigma == 0.0 or stage == "generalist":
+            return x
         rng = self.rng(stage, epoch, 7)
         noise = rng.standard_normal(self.x_train.shape, dtype=np.float32)
-        return (self.x_train + np.float32(sigma) * noise).astype(np.float32)
+        return (x + np.float32(sigma) * noise).astype(np.float32)
 
     def batches(self, n: int, batch: int, rng: np.random.Generator):
         perm = rng.permutation(n)
@@ -503,9 +514,12 @@ def train_generalist(tr: Trainer) -> None:
     def run_epoch(ep: int, restart: int = 0) -> tuple[float, float]:
         lr = _lr(g, ep)
         tot, n = 0.0, 0
+        x_ep = tr.train_inputs(stage, ep, restart)
         for idx in tr.batches(len(tr.x_train), g["batch_size"], tr.rng(stage, ep, restart)):
-            tot += float(step(tr.x_train[idx], tr.y_train[idx], teacher[idx], lr))
+            tot += float(step(x_ep[idx], tr.y_train[idx], teacher[idx], lr))
             n += 1
+        if g.get("precise_bn", False):  # statistics of the epoch's final weights, not a running mean
+            _generalist_bn(tr, tr.rng(stage, ep, 2000 + restart))
         lg = np.concatenate(
             [tr._generalist_eval(tf.constant(tr.x_val[i : i + bs])).numpy() for i in range(0, len(tr.x_val), bs)]
         )
@@ -560,14 +574,10 @@ def _accumulate(tr: Trainer, state: dict) -> dict:
     return out
 
 
-def _use_average(tr: Trainer, n: int) -> None:
-    """Load the mean of the last ``n`` epochs' weights into the selector and the
-    generalist and re-estimate their batch-norm statistics on training data
-    (averaged weights need their own statistics)."""
-    st = tr.best_state
-    tr.selector.set_state({k: v / n for k, v in unprefixed("avg_selector", st).items()})
-    tr.generalist.set_state({k: v / n for k, v in unprefixed("avg_head", st).items()})
-    idx = np.sort(tr.rng("generalist", 0, 98).permutation(len(tr.x_train))[:2048])
+def _generalist_bn(tr: Trainer, rng: np.random.Generator, n: int = 2048) -> None:
+    """Set the batch-norm statistics of the selector and the generalist head to
+    those of (up to) ``n`` training windows, in one pass."""
+    idx = np.sort(rng.permutation(len(tr.x_train))[:n])
     x = tf.constant(tr.x_train[idx])
     moms = tr.selector.momentum, tr.generalist.momentum
     tr.selector.momentum = tr.generalist.momentum = 0.0
@@ -576,6 +586,16 @@ def _use_average(tr: Trainer, n: int) -> None:
         tr.generalist(x, training=True, side=tr._side(sb))
     finally:
         tr.selector.momentum, tr.generalist.momentum = moms
+
+
+def _use_average(tr: Trainer, n: int) -> None:
+    """Load the mean of the last ``n`` epochs' weights into the selector and the
+    generalist and re-estimate their batch-norm statistics on training data
+    (averaged weights need their own statistics)."""
+    st = tr.best_state
+    tr.selector.set_state({k: v / n for k, v in unprefixed("avg_selector", st).items()})
+    tr.generalist.set_state({k: v / n for k, v in unprefixed("avg_head", st).items()})
+    _generalist_bn(tr, tr.rng("generalist", 0, 98))
     bs = int(tr.cfg["eval_batch_size"])
     lg = np.concatenate(
         [tr._generalist_eval(tf.constant(tr.x_val[i : i + bs])).numpy() for i in range(0, len(tr.x_val), bs)]

@@ -301,3 +301,46 @@ def test_generalist_average_is_the_mean_of_the_epochs_weights_with_fresh_bn_stat
     tr.selector(tf.constant(x[:4]), training=False)  # still a working network
     with pytest.raises(DitmosError, match="generalist.average_epochs"):
         resolve_config("hapt", "quick", overrides={"generalist": {"average_epochs": -1}})
+
+
+def test_augment_shifts_scales_offsets_and_jitters_only_the_single_network_stages():
+    """``augment``: shifted windows repeat their edge sample, scaling multiplies
+    and offset moves a whole channel, jitter adds noise; the strong model and the generalist see
+    fresh draws per epoch (the same on a repeat), other stages the raw windows."""
+    from ditmos.training.augment import augment_windows
+    from ditmos.training.config import resolve_config
+    from ditmos.training.stages import Trainer
+    from ditmos.training.testing import tiny_config
+
+    x = np.tile(np.arange(20, dtype=np.float32)[None, :, None], (50, 1, 2))
+    shifted = augment_windows(x, np.random.default_rng(0), {"shift": 0.25})
+    steps = np.diff(shifted, axis=1)
+    assert set(np.unique(steps)) <= {0.0, 1.0}  # a ramp moved in time, its ends held
+    assert len({int(v) for v in shifted[:, 0, 0]}) > 1 and shifted.min() == 0 and shifted.max() == 19
+    assert np.abs(shifted[:, 10, 0] - 10).max() <= 5
+    scaled = augment_windows(x + 1, np.random.default_rng(0), {"scale": 0.2})
+    ratio = scaled / (x + 1)
+    assert np.allclose(ratio, ratio[:, :1, :]) and ratio.std() > 0.05  # one factor per window and channel
+    off = augment_windows(x, np.random.default_rng(0), {"offset": 0.5}) - x
+    assert np.allclose(off, off[:, :1, :], atol=1e-5) and off.std() > 0.3  # one constant per window and channel
+    jit = augment_windows(x, np.random.default_rng(0), {"jitter": 0.1})
+    assert 0.08 < (jit - x).std() < 0.12 and x[0, 5, 0] == 5.0  # input untouched
+
+    over = dict(tiny_config("hapt"), augment={"shift": 0.1, "scale": 0.1, "offset": 0.1, "jitter": 0.05})
+    cfg = resolve_config("hapt", "quick", overrides=over)
+    xt = np.random.default_rng(0).normal(size=(30, 128, 6)).astype(np.float32)
+    tr = SimpleNamespace(cfg=cfg, x_train=xt, seed=0)  # what Trainer.train_inputs reads
+    tr.rng = lambda *a: Trainer.rng(tr, *a)
+    tr.train_inputs = lambda *a: Trainer.train_inputs(tr, *a)
+    a = tr.train_inputs("generalist", 3)
+    assert not np.allclose(a, xt) and np.array_equal(a, tr.train_inputs("generalist", 3))
+    assert not np.allclose(a, tr.train_inputs("generalist", 4))
+    assert not np.allclose(tr.train_inputs("strong", 0), xt)
+    assert tr.train_inputs("adversarial", 0) is xt
+    for bad in ({"shift": 0.6}, {"scale": -1}, {"jitter": "x"}):
+        with pytest.raises(DitmosError, match="augment"):
+            resolve_config("hapt", "quick", overrides={"augment": bad})
+    with pytest.raises(DitmosError, match="label_smoothing"):
+        resolve_config("hapt", "quick", overrides={"generalist": {"label_smoothing": 0.9}})
+    with pytest.raises(DitmosError, match="precise_bn"):
+        resolve_config("hapt", "quick", overrides={"generalist": {"precise_bn": 1}})
