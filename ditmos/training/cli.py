@@ -242,10 +242,13 @@ def train(
                 f"(full attack: ditmos robust attack {run_dir})"
             )
         else:
+            from ditmos.training.baselines import format_thresholds
+
             t, pol = info["test"], info["exit_policy"]
+            thr = format_thresholds(pol.get("thresholds", pol["threshold"]))
             click.echo(
                 f"{run_dir}: test clean {t['accuracy']:.4f} at {t['avg_macs']:.0f} average "
-                f"MACs (max {info['max_macs']}; threshold {pol['threshold']:.4f} from "
+                f"MACs (max {info['max_macs']}; threshold {thr} from "
                 f"validation; exits {t['exit_fractions']}); cheap PGD per exit linf "
                 f"{r['linf']} (full attack: ditmos robust attack {run_dir})"
             )
