@@ -172,7 +172,8 @@ def train(
     early-exit baseline's multi-exit CNN (every exit on clean and on
     adversarial windows from an attack on all exits), then its exit
     threshold on validation (clean accuracy, or with
-    {"robust": {"threshold_on": "robust"}} robust accuracy); writes
+    {"robust": {"threshold_on": "robust"}} robust accuracy; with
+    "exit_thresholds": "per_exit" one threshold per early exit); writes
     RUN/models/early_exit.keras, RUN/robust.json (threshold, per-exit MACs)
     and the network-run files 'ditmos quantize RUN' converts to int8. See
     docs/robustness.md.
