@@ -421,11 +421,14 @@ def test_the_seed_table_averages_and_gives_the_verdict_per_seed():
     for s, (ee_rob, ee_macs) in enumerate((((0.81, 0.85, 0.90), 650.0), ((0.78, 0.85, 0.90), 600.0))):
         single = _row("single", 0.95, (0.80, 0.85, 0.84))
         ee = _row("early_exit", 0.96, ee_rob, macs=ee_macs)
-        ee[0]["exit_policy"] = {"val_robust_score": 0.8 + s / 100, "val_avg_macs": 640.0}
+        ee[0]["exit_policy"] = {"val_robust_score": 0.8 + s / 100, "val_avg_macs": 640.0, "within_budget": True}
         per_seed.append((s, [("linf", *single), ("linf", *ee)], []))
     text = format_seed_table("hapt", per_seed, AttackBudget())
     assert "| linf | RDI-Nets multi-exit | 2 | 80.50 ± 0.71 | 96.00 ± 0.00 | 79.50 ± 2.12 |" in text
     assert "| 625 ± 35 | 37.5 ± 3.5 % |" in text
     assert "met on 1 of 2 seeds (seed 0 met, seed 1 missed)" in text
     assert "target missed on the means" in text  # l_inf 79.50 < 80.00
+    assert (
+        "- linf: RDI-Nets multi-exit (validation robust score 80.50): target missed on the means, met on 1 of 2" in text
+    )
     assert "## Seed 0" in text and "## Seed 1" in text
