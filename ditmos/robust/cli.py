@@ -377,7 +377,13 @@ def _run_name(method: str, mode: str) -> str:
 @click.option(
     "--queries", default=300, show_default=True, type=click.IntRange(0), help="Square-attack queries (l_inf)."
 )
-@click.option("--samples", default=None, type=click.IntRange(1), help="Attack only the first N test windows.")
+@click.option("--samples", default=None, type=click.IntRange(1), help="Attack only N test windows (see --spread).")
+@click.option(
+    "--spread",
+    is_flag=True,
+    help="With --samples N: N windows evenly spaced over the whole test split "
+    "(every subject of a subject-wise split) instead of the first N.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--seeds",
@@ -443,6 +449,7 @@ def table(
     restarts,
     queries,
     samples,
+    spread,
     seed,
     seeds,
     write_path,
@@ -518,8 +525,8 @@ def table(
                 grid,
                 config_file,
                 budget,
-                [steps, restarts, queries, samples],
-                samples,
+                _budget_key(steps, restarts, queries, samples, spread),
+                (samples, spread),
                 s_,
                 do_train,
                 quiet,
@@ -542,8 +549,8 @@ def table(
         grid,
         config_file,
         budget,
-        [steps, restarts, queries, samples],
-        samples,
+        _budget_key(steps, restarts, queries, samples, spread),
+        (samples, spread),
         seed,
         do_train,
         quiet,
@@ -628,8 +635,8 @@ def _table_rows(
             else:
                 data = load_run_data(run)
                 x, y = data.x_test, data.y_test
-                if samples:
-                    x, y = x[:samples], y[:samples]
+                idx = attack_subset(len(x), *samples)
+                x, y = x[idx], y[idx]
                 kind, target = load_target(run)
                 res, _ = attack_target(
                     kind, target, x, y, default_radii(data.input_shape), budget, seed, fractions=(1.0,)
@@ -642,6 +649,22 @@ def _table_rows(
                 click.echo(f"  {name}: clean {f['clean']:.4f} union {f['union']:.4f} ({res['seconds']} s)", err=True)
             rows.append((mode, info, res))
     return rows, missing, pair_note, sweep_note
+
+
+def _budget_key(steps, restarts, queries, samples, spread) -> list:
+    """What a cached attack.json must match to be reused."""
+    key = [steps, restarts, queries, samples]
+    return key + ["spread"] if spread and samples else key
+
+
+def attack_subset(n: int, samples: int | None, spread: bool = False) -> np.ndarray:
+    """Indices of the test windows a table attacks: all, the first
+    ``samples``, or (``spread``) ``samples`` evenly spaced over the split."""
+    if not samples or samples >= n:
+        return np.arange(n)
+    if spread:
+        return np.unique(np.linspace(0, n - 1, samples).round().astype(np.int64))
+    return np.arange(samples)
 
 
 def _seeds(text) -> list[int]:
@@ -909,6 +932,7 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
         if hp.get("exit_thresholds") == "per_exit"
         else " (one for every early exit)"
     )
+    spread = " evenly spaced over the split" if "spread" in (any_res.get("budget_key") or []) else ""
     weights = "" if hp.get("exit_weights") is None else f"; training loss weights per exit {hp['exit_weights']}"
     lines = [
         f"# Robust multi-exit networks (RDI-Nets) vs the single CNN on {dataset}",
@@ -924,7 +948,7 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
         f"{weights}. A row named after a variant "
         f"was trained with the listed hyper-parameters changed (`--variant`).",
         "",
-        f"Attack (test split, {f0['n']} windows, float models): radii "
+        f"Attack (test split, {f0['n']} windows{spread}, float models): radii "
         + ", ".join(f"{k} {v:g}" for k, v in f0["radii"].items())
         + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
         f"norm and view (multi-exit: through the exit policy, its soft surrogate, all "

@@ -432,3 +432,17 @@ def test_the_seed_table_averages_and_gives_the_verdict_per_seed():
         "- linf: RDI-Nets multi-exit (validation robust score 80.50): target missed on the means, met on 1 of 2" in text
     )
     assert "## Seed 0" in text and "## Seed 1" in text
+
+
+def test_the_table_attacks_a_spread_subset_when_asked():
+    from ditmos.robust.cli import _budget_key, attack_subset
+
+    spread = attack_subset(1998, 500, True)
+    assert len(spread) == 500 and spread[0] == 0 and spread[-1] == 1997  # every part of the split
+    assert np.all(np.diff(spread) >= 3) and np.all(np.diff(spread) <= 5)
+    assert np.array_equal(attack_subset(1998, 500), np.arange(500))
+    assert np.array_equal(attack_subset(10, None), np.arange(10)) and np.array_equal(
+        attack_subset(10, 20, True), np.arange(10)
+    )
+    # a cached attack on the first N windows is not reused for a spread subset
+    assert _budget_key(10, 1, 100, 500, True) != _budget_key(10, 1, 100, 500, False) == [10, 1, 100, 500]
