@@ -1133,7 +1133,8 @@ def format_seed_table(dataset, per_seed, budget) -> str:
             + ")."
         )
         vr = [g["seeds"][s].get("val_robust") for s in both]
-        if all(v is not None for v in vr) and all(g["seeds"][s].get("within") for s in both):
+        full = len(both) == len(seeds)  # a row missing on some seed is not comparable
+        if full and all(v is not None for v in vr) and all(g["seeds"][s].get("within") for s in both):
             picks.append((float(np.mean(vr)), mode, label))
     if verdicts:
         lines += [
@@ -1145,9 +1146,9 @@ def format_seed_table(dataset, per_seed, budget) -> str:
     if picks:
         lines += [
             "",
-            "Chosen on validation only (per mode, among the multi-exit rows whose exit "
-            "thresholds met their validation MAC budget on every seed, the best mean "
-            "validation robust score):",
+            "Chosen on validation only (per mode, among the multi-exit rows finished on "
+            "every seed whose exit thresholds met their validation MAC budget on every "
+            "seed, the best mean validation robust score):",
             "",
         ]
         for mode in dict.fromkeys(p[1] for p in picks):
