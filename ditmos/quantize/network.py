@@ -63,9 +63,22 @@ def float_exit_rule(outputs: dict[str, np.ndarray], info: dict) -> tuple[np.ndar
         return np.argmax(outputs[names[0]], axis=1), np.zeros(len(outputs[names[0]]), np.int64)
     from ditmos.training.baselines import apply_threshold
 
-    t = info.get("exit_threshold")
-    t = float("inf") if t is None else float(t)
-    return apply_threshold([outputs[n] for n in names], t, [0] * len(names))
+    ts = [float("inf") if t is None else float(t) for t in export_thresholds(info)]
+    return apply_threshold([outputs[n] for n in names], ts, [0] * len(names))
+
+
+def export_thresholds(info: dict) -> list[float | None]:
+    """The float confidence threshold of every early exit of an export.json
+    (None: that exit never answers): its per-exit ``exit_thresholds`` when
+    given, else the shared ``exit_threshold``."""
+    n_early = len(info["outputs"]) - 1
+    per = info.get("exit_thresholds")
+    if per is not None:
+        if len(per) != n_early:
+            raise DitmosError(f"export.json: {len(per)} exit thresholds for {n_early} early exits")
+        return [None if t is None else float(t) for t in per]
+    shared = None if info.get("exit_threshold_never") else info.get("exit_threshold")
+    return [None if shared is None else float(shared)] * n_early
 
 
 def quantize_network_run(run_dir: Path, normalization: dict, data, *, calibration_idx, console) -> Path:
@@ -86,14 +99,14 @@ def quantize_network_run(run_dir: Path, normalization: dict, data, *, calibratio
     names = output_names(model)
     exits_out = list(info["outputs"])
     win = parsed.input("window")
-    threshold = None if info.get("exit_threshold_never") else info.get("exit_threshold")
+    thresholds = export_thresholds(info)
     exit_macs = info.get("exit_macs") or []
     exits = [
         {
             "logits": n,
             "confidence": n + CONF_SUFFIX,
-            "threshold": threshold,
-            "threshold_q": exit_threshold_q(threshold),
+            "threshold": thresholds[i],
+            "threshold_q": exit_threshold_q(thresholds[i]),
             "macs": int(exit_macs[i]) if i < len(exit_macs) else None,
         }
         for i, n in enumerate(exits_out[:-1])

@@ -108,6 +108,14 @@ def robust() -> None:
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="Emulator instances for --emulate.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
+    "--seeds",
+    default=None,
+    help="Comma-separated seeds (e.g. 0,1,2), with --methods early_exit: every "
+    "run once per seed under OUT/seedS (--seed is then ignored); the table gives "
+    "each row as mean ± std over the seeds, the verdict on the means and per "
+    "seed, and every seed's own table below.",
+)
+@click.option(
     "--write",
     "write_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -276,8 +284,10 @@ def attack_target(
 
 def format_macs(m: dict) -> str:
     """The MACs a multi-exit model spends, clean and under attack (markdown)."""
+    from ditmos.training.baselines import format_thresholds
+
     lines = [
-        f"exit policy: threshold {m['threshold']:.4f}; cumulative MACs per exit "
+        f"exit policy: threshold {format_thresholds(m.get('thresholds', m['threshold']))}; cumulative MACs per exit "
         f"{', '.join(f'{v:,}' for v in m['exit_macs'])}",
         "",
         "| inputs | avg MACs | vs max | exit fractions | accuracy |",
@@ -368,8 +378,22 @@ def _run_name(method: str, mode: str) -> str:
 @click.option(
     "--queries", default=300, show_default=True, type=click.IntRange(0), help="Square-attack queries (l_inf)."
 )
-@click.option("--samples", default=None, type=click.IntRange(1), help="Attack only the first N test windows.")
+@click.option("--samples", default=None, type=click.IntRange(1), help="Attack only N test windows (see --spread).")
+@click.option(
+    "--spread",
+    is_flag=True,
+    help="With --samples N: N windows evenly spaced over the whole test split "
+    "(every subject of a subject-wise split) instead of the first N.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seeds",
+    default=None,
+    help="Comma-separated seeds (e.g. 0,1,2), with --methods early_exit: every "
+    "run once per seed under OUT/seedS (--seed is then ignored); the table gives "
+    "each row as mean ± std over the seeds, the verdict on the means and per "
+    "seed, and every seed's own table below.",
+)
 @click.option(
     "--write",
     "write_path",
@@ -426,7 +450,9 @@ def table(
     restarts,
     queries,
     samples,
+    spread,
     seed,
+    seeds,
     write_path,
     do_train,
     cheap,
@@ -445,10 +471,8 @@ def table(
     part of the table: the two norms whose single-norm AT models are least
     robust against their own attack (cheap PGD on the VALIDATION split).
     """
-    from ditmos.robust.evaluate import AttackBudget, default_radii
-    from ditmos.robust.targets import load_target
-    from ditmos.robust.training import MODES, MultiExitTrainer, train_robust
-    from ditmos.training.rundir import load_run_data
+    from ditmos.robust.evaluate import AttackBudget
+    from ditmos.robust.training import MODES, MultiExitTrainer
 
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     bad = [m for m in wanted if m not in MODES]
@@ -482,8 +506,83 @@ def table(
             _write_text(write_path, text)
             click.echo(f"wrote {write_path}")
         return
-    out_dir.mkdir(parents=True, exist_ok=True)
     budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
+    seed_list = _seeds(seeds) if seeds else None
+    if seed_list is not None and "early_exit" not in meths:
+        raise DitmosError("--seeds needs --methods with early_exit (it averages the multi-exit comparison)")
+    if seed_list is not None and grid:
+        raise DitmosError("--seeds does not go with a RAMP sweep")
+    if seed_list is not None:
+        per_seed = []
+        for s_ in seed_list:
+            if not quiet:
+                click.echo(f"seed {s_} -> {out_dir / f'seed{s_}'}", err=True)
+            r, miss, _, _ = _table_rows(
+                dataset,
+                out_dir / f"seed{s_}",
+                wanted,
+                meths,
+                var,
+                grid,
+                config_file,
+                budget,
+                _budget_key(steps, restarts, queries, samples, spread),
+                (samples, spread),
+                s_,
+                do_train,
+                quiet,
+            )
+            per_seed.append((s_, r, [f"seed{s_}/{m}" for m in miss]))
+        if not any(r for _, r, _ in per_seed):
+            raise DitmosError(f"no finished run under {out_dir}/seed* for modes {', '.join(wanted)}")
+        text = format_seed_table(dataset, per_seed, budget)
+        click.echo(text)
+        if write_path:
+            _write_text(write_path, text)
+            click.echo(f"wrote {write_path}")
+        return
+    rows, missing, pair_note, sweep_note = _table_rows(
+        dataset,
+        out_dir,
+        wanted,
+        meths,
+        var,
+        grid,
+        config_file,
+        budget,
+        _budget_key(steps, restarts, queries, samples, spread),
+        (samples, spread),
+        seed,
+        do_train,
+        quiet,
+    )
+    if not rows:
+        raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(wanted)}")
+    if "early_exit" in meths:
+        text = format_method_table(dataset, rows, budget, missing)
+    else:
+        text = format_mode_table(dataset, rows, budget, samples, pair_note, missing, sweep_note)
+    click.echo(text)
+    if write_path:
+        write_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = write_path.with_name(f".{write_path.name}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, write_path)
+        click.echo(f"wrote {write_path}")
+
+
+def _table_rows(
+    dataset, out_dir: Path, wanted, meths, var, grid, config_file, budget, key, samples, seed, do_train, quiet
+):
+    """Train (unless finished) and attack (unless attacked with this budget
+    ``key``) every run of one seed's table under ``out_dir``; returns (rows,
+    missing run names, RAMP pair note, RAMP sweep note)."""
+    from ditmos.robust.evaluate import default_radii
+    from ditmos.robust.targets import load_target
+    from ditmos.robust.training import train_robust
+    from ditmos.training.rundir import load_run_data
+
+    out_dir.mkdir(parents=True, exist_ok=True)
     rows, pair_note, missing = [], None, []
     sweep_note = None
     base_cfg = _read_config(config_file)
@@ -532,14 +631,13 @@ def table(
             if mode == "ramp" and pair_note is None and info.get("pair"):
                 pair_note = f"RAMP key pair {'-'.join(info['pair']['pair'])} ({info['pair']['rule']})"
             att = run / "robust" / "attack.json"
-            key = [steps, restarts, queries, samples]
             if att.is_file() and json.loads(att.read_text()).get("budget_key") == key:
                 res = json.loads(att.read_text())
             else:
                 data = load_run_data(run)
                 x, y = data.x_test, data.y_test
-                if samples:
-                    x, y = x[:samples], y[:samples]
+                idx = attack_subset(len(x), *samples)
+                x, y = x[idx], y[idx]
                 kind, target = load_target(run)
                 res, _ = attack_target(
                     kind, target, x, y, default_radii(data.input_shape), budget, seed, fractions=(1.0,)
@@ -551,19 +649,33 @@ def table(
                 f = res["float"]
                 click.echo(f"  {name}: clean {f['clean']:.4f} union {f['union']:.4f} ({res['seconds']} s)", err=True)
             rows.append((mode, info, res))
-    if not rows:
-        raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(wanted)}")
-    if "early_exit" in meths:
-        text = format_method_table(dataset, rows, budget, missing)
-    else:
-        text = format_mode_table(dataset, rows, budget, samples, pair_note, missing, sweep_note)
-    click.echo(text)
-    if write_path:
-        write_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = write_path.with_name(f".{write_path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, write_path)
-        click.echo(f"wrote {write_path}")
+    return rows, missing, pair_note, sweep_note
+
+
+def _budget_key(steps, restarts, queries, samples, spread) -> list:
+    """What a cached attack.json must match to be reused."""
+    key = [steps, restarts, queries, samples]
+    return key + ["spread"] if spread and samples else key
+
+
+def attack_subset(n: int, samples: int | None, spread: bool = False) -> np.ndarray:
+    """Indices of the test windows a table attacks: all, the first
+    ``samples``, or (``spread``) ``samples`` evenly spaced over the split."""
+    if not samples or samples >= n:
+        return np.arange(n)
+    if spread:
+        return np.unique(np.linspace(0, n - 1, samples).round().astype(np.int64))
+    return np.arange(samples)
+
+
+def _seeds(text) -> list[int]:
+    try:
+        vals = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        vals = []
+    if not vals or len(set(vals)) != len(vals) or any(v < 0 for v in vals):
+        raise DitmosError(f"--seeds must be comma-separated distinct non-negative integers, got {text!r}")
+    return vals
 
 
 def _floats(text, what: str) -> list[float]:
@@ -679,7 +791,8 @@ def _ramp_sweep(dataset, out_dir: Path, grid, config_file, seed, do_train, quiet
 
 def parse_variants(texts) -> list[tuple[str, dict]]:
     """``NAME:KEY=VALUE[,KEY=VALUE]`` -> (NAME, {KEY: VALUE}); values are read
-    as JSON when they parse (numbers, true/false), else kept as text."""
+    as JSON when they parse (numbers, true/false, lists such as [1,2]), else
+    kept as text."""
     import re
 
     from ditmos.robust.training import DEFAULTS
@@ -693,7 +806,7 @@ def parse_variants(texts) -> list[tuple[str, dict]]:
                 f"NAME of letters, digits, '_', '-' or '.'"
             )
         hp = {}
-        for item in body.split(","):
+        for item in re.split(r",(?![^\[]*\])", body):  # commas inside [...] belong to a list value
             key, eq, val = item.partition("=")
             key = key.strip()
             if not eq or key not in DEFAULTS:
@@ -815,6 +928,13 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
         if hp.get("threshold_on") == "robust"
         else "the most accurate on clean validation windows"
     )
+    per_exit = (
+        " (one per early exit, every combination of quantiles of each exit's validation confidence)"
+        if hp.get("exit_thresholds") == "per_exit"
+        else " (one for every early exit)"
+    )
+    spread = " evenly spaced over the split" if "spread" in (any_res.get("budget_key") or []) else ""
+    weights = "" if hp.get("exit_weights") is None else f"; training loss weights per exit {hp['exit_weights']}"
     lines = [
         f"# Robust multi-exit networks (RDI-Nets) vs the single CNN on {dataset}",
         "",
@@ -824,11 +944,12 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
         f"{hp['batch_size']}, {hp['attack_steps']}-step PGD per training example "
         f"(multi-exit: the '{hp['exit_attack']}' attack on all exits, full-depth backbone "
         f"{hp['mac_factor']:g} x the single CNN's MACs); epoch kept by the validation score. "
-        f"Multi-exit exit threshold: {thr_on}, among those whose average clean MACs stay "
-        f"within {hp['mac_budget']:g} x the single CNN's MACs. A row named after a variant "
+        f"Multi-exit exit threshold{per_exit}: {thr_on}, among those whose average clean MACs "
+        f"on the validation split stay within {hp['mac_budget']:g} x the single CNN's MACs"
+        f"{weights}. A row named after a variant "
         f"was trained with the listed hyper-parameters changed (`--variant`).",
         "",
-        f"Attack (test split, {f0['n']} windows, float models): radii "
+        f"Attack (test split, {f0['n']} windows{spread}, float models): radii "
         + ", ".join(f"{k} {v:g}" for k, v in f0["radii"].items())
         + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
         f"norm and view (multi-exit: through the exit policy, its soft surrogate, all "
@@ -903,6 +1024,149 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
     if missing:
         lines += ["", f"Not trained (no finished run): {', '.join(missing)}."]
     return "\n".join(lines) + "\n"
+
+
+def _mean_std(vals, scale: float = 100.0, fmt: str = ".2f") -> str:
+    """``mean ± std`` (sample standard deviation) of ``vals`` x ``scale``."""
+    v = np.asarray([float(x) for x in vals], np.float64) * scale
+    if len(v) == 0:
+        return "—"
+    sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    return f"{v.mean():{fmt}} ± {sd:{fmt}}"
+
+
+def _row_figures(info: dict, res: dict, single_macs: float | None) -> dict:
+    """The figures of one table row that the seed summary averages."""
+    f = res["float"]
+    out = {
+        "clean": f["clean"],
+        **{n: f["robust"][n] for n in ("linf", "l2", "l1") if n in f["robust"]},
+        "union": f["union"],
+    }
+    if info["model"] == "single":
+        out.update(val_robust=(info.get("cheap_pgd") or {}).get("val", {}).get("union"), macs=float(info["macs"]))
+        out["late"] = float(info["macs"])
+    else:
+        pol = info.get("exit_policy") or {}
+        m = res["macs"]
+        out.update(
+            val_robust=pol.get("val_robust_score"),
+            val_macs=pol.get("val_avg_macs"),
+            within=pol.get("within_budget"),
+            macs=float(m["clean"]["avg_macs"]),
+            late=max((v["avg_macs"] for v in m["latency_attack"].values()), default=float("nan")),
+        )
+    if single_macs:
+        out["saving"] = 1 - out["macs"] / single_macs
+    return out
+
+
+def format_seed_table(dataset, per_seed, budget) -> str:
+    """RDI-Nets vs the single CNN over several seeds: every row as mean ± std,
+    the verdict on the means and on each seed, the row a validation-only
+    choice picks, then each seed's own table (:func:`format_method_table`)."""
+    seeds = [s for s, _, _ in per_seed]
+    groups: dict[tuple[str, str], dict] = {}
+    for s, rows, _ in per_seed:
+        single = {m: i["macs"] for m, i, _ in rows if i["model"] == "single"}
+        for mode, info, res in rows:
+            label = "single CNN" if info["model"] == "single" else _variant_label(info)
+            g = groups.setdefault((mode, label), {"model": info["model"], "seeds": {}, "info": info})
+            g["seeds"][s] = _row_figures(info, res, single.get(mode))
+    norms = ("linf", "l2", "l1")
+    lines = [
+        f"# Robust multi-exit networks (RDI-Nets) vs the single CNN on {dataset}, seeds "
+        + ", ".join(str(s) for s in seeds),
+        "",
+        "Written by `ditmos robust table --methods single,early_exit --seeds ...` (see "
+        "docs/robustness.md); do not edit by hand.",
+        "",
+        "Each row: mean ± sample standard deviation over the seeds of the test figures "
+        "(training, attack budget and threshold rule as in the per-seed tables below). "
+        "Saving = average clean MACs below the single CNN of the same seed. The "
+        "validation robust score is what a choice between rows may use (single CNN: the "
+        "cheap-PGD union on the validation split; multi-exit: the score of the exit "
+        "policy's robust threshold choice).",
+        "",
+        "| training | model | seeds | validation robust | clean | l_inf | l_2 | l_1 | union | "
+        "avg MACs clean | saving | avg MACs under latency attack (worst norm) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def col(g, key, scale=100.0, fmt=".2f"):
+        vals = [v[key] for v in g["seeds"].values() if v.get(key) is not None]
+        return _mean_std(vals, scale, fmt) if len(vals) == len(g["seeds"]) else "—"
+
+    for (mode, label), g in groups.items():
+        cells = [col(g, "val_robust"), col(g, "clean")] + [col(g, n) for n in norms] + [col(g, "union")]
+        cells += [col(g, "macs", 1.0, ",.0f"), col(g, "saving", 100.0, ".1f") + " %" if g["model"] != "single" else "—"]
+        cells.append(col(g, "late", 1.0, ",.0f"))
+        lines.append(f"| {mode} | {label} | {len(g['seeds'])} | {' | '.join(cells)} |")
+    verdicts, picks, verdict_of = [], [], {}
+    for (mode, label), g in groups.items():
+        if g["model"] == "single" or (mode, "single CNN") not in groups:
+            continue
+        sg = groups[(mode, "single CNN")]["seeds"]
+        both = [s for s in g["seeds"] if s in sg]
+        if not both:
+            continue
+
+        def ok(s, g=g, sg=sg):
+            e, r = g["seeds"][s], sg[s]
+            return e["clean"] >= r["clean"] and all(e[n] >= r[n] for n in norms if n in r) and e["saving"] >= 0.30
+
+        mean = {k: float(np.mean([g["seeds"][s][k] for s in both])) for k in ("clean", "union", "saving", *norms)}
+        smean = {k: float(np.mean([sg[s][k] for s in both])) for k in ("clean", "union", *norms)}
+        met_mean = (
+            mean["clean"] >= smean["clean"] and all(mean[n] >= smean[n] for n in norms) and mean["saving"] >= 0.30
+        )
+        n_ok = sum(ok(s) for s in both)
+        verdict_of[(mode, label)] = (
+            f"target {'met' if met_mean else 'missed'} on the means, met on {n_ok} of {len(both)} seeds"
+        )
+        verdicts.append(
+            f"- {mode}: {label}: mean clean {100 * mean['clean']:.2f} vs {100 * smean['clean']:.2f}, "
+            + ", ".join(f"{n} {100 * mean[n]:.2f} vs {100 * smean[n]:.2f}" for n in norms)
+            + f", union {100 * mean['union']:.2f} vs {100 * smean['union']:.2f}, saving "
+            f"{100 * mean['saving']:.1f}%: target {'met' if met_mean else 'missed'} on the means, "
+            f"met on {n_ok} of {len(both)} seeds ("
+            + ", ".join(f"seed {s} {'met' if ok(s) else 'missed'}" for s in both)
+            + ")."
+        )
+        vr = [g["seeds"][s].get("val_robust") for s in both]
+        full = len(both) == len(seeds)  # a row missing on some seed is not comparable
+        if full and all(v is not None for v in vr) and all(g["seeds"][s].get("within") for s in both):
+            picks.append((float(np.mean(vr)), mode, label))
+    if verdicts:
+        lines += [
+            "",
+            "Against the single CNN trained with the same attack (per seed: clean, every norm ≥ "
+            "and ≥ 30% fewer average clean MACs):",
+            "",
+        ] + verdicts
+    if picks:
+        lines += [
+            "",
+            "Chosen on validation only (per mode, among the multi-exit rows finished on "
+            "every seed whose exit thresholds met their validation MAC budget on every "
+            "seed, the best mean validation robust score):",
+            "",
+        ]
+        for mode in dict.fromkeys(p[1] for p in picks):
+            best = max((p for p in picks if p[1] == mode), key=lambda p: p[0])
+            lines.append(
+                f"- {mode}: {best[2]} (validation robust score {100 * best[0]:.2f}): {verdict_of[(mode, best[2])]}."
+            )
+    for s, rows, missing in per_seed:
+        if not rows:
+            lines += ["", f"## Seed {s}", "", f"No finished run: {', '.join(missing)}."]
+            continue
+        sub = format_method_table(dataset, rows, budget, missing).splitlines()
+        body = [ln for ln in sub[1:] if not ln.startswith("Written by")]
+        while body and not body[0].strip():
+            body.pop(0)
+        lines += ["", f"## Seed {s}", "", *body]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(), sweep_note=None) -> str:

@@ -256,7 +256,11 @@ def exit_costs(
     out = {
         "exit_macs": [int(m) for m in target.exit_macs],
         "max_macs": int(em[-1]),
-        "threshold": float(target.threshold),
+        # the shared threshold (null: never leave early), or null and one per early exit
+        "threshold": None
+        if isinstance(target.threshold, list) or not np.isfinite(target.threshold)
+        else target.threshold,
+        "thresholds": [None if not np.isfinite(t) else float(t) for t in target.thresholds],
         "clean": _exit_summary(em, target.exits(x)),
         "accuracy_attack": {n: _exit_summary(em, target.exits(a)) for n, a in advs.items()},
         "latency_attack": {},

@@ -154,18 +154,23 @@ class DitmosTarget:
 
 class MultiExitTarget:
     """A multi-exit Keras model (window -> list of exit logits) with its exit
-    policy: stop at the first exit whose max softmax probability is >=
-    ``threshold``; the last exit always answers.  ``exit_macs[i]`` is the
+    policy: stop at the first exit whose max softmax probability is >= its
+    threshold (``threshold``: one number for every early exit, or one per
+    early exit); the last exit always answers.  ``exit_macs[i]`` is the
     cumulative cost of stopping at exit i."""
 
     TEMPERATURE = 0.05  # of the soft policy's stop probabilities
     DOS_MARGIN = 0.1  # late_exit_loss pushes log-confidence this far below the threshold
 
-    def __init__(self, model, threshold: float, exit_macs, name: str = "early_exit"):
+    def __init__(self, model, threshold, exit_macs, name: str = "early_exit"):
+        from ditmos.training.baselines import exit_thresholds
+
         self.model = model
-        self.threshold = float(threshold)
-        self.exit_macs = np.asarray(exit_macs, np.int64)
         self.n_exits = len(model.outputs)
+        self.thresholds = exit_thresholds(threshold, self.n_exits - 1)
+        shared = len(set(self.thresholds)) <= 1 and not isinstance(threshold, (list, tuple, np.ndarray))
+        self.threshold = float(self.thresholds[0]) if shared and self.thresholds else list(self.thresholds)
+        self.exit_macs = np.asarray(exit_macs, np.int64)
         if len(self.exit_macs) != self.n_exits:
             raise DitmosError(f"{self.n_exits} exits but {len(self.exit_macs)} exit costs")
         self.name = name
@@ -179,7 +184,7 @@ class MultiExitTarget:
         """Hard stop decision per early exit, [B, E-1] booleans (float32 rule)."""
         tf = _tf()
         conf = tf.stack([tf.reduce_max(tf.nn.softmax(z), axis=1) for z in outs[:-1]], axis=1)
-        return conf >= self.threshold
+        return conf >= tf.constant([self.thresholds], conf.dtype)
 
     def logits(self, x, view: str = "policy"):
         tf = _tf()
@@ -198,7 +203,7 @@ class MultiExitTarget:
                 if i == len(probs) - 1:
                     s = tf.ones_like(remain)
                 else:
-                    s = tf.sigmoid((tf.reduce_max(p, axis=1, keepdims=True) - self.threshold) / self.TEMPERATURE)
+                    s = tf.sigmoid((tf.reduce_max(p, axis=1, keepdims=True) - self.thresholds[i]) / self.TEMPERATURE)
                 mix += remain * s * p
                 remain = remain * (1.0 - s)
             return tf.math.log(mix + 1e-12)
@@ -220,13 +225,20 @@ class MultiExitTarget:
     def late_exit_loss(self, x):
         """What the latency attack maximises: minus the summed excess of every
         early exit's log-confidence over ``log(threshold) - DOS_MARGIN``
-        (zero once every early exit is that far below the threshold)."""
+        (zero once every early exit is that far below its threshold; an exit
+        that always or never answers is left out)."""
         tf = _tf()
         outs = self.outputs(x)
-        if self.n_exits == 1 or not 0.0 < self.threshold <= 1.0:
+        live = [i for i, t in enumerate(self.thresholds) if 0.0 < t <= 1.0]
+        if self.n_exits == 1 or not live:
             return tf.zeros(tf.shape(x)[:1])  # nothing to force: one path only
-        level = float(np.log(self.threshold)) - self.DOS_MARGIN
-        excess = [tf.nn.relu(tf.reduce_max(tf.nn.log_softmax(z), axis=1) - level) for z in outs[:-1]]
+        excess = [
+            tf.nn.relu(
+                tf.reduce_max(tf.nn.log_softmax(outs[i]), axis=1)
+                - (float(np.log(self.thresholds[i])) - self.DOS_MARGIN)
+            )
+            for i in live
+        ]
         return -tf.add_n(excess)
 
     def exit_outputs(self, x: np.ndarray, batch: int = 512) -> list[np.ndarray]:
@@ -247,7 +259,7 @@ class MultiExitTarget:
         x = np.asarray(x, np.float32)
         if len(x) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        pred, chosen = apply_threshold(self.exit_outputs(x), self.threshold, self.exit_macs)
+        pred, chosen = apply_threshold(self.exit_outputs(x), self.thresholds, self.exit_macs)
         return pred.astype(np.int64), chosen.astype(np.int64)
 
     def predict(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
@@ -330,7 +342,15 @@ def early_exit_target(run_dir) -> MultiExitTarget:
         model = keras.models.load_model(path, compile=False)
     except (OSError, ValueError, KeyError) as e:
         raise DitmosError(f"cannot load the multi-exit run {run_dir}: {e}") from None
-    return MultiExitTarget(model, policy["threshold"], info["exit_macs"])
+    return MultiExitTarget(model, policy_thresholds(policy), info["exit_macs"])
+
+
+def policy_thresholds(policy: dict):
+    """The exit thresholds of a robust run's ``exit_policy``: its per-exit
+    list ``thresholds`` (null = never), else the shared ``threshold``."""
+    if policy.get("thresholds") is not None:
+        return [float("inf") if t is None else float(t) for t in policy["thresholds"]]
+    return float(policy["threshold"])
 
 
 def run_model_kind(run_dir) -> str:

@@ -86,7 +86,11 @@ DEFAULTS = {
     "mac_budget": 0.7,  # threshold: avg clean val MACs <= mac_budget x single's MACs
     "threshold_on": "clean",  # threshold picked on clean val accuracy, or "robust": on the
     # share of val windows right clean and under attack
+    "exit_thresholds": "shared",  # one confidence threshold for every early exit, or
+    # "per_exit": one per early exit, chosen jointly on the same criterion
+    "exit_weights": None,  # loss weight of each exit (None: all 1), e.g. [0.5, 1, 2]
 }
+EXIT_THRESHOLDS = ("shared", "per_exit")
 
 
 def _tf():
@@ -370,13 +374,33 @@ class RobustTrainer:
         return {"loss": adv_loss, "natural_loss": nat_loss, "gp_mean_cos": float(np.mean(coss)) if coss else 0.0}
 
 
+def exit_weights(weights, n_exits: int) -> list[float]:
+    """The loss weight of each exit: ``None`` = all 1, else ``n_exits``
+    non-negative numbers, not all 0."""
+    if weights is None:
+        return [1.0] * n_exits
+    ok = isinstance(weights, (list, tuple)) and len(weights) == n_exits
+    vals = []
+    if ok:
+        try:
+            vals = [float(v) for v in weights]
+        except (TypeError, ValueError):
+            ok = False
+    if not ok or any(not math.isfinite(v) or v < 0 for v in vals) or not any(vals):
+        raise DitmosError(
+            f"robust 'exit_weights' must be a list of {n_exits} non-negative numbers "
+            f"(one per exit, not all 0), got {weights!r}"
+        )
+    return vals
+
+
 class MultiExitTrainer:
     """RDI-Nets adversarial training of a multi-exit Keras model (window ->
     list of exit logits, :func:`ditmos.models.baselines.build_early_exit`).
 
-    Loss per batch: ``0.5 * sum_i CE(z_i(x), y) + 0.5 * sum_i CE(z_i(x_adv), y)``
-    over the exits i (all weights 1; ``mode="none"``: the clean term alone,
-    unhalved).  ``x_adv`` comes from an attack on every exit:
+    Loss per batch: ``0.5 * sum_i w_i CE(z_i(x), y) + 0.5 * sum_i w_i CE(z_i(x_adv), y)``
+    over the exits i (weights ``exit_weights``, default all 1; ``mode="none"``:
+    the clean term alone, unhalved).  ``x_adv`` comes from an attack on every exit:
     ``exit_attack="max_avg"`` runs one PGD per exit (each maximising that
     exit's cross-entropy) and keeps, per window, the candidate with the
     largest summed cross-entropy over all exits; ``"max_all"`` adds the
@@ -399,6 +423,7 @@ class MultiExitTrainer:
             )
         self.model, self.radii, self.mode, self.hp = model, dict(radii), mode, dict(hp)
         self.n_exits = len(model.outputs)
+        self.weights = exit_weights(hp.get("exit_weights"), self.n_exits)
         self.rng = np.random.default_rng([seed, 11])
         sched = keras.optimizers.schedules.CosineDecay(float(hp["lr"]), max(1, steps_total))
         self.opt = keras.optimizers.Adam(sched)
@@ -429,11 +454,12 @@ class MultiExitTrainer:
 
     def _loss(self, x, y):
         tf = _tf()
+        w = tf.constant(self.weights, tf.float32)[:, None]
         if self.mode == "none":
-            return tf.reduce_mean(all_exits_objective(self.model(x, training=True), y))
+            return tf.reduce_mean(tf.reduce_sum(w * exit_ce(self.model(x, training=True), y), axis=0))
         xa = self.adversarial(x, y)
         outs = self.model(tf.concat([x, xa], axis=0), training=True)
-        per = all_exits_objective(outs, tf.tile(y, [2]))
+        per = tf.reduce_sum(w * exit_ce(outs, tf.tile(y, [2])), axis=0)
         # the clean and the adversarial half, each summed over exits, averaged over windows
         return 0.5 * tf.reduce_sum(per) / tf.cast(tf.shape(x)[0], per.dtype)
 
@@ -527,6 +553,89 @@ def validation_score(mode: str, model, x, y, radii, hp) -> dict:
     return res
 
 
+def per_exit_grid(val_outs, max_points: int = 2000) -> list[tuple[float, ...]]:
+    """Candidate per-exit thresholds: for each early exit, quantiles of its
+    max softmax probability on the validation windows (plus +inf: the exit
+    never answers), every combination over the early exits, at most about
+    ``max_points`` combinations."""
+    from ditmos.training.baselines import _softmax
+
+    n_early = len(val_outs) - 1
+    per = max(2, int(math.floor(max_points ** (1.0 / max(1, n_early)))) - 1)
+    axes = []
+    for z in val_outs[:-1]:
+        conf = _softmax(z).max(axis=-1)
+        axes.append(np.unique(np.concatenate([np.quantile(conf, np.linspace(0, 1, per)), [np.inf]])))
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return [tuple(float(v) for v in row) for row in np.stack([m.ravel() for m in mesh], axis=1)]
+
+
+def _exit_index(confs: np.ndarray, thresholds) -> np.ndarray:
+    """Exit taken per window: ``confs`` [E-1, N] max softmax probabilities of
+    the early exits, one threshold per early exit (the last exit answers
+    the rest).  The rule of :func:`ditmos.training.baselines.apply_threshold`."""
+    stop = confs >= np.asarray(thresholds, np.float64)[:, None]
+    stop = np.concatenate([stop, np.ones((1, confs.shape[1]), bool)])
+    return np.argmax(stop, axis=0)
+
+
+def choose_exit_thresholds(
+    val_outs, y_val, exit_macs, mac_budget: float, *, sub_outs=None, ys=None, adv_outs=(), max_points: int = 2000
+) -> dict:
+    """One confidence threshold per early exit, chosen on VALIDATION data
+    only among :func:`per_exit_grid`'s combinations: the combination whose
+    average clean MACs on the validation windows ``val_outs`` stay within
+    ``mac_budget`` and which scores best; if none fits, the cheapest.
+
+    Score: without ``adv_outs``, clean validation accuracy (ties: fewer
+    MACs).  With ``adv_outs`` (exit outputs of attacked copies of the
+    validation subset ``sub_outs``/``ys``), the share of that subset the
+    policy answers correctly clean and on every attacked copy (ties: higher
+    clean validation accuracy, then fewer MACs)."""
+    from ditmos.training.baselines import _softmax
+
+    macs = np.asarray(exit_macs, np.float64)
+    y_val = np.asarray(y_val)
+
+    def prepared(outs):
+        return (
+            np.stack([_softmax(z).max(axis=-1) for z in outs[:-1]]),
+            np.stack([np.argmax(z, axis=-1) for z in outs]),
+        )
+
+    val = prepared(val_outs)
+    subs = [prepared(o) for o in ([sub_outs] if adv_outs else []) + list(adv_outs)]
+    rows = []
+    for t in per_exit_grid(val_outs, max_points):
+        chosen = _exit_index(val[0], t)
+        acc = float(np.mean(val[1][chosen, np.arange(len(chosen))] == y_val))
+        avg = float(macs[chosen].mean())
+        if subs:
+            ok = np.ones(len(ys), bool)
+            for conf, pred in subs:
+                e = _exit_index(conf, t)
+                ok &= pred[e, np.arange(len(e))] == ys
+            score = float(ok.mean())
+        else:
+            score = acc
+        rows.append((score, acc, avg, t))
+    feasible = [r for r in rows if r[2] <= mac_budget]
+    if feasible:
+        score, acc, avg, t = max(feasible, key=lambda r: (r[0], r[1], -r[2]))
+    else:
+        score, acc, avg, t = min(rows, key=lambda r: (r[2], -r[0]))
+    out = {
+        "threshold": [float(v) for v in t],
+        "val_accuracy": acc,
+        "val_avg_macs": avg,
+        "within_budget": bool(feasible),
+        "candidates": len(rows),
+    }
+    if subs:
+        out["val_robust_score"] = score
+    return out
+
+
 def choose_robust_threshold(
     model, x_val, y_val, xs, ys, radii, mode: str, hp: dict, exit_macs, mac_budget: float
 ) -> dict:
@@ -565,6 +674,11 @@ def choose_robust_threshold(
         adv_outs.append(_outputs(model, xa))
     val_outs = _outputs(model, x_val)
     sub_outs = _outputs(model, xs)
+    if hp.get("exit_thresholds") == "per_exit":
+        choice = choose_exit_thresholds(
+            val_outs, y_val, exit_macs, mac_budget, sub_outs=sub_outs, ys=ys, adv_outs=adv_outs
+        )
+        return {**choice, "robust_windows": int(len(ys)), "attacks": n_exits + 1}
     confs = np.concatenate([_softmax(z).max(axis=-1) for z in val_outs[:-1]])
     grid = np.unique(np.concatenate([np.quantile(confs, np.linspace(0, 1, 201)), [0.0, 1.0, np.inf]]))
     macs = np.asarray(exit_macs, dtype=np.float64)
@@ -726,10 +840,15 @@ def train_robust(
         raise DitmosError(f"robust 'exit_attack' must be one of {', '.join(EXIT_ATTACKS)}, got {hp['exit_attack']!r}")
     if hp["threshold_on"] not in THRESHOLD_ON:
         raise DitmosError(f"robust 'threshold_on' must be one of {', '.join(THRESHOLD_ON)}, got {hp['threshold_on']!r}")
-    if hp["threshold_on"] == "robust" and (method != "early_exit" or mode not in NORMS):
+    if hp["exit_thresholds"] not in EXIT_THRESHOLDS:
         raise DitmosError(
-            "robust 'threshold_on': 'robust' applies to --method early_exit with "
-            f"a single-norm mode ({', '.join(NORMS)})"
+            f"robust 'exit_thresholds' must be one of {', '.join(EXIT_THRESHOLDS)}, got {hp['exit_thresholds']!r}"
+        )
+    # (the multi-exit keys mean nothing to the single CNN, which ignores them,
+    # so that one config serves both methods of a comparison)
+    if hp["threshold_on"] == "robust" and method == "early_exit" and mode not in NORMS:
+        raise DitmosError(
+            f"robust 'threshold_on': 'robust' needs a single-norm mode ({', '.join(NORMS)}), not {mode!r}"
         )
     cfg = resolve_config(dataset, "quick", seed=seed, overrides=user)
 
@@ -831,6 +950,8 @@ def train_robust(
             choice = choose_robust_threshold(
                 model, data["x_val"], data["y_val"], xv, yv, radii, mode, hp, exit_macs, budget_macs
             )
+        elif hp["exit_thresholds"] == "per_exit":
+            choice = choose_exit_thresholds(val_outs, data["y_val"], exit_macs, budget_macs)
         else:
             choice = choose_threshold(val_outs, data["y_val"], exit_macs, budget_macs)
         test_outs = [np.asarray(o) for o in _outputs(model, data["x_test"])]
@@ -844,8 +965,12 @@ def train_robust(
             max_macs=int(exit_macs[-1]),
             single_macs=int(match.cost.macs),
             exit_policy={
-                "rule": "first exit whose max softmax probability >= threshold (the last exit always answers)",
-                "threshold": choice["threshold"],
+                "rule": "first exit whose max softmax probability >= its threshold (the last exit always answers)",
+                **(
+                    {"threshold": None, "thresholds": [_finite_or_none(t) for t in choice["threshold"]]}
+                    if isinstance(choice["threshold"], list)
+                    else {"threshold": choice["threshold"]}
+                ),
                 "mac_budget": round(budget_macs, 1),
                 "chosen_on": hp["threshold_on"],
                 **({"val_robust_score": round(choice["val_robust_score"], 5)} if "val_robust_score" in choice else {}),
@@ -888,7 +1013,7 @@ def train_robust(
             "macs": summary["macs"],
             "params": summary["params"],
             "spec": summary["spec"],
-            "threshold": summary["exit_policy"]["threshold"],
+            "threshold": choice["threshold"],
             "exit_macs": exit_macs,
             "max_macs": summary["max_macs"],
             "exit_fractions": summary["test"]["exit_fractions"],
@@ -903,6 +1028,10 @@ def train_robust(
     )
     atomic_write_json(run_dir / "robust.json", summary)  # last: marks the run as finished
     return run_dir
+
+
+def _finite_or_none(t):
+    return float(t) if t is not None and math.isfinite(float(t)) else None
 
 
 def _outputs(model, x: np.ndarray, batch: int = 1024) -> list[np.ndarray]:

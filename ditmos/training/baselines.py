@@ -259,19 +259,41 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def exit_thresholds(threshold, n_early: int) -> list[float]:
+    """One confidence threshold per early exit: a single number (shared by
+    every early exit) or a sequence of ``n_early`` numbers; ``None`` or
+    +inf = that exit never answers."""
+    if isinstance(threshold, (list, tuple, np.ndarray)):
+        ts = [float("inf") if t is None else float(t) for t in threshold]
+        if len(ts) != n_early:
+            raise DitmosError(f"{len(ts)} exit thresholds for {n_early} early exits")
+        return ts
+    return [float("inf") if threshold is None else float(threshold)] * n_early
+
+
+def format_thresholds(threshold) -> str:
+    """``0.4783`` for a shared threshold, ``0.9012 / 0.6133`` per early exit
+    (``never`` for an exit that never answers)."""
+    if isinstance(threshold, (list, tuple, np.ndarray)):
+        return " / ".join("never" if t is None or not np.isfinite(float(t)) else f"{float(t):.4f}" for t in threshold)
+    return "never" if threshold is None or not np.isfinite(float(threshold)) else f"{float(threshold):.4f}"
+
+
 def apply_threshold(
-    exit_logits: Sequence[np.ndarray], threshold: float, exit_macs: Sequence[int]
+    exit_logits: Sequence[np.ndarray], threshold, exit_macs: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predictions and per-sample MACs when every sample leaves at the first
-    exit whose max softmax probability is >= ``threshold`` (the last exit
+    exit i whose max softmax probability is >= its threshold (``threshold``:
+    one number for every early exit, or one per early exit; the last exit
     always answers).  Returns (predictions, exit index per sample)."""
     if len(exit_logits) != len(exit_macs):
         raise DitmosError(f"{len(exit_logits)} exits but {len(exit_macs)} exit costs")
+    thresholds = exit_thresholds(threshold, len(exit_logits) - 1)
     n = len(exit_logits[0])
     chosen = np.full(n, len(exit_logits) - 1)
     done = np.zeros(n, dtype=bool)
     for i, logits in enumerate(exit_logits[:-1]):
-        stop = (~done) & (_softmax(logits).max(axis=-1) >= threshold)
+        stop = (~done) & (_softmax(logits).max(axis=-1) >= thresholds[i])
         chosen[stop] = i
         done |= stop
     stacked = np.stack([np.argmax(z, axis=-1) for z in exit_logits])  # [E, N]

@@ -172,7 +172,8 @@ def train(
     early-exit baseline's multi-exit CNN (every exit on clean and on
     adversarial windows from an attack on all exits), then its exit
     threshold on validation (clean accuracy, or with
-    {"robust": {"threshold_on": "robust"}} robust accuracy); writes
+    {"robust": {"threshold_on": "robust"}} robust accuracy; with
+    "exit_thresholds": "per_exit" one threshold per early exit); writes
     RUN/models/early_exit.keras, RUN/robust.json (threshold, per-exit MACs)
     and the network-run files 'ditmos quantize RUN' converts to int8. See
     docs/robustness.md.
@@ -242,10 +243,13 @@ def train(
                 f"(full attack: ditmos robust attack {run_dir})"
             )
         else:
+            from ditmos.training.baselines import format_thresholds
+
             t, pol = info["test"], info["exit_policy"]
+            thr = format_thresholds(pol.get("thresholds", pol["threshold"]))
             click.echo(
                 f"{run_dir}: test clean {t['accuracy']:.4f} at {t['avg_macs']:.0f} average "
-                f"MACs (max {info['max_macs']}; threshold {pol['threshold']:.4f} from "
+                f"MACs (max {info['max_macs']}; threshold {thr} from "
                 f"validation; exits {t['exit_fractions']}); cheap PGD per exit linf "
                 f"{r['linf']} (full attack: ditmos robust attack {run_dir})"
             )

@@ -14,10 +14,13 @@ and K classifiers)::
                        "exit_1" .. "exit_D" (logits of each exit, the last is the final head)
         export.json    {"kind": "network", "method", "num_classes", "input_shape",
                         "class_names", "outputs": [...], "exit_threshold": t or null,
+                        "exit_thresholds": [t_1, ..., t_(D-1)] or null,
                         "exit_macs": [...] or null}
 
-A multi-exit network leaves at the first exit whose largest softmax
-probability is at least ``exit_threshold`` (the last exit always answers).
+A multi-exit network leaves at the first exit i whose largest softmax
+probability is at least its threshold (the last exit always answers):
+``exit_thresholds[i]`` (null: exit i never answers) when the thresholds
+differ per exit, else the shared ``exit_threshold``.
 The directory is written into a temporary sibling and renamed into place, so
 it is either complete or absent.
 """
@@ -90,6 +93,12 @@ def write_network_export(run_dir, *, model, method: str, class_names, input_shap
         raise DitmosError(
             f"{method}: a multi-exit network needs the exit threshold chosen on validation ('threshold' in its result)"
         )
+    per_exit = None
+    if multi and isinstance(threshold, (list, tuple)):
+        from ditmos.training.baselines import exit_thresholds
+
+        per_exit = [_finite_or_none(t) for t in exit_thresholds(threshold, len(outs) - 1)]
+        threshold = float("nan")  # no shared threshold
     export_info = {
         "kind": KIND,
         "method": method,
@@ -98,8 +107,9 @@ def write_network_export(run_dir, *, model, method: str, class_names, input_shap
         "class_names": [str(c) for c in class_names],
         "outputs": outs,
         # +inf (never leave early) is stored as null: JSON has no infinity.
-        "exit_threshold": _finite_or_none(threshold) if multi else None,
-        "exit_threshold_never": bool(multi and not math.isfinite(float(threshold))),
+        "exit_threshold": _finite_or_none(threshold) if multi and per_exit is None else None,
+        "exit_threshold_never": bool(multi and per_exit is None and not math.isfinite(float(threshold))),
+        "exit_thresholds": per_exit,
         "exit_macs": [int(m) for m in result["exit_macs"]] if multi and "exit_macs" in result else None,
     }
     metrics = {

@@ -348,3 +348,101 @@ def test_table_variants_parse_and_get_their_own_row_and_verdict():
     lines = [ln for ln in text.splitlines() if ln.startswith("- linf")]
     assert len(lines) == 2 and "Target missed" in lines[0]
     assert "RDI-Nets mf12" in lines[1] and "Target met" in lines[1]
+
+
+def test_per_exit_thresholds_respect_their_mac_budget():
+    from ditmos.robust.training import _outputs, choose_exit_thresholds, choose_robust_threshold
+
+    x, y = _tiny_data(48)
+    model, macs = _tiny_multi_exit()
+    outs = _outputs(model, x)
+    for share in (0.4, 0.6, 0.9):
+        budget = share * macs[-1]
+        c = choose_exit_thresholds(outs, y, macs, budget)
+        assert len(c["threshold"]) == len(macs) - 1 and c["within_budget"]
+        pred, chosen = apply_threshold(outs, c["threshold"], macs)  # what the policy really spends
+        assert np.asarray(macs)[chosen].mean() == pytest.approx(c["val_avg_macs"]) and c["val_avg_macs"] <= budget
+        assert c["val_accuracy"] == pytest.approx(np.mean(pred == y))
+    # no combination fits a budget below the first exit's cost: the cheapest is taken, and said so
+    low = choose_exit_thresholds(outs, y, macs, macs[0] - 1)
+    assert not low["within_budget"] and low["val_avg_macs"] == macs[0]
+    # the robust rule with per-exit thresholds keeps the same constraint
+    hp = {"val_steps": 2, "l1_sparsity": 0.05, "exit_thresholds": "per_exit"}
+    r = choose_robust_threshold(model, x, y, x[:24], y[:24], {"linf": 0.2}, "linf", hp, macs, 0.5 * macs[-1])
+    assert r["within_budget"] and r["val_avg_macs"] <= 0.5 * macs[-1] and len(r["threshold"]) == len(macs) - 1
+    t = MultiExitTarget(model, r["threshold"], macs)
+    assert np.array_equal(t.exits(x), apply_threshold(outs, r["threshold"], macs)[1])
+    assert np.asarray(t.macs(x)).mean() == pytest.approx(r["val_avg_macs"])
+
+
+def test_per_exit_thresholds_reach_the_int8_exit_test_unchanged(tmp_path):
+    """Per-exit thresholds go through export.json into the manifest's integer
+    thresholds; the integer test on the int8 softmax takes the exit the float
+    rule takes on the same (dequantised) confidences, for every window."""
+    from ditmos.quantize.network import export_thresholds, float_exit_rule
+    from ditmos.quantize.reference import exit_taken, exit_threshold_q
+    from ditmos.training.network_run import write_network_export
+
+    model, macs = _tiny_multi_exit()
+    thr = [0.61, 0.4]  # one per early exit of the tiny network (3 exits)
+    result = {"threshold": thr, "exit_macs": macs, "val_accuracy": 0.5, "test_accuracy": 0.5, "macs": 1}
+    write_network_export(
+        tmp_path, model=model, method="early_exit", class_names=["a", "b", "c"], input_shape=(T, C), result=result
+    )
+    info = json.loads((tmp_path / "export" / "export.json").read_text())
+    assert info["exit_thresholds"] == [None if not np.isfinite(t) else t for t in thr]
+    assert info["exit_threshold"] is None
+    tq = [exit_threshold_q(t) for t in export_thresholds(info)]
+    rng = np.random.default_rng(0)
+    n, k = 400, len(macs) - 1
+    q = rng.integers(-128, 128, size=(k, n, N_CLASSES)).astype(np.int8)
+    p = (q.astype(np.float64) + 128) / 256  # TFLite's int8 softmax scale 1/256, zero point -128
+    floats = [(t if t is not None else np.inf) for t in export_thresholds(info)]
+    want = np.full(n, k)
+    for i in range(k - 1, -1, -1):
+        want[p[i].max(axis=1) >= floats[i]] = i
+    got = np.array([exit_taken([q[i, j] for i in range(k)], tq) for j in range(n)])
+    assert np.array_equal(got, want) and len(set(got.tolist())) >= 2
+    # the float rule of the export (host reference) reads the same per-exit thresholds
+    x, _ = _tiny_data(32)
+    outs = MultiExitTarget(model, 1.0, macs).exit_outputs(x)
+    named = {f"exit_{i + 1}": o for i, o in enumerate(outs)}
+    assert np.array_equal(float_exit_rule(named, info)[1], apply_threshold(outs, floats, macs)[1])
+
+
+def test_the_seed_table_averages_and_gives_the_verdict_per_seed():
+    from ditmos.robust.cli import format_seed_table, parse_variants
+    from ditmos.robust.evaluate import AttackBudget
+
+    assert parse_variants(["w:exit_weights=[0.5,1,2],mac_factor=1.5"]) == [
+        ("w", {"exit_weights": [0.5, 1, 2], "mac_factor": 1.5})
+    ]
+    per_seed = []
+    for s, (ee_rob, ee_macs) in enumerate((((0.81, 0.85, 0.90), 650.0), ((0.78, 0.85, 0.90), 600.0))):
+        single = _row("single", 0.95, (0.80, 0.85, 0.84))
+        ee = _row("early_exit", 0.96, ee_rob, macs=ee_macs)
+        ee[0]["exit_policy"] = {"val_robust_score": 0.8 + s / 100, "val_avg_macs": 640.0, "within_budget": True}
+        per_seed.append((s, [("linf", *single), ("linf", *ee)], []))
+    text = format_seed_table("hapt", per_seed, AttackBudget())
+    assert "| linf | RDI-Nets multi-exit | 2 | 80.50 ± 0.71 | 96.00 ± 0.00 | 79.50 ± 2.12 |" in text
+    assert "| 625 ± 35 | 37.5 ± 3.5 % |" in text
+    assert "met on 1 of 2 seeds (seed 0 met, seed 1 missed)" in text
+    assert "target missed on the means" in text  # l_inf 79.50 < 80.00
+    assert (
+        "- linf: RDI-Nets multi-exit (validation robust score 80.50): target missed on the means, met on 1 of 2" in text
+    )
+    assert "## Seed 0" in text and "## Seed 1" in text
+
+
+def test_the_table_attacks_a_spread_subset_when_asked():
+    from ditmos.robust.cli import _budget_key, attack_subset
+
+    spread = attack_subset(1998, 500, True)
+    assert len(spread) == 500 and spread[0] == 0 and spread[-1] == 1997  # every part of the split
+    assert np.all(np.diff(spread) >= 3) and np.all(np.diff(spread) <= 5)
+    assert np.array_equal(attack_subset(1998, 500), np.arange(500))
+    assert np.array_equal(attack_subset(10, None), np.arange(10)) and np.array_equal(
+        attack_subset(10, 20, True), np.arange(10)
+    )
+    # a cached attack on the first N windows is not reused for a spread subset
+    assert _budget_key(10, 1, 100, 500, True) != _budget_key(10, 1, 100, 500, False) == [10, 1, 100, 500]
