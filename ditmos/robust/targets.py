@@ -329,6 +329,8 @@ def early_exit_target(run_dir) -> MultiExitTarget:
     run_dir = Path(run_dir)
     if _comparison_network(run_dir):
         model, info = _exported_network(run_dir)
+        if info.get("exit_thresholds") is not None:  # one per early exit (null: never)
+            return MultiExitTarget(model, list(info["exit_thresholds"]), info["exit_macs"])
         never = info.get("exit_threshold_never") or info.get("exit_threshold") is None
         return MultiExitTarget(model, math.inf if never else float(info["exit_threshold"]), info["exit_macs"])
     path = run_dir / "models" / "early_exit.keras"
