@@ -306,10 +306,15 @@ def certified_validation_score(mode: str, model, x, y, radii: dict[str, float]) 
 VERIFY_FORMAT = "ditmos-robust-verify/1"
 
 
-def verify_run(run_dir, radii: dict[str, float], *, samples: int | None = None, split: str = "test") -> dict:
+def verify_run(
+    run_dir, radii: dict[str, float], *, samples: int | None = None, split: str = "test", int8: bool = False
+) -> dict:
     """Certified accuracy per norm and certified union accuracy of a single
-    CNN run's float model on ``split`` (its first ``samples`` windows)."""
+    CNN run's float model on ``split`` (its first ``samples`` windows); with
+    ``int8`` also of its int8 model (``RUN/int8``, interval arithmetic on the
+    integer computation, :mod:`ditmos.robust.int8_bounds`)."""
     import time
+    from pathlib import Path
 
     from ditmos.robust.targets import load_target, run_model_kind
     from ditmos.training.rundir import load_run_data
@@ -326,9 +331,12 @@ def verify_run(run_dir, radii: dict[str, float], *, samples: int | None = None, 
         x, y = x[:samples], y[:samples]
     _, target = load_target(run_dir, "single")
     model = target.model
+    int8_dir = Path(run_dir) / "int8"
+    if int8 and not (int8_dir / "manifest.json").is_file():
+        raise DitmosError(f"{int8_dir}/manifest.json not found: run 'ditmos quantize {run_dir}' first")
     t0 = time.monotonic()
     ok = certify(model, x.astype(np.float32), y, radii)
-    return {
+    out = {
         "format": VERIFY_FORMAT,
         "split": split,
         "n": int(len(y)),
@@ -339,6 +347,20 @@ def verify_run(run_dir, radii: dict[str, float], *, samples: int | None = None, 
         "seconds": round(time.monotonic() - t0, 2),
         "bounds": "interval bounds; l_2/l_1 balls exact at the first affine layer; final-layer margin elision",
     }
+    if int8:
+        from ditmos.robust.int8_bounds import certify_int8
+
+        t1 = time.monotonic()
+        q = certify_int8(int8_dir, x.astype(np.float32), y, radii)
+        out["int8"] = {
+            "clean": round(float(q["clean"].mean()), 5),
+            "certified": {n: round(float(q[n].mean()), 5) for n in radii},
+            "union": round(float(q["union"].mean()), 5),
+            "seconds": round(time.monotonic() - t1, 2),
+            "bounds": "interval arithmetic on the integer graph; exact rounding at every requantisation; "
+            "l_2/l_1 through Lagrangian bounds on the quantised first-layer inputs",
+        }
+    return out
 
 
 def robust_mode_of(run_dir) -> str | None:

@@ -970,9 +970,16 @@ def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(), swe
 @click.option(
     "--samples", default=None, type=click.IntRange(1), help="Verify only the first N test windows (default: all)."
 )
+@click.option(
+    "--int8",
+    "with_int8",
+    is_flag=True,
+    help="Also certify the int8 model (needs 'ditmos quantize RUN_DIR'): interval "
+    "arithmetic on its integer computation, rounding modelled exactly.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def verify(run_dir: Path, eps_text, samples, as_json, quiet) -> None:
+def verify(run_dir: Path, eps_text, samples, with_int8, as_json, quiet) -> None:
     """Certified accuracy of RUN_DIR's single CNN on the test split: the
     share of windows whose prediction provably cannot change within the l_inf,
     l_2 and l_1 balls (interval bound propagation, docs/robustness.md), and the
@@ -999,7 +1006,7 @@ def verify(run_dir: Path, eps_text, samples, as_json, quiet) -> None:
                 radii[part.split("=", 1)[0].strip()] = given[part.split("=", 1)[0].strip()]
     if not quiet:
         click.echo(f"verifying {run_dir} ({', '.join(f'{k}={v:g}' for k, v in radii.items())})", err=True)
-    res = verify_run(run_dir, radii, samples=samples)
+    res = verify_run(run_dir, radii, samples=samples, int8=with_int8)
     folder = run_dir / "robust"
     folder.mkdir(exist_ok=True)
     write_json(folder / "verify.json", res, indent=2)
@@ -1040,6 +1047,14 @@ CERT_TABLE_MODES = ("none", "linf", "ibp", "cure")
 @click.option(
     "--steps", default=20, show_default=True, type=click.IntRange(1), help="PGD steps at the certification radii."
 )
+@click.option(
+    "--int8-samples",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Also certify each run's int8 model (quantised first if it has no int8/) on the "
+    "first N test windows and add an int8 table (0: no int8 certificates).",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
     "--train/--no-train",
@@ -1056,7 +1071,9 @@ CERT_TABLE_MODES = ("none", "linf", "ibp", "cure")
     help="Markdown file for the table (e.g. docs/results/robust_cert_hapt.md).",
 )
 @click.option("--quiet", is_flag=True)
-def cert_table(dataset, out_dir, modes, config_file, eps_text, samples, steps, seed, do_train, write_path, quiet):
+def cert_table(
+    dataset, out_dir, modes, config_file, eps_text, samples, steps, int8_samples, seed, do_train, write_path, quiet
+):
     """Train the equal-MACs single CNN with each mode (none, PGD l_inf AT,
     IBP, CURE by default), then verify each on the test split at the
     certification radii and write a table: clean accuracy, certified
@@ -1095,7 +1112,10 @@ def cert_table(dataset, out_dir, modes, config_file, eps_text, samples, steps, s
             train_robust(dataset, run, mode=mode, seed=seed, config_file=config_file, overrides=over, quiet=quiet)
         info = json.loads((run / "robust.json").read_text())
         radii = parse_cert_eps(eps_text or cert_eps, info["input_shape"])
-        rows.append((mode, info, _cert_row(run, radii, samples, steps)))
+        res = _cert_row(run, radii, samples, steps)
+        if int8_samples:
+            res["int8_rows"] = _int8_row(run, radii, int8_samples, quiet)
+        rows.append((mode, info, res))
         if not quiet:
             r = rows[-1][2]
             click.echo(f"  {mode}: clean {r['clean']:.4f} certified union {r['union']:.4f}", err=True)
@@ -1135,6 +1155,19 @@ def _cert_row(run: Path, radii: dict, samples, steps: int) -> dict:
     (run / "robust").mkdir(exist_ok=True)
     write_json(run / "robust" / "verify.json", res, indent=2)
     return res
+
+
+def _int8_row(run: Path, radii: dict, n: int, quiet: bool) -> dict:
+    """Float and int8 certificates of ``run`` on its first ``n`` test windows."""
+    from ditmos.quantize import quantize_run
+    from ditmos.robust.certified import verify_run
+
+    if not (run / "int8" / "manifest.json").is_file():
+        if not quiet:
+            click.echo(f"  quantising {run}", err=True)
+        quantize_run(run, calibration_samples=500, quiet=True)
+    res = verify_run(run, radii, samples=n, int8=True)
+    return {"n": res["n"], "float": {k: res[k] for k in ("clean", "certified", "union")}, "int8": res["int8"]}
 
 
 def format_cert_table(dataset: str, rows, samples, steps: int, missing=()) -> str:
@@ -1177,6 +1210,26 @@ def format_cert_table(dataset: str, rows, samples, steps: int, missing=()) -> st
             f"{100 * c['l1']:.2f} | {100 * r['union']:.2f} | {100 * r['pgd']['union']:.2f} | "
             f"{info['best_epoch']} | {info['train_seconds']:.0f} |"
         )
+    q_rows = [(m, r["int8_rows"]) for m, _, r in rows if r.get("int8_rows")]
+    if q_rows:
+        n = q_rows[0][1]["n"]
+        lines += [
+            "",
+            f"int8 model (`ditmos quantize`, 500 calibration windows), first {n} test windows: "
+            "certificates of the integer computation (interval arithmetic, rounding modelled exactly; "
+            "docs/robustness.md) beside the float model's on the same windows.",
+            "",
+            "| mode | float clean | float cert union | int8 clean | int8 cert l_inf | int8 cert l_2 | "
+            "int8 cert l_1 | int8 cert union | int8 s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for mode, q in q_rows:
+            f, i8 = q["float"], q["int8"]
+            lines.append(
+                f"| {mode} | {100 * f['clean']:.2f} | {100 * f['union']:.2f} | {100 * i8['clean']:.2f} | "
+                f"{100 * i8['certified']['linf']:.2f} | {100 * i8['certified']['l2']:.2f} | "
+                f"{100 * i8['certified']['l1']:.2f} | {100 * i8['union']:.2f} | {i8['seconds']:.0f} |"
+            )
     if missing:
         lines += ["", f"Not trained (no finished run): {', '.join(missing)}."]
     return "\n".join(lines) + "\n"

@@ -54,7 +54,6 @@ from ditmos.errors import DitmosError
 from ditmos.quantize import qmath
 
 
-
 @dataclass
 class _Layer:
     kind: str  # conv, fc, maxpool, reshape, relu
