@@ -963,9 +963,9 @@ def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(), swe
     "eps_text",
     default=None,
     metavar="NORM=R,...",
-    help="Certification radii, e.g. 'linf=0.01,l2=0.18,l1=1.9'; unnamed norms keep "
-    "the defaults (a tenth of the attack radii; the radii a certified run trained "
-    "for when it recorded them).",
+    help="Certification radii, e.g. 'linf=0.01,l2=0.18,l1=0.36'; unnamed norms keep "
+    "the radii a certified run trained for, else the defaults l_inf 0.01, "
+    "l_2 0.65*l_inf*sqrt(T*C), l_1 2*l_2 (hapt: 0.01, 0.18, 0.36).",
 )
 @click.option(
     "--samples", default=None, type=click.IntRange(1), help="Verify only the first N test windows (default: all)."
@@ -1041,7 +1041,7 @@ CERT_TABLE_MODES = ("none", "linf", "ibp", "cure")
     "eps_text",
     default=None,
     metavar="NORM=R,...",
-    help="Certification radii for the table (default: a tenth of the attack radii).",
+    help="Certification radii for the table (defaults: l_inf 0.01, l_2 0.65*l_inf*sqrt(T*C), l_1 2*l_2).",
 )
 @click.option("--samples", default=None, type=click.IntRange(1), help="Only the first N test windows.")
 @click.option(

@@ -159,3 +159,11 @@ def test_certified_hyper_parameters_are_checked():
         check_hyper({**DEFAULTS, "sabr_lambda": 2})
     with pytest.raises(DitmosError, match="cure_combine"):
         check_hyper({**DEFAULTS, "cure_combine": "sum"})
+
+
+def test_verify_needs_a_single_cnn_run(tmp_path, capsys):
+    from ditmos.cli import main
+
+    assert main(["robust", "verify", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ditmos: error:") and "robust.json not found" in err[-1]
