@@ -1084,12 +1084,12 @@ def cert_table(
     by its validation score.
     """
     from ditmos.robust.certified import parse_cert_eps
-    from ditmos.robust.training import MODES, train_robust
+    from ditmos.robust.training import ALL_MODES, train_robust
 
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
-    bad = [m for m in wanted if m not in MODES]
+    bad = [m for m in wanted if m not in ALL_MODES]
     if bad or not wanted:
-        raise DitmosError(f"--modes: unknown mode(s) {bad}; choose from {', '.join(MODES)}")
+        raise DitmosError(f"--modes: unknown mode(s) {bad}; choose from {', '.join(ALL_MODES)}")
     base = _read_config(config_file)
     cert_eps = (base.get("robust") or {}).get("cert_eps")
     if eps_text and cert_eps and eps_text != cert_eps:

@@ -61,7 +61,7 @@ import numpy as np
 
 from ditmos.errors import DitmosError
 
-MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp", "ibp", "cure")
+MODES = ("none", "linf", "l2", "l1", "max", "avg", "eat", "ramp")
 METHODS = ("single", "early_exit")
 EXIT_ATTACKS = ("max_avg", "max_all", "avg")
 THRESHOLD_ON = ("clean", "robust")
@@ -99,6 +99,8 @@ DEFAULTS = {
 from ditmos.robust.certified import CERT_DEFAULTS, CERT_MODES  # noqa: E402
 
 DEFAULTS.update(CERT_DEFAULTS)
+#: every mode of train_robust: the adversarial ones (RobustTrainer) and the certified ones
+ALL_MODES = MODES + CERT_MODES
 
 
 def _tf():
@@ -711,7 +713,7 @@ def train_robust(
 
     if method not in METHODS:
         raise DitmosError(f"unknown method {method!r} for robust training; choose one of {', '.join(METHODS)}")
-    allowed = MODES if method == "single" else MultiExitTrainer.MODES
+    allowed = ALL_MODES if method == "single" else MultiExitTrainer.MODES
     if mode not in allowed:
         raise DitmosError(
             f"robust mode {mode!r} is not available for --method {method}; choose one of {', '.join(allowed)}"

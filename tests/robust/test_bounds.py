@@ -167,3 +167,25 @@ def test_verify_needs_a_single_cnn_run(tmp_path, capsys):
     assert main(["robust", "verify", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("ditmos: error:") and "robust.json not found" in err[-1]
+
+
+@pytest.mark.slow
+def test_cli_trains_cure_and_verifies_the_run(tmp_path, capsys):
+    import json
+
+    from ditmos.cli import main
+
+    cfg = tmp_path / "cfg.json"
+    robust = {"epochs": 1, "attack_steps": 2, "val_samples": 50, "val_steps": 2, "cert_warmup": 0, "cert_ramp": 0}
+    cfg.write_text(json.dumps({"subset": 200, "robust": robust}))
+    run = tmp_path / "cure"
+    argv = ["train", "--dataset", "hapt", "--model", "single", "--robust", "cure", "--out", str(run)]
+    assert main(argv + ["--config", str(cfg), "--quiet"]) == 0
+    info = json.loads((run / "robust.json").read_text())
+    assert info["mode"] == "cure" and set(info["certified"]["test"]) >= {"cert_union", "clean"}
+    assert "gp_mean_cos" in info["history"][-1]  # gradient projection (no ramp: from the start)
+    capsys.readouterr()
+    assert main(["robust", "verify", str(run), "--samples", "20", "--json", "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 20 and res["radii"] == info["cert_radii"]
+    assert res["union"] <= min(res["certified"].values()) and res["union"] <= res["clean"]
