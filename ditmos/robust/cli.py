@@ -1214,3 +1214,287 @@ def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(), swe
     if missing:
         lines += ["", f"Not trained (no finished run): {', '.join(missing)}."]
     return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- #
+# Certified robustness (interval bounds): verify and the certified table
+# --------------------------------------------------------------------------- #
+
+
+@robust.command("verify")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--eps",
+    "eps_text",
+    default=None,
+    metavar="NORM=R,...",
+    help="Certification radii, e.g. 'linf=0.01,l2=0.18,l1=0.36'; unnamed norms keep "
+    "the radii a certified run trained for, else the defaults l_inf 0.01, "
+    "l_2 0.65*l_inf*sqrt(T*C), l_1 2*l_2 (hapt: 0.01, 0.18, 0.36).",
+)
+@click.option(
+    "--samples", default=None, type=click.IntRange(1), help="Verify only the first N test windows (default: all)."
+)
+@click.option(
+    "--int8",
+    "with_int8",
+    is_flag=True,
+    help="Also certify the int8 model (needs 'ditmos quantize RUN_DIR'): interval "
+    "arithmetic on its integer computation, rounding modelled exactly.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of a table.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def verify(run_dir: Path, eps_text, samples, with_int8, as_json, quiet) -> None:
+    """Certified accuracy of RUN_DIR's single CNN on the test split: the
+    share of windows whose prediction provably cannot change within the l_inf,
+    l_2 and l_1 balls (interval bound propagation, docs/robustness.md), and the
+    certified union accuracy (certified under all three at once).
+
+    RUN_DIR is a single-CNN run of 'ditmos train --method single --robust
+    MODE' (any mode; 'ibp' and 'cure' train for certificates). Writes
+    RUN_DIR/robust/verify.json. Walk-through: docs/robustness.md.
+    """
+    from ditmos.robust.certified import format_verify, parse_cert_eps, verify_run
+
+    if not (run_dir / "robust.json").is_file():
+        raise DitmosError(
+            f"{run_dir}/robust.json not found: verify needs a finished 'ditmos train --method single --robust MODE' run"
+        )
+    info = json.loads((run_dir / "robust.json").read_text())
+    shape = info.get("input_shape")
+    radii = parse_cert_eps(None, shape)
+    radii.update(info.get("cert_radii") or {})
+    if eps_text:
+        given = parse_cert_eps(eps_text, shape)
+        for part in eps_text.split(","):
+            if "=" in part:
+                radii[part.split("=", 1)[0].strip()] = given[part.split("=", 1)[0].strip()]
+    if not quiet:
+        click.echo(f"verifying {run_dir} ({', '.join(f'{k}={v:g}' for k, v in radii.items())})", err=True)
+    res = verify_run(run_dir, radii, samples=samples, int8=with_int8)
+    folder = run_dir / "robust"
+    folder.mkdir(exist_ok=True)
+    write_json(folder / "verify.json", res, indent=2)
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+    else:
+        click.echo(format_verify(res))
+        click.echo(f"wrote {folder / 'verify.json'}")
+
+
+CERT_TABLE_MODES = ("none", "linf", "ibp", "cure")
+
+
+@robust.command("cert-table")
+@click.option("--dataset", required=True, help="Dataset spec (hapt, fsdd, ...).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for one run directory per mode (finished runs are reused).",
+)
+@click.option("--modes", default=",".join(CERT_TABLE_MODES), show_default=True, help="Comma-separated training modes.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help='JSON config for every run (e.g. {"robust": {"epochs": 8}}).',
+)
+@click.option(
+    "--eps",
+    "eps_text",
+    default=None,
+    metavar="NORM=R,...",
+    help="Certification radii for the table (defaults: l_inf 0.01, l_2 0.65*l_inf*sqrt(T*C), l_1 2*l_2).",
+)
+@click.option("--samples", default=None, type=click.IntRange(1), help="Only the first N test windows.")
+@click.option(
+    "--steps", default=20, show_default=True, type=click.IntRange(1), help="PGD steps at the certification radii."
+)
+@click.option(
+    "--int8-samples",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Also certify each run's int8 model (quantised first if it has no int8/) on the "
+    "first N test windows and add an int8 table (0: no int8 certificates).",
+)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--train/--no-train",
+    "do_train",
+    default=True,
+    show_default=True,
+    help="--no-train: only tabulate the finished runs under --out.",
+)
+@click.option(
+    "--write",
+    "write_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Markdown file for the table (e.g. docs/results/robust_cert_hapt.md).",
+)
+@click.option("--quiet", is_flag=True)
+def cert_table(
+    dataset, out_dir, modes, config_file, eps_text, samples, steps, int8_samples, seed, do_train, write_path, quiet
+):
+    """Train the equal-MACs single CNN with each mode (none, PGD l_inf AT,
+    IBP, CURE by default), then verify each on the test split at the
+    certification radii and write a table: clean accuracy, certified
+    accuracy per norm, certified union accuracy, and the union accuracy
+    under PGD at the same radii (an upper bound of what any verifier could
+    certify).  Certified modes train for these radii (set 'cert_eps' in the
+    config's "robust" section to change them); the epoch of each run is kept
+    by its validation score.
+    """
+    from ditmos.robust.certified import parse_cert_eps
+    from ditmos.robust.training import ALL_MODES, train_robust
+
+    wanted = [m.strip() for m in modes.split(",") if m.strip()]
+    bad = [m for m in wanted if m not in ALL_MODES]
+    if bad or not wanted:
+        raise DitmosError(f"--modes: unknown mode(s) {bad}; choose from {', '.join(ALL_MODES)}")
+    base = _read_config(config_file)
+    cert_eps = (base.get("robust") or {}).get("cert_eps")
+    if eps_text and cert_eps and eps_text != cert_eps:
+        raise DitmosError("--eps and the config's robust 'cert_eps' differ; give the radii once")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, missing = [], []
+    for mode in wanted:
+        run = out_dir / mode
+        if not (run / "robust.json").is_file():
+            if not do_train:
+                missing.append(mode)
+                continue
+            if run.exists():
+                import shutil
+
+                shutil.rmtree(run)  # an unfinished run of an interrupted table
+            if not quiet:
+                click.echo(f"training single {mode} -> {run}", err=True)
+            over = {"robust": {**(base.get("robust") or {}), "cert_eps": eps_text or cert_eps}}
+            train_robust(dataset, run, mode=mode, seed=seed, config_file=config_file, overrides=over, quiet=quiet)
+        info = json.loads((run / "robust.json").read_text())
+        radii = parse_cert_eps(eps_text or cert_eps, info["input_shape"])
+        res = _cert_row(run, radii, samples, steps)
+        if int8_samples:
+            res["int8_rows"] = _int8_row(run, radii, int8_samples, quiet)
+        rows.append((mode, info, res))
+        if not quiet:
+            r = rows[-1][2]
+            click.echo(f"  {mode}: clean {r['clean']:.4f} certified union {r['union']:.4f}", err=True)
+    if not rows:
+        raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(wanted)}")
+    text = format_cert_table(dataset, rows, samples, steps, missing)
+    click.echo(text)
+    if write_path:
+        _write_text(write_path, text)
+        click.echo(f"wrote {write_path}")
+
+
+def _cert_row(run: Path, radii: dict, samples, steps: int) -> dict:
+    """verify.json of ``run`` at ``radii`` plus PGD at the same radii."""
+    from ditmos.robust.certified import verify_run
+    from ditmos.robust.targets import load_target
+    from ditmos.robust.training import NORMS, robust_correct
+    from ditmos.training.rundir import load_run_data
+
+    res = verify_run(run, radii, samples=samples)
+    data = load_run_data(run)
+    x, y = data.x_test, data.y_test
+    if samples:
+        x, y = x[:samples], y[:samples]
+    _, target = load_target(run, "single")
+    ok = robust_correct(target.model, x.astype(np.float32), y, radii, NORMS, steps=steps)
+    union = ok["clean"] & ok["linf"] & ok["l2"] & ok["l1"]
+    res["pgd"] = {
+        "steps": steps,
+        **{n: round(float(ok[n].mean()), 5) for n in NORMS},
+        "union": round(float(union.mean()), 5),
+    }
+    # a certified window is never broken by PGD (bounds are sound)
+    for n in NORMS:
+        if res["certified"][n] > res["pgd"][n] + 1e-9:
+            raise DitmosError(f"{run}: certified {n} accuracy exceeds PGD accuracy: the bounds are unsound")
+    (run / "robust").mkdir(exist_ok=True)
+    write_json(run / "robust" / "verify.json", res, indent=2)
+    return res
+
+
+def _int8_row(run: Path, radii: dict, n: int, quiet: bool) -> dict:
+    """Float and int8 certificates of ``run`` on its first ``n`` test windows."""
+    from ditmos.quantize import quantize_run
+    from ditmos.robust.certified import verify_run
+
+    if not (run / "int8" / "manifest.json").is_file():
+        if not quiet:
+            click.echo(f"  quantising {run}", err=True)
+        quantize_run(run, calibration_samples=500, quiet=True)
+    res = verify_run(run, radii, samples=n, int8=True)
+    return {"n": res["n"], "float": {k: res[k] for k in ("clean", "certified", "union")}, "int8": res["int8"]}
+
+
+def format_cert_table(dataset: str, rows, samples, steps: int, missing=()) -> str:
+    res0 = rows[0][2]
+    radii = res0["radii"]
+    info0 = rows[0][1]
+    h = info0["hyper"]
+    lines = [
+        f"# Certified robustness of the single CNN on {dataset}",
+        "",
+        "Written by `ditmos robust cert-table` (see docs/robustness.md); do not edit by hand.",
+        "",
+        f"Model: the equal-MACs single CNN ({info0.get('macs')} MACs, {info0.get('params')} parameters), "
+        f"seed {info0['seed']}, {h['epochs']} epochs, batch {h['batch_size']}; epoch kept by the "
+        "validation score of each mode (clean accuracy for none, PGD l_inf for linf, certified "
+        "l_inf for ibp, certified union for cure).",
+        "",
+        f"Test split, {res0['n']} windows{' (the first ' + str(samples) + ')' if samples else ''}; "
+        "certification radii " + ", ".join(f"{k} {v:g}" for k, v in radii.items()) + " (normalised units). "
+        "Certified = interval bounds prove every margin positive over the ball (float model); "
+        "union = certified under all three norms. PGD columns: "
+        f"{steps}-step PGD at the same radii (an upper bound of any certificate).",
+        "",
+        "| mode | clean | cert l_inf | cert l_2 | cert l_1 | cert union | PGD union | best epoch | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for mode, info, r in rows:
+        c = r["certified"]
+        label = mode
+        if mode == "cure":
+            hh = info["hyper"]
+            label = (
+                f"cure ({hh['cure_combine']}, lambda {hh['sabr_lambda']:g}/{hh['sabr_lambda2']:g}, "
+                f"BA {hh['cure_ba']:g}, GP {hh['cure_gp_beta']:g})"
+            )
+        elif mode == "ibp":
+            label = f"ibp (kappa {info['hyper']['ibp_kappa']:g})"
+        lines.append(
+            f"| {label} | {100 * r['clean']:.2f} | {100 * c['linf']:.2f} | {100 * c['l2']:.2f} | "
+            f"{100 * c['l1']:.2f} | {100 * r['union']:.2f} | {100 * r['pgd']['union']:.2f} | "
+            f"{info['best_epoch']} | {info['train_seconds']:.0f} |"
+        )
+    q_rows = [(m, r["int8_rows"]) for m, _, r in rows if r.get("int8_rows")]
+    if q_rows:
+        n = q_rows[0][1]["n"]
+        lines += [
+            "",
+            f"int8 model (`ditmos quantize`, 500 calibration windows), first {n} test windows: "
+            "certificates of the integer computation (interval arithmetic, rounding modelled exactly; "
+            "docs/robustness.md) beside the float model's on the same windows.",
+            "",
+            "| mode | float clean | float cert union | int8 clean | int8 cert l_inf | int8 cert l_2 | "
+            "int8 cert l_1 | int8 cert union | int8 s |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for mode, q in q_rows:
+            f, i8 = q["float"], q["int8"]
+            lines.append(
+                f"| {mode} | {100 * f['clean']:.2f} | {100 * f['union']:.2f} | {100 * i8['clean']:.2f} | "
+                f"{100 * i8['certified']['linf']:.2f} | {100 * i8['certified']['l2']:.2f} | "
+                f"{100 * i8['certified']['l1']:.2f} | {100 * i8['union']:.2f} | {i8['seconds']:.0f} |"
+            )
+    if missing:
+        lines += ["", f"Not trained (no finished run): {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"

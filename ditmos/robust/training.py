@@ -33,6 +33,12 @@ Modes (radii = the evaluation defaults of :func:`ditmos.robust.evaluate.default_
            its own linf/l2/l1 runs); ``pair="auto"`` uses a cheap proxy: one
            epoch of each single-norm AT from the same initialisation on up to
            2000 training windows, scored on 300 validation windows.
+``ibp``, ``cure``
+           certified training with interval bounds (l_inf IBP; CURE's l_inf +
+           l_2 certified branches with bound alignment and gradient
+           projection), :mod:`ditmos.robust.certified`; the epoch kept is the
+           best by certified accuracy on validation (l_inf for ibp, union for
+           cure) at the certification radii.
 
 Training-time attacks are batched PGD in TensorFlow graphs (few steps, a
 random start inside the ball, model in inference mode); l_1 uses a sparse
@@ -91,6 +97,14 @@ DEFAULTS = {
     "exit_weights": None,  # loss weight of each exit (None: all 1), e.g. [0.5, 1, 2]
 }
 EXIT_THRESHOLDS = ("shared", "per_exit")
+
+
+# certified training (--robust ibp|cure, ditmos.robust.certified)
+from ditmos.robust.certified import CERT_DEFAULTS, CERT_MODES  # noqa: E402
+
+DEFAULTS.update(CERT_DEFAULTS)
+#: every mode of train_robust: the adversarial ones (RobustTrainer) and the certified ones
+ALL_MODES = MODES + CERT_MODES
 
 
 def _tf():
@@ -813,7 +827,7 @@ def train_robust(
 
     if method not in METHODS:
         raise DitmosError(f"unknown method {method!r} for robust training; choose one of {', '.join(METHODS)}")
-    allowed = MODES if method == "single" else MultiExitTrainer.MODES
+    allowed = ALL_MODES if method == "single" else MultiExitTrainer.MODES
     if mode not in allowed:
         raise DitmosError(
             f"robust mode {mode!r} is not available for --method {method}; choose one of {', '.join(allowed)}"
@@ -858,6 +872,14 @@ def train_robust(
     ds, splits, norm, data = prepare_data(cfg)
     input_shape = tuple(int(v) for v in ds.X.shape[1:])
     radii = default_radii(input_shape)
+    cert_radii = None
+    if mode in CERT_MODES:
+        from ditmos.robust.certified import check_hyper, parse_cert_eps
+
+        if method != "single":
+            raise DitmosError(f"--robust {mode} trains the single CNN only (--method single)")
+        check_hyper(hp)
+        cert_radii = parse_cert_eps(hp["cert_eps"], input_shape)
     match, build = _build_single(cfg, input_shape, data["num_classes"])
     if method == "early_exit":
         ee_spec, exit_macs, build = _build_early_exit(cfg, input_shape, data["num_classes"], hp["mac_factor"])
@@ -881,7 +903,11 @@ def train_robust(
     keras.utils.set_random_seed(seed)
     model = build()
     n_batches = math.ceil(len(data["x_train"]) / int(hp["batch_size"]))
-    if method == "single":
+    if mode in CERT_MODES:
+        from ditmos.robust.certified import CertifiedTrainer
+
+        trainer = CertifiedTrainer(model, cert_radii, mode, hp, steps_per_epoch=n_batches, seed=seed)
+    elif method == "single":
         trainer = RobustTrainer(
             model, radii, mode, hp, steps_total=n_batches * int(hp["epochs"]), pair=pair_t, seed=seed
         )
@@ -894,7 +920,12 @@ def train_robust(
     t0 = time.monotonic()
     for ep in range(int(hp["epochs"])):
         info = trainer.train_epoch(data["x_train"], data["y_train"])
-        val = validation_score(mode, model, xv, yv, radii, hp)
+        if mode in CERT_MODES:
+            from ditmos.robust.certified import certified_validation_score
+
+            val = certified_validation_score(mode, model, xv, yv, cert_radii)
+        else:
+            val = validation_score(mode, model, xv, yv, radii, hp)
         history.append(
             {
                 "epoch": ep + 1,
@@ -937,6 +968,14 @@ def train_robust(
         "train_seconds": round(seconds, 1),
         "history": history,
     }
+    if cert_radii is not None:
+        from ditmos.robust.certified import certified_validation_score
+
+        summary["cert_radii"] = cert_radii
+        summary["certified"] = {
+            k: {a: round(b, 5) for a, b in certified_validation_score(mode, model, xs, ys, cert_radii).items()}
+            for k, xs, ys in (("val", data["x_val"], data["y_val"]), ("test", data["x_test"], data["y_test"]))
+        }
     if method == "single":
         summary.update(spec=match.spec.to_dict(), macs=int(match.cost.macs), params=int(match.cost.params))
     else:

@@ -111,10 +111,11 @@ from ditmos.errors import DitmosError
     "--robust",
     "robust_mode",
     default=None,
-    type=click.Choice(["none", "linf", "l2", "l1", "max", "avg", "eat", "ramp"]),
+    type=click.Choice(["none", "linf", "l2", "l1", "max", "avg", "eat", "ramp", "ibp", "cure"]),
     help="Adversarial training (with --method single or early_exit): PGD on one "
     "norm (linf, l2, l1), the worst (max) or mean (avg) over the three, E-AT "
-    "(eat), RAMP (ramp), or none (standard training in the same loop). "
+    "(eat), RAMP (ramp), certified l_inf interval-bound training (ibp), CURE-style "
+    "multi-norm certified training (cure), or none (standard training in the same loop). "
     "early_exit takes none, linf, l2, l1.",
 )
 @click.option(
