@@ -45,9 +45,17 @@ import click
     type=int,
     default=100,
     show_default=True,
-    help="Test windows to certify, evenly spread over the test split (0 = all).",
+    help="Windows to certify, evenly spread over the split (0 = all).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "val"]),
+    default="test",
+    show_default=True,
+    help="Windows to certify (or tabulate): the test split, or the validation "
+    "split for choosing settings (files end in _val).",
+)
 @click.option(
     "--tabulate",
     is_flag=True,
@@ -67,8 +75,11 @@ import click
     help="Also write the table (with its parameters) to this Markdown file.",
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed, tabulate, seeds, markdown, quiet):
-    """Certify RUN_DIR's model with randomized smoothing on test windows.
+def certify(
+    run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed, split, tabulate, seeds, markdown, quiet
+):
+    """Certify RUN_DIR's model with randomized smoothing on test windows
+    (--split val: validation windows, for choosing sigma and training settings).
 
     RUN_DIR is a DiTMoS run or a single-CNN run ('ditmos train --model single
     --smoothing ...'; float smoothing only).
@@ -105,19 +116,21 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
             raise DitmosError(f"--seeds wants comma-separated integers, got {seeds!r}") from None
         if len(seed_list) < 2 or len(set(seed_list)) != len(seed_list):
             raise DitmosError(f"--seeds wants at least two different seeds, got {seeds!r}")
-        groups = load_seed_results(run_dirs, sigma, seed_list)
+        groups = load_seed_results(run_dirs, sigma, seed_list, split)
         click.echo(seed_table(groups)[0])
         if markdown:
             cmd = (
                 "ditmos certify "
                 + " ".join(Path(r).name for r in run_dirs)
-                + f" --sigma {sigma:g} --tabulate --seeds {','.join(map(str, seed_list))}"
+                + f" --sigma {sigma:g}"
+                + (" --split val" if split == "val" else "")
+                + f" --tabulate --seeds {','.join(map(str, seed_list))}"
                 + f" --markdown {Path(markdown).name}"
             )
             write_seed_markdown(groups, seed_list, markdown, cmd)
         return
     if tabulate:
-        results = load_results(run_dirs, sigma, seed)
+        results = load_results(run_dirs, sigma, seed, split)
         click.echo(format_table(results))
         if markdown:
             cmd = (
@@ -125,6 +138,7 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
                 + " ".join(Path(r).name for r in run_dirs)
                 + f" --sigma {sigma:g}"
                 + (f" --seed {seed}" if seed else "")
+                + (" --split val" if split == "val" else "")
                 + f" --tabulate --markdown {Path(markdown).name}"
             )
             write_markdown(results, markdown, command=cmd)
@@ -150,6 +164,7 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
         samples=samples,
         seed=seed,
         engine=engine,
+        split=split,
         progress=progress,
     )
     results = {k: json.loads(p.read_text()) for k, p in files.items()}

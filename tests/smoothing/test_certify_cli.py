@@ -157,3 +157,20 @@ def test_tabulate_over_seeds(tmp_path, capsys):
     assert "seed 1 has the rows" in capsys.readouterr().err
     assert main(["certify", str(run), "--sigma", "0.5", "--seeds", "0,1"]) == 2
     assert "--seeds goes with --tabulate" in capsys.readouterr().err
+
+
+def test_validation_files_are_separate(tmp_path, capsys):
+    from ditmos.smoothing.run import file_tag
+
+    assert file_tag(0.5) == "sigma0.5" and file_tag(0.5, 2, "val") == "sigma0.5_seed2_val"
+    run = tmp_path / "r"
+    (run / "certify").mkdir(parents=True)
+    res = {**_fake_result("float", 0, [0.75, 0.5], 0.3), "split": "val"}
+    (run / "certify" / "float_sigma0.5_val.json").write_text(json.dumps(res))
+    md = tmp_path / "v.md"
+    assert main(["certify", str(run), "--sigma", "0.5", "--split", "val", "--tabulate", "--markdown", str(md)]) == 0
+    assert "float | 75.0 | 50.0" in capsys.readouterr().out
+    assert "--split val --tabulate" in md.read_text() and "4 validation windows" in md.read_text()
+    # the test-split table does not pick up validation files
+    assert main(["certify", str(run), "--sigma", "0.5", "--tabulate"]) == 2
+    assert "no certification files for sigma 0.5 in" in capsys.readouterr().err
