@@ -70,13 +70,43 @@ import click
     "written with --seed), and the int8 - float difference per radius.",
 )
 @click.option(
+    "--agreement",
+    is_flag=True,
+    help="Certify nothing: give the same --noises Gaussian draws per window to the "
+    "float and the int8 model (several RUN_DIRs: a row each) and report accuracies, "
+    "agreement, routing agreement and input saturation (where int8 smoothing loses).",
+)
+@click.option(
+    "--noises",
+    type=int,
+    default=100,
+    show_default=True,
+    help="With --agreement: Gaussian draws per window.",
+)
+@click.option(
     "--markdown",
     type=click.Path(dir_okay=False),
     help="Also write the table (with its parameters) to this Markdown file.",
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def certify(
-    run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed, split, tabulate, seeds, markdown, quiet
+    run_dirs,
+    sigma,
+    n0,
+    n,
+    alpha,
+    int8,
+    no_float,
+    engine,
+    samples,
+    seed,
+    split,
+    tabulate,
+    seeds,
+    agreement,
+    noises,
+    markdown,
+    quiet,
 ):
     """Certify RUN_DIR's model with randomized smoothing on test windows
     (--split val: validation windows, for choosing sigma and training settings).
@@ -92,6 +122,11 @@ def certify(
     certified radius (ACR) and the abstain rate; writes
     RUN_DIR/certify/{float,int8}_sigma<S>.json (``..._sigma<S>_seed<k>.json``
     for --seed k > 0).  See docs/smoothing.md for what each certificate covers.
+
+    With --agreement nothing is certified: the float and the int8 model get
+    the same noisy windows, to see where integer smoothing loses accuracy
+    (input saturation, routing, the classifiers' int8 arithmetic), e.g.
+    'ditmos certify RUN --sigma 0.25 --agreement --samples 20 --noises 10'.
     """
     from pathlib import Path
 
@@ -107,6 +142,28 @@ def certify(
         write_seed_markdown,
     )
 
+    if agreement:
+        from ditmos.smoothing import agreement as AG
+
+        if tabulate:
+            raise DitmosError("--agreement and --tabulate do not go together")
+        rows = []
+        for rd in run_dirs:
+            rows.append(AG.agreement(rd, sigma=sigma, samples=samples, noises=noises, seed=seed, split=split))
+            if not quiet:
+                click.echo(f"agreement: {rd} done", err=True)
+        click.echo(AG.format_table(rows))
+        if markdown:
+            cmd = (
+                "ditmos certify "
+                + " ".join(Path(r).name for r in run_dirs)
+                + f" --sigma {sigma:g} --agreement --samples {samples} --noises {noises}"
+                + (f" --seed {seed}" if seed else "")
+                + (" --split val" if split == "val" else "")
+                + f" --markdown {Path(markdown).name}"
+            )
+            AG.write_markdown(rows, markdown, cmd)
+        return
     if seeds is not None and not tabulate:
         raise DitmosError("--seeds goes with --tabulate (certify one seed at a time with --seed)")
     if tabulate and seeds is not None:
