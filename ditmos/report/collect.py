@@ -250,7 +250,11 @@ def collect(run_dir: str | Path, evals: list[str | Path] = (), build_dir: str | 
 
     for cpath in sorted((run_dir / "certify").glob("*.json")):
         res = _load(cpath)
-        if res.get("format") == "ditmos-certify/1" and isinstance(res.get("summary"), dict):
+        if (
+            res.get("format") == "ditmos-certify/1"
+            and isinstance(res.get("summary"), dict)
+            and res.get("split", "test") == "test"  # validation files choose settings
+        ):
             data.certify.append((cpath, res))
 
     if found is not None:

@@ -46,9 +46,17 @@ import click
     type=int,
     default=100,
     show_default=True,
-    help="Test windows to certify, evenly spread over the test split (0 = all).",
+    help="Windows to certify, evenly spread over the split (0 = all).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(["test", "val"]),
+    default="test",
+    show_default=True,
+    help="Windows to certify (or tabulate): the test split, or the validation "
+    "split for choosing settings (files end in _val).",
+)
 @click.option(
     "--tabulate",
     is_flag=True,
@@ -63,13 +71,46 @@ import click
     "written with --seed), and the int8 - float difference per radius.",
 )
 @click.option(
+    "--agreement",
+    is_flag=True,
+    help="Certify nothing: give the same --noises Gaussian draws per window to the "
+    "float and the int8 model (several RUN_DIRs: a row each) and report accuracies, "
+    "agreement, routing agreement and input saturation (where int8 smoothing loses).",
+)
+@click.option(
+    "--noises",
+    type=int,
+    default=100,
+    show_default=True,
+    help="With --agreement: Gaussian draws per window.",
+)
+@click.option(
     "--markdown",
     type=click.Path(dir_okay=False),
     help="Also write the table (with its parameters) to this Markdown file.",
 )
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed, tabulate, seeds, markdown, quiet):
-    """Certify RUN_DIR's model with randomized smoothing on test windows.
+def certify(
+    run_dirs,
+    sigma,
+    n0,
+    n,
+    alpha,
+    int8,
+    no_float,
+    engine,
+    samples,
+    seed,
+    split,
+    tabulate,
+    seeds,
+    agreement,
+    noises,
+    markdown,
+    quiet,
+):
+    """Certify RUN_DIR's model with randomized smoothing on test windows
+    (--split val: validation windows, for choosing sigma and training settings).
 
     RUN_DIR is a DiTMoS run or a single-CNN run ('ditmos train --model single
     --smoothing ...'; float smoothing only).
@@ -82,6 +123,11 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
     certified radius (ACR) and the abstain rate; writes
     RUN_DIR/certify/{float,int8}_sigma<S>.json (``..._sigma<S>_seed<k>.json``
     for --seed k > 0).  See docs/smoothing.md for what each certificate covers.
+
+    With --agreement nothing is certified: the float and the int8 model get
+    the same noisy windows, to see where integer smoothing loses accuracy
+    (input saturation, routing, the classifiers' int8 arithmetic), e.g.
+    'ditmos certify RUN --sigma 0.25 --agreement --samples 20 --noises 10'.
     """
     from pathlib import Path
 
@@ -97,6 +143,28 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
         write_seed_markdown,
     )
 
+    if agreement:
+        from ditmos.smoothing import agreement as AG
+
+        if tabulate:
+            raise DitmosError("--agreement and --tabulate do not go together")
+        rows = []
+        for rd in run_dirs:
+            rows.append(AG.agreement(rd, sigma=sigma, samples=samples, noises=noises, seed=seed, split=split))
+            if not quiet:
+                click.echo(f"agreement: {rd} done", err=True)
+        click.echo(AG.format_table(rows))
+        if markdown:
+            cmd = (
+                "ditmos certify "
+                + " ".join(Path(r).name for r in run_dirs)
+                + f" --sigma {sigma:g} --agreement --samples {samples} --noises {noises}"
+                + (f" --seed {seed}" if seed else "")
+                + (" --split val" if split == "val" else "")
+                + f" --markdown {Path(markdown).name}"
+            )
+            AG.write_markdown(rows, markdown, cmd)
+        return
     if seeds is not None and not tabulate:
         raise DitmosError("--seeds goes with --tabulate (certify one seed at a time with --seed)")
     if tabulate and seeds is not None:
@@ -106,19 +174,21 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
             raise DitmosError(f"--seeds wants comma-separated integers, got {seeds!r}") from None
         if len(seed_list) < 2 or len(set(seed_list)) != len(seed_list):
             raise DitmosError(f"--seeds wants at least two different seeds, got {seeds!r}")
-        groups = load_seed_results(run_dirs, sigma, seed_list)
+        groups = load_seed_results(run_dirs, sigma, seed_list, split)
         click.echo(seed_table(groups)[0])
         if markdown:
             cmd = (
                 "ditmos certify "
                 + " ".join(Path(r).name for r in run_dirs)
-                + f" --sigma {sigma:g} --tabulate --seeds {','.join(map(str, seed_list))}"
+                + f" --sigma {sigma:g}"
+                + (" --split val" if split == "val" else "")
+                + f" --tabulate --seeds {','.join(map(str, seed_list))}"
                 + f" --markdown {Path(markdown).name}"
             )
             write_seed_markdown(groups, seed_list, markdown, cmd)
         return
     if tabulate:
-        results = load_results(run_dirs, sigma, seed)
+        results = load_results(run_dirs, sigma, seed, split)
         click.echo(format_table(results))
         if markdown:
             cmd = (
@@ -126,6 +196,7 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
                 + " ".join(Path(r).name for r in run_dirs)
                 + f" --sigma {sigma:g}"
                 + (f" --seed {seed}" if seed else "")
+                + (" --split val" if split == "val" else "")
                 + f" --tabulate --markdown {Path(markdown).name}"
             )
             write_markdown(results, markdown, command=cmd)
@@ -151,6 +222,7 @@ def certify(run_dirs, sigma, n0, n, alpha, int8, no_float, engine, samples, seed
         samples=samples,
         seed=seed,
         engine=engine,
+        split=split,
         progress=progress,
     )
     results = {k: json.loads(p.read_text()) for k, p in files.items()}

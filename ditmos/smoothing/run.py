@@ -18,6 +18,7 @@ from ditmos.smoothing import certify as CT
 from ditmos.smoothing import noise as N
 
 FORMAT = "ditmos-certify/1"
+SPLITS = ("test", "val")
 
 
 def sample_indices(n_test: int, samples: int) -> np.ndarray:
@@ -84,9 +85,11 @@ def certify_run(
     seed: int = 0,
     batch: int = 1000,
     engine: str = "batched",
+    split: str = "test",
     progress=None,
 ) -> dict[str, Path]:
-    """Certify the run's DiTMoS on ``samples`` test windows; return the written files."""
+    """Certify the run's DiTMoS on ``samples`` windows of ``split`` (test, or val
+    for choosing settings); return the written files."""
     from ditmos.smoothing.smoothers import FloatModel, FloatSmoother, IntSmoother
     from ditmos.training.rundir import load_run_data
 
@@ -95,15 +98,18 @@ def certify_run(
         raise DitmosError(f"--n0 and --n must be >= 1, got {n0} and {n}")
     if not 0 < alpha < 0.5:
         raise DitmosError(f"--alpha must lie in (0, 0.5), got {alpha}")
+    if split not in SPLITS:
+        raise DitmosError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     run_dir = Path(run_dir)
     data = load_run_data(run_dir)
-    idx = sample_indices(len(data.y_test), samples)
-    x, y = data.x_test[idx], data.y_test[idx]
+    xs, ys = (data.x_test, data.y_test) if split == "test" else (data.x_val, data.y_val)
+    idx = sample_indices(len(ys), samples)
+    x, y = xs[idx], ys[idx]
     radii = CT.default_radii(sigma)
     base = {
         "format": FORMAT,
         "run": str(run_dir),
-        "split": "test",
+        "split": split,
         "sigma": sigma,
         "sigma_units": "normalised input (z-scored per channel)",
         "n0": n0,
@@ -113,7 +119,7 @@ def certify_run(
         "radii": radii,
     }
     written = {}
-    tag = file_tag(sigma, seed)
+    tag = file_tag(sigma, seed, split)
     if float_:
         model = FloatModel(run_dir, batch=batch)
         sm = FloatSmoother(model, sigma)
@@ -210,15 +216,16 @@ def training_label(run_dir) -> str:
     return f"DiTMoS, {sm['method']} sigma {float(sm['sigma']):g}"
 
 
-def file_tag(sigma: float, seed: int = 0) -> str:
-    """``sigma<S>`` (seed 0) or ``sigma<S>_seed<k>``: the certification file's name part."""
-    return f"sigma{float(sigma):g}" + (f"_seed{int(seed)}" if int(seed) else "")
+def file_tag(sigma: float, seed: int = 0, split: str = "test") -> str:
+    """``sigma<S>`` (seed 0) or ``sigma<S>_seed<k>``, then ``_val`` for the
+    validation split: the certification file's name part."""
+    return f"sigma{float(sigma):g}" + (f"_seed{int(seed)}" if int(seed) else "") + ("_val" if split == "val" else "")
 
 
-def load_results(run_dirs, sigma: float, seed: int = 0) -> dict[str, dict]:
-    """The existing certification files of ``sigma`` (and ``seed``) of one or several
-    runs, keyed by row label (``kind`` for one run, ``run kind`` for several)."""
-    tag = file_tag(sigma, seed)
+def load_results(run_dirs, sigma: float, seed: int = 0, split: str = "test") -> dict[str, dict]:
+    """The existing certification files of ``sigma`` (and ``seed``, ``split``) of one
+    or several runs, keyed by row label (``kind`` for one run, ``run kind`` for several)."""
+    tag = file_tag(sigma, seed, split)
     results = {}
     for rd in run_dirs:
         rd = Path(rd)
@@ -231,6 +238,7 @@ def load_results(run_dirs, sigma: float, seed: int = 0) -> dict[str, dict]:
         raise DitmosError(
             f"no certification files for sigma {float(sigma):g}"
             + (f" seed {int(seed)}" if int(seed) else "")
+            + (" on the validation split" if split == "val" else "")
             + " in "
             + ", ".join(str(Path(r) / "certify") for r in run_dirs)
             + "; run 'ditmos certify' first"
@@ -265,6 +273,10 @@ def format_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _split_name(res: dict) -> str:
+    return "validation" if res.get("split") == "val" else "test"
+
+
 def write_markdown(results: dict[str, dict], path, command: str | None = None) -> None:
     """The table and the parameters it was measured with, as a Markdown file."""
     runs = sorted({Path(r["run"]).name for r in results.values()})
@@ -283,7 +295,7 @@ def write_markdown(results: dict[str, dict], path, command: str | None = None) -
         train = f" [{r['training']}]" if r.get("training") else ""
         lines.append(
             f"- {kind}{train}: sigma {r['sigma']:g}, n0 {r['n0']}, n {r['n']}, "
-            f"alpha {r['alpha']:g}, {r['summary']['samples']} test windows, "
+            f"alpha {r['alpha']:g}, {r['summary']['samples']} {_split_name(r)} windows, "
             f"seed {r['seed']}"
             + (
                 f", sigma {r['sigma_steps']:.3f} input steps, "
@@ -304,10 +316,10 @@ def write_markdown(results: dict[str, dict], path, command: str | None = None) -
     os.replace(tmp, path)
 
 
-def load_seed_results(run_dirs, sigma: float, seeds) -> dict[str, list[dict]]:
+def load_seed_results(run_dirs, sigma: float, seeds, split: str = "test") -> dict[str, list[dict]]:
     """The certification files of several seeds, per row label: ``{label: [one result
     per seed]}``; every label must have every seed."""
-    per_seed = [load_results(run_dirs, sigma, s) for s in seeds]
+    per_seed = [load_results(run_dirs, sigma, s, split) for s in seeds]
     labels = list(per_seed[0])
     for s, res in zip(seeds, per_seed):
         if list(res) != labels:
@@ -375,7 +387,7 @@ def write_seed_markdown(groups: dict[str, list[dict]], seeds, path, command: str
         f"per-seed paired differences.",
         "",
         f"- sigma {r0['sigma']:g}, n0 {r0['n0']}, n {r0['n']}, alpha {r0['alpha']:g}, "
-        f"{r0['summary']['samples']} test windows (evenly spread over the test split)",
+        f"{r0['summary']['samples']} {_split_name(r0)} windows (evenly spread over the {_split_name(r0)} split)",
     ]
     for lab, res in groups.items():
         lines.append(

@@ -160,3 +160,39 @@ def test_tabulate_over_seeds(tmp_path, capsys):
     assert "seed 1 has the rows" in capsys.readouterr().err
     assert main(["certify", str(run), "--sigma", "0.5", "--seeds", "0,1"]) == 2
     assert "--seeds goes with --tabulate" in capsys.readouterr().err
+
+
+def test_validation_files_are_separate(tmp_path, capsys):
+    from ditmos.smoothing.run import file_tag
+
+    assert file_tag(0.5) == "sigma0.5" and file_tag(0.5, 2, "val") == "sigma0.5_seed2_val"
+    run = tmp_path / "r"
+    (run / "certify").mkdir(parents=True)
+    res = {**_fake_result("float", 0, [0.75, 0.5], 0.3), "split": "val"}
+    (run / "certify" / "float_sigma0.5_val.json").write_text(json.dumps(res))
+    md = tmp_path / "v.md"
+    assert main(["certify", str(run), "--sigma", "0.5", "--split", "val", "--tabulate", "--markdown", str(md)]) == 0
+    assert "float | 75.0 | 50.0" in capsys.readouterr().out
+    assert "--split val --tabulate" in md.read_text() and "4 validation windows" in md.read_text()
+    # the test-split table does not pick up validation files
+    assert main(["certify", str(run), "--sigma", "0.5", "--tabulate"]) == 2
+    assert "no certification files for sigma 0.5 in" in capsys.readouterr().err
+
+
+def test_agreement_on_clean_windows_matches_quantize(tiny_run, tiny_int8, tmp_path, capsys):
+    # sigma 0, one draw, every test window: the float and int8 accuracies are the
+    # ones 'ditmos quantize' measured (Keras and the TFLM reference)
+    from ditmos.smoothing.agreement import agreement
+
+    r = agreement(tiny_run, sigma=0.0, samples=0, noises=1)
+    m = json.loads((tiny_run / "metrics.json").read_text())["test"]
+    assert r["acc_float"] == pytest.approx(100 * m["float"]["ditmos"])
+    assert r["acc_int8"] == pytest.approx(100 * m["int8"]["ditmos"])
+    assert r["saturated"] == 0 and r["samples"] == m["float"]["samples"]
+    md = tmp_path / "a.md"
+    argv = ["certify", str(tiny_run), "--sigma", "0.5", "--agreement", "--samples", "3", "--noises", "4"]
+    assert main([*argv, "--quiet", "--markdown", str(md)]) == 0
+    assert "--agreement --samples 3 --noises 4" in md.read_text() and "3 test windows" in md.read_text()
+    (tmp_path / "empty").mkdir()
+    assert main(["certify", str(tmp_path / "empty"), "--sigma", "0.25", "--agreement"]) == 2
+    assert "needs a DiTMoS run with an int8 model" in capsys.readouterr().err
