@@ -135,7 +135,13 @@ def measure_latency(
         work = Path(work_dir) if work_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         sets = {k: _measure_set(run_dir, int8_dir, work, k, samples, strategy) for k in KERNEL_SETS}
-    ref, opt = sets["ref"], sets["cm7"]
+    return summarize(sets["ref"], sets["cm7"], strategy)
+
+
+def summarize(ref: dict, opt: dict, strategy: str = "slicing") -> dict:
+    """The benchmark dictionary from the two measured kernel sets (each:
+    ``records`` of the evaluation, the build's ``codegen`` manifest, ``raw``
+    input kind or None, ``mismatches``)."""
     rows = _rows_by_program(opt["codegen"])
     ref_kernels = {
         (r.get("program"), r.get("layer_index")): r.get("kernel") for r in ref["codegen"].get("layers") or []

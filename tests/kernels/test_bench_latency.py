@@ -77,28 +77,46 @@ def test_latency_bench_needs_a_quantised_run(tmp_path):
         measure_latency(tmp_path, samples=0)
 
 
-@needs_arm
-def test_latency_bench_counts_an_early_exit_network_per_exit(tiny_early_exit, tmp_path):
-    """A single network with early exits: each sample runs the layers up to the
-    exit it took, and the per-exit rows carry the MACs the generator lists for
-    that exit."""
-    from ditmos.bench.latency import format_latency, measure_latency
+def test_latency_summary_of_an_early_exit_network_follows_its_exits(tiny_early_exit, tmp_path):
+    """A single network with early exits: each inference runs the layers up to
+    the exit it took (the host reference's exits for the first test windows),
+    so per exit the layers' MACs add up to the MACs the generator lists for
+    that exit, and each layer counts the windows that reached it.  Per-layer
+    instruction counts are stand-ins here (the QEMU counts are covered by the
+    test above on a composed model); the aggregation is what is checked."""
+    from ditmos.bench.latency import format_latency, summarize
+    from ditmos.codegen import generate
+    from ditmos.quantize.reference import NetworkReference
+    from ditmos.training.rundir import load_run_data
 
-    res = measure_latency(tiny_early_exit, samples=6, work_dir=tmp_path / "work")
-    assert res["mismatches"] == {"ref": 0, "cm7": 0}
-    man = json.loads((tmp_path / "work" / "build_cm7" / "model" / "manifest.json").read_text())
-    exits = man["exits"]
-    routes = res["routes"]
-    assert sum(e["samples"] for e in routes) == 6 and len(routes) >= 2  # the fixture splits the windows
-    for e in routes:
-        assert e["macs"] == exits[e["route"]]["macs"]
-        assert e["optimized_instructions"] > e["macs"] and e["instructions_minus_macs"] > 0
-    costs = [e["optimized_instructions"] for e in routes]
-    assert costs == sorted(costs)  # a later exit runs more layers
-    layers = res["layers"]
-    assert {e["program"] for e in layers} == {"network"}
-    for e in layers:  # a layer runs in every sample that left at or after its exit
-        first_exit = min(x["exit"] for x in exits if e["layer_index"] < x["layers"])
-        assert e["samples"] == sum(r["samples"] for r in routes if r["route"] >= first_exit)
-    assert res["macs"] == pytest.approx(sum(e["macs"] * e["samples"] for e in routes) / 6)
+    cg = generate(tiny_early_exit / "int8", tmp_path / "gen", kernels="cm7", profile=True)
+    exits = cg["exits"]
+    ref = NetworkReference(tiny_early_exit / "int8")
+    _, route, _ = ref.predict(ref.quantize_input(load_run_data(tiny_early_exit).x_test[:40]))
+    assert len(set(route.tolist())) >= 2  # the fixture's thresholds split the windows
+    n_layers = exits[-1]["layers"]
+
+    def records(scale):
+        out = []
+        for i, r in enumerate(route.tolist()):
+            lc = [scale * (100 + j) if j < exits[r]["layers"] else 0 for j in range(n_layers)]
+            out.append({"index": i, "route": r, "layer_cost": lc, "cost": sum(lc) + 7})
+        return out
+
+    res = summarize(
+        {"records": records(10), "codegen": cg, "raw": None, "mismatches": 0},
+        {"records": records(1), "codegen": cg, "raw": None, "mismatches": 0},
+    )
+    by_route = {e["route"]: e for e in res["routes"]}
+    assert set(by_route) == set(route.tolist())
+    for r, e in by_route.items():
+        assert e["macs"] == exits[r]["macs"] and e["samples"] == int((route == r).sum())
+        assert e["optimized_instructions"] == sum(100 + j for j in range(exits[r]["layers"])) + 7
+        assert e["reference_instructions"] == 10 * (e["optimized_instructions"] - 7) + 7
+    assert {e["program"] for e in res["layers"]} == {"network"}
+    for e in res["layers"]:  # a layer runs in every window that left at or after its exit
+        first = min(x["exit"] for x in exits if e["layer_index"] < x["layers"])
+        assert e["samples"] == int((route >= first).sum())
+        assert e["optimized_instructions"] == 100 + e["layer_index"] and e["ratio"] == 10
+    assert res["macs"] == pytest.approx(sum(exits[r]["macs"] for r in route.tolist()) / len(route))
     assert "per route" in format_latency(res)
