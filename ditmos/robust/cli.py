@@ -405,14 +405,29 @@ def _run_name(method: str, mode: str) -> str:
     help="Comma-separated gradient-projection blends to sweep (0 = no gradient projection), e.g. 0,0.5.",
 )
 @click.option(
+    "--init-mode",
+    default=None,
+    type=click.Choice(["none", "linf", "l2", "l1", "max", "avg", "eat", "ramp"]),
+    help="Fine-tuning table: first train OUT/init_MODE from scratch (with "
+    "--init-config), then train every --modes run starting from its weights "
+    "with --config (a short schedule). The table adds the starting model as a row.",
+)
+@click.option(
+    "--init-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --init-mode: JSON config of the starting run (default: --config).",
+)
+@click.option(
     "--variant",
     "variants",
     multiple=True,
     metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-    help="With --methods early_exit: one more multi-exit row per mode, trained with "
-    "these 'robust' hyper-parameters on top of --config (run OUT/"
-    "early_exit_MODE_NAME), e.g. 'rthr:threshold_on=robust' or "
-    "'mf12:mac_factor=1.2,threshold_on=robust'. Repeatable.",
+    help="One more row per mode, trained with these 'robust' hyper-parameters on "
+    "top of --config: a multi-exit row with --methods early_exit (run OUT/"
+    "early_exit_MODE_NAME, e.g. 'rthr:threshold_on=robust' or "
+    "'mf12:mac_factor=1.2,threshold_on=robust'), else a single-CNN row (run "
+    "OUT/MODE_NAME, e.g. 'e6:epochs=6' or 'l2pair:pair=linf-l2'). Repeatable.",
 )
 @click.option("--quiet", is_flag=True)
 def table(
@@ -431,6 +446,8 @@ def table(
     cheap,
     ramp_lambdas,
     ramp_betas,
+    init_mode,
+    init_config,
     variants,
     quiet,
 ):
@@ -442,7 +459,13 @@ def table(
 
     The RAMP key pair follows the RAMP rule when the linf, l2 and l1 runs are
     part of the table: the two norms whose single-norm AT models are least
-    robust against their own attack (cheap PGD on the VALIDATION split).
+    robust against their own attack (cheap PGD on the VALIDATION split);
+    otherwise the config's "pair" (or a cheap proxy).
+
+    \b
+    With --init-mode MODE every run fine-tunes the same starting run
+    OUT/init_MODE (trained first with --init-config), e.g. RAMP's protocol:
+    --init-mode linf --init-config base.json --config finetune.json.
     """
     from ditmos.robust.evaluate import AttackBudget, default_radii
     from ditmos.robust.targets import load_target
@@ -458,8 +481,6 @@ def table(
     if badm or not meths:
         raise DitmosError(f"--methods: unknown method(s) {badm}; choose from {', '.join(TABLE_METHODS)}")
     var = parse_variants(variants)
-    if var and "early_exit" not in meths:
-        raise DitmosError("--variant needs --methods with early_exit")
     if var and cheap:
         raise DitmosError("--variant and --cheap do not go together")
     if "early_exit" in meths:
@@ -469,6 +490,10 @@ def table(
                 f"--methods early_exit trains modes {', '.join(MultiExitTrainer.MODES)}"
                 f" only; drop {', '.join(no_ee)} from --modes"
             )
+    if init_config is not None and init_mode is None:
+        raise DitmosError("--init-config applies with --init-mode only")
+    if init_mode is not None and ("early_exit" in meths or cheap):
+        raise DitmosError("--init-mode (fine-tuning table) applies to --methods single without --cheap")
     grid = _ramp_grid(ramp_lambdas, ramp_betas, config_file)
     if grid and "early_exit" in meths:
         raise DitmosError("--ramp-lambdas/--ramp-betas apply to the single CNN's ramp mode only")
@@ -486,70 +511,80 @@ def table(
     rows, pair_note, missing = [], None, []
     sweep_note = None
     base_cfg = _read_config(config_file)
+    init_run = None
+    todo = [("init", m, None) for m in meths] if init_mode else []
     for mode in wanted:
-        jobs = [(m, None) for m in meths] + [("early_exit", v) for v in var]
-        for method, variant in jobs:
-            name = _run_name(method, mode) + (f"_{variant[0]}" if variant else "")
-            run = out_dir / name
-            if mode == "ramp" and grid and method == "single" and variant is None:
-                run, sweep_note = _ramp_sweep(dataset, out_dir, grid, config_file, seed, do_train, quiet, missing)
-                if run is None:
-                    continue
-            if not (run / "robust.json").is_file() and not do_train:
-                missing.append(name)
+        todo += [(mode, m, None) for m in meths]
+        todo += [(mode, "early_exit" if "early_exit" in meths else "single", v) for v in var]
+    if init_mode:
+        init_run = out_dir / f"init_{init_mode}"
+        if not (init_run / "robust.json").is_file() and not do_train:
+            raise DitmosError(f"--no-train: the starting run {init_run} is not finished")
+    for mode, method, variant in todo:
+        name = _run_name(method, mode) + (f"_{variant[0]}" if variant else "")
+        run = out_dir / name
+        if mode == "init":
+            run = init_run
+        if mode == "ramp" and grid and method == "single" and variant is None:
+            run, sweep_note = _ramp_sweep(
+                dataset, out_dir, grid, config_file, seed, do_train, quiet, missing, init_from=init_run
+            )
+            if run is None:
                 continue
-            if not (run / "robust.json").is_file():
-                if run.exists():
-                    import shutil
+        if not (run / "robust.json").is_file() and not do_train:
+            missing.append(name)
+            continue
+        if not (run / "robust.json").is_file():
+            if run.exists():
+                import shutil
 
-                    shutil.rmtree(run)  # an unfinished run of an interrupted table
-                pair = None
-                if mode == "ramp":
-                    pair, pair_note = rule_pair(out_dir)
-                if not quiet:
-                    click.echo(f"training {method} {mode} -> {run}", err=True)
-                over = None if variant is None else {"robust": {**(base_cfg.get("robust") or {}), **variant[1]}}
-                train_robust(
-                    dataset,
-                    run,
-                    method=method,
-                    mode=mode,
-                    seed=seed,
-                    config_file=config_file,
-                    overrides=over,
-                    pair=pair,
-                    quiet=quiet,
-                )
-            info = json.loads((run / "robust.json").read_text())
-            if variant is not None:
-                info = dict(info, variant={"name": variant[0], "robust": variant[1]})
-            if mode == "ramp" and pair_note is None and info.get("pair"):
-                if info["pair"]["rule"] == "given":
-                    pair, note = rule_pair(out_dir)
-                    if pair == ",".join(info["pair"]["pair"]):
-                        pair_note = note  # given as the rule picks it from these runs
-            if mode == "ramp" and pair_note is None and info.get("pair"):
-                pair_note = f"RAMP key pair {'-'.join(info['pair']['pair'])} ({info['pair']['rule']})"
-            att = run / "robust" / "attack.json"
-            key = [steps, restarts, queries, samples]
-            if att.is_file() and json.loads(att.read_text()).get("budget_key") == key:
-                res = json.loads(att.read_text())
-            else:
-                data = load_run_data(run)
-                x, y = data.x_test, data.y_test
-                if samples:
-                    x, y = x[:samples], y[:samples]
-                kind, target = load_target(run)
-                res, _ = attack_target(
-                    kind, target, x, y, default_radii(data.input_shape), budget, seed, fractions=(1.0,)
-                )
-                res.update(mode=mode, budget_key=key)
-                att.parent.mkdir(exist_ok=True)
-                write_json(att, res, indent=2)
+                shutil.rmtree(run)  # an unfinished run of an interrupted table
+            pair = None
+            if mode == "ramp":
+                pair, pair_note = rule_pair(out_dir)
             if not quiet:
-                f = res["float"]
-                click.echo(f"  {name}: clean {f['clean']:.4f} union {f['union']:.4f} ({res['seconds']} s)", err=True)
-            rows.append((mode, info, res))
+                click.echo(f"training {method} {mode} -> {run}", err=True)
+            over = None if variant is None else {"robust": {**(base_cfg.get("robust") or {}), **variant[1]}}
+            train_robust(
+                dataset,
+                run,
+                method=method,
+                mode=init_mode if mode == "init" else mode,
+                seed=seed,
+                config_file=(init_config or config_file) if mode == "init" else config_file,
+                overrides=over,
+                pair=pair,
+                init_from=None if mode == "init" else init_run,
+                quiet=quiet,
+            )
+        info = json.loads((run / "robust.json").read_text())
+        if variant is not None:
+            info = dict(info, variant={"name": variant[0], "robust": variant[1]})
+        if mode == "ramp" and pair_note is None and info.get("pair"):
+            if info["pair"]["rule"] == "given":
+                pair, note = rule_pair(out_dir)
+                if pair == ",".join(info["pair"]["pair"]):
+                    pair_note = note  # given as the rule picks it from these runs
+        if mode == "ramp" and pair_note is None and info.get("pair"):
+            pair_note = f"RAMP key pair {'-'.join(info['pair']['pair'])} ({info['pair']['rule']})"
+        att = run / "robust" / "attack.json"
+        key = [steps, restarts, queries, samples]
+        if att.is_file() and json.loads(att.read_text()).get("budget_key") == key:
+            res = json.loads(att.read_text())
+        else:
+            data = load_run_data(run)
+            x, y = data.x_test, data.y_test
+            if samples:
+                x, y = x[:samples], y[:samples]
+            kind, target = load_target(run)
+            res, _ = attack_target(kind, target, x, y, default_radii(data.input_shape), budget, seed, fractions=(1.0,))
+            res.update(mode=mode, budget_key=key)
+            att.parent.mkdir(exist_ok=True)
+            write_json(att, res, indent=2)
+        if not quiet:
+            f = res["float"]
+            click.echo(f"  {name}: clean {f['clean']:.4f} union {f['union']:.4f} ({res['seconds']} s)", err=True)
+        rows.append((mode, info, res))
     if not rows:
         raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(wanted)}")
     if "early_exit" in meths:
@@ -625,7 +660,7 @@ def ramp_run_name(lam: float, beta: float) -> str:
     return f"ramp_lam{lam:g}_beta{beta:g}"
 
 
-def _ramp_sweep(dataset, out_dir: Path, grid, config_file, seed, do_train, quiet, missing):
+def _ramp_sweep(dataset, out_dir: Path, grid, config_file, seed, do_train, quiet, missing, init_from=None):
     """Train (or reuse) one RAMP run per (lambda, beta) of ``grid`` and pick
     the one with the best union accuracy on the validation split (cheap PGD
     over the whole split, recorded by each run; ties: higher validation clean
@@ -657,6 +692,7 @@ def _ramp_sweep(dataset, out_dir: Path, grid, config_file, seed, do_train, quiet
                 config_file=None,
                 overrides={**cfg, "robust": rob},
                 pair=pair,
+                init_from=init_from,
                 quiet=quiet,
             )
         val = json.loads((run / "robust.json").read_text())["cheap_pgd"]["val"]
@@ -907,18 +943,31 @@ def format_method_table(dataset, rows, budget, missing=()) -> str:
 def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(), sweep_note=None) -> str:
     info0 = rows[0][1]
     f0 = rows[0][2]["float"]
-    hp = info0["hyper"]
+    finetune = rows[0][0] == "init"
+    hp = rows[1][1]["hyper"] if finetune and len(rows) > 1 else info0["hyper"]
     radii = f0["radii"]
     lines = [
-        f"# Robust training of the single CNN on {dataset}",
+        f"# Robust {'fine-tuning' if finetune else 'training'} of the single CNN on {dataset}",
         "",
         "Written by `ditmos robust table` (see docs/robustness.md); do not edit by hand.",
         "",
         f"Model: the equal-MACs single CNN ({info0['macs']} MACs, {info0['params']} "
         f"parameters, spec {info0['spec']['channels']} channels), seed {info0['seed']}, "
-        f"{hp['epochs']} epochs, batch {hp['batch_size']}, training attack "
+        f"{hp['epochs']} epochs, batch {hp['batch_size']}, Adam lr {hp['lr']:g} "
+        f"({hp.get('lr_schedule', 'cosine')} schedule), training attack "
         f"{hp['attack_steps']}-step PGD; epoch kept by the validation score.",
         "",
+    ]
+    if finetune:
+        h0 = info0["hyper"]
+        lines += [
+            f"Fine-tuning: every row after the first starts from the weights of the first "
+            f"(`{info0['mode']}` adversarial training from scratch: {h0['epochs']} epochs, Adam lr "
+            f"{h0['lr']:g}, {h0.get('lr_schedule', 'cosine')} schedule, {h0['attack_steps']}-step PGD) "
+            f"and trains the listed mode for the schedule above.",
+            "",
+        ]
+    lines += [
         f"Attack (test split, {f0['n']} windows, float model): radii "
         + ", ".join(f"{k} {v:g}" for k, v in radii.items())
         + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
@@ -941,6 +990,11 @@ def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(), swe
             h = info["hyper"]
             gp = f"beta {h['gp_beta']:g}" if h.get("gp", True) else "no GP"
             mode = f"ramp (lambda {h['ramp_lambda']:g}, {gp})"
+        elif mode == "init":
+            mode = f"start: {info['mode']} (no fine-tuning)"
+        if info.get("variant"):
+            v = info["variant"]
+            mode += f", {v['name']} (" + ", ".join(f"{k} {val}" for k, val in v["robust"].items()) + ")"
         lines.append(
             f"| {mode} | {100 * f['clean']:.2f} | {100 * rob['linf']:.2f} | "
             f"{100 * rob['l2']:.2f} | {100 * rob['l1']:.2f} | {100 * f['union']:.2f} | "

@@ -169,6 +169,11 @@ def test_bad_pair_and_mode_are_clear_errors():
             parse_pair(bad)
     with pytest.raises(DitmosError, match="unknown robust mode"):
         RobustTrainer(_tiny_model(), {n: 0.1 for n in NORMS}, "fgsm", {"lr": 1e-3}, steps_total=1)
+    from ditmos.robust.training import train_robust
+
+    for rob, msg in (({"lr_schedule": "linear"}, "lr_schedule"), ({"init_from": 3}, "init_from")):
+        with pytest.raises(DitmosError, match=msg):
+            train_robust("hapt", "/nonexistent/out", mode="linf", overrides={"robust": rob})
 
 
 @pytest.mark.slow
@@ -253,6 +258,49 @@ def test_cli_trains_a_robust_single_cnn_and_attacks_it(tmp_path, capsys):
     assert "No finished run: max." in text
     assert main(["train", "--dataset", "hapt", "--robust", "linf", "--out", str(tmp_path / "x")]) == 2
     assert "--method single or early_exit" in capsys.readouterr().err
+    _init_from_loads_exactly_and_refuses_other_networks(run, info, tmp_path, capsys)
+
+
+def _init_from_loads_exactly_and_refuses_other_networks(run, info, tmp_path, capsys):
+    """Fine-tuning starts from the run's weights bit for bit; another network,
+    method, normalisation or an unfinished run is a clear error."""
+    import keras
+
+    from ditmos.cli import main
+    from ditmos.data import Normalizer
+    from ditmos.robust.training import load_init
+
+    src = keras.models.load_model(run / "models" / "single.keras", compile=False)
+    fresh = keras.models.clone_model(src)
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), src.get_weights()))
+    norm = Normalizer.load(run / "normalization.json")
+    got = load_init(fresh, run, method="single", dataset=info["dataset"], normalizer=norm)
+    assert got["mode"] == "linf" and got["run"] == str(run)
+    for a, b in zip(fresh.get_weights(), src.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).standard_normal((4, *src.input_shape[1:])).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(fresh(x)), np.asarray(src(x)))
+    with pytest.raises(DitmosError, match="network differs"):
+        load_init(_tiny_model(*src.input_shape[1:]), run, method="single", dataset=info["dataset"], normalizer=norm)
+    with pytest.raises(DitmosError, match="trained 'single'"):
+        load_init(fresh, run, method="early_exit", dataset=info["dataset"], normalizer=norm)
+    with pytest.raises(DitmosError, match="normalisation differs"):
+        load_init(fresh, run, method="single", dataset=info["dataset"], normalizer=Normalizer(norm.mean + 1, norm.std))
+    with pytest.raises(DitmosError, match="not a finished"):
+        load_init(fresh, tmp_path, method="single", dataset=info["dataset"], normalizer=norm)
+    capsys.readouterr()
+    assert main(["train", "--dataset", "hapt", "--init-from", str(run), "--out", str(tmp_path / "y")]) == 2
+    assert "--init-from applies to robust training only" in capsys.readouterr().err
+
+
+def test_step_schedule_divides_the_rate_by_ten_each_third():
+    from ditmos.robust.training import lr_schedule
+
+    sched = lr_schedule({"lr": 0.01, "lr_schedule": "step"}, 30)
+    got = [float(sched(s)) for s in (0, 9, 10, 11, 20, 21, 29)]
+    np.testing.assert_allclose(got, [0.01, 0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001], rtol=1e-6)
+    cos = lr_schedule({"lr": 0.01}, 30)
+    assert float(cos(0)) == pytest.approx(0.01) and float(cos(30)) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_table_without_finished_runs_is_a_clear_error(tmp_path, capsys):
