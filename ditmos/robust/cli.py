@@ -336,6 +336,7 @@ def _run_name(method: str, mode: str) -> str:
 
 
 @robust.command("table")
+@click.pass_context
 @click.option("--dataset", required=True, help="Dataset spec (hapt, fsdd, ...).")
 @click.option(
     "--out",
@@ -369,6 +370,13 @@ def _run_name(method: str, mode: str) -> str:
 )
 @click.option("--samples", default=None, type=click.IntRange(1), help="Attack only the first N test windows.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--seeds",
+    default=None,
+    help="Comma-separated seeds: the whole table once per seed under OUT/seedS "
+    "(each written to OUT/seedS/table.md), and --write gets the mean ± std over the "
+    "seeds per row. Replaces --seed.",
+)
 @click.option(
     "--write",
     "write_path",
@@ -431,6 +439,7 @@ def _run_name(method: str, mode: str) -> str:
 )
 @click.option("--quiet", is_flag=True)
 def table(
+    ctx,
     dataset,
     out_dir,
     modes,
@@ -450,6 +459,7 @@ def table(
     init_config,
     variants,
     quiet,
+    seeds=None,
 ):
     """Train the equal-MACs single CNN (and with --methods early_exit the
     multi-exit CNN) with every robust-training mode, attack each on the test
@@ -472,6 +482,25 @@ def table(
     from ditmos.robust.training import MODES, MultiExitTrainer, train_robust
     from ditmos.training.rundir import load_run_data
 
+    if seeds is not None:
+        if cheap:
+            raise DitmosError("--seeds and --cheap do not go together")
+        seed_list = [int(v) for v in _floats(seeds, "--seeds")]
+        if len(set(seed_list)) != len(seed_list):
+            raise DitmosError(f"--seeds lists a seed twice: {seeds!r}")
+        per_seed = {}
+        for s_ in seed_list:
+            args = dict(ctx.params, seeds=None, seed=s_, out_dir=out_dir / f"seed{s_}")
+            args["write_path"] = args["out_dir"] / "table.md"
+            per_seed[s_] = ctx.invoke(table, **args)
+        text = format_seeds_table(
+            dataset, per_seed, AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
+        )
+        click.echo(text)
+        if write_path:
+            _write_text(write_path, text)
+            click.echo(f"wrote {write_path}")
+        return None
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     bad = [m for m in wanted if m not in MODES]
     if bad or not wanted:
@@ -598,6 +627,7 @@ def table(
         tmp.write_text(text)
         os.replace(tmp, write_path)
         click.echo(f"wrote {write_path}")
+    return rows
 
 
 def _floats(text, what: str) -> list[float]:
@@ -1002,4 +1032,98 @@ def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(), swe
         )
     if missing:
         lines += ["", f"Not trained (no finished run): {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"
+
+
+def _row_label(mode: str, info: dict) -> str:
+    """The row name of a mode-table row across seeds (RAMP without its lambda,
+    which each seed's sweep may choose differently)."""
+    label = {"init": f"start: {info.get('mode')} (no fine-tuning)"}.get(mode, mode)
+    if info.get("variant"):
+        v = info["variant"]
+        label += f", {v['name']} (" + ", ".join(f"{k} {val}" for k, val in v["robust"].items()) + ")"
+    return label
+
+
+def format_seeds_table(dataset: str, per_seed: dict, budget) -> str:
+    """Mean ± std (sample std over the seeds) of every row of the per-seed
+    mode tables, and the RAMP target computed per seed and on the means:
+    RAMP's union minus the best union among the single-norm, max and avg rows,
+    and max's clean minus RAMP's clean."""
+    seeds = sorted(per_seed)
+    table_rows: dict[str, dict[int, tuple]] = {}
+    for s_, rows in per_seed.items():
+        for mode, info, res in rows:
+            f = res["float"]
+            vals = (f["clean"], f["robust"]["linf"], f["robust"]["l2"], f["robust"]["l1"], f["union"])
+            lam = info["hyper"].get("ramp_lambda") if mode == "ramp" and not info.get("variant") else None
+            table_rows.setdefault(_row_label(mode, info), {})[s_] = (np.array(vals) * 100, lam)
+    first = per_seed[seeds[0]][0]
+    finetune = first[0] == "init"
+    hp = (per_seed[seeds[0]][1] if finetune and len(per_seed[seeds[0]]) > 1 else first)[1]["hyper"]
+    f0 = first[2]["float"]
+
+    def ms(a):
+        a = np.asarray(a, dtype=np.float64)
+        return f"{a.mean():.2f} ± {a.std(ddof=1):.2f}" if len(a) > 1 else f"{a.mean():.2f}"
+
+    lines = [
+        f"# Robust {'fine-tuning' if finetune else 'training'} of the single CNN on {dataset}, "
+        f"seeds {', '.join(map(str, seeds))}",
+        "",
+        "Written by `ditmos robust table --seeds` (see docs/robustness.md); do not edit by hand. "
+        "Each seed's own table is OUT/seedS/table.md.",
+        "",
+        f"{hp['epochs']} epochs, batch {hp['batch_size']}, Adam lr {hp['lr']:g} "
+        f"({hp.get('lr_schedule', 'cosine')} schedule), training attack {hp['attack_steps']}-step PGD"
+        + (
+            f"; every row but the first fine-tunes the first row's model (`{first[1]['mode']}` AT, "
+            f"{first[1]['hyper']['epochs']} epochs from scratch) of the same seed"
+            if finetune
+            else ""
+        )
+        + ".",
+        "",
+        f"Attack (test split, {f0['n']} windows, float model): radii "
+        + ", ".join(f"{k} {v:g}" for k, v in f0["radii"].items())
+        + f"; PGD {budget.steps} steps x {budget.restarts} restarts per norm, plus Square "
+        f"({budget.square_queries} queries) for l_inf. Mean ± sample std over the seeds, in %.",
+        "",
+        "| mode | seeds | clean | l_inf | l_2 | l_1 | union | union per seed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, by_seed in table_rows.items():
+        got = [by_seed[s_][0] for s_ in seeds if s_ in by_seed]
+        arr = np.stack(got)
+        lams = [by_seed[s_][1] for s_ in seeds if s_ in by_seed and by_seed[s_][1] is not None]
+        name = label + (f" (lambda per seed {', '.join(f'{v:g}' for v in lams)})" if lams else "")
+        per = ", ".join(f"{by_seed[s_][0][4]:.2f}" if s_ in by_seed else "—" for s_ in seeds)
+        lines.append(f"| {name} | {len(got)} | " + " | ".join(ms(arr[:, k]) for k in range(5)) + f" | {per} |")
+    # the target: RAMP >= 3 points of union over the best single-norm / max / avg row,
+    # at <= 3 points less clean accuracy than max
+    verdicts = []
+    for s_ in [*seeds, "mean"]:
+
+        def val(label, k, s_=s_):
+            by = table_rows.get(label, {})
+            if s_ == "mean":
+                return float(np.mean([v[0][k] for v in by.values()])) if len(by) == len(seeds) else None
+            return float(by[s_][0][k]) if s_ in by else None
+
+        ramp_u, max_c = val("ramp", 4), val("max", 0)
+        others = {m: val(m, 4) for m in ("linf", "l2", "l1", "max", "avg")}
+        others = {m: v for m, v in others.items() if v is not None}
+        if ramp_u is None or not others or max_c is None:
+            continue
+        best = max(others, key=others.get)
+        gain, drop = ramp_u - others[best], max_c - val("ramp", 0)
+        ok = gain >= 3 and drop <= 3
+        who = "mean" if s_ == "mean" else f"seed {s_}"
+        verdicts.append(
+            f"- {who}: RAMP union {ramp_u:.2f} vs best other {best} {others[best]:.2f} "
+            f"({gain:+.2f} points); clean {drop:+.2f} points below max: target "
+            f"{'met' if ok else 'missed'} (needs >= +3 union at <= 3 clean below max)."
+        )
+    if verdicts:
+        lines += ["", "RAMP target:", ""] + verdicts
     return "\n".join(lines) + "\n"

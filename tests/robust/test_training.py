@@ -341,3 +341,47 @@ def test_ramp_sweep_reports_the_best_validation_union(tmp_path):
     for lam, beta, msg in (("x", None, "--ramp-lambdas"), ("1", "1", "--ramp-betas"), ("-1", None, "non-negative")):
         with pytest.raises(DitmosError, match=msg):
             _ramp_grid(lam, beta, None)
+
+
+def _fake_finished(run, mode, seed, union, clean, budget_key, **hyper):
+    """A finished run with a stored attack of ``budget_key``: the table reads
+    both without training or attacking."""
+    hp = {"epochs": 3, "batch_size": 128, "lr": 1e-3, "lr_schedule": "step", "attack_steps": 3, **hyper}
+    hp.update(ramp_lambda=1.5, gp=False, gp_beta=0.5)
+    info = {"mode": mode, "seed": seed, "hyper": hp, "macs": 1000, "params": 10, "spec": {"channels": [4]}}
+    info.update(best_epoch=1, train_seconds=1.0, pair=None, cheap_pgd={"val": {"union": union, "clean": clean}})
+    (run / "robust").mkdir(parents=True)
+    (run / "robust.json").write_text(json.dumps(info))
+    rob = {"linf": union + 0.01, "l2": union + 0.02, "l1": union}
+    res = {"float": {"n": 10, "radii": {"linf": 0.1, "l2": 1.8, "l1": 19.0}, "clean": clean, "union": union}}
+    res["float"]["robust"] = rob
+    (run / "robust" / "attack.json").write_text(json.dumps({**res, "budget_key": budget_key, "seconds": 1}))
+
+
+def test_seeds_table_gives_mean_and_std_and_the_ramp_verdict(tmp_path, capsys):
+    """--seeds runs the fine-tuning table per seed (here: finished runs are
+    reused) and writes mean ± std per row and the target per seed."""
+    from ditmos.cli import main
+
+    key = [2, 1, 5, None]
+    figures = {
+        0: {"init": 0.80, "linf": 0.82, "max": 0.83, "ramp": 0.87},
+        1: {"init": 0.78, "linf": 0.80, "max": 0.84, "ramp": 0.85},
+    }
+    for seed, rows in figures.items():
+        for mode, u in rows.items():
+            name = "init_linf" if mode == "init" else mode
+            _fake_finished(tmp_path / f"seed{seed}" / name, "linf" if mode == "init" else mode, seed, u, 0.95, key)
+    md = tmp_path / "mean.md"
+    args = ["robust", "table", "--dataset", "hapt", "--out", str(tmp_path), "--no-train", "--modes", "linf,max,ramp"]
+    args += ["--init-mode", "linf", "--seeds", "0,1", "--steps", "2", "--restarts", "1", "--queries", "5"]
+    assert main([*args, "--write", str(md), "--quiet"]) == 0
+    text = md.read_text()
+    assert "| start: linf (no fine-tuning) | 2 | 95.00 ± 0.00 |" in text
+    assert f"| 86.00 ± {np.std([87.0, 85.0], ddof=1):.2f} | 87.00, 85.00 |" in text
+    assert "- seed 0: RAMP union 87.00 vs best other max 83.00 (+4.00 points)" in text and "target met" in text
+    assert "- mean: RAMP union 86.00 vs best other max 83.50 (+2.50 points)" in text
+    assert "Fine-tuning: every row" in (tmp_path / "seed1" / "table.md").read_text()
+    capsys.readouterr()
+    assert main([*args[:-6], "--seeds", "0,0"]) == 2
+    assert "a seed twice" in capsys.readouterr().err
