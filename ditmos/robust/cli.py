@@ -572,7 +572,8 @@ def table(
             if mode == "ramp":
                 pair, pair_note = rule_pair(out_dir)
             if not quiet:
-                click.echo(f"training {method} {mode} -> {run}", err=True)
+                what = f"{init_mode} (the starting run)" if mode == "init" else mode
+                click.echo(f"training {method} {what} -> {run}", err=True)
             over = None if variant is None else {"robust": {**(base_cfg.get("robust") or {}), **variant[1]}}
             train_robust(
                 dataset,
