@@ -389,10 +389,10 @@ def _run_name(method: str, mode: str) -> str:
 @click.option(
     "--seeds",
     default=None,
-    help="Comma-separated seeds (e.g. 0,1,2), with --methods early_exit: every "
-    "run once per seed under OUT/seedS (--seed is then ignored); the table gives "
-    "each row as mean ± std over the seeds, the verdict on the means and per "
-    "seed, and every seed's own table below.",
+    help="Comma-separated seeds (e.g. 0,1,2): the whole table once per seed under "
+    "OUT/seedS (--seed is then ignored; a single-CNN table also writes "
+    "OUT/seedS/table.md); the table gives each row as mean ± std over the seeds "
+    "and the target's verdict per seed and on the means.",
 )
 @click.option(
     "--write",
@@ -430,14 +430,29 @@ def _run_name(method: str, mode: str) -> str:
     help="Comma-separated gradient-projection blends to sweep (0 = no gradient projection), e.g. 0,0.5.",
 )
 @click.option(
+    "--init-mode",
+    default=None,
+    type=click.Choice(["none", "linf", "l2", "l1", "max", "avg", "eat", "ramp"]),
+    help="Fine-tuning table: first train OUT/init_MODE from scratch (with "
+    "--init-config), then train every --modes run starting from its weights "
+    "with --config (a short schedule). The table adds the starting model as a row.",
+)
+@click.option(
+    "--init-config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="With --init-mode: JSON config of the starting run (default: --config).",
+)
+@click.option(
     "--variant",
     "variants",
     multiple=True,
     metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-    help="With --methods early_exit: one more multi-exit row per mode, trained with "
-    "these 'robust' hyper-parameters on top of --config (run OUT/"
-    "early_exit_MODE_NAME), e.g. 'rthr:threshold_on=robust' or "
-    "'mf12:mac_factor=1.2,threshold_on=robust'. Repeatable.",
+    help="One more row per mode, trained with these 'robust' hyper-parameters on "
+    "top of --config: a multi-exit row with --methods early_exit (run OUT/"
+    "early_exit_MODE_NAME, e.g. 'rthr:threshold_on=robust' or "
+    "'mf12:mac_factor=1.2,threshold_on=robust'), else a single-CNN row (run "
+    "OUT/MODE_NAME, e.g. 'e6:epochs=6' or 'l2pair:pair=linf-l2'). Repeatable.",
 )
 @click.option("--quiet", is_flag=True)
 def table(
@@ -458,6 +473,8 @@ def table(
     cheap,
     ramp_lambdas,
     ramp_betas,
+    init_mode,
+    init_config,
     variants,
     quiet,
 ):
@@ -469,7 +486,13 @@ def table(
 
     The RAMP key pair follows the RAMP rule when the linf, l2 and l1 runs are
     part of the table: the two norms whose single-norm AT models are least
-    robust against their own attack (cheap PGD on the VALIDATION split).
+    robust against their own attack (cheap PGD on the VALIDATION split);
+    otherwise the config's "pair" (or a cheap proxy).
+
+    \b
+    With --init-mode MODE every run fine-tunes the same starting run
+    OUT/init_MODE (trained first with --init-config), e.g. RAMP's protocol:
+    --init-mode linf --init-config base.json --config finetune.json.
     """
     from ditmos.robust.evaluate import AttackBudget
     from ditmos.robust.training import MODES, MultiExitTrainer
@@ -483,8 +506,6 @@ def table(
     if badm or not meths:
         raise DitmosError(f"--methods: unknown method(s) {badm}; choose from {', '.join(TABLE_METHODS)}")
     var = parse_variants(variants)
-    if var and "early_exit" not in meths:
-        raise DitmosError("--variant needs --methods with early_exit")
     if var and cheap:
         raise DitmosError("--variant and --cheap do not go together")
     if "early_exit" in meths:
@@ -494,12 +515,18 @@ def table(
                 f"--methods early_exit trains modes {', '.join(MultiExitTrainer.MODES)}"
                 f" only; drop {', '.join(no_ee)} from --modes"
             )
+    if init_config is not None and init_mode is None:
+        raise DitmosError("--init-config applies with --init-mode only")
+    if init_mode is not None and ("early_exit" in meths or cheap):
+        raise DitmosError("--init-mode (fine-tuning table) applies to --methods single without --cheap")
     grid = _ramp_grid(ramp_lambdas, ramp_betas, config_file)
     if grid and "early_exit" in meths:
         raise DitmosError("--ramp-lambdas/--ramp-betas apply to the single CNN's ramp mode only")
     # single-norm runs first: RAMP's key pair is read from them
     wanted = sorted(wanted, key=lambda m: (m != "none", m not in ("linf", "l2", "l1"), TABLE_MODES.index(m)))
     if cheap:
+        if seeds:
+            raise DitmosError("--seeds and --cheap do not go together")
         text = cheap_table(dataset, out_dir, wanted)
         click.echo(text)
         if write_path:
@@ -507,55 +534,54 @@ def table(
             click.echo(f"wrote {write_path}")
         return
     budget = AttackBudget(steps=steps, restarts=restarts, square_queries=queries)
-    seed_list = _seeds(seeds) if seeds else None
-    if seed_list is not None and "early_exit" not in meths:
-        raise DitmosError("--seeds needs --methods with early_exit (it averages the multi-exit comparison)")
-    if seed_list is not None and grid:
-        raise DitmosError("--seeds does not go with a RAMP sweep")
-    if seed_list is not None:
+    key = _budget_key(steps, restarts, queries, samples, spread)
+
+    def rows_of(folder: Path, s_: int):
+        return _table_rows(
+            dataset,
+            folder,
+            wanted,
+            meths,
+            var,
+            grid,
+            config_file,
+            budget,
+            key,
+            (samples, spread),
+            s_,
+            do_train,
+            quiet,
+            init_mode=init_mode,
+            init_config=init_config,
+        )
+
+    if seeds:
+        seed_list = _seeds(seeds)
+        if grid and "early_exit" in meths:
+            raise DitmosError("--seeds does not go with a RAMP sweep of a multi-exit table")
         per_seed = []
         for s_ in seed_list:
             if not quiet:
                 click.echo(f"seed {s_} -> {out_dir / f'seed{s_}'}", err=True)
-            r, miss, _, _ = _table_rows(
-                dataset,
-                out_dir / f"seed{s_}",
-                wanted,
-                meths,
-                var,
-                grid,
-                config_file,
-                budget,
-                _budget_key(steps, restarts, queries, samples, spread),
-                (samples, spread),
-                s_,
-                do_train,
-                quiet,
-            )
+            r, miss, pair_note, sweep_note = rows_of(out_dir / f"seed{s_}", s_)
             per_seed.append((s_, r, [f"seed{s_}/{m}" for m in miss]))
+            if r and "early_exit" not in meths:  # each seed's own single-CNN table
+                _write_text(
+                    out_dir / f"seed{s_}" / "table.md",
+                    format_mode_table(dataset, r, budget, samples, pair_note, miss, sweep_note),
+                )
         if not any(r for _, r, _ in per_seed):
             raise DitmosError(f"no finished run under {out_dir}/seed* for modes {', '.join(wanted)}")
-        text = format_seed_table(dataset, per_seed, budget)
+        if "early_exit" in meths:
+            text = format_seed_table(dataset, per_seed, budget)
+        else:
+            text = format_seeds_table(dataset, {s_: r for s_, r, _ in per_seed if r}, budget)
         click.echo(text)
         if write_path:
             _write_text(write_path, text)
             click.echo(f"wrote {write_path}")
         return
-    rows, missing, pair_note, sweep_note = _table_rows(
-        dataset,
-        out_dir,
-        wanted,
-        meths,
-        var,
-        grid,
-        config_file,
-        budget,
-        _budget_key(steps, restarts, queries, samples, spread),
-        (samples, spread),
-        seed,
-        do_train,
-        quiet,
-    )
+    rows, missing, pair_note, sweep_note = rows_of(out_dir, seed)
     if not rows:
         raise DitmosError(f"no finished run under {out_dir} for modes {', '.join(wanted)}")
     if "early_exit" in meths:
@@ -564,19 +590,33 @@ def table(
         text = format_mode_table(dataset, rows, budget, samples, pair_note, missing, sweep_note)
     click.echo(text)
     if write_path:
-        write_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = write_path.with_name(f".{write_path.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, write_path)
+        _write_text(write_path, text)
         click.echo(f"wrote {write_path}")
 
 
 def _table_rows(
-    dataset, out_dir: Path, wanted, meths, var, grid, config_file, budget, key, samples, seed, do_train, quiet
+    dataset,
+    out_dir: Path,
+    wanted,
+    meths,
+    var,
+    grid,
+    config_file,
+    budget,
+    key,
+    samples,
+    seed,
+    do_train,
+    quiet,
+    *,
+    init_mode=None,
+    init_config=None,
 ):
     """Train (unless finished) and attack (unless attacked with this budget
-    ``key``) every run of one seed's table under ``out_dir``; returns (rows,
-    missing run names, RAMP pair note, RAMP sweep note)."""
+    ``key``) every run of one seed's table under ``out_dir`` (with
+    ``init_mode``: first the starting run OUT/init_MODE, which every other
+    run fine-tunes); returns (rows, missing run names, RAMP pair note, RAMP
+    sweep note)."""
     from ditmos.robust.evaluate import default_radii
     from ditmos.robust.targets import load_target
     from ditmos.robust.training import train_robust
@@ -586,69 +626,78 @@ def _table_rows(
     rows, pair_note, missing = [], None, []
     sweep_note = None
     base_cfg = _read_config(config_file)
+    init_run = None
+    todo = [("init", m, None) for m in meths] if init_mode else []
     for mode in wanted:
-        jobs = [(m, None) for m in meths] + [("early_exit", v) for v in var]
-        for method, variant in jobs:
-            name = _run_name(method, mode) + (f"_{variant[0]}" if variant else "")
-            run = out_dir / name
-            if mode == "ramp" and grid and method == "single" and variant is None:
-                run, sweep_note = _ramp_sweep(dataset, out_dir, grid, config_file, seed, do_train, quiet, missing)
-                if run is None:
-                    continue
-            if not (run / "robust.json").is_file() and not do_train:
-                missing.append(name)
+        todo += [(mode, m, None) for m in meths]
+        todo += [(mode, "early_exit" if "early_exit" in meths else "single", v) for v in var]
+    if init_mode:
+        init_run = out_dir / f"init_{init_mode}"
+        if not (init_run / "robust.json").is_file() and not do_train:
+            raise DitmosError(f"--no-train: the starting run {init_run} is not finished")
+    for mode, method, variant in todo:
+        name = _run_name(method, mode) + (f"_{variant[0]}" if variant else "")
+        run = init_run if mode == "init" else out_dir / name
+        if mode == "ramp" and grid and method == "single" and variant is None:
+            run, sweep_note = _ramp_sweep(
+                dataset, out_dir, grid, config_file, seed, do_train, quiet, missing, init_from=init_run
+            )
+            if run is None:
                 continue
-            if not (run / "robust.json").is_file():
-                if run.exists():
-                    import shutil
+        if not (run / "robust.json").is_file() and not do_train:
+            missing.append(name)
+            continue
+        if not (run / "robust.json").is_file():
+            if run.exists():
+                import shutil
 
-                    shutil.rmtree(run)  # an unfinished run of an interrupted table
-                pair = None
-                if mode == "ramp":
-                    pair, pair_note = rule_pair(out_dir)
-                if not quiet:
-                    click.echo(f"training {method} {mode} -> {run}", err=True)
-                over = None if variant is None else {"robust": {**(base_cfg.get("robust") or {}), **variant[1]}}
-                train_robust(
-                    dataset,
-                    run,
-                    method=method,
-                    mode=mode,
-                    seed=seed,
-                    config_file=config_file,
-                    overrides=over,
-                    pair=pair,
-                    quiet=quiet,
-                )
-            info = json.loads((run / "robust.json").read_text())
-            if variant is not None:
-                info = dict(info, variant={"name": variant[0], "robust": variant[1]})
-            if mode == "ramp" and pair_note is None and info.get("pair"):
-                if info["pair"]["rule"] == "given":
-                    pair, note = rule_pair(out_dir)
-                    if pair == ",".join(info["pair"]["pair"]):
-                        pair_note = note  # given as the rule picks it from these runs
-            if mode == "ramp" and pair_note is None and info.get("pair"):
-                pair_note = f"RAMP key pair {'-'.join(info['pair']['pair'])} ({info['pair']['rule']})"
-            att = run / "robust" / "attack.json"
-            if att.is_file() and json.loads(att.read_text()).get("budget_key") == key:
-                res = json.loads(att.read_text())
-            else:
-                data = load_run_data(run)
-                x, y = data.x_test, data.y_test
-                idx = attack_subset(len(x), *samples)
-                x, y = x[idx], y[idx]
-                kind, target = load_target(run)
-                res, _ = attack_target(
-                    kind, target, x, y, default_radii(data.input_shape), budget, seed, fractions=(1.0,)
-                )
-                res.update(mode=mode, budget_key=key)
-                att.parent.mkdir(exist_ok=True)
-                write_json(att, res, indent=2)
+                shutil.rmtree(run)  # an unfinished run of an interrupted table
+            pair = None
+            if mode == "ramp":
+                pair, pair_note = rule_pair(out_dir)
             if not quiet:
-                f = res["float"]
-                click.echo(f"  {name}: clean {f['clean']:.4f} union {f['union']:.4f} ({res['seconds']} s)", err=True)
-            rows.append((mode, info, res))
+                what = f"{init_mode} (the starting run)" if mode == "init" else mode
+                click.echo(f"training {method} {what} -> {run}", err=True)
+            over = None if variant is None else {"robust": {**(base_cfg.get("robust") or {}), **variant[1]}}
+            train_robust(
+                dataset,
+                run,
+                method=method,
+                mode=init_mode if mode == "init" else mode,
+                seed=seed,
+                config_file=(init_config or config_file) if mode == "init" else config_file,
+                overrides=over,
+                pair=pair,
+                init_from=None if mode == "init" else init_run,
+                quiet=quiet,
+            )
+        info = json.loads((run / "robust.json").read_text())
+        if variant is not None:
+            info = dict(info, variant={"name": variant[0], "robust": variant[1]})
+        if mode == "ramp" and pair_note is None and info.get("pair"):
+            if info["pair"]["rule"] == "given":
+                pair, note = rule_pair(out_dir)
+                if pair == ",".join(info["pair"]["pair"]):
+                    pair_note = note  # given as the rule picks it from these runs
+        if mode == "ramp" and pair_note is None and info.get("pair"):
+            pair_note = f"RAMP key pair {'-'.join(info['pair']['pair'])} ({info['pair']['rule']})"
+        att = run / "robust" / "attack.json"
+        if att.is_file() and json.loads(att.read_text()).get("budget_key") == key:
+            res = json.loads(att.read_text())
+        else:
+            data = load_run_data(run)
+            x, y = data.x_test, data.y_test
+            idx = attack_subset(len(x), *samples)
+            x, y = x[idx], y[idx]
+            kind, target = load_target(run)
+            res, _ = attack_target(kind, target, x, y, default_radii(data.input_shape), budget, seed, fractions=(1.0,))
+            res.update(mode=mode, budget_key=key)
+            att.parent.mkdir(exist_ok=True)
+            write_json(att, res, indent=2)
+        if not quiet:
+            f = res["float"]
+            click.echo(f"  {name}: clean {f['clean']:.4f} union {f['union']:.4f} ({res['seconds']} s)", err=True)
+        rows.append((mode, info, res))
     return rows, missing, pair_note, sweep_note
 
 
@@ -738,7 +787,7 @@ def ramp_run_name(lam: float, beta: float) -> str:
     return f"ramp_lam{lam:g}_beta{beta:g}"
 
 
-def _ramp_sweep(dataset, out_dir: Path, grid, config_file, seed, do_train, quiet, missing):
+def _ramp_sweep(dataset, out_dir: Path, grid, config_file, seed, do_train, quiet, missing, init_from=None):
     """Train (or reuse) one RAMP run per (lambda, beta) of ``grid`` and pick
     the one with the best union accuracy on the validation split (cheap PGD
     over the whole split, recorded by each run; ties: higher validation clean
@@ -770,6 +819,7 @@ def _ramp_sweep(dataset, out_dir: Path, grid, config_file, seed, do_train, quiet
                 config_file=None,
                 overrides={**cfg, "robust": rob},
                 pair=pair,
+                init_from=init_from,
                 quiet=quiet,
             )
         val = json.loads((run / "robust.json").read_text())["cheap_pgd"]["val"]
@@ -1172,18 +1222,31 @@ def format_seed_table(dataset, per_seed, budget) -> str:
 def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(), sweep_note=None) -> str:
     info0 = rows[0][1]
     f0 = rows[0][2]["float"]
-    hp = info0["hyper"]
+    finetune = rows[0][0] == "init"
+    hp = rows[1][1]["hyper"] if finetune and len(rows) > 1 else info0["hyper"]
     radii = f0["radii"]
     lines = [
-        f"# Robust training of the single CNN on {dataset}",
+        f"# Robust {'fine-tuning' if finetune else 'training'} of the single CNN on {dataset}",
         "",
         "Written by `ditmos robust table` (see docs/robustness.md); do not edit by hand.",
         "",
         f"Model: the equal-MACs single CNN ({info0['macs']} MACs, {info0['params']} "
         f"parameters, spec {info0['spec']['channels']} channels), seed {info0['seed']}, "
-        f"{hp['epochs']} epochs, batch {hp['batch_size']}, training attack "
+        f"{hp['epochs']} epochs, batch {hp['batch_size']}, Adam lr {hp['lr']:g} "
+        f"({hp.get('lr_schedule', 'cosine')} schedule), training attack "
         f"{hp['attack_steps']}-step PGD; epoch kept by the validation score.",
         "",
+    ]
+    if finetune:
+        h0 = info0["hyper"]
+        lines += [
+            f"Fine-tuning: every row after the first starts from the weights of the first "
+            f"(`{info0['mode']}` adversarial training from scratch: {h0['epochs']} epochs, Adam lr "
+            f"{h0['lr']:g}, {h0.get('lr_schedule', 'cosine')} schedule, {h0['attack_steps']}-step PGD) "
+            f"and trains the listed mode for the schedule above.",
+            "",
+        ]
+    lines += [
         f"Attack (test split, {f0['n']} windows, float model): radii "
         + ", ".join(f"{k} {v:g}" for k, v in radii.items())
         + f" (normalised units); PGD {budget.steps} steps x {budget.restarts} restarts per "
@@ -1206,6 +1269,11 @@ def format_mode_table(dataset, rows, budget, samples, pair_note, missing=(), swe
             h = info["hyper"]
             gp = f"beta {h['gp_beta']:g}" if h.get("gp", True) else "no GP"
             mode = f"ramp (lambda {h['ramp_lambda']:g}, {gp})"
+        elif mode == "init":
+            mode = f"start: {info['mode']} (no fine-tuning)"
+        if info.get("variant"):
+            v = info["variant"]
+            mode += f", {v['name']} (" + ", ".join(f"{k} {val}" for k, val in v["robust"].items()) + ")"
         lines.append(
             f"| {mode} | {100 * f['clean']:.2f} | {100 * rob['linf']:.2f} | "
             f"{100 * rob['l2']:.2f} | {100 * rob['l1']:.2f} | {100 * f['union']:.2f} | "
@@ -1497,4 +1565,98 @@ def format_cert_table(dataset: str, rows, samples, steps: int, missing=()) -> st
             )
     if missing:
         lines += ["", f"Not trained (no finished run): {', '.join(missing)}."]
+    return "\n".join(lines) + "\n"
+
+
+def _row_label(mode: str, info: dict) -> str:
+    """The row name of a mode-table row across seeds (RAMP without its lambda,
+    which each seed's sweep may choose differently)."""
+    label = {"init": f"start: {info.get('mode')} (no fine-tuning)"}.get(mode, mode)
+    if info.get("variant"):
+        v = info["variant"]
+        label += f", {v['name']} (" + ", ".join(f"{k} {val}" for k, val in v["robust"].items()) + ")"
+    return label
+
+
+def format_seeds_table(dataset: str, per_seed: dict, budget) -> str:
+    """Mean ± std (sample std over the seeds) of every row of the per-seed
+    mode tables, and the RAMP target computed per seed and on the means:
+    RAMP's union minus the best union among the single-norm, max and avg rows,
+    and max's clean minus RAMP's clean."""
+    seeds = sorted(per_seed)
+    table_rows: dict[str, dict[int, tuple]] = {}
+    for s_, rows in per_seed.items():
+        for mode, info, res in rows:
+            f = res["float"]
+            vals = (f["clean"], f["robust"]["linf"], f["robust"]["l2"], f["robust"]["l1"], f["union"])
+            lam = info["hyper"].get("ramp_lambda") if mode == "ramp" and not info.get("variant") else None
+            table_rows.setdefault(_row_label(mode, info), {})[s_] = (np.array(vals) * 100, lam)
+    first = per_seed[seeds[0]][0]
+    finetune = first[0] == "init"
+    hp = (per_seed[seeds[0]][1] if finetune and len(per_seed[seeds[0]]) > 1 else first)[1]["hyper"]
+    f0 = first[2]["float"]
+
+    def ms(a):
+        a = np.asarray(a, dtype=np.float64)
+        return f"{a.mean():.2f} ± {a.std(ddof=1):.2f}" if len(a) > 1 else f"{a.mean():.2f}"
+
+    lines = [
+        f"# Robust {'fine-tuning' if finetune else 'training'} of the single CNN on {dataset}, "
+        f"seeds {', '.join(map(str, seeds))}",
+        "",
+        "Written by `ditmos robust table --seeds` (see docs/robustness.md); do not edit by hand. "
+        "Each seed's own table is OUT/seedS/table.md.",
+        "",
+        f"{hp['epochs']} epochs, batch {hp['batch_size']}, Adam lr {hp['lr']:g} "
+        f"({hp.get('lr_schedule', 'cosine')} schedule), training attack {hp['attack_steps']}-step PGD"
+        + (
+            f"; every row but the first fine-tunes the first row's model (`{first[1]['mode']}` AT, "
+            f"{first[1]['hyper']['epochs']} epochs from scratch) of the same seed"
+            if finetune
+            else ""
+        )
+        + ".",
+        "",
+        f"Attack (test split, {f0['n']} windows, float model): radii "
+        + ", ".join(f"{k} {v:g}" for k, v in f0["radii"].items())
+        + f"; PGD {budget.steps} steps x {budget.restarts} restarts per norm, plus Square "
+        f"({budget.square_queries} queries) for l_inf. Mean ± sample std over the seeds, in %.",
+        "",
+        "| mode | seeds | clean | l_inf | l_2 | l_1 | union | union per seed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, by_seed in table_rows.items():
+        got = [by_seed[s_][0] for s_ in seeds if s_ in by_seed]
+        arr = np.stack(got)
+        lams = [by_seed[s_][1] for s_ in seeds if s_ in by_seed and by_seed[s_][1] is not None]
+        name = label + (f" (lambda per seed {', '.join(f'{v:g}' for v in lams)})" if lams else "")
+        per = ", ".join(f"{by_seed[s_][0][4]:.2f}" if s_ in by_seed else "—" for s_ in seeds)
+        lines.append(f"| {name} | {len(got)} | " + " | ".join(ms(arr[:, k]) for k in range(5)) + f" | {per} |")
+    # the target: RAMP >= 3 points of union over the best single-norm / max / avg row,
+    # at <= 3 points less clean accuracy than max
+    verdicts = []
+    for s_ in [*seeds, "mean"]:
+
+        def val(label, k, s_=s_):
+            by = table_rows.get(label, {})
+            if s_ == "mean":
+                return float(np.mean([v[0][k] for v in by.values()])) if len(by) == len(seeds) else None
+            return float(by[s_][0][k]) if s_ in by else None
+
+        ramp_u, max_c = val("ramp", 4), val("max", 0)
+        others = {m: val(m, 4) for m in ("linf", "l2", "l1", "max", "avg")}
+        others = {m: v for m, v in others.items() if v is not None}
+        if ramp_u is None or not others or max_c is None:
+            continue
+        best = max(others, key=others.get)
+        gain, drop = ramp_u - others[best], max_c - val("ramp", 0)
+        ok = gain >= 3 and drop <= 3
+        who = "mean" if s_ == "mean" else f"seed {s_}"
+        verdicts.append(
+            f"- {who}: RAMP union {ramp_u:.2f} vs best other {best} {others[best]:.2f} "
+            f"({gain:+.2f} points); clean {drop:+.2f} points below max: target "
+            f"{'met' if ok else 'missed'} (needs >= +3 union at <= 3 clean below max)."
+        )
+    if verdicts:
+        lines += ["", "RAMP target:", ""] + verdicts
     return "\n".join(lines) + "\n"

@@ -85,6 +85,10 @@ DEFAULTS = {
     "val_samples": 500,  # validation windows scored per epoch
     "val_steps": 10,  # PGD steps of the validation score
     "pair": "auto",  # RAMP key pair: "auto" or e.g. "linf,l1"
+    "attack_random_start": True,  # training PGD starts at a random point of the ball (False: at x)
+    "ramp_pair_all": False,  # RAMP: the KL term over every window (False: where p_q is right, the paper)
+    "init_from": None,  # a finished robust run of the same network to fine-tune (None: from scratch)
+    "lr_schedule": "cosine",  # "cosine" (to 0 over the run) or "step" (lr / 10 after each third)
     # multi-exit network (--method early_exit) only:
     "exit_attack": "max_avg",  # training attack on the exits: "max_avg" (RDI-Nets), "max_all"
     # (max_avg's candidates plus the all-exits PGD) or "avg"
@@ -248,6 +252,21 @@ def pgd_tf(
 # The trainer
 # --------------------------------------------------------------------------- #
 
+LR_SCHEDULES = ("cosine", "step")
+
+
+def lr_schedule(hp: dict, steps_total: int):
+    """The learning-rate schedule of ``hp``: ``cosine`` decays ``lr`` to 0 over
+    the run; ``step`` (RAMP's fine-tuning schedule) divides it by 10 after the
+    first and after the second third of the run's steps."""
+    import keras
+
+    lr, n = float(hp["lr"]), max(1, int(steps_total))
+    if hp.get("lr_schedule", "cosine") == "step":
+        cuts = sorted({max(1, n // 3), max(1, (2 * n) // 3)})
+        return keras.optimizers.schedules.PiecewiseConstantDecay(cuts, [lr / 10**i for i in range(len(cuts) + 1)])
+    return keras.optimizers.schedules.CosineDecay(lr, n)
+
 
 class RobustTrainer:
     """Adversarial training of a Keras classifier ``model`` (window -> logits)."""
@@ -271,7 +290,7 @@ class RobustTrainer:
         self.model, self.radii, self.mode, self.hp = model, dict(radii), mode, dict(hp)
         self.pair = tuple(pair) if pair else ("linf", "l1")
         self.rng = np.random.default_rng([seed, 11])
-        sched = keras.optimizers.schedules.CosineDecay(float(hp["lr"]), max(1, steps_total))
+        sched = lr_schedule(hp, steps_total)
         self.opt = keras.optimizers.Adam(sched)
         # RAMP's natural branch keeps its own optimiser state.
         self.opt_nat = keras.optimizers.Adam(sched) if mode == "ramp" and hp.get("gp", True) else None
@@ -290,6 +309,7 @@ class RobustTrainer:
             steps=int(self.hp["attack_steps"]),
             step_factor=float(self.hp["step_factor"]),
             l1_sparsity=float(self.hp["l1_sparsity"]),
+            random_start=bool(self.hp.get("attack_random_start", True)),
         )
 
     def _loss(self, kind: str, x, y):
@@ -316,6 +336,8 @@ class RobustTrainer:
             lq, lr_ = tf.nn.log_softmax(zq), tf.nn.log_softmax(zr)
             kl = tf.reduce_sum(tf.exp(lq) * (lq - lr_), axis=1)
             gamma = tf.cast(tf.argmax(zq, 1) == y, tf.float32)
+            if self.hp.get("ramp_pair_all", False):
+                gamma = tf.ones_like(gamma)
             l_kl = tf.reduce_sum(kl * gamma) / tf.maximum(tf.reduce_sum(gamma), 1.0)
             return l_max + float(self.hp["ramp_lambda"]) * l_kl, tf.constant(0.0)
         raise ValueError(kind)
@@ -439,8 +461,7 @@ class MultiExitTrainer:
         self.n_exits = len(model.outputs)
         self.weights = exit_weights(hp.get("exit_weights"), self.n_exits)
         self.rng = np.random.default_rng([seed, 11])
-        sched = keras.optimizers.schedules.CosineDecay(float(hp["lr"]), max(1, steps_total))
-        self.opt = keras.optimizers.Adam(sched)
+        self.opt = keras.optimizers.Adam(lr_schedule(hp, steps_total))
         self._step = None
 
     def adversarial(self, x, y):
@@ -727,7 +748,7 @@ def choose_robust_threshold(
 def parse_pair(text) -> tuple[str, str] | None:
     if text in (None, "", "auto"):
         return None
-    parts = [p.strip() for p in str(text).split(",")]
+    parts = [p.strip() for p in str(text).replace("-", ",").split(",")]
     if len(parts) != 2 or any(p not in NORMS for p in parts) or parts[0] == parts[1]:
         raise DitmosError(
             f"RAMP pair must be two different norms of {', '.join(NORMS)} (e.g. 'linf,l1') or 'auto', got {text!r}"
@@ -775,6 +796,45 @@ def _build_early_exit(cfg: dict, input_shape, num_classes: int, mac_factor: floa
     return spec, exit_macs, lambda: build_early_exit(spec, input_shape, num_classes)
 
 
+def load_init(model, init_dir, *, method: str, dataset: str, normalizer) -> dict:
+    """Copy the weights of the finished robust run ``init_dir`` into ``model``
+    (fine-tuning).  The run must hold the same kind of network of the same
+    dataset with the same normalisation, and its weights the same shapes layer
+    by layer; anything else is a clear error.  Returns what robust.json
+    records about the starting point."""
+    import keras
+
+    src = Path(init_dir)
+    info_path = src / "robust.json"
+    if not info_path.is_file():
+        raise DitmosError(f"init_from {src}: not a finished robust training run (no robust.json)")
+    info = json.loads(info_path.read_text())
+    if info.get("model") != method or info.get("dataset") != dataset:
+        raise DitmosError(
+            f"init_from {src}: it trained {info.get('model')!r} on {info.get('dataset')!r}, "
+            f"this run trains {method!r} on {dataset!r}"
+        )
+    try:
+        src_norm = json.loads((src / "normalization.json").read_text())
+    except (OSError, ValueError) as e:
+        raise DitmosError(f"init_from {src}: cannot read normalization.json: {e}") from e
+    if src_norm != json.loads(json.dumps(normalizer.to_dict())):
+        raise DitmosError(f"init_from {src}: its input normalisation differs from this run's (other data split?)")
+    src_model = keras.models.load_model(src / "models" / f"{method}.keras", compile=False)
+    shapes_w = [tuple(v.shape) for v in model.weights]
+    shapes_h = [tuple(v.shape) for v in src_model.weights]
+    if shapes_w != shapes_h:
+        raise DitmosError(
+            f"init_from {src}: its network differs from the one this run trains "
+            f"(spec {info.get('spec', {}).get('channels')} with {len(shapes_h)} weight tensors, "
+            f"expected {len(shapes_w)}; first differing shape "
+            + next((f"{a} vs {b}" for a, b in zip(shapes_h, shapes_w) if a != b), "count")
+            + ")"
+        )
+    model.set_weights(src_model.get_weights())
+    return {"run": str(src), "mode": info.get("mode"), "best_epoch": info.get("best_epoch"), "seed": info.get("seed")}
+
+
 def proxy_pair(build, data, radii, hp, seed: int) -> tuple[tuple[str, str], dict]:
     """The cheap stand-in for RAMP's v1 rule: one AT epoch per norm from the
     same initialisation on <= 2000 training windows; the two norms with the
@@ -805,6 +865,7 @@ def train_robust(
     config_file=None,
     overrides: dict | None = None,
     pair=None,
+    init_from=None,
     quiet: bool = False,
 ) -> Path:
     """Adversarially train ``method`` with ``mode`` into a new run directory:
@@ -815,7 +876,11 @@ def train_robust(
 
     ``method="single"``: the equal-MACs single CNN (:class:`RobustTrainer`).
     ``method="early_exit"``: the multi-exit CNN of the ``early_exit``
-    baseline, trained RDI-Nets style (:class:`MultiExitTrainer`)."""
+    baseline, trained RDI-Nets style (:class:`MultiExitTrainer`).
+
+    ``init_from`` (or the ``init_from`` hyper-parameter): fine-tune the
+    weights of that finished run instead of a fresh initialisation
+    (:func:`load_init`)."""
 
     import keras
 
@@ -846,12 +911,18 @@ def train_robust(
     hp = {**DEFAULTS, **rob}
     if pair is not None:
         hp["pair"] = pair
+    if init_from is not None:
+        hp["init_from"] = str(init_from)
     pair_t = parse_pair(hp["pair"])
     for key in ("mac_factor", "mac_budget"):
         if not isinstance(hp[key], (int, float)) or isinstance(hp[key], bool) or hp[key] <= 0:
             raise DitmosError(f"robust '{key}' must be a positive number, got {hp[key]!r}")
     if hp["exit_attack"] not in EXIT_ATTACKS:
         raise DitmosError(f"robust 'exit_attack' must be one of {', '.join(EXIT_ATTACKS)}, got {hp['exit_attack']!r}")
+    if hp["lr_schedule"] not in LR_SCHEDULES:
+        raise DitmosError(f"robust 'lr_schedule' must be one of {', '.join(LR_SCHEDULES)}, got {hp['lr_schedule']!r}")
+    if hp["init_from"] is not None and not isinstance(hp["init_from"], str):
+        raise DitmosError(f"robust 'init_from' must be a run directory (text) or null, got {hp['init_from']!r}")
     if hp["threshold_on"] not in THRESHOLD_ON:
         raise DitmosError(f"robust 'threshold_on' must be one of {', '.join(THRESHOLD_ON)}, got {hp['threshold_on']!r}")
     if hp["exit_thresholds"] not in EXIT_THRESHOLDS:
@@ -902,6 +973,10 @@ def train_robust(
 
     keras.utils.set_random_seed(seed)
     model = build()
+    init_info = None
+    if hp["init_from"]:
+        init_info = load_init(model, hp["init_from"], method=method, dataset=cfg["dataset"], normalizer=norm)
+        log(f"fine-tuning from {hp['init_from']} ({init_info['mode']}, epoch {init_info['best_epoch']})")
     n_batches = math.ceil(len(data["x_train"]) / int(hp["batch_size"]))
     if mode in CERT_MODES:
         from ditmos.robust.certified import CertifiedTrainer
@@ -964,6 +1039,7 @@ def train_robust(
         "radii": radii,
         "hyper": hp,
         "pair": pair_info,
+        "init": init_info,
         "best_epoch": best[1],
         "train_seconds": round(seconds, 1),
         "history": history,

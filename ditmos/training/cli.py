@@ -124,6 +124,15 @@ from ditmos.errors import DitmosError
     metavar="Q,R",
     help="RAMP key pair, e.g. 'linf,l1' (default: a cheap proxy of the RAMP rule).",
 )
+@click.option(
+    "--init-from",
+    "init_from",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="With --robust: fine-tune the weights of this finished robust run (same "
+    "--method and dataset) instead of training from scratch, e.g. RAMP or E-AT "
+    "on top of an l_inf-AT run.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars (CI).")
 def train(
     dataset,
@@ -148,6 +157,7 @@ def train(
     model_kind,
     robust_mode,
     pair,
+    init_from,
     quiet,
 ):
     """Train DiTMoS and write a run directory (config, models, export, metrics.json).
@@ -182,8 +192,8 @@ def train(
     from pathlib import Path
 
     if model_kind == "single" and smoothing != "none":
-        if robust_mode is not None or pair is not None:
-            raise DitmosError("--smoothing and --robust are separate trainings; choose one")
+        if robust_mode is not None or pair is not None or init_from is not None:
+            raise DitmosError("--smoothing and --robust (--init-from) are separate trainings; choose one")
         if resume or compare or widths or seeds or width != 1.0 or preset != "quick":
             raise DitmosError(
                 "--model single --smoothing takes only --dataset, --out, --config, --seed, --sigma, --quiet"
@@ -209,6 +219,8 @@ def train(
         raise DitmosError(
             "--smoothing smoothmix is available for --model single only; DiTMoS trains with --smoothing gaussian"
         )
+    if init_from is not None and robust_mode is None:
+        raise DitmosError("--init-from applies to robust training only (with --robust MODE)")
     if model_kind != "ditmos" or robust_mode is not None:
         if model_kind == "ditmos":
             raise DitmosError(
@@ -217,7 +229,8 @@ def train(
             )
         if resume or compare or widths or seeds or width != 1.0 or preset != "quick" or smoothing != "none":
             raise DitmosError(
-                f"--method {model_kind} takes only --dataset, --out, --config, --seed, --robust, --pair, --quiet"
+                f"--method {model_kind} takes only --dataset, --out, --config, --seed, --robust, --pair, "
+                "--init-from, --quiet"
             )
         if pair is not None and robust_mode != "ramp":
             raise DitmosError("--pair only applies to --robust ramp")
@@ -231,6 +244,7 @@ def train(
             seed=seed,
             config_file=config_file,
             pair=pair,
+            init_from=init_from,
             quiet=quiet,
         )
         import json

@@ -169,6 +169,11 @@ def test_bad_pair_and_mode_are_clear_errors():
             parse_pair(bad)
     with pytest.raises(DitmosError, match="unknown robust mode"):
         RobustTrainer(_tiny_model(), {n: 0.1 for n in NORMS}, "fgsm", {"lr": 1e-3}, steps_total=1)
+    from ditmos.robust.training import train_robust
+
+    for rob, msg in (({"lr_schedule": "linear"}, "lr_schedule"), ({"init_from": 3}, "init_from")):
+        with pytest.raises(DitmosError, match=msg):
+            train_robust("hapt", "/nonexistent/out", mode="linf", overrides={"robust": rob})
 
 
 @pytest.mark.slow
@@ -253,6 +258,49 @@ def test_cli_trains_a_robust_single_cnn_and_attacks_it(tmp_path, capsys):
     assert "No finished run: max." in text
     assert main(["train", "--dataset", "hapt", "--robust", "linf", "--out", str(tmp_path / "x")]) == 2
     assert "--method single or early_exit" in capsys.readouterr().err
+    _init_from_loads_exactly_and_refuses_other_networks(run, info, tmp_path, capsys)
+
+
+def _init_from_loads_exactly_and_refuses_other_networks(run, info, tmp_path, capsys):
+    """Fine-tuning starts from the run's weights bit for bit; another network,
+    method, normalisation or an unfinished run is a clear error."""
+    import keras
+
+    from ditmos.cli import main
+    from ditmos.data import Normalizer
+    from ditmos.robust.training import load_init
+
+    src = keras.models.load_model(run / "models" / "single.keras", compile=False)
+    fresh = keras.models.clone_model(src)
+    assert any(not np.array_equal(a, b) for a, b in zip(fresh.get_weights(), src.get_weights()))
+    norm = Normalizer.load(run / "normalization.json")
+    got = load_init(fresh, run, method="single", dataset=info["dataset"], normalizer=norm)
+    assert got["mode"] == "linf" and got["run"] == str(run)
+    for a, b in zip(fresh.get_weights(), src.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = np.random.default_rng(0).standard_normal((4, *src.input_shape[1:])).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(fresh(x)), np.asarray(src(x)))
+    with pytest.raises(DitmosError, match="network differs"):
+        load_init(_tiny_model(*src.input_shape[1:]), run, method="single", dataset=info["dataset"], normalizer=norm)
+    with pytest.raises(DitmosError, match="trained 'single'"):
+        load_init(fresh, run, method="early_exit", dataset=info["dataset"], normalizer=norm)
+    with pytest.raises(DitmosError, match="normalisation differs"):
+        load_init(fresh, run, method="single", dataset=info["dataset"], normalizer=Normalizer(norm.mean + 1, norm.std))
+    with pytest.raises(DitmosError, match="not a finished"):
+        load_init(fresh, tmp_path, method="single", dataset=info["dataset"], normalizer=norm)
+    capsys.readouterr()
+    assert main(["train", "--dataset", "hapt", "--init-from", str(run), "--out", str(tmp_path / "y")]) == 2
+    assert "--init-from applies to robust training only" in capsys.readouterr().err
+
+
+def test_step_schedule_divides_the_rate_by_ten_each_third():
+    from ditmos.robust.training import lr_schedule
+
+    sched = lr_schedule({"lr": 0.01, "lr_schedule": "step"}, 30)
+    got = [float(sched(s)) for s in (0, 9, 10, 11, 20, 21, 29)]
+    np.testing.assert_allclose(got, [0.01, 0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001], rtol=1e-6)
+    cos = lr_schedule({"lr": 0.01}, 30)
+    assert float(cos(0)) == pytest.approx(0.01) and float(cos(30)) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_table_without_finished_runs_is_a_clear_error(tmp_path, capsys):
@@ -293,3 +341,47 @@ def test_ramp_sweep_reports_the_best_validation_union(tmp_path):
     for lam, beta, msg in (("x", None, "--ramp-lambdas"), ("1", "1", "--ramp-betas"), ("-1", None, "non-negative")):
         with pytest.raises(DitmosError, match=msg):
             _ramp_grid(lam, beta, None)
+
+
+def _fake_finished(run, mode, seed, union, clean, budget_key, **hyper):
+    """A finished run with a stored attack of ``budget_key``: the table reads
+    both without training or attacking."""
+    hp = {"epochs": 3, "batch_size": 128, "lr": 1e-3, "lr_schedule": "step", "attack_steps": 3, **hyper}
+    hp.update(ramp_lambda=1.5, gp=False, gp_beta=0.5)
+    info = {"mode": mode, "seed": seed, "hyper": hp, "macs": 1000, "params": 10, "spec": {"channels": [4]}}
+    info.update(best_epoch=1, train_seconds=1.0, pair=None, cheap_pgd={"val": {"union": union, "clean": clean}})
+    (run / "robust").mkdir(parents=True)
+    (run / "robust.json").write_text(json.dumps(info))
+    rob = {"linf": union + 0.01, "l2": union + 0.02, "l1": union}
+    res = {"float": {"n": 10, "radii": {"linf": 0.1, "l2": 1.8, "l1": 19.0}, "clean": clean, "union": union}}
+    res["float"]["robust"] = rob
+    (run / "robust" / "attack.json").write_text(json.dumps({**res, "budget_key": budget_key, "seconds": 1}))
+
+
+def test_seeds_table_gives_mean_and_std_and_the_ramp_verdict(tmp_path, capsys):
+    """--seeds runs the fine-tuning table per seed (here: finished runs are
+    reused) and writes mean ± std per row and the target per seed."""
+    from ditmos.cli import main
+
+    key = [2, 1, 5, None]
+    figures = {
+        0: {"init": 0.80, "linf": 0.82, "max": 0.83, "ramp": 0.87},
+        1: {"init": 0.78, "linf": 0.80, "max": 0.84, "ramp": 0.85},
+    }
+    for seed, rows in figures.items():
+        for mode, u in rows.items():
+            name = "init_linf" if mode == "init" else mode
+            _fake_finished(tmp_path / f"seed{seed}" / name, "linf" if mode == "init" else mode, seed, u, 0.95, key)
+    md = tmp_path / "mean.md"
+    args = ["robust", "table", "--dataset", "hapt", "--out", str(tmp_path), "--no-train", "--modes", "linf,max,ramp"]
+    args += ["--init-mode", "linf", "--seeds", "0,1", "--steps", "2", "--restarts", "1", "--queries", "5"]
+    assert main([*args, "--write", str(md), "--quiet"]) == 0
+    text = md.read_text()
+    assert "| start: linf (no fine-tuning) | 2 | 95.00 ± 0.00 |" in text
+    assert f"| 86.00 ± {np.std([87.0, 85.0], ddof=1):.2f} | 87.00, 85.00 |" in text
+    assert "- seed 0: RAMP union 87.00 vs best other max 83.00 (+4.00 points)" in text and "target met" in text
+    assert "- mean: RAMP union 86.00 vs best other max 83.50 (+2.50 points)" in text
+    assert "Fine-tuning: every row" in (tmp_path / "seed1" / "table.md").read_text()
+    capsys.readouterr()
+    assert main([*args[:-6], "--seeds", "0,0"]) == 2
+    assert "a seed twice" in capsys.readouterr().err
