@@ -108,14 +108,6 @@ def robust() -> None:
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="Emulator instances for --emulate.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option(
-    "--seeds",
-    default=None,
-    help="Comma-separated seeds (e.g. 0,1,2), with --methods early_exit: every "
-    "run once per seed under OUT/seedS (--seed is then ignored); the table gives "
-    "each row as mean ± std over the seeds, the verdict on the means and per "
-    "seed, and every seed's own table below.",
-)
-@click.option(
     "--write",
     "write_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -170,10 +162,10 @@ def attack(
     if with_int8 is None:  # DiTMoS always; the robust CNNs once `ditmos quantize` made int8/
         with_int8 = kind == "ditmos" or (run_dir / "int8" / "manifest.json").is_file()
     if build_dir is not None:
-        if not (run_dir / "int8" / "manifest.json").is_file():
-            raise DitmosError(f"--build: the device check needs the int8 model: run `ditmos quantize {run_dir}` first")
         if bool(ports) == bool(emulate):
             raise DitmosError("--build needs either --emulate or --port URL")
+        if not (run_dir / "int8" / "manifest.json").is_file():
+            raise DitmosError(f"--build: the device check needs the int8 model: run `ditmos quantize {run_dir}` first")
         with_int8 = True
     elif emulate or ports:
         raise DitmosError("--emulate/--port need --build BUILD_DIR (a firmware of RUN_DIR)")
@@ -722,7 +714,9 @@ def _seeds(text) -> list[int]:
         vals = [int(v) for v in str(text).split(",") if v.strip()]
     except ValueError:
         vals = []
-    if not vals or len(set(vals)) != len(vals) or any(v < 0 for v in vals):
+    if vals and len(set(vals)) != len(vals):
+        raise DitmosError(f"--seeds lists a seed twice: {text!r}")
+    if not vals or any(v < 0 for v in vals):
         raise DitmosError(f"--seeds must be comma-separated distinct non-negative integers, got {text!r}")
     return vals
 
