@@ -8,7 +8,8 @@
 ablations, the single CNNs, the early-exit CNN): ``ditmos quantize --method``
 (when its ``int8/`` is missing), ``ditmos build --method`` into
 ``WORK/build/<method>`` and ``ditmos evaluate --emulate`` into
-``WORK/eval/<method>`` (both reused when complete for the same model), then
+``WORK/eval/<method>`` (both reused when complete for the same model and the
+same firmware sources, templates and code generator), then
 ``device_<dataset>_<preset>_<board>.md`` in the output folder: on-device
 accuracy, mismatches against the host int8 reference, latency (median and
 p95 in the board's unit), flash and RAM of the linked firmware, the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -30,6 +32,21 @@ from ditmos.errors import DitmosError
 from ditmos.methods import compare_dir_of, deployable, label, method_run_dir
 
 COMMAND = "scripts/device_results.sh RUN [--board mps2_an500] [--work DIR] [--limit N]"
+
+
+def _sources_key() -> str:
+    """sha256 over the firmware sources, templates and code generator that a
+    build is made from: builds and evaluations are reused only while it holds."""
+    import hashlib
+
+    from ditmos.paths import firmware_dir, package_root, templates_dir
+
+    h = hashlib.sha256()
+    roots = [firmware_dir(), templates_dir(), package_root() / "codegen"]
+    for root in roots:
+        for f in sorted(p for p in Path(root).rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 def deployable_methods(run_dir: Path) -> list[str]:
@@ -128,10 +145,16 @@ def measure(run_dir: Path, method: str, board: str, work: Path, *, limit: int | 
     model_hash = json.loads((mdir / "int8" / "manifest.json").read_text())["model_hash"]
     bdir = work / "build" / method
     bman = bdir / "manifest.json"
-    if not (bman.is_file() and json.loads(bman.read_text()).get("model_hash") == model_hash):
-        log(f"[{method}] building for {board}")
-        build_firmware(board, mdir / "int8", bdir)
+    stamp = bdir.parent / f"{method}.sources"  # the firmware sources the build was made from
     edir = work / "eval" / method
+    key = _sources_key()
+    same_sources = stamp.is_file() and stamp.read_text() == key
+    if not (same_sources and bman.is_file() and json.loads(bman.read_text()).get("model_hash") == model_hash):
+        log(f"[{method}] building for {board}")
+        if edir.exists():  # measured on another firmware: measure again
+            shutil.rmtree(edir)
+        build_firmware(board, mdir / "int8", bdir)
+        stamp.write_text(key)
     rep_path = edir / "report.json"
     rep = json.loads(rep_path.read_text()) if rep_path.is_file() else None
     if not (rep and rep.get("complete") and rep.get("model_hash") == model_hash):
