@@ -53,4 +53,25 @@ static inline int32_t ditmos_clamp(int32_t v, int32_t lo, int32_t hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* A MEAN over T values: fold 1/T into (multiplier, shift) exactly as TFLM's
+ * QuantizedMeanOrSum does (T <= 0 leaves them unchanged). */
+static inline void ditmos_mean_fold(int32_t T, int32_t *multiplier, int32_t *shift)
+{
+    if (T <= 0) {
+        return;
+    }
+    int32_t n_shift = 0;
+    while ((INT64_C(1) << (n_shift + 1)) <= (int64_t)T) {
+        ++n_shift;
+    }
+    if (n_shift > 32) {
+        n_shift = 32;
+    }
+    if (n_shift > 31 + *shift) {
+        n_shift = 31 + *shift;
+    }
+    *multiplier = (int32_t)(((int64_t)*multiplier << n_shift) / (int64_t)T);
+    *shift -= n_shift;
+}
+
 #endif /* DITMOS_KERNEL_REQUANT_H */

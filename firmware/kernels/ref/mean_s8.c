@@ -8,21 +8,7 @@ void dtm_mean_s8(const dtm_mean_s8_params_t *params, const int8_t *input, int8_t
     const int32_t C = params->channels;
     int32_t multiplier = params->multiplier;
     int32_t shift = params->shift;
-    if (T > 0) {
-        /* Fold 1/T into the multiplier exactly as TFLM's QuantizedMeanOrSum. */
-        int32_t n_shift = 0;
-        while ((INT64_C(1) << (n_shift + 1)) <= (int64_t)T) {
-            ++n_shift;
-        }
-        if (n_shift > 32) {
-            n_shift = 32;
-        }
-        if (n_shift > 31 + shift) {
-            n_shift = 31 + shift;
-        }
-        multiplier = (int32_t)(((int64_t)multiplier << n_shift) / (int64_t)T);
-        shift -= n_shift;
-    }
+    ditmos_mean_fold(T, &multiplier, &shift);
     for (int32_t c = 0; c < C; ++c) {
         int32_t sum = 0;
         for (int32_t t = 0; t < T; ++t) {
