@@ -161,25 +161,39 @@ def evaluate(
     if certify:
         if raw is not None or method != "ditmos":
             raise click.UsageError("--certify certifies the DiTMoS model from int8 windows: drop --raw and --method")
-        _certify(
+        from ditmos.harness.certify_eval import certify_summary_lines, evaluate_certify
+
+        if sigma is None:
+            raise click.UsageError("--certify needs --sigma (noise level in normalised input units)")
+        if jobs != 1:
+            raise click.UsageError("--certify runs on one device: leave --jobs at 1")
+
+        def progress(done, total):
+            if not quiet:
+                click.echo(f"  {done}/{total} windows certified", err=True)
+
+        report = evaluate_certify(
             run_dir,
             build_dir,
             out_dir,
-            ports,
-            baud,
-            emulate,
-            jobs,
-            marks,
-            resume,
-            limit,
-            timeout,
-            quiet,
-            sigma,
-            n0,
-            n_est,
-            alpha,
-            seed,
+            sigma=sigma,
+            n0=n0,
+            n=n_est,
+            alpha=alpha,
+            seed=seed,
+            ports=list(ports),
+            baudrate=baud,
+            emulate=emulate,
+            resume=resume,
+            limit=limit,
+            timeout=timeout,
+            marks=list(marks),
+            progress=progress,
         )
+        for line in certify_summary_lines(report):
+            click.echo(line)
+        if report["mismatches"]:
+            raise click.exceptions.Exit(1)
         return
     if sigma is not None:
         raise click.UsageError("--sigma goes with --certify")
@@ -213,60 +227,6 @@ def evaluate(
         progress=progress,
     )
     for line in summary_lines(report):
-        click.echo(line)
-    if report["mismatches"]:
-        raise click.exceptions.Exit(1)
-
-
-def _certify(
-    run_dir,
-    build_dir,
-    out_dir,
-    ports,
-    baud,
-    emulate,
-    jobs,
-    marks,
-    resume,
-    limit,
-    timeout,
-    quiet,
-    sigma,
-    n0,
-    n,
-    alpha,
-    seed,
-):
-    from ditmos.harness.certify_eval import certify_summary_lines, evaluate_certify
-
-    if sigma is None:
-        raise click.UsageError("--certify needs --sigma (noise level in normalised input units)")
-    if jobs != 1:
-        raise click.UsageError("--certify runs on one device: leave --jobs at 1")
-
-    def progress(done, total):
-        if not quiet:
-            click.echo(f"  {done}/{total} windows certified", err=True)
-
-    report = evaluate_certify(
-        run_dir,
-        build_dir,
-        out_dir,
-        sigma=sigma,
-        n0=n0,
-        n=n,
-        alpha=alpha,
-        seed=seed,
-        ports=list(ports),
-        baudrate=baud,
-        emulate=emulate,
-        resume=resume,
-        limit=limit,
-        timeout=timeout,
-        marks=list(marks),
-        progress=progress,
-    )
-    for line in certify_summary_lines(report):
         click.echo(line)
     if report["mismatches"]:
         raise click.exceptions.Exit(1)
