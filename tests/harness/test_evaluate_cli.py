@@ -79,7 +79,7 @@ def test_ctrl_c_leaves_a_valid_partial_result(tiny_run, host_model_build, tmp_pa
 
     out = tmp_path / "eval"
     samples = out / "samples.jsonl"
-    slow = FaultPlan(stall_rate=1.0, stall_seconds=0.05)  # every frame held 50 ms: 300 windows take >= 15 s
+    slow = FaultPlan(stall_rate=1.0, stall_seconds=0.2)  # every relayed chunk held 200 ms
     with HostDevice(host_model_build) as dev, FaultProxy(dev.url, slow) as proxy:
         proc = subprocess.Popen(
             [
